@@ -1,0 +1,1 @@
+"""What is sent: snippets, weekly assembly, rendering, the delivery ledger and tracking."""

@@ -1,0 +1,1 @@
+"""Email providers: one small interface (base.py), three implementations and a factory."""

@@ -1,0 +1,1 @@
+"""The ground floor: settings, database, errors, migrations and shared mail types."""

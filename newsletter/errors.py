@@ -1,0 +1,130 @@
+"""The one error hierarchy of the service.
+
+Doors catch :class:`NewsletterError` and show its message; anything else is a bug and
+keeps its traceback::
+
+    NewsletterError
+    ├── ConfigError               a setting is missing or invalid
+    ├── DatabaseError             the database cannot be reached or migrated
+    ├── NotFound                  an id, address or token names nothing
+    ├── InvalidInput              bad user input (carries where: file, line, field)
+    │   ├── InvalidEmail
+    │   └── ImportProblem         one bad row or entry of an import
+    ├── TokenError                a signed link that does not verify
+    │   ├── TokenExpired
+    │   └── TokenInvalid          tampered, wrong purpose, or unknown key
+    ├── ConsentError              the consent rules forbid this change
+    ├── StateError                an illegal state transition (HTTP 409)
+    ├── TemplateError             Jinja2 or MJML failed (carries template and line)
+    ├── ContentError              not enough snippets, preflight failed
+    ├── SchedulerError            another instance is active, lease lost
+    └── ProviderError             the email provider refused or failed (status, response)
+        ├── ProviderAuthError     401/403: stop the campaign
+        ├── ProviderRejected      400: this batch is bad, the campaign goes on
+        └── ProviderUnavailable   429/5xx/timeout: retry later
+"""
+
+from __future__ import annotations
+
+
+class NewsletterError(Exception):
+    """Base of every expected error; its message is meant for a human."""
+
+
+class ConfigError(NewsletterError):
+    pass
+
+
+class DatabaseError(NewsletterError):
+    pass
+
+
+class NotFound(NewsletterError):
+    pass
+
+
+class InvalidInput(NewsletterError):
+    def __init__(
+        self, message: str, *, where: str | None = None, field: str | None = None
+    ) -> None:
+        self.where = where
+        self.field = field
+        prefix = ", ".join(p for p in (where, f"field {field!r}" if field else None) if p)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+        self.reason = message
+
+
+class InvalidEmail(InvalidInput):
+    pass
+
+
+class ImportProblem(InvalidInput):
+    pass
+
+
+class TokenError(NewsletterError):
+    pass
+
+
+class TokenExpired(TokenError):
+    pass
+
+
+class TokenInvalid(TokenError):
+    pass
+
+
+class ConsentError(NewsletterError):
+    pass
+
+
+class StateError(NewsletterError):
+    pass
+
+
+class TemplateError(NewsletterError):
+    def __init__(self, message: str, *, template: str | None = None, line: int | None = None):
+        self.template = template
+        self.line = line
+        where = template or "<template>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class ContentError(NewsletterError):
+    pass
+
+
+class SchedulerError(NewsletterError):
+    pass
+
+
+class ProviderError(NewsletterError):
+    def __init__(
+        self, message: str, *, status: int | None = None, response: str | None = None
+    ) -> None:
+        self.status = status
+        self.response = response
+        super().__init__(message if status is None else f"{message} (HTTP {status})")
+
+
+class ProviderAuthError(ProviderError):
+    pass
+
+
+class ProviderRejected(ProviderError):
+    pass
+
+
+class ProviderUnavailable(ProviderError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        response: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status=status, response=response)

@@ -1,0 +1,48 @@
+"""Tables of the service itself: API tokens, the scheduler's lease and its job runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from newsletter.db import utcnow
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for /api/; only the SHA-256 of the token is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, sa_column_kwargs={"unique": True})
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class Lease(SQLModel, table=True):
+    """Who is the active scheduler instance, until when."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=50)
+    holder: str = Field(max_length=200)
+    acquired_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class JobRun(SQLModel, table=True):
+    """One run of a scheduler job, for health reports and the ops log."""
+
+    __tablename__ = "job_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=50, index=True)
+    instance: str = Field(max_length=200)
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    outcome: str = Field(default="running", sa_type=sa.String(20))
+    detail: str = Field(default="", sa_type=sa.Text)

@@ -1,0 +1,1 @@
+"""Who receives the newsletter: consent, tokens, suppression, import/export and pages."""

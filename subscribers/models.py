@@ -1,0 +1,113 @@
+"""Subscribers, their append-only consent history and the suppression list."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Column, Field, SQLModel
+
+from newsletter.db import utcnow
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class ConsentSource(StrEnum):
+    FORM = "form"
+    IMPORT = "import"
+    API = "api"
+    CLI = "cli"
+    PROVIDER = "provider"  # webhook events: bounces, complaints, unsubscribes
+    SYSTEM = "system"
+
+
+class SuppressionReason(StrEnum):
+    UNSUBSCRIBE = "unsubscribe"
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCES = "soft_bounces"
+    COMPLAINT = "complaint"
+    INVALID = "invalid"
+    MANUAL = "manual"
+    ERASED = "erased"
+
+
+class SubscriberBase(SQLModel):
+    email: str = Field(max_length=320, sa_column_kwargs={"unique": True}, index=False)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class SubscriberCreate(SubscriberBase):
+    source: ConsentSource = ConsentSource.FORM
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class SubscriberPublic(SubscriberBase):
+    id: int
+    status: SubscriberStatus
+    source: str
+    created_at: datetime
+    confirmed_at: datetime | None
+    topics: list[str]
+    paused_until: date | None
+
+
+class Subscriber(SubscriberBase, table=True):
+    __tablename__ = "subscriber"
+    __table_args__ = (sa.Index("ix_subscriber_status_id", "status", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default=SubscriberStatus.PENDING, sa_type=sa.String(20))
+    source: str = Field(default=ConsentSource.FORM, sa_type=sa.String(20))
+    consent_version: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    confirmed_at: datetime | None = None
+    status_changed_at: datetime = Field(default_factory=utcnow)
+    confirmation_sent_at: datetime | None = None
+    topics: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    topics_consent_version: str | None = Field(default=None, max_length=64)
+    topics_consented_at: datetime | None = None
+    paused_until: date | None = None
+    soft_bounces: int = 0
+
+
+class ConsentEvent(SQLModel, table=True):
+    """One state change or consent act; rows are only ever added (erasure deletes them)."""
+
+    __tablename__ = "consent_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(
+        sa_column=Column(
+            sa.Integer, sa.ForeignKey("subscriber.id", ondelete="CASCADE"), index=True,
+            nullable=False,
+        )
+    )
+    at: datetime = Field(default_factory=utcnow)
+    from_status: str | None = Field(default=None, sa_type=sa.String(20))
+    to_status: str = Field(sa_type=sa.String(20))
+    reason: str = Field(max_length=200)
+    source: str = Field(sa_type=sa.String(20))
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=500)
+    consent_version: str | None = Field(default=None, max_length=64)
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses we must never mail; after erasure only the hash remains."""
+
+    __tablename__ = "suppression"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    email: str | None = Field(default=None, max_length=320, index=True)
+    reason: str = Field(sa_type=sa.String(20))
+    created_at: datetime = Field(default_factory=utcnow)

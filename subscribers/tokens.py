@@ -1,0 +1,59 @@
+"""Signed links: confirm, unsubscribe and preferences, each with its purpose bound in.
+
+The purpose is itsdangerous' salt, so a confirm token never works as an unsubscribe
+token. Signing uses the current secret key; verifying also tries the old keys, so a key
+can be rotated without breaking links already in inboxes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from newsletter.errors import TokenExpired, TokenInvalid
+from newsletter.settings import Settings
+
+DAY = 86400
+
+
+class Purpose(StrEnum):
+    CONFIRM = "confirm"
+    UNSUBSCRIBE = "unsubscribe"
+    PREFERENCES = "preferences"
+
+
+class Tokens:
+    """Makes and checks tokens for one configuration; build once, reuse (it is cheap to call)."""
+
+    def __init__(self, settings: Settings) -> None:
+        keys = settings.secret_keys
+        # itsdangerous signs with the last key and verifies with all of them.
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(list(reversed(keys)), salt=f"newsletter.{purpose}")
+            for purpose in Purpose
+        }
+        self._max_age = {
+            Purpose.CONFIRM: settings.confirm_token_max_age_days * DAY,
+            Purpose.UNSUBSCRIBE: settings.unsubscribe_token_max_age_days * DAY,
+            Purpose.PREFERENCES: settings.unsubscribe_token_max_age_days * DAY,
+        }
+        self._base_url = settings.base_url.rstrip("/")
+
+    def make(self, purpose: Purpose, subscriber_id: int) -> str:
+        return self._serializers[purpose].dumps(subscriber_id)
+
+    def url(self, purpose: Purpose, subscriber_id: int) -> str:
+        return f"{self._base_url}/{purpose.value}/{self.make(purpose, subscriber_id)}"
+
+    def verify(self, purpose: Purpose, token: str) -> int:
+        """Return the subscriber id the token was made for, or raise a TokenError."""
+        try:
+            value = self._serializers[purpose].loads(token, max_age=self._max_age[purpose])
+        except SignatureExpired as err:
+            raise TokenExpired(f"this {purpose.value} link has expired") from err
+        except BadSignature as err:
+            raise TokenInvalid(f"this {purpose.value} link is not valid") from err
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TokenInvalid(f"this {purpose.value} link is not valid")
+        return value
