@@ -1,0 +1,256 @@
+"""Weekly assembly: pick the snippets of one ISO week's issue and create its campaign.
+
+The rules, in order: never a snippet an earlier issue already used (unless configured to
+fill up with the least-recently-sent ones, marked ``resent``), the pinned featured
+snippet first, then freshest first with at most ``max_per_category`` per category.
+Ties break on the URL, so the same library always gives the same issue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from campaigns.models import Campaign, CampaignSnippet, CampaignStatus, Snippet
+from campaigns.snippets import as_utc, collapse_whitespace, trim_text
+from newsletter.db import utcnow
+from newsletter.errors import ContentError, NotFound
+from newsletter.settings import Settings
+from newsletter.templating import Templates, brand_context
+
+SUBJECT_TEMPLATE = "email/subject.txt.j2"
+PREHEADER_TEMPLATE = "email/preheader.txt.j2"
+SUBJECT_MAX = 300
+
+
+@dataclass(frozen=True)
+class IssueItem:
+    snippet: Snippet
+    resent: bool = False
+
+
+@dataclass
+class AssembledIssue:
+    campaign: Campaign
+    items: list[IssueItem]
+    created: bool  # False: this week's campaign already existed and is returned as is
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.campaign
+        return {
+            "id": c.id,
+            "week": c.week,
+            "status": str(c.status),
+            "subject": c.subject,
+            "preheader": c.preheader,
+            "created": self.created,
+            "snippets": [
+                {
+                    "id": i.snippet.id,
+                    "title": i.snippet.title,
+                    "category": i.snippet.category,
+                    "resent": i.resent,
+                }
+                for i in self.items
+            ],
+        }
+
+
+def iso_week(day: date) -> str:
+    """'2026-W48': the campaign's week key (ISO years start on a Monday, not 1 January)."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def today(settings: Settings) -> date:
+    """Today where the newsletter's readers are, not on the server's clock."""
+    return datetime.now(ZoneInfo(settings.timezone)).date()
+
+
+def issue_items(session: Session, *, campaign: Campaign) -> list[IssueItem]:
+    """A campaign's snippets in issue order."""
+    rows = session.exec(
+        select(CampaignSnippet, Snippet)
+        .join(Snippet, col(Snippet.id) == col(CampaignSnippet.snippet_id))
+        .where(CampaignSnippet.campaign_id == campaign.id)
+        .order_by(col(CampaignSnippet.position))
+    ).all()
+    return [IssueItem(snippet, link.resent) for link, snippet in rows]
+
+
+def get_campaign(session: Session, *, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"no campaign with id {campaign_id}")
+    return campaign
+
+
+def _freshness(snippet: Snippet) -> tuple[float, str]:
+    return (-as_utc(snippet.published_at).timestamp(), snippet.url)
+
+
+def _last_used(session: Session) -> dict[int, tuple[datetime, int]]:
+    """Per snippet, when a live (not cancelled) campaign last used it."""
+    rows = session.exec(
+        select(CampaignSnippet.snippet_id, Campaign)
+        .join(Campaign, col(Campaign.id) == col(CampaignSnippet.campaign_id))
+        .where(Campaign.status != CampaignStatus.CANCELLED)
+    ).all()
+    used: dict[int, tuple[datetime, int]] = {}
+    for snippet_id, campaign in rows:
+        when = as_utc(campaign.started_at or campaign.scheduled_at or campaign.created_at)
+        key = (when, campaign.id or 0)
+        if snippet_id not in used or key > used[snippet_id]:
+            used[snippet_id] = key
+    return used
+
+
+def select_snippets(session: Session, *, settings: Settings, week: str) -> list[IssueItem]:
+    """The snippets for a new issue, by the rules above; ContentError when too few fit."""
+    wanted = settings.snippets_per_issue
+    cap = settings.max_per_category
+    used = _last_used(session)
+    everything = session.exec(select(Snippet)).all()
+    fresh = sorted((s for s in everything if s.id not in used), key=_freshness)
+
+    picked: list[IssueItem] = []
+    per_category: dict[str, int] = {}
+
+    def take(snippet: Snippet, *, resent: bool) -> None:
+        if len(picked) >= wanted or any(i.snippet.id == snippet.id for i in picked):
+            return
+        if per_category.get(snippet.category, 0) >= cap:
+            return
+        per_category[snippet.category] = per_category.get(snippet.category, 0) + 1
+        picked.append(IssueItem(snippet, resent))
+
+    featured = next((s for s in fresh if s.pinned), None)
+    if featured is not None:
+        take(featured, resent=False)
+    for snippet in fresh:
+        take(snippet, resent=False)
+    fresh_count = len(picked)
+    if len(picked) < wanted and settings.fill_with_resent:
+        stale = sorted(
+            (s for s in everything if s.id in used),
+            key=lambda s: (used[s.id or 0], *_freshness(s)),
+        )
+        for snippet in stale:
+            take(snippet, resent=True)
+    if len(picked) < wanted:
+        raise ContentError(
+            f"not enough fresh snippets for {week}: {fresh_count} fit, {wanted} needed "
+            f"({len(fresh)} never sent; at most {cap} per category). Import or add more "
+            "snippets, or set NEWSLETTER_FILL_WITH_RESENT=true to reuse older ones."
+        )
+    return picked
+
+
+def category_label(category: str, *, settings: Settings) -> str:
+    """The reader-facing name of a category slug (settings.topics), e.g. 'Back pain'."""
+    label = settings.topics.get(category)
+    return label or category.replace("-", " ").capitalize()
+
+
+def snippet_view(item: IssueItem, *, settings: Settings) -> dict[str, Any]:
+    """What templates see of a snippet: plain values, autoescaped by Jinja2 on output."""
+    s = item.snippet
+    published = as_utc(s.published_at)
+    return {
+        "id": s.id,
+        "title": s.title,
+        "summary": s.summary,
+        "url": s.url,
+        "image_url": s.image_url,
+        "image_alt": s.image_alt or s.title,
+        "category": s.category,
+        "category_label": category_label(s.category, settings=settings),
+        "tags": list(s.tags or []),
+        "author": s.author,
+        "published": published.date().isoformat(),
+        "published_label": f"{published.day} {published:%B %Y}",
+        "pinned": s.pinned,
+        "resent": item.resent,
+    }
+
+
+def headline_context(
+    settings: Settings, *, week: str | None, items: list[IssueItem]
+) -> dict[str, Any]:
+    """The context of the subject and preheader templates."""
+    snippets = [snippet_view(i, settings=settings) for i in items]
+    return {
+        "brand": brand_context(settings),
+        "newsletter_name": settings.newsletter_name,
+        "week": week,
+        "lead": snippets[0] if snippets else None,
+        "snippets": snippets,
+    }
+
+
+def render_headlines(
+    settings: Settings, *, week: str | None, items: list[IssueItem]
+) -> tuple[str, str]:
+    """Subject and preheader from their (overridable) one-line templates."""
+    templates = Templates(settings)
+    context = headline_context(settings, week=week, items=items)
+    subject = trim_text(templates.render_text(SUBJECT_TEMPLATE, context), SUBJECT_MAX)
+    preheader = trim_text(templates.render_text(PREHEADER_TEMPLATE, context), SUBJECT_MAX)
+    if not subject:
+        subject = collapse_whitespace(settings.newsletter_name)
+    return subject, preheader
+
+
+def find_week(session: Session, *, week: str) -> Campaign | None:
+    return session.exec(select(Campaign).where(Campaign.week == week)).first()
+
+
+def assemble_week(
+    session: Session, *, settings: Settings, day: date | None = None, actor: str = "system"
+) -> AssembledIssue:
+    """The issue for the ISO week of ``day`` (default: today); the existing one if any.
+
+    The caller commits. Two assemblers racing for the same week meet at the unique week
+    column: the loser rolls back and returns the winner's campaign.
+    """
+    week = iso_week(day or today(settings))
+    existing = find_week(session, week=week)
+    if existing is not None:
+        return AssembledIssue(existing, issue_items(session, campaign=existing), created=False)
+    items = select_snippets(session, settings=settings, week=week)
+    subject, preheader = render_headlines(settings, week=week, items=items)
+    campaign = Campaign(
+        subject=subject,
+        preheader=preheader,
+        week=week,
+        status=CampaignStatus.DRAFT,
+        created_by=actor[:100],
+        created_at=utcnow(),
+    )
+    session.add(campaign)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        winner = find_week(session, week=week)
+        if winner is None:
+            raise
+        return AssembledIssue(winner, issue_items(session, campaign=winner), created=False)
+    assert campaign.id is not None
+    for position, item in enumerate(items, start=1):
+        assert item.snippet.id is not None
+        session.add(
+            CampaignSnippet(
+                campaign_id=campaign.id,
+                snippet_id=item.snippet.id,
+                position=position,
+                resent=item.resent,
+            )
+        )
+    session.flush()
+    return AssembledIssue(campaign, items, created=True)

@@ -1,0 +1,89 @@
+"""What a rendered email contains: its links, images and size, as preview and preflight see it.
+
+Parsed with the standard library's HTML parser (never regex), with the source line of
+each element so a finding can point at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+from newsletter.mail import PLACEHOLDER_KEYS, placeholder
+from newsletter.settings import Settings
+
+PLACEHOLDERS = frozenset(placeholder(k) for k in PLACEHOLDER_KEYS)
+
+
+@dataclass(frozen=True)
+class Link:
+    href: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Image:
+    src: str
+    alt: str | None  # None: no alt attribute at all
+    line: int
+
+
+@dataclass
+class EmailAudit:
+    links: list[Link] = field(default_factory=list)
+    images: list[Image] = field(default_factory=list)
+    html_lang: str | None = None
+    size_bytes: int = 0
+
+    def estimated_size(self, settings: Settings) -> int:
+        """Bytes once the provider's click tracking has rewritten every link."""
+        return self.size_bytes + len(self.links) * settings.tracking_budget_bytes_per_link
+
+    def size_warning(self, settings: Settings) -> str | None:
+        estimate = self.estimated_size(settings)
+        if estimate <= settings.html_size_limit_bytes:
+            return None
+        return (
+            f"HTML is {self.size_bytes} bytes, about {estimate} with click tracking on "
+            f"{len(self.links)} links; over the {settings.html_size_limit_bytes}-byte limit, "
+            "so Gmail will clip the message (and hide the unsubscribe link)"
+        )
+
+    def images_without_alt(self) -> list[Image]:
+        return [i for i in self.images if i.alt is None or not i.alt.strip()]
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.audit = EmailAudit()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        line = self.getpos()[0]
+        if tag == "a" and "href" in values:
+            self.audit.links.append(Link((values["href"] or "").strip(), line))
+        elif tag == "img":
+            self.audit.images.append(
+                Image((values.get("src") or "").strip(), values.get("alt"), line)
+            )
+        elif tag == "html":
+            self.audit.html_lang = values.get("lang")
+
+    handle_startendtag = handle_starttag
+
+
+def audit_html(html: str) -> EmailAudit:
+    collector = _Collector()
+    collector.feed(html)
+    collector.close()
+    collector.audit.size_bytes = len(html.encode("utf-8"))
+    return collector.audit
+
+
+def is_live_http(href: str) -> bool:
+    """An absolute http(s) link (or a per-recipient placeholder that becomes one)."""
+    if href in PLACEHOLDERS:
+        return True
+    lowered = href.lower()
+    return lowered.startswith(("http://", "https://")) and len(href) > len("https://")
