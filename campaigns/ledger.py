@@ -1,0 +1,121 @@
+"""The delivery ledger: one row per (campaign, subscriber), the basis of exactly-once.
+
+Queueing is a single ``INSERT ... SELECT`` of the eligible audience (set-based: a million
+rows never pass through Python) guarded by the unique (campaign, subscriber) constraint,
+so running it twice adds nobody twice. The send loop then moves rows from ``queued`` to
+``sent`` / ``failed`` / ``skipped``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from campaigns.models import Campaign, CampaignSnippet, Delivery, DeliveryStatus, Snippet
+from newsletter.db import utcnow
+from subscribers.audience import eligible_subscribers
+
+_delivery = Delivery.__table__
+
+
+@dataclass(frozen=True)
+class DeliveryCounts:
+    queued: int = 0
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.sent + self.skipped + self.failed
+
+    def as_dict(self) -> dict[str, int]:
+        return {**asdict(self), "total": self.total}
+
+
+def campaign_categories(session: Session, *, campaign_id: int) -> list[str]:
+    """The distinct categories of the campaign's snippets (its topics)."""
+    rows = session.execute(
+        sa.select(Snippet.category)
+        .join(CampaignSnippet, CampaignSnippet.snippet_id == Snippet.id)
+        .where(CampaignSnippet.campaign_id == campaign_id)
+        .distinct()
+    )
+    return sorted(row[0] for row in rows)
+
+
+def queue_deliveries(
+    session: Session,
+    *,
+    campaign: Campaign,
+    topics: Sequence[str] | None = None,
+    on_date: date | None = None,
+) -> int:
+    """Queue every eligible subscriber for ``campaign``; return how many rows were added.
+
+    ``topics`` defaults to the categories of the campaign's snippets. Idempotent: a
+    subscriber already in the ledger is left alone. The caller commits.
+    """
+    assert campaign.id is not None
+    dialect = session.get_bind().dialect.name
+    if topics is None:
+        topics = campaign_categories(session, campaign_id=campaign.id)
+    audience = eligible_subscribers(
+        dialect=dialect, topics=topics, on_date=on_date or utcnow().date()
+    ).subquery()
+    source = sa.select(
+        sa.literal(campaign.id).label("campaign_id"),
+        audience.c.id.label("subscriber_id"),
+        sa.literal(DeliveryStatus.QUEUED.value).label("status"),
+        sa.literal(0).label("attempts"),
+        sa.literal(0).label("open_count"),
+        sa.literal(0).label("machine_open_count"),
+        sa.literal(0).label("click_count"),
+        sa.false().label("complained"),
+        sa.false().label("unsubscribed"),
+    ).where(sa.true())  # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
+    insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert_fn(_delivery)
+        .from_select(
+            [
+                "campaign_id",
+                "subscriber_id",
+                "status",
+                "attempts",
+                "open_count",
+                "machine_open_count",
+                "click_count",
+                "complained",
+                "unsubscribed",
+            ],
+            source.order_by(audience.c.id),
+        )
+        .on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
+    )
+    added = session.execute(statement, execution_options={"preserve_rowcount": True}).rowcount
+    if campaign.queued_at is None:
+        campaign.queued_at = utcnow()
+        session.add(campaign)
+    return max(added, 0)
+
+
+def delivery_counts(session: Session, *, campaign_id: int) -> DeliveryCounts:
+    """Ledger rows of a campaign by status."""
+    rows = session.execute(
+        sa.select(_delivery.c.status, sa.func.count())
+        .where(_delivery.c.campaign_id == campaign_id)
+        .group_by(_delivery.c.status)
+    )
+    counts = {status: number for status, number in rows}
+    return DeliveryCounts(
+        queued=counts.get(DeliveryStatus.QUEUED.value, 0),
+        sent=counts.get(DeliveryStatus.SENT.value, 0),
+        skipped=counts.get(DeliveryStatus.SKIPPED.value, 0),
+        failed=counts.get(DeliveryStatus.FAILED.value, 0),
+    )

@@ -1,0 +1,324 @@
+"""SendGrid v3 Mail Send through the official ``sendgrid`` client.
+
+One request carries up to 1000 recipients as personalizations. The rendered HTML and
+text travel once per request; each personalization carries its recipient's placeholder
+values as ``substitutions``. We build the raw request body as a dict: the client's
+``Mail`` helper classes cost milliseconds per 1000 personalizations, the dict almost
+nothing.
+
+Vendor quirks handled here:
+- SendGrid does not apply substitutions to headers, so every personalization carries its
+  own literal ``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers.
+- ``custom_args`` are echoed beside SendGrid's own event fields and kept long-term with
+  no way to redact them: our keys carry the ``nl_`` prefix and opaque ids only.
+- The client has no timeout by default; we set one. A request may not name an address
+  twice, hold more than 1000 personalizations, carry more than 10,000 bytes of
+  custom_args per personalization or exceed 30 MB; we split or refuse before sending.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from email.utils import parsedate_to_datetime
+from http.client import HTTPException
+from typing import Any
+from urllib.error import URLError
+
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+
+from campaigns.providers.base import (
+    ARG_CAMPAIGN,
+    ARG_DELIVERY,
+    ARG_SUBSCRIBER,
+    BulkContent,
+    Provider,
+    Recipient,
+)
+from campaigns.providers.partial import PartialBatchResult
+from newsletter.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from newsletter.mail import (
+    ONE_CLICK,
+    PLACEHOLDER_KEYS,
+    UNSUBSCRIBE_URL,
+    OutgoingMessage,
+    placeholder,
+)
+from newsletter.settings import SENDGRID_MAX_BATCH, Settings
+
+MAX_PERSONALIZATIONS = SENDGRID_MAX_BATCH
+MAX_CUSTOM_ARGS_BYTES = 10_000
+MAX_REQUEST_BYTES = 30 * 1024 * 1024
+_REQUEST_MARGIN = 64 * 1024  # JSON punctuation our size estimate does not count
+_PERSONALIZATION_OVERHEAD = 400  # keys, quotes and braces of one personalization
+_GENEROUS_PERSONALIZATION = 8 * 1024  # more than any real recipient's values take
+_TAGS = {key: placeholder(key) for key in PLACEHOLDER_KEYS}
+
+
+def _sender(email: str, name: str | None) -> dict[str, str]:
+    return {"email": email, "name": name} if name else {"email": email}
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait, from Retry-After (seconds or HTTP date) or X-RateLimit-Reset."""
+    if headers is None:
+        return None
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - time.time())
+        except ValueError:
+            return None
+    return None
+
+
+def _rejection(body: bytes | str | None) -> str:
+    """'field X: message' from SendGrid's error JSON, else the raw body."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    try:
+        errors = json.loads(text).get("errors") or []
+    except (ValueError, AttributeError):
+        return text.strip()[:500] or "no details"
+    parts = []
+    for item in errors:
+        field = item.get("field")
+        message = item.get("message", "")
+        parts.append(f"field {field!r}: {message}" if field else message)
+    return "; ".join(parts) or text.strip()[:500]
+
+
+class SendGridProvider(Provider):
+    name = "sendgrid"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_host: str = "https://api.sendgrid.com",
+        timeout: float = 30.0,
+        sandbox: bool = False,
+        batch_size: int = MAX_PERSONALIZATIONS,
+    ) -> None:
+        self._api_key = api_key
+        self._api_host = api_host.rstrip("/")
+        self._timeout = timeout
+        self.sandbox = sandbox
+        self.batch_size = min(batch_size, MAX_PERSONALIZATIONS)
+        self._local = threading.local()  # one client per sending thread
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SendGridProvider:
+        return cls(
+            api_key=settings.require("sendgrid_api_key"),
+            api_host=settings.sendgrid_api_host,
+            timeout=settings.sendgrid_timeout_seconds,
+            sandbox=settings.sendgrid_sandbox,
+            batch_size=settings.sendgrid_batch_size,
+        )
+
+    def _client(self) -> SendGridAPIClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = SendGridAPIClient(api_key=self._api_key, host=self._api_host)
+            client.client.timeout = self._timeout  # none by default: a hung socket hangs us
+            self._local.client = client
+        return client
+
+    # ------------------------------------------------------------------ requests
+
+    def _post(self, body: dict[str, Any]) -> str:
+        """POST /v3/mail/send; return X-Message-Id or raise a ProviderError subclass."""
+        try:
+            response = self._client().client.mail.send.post(request_body=body)
+        except HTTPError as err:
+            status = err.status_code
+            detail = _rejection(err.body)
+            if status in (401, 403):
+                raise ProviderAuthError(
+                    f"SendGrid refused our API key: {detail}", status=status, response=detail
+                ) from err
+            if status == 429 or status >= 500:
+                raise ProviderUnavailable(
+                    f"SendGrid is busy or failing: {detail}",
+                    status=status,
+                    response=detail,
+                    retry_after=_retry_after(err.headers),
+                ) from err
+            raise ProviderRejected(
+                f"SendGrid rejected the request: {detail}", status=status, response=detail
+            ) from err
+        except (TimeoutError, URLError, HTTPException, OSError) as err:
+            raise ProviderUnavailable(f"cannot reach SendGrid at {self._api_host}: {err}") from err
+        if response.status_code not in (200, 202):
+            raise ProviderError(
+                "SendGrid answered unexpectedly",
+                status=response.status_code,
+                response=str(response.body)[:500],
+            )
+        return str(response.headers.get("X-Message-Id") or "")
+
+    def _content(self, content: BulkContent) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "from": _sender(content.from_email, content.from_name),
+            "subject": ("[TEST] " if content.test else "") + content.subject,
+            "content": [
+                {"type": "text/plain", "value": content.text},
+                {"type": "text/html", "value": content.html},
+            ],
+            "headers": {"List-Id": content.list_id},
+            "custom_args": {ARG_CAMPAIGN: str(content.campaign_id)},
+        }
+        if content.test:
+            body["headers"]["X-Newsletter-Test"] = "yes"
+        if content.reply_to:
+            body["reply_to"] = {"email": content.reply_to}
+        if content.categories:
+            body["categories"] = list(content.categories)
+        if self.sandbox:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return body
+
+    @staticmethod
+    def _personalization(campaign_id: str, recipient: Recipient, test: bool) -> dict[str, Any]:
+        values = recipient.values
+        to = {"email": recipient.email}
+        if recipient.name:
+            to["name"] = recipient.name
+        # custom_args are three short decimal ids under fixed keys: far below 10,000 bytes.
+        args = {ARG_CAMPAIGN: campaign_id}
+        if not test:  # a test send has no ledger row to point at
+            args[ARG_SUBSCRIBER] = str(recipient.subscriber_id)
+            args[ARG_DELIVERY] = str(recipient.delivery_id)
+        return {
+            "to": [to],
+            "substitutions": {_TAGS.get(key) or placeholder(key): v for key, v in values.items()},
+            # Literal per recipient: SendGrid does not substitute inside headers.
+            "headers": {
+                "List-Unsubscribe": f"<{values[UNSUBSCRIBE_URL]}>",
+                "List-Unsubscribe-Post": ONE_CLICK,
+            },
+            # Opaque ids only: SendGrid keeps custom_args long-term and cannot redact them.
+            "custom_args": args,
+        }
+
+    @staticmethod
+    def _estimate(recipient: Recipient) -> int:
+        """Bytes one personalization adds to the request, generously rounded up."""
+        return (
+            _PERSONALIZATION_OVERHEAD
+            + 2 * sum(len(v) for v in recipient.values.values())
+            + 2 * len(recipient.email)
+            + 2 * len(recipient.name or "")
+        )
+
+    def _requests(
+        self, fixed_size: int, recipients: Sequence[Recipient], campaign_id: str, test: bool
+    ) -> Iterable[tuple[list[Recipient], list[dict[str, Any]]]]:
+        """Split into requests with no address twice, <= batch size and <= 30 MB each."""
+        budget = MAX_REQUEST_BYTES - _REQUEST_MARGIN - fixed_size
+        if budget <= 0:
+            raise ProviderRejected("the rendered email alone exceeds SendGrid's 30 MB limit")
+        # Sizes only need counting when a batch could come near the limit (huge content).
+        careful = fixed_size + self.batch_size * _GENEROUS_PERSONALIZATION > budget
+        pending = list(recipients)
+        while pending:
+            seen: set[str] = set()
+            chosen: list[Recipient] = []
+            items: list[dict[str, Any]] = []
+            later: list[Recipient] = []
+            size = 0
+            for recipient in pending:
+                address = recipient.email.lower()
+                estimate = self._estimate(recipient) if careful else 0
+                if (
+                    address in seen
+                    or len(chosen) >= self.batch_size
+                    or (chosen and size + estimate > budget)
+                ):
+                    later.append(recipient)
+                    continue
+                seen.add(address)
+                chosen.append(recipient)
+                items.append(self._personalization(campaign_id, recipient, test))
+                size += estimate
+            yield chosen, items
+            pending = later
+
+    def send_batch(
+        self, content: BulkContent, recipients: Sequence[Recipient]
+    ) -> PartialBatchResult:
+        result = PartialBatchResult()
+        body = self._content(content)
+        fixed = len(content.html.encode()) + len(content.text.encode()) + len(content.subject)
+        accepted = 0
+        for chosen, items in self._requests(
+            fixed, recipients, str(content.campaign_id), content.test
+        ):
+            body["personalizations"] = items
+            try:
+                message_id = self._post(body)
+            except ProviderUnavailable as err:
+                if not accepted:
+                    raise
+                # An earlier request of this batch went out: keep it, retry the rest.
+                for recipient in recipients:
+                    if recipient.delivery_id not in result.message_ids:
+                        result.deferred[recipient.delivery_id] = str(err)
+                result.retry_after = err.retry_after
+                return result
+            except ProviderRejected as err:
+                if not accepted and len(chosen) == len(recipients):
+                    raise
+                for recipient in chosen:
+                    result.failed[recipient.delivery_id] = str(err)
+                continue
+            accepted += len(chosen)
+            for recipient in chosen:
+                result.message_ids[recipient.delivery_id] = message_id
+        return result
+
+    def send_message(self, message: OutgoingMessage) -> str:
+        to = {"email": message.to_email}
+        if message.to_name:
+            to["name"] = message.to_name
+        personalization: dict[str, Any] = {"to": [to]}
+        if message.headers:
+            personalization["headers"] = dict(message.headers)
+        if message.custom_args:
+            args = {k: str(v) for k, v in message.custom_args.items()}
+            if len(json.dumps(args).encode()) >= MAX_CUSTOM_ARGS_BYTES:
+                raise ProviderRejected("custom_args exceed SendGrid's 10,000 bytes per message")
+            personalization["custom_args"] = args
+        body: dict[str, Any] = {
+            "personalizations": [personalization],
+            "from": _sender(message.from_email, message.from_name),
+            "subject": message.subject,
+            "content": [
+                {"type": "text/plain", "value": message.text},
+                {"type": "text/html", "value": message.html},
+            ],
+        }
+        if message.reply_to:
+            body["reply_to"] = {"email": message.reply_to}
+        if message.categories:
+            body["categories"] = list(message.categories)
+        if self.sandbox:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return self._post(body)

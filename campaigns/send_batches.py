@@ -1,0 +1,168 @@
+"""Reading the ledger in keyset batches and writing each batch's outcome back, set-based.
+
+The reader joins each queued delivery to its subscriber and re-checks, at send time,
+what may have changed since queueing (unsubscribed, bounced, erased, suppressed,
+paused): such rows become ``skipped`` with the reason in ``error``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from campaigns.models import Campaign, Delivery, DeliveryStatus
+from campaigns.providers.base import Recipient
+from campaigns.recipient_links import RecipientLinks
+from newsletter.db import utcnow
+from subscribers.models import Subscriber, SubscriberStatus, Suppression
+
+_delivery = Delivery.__table__
+_subscriber = Subscriber.__table__
+_suppression = Suppression.__table__
+_QUEUED = DeliveryStatus.QUEUED.value
+
+
+class LedgerReader:
+    """Yields batches of sendable recipients of one campaign, in delivery id order."""
+
+    def __init__(
+        self, session: Session, *, campaign_id: int, links: RecipientLinks, batch_size: int
+    ) -> None:
+        self.session = session
+        self.campaign_id = campaign_id
+        self.links = links
+        self.batch_size = batch_size
+        self.last_id = 0
+        self._skipped = 0
+        suppressed = sa.exists(
+            sa.select(1).where(_suppression.c.email == _subscriber.c.email)
+        ).label("suppressed")
+        self._query = (
+            sa.select(
+                _delivery.c.id,
+                _delivery.c.subscriber_id,
+                _subscriber.c.email,
+                _subscriber.c.name,
+                _subscriber.c.status,
+                _subscriber.c.paused_until,
+                suppressed,
+            )
+            .select_from(
+                _delivery.outerjoin(_subscriber, _subscriber.c.id == _delivery.c.subscriber_id)
+            )
+            .where(
+                _delivery.c.campaign_id == campaign_id,
+                _delivery.c.status == _QUEUED,
+                _delivery.c.id > sa.bindparam("last_id"),
+            )
+            .order_by(_delivery.c.id)
+            .limit(sa.bindparam("size"))
+        )
+
+    def take_skipped(self) -> int:
+        count, self._skipped = self._skipped, 0
+        return count
+
+    def campaign_status(self) -> str:
+        return self.session.execute(
+            sa.select(Campaign.status).where(Campaign.id == self.campaign_id)
+        ).scalar_one()
+
+    def next_batch(self) -> list[Recipient] | None:
+        """The next non-empty batch (skipped rows recorded and committed), or None at the end."""
+        active = SubscriberStatus.ACTIVE.value
+        while True:
+            rows = self.session.execute(
+                self._query, {"last_id": self.last_id, "size": self.batch_size}
+            ).all()
+            if not rows:
+                self.session.commit()
+                return None
+            self.last_id = rows[-1][0]
+            today: date = utcnow().date()
+            self.links.new_batch()
+            values = self.links.values
+            batch: list[Recipient] = []
+            skipped: dict[str, list[int]] = defaultdict(list)
+            for delivery_id, subscriber_id, email, name, status, paused_until, supp in rows:
+                if subscriber_id is None or email is None:
+                    skipped["subscriber erased"].append(delivery_id)
+                elif status != active:
+                    skipped[f"subscriber is {status}"].append(delivery_id)
+                elif supp:
+                    skipped["address is suppressed"].append(delivery_id)
+                elif paused_until is not None and paused_until > today:
+                    skipped["subscriber paused"].append(delivery_id)
+                else:
+                    batch.append(
+                        Recipient(
+                            delivery_id, subscriber_id, email, name, values(subscriber_id, name)
+                        )
+                    )
+            for reason, ids in skipped.items():
+                self._skipped += _mark(self.session, ids, DeliveryStatus.SKIPPED, reason)
+            self.session.commit()
+            if batch:
+                return batch
+
+
+def _mark(session: Session, ids: list[int], status: DeliveryStatus, error: str) -> int:
+    if not ids:
+        return 0
+    return session.execute(
+        sa.update(_delivery)
+        .where(_delivery.c.id.in_(ids), _delivery.c.status == _QUEUED)
+        .values(status=status.value, error=error)
+    ).rowcount
+
+
+def record_sent(session: Session, *, message_ids: dict[int, str]) -> int:
+    """Mark deliveries sent with their provider message ids; the caller commits."""
+    if not message_ids:
+        return 0
+    now = utcnow()
+    by_message: dict[str, list[int]] = defaultdict(list)
+    for delivery_id, message_id in message_ids.items():
+        by_message[message_id].append(delivery_id)
+    if len(by_message) <= 4:  # SendGrid: one id for the whole request
+        return sum(
+            session.execute(
+                sa.update(_delivery)
+                .where(_delivery.c.id.in_(ids), _delivery.c.status == _QUEUED)
+                .values(
+                    status=DeliveryStatus.SENT.value,
+                    provider_message_id=message_id or None,
+                    sent_at=now,
+                    error=None,
+                    attempts=_delivery.c.attempts + 1,
+                )
+            ).rowcount
+            for message_id, ids in by_message.items()
+        )
+    # SMTP: one id per message; one executemany.
+    statement = (
+        sa.update(_delivery)
+        .where(_delivery.c.id == sa.bindparam("did"), _delivery.c.status == _QUEUED)
+        .values(
+            status=DeliveryStatus.SENT.value,
+            provider_message_id=sa.bindparam("mid"),
+            sent_at=now,
+            error=None,
+            attempts=_delivery.c.attempts + 1,
+        )
+    )
+    session.connection().execute(statement, [{"did": d, "mid": m} for d, m in message_ids.items()])
+    return len(message_ids)
+
+
+def record_failed(session: Session, *, errors: dict[int, str]) -> int:
+    """Mark deliveries failed with the reason; the caller commits."""
+    by_error: dict[str, list[int]] = defaultdict(list)
+    for delivery_id, error in errors.items():
+        by_error[error].append(delivery_id)
+    return sum(
+        _mark(session, ids, DeliveryStatus.FAILED, error[:2000]) for error, ids in by_error.items()
+    )

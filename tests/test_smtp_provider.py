@@ -1,0 +1,242 @@
+"""The smtp provider against aiosmtpd on 127.0.0.1, with and without DKIM."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import dkim
+import pytest
+from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from campaigns.providers.factory import make_provider
+from campaigns.providers.smtp import SmtpConfig, SmtpProvider
+from campaigns.sending import send_campaign
+from newsletter.errors import ConfigError, ProviderUnavailable
+from newsletter.mail import OutgoingMessage, personalise
+from newsletter.settings import Settings
+from tests.conftest import make_settings
+from tests.delivery_helpers import HTML, TEXT, add_subscribers, content, make_campaign, recipient
+
+
+class Sink:
+    """Collects messages; refuses addresses listed in ``refuse`` with their reply."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.refuse: dict[str, str] = {}
+        self.sessions = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[Sink, int]]:
+    handler = Sink()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, port
+    finally:
+        controller.stop()
+
+
+def provider_for(port: int, **kwargs: object) -> SmtpProvider:
+    return SmtpProvider(SmtpConfig.parse(f"smtp://127.0.0.1:{port}"), timeout=5, **kwargs)
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def test_each_recipient_gets_one_personalised_message(sink):
+    handler, port = sink
+    batch = [recipient(1, name="Zo\u00eb & Co"), recipient(2, name=None)]
+    with provider_for(port) as provider:
+        result = provider.send_batch(content(), batch)
+    assert len(handler.messages) == 2
+    for (_sender, rcpts, data), item in zip(handler.messages, batch, strict=True):
+        message = parse(data)
+        assert rcpts == [item.email]
+        assert message["To"].addresses[0].addr_spec == item.email
+        assert message["List-Unsubscribe"] == f"<{item.values['unsubscribe_url']}>"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message["List-Id"] == "Pain Relief Weekly <weekly.newsletter.example.com>"
+        assert message["Message-ID"].strip("<>") == result.message_ids[item.delivery_id]
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert text.replace("\r\n", "\n") == personalise(TEXT, item.values)
+        assert html.replace("\r\n", "\n") == personalise(HTML, item.values)
+    assert parse(handler.messages[0][2])["To"].addresses[0].display_name == "Zo\u00eb & Co"
+
+
+def test_lines_stay_within_the_rfc_limit(sink):
+    handler, port = sink
+    long_url = "http://127.0.0.1:8000/unsubscribe/" + "x" * 300
+    item = recipient(1)
+    item = type(item)(
+        item.delivery_id,
+        item.subscriber_id,
+        item.email,
+        item.name,
+        {**item.values, "unsubscribe_url": long_url},
+    )
+    with provider_for(port) as provider:
+        provider.send_batch(content(), [item])
+    _head, _, body = handler.messages[0][2].partition(b"\r\n\r\n")
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    assert long_url in parse(handler.messages[0][2]).get_body(("plain",)).get_content()
+
+
+def test_connection_is_reused_across_batches(sink):
+    handler, port = sink
+    with provider_for(port) as provider:
+        provider.send_batch(content(), [recipient(1), recipient(2)])
+        provider.send_batch(content(), [recipient(3)])
+    assert handler.sessions == 1 and len(handler.messages) == 3
+
+
+def test_permanent_refusal_fails_that_recipient_only(sink):
+    handler, port = sink
+    handler.refuse["r2@example.com"] = "550 5.1.1 no such user"
+    with provider_for(port) as provider:
+        result = provider.send_batch(content(), [recipient(1), recipient(2), recipient(3)])
+    assert set(result.message_ids) == {1001, 1003}
+    assert "550" in result.failed[1002]
+
+
+def test_temporary_refusal_defers_that_recipient(sink):
+    handler, port = sink
+    handler.refuse["r2@example.com"] = "451 4.7.1 try later"
+    with provider_for(port) as provider:
+        result = provider.send_batch(content(), [recipient(1), recipient(2)])
+    assert set(result.message_ids) == {1001} and "451" in result.deferred[1002]
+
+
+def test_server_down_is_unavailable():
+    with pytest.raises(ProviderUnavailable), provider_for(free_port()) as provider:
+        provider.send_batch(content(), [recipient(1)])
+
+
+def test_dkim_signature_verifies(sink, tmp_path: Path):
+    handler, port = sink
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(pem)
+    cfg = make_settings(
+        f"sqlite:///{tmp_path / 'x.db'}",
+        tmp_path,
+        provider="smtp",
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        dkim_domain="example.com",
+        dkim_selector="nl",
+        dkim_key_file=key_file,
+    )
+    with make_provider(cfg) as provider:
+        provider.send_batch(content(), [recipient(1, name="Zo\u00eb")])
+    data = handler.messages[0][2]
+    assert data.startswith(b"DKIM-Signature:")
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"nl._domainkey.example.com."
+        return record
+
+    assert dkim.verify(data, dnsfunc=dns)
+    assert not dkim.verify(data.replace(b"stretches", b"stretched"), dnsfunc=dns)
+
+
+def test_without_dkim_there_is_no_signature(sink):
+    handler, port = sink
+    with provider_for(port) as provider:
+        provider.send_batch(content(), [recipient(1)])
+    assert b"DKIM-Signature" not in handler.messages[0][2]
+
+
+def test_send_message_delivers_a_transactional_mail(sink):
+    handler, port = sink
+    message = OutgoingMessage(
+        to_email="new@example.com",
+        subject="Please confirm",
+        html="<p>Hi</p>",
+        text="Hi",
+        from_email="news@example.com",
+    )
+    with provider_for(port) as provider:
+        message_id = provider.send_message(message)
+    assert parse(handler.messages[0][2])["Message-ID"].strip("<>") == message_id
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "smtp://u:p%40ss@mail.example.com:587?starttls=1",
+            ("mail.example.com", 587, "u", "p@ss", False, True),
+        ),
+        ("smtps://u:p@mail.example.com", ("mail.example.com", 465, "u", "p", True, False)),
+        ("smtp://relay:25", ("relay", 25, None, None, False, False)),
+    ],
+)
+def test_smtp_url_is_parsed(url, expected):
+    c = SmtpConfig.parse(url)
+    assert (c.host, c.port, c.username, c.password, c.implicit_tls, c.starttls) == expected
+
+
+def test_bad_smtp_url_names_the_setting():
+    with pytest.raises(ConfigError, match="NEWSLETTER_SMTP_URL"):
+        SmtpConfig.parse("http://mail.example.com")
+
+
+def test_a_campaign_goes_out_through_smtp(sink, sqlite_settings: Settings, sqlite_engine: Engine):
+    handler, port = sink
+    add_subscribers(sqlite_engine, 250)
+    cfg = make_settings(
+        sqlite_settings.database_url,
+        Path(sqlite_settings.outbox_dir).parent,
+        provider="smtp",
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        send_concurrency=2,
+    )
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session)
+        report = send_campaign(session, settings=cfg, campaign_id=campaign.id, preflight=False)
+    assert (report.status, report.sent) == ("sent", 250)
+    addresses = sorted(rcpts[0] for _s, rcpts, _d in handler.messages)
+    assert addresses == sorted(f"user{i}@example.com" for i in range(1, 251))
