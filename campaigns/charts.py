@@ -1,0 +1,146 @@
+"""PNG charts of a campaign's timeline and of list growth (matplotlib, Agg backend).
+
+We draw on a bare :class:`Figure` with the Agg canvas instead of pyplot: no global figure
+registry, no GUI backend, safe in a web worker. The figure size and dpi are fixed and
+``bbox_inches`` is never "tight", so every PNG is exactly :data:`CHART_SIZE_PX` pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from campaigns.reports import GrowthWeek, Timeline
+
+CHART_DPI = 100
+CHART_INCHES = (10.0, 5.0)
+CHART_SIZE_PX = (int(CHART_INCHES[0] * CHART_DPI), int(CHART_INCHES[1] * CHART_DPI))
+
+# Colour-blind-safe (Okabe-Ito) and one colour per meaning across both charts.
+COLOURS = {
+    "delivered": "#0072B2",
+    "opens": "#009E73",
+    "clicks": "#E69F00",
+    "bounces": "#D55E00",
+    "complaints": "#CC79A7",
+    "unsubscribes": "#56B4E9",
+    "active": "#0072B2",
+    "signups": "#009E73",
+}
+LABELS = {
+    "delivered": "Delivered",
+    "opens": "Opens (people)",
+    "clicks": "Clicks",
+    "bounces": "Bounces and drops",
+    "complaints": "Spam complaints",
+    "unsubscribes": "Unsubscribes",
+}
+
+
+def _figure() -> Figure:
+    figure = Figure(figsize=CHART_INCHES, dpi=CHART_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=CHART_DPI)
+    return path
+
+
+DELIVERY_SERIES = ("delivered", "bounces")
+ENGAGEMENT_SERIES = ("opens", "clicks", "unsubscribes", "complaints")
+
+
+def campaign_chart(timeline: Timeline, path: Path, *, title: str) -> Path:
+    """Per hour: deliveries and bounces above, engagement below (their scales differ)."""
+    figure = _figure()
+    figure.suptitle(title, x=0.01, ha="left")
+    if not timeline.buckets:
+        axes = figure.add_subplot()
+        axes.text(
+            0.5,
+            0.5,
+            "No events yet",
+            ha="center",
+            va="center",
+            transform=axes.transAxes,
+            fontsize=14,
+            color="#555555",
+        )
+        axes.set_axis_off()
+        return _save(figure, path)
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    for axes, names, ylabel in (
+        (top, DELIVERY_SERIES, "messages per hour"),
+        (bottom, ENGAGEMENT_SERIES, "people per hour"),
+    ):
+        for name in names:
+            values = timeline.series.get(name, [])
+            axes.plot(
+                timeline.buckets,
+                values,
+                marker="o",
+                markersize=3,
+                linewidth=1.8,
+                color=COLOURS[name],
+                label=LABELS[name],
+            )
+        axes.set_ylabel(ylabel)
+        axes.set_ylim(bottom=0)
+        axes.grid(True, alpha=0.3)
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.legend(loc="upper right", frameon=False, ncols=len(names))
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    locator = AutoDateLocator()
+    bottom.xaxis.set_major_locator(locator)
+    bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    return _save(figure, path)
+
+
+def growth_chart(growth: list[GrowthWeek], path: Path, *, title: str = "List growth") -> Path:
+    """Active subscribers per week above; sign-ups and unsubscribes as bars below."""
+    figure = _figure()
+    figure.suptitle(title, x=0.01, ha="left")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1))
+    positions = list(range(len(growth)))
+    top.plot(
+        positions,
+        [g.active for g in growth],
+        marker="o",
+        linewidth=2.2,
+        color=COLOURS["active"],
+        label="Active subscribers",
+    )
+    top.set_ylabel("active subscribers")
+    top.set_ylim(bottom=0)
+    width = 0.4
+    bottom.bar(
+        [p - width / 2 for p in positions],
+        [g.signups for g in growth],
+        width,
+        color=COLOURS["signups"],
+        label="Sign-ups",
+    )
+    bottom.bar(
+        [p + width / 2 for p in positions],
+        [g.unsubscribes for g in growth],
+        width,
+        color=COLOURS["unsubscribes"],
+        label="Unsubscribes",
+    )
+    bottom.set_ylabel("people per week")
+    tallest = max([1, *(g.signups for g in growth), *(g.unsubscribes for g in growth)])
+    bottom.set_ylim(0, tallest * 1.3)  # headroom for the legend
+    bottom.set_xticks(positions, [g.week for g in growth], rotation=45, ha="right")
+    for axes in (top, bottom):
+        axes.grid(True, axis="y", alpha=0.3)
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.legend(loc="upper left", frameon=False, ncols=2)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # people come whole
+    return _save(figure, path)

@@ -1,0 +1,304 @@
+"""How an issue did and how the list grows: figures a marketer can read.
+
+Campaign figures come from the delivery ledger (one row per recipient, updated by
+tracking), so they are counts of people, not of events: a reader who opens five times is
+one unique open. Machine opens (Apple Mail Privacy Protection) are shown apart and never
+count as opens. List growth is rebuilt from the consent history, the only record of when
+someone joined or left.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from campaigns.events import EventKind
+from campaigns.models import Campaign, Delivery, DeliveryStatus, TrackingEvent
+from newsletter.db import utcnow
+from newsletter.errors import NotFound
+from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
+
+# Mailbox providers' limits (Gmail/Yahoo bulk sender rules; common ESP guidance).
+COMPLAINT_RATE_LIMIT = 0.001  # warn at or above 0.1 %
+BOUNCE_RATE_LIMIT = 0.02  # warn above 2 %
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the report: a count and, where it makes sense, a rate over ``of``."""
+
+    name: str
+    label: str
+    count: int
+    rate: float | None = None
+    of: str | None = None
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    campaign_id: int
+    subject: str
+    week: str | None
+    status: str
+    figures: list[Figure]
+    warnings: list[str] = field(default_factory=list)
+
+    def figure(self, name: str) -> Figure:
+        return next(f for f in self.figures if f.name == name)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "campaign_id": self.campaign_id,
+            "subject": self.subject,
+            "week": self.week,
+            "status": self.status,
+            "figures": {f.name: {"count": f.count, "rate": f.rate} for f in self.figures},
+            "warnings": list(self.warnings),
+        }
+
+
+def _rate(count: int, of: int) -> float:
+    return round(count / of, 6) if of else 0.0
+
+
+def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
+    """All figures of one campaign with rates and the warnings a sender must heed."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id} does not exist")
+    d = Delivery
+    positive = lambda column: sa.func.sum(sa.case((column, 1), else_=0))  # noqa: E731
+    row = session.exec(
+        select(  # type: ignore[call-overload]
+            sa.func.count(),
+            positive(col(d.status) == DeliveryStatus.SENT),
+            positive(col(d.delivered_at).is_not(None)),
+            positive(col(d.bounce) == "hard"),
+            positive(col(d.bounce) == "soft"),
+            positive(col(d.complained)),
+            positive(col(d.unsubscribed)),
+            positive(col(d.open_count) > 0),
+            positive(col(d.machine_open_count) > 0),
+            positive(col(d.click_count) > 0),
+        ).where(col(d.campaign_id) == campaign_id)
+    ).one()
+    recipients, sent, delivered, hard, soft, complaints, unsubs, opens, machine, clicks = (
+        int(v or 0) for v in row
+    )
+    dropped = int(
+        session.exec(
+            select(sa.func.count(sa.distinct(TrackingEvent.delivery_id))).where(
+                col(TrackingEvent.campaign_id) == campaign_id,
+                col(TrackingEvent.kind) == EventKind.DROPPED,
+            )
+        ).one()
+    )
+    bounces = hard + soft
+    figures = [
+        Figure("recipients", "Recipients", recipients),
+        Figure("sent", "Sent", sent, _rate(sent, recipients), "recipients"),
+        Figure("delivered", "Delivered", delivered, _rate(delivered, sent), "sent"),
+        Figure("dropped", "Dropped by provider", dropped, _rate(dropped, sent), "sent"),
+        Figure("bounces", "Bounces", bounces, _rate(bounces, sent), "sent"),
+        Figure("hard_bounces", "Hard bounces", hard, _rate(hard, sent), "sent"),
+        Figure("soft_bounces", "Soft bounces", soft, _rate(soft, sent), "sent"),
+        Figure(
+            "complaints", "Spam complaints", complaints, _rate(complaints, delivered), "delivered"
+        ),
+        Figure("unsubscribes", "Unsubscribes", unsubs, _rate(unsubs, delivered), "delivered"),
+        Figure(
+            "unique_opens", "Unique opens (people)", opens, _rate(opens, delivered), "delivered"
+        ),
+        Figure(
+            "machine_opens",
+            "Machine opens (privacy proxies)",
+            machine,
+            _rate(machine, delivered),
+            "delivered",
+        ),
+        Figure("unique_clicks", "Unique clicks", clicks, _rate(clicks, delivered), "delivered"),
+    ]
+    return CampaignReport(
+        campaign_id=campaign_id,
+        subject=campaign.subject,
+        week=campaign.week,
+        status=campaign.status,
+        figures=figures,
+        warnings=rate_warnings(
+            complaints=complaints, delivered=delivered, bounces=bounces, sent=sent
+        ),
+    )
+
+
+def rate_warnings(*, complaints: int, delivered: int, bounces: int, sent: int) -> list[str]:
+    """What a sender must heed before the next issue; empty when all is well."""
+    warnings = []
+    complaint_rate = _rate(complaints, delivered)
+    if complaints and complaint_rate >= COMPLAINT_RATE_LIMIT:
+        warnings.append(
+            f"complaint rate {complaint_rate:.2%} is at or above {COMPLAINT_RATE_LIMIT:.1%}: "
+            "mailbox providers start filtering or blocking at this level"
+        )
+    bounce_rate = _rate(bounces, sent)
+    if bounce_rate > BOUNCE_RATE_LIMIT:
+        warnings.append(
+            f"bounce rate {bounce_rate:.2%} is above {BOUNCE_RATE_LIMIT:.0%}: "
+            "clean the list before the next send"
+        )
+    return warnings
+
+
+def report_csv(report: CampaignReport) -> str:
+    """The same figures as the table, one per row (rates as fractions, empty when none)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["campaign_id", "figure", "label", "count", "rate", "of"])
+    for f in report.figures:
+        rate = "" if f.rate is None else f"{f.rate:.6f}"
+        writer.writerow([report.campaign_id, f.name, f.label, f.count, rate, f.of or ""])
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- timeline of a campaign
+
+TIMELINE_SERIES: dict[str, tuple[EventKind, ...]] = {
+    "delivered": (EventKind.DELIVERED,),
+    "opens": (EventKind.OPEN,),  # human opens only, see campaign_timeline
+    "clicks": (EventKind.CLICK,),
+    "bounces": (EventKind.BOUNCE_HARD, EventKind.BOUNCE_SOFT, EventKind.DROPPED),
+    "complaints": (EventKind.SPAM_REPORT,),
+    "unsubscribes": (EventKind.UNSUBSCRIBE, EventKind.GROUP_UNSUBSCRIBE),
+}
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Events per hour since the first one: ``series[name][i]`` belongs to ``buckets[i]``."""
+
+    campaign_id: int
+    buckets: list[datetime]
+    series: dict[str, list[int]]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "campaign_id": self.campaign_id,
+            "buckets": [b.isoformat() for b in self.buckets],
+            "series": self.series,
+        }
+
+
+def campaign_timeline(
+    session: Session, *, campaign_id: int, bucket: timedelta = timedelta(hours=1)
+) -> Timeline:
+    """Deliveries and engagement over time, for a chart; machine opens are left out."""
+    if session.get(Campaign, campaign_id) is None:
+        raise NotFound(f"campaign {campaign_id} does not exist")
+    kinds = [k for group in TIMELINE_SERIES.values() for k in group]
+    rows = session.exec(
+        select(TrackingEvent.occurred_at, TrackingEvent.kind).where(
+            col(TrackingEvent.campaign_id) == campaign_id,
+            col(TrackingEvent.kind).in_(kinds),
+            col(TrackingEvent.machine).is_(False),
+        )
+    ).all()
+    if not rows:
+        return Timeline(campaign_id, [], {name: [] for name in TIMELINE_SERIES})
+    step = bucket.total_seconds()
+    times = [_aware(at) for at, _kind in rows]
+    start = datetime.fromtimestamp(min(t.timestamp() for t in times) // step * step, UTC)
+    size = int((max(times) - start).total_seconds() // step) + 1
+    series = {name: [0] * size for name in TIMELINE_SERIES}
+    series_of = {k: name for name, group in TIMELINE_SERIES.items() for k in group}
+    for at, (_t, kind) in zip(times, rows, strict=True):
+        series[series_of[EventKind(kind)]][int((at - start).total_seconds() // step)] += 1
+    return Timeline(campaign_id, [start + i * bucket for i in range(size)], series)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite gives naive datetimes back; everything we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- list growth per week
+
+
+@dataclass(frozen=True)
+class GrowthWeek:
+    week: str  # ISO week, "2026-W48"
+    start: date  # its Monday
+    active: int  # active subscribers at the end of the week
+    signups: int  # people who became active (confirmed or came back) during the week
+    unsubscribes: int
+
+
+def list_growth(
+    session: Session, *, weeks: int = 12, now: datetime | None = None
+) -> list[GrowthWeek]:
+    """The last ``weeks`` ISO weeks up to the current one, oldest first.
+
+    Sign-ups and unsubscribes are counted from the consent history. The active count is
+    anchored on today's real count and walked back through the history, so people added
+    without a history row (a bulk load) never make the curve negative.
+    """
+    moment = _aware(now or utcnow())
+    today = moment.date()
+    this_monday = today - timedelta(days=today.weekday())
+    first_monday = this_monday - timedelta(weeks=weeks - 1)
+    active = SubscriberStatus.ACTIVE.value
+    active_now = session.exec(
+        select(sa.func.count()).select_from(Subscriber).where(col(Subscriber.status) == active)
+    ).one()
+    changes = session.exec(
+        select(ConsentEvent.at, ConsentEvent.from_status, ConsentEvent.to_status)
+        .where(
+            sa.or_(
+                col(ConsentEvent.from_status).is_(None),
+                col(ConsentEvent.from_status) != col(ConsentEvent.to_status),
+            )
+        )
+        .where(col(ConsentEvent.at) >= datetime.combine(first_monday, time(), UTC))
+    ).all()
+    per_week: dict[date, Counter[str]] = {}
+    for at, from_status, to_status in changes:
+        when = _aware(at)
+        if when > moment:
+            continue
+        day = when.date()
+        counts = per_week.setdefault(day - timedelta(days=day.weekday()), Counter())
+        counts["delta"] += int(to_status == active) - int(from_status == active)
+        counts["signups"] += int(to_status == active)
+        counts["unsubscribes"] += int(to_status == SubscriberStatus.UNSUBSCRIBED.value)
+    result = []
+    running = active_now  # at the end of the current week, walking backwards
+    for monday in reversed(list(_mondays(first_monday, this_monday))):
+        counts = per_week.get(monday, Counter())
+        iso = monday.isocalendar()
+        result.append(
+            GrowthWeek(
+                week=f"{iso.year}-W{iso.week:02d}",
+                start=monday,
+                active=max(running, 0),
+                signups=counts["signups"],
+                unsubscribes=counts["unsubscribes"],
+            )
+        )
+        running -= counts["delta"]
+    return result[::-1]
+
+
+def _mondays(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(weeks=1)
+
+
+def growth_dicts(growth: list[GrowthWeek]) -> list[dict[str, object]]:
+    return [{**asdict(g), "start": g.start.isoformat()} for g in growth]

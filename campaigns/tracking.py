@@ -1,0 +1,323 @@
+"""Apply provider events to the delivery ledger and the list, each event exactly once.
+
+An event is stored in ``tracking_event`` under its provider id (unique) before anything
+else happens, so a batch that arrives twice, or two requests racing with the same event,
+change nothing the second time. Effects are written so that arrival order does not
+matter: counters are increments of distinct events, times keep the earliest value, a hard
+bounce outranks a soft one, and a soft bounce only counts when it happened after the last
+delivery to that address.
+
+What happens to a person (bounced, complained, unsubscribed, suppressed) is decided by the
+subscribers room; we only tell it what the provider saw. Machine opens are counted apart
+and never reach the subscribers room.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from campaigns.events import EventKind, NormalisedEvent
+from campaigns.models import Delivery, TrackingEvent
+from newsletter.errors import NewsletterError
+from newsletter.settings import Settings
+from subscribers import lifecycle
+from subscribers.addresses import normalise_for_hash
+from subscribers.models import ConsentSource, Subscriber
+
+log = logging.getLogger(__name__)
+
+K = EventKind
+# Why SendGrid dropped a message -> what it says about the address (others: nothing).
+DROP_REASONS: dict[str, EventKind] = {
+    "bounced address": K.BOUNCE_HARD,
+    "invalid": K.BOUNCE_HARD,
+    "spam reporting address": K.SPAM_REPORT,
+    "unsubscribed address": K.UNSUBSCRIBE,
+}
+
+
+@dataclass
+class ApplyResult:
+    received: int = 0
+    applied: int = 0  # new events stored and acted upon
+    duplicates: int = 0  # seen before (same provider event id): nothing done
+    unmatched: int = 0  # stored, but no delivery or subscriber of ours
+    unknown: int = 0  # stored, event type we do not know
+    failed: int = 0  # stored, but an effect was refused (logged)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def apply_events(
+    session: Session, *, settings: Settings, events: Sequence[NormalisedEvent]
+) -> ApplyResult:
+    """Store and apply a batch; safe to call again with the same events."""
+    result = ApplyResult(received=len(events))
+    for event in events:
+        stored = _store(session, event)
+        if stored is None:
+            result.duplicates += 1
+            continue
+        row, delivery, subscriber = stored
+        result.applied += 1
+        if event.kind is K.UNKNOWN:
+            result.unknown += 1
+        if delivery is None and subscriber is None:
+            result.unmatched += 1
+            log.info(
+                "tracking: %s event %s matches nothing of ours", event.raw_event, event.event_id
+            )
+        try:
+            with session.begin_nested():
+                _apply(session, settings, event, row, delivery, subscriber)
+        except NewsletterError as err:
+            result.failed += 1
+            log.warning("tracking: event %s not applied: %s", event.event_id, err)
+    return result
+
+
+# ---------------------------------------------------------------- storing and matching
+
+
+def _store(
+    session: Session, event: NormalisedEvent
+) -> tuple[TrackingEvent, Delivery | None, Subscriber | None] | None:
+    """Record the event once; None when it was recorded before."""
+    if _seen(session, event):
+        return None
+    delivery = match_delivery(session, event)
+    subscriber = _subscriber_for(session, event, delivery)
+    row = TrackingEvent(
+        provider=event.provider,
+        event_id=event.event_id,
+        kind=event.kind.value,
+        raw_event=event.raw_event,
+        campaign_id=delivery.campaign_id if delivery else None,
+        subscriber_id=subscriber.id if subscriber else None,
+        delivery_id=delivery.id if delivery else None,
+        machine=event.machine,
+        occurred_at=event.occurred_at,
+        payload=_json_safe(event.payload),
+    )
+    try:
+        with session.begin_nested():  # a concurrent request may store the same event
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        return None
+    return row, delivery, subscriber
+
+
+def _seen(session: Session, event: NormalisedEvent) -> bool:
+    found = session.exec(
+        select(TrackingEvent.id).where(col(TrackingEvent.event_id) == event.event_id)
+    ).first()
+    return found is not None
+
+
+def match_delivery(session: Session, event: NormalisedEvent) -> Delivery | None:
+    """Our delivery for an event: by our custom_args first, else by the provider message id.
+
+    The recipient address must agree with the delivery's subscriber, so ids echoed from
+    another installation sharing the SendGrid account never touch the wrong person.
+    """
+    candidate: Delivery | None = None
+    if event.delivery_id is not None:
+        candidate = session.get(Delivery, event.delivery_id)
+        if candidate is not None and (
+            (event.campaign_id is not None and candidate.campaign_id != event.campaign_id)
+            or (event.subscriber_id is not None and candidate.subscriber_id != event.subscriber_id)
+        ):
+            candidate = None
+    elif event.campaign_id is not None and event.subscriber_id is not None:
+        candidate = session.exec(
+            select(Delivery).where(
+                col(Delivery.campaign_id) == event.campaign_id,
+                col(Delivery.subscriber_id) == event.subscriber_id,
+            )
+        ).first()
+    elif event.message_id:
+        candidate = _by_message_id(session, event)
+    if candidate is not None and not _same_address(session, event, candidate.subscriber_id):
+        log.warning(
+            "tracking: event %s names delivery %s but another address", event.event_id, candidate.id
+        )
+        return None
+    return candidate
+
+
+def _by_message_id(session: Session, event: NormalisedEvent) -> Delivery | None:
+    """SendGrid gives one message id to a whole request (up to 1000 recipients)."""
+    query = select(Delivery).where(col(Delivery.provider_message_id) == event.message_id)
+    if event.email:
+        query = query.join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id)).where(
+            col(Subscriber.email) == normalise_for_hash(event.email)
+        )
+    found = session.exec(query.limit(2)).all()
+    return found[0] if len(found) == 1 else None
+
+
+def _same_address(session: Session, event: NormalisedEvent, subscriber_id: int | None) -> bool:
+    if event.email is None or subscriber_id is None:
+        return True
+    subscriber = session.get(Subscriber, subscriber_id)
+    return subscriber is None or subscriber.email == normalise_for_hash(event.email)
+
+
+def _subscriber_for(
+    session: Session, event: NormalisedEvent, delivery: Delivery | None
+) -> Subscriber | None:
+    """The person: the delivery's, else by our id (address must agree), else by address.
+
+    Events without a delivery (a bounced confirmation email, say) still count: a hard
+    bounce or a complaint is about the address, whatever message caused it.
+    """
+    if delivery is not None:
+        return session.get(Subscriber, delivery.subscriber_id) if delivery.subscriber_id else None
+    if event.subscriber_id is not None:
+        subscriber = session.get(Subscriber, event.subscriber_id)
+        if subscriber is not None and _same_address(session, event, subscriber.id):
+            return subscriber
+    if event.email:
+        return lifecycle.find_by_email(session, email=event.email)
+    return None
+
+
+def _json_safe(payload: Any) -> dict[str, Any]:
+    """The raw event as stored JSON (it came from JSON, so this only copies)."""
+    return dict(payload) if isinstance(payload, dict) else {"value": payload}
+
+
+# ---------------------------------------------------------------- effects
+
+
+def _apply(
+    session: Session,
+    settings: Settings,
+    event: NormalisedEvent,
+    row: TrackingEvent,
+    delivery: Delivery | None,
+    subscriber: Subscriber | None,
+) -> None:
+    kind = event.kind
+    at = event.occurred_at
+    if delivery is not None:
+        _update_delivery(session, delivery, kind, at, machine=event.machine)
+    if subscriber is None or subscriber.id is None:
+        return
+    if kind is K.DROPPED:
+        kind = DROP_REASONS.get((event.reason or "").strip().lower(), K.DROPPED)
+    detail = {
+        "provider": event.provider,
+        "event": event.raw_event,
+        "event_id": event.event_id,
+        "campaign_id": row.campaign_id,
+        "delivery_id": row.delivery_id,
+        "reason": event.reason,
+        "occurred_at": at.isoformat(),
+    }
+    sid = subscriber.id
+    if kind is K.BOUNCE_HARD:
+        lifecycle.record_hard_bounce(session, subscriber_id=sid, detail=detail)
+    elif kind is K.SPAM_REPORT:
+        lifecycle.record_complaint(session, subscriber_id=sid, detail=detail)
+    elif kind in (K.UNSUBSCRIBE, K.GROUP_UNSUBSCRIBE):
+        lifecycle.unsubscribe(
+            session,
+            subscriber_id=sid,
+            source=ConsentSource.PROVIDER,
+            detail=detail,
+            reason=f"{event.raw_event} at {event.provider}",
+        )
+    elif kind is K.BOUNCE_SOFT:
+        if _counts_as_soft_bounce(session, row, sid):
+            lifecycle.record_soft_bounce(
+                session, settings=settings, subscriber_id=sid, detail=detail
+            )
+    elif kind is K.DELIVERED and _latest(session, sid, K.BOUNCE_SOFT, row) <= _aware(at):
+        lifecycle.reset_soft_bounces(session, subscriber_id=sid)
+
+
+def _update_delivery(
+    session: Session, delivery: Delivery, kind: EventKind, at: datetime, *, machine: bool
+) -> None:
+    d = Delivery
+    values: dict[str, Any]
+    if kind is K.PROCESSED:
+        values = {"sent_at": sa.func.coalesce(col(d.sent_at), _at(d.sent_at, at))}
+    elif kind is K.DELIVERED:
+        values = {"delivered_at": _earliest(col(d.delivered_at), at)}
+    elif kind is K.OPEN and machine:
+        values = {"machine_open_count": col(d.machine_open_count) + 1}
+    elif kind is K.OPEN:
+        values = {"open_count": col(d.open_count) + 1, "opened_at": _earliest(col(d.opened_at), at)}
+    elif kind is K.CLICK:
+        values = {
+            "click_count": col(d.click_count) + 1,
+            "clicked_at": _earliest(col(d.clicked_at), at),
+        }
+    elif kind is K.BOUNCE_HARD:
+        values = {"bounce": "hard"}
+    elif kind is K.BOUNCE_SOFT:  # never downgrade a hard bounce
+        values = {"bounce": sa.case((col(d.bounce) == "hard", "hard"), else_="soft")}
+    elif kind is K.SPAM_REPORT:
+        values = {"complained": True}
+    elif kind in (K.UNSUBSCRIBE, K.GROUP_UNSUBSCRIBE):
+        values = {"unsubscribed": True}
+    else:
+        return
+    # One UPDATE with SQL arithmetic: concurrent webhook requests never lose a count.
+    session.execute(
+        sa.update(Delivery).where(col(d.id) == delivery.id).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    session.expire(delivery)
+
+
+def _at(column: Any, at: datetime) -> Any:
+    return sa.literal(at, type_=column.type)
+
+
+def _earliest(column: Any, at: datetime) -> Any:
+    value = _at(column, at)
+    return sa.case((column.is_(None), value), (column > value, value), else_=column)
+
+
+def _counts_as_soft_bounce(session: Session, row: TrackingEvent, subscriber_id: int) -> bool:
+    """One per message, and only after the last delivery that got through."""
+    if row.delivery_id is not None:
+        earlier = session.exec(
+            select(TrackingEvent.id).where(
+                col(TrackingEvent.delivery_id) == row.delivery_id,
+                col(TrackingEvent.kind) == K.BOUNCE_SOFT.value,
+                col(TrackingEvent.id) != row.id,
+            )
+        ).first()
+        if earlier is not None:
+            return False
+    return _latest(session, subscriber_id, K.DELIVERED, row) <= _aware(row.occurred_at)
+
+
+def _latest(session: Session, subscriber_id: int, kind: EventKind, row: TrackingEvent) -> datetime:
+    """When the subscriber's most recent other event of ``kind`` happened (or the epoch)."""
+    latest = session.exec(
+        select(sa.func.max(TrackingEvent.occurred_at)).where(
+            col(TrackingEvent.subscriber_id) == subscriber_id,
+            col(TrackingEvent.kind) == kind.value,
+            col(TrackingEvent.id) != row.id,
+        )
+    ).one()
+    return _aware(latest) if latest is not None else datetime.min.replace(tzinfo=UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,77 @@
+"""Charts are real PNG files of the advertised pixel size."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from campaigns.charts import CHART_SIZE_PX, campaign_chart, growth_chart
+from campaigns.reports import GrowthWeek, Timeline
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from the IHDR chunk, after checking the signature and its CRC."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert (length, kind) == (13, b"IHDR")
+    header = data[16:29]
+    (crc,) = struct.unpack(">I", data[29:33])
+    assert zlib.crc32(kind + header) == crc
+    assert data.endswith(b"IEND\xaeB`\x82")
+    width, height = struct.unpack(">II", header[:8])
+    return width, height
+
+
+def test_the_chart_size_is_a_thousand_by_five_hundred() -> None:
+    assert CHART_SIZE_PX == (1000, 500)
+
+
+def test_a_campaign_chart_is_a_png_of_the_fixed_size(tmp_path: Path) -> None:
+    start = datetime(2026, 11, 24, 9, tzinfo=UTC)
+    timeline = Timeline(
+        campaign_id=1,
+        buckets=[start + timedelta(hours=h) for h in range(6)],
+        series={
+            "delivered": [950, 30, 5, 0, 0, 0],
+            "opens": [120, 240, 80, 40, 20, 10],
+            "clicks": [10, 30, 12, 5, 2, 1],
+            "bounces": [12, 1, 0, 0, 0, 0],
+            "complaints": [0, 1, 0, 0, 0, 0],
+            "unsubscribes": [0, 2, 1, 0, 0, 1],
+        },
+    )
+    path = campaign_chart(timeline, tmp_path / "campaign.png", title="Leg cramps at night")
+    assert png_size(path) == CHART_SIZE_PX
+
+
+def test_a_campaign_without_events_still_gets_a_chart(tmp_path: Path) -> None:
+    timeline = Timeline(campaign_id=1, buckets=[], series={})
+    path = campaign_chart(timeline, tmp_path / "sub" / "empty.png", title="Nothing yet")
+    assert png_size(path) == CHART_SIZE_PX
+
+
+def test_a_growth_chart_is_a_png_of_the_fixed_size(tmp_path: Path) -> None:
+    monday = date(2026, 9, 7)
+    growth = [
+        GrowthWeek(
+            week=f"2026-W{37 + i:02d}",
+            start=monday + timedelta(weeks=i),
+            active=100 + 7 * i,
+            signups=9 + i % 3,
+            unsubscribes=2 + i % 2,
+        )
+        for i in range(12)
+    ]
+    assert png_size(growth_chart(growth, tmp_path / "growth.png")) == CHART_SIZE_PX
+
+
+def test_a_growth_chart_of_an_empty_list_is_drawn(tmp_path: Path) -> None:
+    growth = [
+        GrowthWeek(week="2026-W48", start=date(2026, 11, 23), active=0, signups=0, unsubscribes=0)
+    ]
+    assert png_size(growth_chart(growth, tmp_path / "growth.png")) == CHART_SIZE_PX

@@ -1,0 +1,416 @@
+"""Applying SendGrid events: once each, in any order, with the right effect on the list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlmodel import Session, func, select
+
+from campaigns.models import Delivery, TrackingEvent
+from newsletter.settings import Settings
+from subscribers.lifecycle import history
+from subscribers.models import Subscriber, SubscriberStatus, Suppression
+from tests.tracking_helpers import (
+    T0,
+    add_campaign,
+    add_delivery,
+    add_subscriber,
+    apply,
+    later,
+    sg_event,
+)
+
+S = SubscriberStatus
+ANN = "ann@example.com"
+
+
+@pytest.fixture
+def ann(session: Session) -> Subscriber:
+    return add_subscriber(session, ANN)
+
+
+@pytest.fixture
+def delivery(session: Session, ann: Subscriber) -> Delivery:
+    return add_delivery(session, add_campaign(session), ann)
+
+
+def fresh(session: Session, row: Any) -> Any:
+    session.expire_all()
+    return session.get(type(row), row.id)
+
+
+def suppressions(session: Session) -> list[tuple[str | None, str]]:
+    return [(s.email, s.reason) for s in session.exec(select(Suppression))]
+
+
+def event_count(session: Session) -> int:
+    return session.exec(select(func.count()).select_from(TrackingEvent)).one()
+
+
+# ---------------------------------------------------------------- once, whatever happens
+
+
+def test_a_batch_delivered_twice_is_applied_once(
+    session: Session, settings: Settings, delivery: Delivery
+) -> None:
+    batch = [sg_event("open", delivery, ANN), sg_event("click", delivery, ANN)]
+    apply(session, settings, *batch)
+    again = apply(session, settings, *batch)
+    row = fresh(session, delivery)
+    assert (again.applied, again.duplicates) == (0, 2)
+    assert (row.open_count, row.click_count, event_count(session)) == (1, 1, 2)
+
+
+def test_the_same_event_twice_in_one_batch_counts_once(
+    session: Session, settings: Settings, delivery: Delivery
+) -> None:
+    event = sg_event("open", delivery, ANN)
+    result = apply(session, settings, event, dict(event))
+    assert (result.applied, result.duplicates) == (1, 1)
+    assert fresh(session, delivery).open_count == 1
+
+
+def _snapshot(session: Session, delivery: Delivery, ann: Subscriber) -> tuple[object, ...]:
+    d, s = fresh(session, delivery), fresh(session, ann)
+    return (
+        d.delivered_at,
+        d.opened_at,
+        d.clicked_at,
+        d.open_count,
+        d.machine_open_count,
+        d.click_count,
+        d.bounce,
+        d.unsubscribed,
+        s.status,
+        suppressions(session),
+    )
+
+
+@pytest.mark.parametrize(
+    "order",
+    [lambda b: b, lambda b: b[::-1], lambda b: b[2:] + b[:2]],
+    ids=["in-order", "reversed", "rotated"],
+)
+def test_the_outcome_does_not_depend_on_arrival_order(
+    session: Session,
+    settings: Settings,
+    delivery: Delivery,
+    ann: Subscriber,
+    order: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
+) -> None:
+    batch = [
+        sg_event("processed", delivery, ANN, at=later(0)),
+        sg_event("delivered", delivery, ANN, at=later(1)),
+        sg_event("open", delivery, ANN, at=later(30), sg_machine_open=True),
+        sg_event("open", delivery, ANN, at=later(60), sg_machine_open=False),
+        sg_event("open", delivery, ANN, at=later(90)),
+        sg_event("click", delivery, ANN, at=later(91), url="https://example.com/a"),
+        sg_event("unsubscribe", delivery, ANN, at=later(120)),
+    ]
+    for event in order(batch):
+        apply(session, settings, event)
+    assert _snapshot(session, delivery, ann) == (
+        later(1),
+        later(60),
+        later(91),
+        2,
+        1,
+        1,
+        None,
+        True,
+        S.UNSUBSCRIBED,
+        [(ANN, "unsubscribe")],
+    )
+
+
+# ---------------------------------------------------------------- delivery and engagement
+
+
+def test_processed_keeps_the_send_time_we_recorded(
+    session: Session, settings: Settings, delivery: Delivery
+) -> None:
+    apply(session, settings, sg_event("processed", delivery, ANN, at=later(5)))
+    assert fresh(session, delivery).sent_at == T0
+
+
+def test_a_machine_open_is_counted_apart_and_sets_no_open_time(
+    session: Session, settings: Settings, delivery: Delivery
+) -> None:
+    apply(session, settings, sg_event("open", delivery, ANN, sg_machine_open=True))
+    row = fresh(session, delivery)
+    assert (row.machine_open_count, row.open_count, row.opened_at) == (1, 0, None)
+    assert session.exec(select(TrackingEvent.machine)).one() is True
+
+
+def test_a_deferral_changes_nothing_but_is_recorded(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    apply(session, settings, sg_event("deferred", delivery, ANN, response="451 try later"))
+    row = fresh(session, delivery)
+    assert (row.delivered_at, row.bounce, fresh(session, ann).status) == (None, None, S.ACTIVE)
+    assert session.exec(select(TrackingEvent.kind)).one() == "deferred"
+
+
+# ---------------------------------------------------------------- what stops mail to a person
+
+
+def test_a_hard_bounce_marks_the_person_bounced_and_suppresses_at_once(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    event = sg_event("bounce", delivery, ANN, type="bounce", reason="550 5.1.1 no such user")
+    apply(session, settings, event)
+    assert fresh(session, delivery).bounce == "hard"
+    assert fresh(session, ann).status == S.BOUNCED
+    assert suppressions(session) == [(ANN, "hard_bounce")]
+
+
+def test_the_bounce_is_in_the_subscribers_history(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    event = sg_event("bounce", delivery, ANN, type="bounce", reason="550 5.1.1 no such user")
+    apply(session, settings, event)
+    last = history(session, subscriber_id=ann.id)[-1]
+    assert (last.from_status, last.to_status, last.source) == ("active", "bounced", "provider")
+    assert last.detail["event_id"] == event["sg_event_id"]
+    assert last.detail["campaign_id"] == delivery.campaign_id
+    assert last.detail["reason"] == "550 5.1.1 no such user"
+
+
+def test_a_spam_complaint_marks_the_person_complained_and_suppresses(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    apply(session, settings, sg_event("spamreport", delivery, ANN))
+    assert fresh(session, delivery).complained is True
+    assert fresh(session, ann).status == S.COMPLAINED
+    assert suppressions(session) == [(ANN, "complaint")]
+
+
+@pytest.mark.parametrize("event", ["unsubscribe", "group_unsubscribe"])
+def test_an_unsubscribe_at_the_provider_unsubscribes_and_suppresses(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber, event: str
+) -> None:
+    apply(session, settings, sg_event(event, delivery, ANN, asm_group_id=42))
+    assert fresh(session, delivery).unsubscribed is True
+    assert fresh(session, ann).status == S.UNSUBSCRIBED
+    assert suppressions(session) == [(ANN, "unsubscribe")]
+    assert history(session, subscriber_id=ann.id)[-1].detail["event"] == event
+
+
+def test_a_group_resubscribe_does_not_bring_anyone_back(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    apply(
+        session,
+        settings,
+        sg_event("group_unsubscribe", delivery, ANN, at=later(1)),
+        sg_event("group_resubscribe", delivery, ANN, at=later(2)),
+    )
+    assert fresh(session, ann).status == S.UNSUBSCRIBED
+    assert suppressions(session) == [(ANN, "unsubscribe")]
+
+
+@pytest.mark.parametrize(
+    ("reason", "status", "suppression"),
+    [
+        ("Bounced Address", S.BOUNCED, "hard_bounce"),
+        ("Invalid", S.BOUNCED, "hard_bounce"),
+        ("Spam Reporting Address", S.COMPLAINED, "complaint"),
+        ("Unsubscribed Address", S.UNSUBSCRIBED, "unsubscribe"),
+    ],
+)
+def test_a_drop_for_a_known_bad_address_stops_mail_to_it(
+    session: Session,
+    settings: Settings,
+    delivery: Delivery,
+    ann: Subscriber,
+    reason: str,
+    status: S,
+    suppression: str,
+) -> None:
+    apply(session, settings, sg_event("dropped", delivery, ANN, reason=reason))
+    assert fresh(session, ann).status == status
+    assert suppressions(session) == [(ANN, suppression)]
+
+
+def test_a_drop_for_another_reason_leaves_the_person_alone(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    apply(session, settings, sg_event("dropped", delivery, ANN, reason="Invalid SMTPAPI header"))
+    assert (fresh(session, ann).status, suppressions(session)) == (S.ACTIVE, [])
+
+
+def test_a_complaint_after_an_unsubscribe_keeps_one_suppression(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    apply(
+        session,
+        settings,
+        sg_event("unsubscribe", delivery, ANN, at=later(1)),
+        sg_event("spamreport", delivery, ANN, at=later(2)),
+    )
+    row = fresh(session, delivery)
+    assert (row.unsubscribed, row.complained) == (True, True)
+    assert fresh(session, ann).status in (S.UNSUBSCRIBED, S.COMPLAINED)
+    assert len(suppressions(session)) == 1
+
+
+# ---------------------------------------------------------------- soft bounces
+
+
+def _weekly_deliveries(session: Session, ann: Subscriber, weeks: int) -> list[Delivery]:
+    return [
+        add_delivery(
+            session, add_campaign(session, week=f"2026-W{40 + i}"), ann, message_id=f"msg-w{i}"
+        )
+        for i in range(weeks)
+    ]
+
+
+def soft(delivery: Delivery, minutes: int) -> dict[str, Any]:
+    return sg_event(
+        "bounce", delivery, ANN, type="blocked", at=later(minutes), reason="452 4.2.2 mailbox full"
+    )
+
+
+def test_a_soft_bounce_is_counted_but_does_not_stop_mail(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    apply(session, settings, soft(delivery, 1))
+    assert fresh(session, delivery).bounce == "soft"
+    person = fresh(session, ann)
+    assert (person.status, person.soft_bounces, suppressions(session)) == (S.ACTIVE, 1, [])
+
+
+def test_soft_bounces_up_to_the_limit_in_a_row_suppress_the_address(
+    session: Session, settings: Settings, ann: Subscriber
+) -> None:
+    week = 7 * 24 * 60
+    deliveries = _weekly_deliveries(session, ann, settings.soft_bounce_limit)
+    apply(session, settings, *[soft(d, i * week) for i, d in enumerate(deliveries)])
+    assert fresh(session, ann).status == S.BOUNCED
+    assert suppressions(session) == [(ANN, "soft_bounces")]
+
+
+def test_two_soft_bounce_events_for_one_message_count_once(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    apply(session, settings, soft(delivery, 1), soft(delivery, 2))
+    assert fresh(session, ann).soft_bounces == 1
+
+
+def test_a_delivery_in_between_resets_the_soft_bounce_streak(
+    session: Session, settings: Settings, ann: Subscriber
+) -> None:
+    week = 7 * 24 * 60
+    d1, d2, d3 = _weekly_deliveries(session, ann, 3)
+    apply(
+        session,
+        settings,
+        soft(d1, 0),
+        sg_event("delivered", d2, ANN, at=later(week)),
+        soft(d3, 2 * week),
+    )
+    person = fresh(session, ann)
+    assert (person.status, person.soft_bounces) == (S.ACTIVE, 1)
+
+
+def test_a_late_report_of_an_older_delivery_does_not_reset_the_streak(
+    session: Session, settings: Settings, ann: Subscriber
+) -> None:
+    week = 7 * 24 * 60
+    d1, d2 = _weekly_deliveries(session, ann, 2)
+    apply(session, settings, soft(d2, week), sg_event("delivered", d1, ANN, at=later(0)))
+    assert fresh(session, ann).soft_bounces == 1
+
+
+def test_a_hard_bounce_outranks_a_soft_one_whatever_the_order(
+    session: Session, settings: Settings, delivery: Delivery
+) -> None:
+    hard = sg_event("bounce", delivery, ANN, type="bounce", at=later(1))
+    apply(session, settings, hard, soft(delivery, 0))
+    assert fresh(session, delivery).bounce == "hard"
+
+
+# ---------------------------------------------------------------- matching
+
+
+def test_without_custom_args_the_message_id_and_address_find_the_delivery(
+    session: Session, settings: Settings, ann: Subscriber
+) -> None:
+    campaign = add_campaign(session)
+    bob = add_subscriber(session, "bob@example.com")
+    ann_delivery = add_delivery(session, campaign, ann, message_id="shared-request-id")
+    bob_delivery = add_delivery(session, campaign, bob, message_id="shared-request-id")
+    apply(session, settings, sg_event("open", bob_delivery, "Bob@Example.com", custom_args=False))
+    assert (fresh(session, ann_delivery).open_count, fresh(session, bob_delivery).open_count) == (
+        0,
+        1,
+    )
+
+
+def test_custom_args_naming_someone_else_do_not_touch_that_person(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    result = apply(session, settings, sg_event("spamreport", delivery, "eve@example.com"))
+    assert result.unmatched == 1
+    assert (fresh(session, ann).status, fresh(session, delivery).complained) == (S.ACTIVE, False)
+
+
+def test_a_bounce_of_a_message_outside_any_campaign_still_stops_the_address(
+    session: Session, settings: Settings
+) -> None:
+    pending = add_subscriber(session, "new@example.com", status=S.PENDING)
+    event = {
+        "event": "bounce",
+        "type": "bounce",
+        "email": "new@example.com",
+        "sg_event_id": "conf-1",
+        "timestamp": int(T0.timestamp()),
+        "sg_message_id": "confirmation-id.filterdrecv-1",
+    }
+    apply(session, settings, event)
+    assert fresh(session, pending).status == S.BOUNCED
+
+
+def test_an_event_of_an_unknown_campaign_is_stored_and_harms_nothing(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    event = sg_event(
+        "bounce",
+        delivery,
+        "stranger@example.com",
+        type="bounce",
+        nl_campaign_id="999",
+        nl_subscriber_id="999",
+        nl_delivery_id="999",
+    )
+    result = apply(session, settings, event)
+    assert (result.applied, result.unmatched) == (1, 1)
+    assert (fresh(session, ann).status, suppressions(session)) == (S.ACTIVE, [])
+    stored = session.exec(select(TrackingEvent)).one()
+    assert (stored.delivery_id, stored.campaign_id, stored.payload["nl_campaign_id"]) == (
+        None,
+        None,
+        "999",
+    )
+
+
+def test_an_unknown_event_type_is_stored_with_its_name_and_changes_nothing(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    result = apply(session, settings, sg_event("account_review", delivery, ANN))
+    assert result.unknown == 1
+    stored = session.exec(select(TrackingEvent)).one()
+    assert (stored.kind, stored.raw_event) == ("unknown", "account_review")
+    assert fresh(session, ann).status == S.ACTIVE
+
+
+def test_events_for_an_erased_subscriber_still_count_for_the_campaign(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    session.delete(fresh(session, ann))
+    session.commit()
+    apply(session, settings, sg_event("open", delivery, ANN, nl_subscriber_id=None))
+    assert fresh(session, delivery).open_count == 1

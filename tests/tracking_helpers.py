@@ -1,0 +1,166 @@
+"""Factories for tracking tests: rows made directly in the database, SendGrid-shaped events,
+and a P-256 key pair that signs batches the way SendGrid does."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlmodel import Session
+
+from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from campaigns.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
+from campaigns.tracking import ApplyResult, apply_events
+from campaigns.webhook_sendgrid import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    normalise_event,
+    sign_payload,
+)
+from newsletter.settings import Settings
+from subscribers.models import Subscriber, SubscriberStatus
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday send
+_ids = itertools.count(1)
+
+
+def add_subscriber(
+    session: Session, email: str, *, status: SubscriberStatus = SubscriberStatus.ACTIVE
+) -> Subscriber:
+    subscriber = Subscriber(email=email, status=status.value, confirmed_at=T0)
+    session.add(subscriber)
+    session.commit()
+    return subscriber
+
+
+def add_campaign(
+    session: Session, *, subject: str = "Five stretches for sciatica", week: str | None = None
+) -> Campaign:
+    campaign = Campaign(
+        subject=subject, week=week, status=CampaignStatus.SENT.value, started_at=T0, finished_at=T0
+    )
+    session.add(campaign)
+    session.commit()
+    return campaign
+
+
+def add_delivery(
+    session: Session,
+    campaign: Campaign,
+    subscriber: Subscriber,
+    *,
+    message_id: str = "Xmsg0001",
+    status: DeliveryStatus = DeliveryStatus.SENT,
+) -> Delivery:
+    delivery = Delivery(
+        campaign_id=campaign.id,
+        subscriber_id=subscriber.id,
+        status=status.value,
+        provider_message_id=message_id if status == DeliveryStatus.SENT else None,
+        sent_at=T0 if status == DeliveryStatus.SENT else None,
+        attempts=1,
+    )
+    session.add(delivery)
+    session.commit()
+    return delivery
+
+
+def sg_event(
+    event: str,
+    delivery: Delivery,
+    email: str,
+    *,
+    at: datetime = T0,
+    event_id: str | None = None,
+    custom_args: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An event as SendGrid posts it: custom args echoed as strings beside its fields."""
+    data: dict[str, Any] = {
+        "email": email,
+        "timestamp": int(at.timestamp()),
+        "event": event,
+        "sg_event_id": event_id or f"evt-{next(_ids):06d}",
+        "sg_message_id": f"{delivery.provider_message_id}.filterdrecv-5bd68b1c-1-64-0",
+        "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+        "category": ["newsletter"],
+    }
+    if custom_args:
+        data[ARG_CAMPAIGN] = str(delivery.campaign_id)
+        data[ARG_SUBSCRIBER] = str(delivery.subscriber_id)
+        data[ARG_DELIVERY] = str(delivery.id)
+    data.update(extra)
+    return data
+
+
+def apply(session: Session, settings: Settings, *events: dict[str, Any]) -> ApplyResult:
+    result = apply_events(session, settings=settings, events=[normalise_event(e) for e in events])
+    session.commit()
+    return result
+
+
+def later(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A P-256 key pair; ``public`` is base64 DER, as SendGrid's settings page shows it."""
+
+    private: ec.EllipticCurvePrivateKey
+    public: str
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        private = ec.generate_private_key(ec.SECP256R1())
+        der = private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return cls(private, base64.b64encode(der).decode("ascii"))
+
+    def headers(self, body: bytes, *, timestamp: int | None = None) -> dict[str, str]:
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        return {
+            SIGNATURE_HEADER: sign_payload(self.private, body, stamp),
+            TIMESTAMP_HEADER: stamp,
+            "Content-Type": "application/json",
+        }
+
+
+def body_of(*events: dict[str, Any]) -> bytes:
+    return json.dumps(list(events)).encode("utf-8")
+
+
+@contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn on 127.0.0.1 (a free port) in a thread."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
