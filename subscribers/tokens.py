@@ -7,6 +7,7 @@ can be rotated without breaking links already in inboxes.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -40,11 +41,23 @@ class Tokens:
         }
         self._base_url = settings.base_url.rstrip("/")
 
-    def make(self, purpose: Purpose, subscriber_id: int) -> str:
-        return self._serializers[purpose].dumps(subscriber_id)
+    def make(
+        self, purpose: Purpose, subscriber_id: int, *, issued_at: datetime | None = None
+    ) -> str:
+        """A token for ``subscriber_id``; ``issued_at`` back-dates it (tests, re-sends)."""
+        serializer = self._serializers[purpose]
+        if issued_at is None:
+            return serializer.dumps(subscriber_id)
+        signer = serializer.make_signer()
+        stamp = int(issued_at.timestamp())
+        signer.get_timestamp = lambda: stamp  # type: ignore[method-assign]
+        return signer.sign(serializer.dump_payload(subscriber_id)).decode("ascii")
 
-    def url(self, purpose: Purpose, subscriber_id: int) -> str:
-        return f"{self._base_url}/{purpose.value}/{self.make(purpose, subscriber_id)}"
+    def url(
+        self, purpose: Purpose, subscriber_id: int, *, issued_at: datetime | None = None
+    ) -> str:
+        token = self.make(purpose, subscriber_id, issued_at=issued_at)
+        return f"{self._base_url}/{purpose.value}/{token}"
 
     def verify(self, purpose: Purpose, token: str) -> int:
         """Return the subscriber id the token was made for, or raise a TokenError."""

@@ -1,0 +1,296 @@
+"""The subscriber state machine and its append-only consent history.
+
+Every status change goes through :func:`transition`, which checks :data:`TRANSITIONS` and
+writes a :class:`ConsentEvent` with who, how and why. Acts that do not change the status
+(a resent confirmation, a preferences change) use :func:`record_event`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from newsletter.db import utcnow
+from newsletter.errors import NotFound, StateError
+from newsletter.settings import Settings
+from subscribers.addresses import normalise_for_hash
+from subscribers.models import (
+    ConsentEvent,
+    ConsentSource,
+    Subscriber,
+    SubscriberStatus,
+    SuppressionReason,
+)
+from subscribers.suppression import suppress
+
+S = SubscriberStatus
+
+# The only allowed moves. Leaving unsubscribed/bounced/complained is possible only by a
+# new sign-up (back to pending), which then needs a fresh confirmation.
+TRANSITIONS: dict[SubscriberStatus, frozenset[SubscriberStatus]] = {
+    S.PENDING: frozenset({S.ACTIVE, S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED}),
+    S.ACTIVE: frozenset({S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED}),
+    S.UNSUBSCRIBED: frozenset({S.PENDING}),
+    S.BOUNCED: frozenset({S.PENDING}),
+    S.COMPLAINED: frozenset({S.PENDING}),
+}
+# States whose address belongs on the suppression list.
+STOPPED = frozenset({S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED})
+
+
+def can_transition(from_status: SubscriberStatus, to_status: SubscriberStatus) -> bool:
+    return to_status in TRANSITIONS[from_status]
+
+
+def _event(
+    subscriber: Subscriber,
+    *,
+    from_status: str | None,
+    to_status: str,
+    reason: str,
+    source: ConsentSource | str,
+    ip: str | None,
+    user_agent: str | None,
+    consent_version: str | None,
+    detail: Mapping[str, Any] | None,
+    at: datetime | None,
+) -> ConsentEvent:
+    assert subscriber.id is not None, "flush the subscriber before recording events"
+    return ConsentEvent(
+        subscriber_id=subscriber.id,
+        at=at or utcnow(),
+        from_status=from_status,
+        to_status=to_status,
+        reason=reason[:200],
+        source=str(source),
+        ip=ip[:64] if ip else None,
+        user_agent=user_agent[:500] if user_agent else None,
+        consent_version=consent_version,
+        detail=dict(detail or {}),
+    )
+
+
+def record_event(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    reason: str,
+    source: ConsentSource | str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    consent_version: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+    initial: bool = False,
+    at: datetime | None = None,
+) -> ConsentEvent:
+    """Append a history row without changing the status (``initial``: the first row)."""
+    event = _event(
+        subscriber,
+        from_status=None if initial else subscriber.status,
+        to_status=subscriber.status,
+        reason=reason,
+        source=source,
+        ip=ip,
+        user_agent=user_agent,
+        consent_version=consent_version,
+        detail=detail,
+        at=at,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def transition(
+    session: Session,
+    subscriber: Subscriber,
+    to_status: SubscriberStatus,
+    *,
+    reason: str,
+    source: ConsentSource | str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    consent_version: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> ConsentEvent:
+    """Move the subscriber to ``to_status`` or raise StateError; records the event."""
+    from_status = SubscriberStatus(subscriber.status)
+    if not can_transition(from_status, to_status):
+        raise StateError(
+            f"subscriber {subscriber.id} cannot go from {from_status.value} to {to_status.value}"
+        )
+    when = at or utcnow()
+    event = _event(
+        subscriber,
+        from_status=from_status.value,
+        to_status=to_status.value,
+        reason=reason,
+        source=source,
+        ip=ip,
+        user_agent=user_agent,
+        consent_version=consent_version,
+        detail=detail,
+        at=when,
+    )
+    subscriber.status = to_status.value
+    subscriber.status_changed_at = when
+    session.add(subscriber)
+    session.add(event)
+    session.flush()
+    return event
+
+
+def history(session: Session, *, subscriber_id: int) -> list[ConsentEvent]:
+    return list(
+        session.exec(
+            select(ConsentEvent)
+            .where(ConsentEvent.subscriber_id == subscriber_id)
+            .order_by(col(ConsentEvent.at), col(ConsentEvent.id))
+        )
+    )
+
+
+def get_subscriber(session: Session, *, subscriber_id: int) -> Subscriber:
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound(f"no subscriber with id {subscriber_id}")
+    return subscriber
+
+
+def find_by_email(session: Session, *, email: str) -> Subscriber | None:
+    return session.exec(
+        select(Subscriber).where(Subscriber.email == normalise_for_hash(email))
+    ).first()
+
+
+def get_by_email(session: Session, *, email: str) -> Subscriber:
+    subscriber = find_by_email(session, email=email)
+    if subscriber is None:
+        raise NotFound(f"no subscriber with the address {email.strip()!r}")
+    return subscriber
+
+
+def _stop(
+    session: Session,
+    subscriber: Subscriber,
+    to_status: SubscriberStatus,
+    suppression: SuppressionReason,
+    *,
+    reason: str,
+    source: ConsentSource | str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> bool:
+    """Stop mail to the subscriber; returns False when it was already stopped."""
+    changed = False
+    if SubscriberStatus(subscriber.status) not in STOPPED:
+        transition(
+            session,
+            subscriber,
+            to_status,
+            reason=reason,
+            source=source,
+            ip=ip,
+            user_agent=user_agent,
+            detail=detail,
+        )
+        changed = True
+    suppress(session, email=subscriber.email, reason=suppression)
+    return changed
+
+
+def unsubscribe(
+    session: Session,
+    *,
+    subscriber_id: int,
+    source: ConsentSource | str,
+    reason: str = "unsubscribed",
+    ip: str | None = None,
+    user_agent: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> bool:
+    """Unsubscribe at once and suppress the address; True when something changed.
+
+    Idempotent: a second click, or a click after a bounce, is not an error.
+    """
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    return _stop(
+        session,
+        subscriber,
+        S.UNSUBSCRIBED,
+        SuppressionReason.UNSUBSCRIBE,
+        reason=reason,
+        source=source,
+        ip=ip,
+        user_agent=user_agent,
+        detail=detail,
+    )
+
+
+def record_hard_bounce(
+    session: Session, *, subscriber_id: int, detail: Mapping[str, Any] | None = None
+) -> bool:
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    return _stop(
+        session,
+        subscriber,
+        S.BOUNCED,
+        SuppressionReason.HARD_BOUNCE,
+        reason="hard bounce",
+        source=ConsentSource.PROVIDER,
+        detail=detail,
+    )
+
+
+def record_soft_bounce(
+    session: Session,
+    *,
+    settings: Settings,
+    subscriber_id: int,
+    detail: Mapping[str, Any] | None = None,
+) -> bool:
+    """Count a soft bounce; at ``settings.soft_bounce_limit`` in a row the address stops."""
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    subscriber.soft_bounces += 1
+    session.add(subscriber)
+    session.flush()
+    if subscriber.soft_bounces < settings.soft_bounce_limit:
+        return False
+    return _stop(
+        session,
+        subscriber,
+        S.BOUNCED,
+        SuppressionReason.SOFT_BOUNCES,
+        reason=f"{subscriber.soft_bounces} soft bounces in a row",
+        source=ConsentSource.PROVIDER,
+        detail=detail,
+    )
+
+
+def reset_soft_bounces(session: Session, *, subscriber_id: int) -> None:
+    """A delivery got through: the soft-bounce streak is over."""
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    if subscriber.soft_bounces:
+        subscriber.soft_bounces = 0
+        session.add(subscriber)
+        session.flush()
+
+
+def record_complaint(
+    session: Session, *, subscriber_id: int, detail: Mapping[str, Any] | None = None
+) -> bool:
+    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    return _stop(
+        session,
+        subscriber,
+        S.COMPLAINED,
+        SuppressionReason.COMPLAINT,
+        reason="spam complaint",
+        source=ConsentSource.PROVIDER,
+        detail=detail,
+    )

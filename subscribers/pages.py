@@ -1,0 +1,144 @@
+"""HTML for the subscriber pages (templates/web), so the web door only wires requests.
+
+Each function returns a finished page; the door picks the status code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from newsletter.errors import NewsletterError, TokenExpired
+from newsletter.settings import Settings
+from newsletter.templating import Templates, brand_context
+from subscribers.emails import WEEKDAYS
+from subscribers.models import Subscriber
+from subscribers.tokens import Purpose, Tokens
+
+
+class Pages:
+    """Renders the pages for one configuration."""
+
+    def __init__(self, settings: Settings, templates: Templates | None = None) -> None:
+        self.settings = settings
+        self.templates = templates or Templates(settings)
+        self.tokens = Tokens(settings)
+
+    def _render(self, name: str, title: str, **context: Any) -> str:
+        return self.templates.render_page(
+            f"web/{name}.html.j2",
+            {"brand": brand_context(self.settings), "title": title, **context},
+        )
+
+    def subscribe(
+        self, *, values: Mapping[str, str] | None = None, errors: Sequence[str] = ()
+    ) -> str:
+        given = dict(values or {})
+        return self._render(
+            "subscribe",
+            "Subscribe",
+            values={
+                "email": given.get("email", ""),
+                "name": given.get("name", ""),
+                "consent": given.get("consent", ""),
+            },
+            errors=list(errors),
+            consent_text=self.settings.consent_text,
+        )
+
+    def check_inbox(self) -> str:
+        return self._render("check_inbox", "Check your inbox")
+
+    def confirmed(self, subscriber: Subscriber, *, already: bool) -> str:
+        assert subscriber.id is not None
+        return self._render(
+            "confirmed",
+            "Subscribed",
+            already=already,
+            preferences_url=self.tokens.url(Purpose.PREFERENCES, subscriber.id),
+            send_day=WEEKDAYS[self.settings.send_weekday],
+        )
+
+    def unsubscribe(self, *, token: str) -> str:
+        return self._render("unsubscribe", "Unsubscribe", action=f"/unsubscribe/{token}")
+
+    def unsubscribed(self) -> str:
+        return self._render("unsubscribed", "Unsubscribed")
+
+    def preferences(
+        self,
+        subscriber: Subscriber,
+        *,
+        token: str,
+        errors: Sequence[str] = (),
+        saved: bool = False,
+        chosen: Sequence[str] | None = None,
+        today: date,
+    ) -> str:
+        assert subscriber.id is not None
+        picked = set(subscriber.topics or []) if chosen is None else set(chosen)
+        paused = (
+            subscriber.paused_until
+            if subscriber.paused_until and subscriber.paused_until > today
+            else None
+        )
+        options = [
+            {"weeks": "", "label": "Keep as it is" if paused else "Do not pause", "selected": True}
+        ]
+        if paused:
+            options.append({"weeks": 0, "label": "Resume now", "selected": False})
+        options += [
+            {"weeks": w, "label": f"{w} week{'s' if w > 1 else ''}", "selected": False}
+            for w in (1, 2, 4, 8, 12)
+            if w <= self.settings.max_pause_weeks
+        ]
+        return self._render(
+            "preferences",
+            "Preferences",
+            action=f"/preferences/{token}",
+            unsubscribe_url=self.tokens.url(Purpose.UNSUBSCRIBE, subscriber.id),
+            topics=[
+                {"slug": slug, "label": label, "checked": slug in picked}
+                for slug, label in self.settings.topics.items()
+            ],
+            topics_consent_text=self.settings.topics_consent_text,
+            topics_consented=bool(subscriber.topics),
+            pause_options=options,
+            paused_until=paused.isoformat() if paused else None,
+            errors=list(errors),
+            saved=saved,
+        )
+
+    def message(
+        self,
+        *,
+        heading: str,
+        message: str,
+        hint: str | None = None,
+        link: Mapping[str, str] | None = None,
+        title: str | None = None,
+    ) -> str:
+        return self._render(
+            "message", title or heading, heading=heading, message=message, hint=hint, link=link
+        )
+
+    def link_error(self, err: NewsletterError, *, purpose: Purpose) -> str:
+        """A bad, expired or stale link: say what happened and what to do next."""
+        expired = isinstance(err, TokenExpired)
+        if purpose is Purpose.CONFIRM:
+            hint = "Sign up again and we will send you a fresh confirmation link."
+            link = {"url": "/subscribe", "text": "Sign up again"}
+        elif purpose is Purpose.UNSUBSCRIBE:
+            hint = (
+                "To stop emails, use the unsubscribe link in the most recent email, or "
+                "reply to any email and ask us: we will remove you by hand."
+            )
+            link = None
+        else:
+            hint = "Use the preferences link in the most recent email from us."
+            link = None
+        heading = "This link has expired" if expired else "This link does not work"
+        message = str(err)
+        message = message[0].upper() + message[1:] + "."
+        return self.message(heading=heading, message=message, hint=hint, link=link)

@@ -1,0 +1,135 @@
+"""Helpers for the subscriber tests: the outbox as a mailbox, and a live uvicorn server."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from sqlmodel import Session
+
+from campaigns.providers.outbox import OutboxProvider
+from newsletter.settings import Settings
+from subscribers import lifecycle
+from subscribers.models import Subscriber
+from subscribers.signup import SignUpResult, sign_up
+
+
+def outbox(settings: Settings) -> OutboxProvider:
+    return OutboxProvider(settings.outbox_dir)
+
+
+def messages(settings: Settings) -> list[EmailMessage]:
+    """Every message in the outbox, oldest first (parsed from the .eml files)."""
+    folder = Path(settings.outbox_dir)
+    if not folder.exists():
+        return []
+    files = sorted(folder.glob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for p in files
+    ]
+
+
+def messages_to(settings: Settings, address: str) -> list[EmailMessage]:
+    return [m for m in messages(settings) if address in str(m["To"])]
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return part.get_content()
+
+
+def html_of(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return part.get_content()
+
+
+def link(message: EmailMessage, kind: str) -> str:
+    """The first ``/<kind>/<token>`` link in the text part."""
+    found = re.search(rf"https?://\S+/{kind}/[A-Za-z0-9._-]+", text_of(message))
+    assert found, f"no {kind} link in {text_of(message)!r}"
+    return found.group(0)
+
+
+def token_of(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[1]
+
+
+def signed_up(session: Session, settings: Settings, address: str, **kwargs: Any) -> SignUpResult:
+    result = sign_up(session, settings=settings, mailer=outbox(settings), email=address, **kwargs)
+    session.commit()
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def live_server(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn on 127.0.0.1 (a free port) in a thread."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def make_subscriber(
+    session: Session,
+    address: str = "jane@example.com",
+    *,
+    status: str = "active",
+    name: str | None = None,
+) -> Subscriber:
+    """A subscriber row in ``status`` with its first history event, committed."""
+    subscriber = Subscriber(email=address, name=name, status=status, source="form")
+    session.add(subscriber)
+    session.flush()
+    lifecycle.record_event(
+        session, subscriber, reason="test fixture", source="system", initial=True
+    )
+    session.commit()
+    return subscriber
+
+
+class AppSlot:
+    """An ASGI app that forwards to whichever app a test plugs in, so one uvicorn server
+    can serve a whole module (starting a server per test costs more than the test)."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.app is not None, "no app plugged in"
+        await self.app(scope, receive, send)
+
+
+# For tests about parsing, pages or messages rather than storage: run them on SQLite only
+# (overrides the sqlite+postgres parametrization of the ``database_url`` fixture).
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
