@@ -33,12 +33,16 @@ S = SubscriberStatus
 TRANSITIONS: dict[SubscriberStatus, frozenset[SubscriberStatus]] = {
     S.PENDING: frozenset({S.ACTIVE, S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED}),
     S.ACTIVE: frozenset({S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED}),
-    S.UNSUBSCRIBED: frozenset({S.PENDING}),
-    S.BOUNCED: frozenset({S.PENDING}),
+    # A stronger stop replaces a weaker one, so the final status does not depend on the
+    # order in which provider events arrive (see STOP_RANK).
+    S.UNSUBSCRIBED: frozenset({S.PENDING, S.BOUNCED, S.COMPLAINED}),
+    S.BOUNCED: frozenset({S.PENDING, S.COMPLAINED}),
     S.COMPLAINED: frozenset({S.PENDING}),
 }
 # States whose address belongs on the suppression list.
 STOPPED = frozenset({S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED})
+# A complaint outranks a bounce, which outranks an unsubscribe.
+STOP_RANK = {S.UNSUBSCRIBED: 1, S.BOUNCED: 2, S.COMPLAINED: 3}
 
 
 def can_transition(from_status: SubscriberStatus, to_status: SubscriberStatus) -> bool:
@@ -188,7 +192,8 @@ def _stop(
 ) -> bool:
     """Stop mail to the subscriber; returns False when it was already stopped."""
     changed = False
-    if SubscriberStatus(subscriber.status) not in STOPPED:
+    current = SubscriberStatus(subscriber.status)
+    if current not in STOPPED or STOP_RANK[to_status] > STOP_RANK[current]:
         transition(
             session,
             subscriber,

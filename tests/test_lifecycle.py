@@ -18,10 +18,25 @@ def test_transition_table_is_exactly_the_documented_lifecycle() -> None:
     assert {k.value: sorted(v) for k, v in TRANSITIONS.items()} == {
         "pending": ["active", "bounced", "complained", "unsubscribed"],
         "active": ["bounced", "complained", "unsubscribed"],
-        "unsubscribed": ["pending"],
-        "bounced": ["pending"],
+        "unsubscribed": ["bounced", "complained", "pending"],
+        "bounced": ["complained", "pending"],
         "complained": ["pending"],
     }
+
+
+@pytest.mark.parametrize("order", ["unsubscribe first", "complaint first"])
+def test_a_complaint_outranks_an_unsubscribe_whatever_the_order(
+    session: Session, order: str
+) -> None:
+    subscriber = make_subscriber(session, status="active")
+    steps = [
+        lambda: lifecycle.unsubscribe(session, subscriber_id=subscriber.id, source="provider"),
+        lambda: lifecycle.record_complaint(session, subscriber_id=subscriber.id, detail={}),
+    ]
+    for step in steps if order == "unsubscribe first" else reversed(steps):
+        step()
+    assert subscriber.status == "complained"
+    assert is_suppressed(session, email=subscriber.email)
 
 
 @pytest.mark.parametrize(
