@@ -18,7 +18,14 @@ from campaigns.models import Campaign
 from campaigns.providers.base import BulkContent, Recipient
 from campaigns.providers.outbox import personalised_message
 from campaigns.rendering import RenderedIssue, ensure_rendered
-from newsletter.mail import NAME, NAME_HTML, PREFERENCES_URL, UNSUBSCRIBE_URL, build_mime
+from newsletter.mail import (
+    NAME,
+    NAME_HTML,
+    PREFERENCES_URL,
+    UNSUBSCRIBE_URL,
+    build_mime,
+    list_id,
+)
 from newsletter.settings import Settings
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -124,7 +131,7 @@ def _bulk(settings: Settings, campaign: Campaign, rendered: RenderedIssue) -> Bu
         from_email=settings.from_email,
         from_name=settings.from_name,
         reply_to=settings.reply_to,
-        list_id=f"<weekly.{settings.list_id_domain}>",
+        list_id=list_id(settings),
     )
 
 

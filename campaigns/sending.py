@@ -59,14 +59,11 @@ from newsletter.errors import (
     ProviderUnavailable,
     StateError,
 )
+from newsletter.mail import list_id
 from newsletter.settings import Settings
 
 S = CampaignStatus
 STARTABLE = (S.DRAFT, S.SCHEDULED, S.PAUSED, S.FAILED, S.SENDING)
-
-
-def list_id(settings: Settings) -> str:
-    return f"{settings.newsletter_name} <weekly.{settings.list_id_domain}>"
 
 
 def bulk_content(settings: Settings, campaign: Campaign, *, test: bool = False) -> BulkContent:

@@ -19,6 +19,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Protocol
 
 from newsletter.db import utcnow
+from newsletter.settings import Settings
 
 # Placeholder keys, filled per recipient. ``name_html`` is the HTML-escaped name for the
 # HTML part; ``name`` the raw one for the text part (SendGrid substitutes both parts alike).
@@ -41,6 +42,11 @@ def personalise(content: str, values: Mapping[str, str]) -> str:
     for key, value in values.items():
         content = content.replace(placeholder(key), value)
     return content
+
+
+def list_id(settings: Settings) -> str:
+    """The RFC 2919 List-Id of the newsletter; every message of the list carries the same one."""
+    return f"{settings.newsletter_name} <weekly.{settings.list_id_domain}>"
 
 
 def list_headers(*, unsubscribe_url: str, list_id: str) -> dict[str, str]:

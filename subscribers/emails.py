@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from newsletter.mail import OutgoingMessage, list_headers
+from newsletter.mail import OutgoingMessage, list_headers, list_id
 from newsletter.settings import Settings
 from newsletter.templating import Templates, brand_context, footer_context
 from subscribers.models import Subscriber
@@ -20,10 +20,6 @@ CONFIRM_HTML = "email/confirm.mjml.j2"
 CONFIRM_TEXT = "email/confirm.txt.j2"
 WELCOME_HTML = "email/welcome.mjml.j2"
 WELCOME_TEXT = "email/welcome.txt.j2"
-
-
-def list_id(settings: Settings) -> str:
-    return f"{settings.newsletter_name} <weekly.{settings.list_id_domain}>"
 
 
 def _message(
