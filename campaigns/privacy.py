@@ -1,0 +1,53 @@
+"""GDPR erasure across both rooms: the subscriber's data and their provider events.
+
+``subscribers.erasure.erase`` removes the person and keeps only a hash on the suppression
+list; it cannot see ``campaigns``. SendGrid events we stored keep the address, IP and user
+agent in their raw payload, so erasure here also scrubs those fields.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, or_, select
+
+from campaigns.models import TrackingEvent
+from subscribers.addresses import normalise_for_hash
+from subscribers.erasure import ErasureResult, erase
+from subscribers.lifecycle import find_by_email
+
+# Fields of a SendGrid event that identify a person.
+PERSONAL_FIELDS = ("email", "ip", "useragent")
+
+
+def scrub_events(session: Session, *, subscriber_id: int | None, email: str) -> int:
+    """Remove personal fields from stored events of this person; returns how many changed."""
+    address = normalise_for_hash(email)
+    query = select(TrackingEvent).where(
+        or_(
+            col(TrackingEvent.subscriber_id) == subscriber_id,
+            col(TrackingEvent.subscriber_id).is_(None),
+        )
+        if subscriber_id is not None
+        else col(TrackingEvent.subscriber_id).is_(None)
+    )
+    changed = 0
+    for event in session.exec(query):
+        payload = dict(event.payload or {})
+        mine = event.subscriber_id is not None or (
+            normalise_for_hash(str(payload.get("email", ""))) == address
+        )
+        if not mine or not any(field in payload for field in PERSONAL_FIELDS):
+            continue
+        for field in PERSONAL_FIELDS:
+            payload.pop(field, None)
+        event.payload = payload
+        session.add(event)
+        changed += 1
+    return changed
+
+
+def erase_person(session: Session, *, email: str) -> tuple[ErasureResult, int]:
+    """Erase the subscriber (keeping the hashed suppression) and scrub their events."""
+    subscriber = find_by_email(session, email=normalise_for_hash(email))
+    subscriber_id = subscriber.id if subscriber is not None else None
+    scrubbed = scrub_events(session, subscriber_id=subscriber_id, email=email)
+    return erase(session, email=email), scrubbed

@@ -1,0 +1,46 @@
+"""Erasure reaches the provider events we stored, not only the subscriber tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import Session
+
+from campaigns.models import TrackingEvent
+from campaigns.privacy import erase_person
+from subscribers.suppression import is_suppressed
+from tests.subscriber_helpers import make_subscriber
+
+WHEN = datetime(2026, 11, 24, 9, tzinfo=UTC)
+
+
+def _event(session: Session, event_id: str, subscriber_id: int | None, email: str) -> int:
+    event = TrackingEvent(
+        provider="sendgrid",
+        event_id=event_id,
+        kind="open",
+        raw_event="open",
+        subscriber_id=subscriber_id,
+        occurred_at=WHEN,
+        payload={"email": email, "ip": "198.51.100.4", "useragent": "Mail/1", "event": "open"},
+    )
+    session.add(event)
+    session.commit()
+    assert event.id is not None
+    return event.id
+
+
+def test_erasure_scrubs_the_persons_provider_events(session: Session) -> None:
+    subscriber = make_subscriber(session, "gone@example.com")
+    mine = _event(session, "e1", subscriber.id, "gone@example.com")
+    unmatched = _event(session, "e2", None, "Gone@Example.com")
+    other = _event(session, "e3", None, "stay@example.com")
+
+    result, scrubbed = erase_person(session, email="gone@example.com")
+    session.commit()
+
+    assert (result.subscriber_id, scrubbed) == (subscriber.id, 2)
+    for event_id in (mine, unmatched):
+        assert session.get(TrackingEvent, event_id).payload == {"event": "open"}
+    assert session.get(TrackingEvent, other).payload["email"] == "stay@example.com"
+    assert is_suppressed(session, email="gone@example.com")
