@@ -6,6 +6,8 @@ Anything not in :data:`TRANSITIONS` is a :class:`StateError` (HTTP 409 at the AP
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from campaigns.models import Campaign, CampaignLog, CampaignStatus
@@ -37,25 +39,59 @@ def transition(
     actor: str,
     reason: str = "",
 ) -> Campaign:
-    """Move ``campaign`` to ``to`` and log it; the caller commits."""
+    """Move ``campaign`` to ``to`` and log it; the caller commits.
+
+    The change is a compare-and-set (``UPDATE ... WHERE status = <what we saw>``): when two
+    processes race (an API pause against the send loop, two dispatchers), exactly one wins
+    and the other gets a :class:`StateError` instead of silently overwriting.
+    """
     current = CampaignStatus(campaign.status)
     if to not in TRANSITIONS[current]:
-        raise StateError(
-            f"campaign {campaign.id} cannot go from {current.value} to {to.value}"
-        )
+        raise StateError(f"campaign {campaign.id} cannot go from {current.value} to {to.value}")
     now = utcnow()
-    campaign.status = to
+    values: dict[str, object] = {"status": to.value}
     if to is S.SENDING and campaign.started_at is None:
-        campaign.started_at = now
+        values["started_at"] = now
     if to in (S.SENT, S.CANCELLED, S.FAILED):
-        campaign.finished_at = now
+        values["finished_at"] = now
     if to is S.FAILED:
-        campaign.error = reason or campaign.error
-    session.add(campaign)
+        values["error"] = reason or campaign.error
+    result = session.execute(
+        sa.update(Campaign)
+        .where(Campaign.id == campaign.id, Campaign.status == current.value)  # type: ignore[arg-type]
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.expire(campaign, ["status"])
+        raise StateError(
+            f"campaign {campaign.id} changed while going from {current.value} to "
+            f"{to.value}; it is now {campaign.status}"
+        )
+    for key, value in values.items():
+        set_committed_value(campaign, key, value)
     session.add(
         CampaignLog(
-            campaign_id=campaign.id, from_status=current, to_status=to, actor=actor,
-            reason=reason, at=now,
+            campaign_id=campaign.id,
+            from_status=current,
+            to_status=to,
+            actor=actor,
+            reason=reason[:500],
+            at=now,
         )
     )
     return campaign
+
+
+def log_event(session: Session, *, campaign: Campaign, actor: str, reason: str) -> None:
+    """Log a change that keeps the state (a new time for a scheduled campaign)."""
+    session.add(
+        CampaignLog(
+            campaign_id=campaign.id,
+            from_status=campaign.status,
+            to_status=campaign.status,
+            actor=actor,
+            reason=reason[:500],
+            at=utcnow(),
+        )
+    )

@@ -1,0 +1,201 @@
+"""The scheduler's job bodies as plain functions of (settings, now).
+
+The clock is a parameter so tests can drive a whole month, a DST change or an outage
+without sleeping. Every job is idempotent: the weekly issue is unique per ISO week and the
+delivery ledger sends each reader once, so a job that runs twice (a restart, a misfire, a
+take-over by a standby) does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+
+from campaigns import operations, timeplan, workflow
+from campaigns.assembly import assemble_week
+from campaigns.models import CampaignStatus
+from campaigns.preflight import preflight
+from campaigns.sending import SendProgress, send_campaign
+from newsletter import db, job_runs
+from newsletter.errors import ContentError, NewsletterError, StateError
+from newsletter.job_runs import RunNote
+from newsletter.settings import Settings
+from subscribers.housekeeping import expire_pending
+
+log = logging.getLogger("newsletter.jobs")
+S = CampaignStatus
+ACTOR = "scheduler"
+INTERRUPTED = "interrupted"
+
+
+class StopRequested(Exception):
+    """Raised between batches when the service is asked to stop; the send resumes later."""
+
+
+def _engine(settings: Settings) -> Engine:
+    return db.get_engine(settings.database_url)
+
+
+def weekly_assembly(
+    settings: Settings,
+    now: datetime,
+    *,
+    fired_at: datetime | None = None,
+    instance: str = ACTOR,
+) -> RunNote:
+    """Assemble the issue for the first send slot at or after ``fired_at`` (default ``now``).
+
+    ``fired_at`` is the cron time this run belongs to: a run that comes late after an
+    outage still builds that week's issue (scheduled in the past, so it goes out at once)
+    rather than next week's. With ``require_approval`` the issue stays a draft.
+    """
+    engine = _engine(settings)
+    with job_runs.recording(
+        engine, job=job_runs.WEEKLY_ASSEMBLY, instance=instance, now=now
+    ) as note:
+        slot = timeplan.next_send_at(settings, after=timeplan.as_utc(fired_at or now))
+        day = timeplan.to_local(slot, settings).date()
+        local = timeplan.format_local(slot, settings)
+        try:
+            with db.session_scope(engine) as session:
+                issue = assemble_week(session, settings=settings, day=day, actor=ACTOR)
+                campaign = issue.campaign
+                if not issue.created:
+                    note.outcome, note.detail = (
+                        job_runs.OK,
+                        f"{campaign.week}: already assembled as campaign {campaign.id} "
+                        f"({campaign.status})",
+                    )
+                    return note
+                report = preflight(session, settings=settings, campaign=campaign)
+                if not report.ok:
+                    reasons = "; ".join(f"{f.where}: {f.message}" for f in report.errors)
+                    campaign.error = f"preflight failed: {reasons}"
+                    session.add(campaign)
+                    note.outcome = job_runs.FAILED
+                    note.detail = (
+                        f"{campaign.week}: campaign {campaign.id} left as a draft, "
+                        f"preflight failed: {reasons}"
+                    )
+                    return note
+                if settings.require_approval:
+                    note.detail = (
+                        f"{campaign.week}: campaign {campaign.id} is a draft awaiting "
+                        f"approval for {local}"
+                    )
+                    return note
+                workflow.transition(
+                    session,
+                    campaign=campaign,
+                    to=S.SCHEDULED,
+                    actor=ACTOR,
+                    reason=f"weekly issue {campaign.week} for {local}",
+                )
+                campaign.scheduled_at = slot
+                session.add(campaign)
+                note.detail = f"{campaign.week}: campaign {campaign.id} scheduled for {local}"
+        except ContentError as err:
+            note.outcome = job_runs.SKIPPED
+            note.detail = f"{timeplan.iso_week(day)}: no issue this week: {err}"
+        log.info("weekly_assembly %s: %s", note.outcome, note.detail)
+    return note
+
+
+def _stopper(should_stop: Callable[[], bool] | None) -> Callable[[SendProgress], None]:
+    def on_progress(_progress: SendProgress) -> None:
+        if should_stop is not None and should_stop():
+            raise StopRequested("stopping on request; the campaign resumes on the next run")
+
+    return on_progress
+
+
+def dispatch(
+    settings: Settings,
+    now: datetime,
+    *,
+    instance: str = ACTOR,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunNote:
+    """Start campaigns that are due and resume those left in 'sending'.
+
+    ``should_stop`` is asked after every batch: the batch in flight is recorded, then
+    the send stops and stays 'sending', to be resumed by the next dispatch.
+    """
+    engine = _engine(settings)
+    with job_runs.recording(engine, job=job_runs.DISPATCH, instance=instance, now=now) as note:
+        with db.session_scope(engine) as session:
+            ids = [c.id for c in operations.sending_campaigns(session)]
+            ids += [c.id for c in operations.due_campaigns(session, now=timeplan.as_utc(now))]
+        if not ids:
+            note.outcome = job_runs.IDLE
+            return note
+        lines: list[str] = []
+        failed = False
+        for campaign_id in ids:
+            assert campaign_id is not None
+            if should_stop is not None and should_stop():
+                note.outcome = INTERRUPTED
+                lines.append("stopped before the next campaign")
+                break
+            try:
+                with db.session_scope(engine) as session:
+                    report = send_campaign(
+                        session,
+                        settings=settings,
+                        campaign_id=campaign_id,
+                        on_progress=_stopper(should_stop),
+                        actor=ACTOR,
+                    )
+                lines.append(
+                    f"campaign {campaign_id}: {report.status}, sent {report.sent}, "
+                    f"skipped {report.skipped}, failed {report.failed}"
+                    + (f" ({report.stopped})" if report.stopped else "")
+                )
+            except StopRequested as err:
+                note.outcome = INTERRUPTED
+                lines.append(f"campaign {campaign_id}: {err}")
+                break
+            except StateError as err:  # paused/cancelled meanwhile, or another sender
+                lines.append(f"campaign {campaign_id}: not sent now: {err}")
+            except ContentError as err:
+                failed = True
+                lines.append(f"campaign {campaign_id}: {_unschedule(engine, campaign_id, err)}")
+            except NewsletterError as err:
+                failed = True
+                lines.append(f"campaign {campaign_id}: {err}")
+        if failed and note.outcome == job_runs.OK:
+            note.outcome = job_runs.FAILED
+        note.detail = "; ".join(lines)
+        log.info("dispatch %s: %s", note.outcome, note.detail)
+    return note
+
+
+def _unschedule(engine: Engine, campaign_id: int, err: ContentError) -> str:
+    """A due campaign that cannot go out goes back to draft, with the reason, for a fix."""
+    with db.session_scope(engine) as session:
+        campaign = operations.get_campaign(session, campaign_id=campaign_id)
+        campaign.error = str(err)
+        if campaign.status == S.SCHEDULED:
+            workflow.transition(
+                session, campaign=campaign, to=S.DRAFT, actor=ACTOR, reason=str(err)[:500]
+            )
+            return f"back to draft: {err}"
+        session.add(campaign)
+    return str(err)
+
+
+def housekeeping(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
+    """Expire unconfirmed sign-ups and prune old job runs."""
+    engine = _engine(settings)
+    with job_runs.recording(engine, job=job_runs.HOUSEKEEPING, instance=instance, now=now) as note:
+        with db.session_scope(engine) as session:
+            expired = expire_pending(session, settings=settings, now=timeplan.as_utc(now))
+        pruned = job_runs.prune(
+            engine, now=timeplan.as_utc(now), retention_days=settings.job_run_retention_days
+        )
+        note.detail = f"expired {expired} pending sign-ups, pruned {pruned} job runs"
+        log.info("housekeeping: %s", note.detail)
+    return note

@@ -1,0 +1,106 @@
+"""Time zones for the weekly plan: stored in UTC, shown and planned in local wall time.
+
+The weekly send is defined in local wall time ("Tuesday 09:00 in America/New_York"), so
+the next slot is computed on the local calendar and only then converted to UTC. Adding
+seven days to a UTC instant instead would move the send by an hour at every DST change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from newsletter.errors import ConfigError, InvalidInput
+from newsletter.settings import Settings
+
+
+def zone(settings: Settings) -> ZoneInfo:
+    """The newsletter's time zone, or a ConfigError naming the bad setting."""
+    try:
+        return ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ConfigError(
+            f"NEWSLETTER_TIMEZONE: unknown time zone {settings.timezone!r} "
+            "(use an IANA name such as America/New_York)"
+        ) from err
+
+
+def as_utc(value: datetime) -> datetime:
+    """Aware UTC; naive values are UTC already (SQLite hands them back without a zone)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def to_local(value: datetime, settings: Settings) -> datetime:
+    return as_utc(value).astimezone(zone(settings))
+
+
+def local_to_utc(value: datetime, settings: Settings) -> datetime:
+    """A local wall time (naive, or already aware) as aware UTC.
+
+    A wall time inside the spring-forward gap does not exist; zoneinfo reads it with the
+    offset before the change, which lands one hour later on the clock (02:30 -> 03:30).
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone(settings))
+    return value.astimezone(UTC)
+
+
+def parse_when(text: str, settings: Settings) -> datetime:
+    """Parse an ISO 8601 date-time from a person; without an offset it is local time."""
+    raw = text.strip()
+    try:
+        parsed = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
+    except ValueError as err:
+        raise InvalidInput(
+            f"{text!r} is not an ISO 8601 date-time such as 2026-12-01T09:00 "
+            f"(local, {settings.timezone}) or 2026-12-01T14:00Z",
+            field="at",
+        ) from err
+    return local_to_utc(parsed, settings)
+
+
+def send_clock(settings: Settings) -> time:
+    """settings.send_time ("HH:MM") as a time of day."""
+    try:
+        hours, minutes = (int(part) for part in settings.send_time.split(":"))
+        return time(hours, minutes)
+    except ValueError as err:
+        raise ConfigError(
+            f"NEWSLETTER_SEND_TIME: {settings.send_time!r} is not a time of day like 09:00"
+        ) from err
+
+
+def send_slot(day: date, settings: Settings) -> datetime:
+    """The UTC instant of the send time on a local calendar day."""
+    return local_to_utc(datetime.combine(day, send_clock(settings)), settings)
+
+
+def next_send_at(settings: Settings, *, after: datetime) -> datetime:
+    """The first weekly send slot at or after ``after`` (UTC), planned in local wall time."""
+    start = to_local(after, settings).date()
+    ahead = (settings.send_weekday - start.weekday()) % 7
+    day = start + timedelta(days=ahead)
+    slot = send_slot(day, settings)
+    if slot < as_utc(after):
+        slot = send_slot(day + timedelta(days=7), settings)
+    return slot
+
+
+def iso_week(day: date) -> str:
+    """The ISO week label a weekly issue is filed under, e.g. "2026-W48"."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def week_of(slot: datetime, settings: Settings) -> str:
+    """The ISO week of a send slot, on the local calendar."""
+    return iso_week(to_local(slot, settings).date())
+
+
+def format_local(value: datetime | None, settings: Settings) -> str | None:
+    """For people: "2026-12-01 09:00 EST"."""
+    if value is None:
+        return None
+    return to_local(value, settings).strftime("%Y-%m-%d %H:%M %Z")

@@ -1,0 +1,144 @@
+"""The active-instance lease: one scheduler acts, the others stand by.
+
+A lease is one row (``lease.name``) saying who holds it until when. Taking or renewing it is
+a single ``UPDATE ... WHERE expires_at < now OR holder = me`` (or the first ``INSERT``), so
+on PostgreSQL and SQLite alike exactly one caller wins, without advisory locks. A holder
+renews well before expiry; when it dies, a standby takes over once ``expires_at`` passes.
+
+Times come from the caller's clock (``now``), so hosts sharing a database need NTP; a
+skew of a few seconds only shortens or lengthens the take-over by that much.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from newsletter.db import utcnow
+from newsletter.ops_models import Lease
+
+SCHEDULER_LEASE = "scheduler"
+_table = Lease.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    name: str
+    holder: str
+    acquired_at: datetime
+    expires_at: datetime
+
+    def live(self, now: datetime) -> bool:
+        return self.expires_at > now
+
+
+def instance_id() -> str:
+    """host:pid:random, unique across restarts and hosts, readable in logs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def acquire(
+    engine: Engine,
+    *,
+    holder: str,
+    ttl_seconds: float,
+    name: str = SCHEDULER_LEASE,
+    now: datetime | None = None,
+) -> bool:
+    """Take or renew the lease for ``ttl_seconds``; False when someone else holds it."""
+    now = _utc(now or utcnow())
+    expires = now + timedelta(seconds=ttl_seconds)
+    with engine.begin() as connection:
+        result = connection.execute(
+            _table.update()
+            .where(
+                _table.c.name == name,
+                sa.or_(_table.c.expires_at < now, _table.c.holder == holder),
+            )
+            .values(
+                holder=holder,
+                expires_at=expires,
+                # Renewal keeps the original start; a take-over starts afresh.
+                acquired_at=sa.case((_table.c.holder == holder, _table.c.acquired_at), else_=now),
+            )
+        )
+        if result.rowcount == 1:
+            return True
+        exists = connection.execute(sa.select(_table.c.name).where(_table.c.name == name)).first()
+    if exists is not None:
+        return False
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                _table.insert().values(
+                    name=name, holder=holder, acquired_at=now, expires_at=expires
+                )
+            )
+    except IntegrityError:
+        return False  # another instance inserted it first
+    return True
+
+
+def renew(
+    engine: Engine,
+    *,
+    holder: str,
+    ttl_seconds: float,
+    name: str = SCHEDULER_LEASE,
+    now: datetime | None = None,
+) -> bool:
+    """Extend our lease; False means it was lost to another instance: stop acting."""
+    return acquire(engine, holder=holder, ttl_seconds=ttl_seconds, name=name, now=now)
+
+
+def take_over(
+    engine: Engine,
+    *,
+    holder: str,
+    from_holder: str,
+    ttl_seconds: float,
+    name: str = SCHEDULER_LEASE,
+    now: datetime | None = None,
+) -> bool:
+    """Take the lease from ``from_holder`` known to be dead (same host, pid gone)."""
+    now = _utc(now or utcnow())
+    with engine.begin() as connection:
+        result = connection.execute(
+            _table.update()
+            .where(_table.c.name == name, _table.c.holder == from_holder)
+            .values(holder=holder, acquired_at=now, expires_at=now + timedelta(seconds=ttl_seconds))
+        )
+    return result.rowcount == 1
+
+
+def release(engine: Engine, *, holder: str, name: str = SCHEDULER_LEASE) -> bool:
+    """Give the lease up at once (clean shutdown), so a standby need not wait for expiry."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            _table.delete().where(_table.c.name == name, _table.c.holder == holder)
+        )
+    return result.rowcount == 1
+
+
+def current(engine: Engine, *, name: str = SCHEDULER_LEASE) -> LeaseInfo | None:
+    with engine.connect() as connection:
+        row = connection.execute(sa.select(_table).where(_table.c.name == name)).first()
+    if row is None:
+        return None
+    return LeaseInfo(
+        name=row.name,
+        holder=row.holder,
+        acquired_at=_utc(row.acquired_at),
+        expires_at=_utc(row.expires_at),
+    )

@@ -1,0 +1,158 @@
+"""The workflow, scheduler and api-tokens commands: JSON out, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+from typer.testing import CliRunner
+
+from cli import app
+from newsletter import db
+from tests.content_helpers import make_campaign, make_snippet
+from tests.delivery_helpers import add_subscribers
+
+runner = CliRunner()
+NEWSLETTER = str(Path(sys.executable).parent / "newsletter")
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    values = {
+        "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "NEWSLETTER_POSTAL_ADDRESS": "Pain Relief Weekly, 1 Main Street, Springfield",
+        "NEWSLETTER_SECRET_KEY": "cli-test-secret-0123456789",
+        "NEWSLETTER_TIMEZONE": "America/New_York",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    engine = db.get_engine(values["NEWSLETTER_DATABASE_URL"])
+    db.upgrade(engine)
+    yield values
+    db.dispose_engine(values["NEWSLETTER_DATABASE_URL"])
+
+
+def run(*args: str) -> Any:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, (result.output, result.exception)
+    return json.loads(result.stdout) if "--json" in args else result.stdout
+
+
+def draft(env: dict[str, str]) -> int:
+    from newsletter.settings import load_settings
+
+    engine = db.get_engine(env["NEWSLETTER_DATABASE_URL"])
+    with Session(engine, expire_on_commit=False) as session:
+        snippet = make_snippet(session, load_settings())
+        campaign = make_campaign(session, [snippet], subject="Weekly")
+        session.commit()
+    assert campaign.id is not None
+    return campaign.id
+
+
+def test_schedule_takes_local_time_and_stores_utc(env: dict[str, str]) -> None:
+    cid = draft(env)
+    data = run("campaigns", "schedule", str(cid), "--at", "2030-01-08T09:00", "--json")
+    assert (data["status"], data["scheduled_at"], data["scheduled_at_local"]) == (
+        "scheduled",
+        "2030-01-08T14:00:00Z",
+        "2030-01-08 09:00 EST",
+    )
+    assert run("campaigns", "schedule", str(cid), "--at", "2030-01-08T09:00") == (
+        f"campaign {cid} is scheduled for 2030-01-08 09:00 EST\n"
+    )
+
+
+def test_pause_resume_cancel_and_list(env: dict[str, str]) -> None:
+    cid = draft(env)
+    run("campaigns", "schedule", str(cid), "--at", "2030-01-08T09:00")
+    assert run("campaigns", "pause", str(cid), "--json")["status"] == "paused"
+    assert run("campaigns", "resume", str(cid), "--json")["status"] == "scheduled"
+    assert run("campaigns", "cancel", str(cid), "--reason", "wrong week", "--json")["status"] == (
+        "cancelled"
+    )
+    listed = run("campaigns", "list", "--json")
+    assert [(c["id"], c["status"]) for c in listed] == [(cid, "cancelled")]
+    assert run("campaigns", "list", "--status", "draft", "--json") == []
+
+
+def test_show_gives_progress_and_the_log(env: dict[str, str]) -> None:
+    cid = draft(env)
+    engine = db.get_engine(env["NEWSLETTER_DATABASE_URL"])
+    add_subscribers(engine, 3)
+    run("campaigns", "send", str(cid), "--json")
+    shown = run("campaigns", "show", str(cid), "--json")
+    assert shown["progress"] == {"queued": 0, "sent": 3, "skipped": 0, "failed": 0, "total": 3}
+    assert [(e["from_status"], e["to_status"]) for e in shown["log"]] == [
+        ("draft", "sending"),
+        ("sending", "sent"),
+    ]
+    text = run("campaigns", "show", str(cid))
+    assert "  progress:  queued 0, sent 3, skipped 0, failed 0 (of 3)\n" in text
+
+
+def test_an_illegal_change_exits_1_with_one_line(env: dict[str, str]) -> None:
+    cid = draft(env)
+    result = subprocess.run(
+        [NEWSLETTER, "campaigns", "pause", str(cid)], capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"error: campaign {cid} cannot go from draft to paused\n",
+    )
+
+
+def test_a_bad_status_filter_is_a_usage_error(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["campaigns", "list", "--status", "nope"])
+    assert result.exit_code == 2
+
+
+def test_api_tokens_create_list_revoke(env: dict[str, str]) -> None:
+    created = run("api-tokens", "create", "marketing", "--json")
+    assert set(created) == {"id", "name", "created_at", "last_used_at", "revoked_at", "token"}
+    assert created["token"].startswith("nlt_") and len(created["token"]) > 40
+    listed = run("api-tokens", "list", "--json")
+    assert listed == [{k: v for k, v in created.items() if k != "token"}]
+    assert run("api-tokens", "revoke", "marketing") == "API token 'marketing' revoked\n"
+    assert run("api-tokens", "list", "--json")[0]["revoked_at"] is not None
+
+
+def test_revoking_twice_exits_1(env: dict[str, str]) -> None:
+    run("api-tokens", "create", "ops")
+    run("api-tokens", "revoke", "ops")
+    result = subprocess.run(
+        [NEWSLETTER, "api-tokens", "revoke", "ops"], capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stderr) == (1, "error: API token 'ops' is already revoked\n")
+
+
+def test_scheduler_status_before_any_run(env: dict[str, str]) -> None:
+    data = run("scheduler", "status", "--json")
+    assert data["active_instance"] is None and data["database_ok"] is True
+    assert [(j["job"], j["last_outcome"], j["next_run_at"]) for j in data["jobs"]] == [
+        ("weekly_assembly", None, None),
+        ("dispatch", None, None),
+        ("housekeeping", None, None),
+    ]
+
+
+def test_scheduler_run_once_records_the_runs_and_status_shows_them(env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [NEWSLETTER, "scheduler", "run", "--once"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line).get("event") for line in result.stderr.splitlines()]
+    assert events[0] == "starting" and "job finished" in events
+    data = run("scheduler", "status", "--json")
+    dispatch = next(j for j in data["jobs"] if j["job"] == "dispatch")
+    assert dispatch["last_outcome"] == "idle"
+    assert data["active_instance"] is None  # --once releases the lease

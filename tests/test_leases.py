@@ -1,0 +1,83 @@
+"""The active-instance lease: one holder at a time, renewals, expiry and take-over."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.engine import Engine
+
+from newsletter import leases
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def test_the_first_instance_takes_the_free_lease(engine: Engine) -> None:
+    assert leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
+    held = leases.current(engine)
+    assert held is not None
+    assert (held.holder, held.acquired_at, held.expires_at) == ("a", T0, T0 + timedelta(seconds=30))
+
+
+def test_a_second_instance_is_refused_while_the_lease_is_live(engine: Engine) -> None:
+    assert leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
+    assert not leases.acquire(engine, holder="b", ttl_seconds=30, now=T0 + timedelta(seconds=29))
+    assert leases.current(engine).holder == "a"  # type: ignore[union-attr]
+
+
+def test_renewal_extends_and_keeps_the_start(engine: Engine) -> None:
+    leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
+    assert leases.renew(engine, holder="a", ttl_seconds=30, now=T0 + timedelta(seconds=20))
+    held = leases.current(engine)
+    assert held is not None
+    assert (held.acquired_at, held.expires_at) == (T0, T0 + timedelta(seconds=50))
+
+
+def test_a_standby_takes_over_once_the_lease_expired(engine: Engine) -> None:
+    leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
+    later = T0 + timedelta(seconds=31)
+    assert leases.acquire(engine, holder="b", ttl_seconds=30, now=later)
+    held = leases.current(engine)
+    assert held is not None and (held.holder, held.acquired_at) == ("b", later)
+    assert not leases.renew(engine, holder="a", ttl_seconds=30, now=later)
+
+
+def test_release_frees_the_lease_for_others_at_once(engine: Engine) -> None:
+    leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
+    assert not leases.release(engine, holder="b")
+    assert leases.release(engine, holder="a")
+    assert leases.current(engine) is None
+    assert leases.acquire(engine, holder="b", ttl_seconds=30, now=T0 + timedelta(seconds=1))
+
+
+def test_take_over_only_replaces_the_named_dead_holder(engine: Engine) -> None:
+    leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
+    assert not leases.take_over(engine, holder="c", from_holder="b", ttl_seconds=30, now=T0)
+    assert leases.take_over(engine, holder="c", from_holder="a", ttl_seconds=30, now=T0)
+    assert leases.current(engine).holder == "c"  # type: ignore[union-attr]
+
+
+def test_racing_instances_elect_exactly_one(engine: Engine) -> None:
+    leases.acquire(engine, holder="old", ttl_seconds=1, now=T0)
+    later = T0 + timedelta(seconds=5)  # the old holder's lease has expired
+    barrier = threading.Barrier(8)
+    wins: list[str] = []
+
+    def contend(name: str) -> None:
+        barrier.wait()
+        if leases.acquire(engine, holder=name, ttl_seconds=30, now=later):
+            wins.append(name)
+
+    threads = [threading.Thread(target=contend, args=(f"i{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(wins) == 1
+    assert leases.current(engine).holder == wins[0]  # type: ignore[union-attr]
+
+
+def test_the_scheduler_lease_is_apart_from_campaign_send_leases(engine: Engine) -> None:
+    assert leases.acquire(engine, holder="a", ttl_seconds=30, name="send:1", now=T0)
+    assert leases.acquire(engine, holder="b", ttl_seconds=30, now=T0)
+    assert leases.current(engine).holder == "b"  # type: ignore[union-attr]
