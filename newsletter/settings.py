@@ -40,8 +40,11 @@ class Settings(BaseSettings):
     sendgrid_webhook_public_key: str | None = None
     sendgrid_webhook_tolerance_seconds: int = Field(default=600, gt=0)
     allow_unsigned_webhooks: bool = False
+    webhook_max_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     smtp_url: str | None = None
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Messages per SMTP batch: one ledger commit each, and the most a crash can resend.
+    smtp_batch_size: int = Field(default=100, ge=1, le=1000)
     dkim_domain: str | None = None
     dkim_selector: str | None = None
     dkim_key_file: Path | None = None
@@ -88,6 +91,17 @@ class Settings(BaseSettings):
     signup_rate_limit: int = Field(default=10, ge=1, description="sign-ups per IP per window")
     signup_rate_window_seconds: int = Field(default=3600, ge=1)
     soft_bounce_limit: int = Field(default=3, ge=1)
+    # Topics a subscriber may choose: snippet category slug -> label shown on the
+    # preferences page. An empty choice means "everything".
+    topics: dict[str, str] = Field(
+        default_factory=lambda: {
+            "back-pain": "Back pain",
+            "sciatica": "Sciatica",
+            "leg-cramps": "Leg cramps",
+        }
+    )
+    max_pause_weeks: int = Field(default=12, ge=1, le=52)
+    form_max_bytes: int = Field(default=16 * 1024, ge=1024, description="largest form body")
 
     # Content
     templates_dir: Path | None = None
@@ -109,6 +123,9 @@ class Settings(BaseSettings):
     require_approval: bool = False
     misfire_grace_seconds: int = Field(default=6 * 3600, ge=1)
     lease_seconds: int = Field(default=30, ge=3)
+    dispatch_interval_seconds: int = Field(default=60, ge=1, description="due-campaign check")
+    housekeeping_cron: str = "30 3 * * *"
+    job_run_retention_days: int = Field(default=90, ge=1)
 
     @field_validator("database_url")
     @classmethod

@@ -203,3 +203,12 @@ def test_without_a_key_in_development_unsigned_batches_are_taken(
 
 def test_get_is_not_allowed(server: str) -> None:
     assert httpx.get(f"{server}/webhooks/sendgrid").status_code == 405
+
+
+def test_an_oversized_batch_is_413_before_it_is_read(server: str, keys: KeyPair) -> None:
+    body = b"[" + b" " * (6 * 1024 * 1024) + b"]"
+    response = post(server, keys, body)
+    assert (response.status_code, response.json()) == (
+        413,
+        {"detail": "event batch larger than 5242880 bytes"},
+    )

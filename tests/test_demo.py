@@ -1,0 +1,148 @@
+"""`newsletter demo`: this week's issue end to end on embedded SQLite and the file outbox."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import subprocess
+import sys
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+NEWSLETTER = str(Path(sys.executable).with_name("newsletter"))
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    return subprocess.run(
+        [NEWSLETTER, *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("demo")
+    result = run_cli("demo", "--dir", str(folder), "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    (folder / "first-run.json").write_text(result.stdout)
+    return folder
+
+
+def _messages(folder: Path, pattern: str = "*.eml") -> list[EmailMessage]:
+    return [
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for p in sorted((folder / "outbox").glob(pattern))
+    ]
+
+
+def _newsletters(folder: Path) -> list[EmailMessage]:
+    """The outbox names bulk messages after their campaign."""
+    return _messages(folder, "campaign*.eml")
+
+
+def _unsubscribe_link(message: EmailMessage) -> str:
+    return str(message["List-Unsubscribe"]).strip().removeprefix("<").removesuffix(">")
+
+
+def test_demo_summary_names_campaign_recipients_outbox_and_preview(demo_dir: Path) -> None:
+    summary = json.loads((demo_dir / "first-run.json").read_text())
+    assert summary["status"] == "sent"
+    assert summary["recipients"] == 3
+    assert summary["sent_now"] == 3
+    assert summary["already_sent"] is False
+    assert Path(summary["outbox_dir"]) == demo_dir / "outbox"
+    assert (Path(summary["preview_dir"]) / "email.html").is_file()
+
+
+def test_demo_leaves_three_newsletters_and_the_confirmation_emails(demo_dir: Path) -> None:
+    newsletters = _newsletters(demo_dir)
+    assert sorted(str(m["To"]) for m in newsletters) == [
+        "Ada <ada.reader@example.org>",
+        "Ben <ben.walker@example.org>",
+        "Chidi <chidi.stretch@example.org>",
+    ]
+    confirmations = [
+        m for m in _messages(demo_dir) if "/confirm/" in m.get_body(("plain",)).get_content()
+    ]
+    assert len(confirmations) == 3
+
+
+def test_newsletter_carries_one_click_unsubscribe_and_list_id(demo_dir: Path) -> None:
+    for message in _newsletters(demo_dir):
+        assert _unsubscribe_link(message).startswith("http://127.0.0.1:8000/unsubscribe/")
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message["List-Id"].endswith(">")
+
+
+def test_newsletter_is_multipart_alternative_with_text_and_html(demo_dir: Path) -> None:
+    for message in _newsletters(demo_dir):
+        assert message.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_both_parts_show_the_unsubscribe_link_and_postal_address(demo_dir: Path) -> None:
+    for message in _newsletters(demo_dir):
+        link = _unsubscribe_link(message)
+        for kind in ("plain", "html"):
+            body = message.get_body((kind,)).get_content()
+            assert link in body, kind
+            assert "100 Example Street" in body, kind
+
+
+def test_each_reader_gets_their_own_unsubscribe_link(demo_dir: Path) -> None:
+    links = {_unsubscribe_link(m) for m in _newsletters(demo_dir)}
+    assert len(links) == 3
+
+
+def test_messages_are_byte_for_byte_smtp_data(demo_dir: Path) -> None:
+    for path in (demo_dir / "outbox").glob("*.eml"):
+        data = path.read_bytes()
+        assert b"\n" not in data.replace(b"\r\n", b"")
+        assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+
+
+def test_second_run_sends_nothing_twice(demo_dir: Path) -> None:
+    before = len(list((demo_dir / "outbox").glob("*.eml")))
+    result = run_cli("demo", "--dir", str(demo_dir), "--json", cwd=demo_dir)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["already_sent"] is True
+    assert summary["sent_now"] == 0
+    assert len(list((demo_dir / "outbox").glob("*.eml"))) == before
+
+
+def test_unknown_provider_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = run_cli("db", "upgrade", cwd=tmp_path, env={"NEWSLETTER_PROVIDER": "pigeon"})
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "NEWSLETTER_PROVIDER" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    url = "postgresql://nobody@127.0.0.1:1/none"
+    result = run_cli("db", "upgrade", cwd=tmp_path, env={"NEWSLETTER_DATABASE_URL": url})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach the database")
+    assert result.stderr.count("\n") == 1
+
+
+def test_wrong_usage_exits_2(tmp_path: Path) -> None:
+    assert run_cli("campaigns", "send", cwd=tmp_path).returncode == 2
+
+
+def test_db_upgrade_creates_the_embedded_database(tmp_path: Path) -> None:
+    result = run_cli("db", "upgrade", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "newsletter.db").is_file()
