@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -25,9 +26,10 @@ from newsletter.db import utcnow
 from newsletter.errors import NotFound
 from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 
-# Mailbox providers' limits (Gmail/Yahoo bulk sender rules; common ESP guidance).
-COMPLAINT_RATE_LIMIT = 0.001  # warn at or above 0.1 %
-BOUNCE_RATE_LIMIT = 0.02  # warn above 2 %
+# Mailbox providers' limits (Gmail/Yahoo bulk sender rules; common ESP guidance). Compared
+# as exact fractions: a rounded rate would warn at 1000 in 1,000,001 and miss 2.00001 %.
+COMPLAINT_RATE_LIMIT = Fraction(1, 1000)  # warn at or above 0.1 %
+BOUNCE_RATE_LIMIT = Fraction(2, 100)  # warn above 2 %
 
 
 @dataclass(frozen=True)
@@ -140,16 +142,15 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
 def rate_warnings(*, complaints: int, delivered: int, bounces: int, sent: int) -> list[str]:
     """What a sender must heed before the next issue; empty when all is well."""
     warnings = []
-    complaint_rate = _rate(complaints, delivered)
-    if complaints and complaint_rate >= COMPLAINT_RATE_LIMIT:
+    if complaints and delivered and Fraction(complaints, delivered) >= COMPLAINT_RATE_LIMIT:
         warnings.append(
-            f"complaint rate {complaint_rate:.2%} is at or above {COMPLAINT_RATE_LIMIT:.1%}: "
+            f"complaint rate {_rate(complaints, delivered):.2%} is at or above "
+            f"{float(COMPLAINT_RATE_LIMIT):.1%}: "
             "mailbox providers start filtering or blocking at this level"
         )
-    bounce_rate = _rate(bounces, sent)
-    if bounce_rate > BOUNCE_RATE_LIMIT:
+    if bounces and sent and Fraction(bounces, sent) > BOUNCE_RATE_LIMIT:
         warnings.append(
-            f"bounce rate {bounce_rate:.2%} is above {BOUNCE_RATE_LIMIT:.0%}: "
+            f"bounce rate {_rate(bounces, sent):.2%} is above {float(BOUNCE_RATE_LIMIT):.0%}: "
             "clean the list before the next send"
         )
     return warnings

@@ -126,6 +126,44 @@ def test_a_bounce_rate_above_two_percent_warns() -> None:
     ]
 
 
+def test_a_complaint_rate_a_hair_below_the_limit_does_not_warn_on_a_large_list() -> None:
+    # 1000 / 1,000,001 rounds to 0.001000 at six places but is below 0.1 %.
+    assert rate_warnings(complaints=1000, delivered=1_000_001, bounces=0, sent=1_000_001) == []
+
+
+def test_a_bounce_rate_a_hair_above_the_limit_warns_on_a_large_list() -> None:
+    # 1,000,001 / 50,000,000 rounds to 0.020000 at six places but is above 2 %.
+    warnings = rate_warnings(complaints=0, delivered=1, bounces=1_000_001, sent=50_000_000)
+    assert [w.split(":")[0] for w in warnings] == ["bounce rate 2.00% is above 2%"]
+
+
+def test_nothing_sent_gives_no_warning() -> None:
+    assert rate_warnings(complaints=0, delivered=0, bounces=0, sent=0) == []
+
+
+def test_the_warnings_in_a_report_use_the_exact_boundaries(
+    session: Session, settings: Settings
+) -> None:
+    """50 sent: one bounce is exactly 2 % (no warning); one complaint in 49 is far above."""
+    campaign = add_campaign(session)
+    people = [add_subscriber(session, f"p{i}@example.com") for i in range(50)]
+    deliveries = [
+        add_delivery(session, campaign, p, message_id=f"m{i}") for i, p in enumerate(people)
+    ]
+    events = [
+        sg_event("delivered", d, p.email) for d, p in zip(deliveries[1:], people[1:], strict=True)
+    ]
+    events.append(sg_event("bounce", deliveries[0], people[0].email, type="bounce"))
+    events.append(sg_event("spamreport", deliveries[1], people[1].email, at=later(5)))
+    apply(session, settings, *events)
+    report = campaign_report(session, campaign_id=campaign.id)
+    assert (report.figure("bounces").rate, report.figure("complaints").rate) == (0.02, 0.020408)
+    assert report.warnings == [
+        "complaint rate 2.04% is at or above 0.1%: mailbox providers start filtering "
+        "or blocking at this level"
+    ]
+
+
 def test_the_csv_holds_the_same_figures(session: Session, campaign: Campaign) -> None:
     lines = report_csv(campaign_report(session, campaign_id=campaign.id)).splitlines()
     cid = campaign.id

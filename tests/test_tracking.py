@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -144,6 +145,22 @@ def test_a_machine_open_is_counted_apart_and_sets_no_open_time(
     assert session.exec(select(TrackingEvent.machine)).one() is True
 
 
+def test_a_machine_open_decides_nothing_about_the_person(
+    session: Session, settings: Settings, ann: Subscriber
+) -> None:
+    week = 7 * 24 * 60
+    d1, d2 = _weekly_deliveries(session, ann, 2)
+    apply(session, settings, soft(d1, 0))
+    before = fresh(session, ann)
+    state = (before.status, before.soft_bounces, before.status_changed_at)
+    entries = len(history(session, subscriber_id=ann.id))
+    apply(session, settings, sg_event("open", d2, ANN, at=later(week), sg_machine_open=True))
+    after = fresh(session, ann)
+    assert (after.status, after.soft_bounces, after.status_changed_at) == state
+    assert len(history(session, subscriber_id=ann.id)) == entries
+    assert fresh(session, d2).opened_at is None
+
+
 def test_a_deferral_changes_nothing_but_is_recorded(
     session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
 ) -> None:
@@ -252,8 +269,64 @@ def test_a_complaint_after_an_unsubscribe_keeps_one_suppression(
     )
     row = fresh(session, delivery)
     assert (row.unsubscribed, row.complained) == (True, True)
-    assert fresh(session, ann).status in (S.UNSUBSCRIBED, S.COMPLAINED)
     assert len(suppressions(session)) == 1
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["in-order", "reversed"])
+@pytest.mark.parametrize(
+    ("first", "second", "status"),
+    [
+        ("unsubscribe", "spamreport", S.COMPLAINED),
+        ("bounce", "spamreport", S.COMPLAINED),
+        ("unsubscribe", "bounce", S.BOUNCED),
+    ],
+)
+def test_the_stronger_stop_wins_whatever_the_arrival_order(
+    session: Session,
+    settings: Settings,
+    delivery: Delivery,
+    ann: Subscriber,
+    first: str,
+    second: str,
+    status: S,
+    reverse: bool,
+) -> None:
+    events = [
+        sg_event(first, delivery, ANN, at=later(1), type="bounce"),
+        sg_event(second, delivery, ANN, at=later(2), type="bounce"),
+    ]
+    for event in events[::-1] if reverse else events:
+        apply(session, settings, event)
+    assert fresh(session, ann).status == status
+
+
+def test_the_complaint_is_in_the_subscribers_history(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    event = sg_event("spamreport", delivery, ANN)
+    apply(session, settings, event)
+    last = history(session, subscriber_id=ann.id)[-1]
+    assert (last.from_status, last.to_status, last.source) == ("active", "complained", "provider")
+    assert (last.detail["event"], last.detail["event_id"]) == ("spamreport", event["sg_event_id"])
+
+
+def test_a_drop_for_a_bounced_address_is_in_the_history_with_its_reason(
+    session: Session, settings: Settings, delivery: Delivery, ann: Subscriber
+) -> None:
+    apply(session, settings, sg_event("dropped", delivery, ANN, reason="Bounced Address"))
+    last = history(session, subscriber_id=ann.id)[-1]
+    assert (last.to_status, last.detail["event"], last.detail["reason"]) == (
+        "bounced",
+        "dropped",
+        "Bounced Address",
+    )
+
+
+def test_a_drop_is_not_counted_as_a_bounce_of_the_delivery(
+    session: Session, settings: Settings, delivery: Delivery
+) -> None:
+    apply(session, settings, sg_event("dropped", delivery, ANN, reason="Bounced Address"))
+    assert fresh(session, delivery).bounce is None
 
 
 # ---------------------------------------------------------------- soft bounces
@@ -291,6 +364,32 @@ def test_soft_bounces_up_to_the_limit_in_a_row_suppress_the_address(
     apply(session, settings, *[soft(d, i * week) for i, d in enumerate(deliveries)])
     assert fresh(session, ann).status == S.BOUNCED
     assert suppressions(session) == [(ANN, "soft_bounces")]
+
+
+def test_one_soft_bounce_fewer_than_the_limit_keeps_the_address(
+    session: Session, settings: Settings, ann: Subscriber
+) -> None:
+    week = 7 * 24 * 60
+    deliveries = _weekly_deliveries(session, ann, settings.soft_bounce_limit - 1)
+    apply(session, settings, *[soft(d, i * week) for i, d in enumerate(deliveries)])
+    person = fresh(session, ann)
+    assert (person.status, person.soft_bounces, suppressions(session)) == (
+        S.ACTIVE,
+        settings.soft_bounce_limit - 1,
+        [],
+    )
+
+
+def test_the_soft_bounce_limit_is_a_setting(
+    session: Session, settings: Settings, ann: Subscriber
+) -> None:
+    strict = settings.model_copy(update={"soft_bounce_limit": 1})
+    (delivery,) = _weekly_deliveries(session, ann, 1)
+    apply(session, strict, soft(delivery, 0))
+    assert (fresh(session, ann).status, suppressions(session)) == (
+        S.BOUNCED,
+        [(ANN, "soft_bounces")],
+    )
 
 
 def test_two_soft_bounce_events_for_one_message_count_once(
@@ -395,6 +494,37 @@ def test_an_event_of_an_unknown_campaign_is_stored_and_harms_nothing(
         None,
         "999",
     )
+
+
+def test_an_event_of_an_unknown_campaign_is_logged(
+    session: Session,
+    settings: Settings,
+    delivery: Delivery,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    event = sg_event(
+        "open",
+        delivery,
+        "stranger@example.com",
+        event_id="stray-1",
+        nl_campaign_id="999",
+        nl_subscriber_id="999",
+        nl_delivery_id="999",
+    )
+    with caplog.at_level(logging.INFO, logger="campaigns.tracking"):
+        apply(session, settings, event)
+    assert "tracking: open event stray-1 matches nothing of ours" in caplog.messages
+
+
+def test_an_unknown_event_type_is_logged(
+    session: Session,
+    settings: Settings,
+    delivery: Delivery,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="campaigns.webhook_sendgrid"):
+        apply(session, settings, sg_event("account_review", delivery, ANN))
+    assert "sendgrid webhook: unknown event type 'account_review'" in caplog.messages
 
 
 def test_an_unknown_event_type_is_stored_with_its_name_and_changes_nothing(

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from campaigns.ledger import queue_deliveries
 from campaigns.models import Delivery
 from campaigns.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
-from campaigns.reports import campaign_report
 from campaigns.sending import send_campaign
-from newsletter import db
+from newsletter import api_tokens, db
 from newsletter.settings import Settings
 from subscribers.models import Subscriber, Suppression
 from tests.conftest import make_settings
@@ -109,54 +109,77 @@ def sendgrid_events_for(fake: FakeSendGrid, engine: Engine) -> list[dict[str, An
     return events
 
 
-def test_a_signed_batch_stops_three_addresses_and_next_week_skips_them(
-    cfg: Settings, fake: FakeSendGrid, keys: KeyPair
-) -> None:
-    engine = db.get_engine(cfg.database_url)
+APPLIED = {
+    "received": 15,
+    "applied": 15,
+    "duplicates": 0,
+    "unmatched": 0,
+    "unknown": 0,
+    "failed": 0,
+}
+
+
+def send_first_week(cfg: Settings, fake: FakeSendGrid, engine: Engine) -> int:
     with Session(engine, expire_on_commit=False) as session:
         for name in PEOPLE:
             add_subscriber(session, f"{name}@example.com")
         first = make_campaign(session, subject="Week 48: sciatica")
         sent = send_campaign(session, settings=cfg, campaign_id=first.id, preflight=False)
     assert (sent.sent, fake.recipients) == (5, 5)
+    return first.id
+
+
+def test_a_signed_batch_stops_three_addresses_and_next_week_skips_them(
+    cfg: Settings, fake: FakeSendGrid, keys: KeyPair
+) -> None:
+    engine = db.get_engine(cfg.database_url)
+    first_id = send_first_week(cfg, fake, engine)
+    with Session(engine) as session:
+        _record, token = api_tokens.create(session, name="e2e")
+        session.commit()
 
     body = body_of(*sendgrid_events_for(fake, engine))
     with live_server(create_app(cfg)) as url:
         response = httpx.post(f"{url}/webhooks/sendgrid", content=body, headers=keys.headers(body))
-    assert (response.status_code, response.json()) == (
+        report_response = httpx.get(
+            f"{url}/api/campaigns/{first_id}/report",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert (response.status_code, response.json()) == (200, APPLIED)
+    assert (report_response.status_code, report_response.json()) == (
         200,
         {
-            "received": 15,
-            "applied": 15,
-            "duplicates": 0,
-            "unmatched": 0,
-            "unknown": 0,
-            "failed": 0,
+            "campaign_id": first_id,
+            "subject": "Week 48: sciatica",
+            "week": None,
+            "status": "sent",
+            "figures": {
+                "recipients": {"count": 5, "rate": None},
+                "sent": {"count": 5, "rate": 1.0},
+                "delivered": {"count": 4, "rate": 0.8},
+                "dropped": {"count": 0, "rate": 0.0},
+                "bounces": {"count": 1, "rate": 0.2},
+                "hard_bounces": {"count": 1, "rate": 0.2},
+                "soft_bounces": {"count": 0, "rate": 0.0},
+                "complaints": {"count": 1, "rate": 0.25},
+                "unsubscribes": {"count": 1, "rate": 0.25},
+                "unique_opens": {"count": 1, "rate": 0.25},
+                "machine_opens": {"count": 1, "rate": 0.25},
+                "unique_clicks": {"count": 1, "rate": 0.25},
+            },
+            "warnings": [
+                "complaint rate 25.00% is at or above 0.1%: mailbox providers start "
+                "filtering or blocking at this level",
+                "bounce rate 20.00% is above 2%: clean the list before the next send",
+            ],
         },
     )
 
     with Session(engine) as session:
-        report = campaign_report(session, campaign_id=first.id).to_dict()
         stopped = {
             (s.email, s.status) for s in session.exec(select(Subscriber)) if s.status != "active"
         }
         suppressed = {(s.email, s.reason) for s in session.exec(select(Suppression))}
-    counts = {name: f["count"] for name, f in report["figures"].items()}
-    assert counts == {
-        "recipients": 5,
-        "sent": 5,
-        "delivered": 4,
-        "dropped": 0,
-        "bounces": 1,
-        "hard_bounces": 1,
-        "soft_bounces": 0,
-        "complaints": 1,
-        "unsubscribes": 1,
-        "unique_opens": 1,
-        "machine_opens": 1,
-        "unique_clicks": 1,
-    }
-    assert len(report["warnings"]) == 2  # 25 % complaints, 20 % bounces: both far too high
     assert stopped == {
         ("bob@example.com", "bounced"),
         ("cat@example.com", "complained"),
@@ -186,3 +209,39 @@ def test_a_signed_batch_stops_three_addresses_and_next_week_skips_them(
         "dan@example.com": 1,
         "eve@example.com": 2,
     }
+
+
+def test_next_weeks_campaign_queued_before_the_batch_skips_the_three_when_sent(
+    cfg: Settings, fake: FakeSendGrid, keys: KeyPair
+) -> None:
+    engine = db.get_engine(cfg.database_url)
+    send_first_week(cfg, fake, engine)
+    with Session(engine, expire_on_commit=False) as session:
+        second = make_campaign(session, subject="Week 49: leg cramps")
+        assert queue_deliveries(session, campaign=second) == 5
+        session.commit()
+
+    body = body_of(*sendgrid_events_for(fake, engine))
+    with live_server(create_app(cfg)) as url:
+        response = httpx.post(f"{url}/webhooks/sendgrid", content=body, headers=keys.headers(body))
+    assert (response.status_code, response.json()) == (200, APPLIED)
+
+    with Session(engine, expire_on_commit=False) as session:
+        report = send_campaign(session, settings=cfg, campaign_id=second.id, preflight=False)
+        outcome = {
+            (email, status, error)
+            for email, status, error in session.exec(
+                select(Subscriber.email, Delivery.status, Delivery.error)
+                .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                .where(Delivery.campaign_id == second.id)
+            )
+        }
+    assert (report.sent, report.skipped) == (2, 3)
+    assert outcome == {
+        ("ann@example.com", "sent", None),
+        ("bob@example.com", "skipped", "subscriber is bounced"),
+        ("cat@example.com", "skipped", "subscriber is complained"),
+        ("dan@example.com", "skipped", "subscriber is unsubscribed"),
+        ("eve@example.com", "sent", None),
+    }
+    assert fake.deliveries["cat@example.com"] == 1

@@ -10,14 +10,13 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
-from campaigns.models import Delivery, TrackingEvent
 from campaigns.webhook_sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureVerifier
 from newsletter import db
 from newsletter.errors import ConfigError, TokenExpired, TokenInvalid
-from newsletter.settings import Settings
-from subscribers.models import Subscriber, SubscriberStatus, Suppression
+from newsletter.settings import Settings, load_settings
+from subscribers.models import Subscriber, SubscriberStatus
 from tests.conftest import make_settings
 from tests.tracking_helpers import (
     KeyPair,
@@ -25,6 +24,7 @@ from tests.tracking_helpers import (
     add_delivery,
     add_subscriber,
     body_of,
+    database_snapshot,
     live_server,
     sg_event,
 )
@@ -82,6 +82,12 @@ def test_a_timestamp_far_in_the_future_is_refused(
 ) -> None:
     with pytest.raises(TokenExpired):
         check(verifier, BODY, keys.headers(BODY, timestamp=NOW + 601))
+
+
+def test_a_timestamp_exactly_at_the_tolerance_is_accepted(
+    verifier: SignatureVerifier, keys: KeyPair
+) -> None:
+    check(verifier, BODY, keys.headers(BODY, timestamp=NOW - 600))
 
 
 def test_missing_headers_are_refused(verifier: SignatureVerifier) -> None:
@@ -144,6 +150,12 @@ def _missing(keys: KeyPair, body: bytes) -> tuple[bytes, dict[str, str]]:
     return body, {"Content-Type": "application/json"}
 
 
+def _missing_timestamp(keys: KeyPair, body: bytes) -> tuple[bytes, dict[str, str]]:
+    headers = keys.headers(body)
+    del headers[TIMESTAMP_HEADER]
+    return body, headers
+
+
 def _other_key(keys: KeyPair, body: bytes) -> tuple[bytes, dict[str, str]]:
     return body, KeyPair.generate().headers(body)
 
@@ -174,6 +186,11 @@ def signed_engine(signed_settings: Settings) -> Iterator[Engine]:
             "webhook signature missing: X-Twilio-Email-Event-Webhook-Signature and "
             "X-Twilio-Email-Event-Webhook-Timestamp are required",
         ),
+        (
+            _missing_timestamp,
+            "webhook signature missing: X-Twilio-Email-Event-Webhook-Signature and "
+            "X-Twilio-Email-Event-Webhook-Timestamp are required",
+        ),
         (_tamper_body, "webhook signature does not verify"),
         (_tamper_timestamp, "webhook signature does not verify"),
         (_other_key, "webhook signature does not verify"),
@@ -188,10 +205,11 @@ def test_a_forged_batch_gets_403_and_changes_nothing(
         delivery = add_delivery(session, campaign, ann)
         body = body_of(sg_event("spamreport", delivery, "ann@example.com"))
     sent_body, headers = forge(keys, body)
+    before = database_snapshot(signed_engine)
     with live_server(create_app(signed_settings)) as url:
         response = httpx.post(f"{url}/webhooks/sendgrid", content=sent_body, headers=headers)
     assert (response.status_code, response.json()) == (403, {"detail": detail})
-    _assert_nothing_changed(signed_engine)
+    assert database_snapshot(signed_engine) == before
 
 
 def test_a_stale_batch_gets_403_and_changes_nothing(
@@ -201,11 +219,12 @@ def test_a_stale_batch_gets_403_and_changes_nothing(
         campaign = add_campaign(session)
         delivery = add_delivery(session, campaign, add_subscriber(session, "ann@example.com"))
         body, headers = _stale(keys, body_of(sg_event("spamreport", delivery, "ann@example.com")))
+    before = database_snapshot(signed_engine)
     with live_server(create_app(signed_settings)) as url:
         response = httpx.post(f"{url}/webhooks/sendgrid", content=body, headers=headers)
     assert response.status_code == 403
     assert response.json()["detail"].endswith("tolerance is 600 s")
-    _assert_nothing_changed(signed_engine)
+    assert database_snapshot(signed_engine) == before
 
 
 def test_a_genuine_batch_is_applied(
@@ -232,12 +251,20 @@ def test_a_genuine_batch_is_applied(
         assert session.exec(select(Subscriber.status)).one() == SubscriberStatus.COMPLAINED
 
 
-def _assert_nothing_changed(engine: Engine) -> None:
-    with Session(engine) as session:
-        assert session.exec(select(func.count()).select_from(TrackingEvent)).one() == 0
-        assert session.exec(select(func.count()).select_from(Suppression)).one() == 0
-        assert session.exec(select(Subscriber.status)).one() == SubscriberStatus.ACTIVE
-        assert session.exec(select(Delivery.complained)).one() is False
+def test_the_snapshot_sees_what_a_genuine_batch_writes(
+    signed_settings: Settings, signed_engine: Engine, keys: KeyPair
+) -> None:
+    """Guards the 403 tests above: the same batch, signed, does change the snapshot."""
+    with Session(signed_engine) as session:
+        campaign = add_campaign(session)
+        delivery = add_delivery(session, campaign, add_subscriber(session, "ann@example.com"))
+        body = body_of(sg_event("spamreport", delivery, "ann@example.com"))
+    before = database_snapshot(signed_engine)
+    with live_server(create_app(signed_settings)) as url:
+        httpx.post(f"{url}/webhooks/sendgrid", content=body, headers=keys.headers(body))
+    after = database_snapshot(signed_engine)
+    changed = {name for name in before if before[name] != after[name]}
+    assert {"tracking_event", "suppression", "consent_event", "subscriber", "delivery"} <= changed
 
 
 # ---------------------------------------------------------------- start-up rules
@@ -258,3 +285,34 @@ def test_production_may_accept_unsigned_webhooks_when_allowed(tmp_path: Path) ->
     )
     routes = {getattr(r, "path", None) for r in create_app(cfg).routes}
     assert "/webhooks/sendgrid" in routes
+
+
+def test_the_allow_unsigned_switch_is_read_from_the_environment_variable_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name, value in {
+        "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}",
+        "NEWSLETTER_ENVIRONMENT": "production",
+        "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789abcdef",
+        "NEWSLETTER_POSTAL_ADDRESS": "Pain Relief Weekly, 12 Test Street, Springfield, USA",
+        "NEWSLETTER_ALLOW_UNSIGNED_WEBHOOKS": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY", raising=False)
+    routes = {getattr(r, "path", None) for r in create_app(load_settings()).routes}
+    assert "/webhooks/sendgrid" in routes
+
+
+def test_production_with_a_public_key_starts_and_refuses_unsigned_batches(
+    tmp_path: Path, keys: KeyPair
+) -> None:
+    cfg = make_settings(
+        f"sqlite:///{tmp_path / 'p.db'}",
+        tmp_path,
+        environment="production",
+        sendgrid_webhook_public_key=keys.public,
+    )
+    with live_server(create_app(cfg)) as url:
+        response = httpx.post(f"{url}/webhooks/sendgrid", content=b"[]")
+    assert response.status_code == 403

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlmodel import Session
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
 
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from campaigns.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
@@ -164,3 +166,14 @@ def live_server(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def database_snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, sorted: equal snapshots mean nothing was written."""
+    with engine.connect() as connection:
+        return {
+            table.name: sorted(
+                (tuple(row) for row in connection.execute(sa.select(table))), key=repr
+            )
+            for table in SQLModel.metadata.sorted_tables
+        }
