@@ -473,18 +473,26 @@ def subscribers_import(
         report = import_csv_file(session, settings=cfg, mailer=mailer, path=file,
                                  send_confirmations=not no_confirm_mail,
                                  on_row=None if as_json else show)
+    # The good rows are committed above; bad rows still make the run fail (exit 1) so a
+    # script notices them. The report (JSON or text) is on stdout, one line on stderr.
     if as_json:
         print_json(report.as_dict())
-        return
-    out.print(
-        f"{report.rows} rows: {report.active} active (with consent proof), {report.pending} "
-        f"pending ({report.confirmations_sent} confirmation emails sent), {report.unchanged} "
-        f"already on the list, {report.suppressed} suppressed, {len(report.problems)} bad",
-        markup=False, highlight=False, soft_wrap=True,
-    )
-    for problem in report.problems:
-        err_console.print(f"{file}:{problem.line}: {problem.reason}", markup=False,
-                          highlight=False, soft_wrap=True)
+    else:
+        out.print(
+            f"{report.rows} rows: {report.active} active (with consent proof), {report.pending} "
+            f"pending ({report.confirmations_sent} confirmation emails sent), {report.unchanged} "
+            f"already on the list, {report.suppressed} suppressed, {len(report.problems)} bad",
+            markup=False, highlight=False, soft_wrap=True,
+        )
+        for problem in report.problems:
+            out.print(f"{file}:{problem.line}: {problem.reason}", markup=False,
+                      highlight=False, soft_wrap=True)
+    if report.problems:
+        bad = len(report.problems)
+        err_console.print(f"error: {bad} row{'s' if bad > 1 else ''} of {file} had problems "
+                          "(listed in the report); the rest of the file was processed",
+                          markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @subscribers_app.command("export")

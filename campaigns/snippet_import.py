@@ -201,6 +201,7 @@ def _markdown_snippet(path: Path, name: str) -> dict[str, Any]:
         summary = html_to_text(_markdown.render(post.content))
     if not str(summary).strip():
         raise ImportProblem("no summary: add 'summary' to the front matter or a body", where=where)
+    image = _opt_str(meta.get("image") or meta.get("image_url"))
     tags = meta.get("tags") or []
     if isinstance(tags, str):
         tags = [t for t in tags.split(",")]
@@ -210,7 +211,8 @@ def _markdown_snippet(path: Path, name: str) -> dict[str, Any]:
         "title": title,
         "summary": html_to_text(str(summary)),
         "url": str(url),
-        "image_url": _opt_str(meta.get("image") or meta.get("image_url")),
+        # A site-relative image ("/images/x.jpg") belongs to the article's site.
+        "image_url": _absolute(image, str(url)) if image else None,
         "image_alt": _opt_str(meta.get("image_alt")),
         "category": _opt_str(meta.get("category")) or "general",
         "tags": [str(t) for t in tags],
@@ -261,14 +263,17 @@ def _import_feed(
     base: str | None,
     report: ImportReport,
 ) -> None:
-    parsed = feedparser.parse(data, response_headers={"content-location": base} if base else None)
+    # No content-location for feedparser: it would resolve relative links against the
+    # feed's URL before we see them, so the same feed imported from a file and from its
+    # URL (or via a feed proxy) would give different, duplicate snippets.
+    parsed = feedparser.parse(data)
     if not parsed.get("version") and not parsed.entries:
         reason = parsed.get("bozo_exception")
         raise InvalidInput(
             "not an RSS or Atom feed" + (f" ({reason})" if reason else ""), where=name
         )
     # Relative entry links resolve against the site's <link>, else the feed's own URL.
-    site = parsed.feed.get("link") or ""
+    site = _absolute(parsed.feed.get("link") or "", base or "")
     base_url = site if urlsplit(site).scheme in ("http", "https") else (base or "")
     seen: dict[str, int] = {}
     for position, entry in enumerate(parsed.entries, start=1):

@@ -120,8 +120,14 @@ def _header(fields: Sequence[str] | None, *, where: str) -> list[str]:
         raise ImportProblem(f"the file is empty; expected a header line: {expected}", where=where)
     names = [f.strip().lower().lstrip("\ufeff") for f in fields]
     if "email" not in names:
-        looks_like_data = any("@" in n for n in names)
-        hint = " (the first line looks like data: add a header line)" if looks_like_data else ""
+        separator = next((sep for sep in (";", "\t") if any(sep in n for n in names)), None)
+        if separator is not None:  # a spreadsheet saved with its locale's separator
+            shown = "tab" if separator == "\t" else repr(separator)
+            hint = f" (the columns are separated by {shown}; save the file with commas)"
+        elif any("@" in n for n in names):
+            hint = " (the first line looks like data: add a header line)"
+        else:
+            hint = ""
         raise ImportProblem(
             f"missing column 'email'{hint}; expected columns: {expected}", where=f"{where}:1"
         )

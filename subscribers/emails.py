@@ -54,6 +54,16 @@ def _render(templates: Templates, html_name: str, text_name: str, context: dict[
     )
 
 
+def _confirmation_reason(settings: Settings, subscriber: Subscriber) -> str:
+    """Why this one email came, truthfully for each way an address reaches the list."""
+    name = settings.newsletter_name
+    how = {
+        "import": f"was in a list of readers imported by {name}",
+        "form": f"was entered in the sign-up form of {name}",
+    }.get(subscriber.source, f"was added to the sign-up list of {name}")
+    return f"You received this one-time email because this address {how}."
+
+
 def confirmation_message(
     settings: Settings, subscriber: Subscriber, *, templates: Templates | None = None
 ) -> OutgoingMessage:
@@ -65,11 +75,7 @@ def confirmation_message(
         "brand": brand,
         "preheader": f"One click to confirm your subscription to {settings.newsletter_name}.",
         "footer": footer_context(
-            reason=(
-                f"You received this one-time email because this address was entered in the "
-                f"sign-up form of {settings.newsletter_name}."
-            ),
-            show_disclaimer=False,
+            reason=_confirmation_reason(settings, subscriber), show_disclaimer=False
         ),
         "subscriber_name": subscriber.name,
         "confirm_url": tokens.url(Purpose.CONFIRM, subscriber.id),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from newsletter.db import utcnow
 from newsletter.settings import Settings
@@ -21,10 +21,16 @@ from subscribers.models import ConsentSource, Subscriber, SubscriberStatus
 def expire_pending(session: Session, *, settings: Settings, now: datetime | None = None) -> int:
     """Expire stale pending sign-ups; returns how many were deleted or reverted."""
     cutoff = (now or utcnow()) - timedelta(days=settings.pending_expiry_days)
+    # A repeated sign-up resends the confirmation: the clock restarts at the latest one,
+    # so a fresh link never leads to "this sign-up has expired".
     stale = session.exec(
         select(Subscriber).where(
             Subscriber.status == SubscriberStatus.PENDING.value,
             col(Subscriber.status_changed_at) < cutoff,
+            or_(
+                col(Subscriber.confirmation_sent_at).is_(None),
+                col(Subscriber.confirmation_sent_at) < cutoff,
+            ),
         )
     ).all()
     for subscriber in stale:

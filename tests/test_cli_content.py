@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +153,27 @@ def test_import_reports_skipped_entries_on_stderr(env: dict[str, str], tmp_path:
     assert result.exit_code == 0
     assert "0 created, 0 updated, 0 unchanged, 1 skipped" in result.stdout
     assert "skipped: bad.md:1: front matter: missing 'title'" in result.stderr
+
+
+def test_import_from_the_blog_feed_url_makes_every_link_absolute_on_the_blog(
+    env: dict[str, str],
+) -> None:
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(CONTENT_DIR))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
+        report = run("snippets", "import", url, "--json")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert (report["created"], report["problems"]) == (6, [])
+    listed = run("snippets", "list", "--json")
+    assert all(s["url"].startswith("https://blog.painrelief.example/") for s in listed)
+    assert {s["source"] for s in listed} == {f"feed:{url}"}

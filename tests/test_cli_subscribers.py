@@ -8,17 +8,20 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli import app
+from newsletter.db import utcnow
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
-from tests.subscriber_helpers import link, messages, messages_to, sqlite_only
+from tests.subscriber_helpers import link, messages, messages_to, signed_up, sqlite_only
 
 runner = CliRunner()
 NEWSLETTER = Path(sys.executable).parent / "newsletter"
@@ -100,7 +103,9 @@ def test_import_reports_bad_rows_with_line_numbers(
         "email,name,consented_at\nann@example.com,Ann,2025-01-01\n"
         "oops,Bad,\nbob@example.com,Bob,\n",
     )
-    report = run("subscribers", "import", str(path), "--json")
+    result = runner.invoke(app, ["subscribers", "import", str(path), "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
     assert report == {
         "rows": 3,
         "active": 1,
@@ -121,12 +126,40 @@ def test_import_reports_bad_rows_with_line_numbers(
 
 
 @sqlite_only
-def test_import_text_report_goes_to_stderr_per_line(env: dict[str, str], tmp_path: Path) -> None:
+def test_import_text_report_lists_bad_rows_with_their_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     path = write(tmp_path, "email,name\noops,\n")
     result = runner.invoke(app, ["subscribers", "import", str(path)])
-    assert result.exit_code == 0
     assert "1 rows: 0 active (with consent proof), 0 pending" in result.stdout
-    assert f"{path}:2: 'oops' is not a valid email address" in result.stderr
+    assert f"{path}:2: 'oops' is not a valid email address" in result.stdout
+
+
+@sqlite_only
+def test_import_with_bad_rows_exits_1_with_one_line_on_stderr_after_keeping_the_good(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = write(tmp_path, "email,name\nann@example.com,Ann\noops,\nbad@,\n")
+    proc = subprocess.run(
+        [str(NEWSLETTER), "subscribers", "import", str(path), "--no-confirm-mail"],
+        capture_output=True,
+        text=True,
+        env={**env, "PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=False,
+    )
+    assert (proc.returncode, proc.stderr) == (
+        1,
+        f"error: 2 rows of {path} had problems (listed in the report); "
+        "the rest of the file was processed\n",
+    )
+    assert [s["email"] for s in run("subscribers", "list", "--json")] == ["ann@example.com"]
+
+
+def test_import_without_bad_rows_exits_0(env: dict[str, str], tmp_path: Path) -> None:
+    path = write(tmp_path, "email,name\nann@example.com,Ann\n")
+    result = runner.invoke(app, ["subscribers", "import", str(path), "--json"])
+    assert (result.exit_code, result.stderr) == (0, "")
 
 
 @sqlite_only
@@ -215,6 +248,17 @@ def test_erase_keeps_only_the_hash(env: dict[str, str]) -> None:
     assert (erased["subscriber_id"], erased["events_deleted"]) == (1, 1)
     assert len(erased["email_hash"]) == 64
     assert run("subscribers", "list", "--json") == []
+
+
+def test_expire_pending_removes_only_stale_sign_ups(
+    env: dict[str, str], settings: Settings, engine: Engine
+) -> None:
+    with Session(engine) as session:
+        stale = utcnow() - timedelta(days=settings.pending_expiry_days, hours=1)
+        signed_up(session, settings, "stale@example.com", now=stale)
+        signed_up(session, settings, "fresh@example.com")
+    assert run("subscribers", "expire-pending", "--json") == {"expired": 1}
+    assert [s["email"] for s in run("subscribers", "list", "--json")] == ["fresh@example.com"]
 
 
 @sqlite_only

@@ -334,3 +334,57 @@ def test_export_then_import_elsewhere_round_trips(
             )
     finally:
         db.dispose_engine(other.database_url)
+
+
+@sqlite_only
+def test_semicolon_separated_file_is_refused_with_a_hint(
+    session: Session, settings: Settings
+) -> None:
+    with pytest.raises(ImportProblem) as caught:
+        run_import(session, settings, "email;name\nann@example.com;Ann\n")
+    assert str(caught.value) == (
+        "people.csv:1: missing column 'email' (the columns are separated by ';'; save the file "
+        "with commas); expected columns: email, name, consented_at, source, ip"
+    )
+
+
+@sqlite_only
+def test_internationalised_domain_is_imported_in_ascii(
+    session: Session, settings: Settings
+) -> None:
+    report = run_import(session, settings, "email,name\nann@bücher.example,Ann\n", send=False)
+    assert (report.pending, report.problems) == (1, [])
+    assert statuses(session) == {"ann@xn--bcher-kva.example": "pending"}
+
+
+@sqlite_only
+def test_refused_addresses_are_reported_by_line_and_the_good_row_kept(
+    session: Session, settings: Settings
+) -> None:
+    overlong = "a" * 65 + "@example.com"
+    report = run_import(
+        session,
+        settings,
+        "email,name\n"
+        "josé@example.com,\n"
+        f"{overlong},\n"
+        '"x\'; DROP TABLE subscriber;--@example.com",\n'
+        "good@example.com,\n",
+        send=False,
+    )
+    assert [(p.line, p.reason.split(":")[0]) for p in report.problems] == [
+        (2, "'josé@example.com' is not a valid email address"),
+        (3, "the part before the @ is too long (65 characters; at most 64)"),
+        (4, '"x\'; DROP TABLE subscriber;--@example.com" is not a valid email address'),
+    ]
+    assert statuses(session) == {"good@example.com": "pending"}
+
+
+@sqlite_only
+def test_confirmation_for_an_imported_row_says_the_address_came_from_an_import(
+    session: Session, settings: Settings
+) -> None:
+    run_import(session, settings, "email,name\nbob@example.com,Bob\n")
+    [message] = messages(settings)
+    body = message.get_body(preferencelist=("plain",)).get_content()
+    assert "this address was in a list of readers imported by Pain Relief Weekly" in body

@@ -56,3 +56,14 @@ def test_unconfirmed_return_goes_back_to_unsubscribed(session: Session, settings
     assert lifecycle.history(session, subscriber_id=stored.id)[-1].reason == (
         "new sign-up not confirmed within 7 days"
     )
+
+
+def test_expiry_counts_from_the_latest_confirmation_email(
+    session: Session, settings: Settings
+) -> None:
+    first = utcnow() - timedelta(days=settings.pending_expiry_days - 1)
+    signed_up(session, settings, "again@example.com", now=first)
+    signed_up(session, settings, "again@example.com", now=first + timedelta(days=2))
+    first_link_expired = first + timedelta(days=settings.pending_expiry_days, hours=1)
+    assert expire_pending(session, settings=settings, now=first_link_expired) == 0
+    assert expire_pending(session, settings=settings, now=later(settings)) == 1

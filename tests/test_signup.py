@@ -101,6 +101,14 @@ def test_confirmation_email_carries_only_the_confirm_link(
 
 
 @sqlite_only
+def test_confirmation_email_has_no_images_or_articles(session: Session, settings: Settings) -> None:
+    signed_up(session, settings, "jane@example.com")
+    html = html_of(messages(settings)[0])
+    assert "<img" not in html
+    assert "Read the article" not in html
+
+
+@sqlite_only
 def test_confirmation_email_says_who_asks_and_why(session: Session, settings: Settings) -> None:
     signed_up(session, settings, "jane@example.com")
     text = text_of(messages(settings)[0])

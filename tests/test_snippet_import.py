@@ -330,3 +330,51 @@ def test_unreachable_feed_url_is_a_clear_error(
     base, _ = feed_server
     with pytest.raises(InvalidInput, match="HTTP 404"):
         import_snippets(session, settings=settings, source=f"{base}/missing.xml")
+
+
+def test_shipped_feed_from_its_url_gives_the_same_snippets_as_the_file(
+    session: Session, settings: Settings, feed_server: tuple[str, Path]
+) -> None:
+    base, root = feed_server
+    (root / "feed.xml").write_bytes((CONTENT_DIR / "feed.xml").read_bytes())
+    from_url = import_snippets(session, settings=settings, source=f"{base}/feed.xml")
+    from_file = import_snippets(session, settings=settings, source=str(CONTENT_DIR / "feed.xml"))
+    assert (from_url.created, from_url.problems, from_file.created) == (6, [], 0)
+    stored = snippets(session)
+    assert len(stored) == 6
+    hamstrings = stored["https://blog.painrelief.example/articles/hamstrings-and-sciatica"]
+    assert hamstrings.image_url == "https://blog.painrelief.example/images/towel-stretch.jpg"
+
+
+def test_atom_feed_from_url_resolves_relative_links_against_the_feed_url(
+    session: Session, settings: Settings, feed_server: tuple[str, Path]
+) -> None:
+    base, root = feed_server
+    (root / "feeds").mkdir()
+    atom = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title>Atom</title><id>urn:x</id><updated>2026-11-10T10:00:00Z</updated>
+  <entry>
+    <title>Cramps at night</title><link href="posts/cramps"/><id>urn:1</id>
+    <updated>2026-11-10T10:00:00Z</updated><summary>Stretch the calf.</summary>
+  </entry>
+</feed>"""
+    write(root / "feeds", "a.atom", atom)
+    report = import_snippets(session, settings=settings, source=f"{base}/feeds/a.atom")
+    assert (report.created, report.problems) == (1, [])
+    assert f"{base}/feeds/posts/cramps" in snippets(session)
+
+
+def test_relative_markdown_image_resolves_against_the_article_url(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    write(
+        tmp_path,
+        "img.md",
+        "---\ntitle: T\nurl: https://blog.example.com/articles/t\nimage: /img/t.jpg\n"
+        "image_alt: A calf stretch\npublished: 2026-11-01\n---\nBody.\n",
+    )
+    report = import_snippets(session, settings=settings, source=str(tmp_path / "img.md"))
+    assert report.problems == []
+    snippet = snippets(session)["https://blog.example.com/articles/t"]
+    assert snippet.image_url == "https://blog.example.com/img/t.jpg"

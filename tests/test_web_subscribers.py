@@ -228,6 +228,14 @@ def test_rate_limit_per_ip(site: Site) -> None:
 
 
 @sqlite_only
+def test_honeypot_posts_count_toward_the_rate_limit(site: Site) -> None:
+    for i in range(5):
+        site.subscribe(f"bot{i}@example.com", website="http://spam.example")
+    assert site.subscribe("real@example.com").status_code == 429
+    assert site.subscriber("real@example.com") is None
+
+
+@sqlite_only
 def test_rate_limit_state_belongs_to_each_app(settings: Settings, engine: Engine) -> None:
     cfg = settings.model_copy(update={"signup_rate_limit": 1})
     first, second = create_app(cfg), create_app(cfg)
