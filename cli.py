@@ -171,12 +171,19 @@ def snippets_import(
         report = import_snippets(session, settings=cfg, source=source)
     if as_json:
         print_json(report.to_dict())
-        return
-    out.print(f"{report.created} created, {report.updated} updated, "
-              f"{report.unchanged} unchanged, {len(report.problems)} skipped", highlight=False,
-              soft_wrap=True)
-    for problem in report.problems:
-        err_console.print(f"skipped: {problem}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        out.print(f"{report.created} created, {report.updated} updated, "
+                  f"{report.unchanged} unchanged, {len(report.problems)} skipped",
+                  highlight=False, soft_wrap=True)
+        for problem in report.problems:
+            out.print(f"skipped: {problem}", markup=False, highlight=False, soft_wrap=True)
+    # Like subscribers import: the good entries are kept, bad ones still fail the run.
+    if report.problems:
+        bad = len(report.problems)
+        err_console.print(f"error: {bad} entr{'ies' if bad > 1 else 'y'} of {source} skipped "
+                          "(listed above); the rest were imported",
+                          markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @snippets_app.command("list")

@@ -147,12 +147,24 @@ def test_expected_errors_print_one_line_and_exit_1(env: dict[str, str]) -> None:
     assert proc.stdout == ""
 
 
-def test_import_reports_skipped_entries_on_stderr(env: dict[str, str], tmp_path: Path) -> None:
+def test_import_lists_skipped_entries_and_exits_1(env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "bad.md").write_text("---\nurl: https://blog.example.com/x\n---\nBody\n")
     result = runner.invoke(app, ["snippets", "import", str(tmp_path / "bad.md")])
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     assert "0 created, 0 updated, 0 unchanged, 1 skipped" in result.stdout
-    assert "skipped: bad.md:1: front matter: missing 'title'" in result.stderr
+    assert "skipped: bad.md:1: front matter: missing 'title'" in result.stdout
+    assert result.stderr.startswith("error: 1 entry of ")
+
+
+def test_import_keeps_the_good_entries_when_one_is_bad(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "bad.md").write_text("---\nurl: https://blog.example.com/x\n---\nBody\n")
+    (tmp_path / "good.md").write_text(
+        "---\ntitle: Good\nurl: https://blog.example.com/good\npublished: 2026-11-20\n---\n"
+        "A fine summary.\n"
+    )
+    result = runner.invoke(app, ["snippets", "import", str(tmp_path), "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["created"] == 1
 
 
 def test_import_from_the_blog_feed_url_makes_every_link_absolute_on_the_blog(
