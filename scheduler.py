@@ -1,24 +1,23 @@
 """The door for time: the scheduler service (APScheduler 3 with its jobs in our database).
 
-Run it with ``newsletter scheduler run`` or ``python scheduler.py``. Several instances may
-share one PostgreSQL database: the holder of the ``scheduler`` lease (newsletter.leases)
-runs APScheduler, the others stand by and take over when the lease expires. On SQLite a
-second live instance refuses to start. ``--once`` runs what is due and exits (cron jobs).
+Run it with ``newsletter scheduler run`` or ``python scheduler.py``; ``--once`` runs what
+is due and exits (cron). Of several instances on one PostgreSQL, the holder of the
+``scheduler`` lease runs APScheduler and the others stand by; on SQLite a second refuses.
 
-Jobs are module-level functions that take the instance id only, so the job store holds
-no settings or secrets; they find their running :class:`Service` in ``_services``, the
-only module-level state of this door. SIGTERM lets the batch in flight finish, records
-it, releases the lease and exits 0; the next start resumes the send.
+This module keeps no state. Jobs are functions of the instance id only (the job store
+holds no settings or secrets); a job reads the settings with ``load_settings()``, as a
+CLI command does, and treats the lease as its licence, asking ``leases.holds`` between
+batches. SIGTERM releases the lease, so the batch in flight finishes and is recorded, the
+job stops and the process exits 0; the next start, or a standby, resumes the send. A run
+missed while no instance was up runs once on return (coalesced) within
+``misfire_grace_seconds``; a later one is logged and recorded as skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -26,52 +25,35 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns import jobs, timeplan
-from newsletter import db, job_runs, leases
+from newsletter import db, job_runs, jsonlog, leases
 from newsletter.errors import ConfigError, NewsletterError, SchedulerError
 from newsletter.settings import Settings, load_settings
 
 log = logging.getLogger("newsletter.scheduler")
-
-# instance id -> running service; APScheduler calls the job functions below by name.
-_services: dict[str, Service] = {}
+# Job references in the job store name this module, also when run as ``python scheduler.py``.
+JOB_MODULE = "scheduler"
+# How far back --once looks for a scheduled time it may have missed.
+ONCE_LOOKBACK = timedelta(days=8)
 
 
 # ---------------------------------------------------------------- structured logs
 
 
-class JsonLines(logging.Formatter):
-    """One JSON object per line: easy to grep, and journald/Loki parse it as is."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
 def configure_logging(level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLines())
-    for name in ("newsletter", "campaigns", "apscheduler"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(h.formatter, JsonLines) for h in logger.handlers):
-            logger.addHandler(handler)
-        logger.setLevel(level if name != "apscheduler" else logging.WARNING)
-        logger.propagate = False
+    jsonlog.configure(
+        ("newsletter", "campaigns", "subscribers"), level=level, quiet=("apscheduler",)
+    )
 
 
 def _event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
@@ -109,26 +91,108 @@ def last_fire_time(trigger: BaseTrigger, now: datetime, *, lookback: timedelta) 
 # ---------------------------------------------------------------- job functions
 
 
-def _service(instance: str) -> Service | None:
-    service = _services.get(instance)
-    if service is None:
-        _event("job for an instance that is not running here", logging.WARNING, instance=instance)
-    return service
+def run_job(
+    job: str,
+    settings: Settings,
+    now: datetime,
+    *,
+    instance: str,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """Run one job; the weekly assembly learns which cron time (maybe missed) it is for."""
+    fired = None
+    if job == job_runs.WEEKLY_ASSEMBLY:
+        grace = timedelta(seconds=settings.misfire_grace_seconds)
+        fired = last_fire_time(assembly_trigger(settings), now, lookback=grace)
+    jobs.run(job, settings, now, instance=instance, fired_at=fired, should_stop=should_stop)
+
+
+def _holds(engine: Engine, instance: str) -> bool:
+    try:
+        return leases.holds(engine, holder=instance)
+    except SQLAlchemyError:
+        return False  # cannot prove we are the active instance: stop
+
+
+def _scheduled(job: str, instance: str) -> None:
+    """What APScheduler runs: settings from the environment, the lease as the licence."""
+    settings = load_settings()
+    engine = db.get_engine(settings.database_url)
+    if not _holds(engine, instance):
+        _event("job skipped: not the active instance", logging.WARNING, job=job, instance=instance)
+        return
+    run_job(
+        job,
+        settings,
+        db.utcnow(),
+        instance=instance,
+        should_stop=lambda: not _holds(engine, instance),
+    )
 
 
 def weekly_assembly_job(instance: str) -> None:
-    if (service := _service(instance)) is not None:
-        service.run_weekly_assembly(db.utcnow())
+    _scheduled(job_runs.WEEKLY_ASSEMBLY, instance)
 
 
 def dispatch_job(instance: str) -> None:
-    if (service := _service(instance)) is not None:
-        service.run_dispatch(db.utcnow())
+    _scheduled(job_runs.DISPATCH, instance)
 
 
 def housekeeping_job(instance: str) -> None:
-    if (service := _service(instance)) is not None:
-        service.run_housekeeping(db.utcnow())
+    _scheduled(job_runs.HOUSEKEEPING, instance)
+
+
+def add_jobs(scheduler: BaseScheduler, settings: Settings, *, instance: str) -> None:
+    """Put the three jobs in the store (fixed ids), run by ``instance`` from now on."""
+    every = settings.dispatch_interval_seconds
+    specs: list[tuple[str, Callable[[str], None], BaseTrigger]] = [
+        (job_runs.WEEKLY_ASSEMBLY, weekly_assembly_job, assembly_trigger(settings)),
+        (job_runs.DISPATCH, dispatch_job, IntervalTrigger(seconds=every)),
+        (job_runs.HOUSEKEEPING, housekeeping_job, housekeeping_trigger(settings)),
+    ]
+    for job_id, func, trigger in specs:
+        kwargs = {"instance": instance}
+        existing = scheduler.get_job(job_id)
+        if existing is not None and repr(existing.trigger) == repr(trigger):
+            # Keep its next run time, so a run missed while we were down still fires
+            # once (coalesced) if within the grace time.
+            scheduler.modify_job(job_id, kwargs=kwargs)
+        else:
+            scheduler.add_job(
+                f"{JOB_MODULE}:{func.__name__}",
+                trigger,
+                id=job_id,
+                name=job_id,
+                kwargs=kwargs,
+                replace_existing=True,
+            )
+
+
+class _Scheduler(BackgroundScheduler):
+    """APScheduler 3.11's loop runs one more round once shutdown() wakes it: a job due by
+    then fails to submit, yet its next run time moves on, and that run is lost. Skip it."""
+
+    def _process_jobs(self) -> float | None:
+        with self._jobstores_lock:
+            return None if self.state == STATE_STOPPED else super()._process_jobs()
+
+
+class _JobStore(SQLAlchemyJobStore):
+    def shutdown(self) -> None:
+        """Keep the engine: it is db.get_engine's, shared by the whole process."""
+
+
+def new_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
+    """APScheduler on our job store: coalesce missed runs, within the grace time."""
+    return _Scheduler(
+        jobstores={"default": _JobStore(engine=engine, tablename=job_runs.JOBSTORE_TABLE)},
+        timezone=timeplan.zone(settings),
+        job_defaults={
+            "coalesce": True,
+            "misfire_grace_time": settings.misfire_grace_seconds,
+            "max_instances": 1,
+        },
+    )
 
 
 # ---------------------------------------------------------------- the service
@@ -142,68 +206,12 @@ class Service:
         self.instance = instance or leases.instance_id()
         self.engine = db.get_engine(settings.database_url)
         self.stop_event = threading.Event()  # the whole service stops (SIGTERM)
-        self.halt_jobs = threading.Event()  # jobs in flight stop between batches
         self.scheduler: BackgroundScheduler | None = None
-        self.grace = timedelta(seconds=settings.misfire_grace_seconds)
-
-    # -- jobs, also called directly by --once
-    def should_stop(self) -> bool:
-        return self.stop_event.is_set() or self.halt_jobs.is_set()
-
-    def _logged(self, job: str, body: Callable[[], job_runs.RunNote]) -> None:
-        started = time.monotonic()
-        _event("job started", job=job, instance=self.instance)
-        try:
-            note = body()
-        except Exception as err:
-            _event("job failed", logging.ERROR, job=job, instance=self.instance, error=str(err))
-            if not isinstance(err, NewsletterError):
-                raise
-            return
-        _event(
-            "job finished",
-            job=job,
-            instance=self.instance,
-            outcome=note.outcome,
-            detail=note.detail,
-            seconds=round(time.monotonic() - started, 3),
-        )
-
-    def run_weekly_assembly(self, now: datetime) -> None:
-        fired = last_fire_time(assembly_trigger(self.settings), now, lookback=self.grace)
-        self._logged(
-            job_runs.WEEKLY_ASSEMBLY,
-            lambda: jobs.weekly_assembly(
-                self.settings, now, fired_at=fired or now, instance=self.instance
-            ),
-        )
-
-    def run_dispatch(self, now: datetime) -> None:
-        self._logged(
-            job_runs.DISPATCH,
-            lambda: jobs.dispatch(
-                self.settings, now, instance=self.instance, should_stop=self.should_stop
-            ),
-        )
-
-    def run_housekeeping(self, now: datetime) -> None:
-        self._logged(
-            job_runs.HOUSEKEEPING,
-            lambda: jobs.housekeeping(self.settings, now, instance=self.instance),
-        )
 
     # -- the lease
     def _take_lease(self) -> bool:
         ttl = self.settings.lease_seconds
-        if leases.acquire(self.engine, holder=self.instance, ttl_seconds=ttl):
-            return True
-        held = leases.current(self.engine)
-        if held is not None and _dead_on_this_host(held.holder):
-            _event("taking over from a dead instance", holder=held.holder)
-            return leases.take_over(
-                self.engine, holder=self.instance, from_holder=held.holder, ttl_seconds=ttl
-            )
-        return False
+        return leases.take(self.engine, holder=self.instance, ttl_seconds=ttl)
 
     def _refuse_second_sqlite(self) -> None:
         held = leases.current(self.engine)
@@ -217,52 +225,27 @@ class Service:
 
     # -- APScheduler, only while we hold the lease
     def _activate(self) -> None:
-        store = SQLAlchemyJobStore(engine=self.engine, tablename=job_runs.JOBSTORE_TABLE)
-        scheduler = BackgroundScheduler(
-            jobstores={"default": store},
-            timezone=timeplan.zone(self.settings),
-            job_defaults={
-                "coalesce": True,
-                "misfire_grace_time": self.settings.misfire_grace_seconds,
-                "max_instances": 1,
-            },
-        )
+        scheduler = new_scheduler(self.settings, self.engine)
+        scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
         scheduler.start(paused=True)
-        specs: list[tuple[str, Callable[[str], None], BaseTrigger]] = [
-            (job_runs.WEEKLY_ASSEMBLY, weekly_assembly_job, assembly_trigger(self.settings)),
-            (
-                job_runs.DISPATCH,
-                dispatch_job,
-                IntervalTrigger(seconds=self.settings.dispatch_interval_seconds),
-            ),
-            (job_runs.HOUSEKEEPING, housekeeping_job, housekeeping_trigger(self.settings)),
-        ]
-        for job_id, func, trigger in specs:
-            kwargs = {"instance": self.instance}
-            existing = scheduler.get_job(job_id)
-            if existing is not None and repr(existing.trigger) == repr(trigger):
-                # Keep its next run time, so a run missed while we were down still fires
-                # once (coalesced) if within the grace time.
-                scheduler.modify_job(job_id, kwargs=kwargs)
-            else:
-                scheduler.add_job(
-                    f"{__name__}:{func.__name__}",
-                    trigger,
-                    id=job_id,
-                    name=job_id,
-                    kwargs=kwargs,
-                    replace_existing=True,
-                )
-        self.halt_jobs.clear()
+        add_jobs(scheduler, self.settings, instance=self.instance)
         scheduler.resume()
         self.scheduler = scheduler
         _event("active: running the jobs", instance=self.instance)
 
+    def _missed(self, event: JobExecutionEvent) -> None:
+        with contextlib.suppress(SQLAlchemyError):
+            jobs.missed(
+                self.settings, event.scheduled_run_time, job=event.job_id, instance=self.instance
+            )
+
     def _deactivate(self, why: str) -> None:
+        """Release the lease first: that is what tells the job in flight to stop."""
+        with contextlib.suppress(SQLAlchemyError):
+            leases.release(self.engine, holder=self.instance)
         if self.scheduler is None:
             return
         _event("stopping the jobs", instance=self.instance, reason=why)
-        self.halt_jobs.set()
         self.scheduler.shutdown(wait=True)  # the batch in flight finishes and is recorded
         self.scheduler = None
 
@@ -287,7 +270,8 @@ class Service:
                 elif held is False:
                     if self.settings.is_sqlite and first:
                         self._refuse_second_sqlite()
-                    self._deactivate("lost the lease to another instance")
+                    if self.scheduler is not None:
+                        self._deactivate("lost the lease to another instance")
                     if not waiting_logged:
                         lease = leases.current(self.engine)
                         _event(
@@ -296,19 +280,44 @@ class Service:
                             active=lease.holder if lease else None,
                         )
                         waiting_logged = True
-                elif time.monotonic() - last_held > self.settings.lease_seconds * 0.8:
+                elif (
+                    self.scheduler is not None
+                    and time.monotonic() - last_held > self.settings.lease_seconds * 0.8
+                ):
                     self._deactivate("could not renew the lease in time")
                 first = False
                 self.stop_event.wait(renew_every)
         finally:
             self._deactivate("shutting down")
-            with contextlib.suppress(SQLAlchemyError):
-                leases.release(self.engine, holder=self.instance)
             _event("stopped", instance=self.instance)
         return 0
 
-    def run_once(self) -> int:
-        """Run what is due now (cron-style use), if no other instance is active."""
+    def _still_active(self) -> bool:
+        """--once: stop on SIGTERM; otherwise renew the lease between batches."""
+        if self.stop_event.is_set():
+            return False
+        try:
+            return leases.renew(
+                self.engine, holder=self.instance, ttl_seconds=self.settings.lease_seconds
+            )
+        except SQLAlchemyError:
+            return False
+
+    def _due(self, job: str, trigger: BaseTrigger, now: datetime) -> bool:
+        """--once, like APScheduler: run a fire time not run yet if within the grace time;
+        a later one is recorded as missed (unless the job never ran: a new install)."""
+        fired = last_fire_time(trigger, now, lookback=ONCE_LOOKBACK)
+        last = job_runs.last_started(self.engine, job=job)
+        if fired is None or (last is not None and last >= fired):
+            return False
+        if now - fired <= timedelta(seconds=self.settings.misfire_grace_seconds):
+            return True
+        if last is not None:
+            jobs.missed(self.settings, fired, job=job, instance=self.instance, now=now)
+        return False
+
+    def run_once(self, *, now: datetime | None = None) -> int:
+        """Run what is due ``now`` (cron-style use), if no other instance is active."""
         if not self._take_lease():
             if self.settings.is_sqlite:
                 self._refuse_second_sqlite()
@@ -318,42 +327,29 @@ class Service:
             )
             return 0
         try:
-            now = db.utcnow()
-            fired = last_fire_time(assembly_trigger(self.settings), now, lookback=self.grace)
-            if fired is not None:
-                self.run_weekly_assembly(now)
-            self.run_dispatch(now)
-            kept = last_fire_time(housekeeping_trigger(self.settings), now, lookback=self.grace)
-            if kept is not None and not _ran_since(self.engine, job_runs.HOUSEKEEPING, kept):
-                self.run_housekeeping(now)
+            now = now or db.utcnow()
+            settings, who = self.settings, self.instance
+            if self._due(job_runs.WEEKLY_ASSEMBLY, assembly_trigger(settings), now):
+                run_job(job_runs.WEEKLY_ASSEMBLY, settings, now, instance=who)
+            run_job(
+                job_runs.DISPATCH,
+                settings,
+                now,
+                instance=who,
+                should_stop=lambda: not self._still_active(),
+            )
+            if self._due(job_runs.HOUSEKEEPING, housekeeping_trigger(settings), now):
+                run_job(job_runs.HOUSEKEEPING, settings, now, instance=who)
         finally:
             leases.release(self.engine, holder=self.instance)
         return 0
 
 
-def _ran_since(engine: Any, job: str, since: datetime) -> bool:
-    report = job_runs.status(engine)
-    last = next((j for j in report.jobs if j.job == job), None)
-    return bool(last and last.last_started_at and last.last_started_at >= since)
-
-
-def _dead_on_this_host(holder: str) -> bool:
-    """True when ``holder`` (host:pid:x) names a process of this host that has gone."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def run(settings: Settings, *, once: bool = False, instance: str | None = None) -> int:
-    """Run the service in the foreground until SIGTERM/SIGINT (or once); the exit code."""
+    """Run the service in the foreground until SIGTERM/SIGINT (or once); the exit code.
+
+    ``settings`` must be ``load_settings()``'s: the scheduled jobs read them again there.
+    """
     configure_logging()
     engine = db.get_engine(settings.database_url)
     if settings.is_sqlite:
@@ -364,7 +360,6 @@ def run(settings: Settings, *, once: bool = False, instance: str | None = None) 
     assembly_trigger(settings)
     housekeeping_trigger(settings)
     service = Service(settings, instance=instance)
-    _services[service.instance] = service
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -381,7 +376,6 @@ def run(settings: Settings, *, once: bool = False, instance: str | None = None) 
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        _services.pop(service.instance, None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -397,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run inside the importable module, so APScheduler's "scheduler:..." job references
-    # find the same _services as this process.
+    # Run inside the importable module rather than __main__: one copy of its classes and
+    # loggers, the same one APScheduler imports for the "scheduler:..." job references.
     import scheduler as _scheduler
 
     sys.exit(_scheduler.main())

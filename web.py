@@ -482,12 +482,27 @@ def _mount_api(app: FastAPI) -> None:
             raise HTTPException(422, str(err)) from err
 
     router = APIRouter(prefix="/api", tags=["campaigns"])
+    app.openapi_tags = [
+        *(app.openapi_tags or []),
+        {
+            "name": "campaigns",
+            "description": "Queue, pause, resume and cancel campaigns, as `newsletter "
+            "campaigns` does. Send `Authorization: Bearer <token>` with a token from "
+            "`newsletter api-tokens create NAME`. Times are UTC (`scheduled_at`) with the "
+            "newsletter's local time beside them (`scheduled_at_local`).",
+        },
+    ]
     errors: dict[int | str, dict[str, object]] = {
         401: {"description": "missing, wrong or revoked token"},
         404: {"description": "no such campaign"},
     }
 
-    @router.get("/campaigns", response_model=list[operations.CampaignView], responses=errors)
+    @router.get(
+        "/campaigns",
+        response_model=list[operations.CampaignView],
+        responses=errors,
+        summary="List campaigns, newest first (optionally of one status)",
+    )
     def list_campaigns(
         status: CampaignStatus | None = None,
         limit: int = 100,
@@ -500,7 +515,8 @@ def _mount_api(app: FastAPI) -> None:
         )
 
     @router.post(
-        "/campaigns", response_model=operations.CampaignView, status_code=201, responses=errors
+        "/campaigns", response_model=operations.CampaignView, status_code=201, responses=errors,
+        summary="Create a draft campaign from snippets, in the order given",
     )
     def create_campaign(
         body: CampaignCreate,
@@ -517,7 +533,8 @@ def _mount_api(app: FastAPI) -> None:
         return created
 
     @router.get(
-        "/campaigns/{campaign_id}", response_model=operations.CampaignDetail, responses=errors
+        "/campaigns/{campaign_id}", response_model=operations.CampaignDetail, responses=errors,
+        summary="A campaign with its delivery progress (queued/sent/skipped/failed) and log",
     )
     def show_campaign(
         campaign_id: int,
@@ -532,6 +549,7 @@ def _mount_api(app: FastAPI) -> None:
         "/campaigns/{campaign_id}/schedule",
         response_model=operations.CampaignView,
         responses={**errors, 409: {"description": "not allowed in the campaign's state"}},
+        summary="Schedule a draft or paused campaign, or move a scheduled one",
     )
     def schedule_campaign(
         campaign_id: int,
@@ -576,7 +594,8 @@ def _mount_api(app: FastAPI) -> None:
     change("cancel", operations.cancel, "Cancel a campaign for good")
 
     @router.get(
-        "/campaigns/{campaign_id}/preview", response_class=HTMLResponse, responses=errors
+        "/campaigns/{campaign_id}/preview", response_class=HTMLResponse, responses=errors,
+        summary="The rendered email as HTML, with sample reader values",
     )
     def preview_campaign(
         campaign_id: int,
@@ -592,7 +611,10 @@ def _mount_api(app: FastAPI) -> None:
             rendered = ensure_rendered(session, settings=cfg, campaign=campaign)
         return HTMLResponse(personalise(rendered.html, sample_values(cfg)))
 
-    @router.get("/campaigns/{campaign_id}/report", responses=errors)
+    @router.get(
+        "/campaigns/{campaign_id}/report", responses=errors,
+        summary="Delivery and engagement figures of a campaign",
+    )
     def campaign_report(
         campaign_id: int,
         actor: str = Depends(token_actor),

@@ -3,14 +3,18 @@
 The clock is a parameter so tests can drive a whole month, a DST change or an outage
 without sleeping. Every job is idempotent: the weekly issue is unique per ISO week and the
 delivery ledger sends each reader once, so a job that runs twice (a restart, a misfire, a
-take-over by a standby) does no harm.
+take-over by a standby) does no harm. :func:`run` runs one by name between two
+structured log lines (``event``, ``job``, ``outcome``...); :func:`missed` records a run
+that came too late to make up for.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -100,7 +104,6 @@ def weekly_assembly(
         except ContentError as err:
             note.outcome = job_runs.SKIPPED
             note.detail = f"{timeplan.iso_week(day)}: no issue this week: {err}"
-        log.info("weekly_assembly %s: %s", note.outcome, note.detail)
     return note
 
 
@@ -169,7 +172,6 @@ def dispatch(
         if failed and note.outcome == job_runs.OK:
             note.outcome = job_runs.FAILED
         note.detail = "; ".join(lines)
-        log.info("dispatch %s: %s", note.outcome, note.detail)
     return note
 
 
@@ -187,6 +189,34 @@ def _unschedule(engine: Engine, campaign_id: int, err: ContentError) -> str:
     return str(err)
 
 
+def missed(
+    settings: Settings,
+    scheduled: datetime,
+    *,
+    job: str,
+    instance: str = ACTOR,
+    now: datetime | None = None,
+) -> RunNote:
+    """A run that came too late to make up for: a warning, and a ``skipped`` run."""
+    engine = _engine(settings)
+    with job_runs.recording(engine, job=job, instance=instance, now=now) as note:
+        note.outcome = job_runs.SKIPPED
+        note.detail = (
+            f"missed the run due {timeplan.format_local(scheduled, settings)}: more than "
+            f"{settings.misfire_grace_seconds} s late (NEWSLETTER_MISFIRE_GRACE_SECONDS), "
+            "so it was not run"
+        )
+    _event(
+        "missed: later than the grace time, not run",
+        logging.WARNING,
+        job=job,
+        instance=instance,
+        scheduled_at=timeplan.as_utc(scheduled),
+        detail=note.detail,
+    )
+    return note
+
+
 def housekeeping(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
     """Expire unconfirmed sign-ups and prune old job runs."""
     engine = _engine(settings)
@@ -197,5 +227,52 @@ def housekeeping(settings: Settings, now: datetime, *, instance: str = ACTOR) ->
             engine, now=timeplan.as_utc(now), retention_days=settings.job_run_retention_days
         )
         note.detail = f"expired {expired} pending sign-ups, pruned {pruned} job runs"
-        log.info("housekeeping: %s", note.detail)
     return note
+
+
+RUNNERS: dict[str, Callable[..., RunNote]] = {
+    job_runs.WEEKLY_ASSEMBLY: weekly_assembly,
+    job_runs.DISPATCH: dispatch,
+    job_runs.HOUSEKEEPING: housekeeping,
+}
+
+
+def run(
+    job: str,
+    settings: Settings,
+    now: datetime,
+    *,
+    instance: str = ACTOR,
+    fired_at: datetime | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunNote | None:
+    """Run the job named ``job`` between two log lines; an expected error is logged
+    (and recorded by the job) rather than raised, so the scheduler keeps going."""
+    extra: dict[str, Any] = {}
+    if job == job_runs.WEEKLY_ASSEMBLY:
+        extra["fired_at"] = fired_at
+    elif job == job_runs.DISPATCH:
+        extra["should_stop"] = should_stop
+    started = time.monotonic()
+    _event("job started", job=job, instance=instance)
+    try:
+        note = RUNNERS[job](settings, now, instance=instance, **extra)
+    except Exception as err:
+        _event("job failed", logging.ERROR, job=job, instance=instance, error=str(err))
+        if not isinstance(err, NewsletterError):
+            raise
+        return None
+    _event(
+        "job finished",
+        job=job,
+        instance=instance,
+        outcome=note.outcome,
+        detail=note.detail,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return note
+
+
+def _event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
+    """A structured log line: ``fields`` become JSON keys under the scheduler's logging."""
+    log.log(level, msg, extra={"fields": {"event": msg, **fields}})

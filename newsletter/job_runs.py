@@ -77,6 +77,15 @@ def recording(
             )
 
 
+def last_started(engine: Engine, *, job: str) -> datetime | None:
+    """When ``job`` last started (whatever its outcome); None if it never ran."""
+    with engine.connect() as connection:
+        started = connection.execute(
+            sa.select(sa.func.max(_table.c.started_at)).where(_table.c.job == job)
+        ).scalar()
+    return _utc(started)
+
+
 def prune(engine: Engine, *, now: datetime, retention_days: int) -> int:
     """Delete old runs (and idle dispatches after a day); returns how many went."""
     with engine.begin() as connection:

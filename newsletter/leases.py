@@ -11,6 +11,7 @@ skew of a few seconds only shortens or lengthens the take-over by that much.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -25,6 +26,7 @@ from newsletter.db import utcnow
 from newsletter.ops_models import Lease
 
 SCHEDULER_LEASE = "scheduler"
+log = logging.getLogger("newsletter.leases")
 _table = Lease.__table__  # type: ignore[attr-defined]
 
 
@@ -42,6 +44,25 @@ class LeaseInfo:
 def instance_id() -> str:
     """host:pid:random, unique across restarts and hosts, readable in logs."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def dead_on_this_host(holder: str) -> bool:
+    """True when ``holder`` (from :func:`instance_id`) names a gone process of this host.
+
+    Lets a restarted instance take over from its own killed predecessor at once rather
+    than wait for the lease to expire; holders on other hosts always wait for expiry.
+    """
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _utc(value: datetime) -> datetime:
@@ -120,6 +141,34 @@ def take_over(
             .values(holder=holder, acquired_at=now, expires_at=now + timedelta(seconds=ttl_seconds))
         )
     return result.rowcount == 1
+
+
+def holds(
+    engine: Engine, *, holder: str, name: str = SCHEDULER_LEASE, now: datetime | None = None
+) -> bool:
+    """True while ``holder`` has the live lease: a job's licence to go on to the next batch.
+
+    The scheduler's jobs ask this between batches instead of reading a flag in memory; a
+    clean shutdown releases the lease first, so the job in flight stops after its batch.
+    """
+    lease = current(engine, name=name)
+    return lease is not None and lease.holder == holder and lease.live(_utc(now or utcnow()))
+
+
+def take(engine: Engine, *, holder: str, ttl_seconds: float, name: str = SCHEDULER_LEASE) -> bool:
+    """Acquire or renew; or take over at once from a killed holder on this host."""
+    if acquire(engine, holder=holder, ttl_seconds=ttl_seconds, name=name):
+        return True
+    held = current(engine, name=name)
+    if held is None or not dead_on_this_host(held.holder):
+        return False
+    log.info(
+        "taking over from a dead instance",
+        extra={"fields": {"event": "taking over from a dead instance", "holder": held.holder}},
+    )
+    return take_over(
+        engine, holder=holder, from_holder=held.holder, ttl_seconds=ttl_seconds, name=name
+    )
 
 
 def release(engine: Engine, *, holder: str, name: str = SCHEDULER_LEASE) -> bool:

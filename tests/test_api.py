@@ -297,6 +297,28 @@ def test_the_openapi_document_describes_the_api_with_bearer_auth(
     assert "CampaignDetail" in document["components"]["schemas"]
 
 
+def test_every_api_operation_is_summarised_and_needs_the_bearer_token(
+    api: tuple[httpx.Client, Engine],
+) -> None:
+    client, _ = api
+    document = client.get("/openapi.json").json()
+    operations = [
+        (f"{method.upper()} {path}", operation)
+        for path, item in document["paths"].items()
+        if path.startswith("/api/")
+        for method, operation in item.items()
+    ]
+    assert (
+        len(operations) == 9
+    )  # list, create, show, schedule, pause, resume, cancel, preview, report
+    for name, operation in operations:
+        assert operation.get("summary"), name
+        assert operation["security"] == [{"HTTPBearer": []}], name
+        assert "401" in operation["responses"], name
+    (tag,) = [t for t in document["tags"] if t["name"] == "campaigns"]
+    assert "newsletter api-tokens create NAME" in tag["description"]
+
+
 def test_healthz_reports_database_jobs_and_no_active_instance(
     api: tuple[httpx.Client, Engine],
 ) -> None:

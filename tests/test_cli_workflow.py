@@ -99,6 +99,34 @@ def test_show_gives_progress_and_the_log(env: dict[str, str]) -> None:
     assert "  progress:  queued 0, sent 3, skipped 0, failed 0 (of 3)\n" in text
 
 
+def test_show_gives_progress_while_a_campaign_is_sending(env: dict[str, str]) -> None:
+    from campaigns import jobs
+    from newsletter.settings import load_settings
+
+    cid = draft(env)
+    add_subscribers(db.get_engine(env["NEWSLETTER_DATABASE_URL"]), 150)  # two outbox batches
+    run("campaigns", "schedule", str(cid), "--at", db.utcnow().isoformat())
+    asked: list[int] = []
+
+    def stop_after_the_first_batch() -> bool:
+        asked.append(1)
+        return len(asked) > 1  # asked once before the campaign, then after each batch
+
+    jobs.dispatch(load_settings(), db.utcnow(), should_stop=stop_after_the_first_batch)
+    shown = run("campaigns", "show", str(cid), "--json")
+    assert shown["status"] == "sending"
+    assert shown["progress"] == {
+        "queued": 50,
+        "sent": 100,
+        "skipped": 0,
+        "failed": 0,
+        "total": 150,
+    }
+    text = run("campaigns", "show", str(cid))
+    assert "  status:    sending\n" in text
+    assert "  progress:  queued 50, sent 100, skipped 0, failed 0 (of 150)\n" in text
+
+
 def test_an_illegal_change_exits_1_with_one_line(env: dict[str, str]) -> None:
     cid = draft(env)
     result = subprocess.run(
@@ -156,3 +184,21 @@ def test_scheduler_run_once_records_the_runs_and_status_shows_them(env: dict[str
     dispatch = next(j for j in data["jobs"] if j["job"] == "dispatch")
     assert dispatch["last_outcome"] == "idle"
     assert data["active_instance"] is None  # --once releases the lease
+
+
+def test_python_scheduler_py_once_runs_the_due_jobs(env: dict[str, str]) -> None:
+    from newsletter.settings import PROJECT_ROOT
+
+    script = str(PROJECT_ROOT / "scheduler.py")
+    result = subprocess.run(
+        [sys.executable, script, "--once"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert {"ts", "level", "logger", "msg", "event"} <= set(lines[0])
+    finished = [e for e in lines if e.get("event") == "job finished"]
+    assert ("dispatch", "idle") in [(e["job"], e["outcome"]) for e in finished]
+    usage = subprocess.run(
+        [sys.executable, script, "--bogus"], capture_output=True, text=True, timeout=60
+    )
+    assert (usage.returncode, usage.stderr) == (2, "usage: python scheduler.py [--once]\n")

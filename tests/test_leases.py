@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -81,3 +85,31 @@ def test_the_scheduler_lease_is_apart_from_campaign_send_leases(engine: Engine) 
     assert leases.acquire(engine, holder="a", ttl_seconds=30, name="send:1", now=T0)
     assert leases.acquire(engine, holder="b", ttl_seconds=30, now=T0)
     assert leases.current(engine).holder == "b"  # type: ignore[union-attr]
+
+
+def test_holds_is_true_only_for_the_live_holder(engine: Engine) -> None:
+    leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
+    assert leases.holds(engine, holder="a", now=T0 + timedelta(seconds=29))
+    assert not leases.holds(engine, holder="b", now=T0 + timedelta(seconds=29))
+    assert not leases.holds(engine, holder="a", now=T0 + timedelta(seconds=31))  # expired
+    leases.release(engine, holder="a")
+    assert not leases.holds(engine, holder="a", now=T0)
+
+
+def test_take_replaces_a_killed_holder_of_this_host_at_once(engine: Engine) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # exited and reaped: its pid names no process now
+    dead = f"{socket.gethostname()}:{gone.pid}:abcdef"
+    leases.acquire(engine, holder=dead, ttl_seconds=300)
+    assert leases.dead_on_this_host(dead)
+    assert leases.take(engine, holder="b", ttl_seconds=30)
+    assert leases.current(engine).holder == "b"  # type: ignore[union-attr]
+
+
+def test_take_waits_for_a_live_or_remote_holder(engine: Engine) -> None:
+    alive = f"{socket.gethostname()}:{os.getppid()}:abcdef"
+    leases.acquire(engine, holder=alive, ttl_seconds=300)
+    assert not leases.take(engine, holder="b", ttl_seconds=30)
+    leases.release(engine, holder=alive)
+    leases.acquire(engine, holder="elsewhere:1:abcdef", ttl_seconds=300)
+    assert not leases.take(engine, holder="b", ttl_seconds=30)
