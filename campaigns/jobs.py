@@ -22,7 +22,7 @@ from campaigns import operations, timeplan, workflow
 from campaigns.assembly import assemble_week
 from campaigns.models import CampaignStatus
 from campaigns.preflight import preflight
-from campaigns.sending import SendProgress, send_campaign
+from campaigns.sending import send_campaign
 from newsletter import db, job_runs
 from newsletter.errors import ContentError, NewsletterError, StateError
 from newsletter.job_runs import RunNote
@@ -33,10 +33,6 @@ log = logging.getLogger("newsletter.jobs")
 S = CampaignStatus
 ACTOR = "scheduler"
 INTERRUPTED = "interrupted"
-
-
-class StopRequested(Exception):
-    """Raised between batches when the service is asked to stop; the send resumes later."""
 
 
 def _engine(settings: Settings) -> Engine:
@@ -107,14 +103,6 @@ def weekly_assembly(
     return note
 
 
-def _stopper(should_stop: Callable[[], bool] | None) -> Callable[[SendProgress], None]:
-    def on_progress(_progress: SendProgress) -> None:
-        if should_stop is not None and should_stop():
-            raise StopRequested("stopping on request; the campaign resumes on the next run")
-
-    return on_progress
-
-
 def dispatch(
     settings: Settings,
     now: datetime,
@@ -149,18 +137,18 @@ def dispatch(
                         session,
                         settings=settings,
                         campaign_id=campaign_id,
-                        on_progress=_stopper(should_stop),
+                        should_stop=should_stop,
                         actor=ACTOR,
                     )
+                if report.stopped == "stop requested":
+                    note.outcome = INTERRUPTED
                 lines.append(
                     f"campaign {campaign_id}: {report.status}, sent {report.sent}, "
                     f"skipped {report.skipped}, failed {report.failed}"
                     + (f" ({report.stopped})" if report.stopped else "")
                 )
-            except StopRequested as err:
-                note.outcome = INTERRUPTED
-                lines.append(f"campaign {campaign_id}: {err}")
-                break
+                if note.outcome == INTERRUPTED:
+                    break
             except StateError as err:  # paused/cancelled meanwhile, or another sender
                 lines.append(f"campaign {campaign_id}: not sent now: {err}")
             except ContentError as err:

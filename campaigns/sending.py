@@ -130,6 +130,7 @@ def send_campaign(
     on_progress: ProgressCallback | None = None,
     actor: str = "system",
     preflight: bool = True,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SendReport:
     """Queue (first time), then send every queued delivery of a campaign; resumable.
 
@@ -137,6 +138,10 @@ def send_campaign(
     ``settings`` names, created and closed here. Before the first send, preflight runs
     (campaigns.preflight, which also renders); ``preflight=False`` is for a caller that
     has just run it (the scheduler) or content made by hand (tests).
+
+    ``should_stop`` is asked after every batch (SIGTERM in the scheduler): no new batch
+    starts, the batches in flight finish and are recorded, and the campaign stays
+    'sending' for the next run to resume.
     """
     started = time.monotonic()
     campaign = session.get(Campaign, campaign_id)
@@ -171,6 +176,7 @@ def send_campaign(
             on_progress=on_progress,
             actor=actor,
             started=started,
+            should_stop=should_stop,
         )
     finally:
         if own_provider and provider is not None:
@@ -191,6 +197,7 @@ def _run(
     on_progress: ProgressCallback | None,
     actor: str,
     started: float,
+    should_stop: Callable[[], bool] | None = None,
 ) -> SendReport:
     assert campaign.id is not None
     campaign_id = campaign.id
@@ -322,6 +329,9 @@ def _run(
                 last_renewal = time.monotonic()
             session.commit()  # each batch's outcome: together with its ledger rows
             progress()
+            if not stop.is_set() and should_stop is not None and should_stop():
+                report.stopped = "stop requested"
+                stop.set()
             if not stop.is_set():
                 status = reader.campaign_status()
                 if status != S.SENDING:

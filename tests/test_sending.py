@@ -247,6 +247,31 @@ def test_pause_stops_between_batches(
     assert fake.recipients == 5000 and not fake.duplicates()
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_stop_request_records_the_batches_in_flight_and_resumes_cleanly(
+    sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid, concurrency: int
+):
+    add_subscribers(sqlite_engine, 6000)
+    batches_done: list[int] = []
+    cfg = sg_settings(sqlite_settings, fake, send_concurrency=concurrency)
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session)
+        report = send_campaign(
+            session,
+            settings=cfg,
+            campaign_id=campaign.id,
+            preflight=False,
+            on_progress=lambda p: batches_done.append(p.sent),
+            should_stop=lambda: bool(batches_done) and batches_done[-1] >= 2000,
+        )
+        assert (report.status, report.stopped) == ("sending", "stop requested")
+        # Whatever was in flight when the stop came is recorded, not lost or resent.
+        assert report.sent == fake.recipients < 6000
+        resumed = send_campaign(session, settings=cfg, campaign_id=campaign.id, preflight=False)
+        assert resumed.status == "sent"
+    assert fake.recipients == 6000 and not fake.duplicates()
+
+
 def test_concurrency_and_rate_limit_are_honoured(
     sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
 ):
