@@ -2,7 +2,8 @@
 
 The reader joins each queued delivery to its subscriber and re-checks, at send time,
 what may have changed since queueing (unsubscribed, bounced, erased, suppressed,
-paused): such rows become ``skipped`` with the reason in ``error``.
+paused, topics changed so that none is in this issue): such rows become ``skipped`` with
+the reason in ``error``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from campaigns.ledger import campaign_categories
 from campaigns.models import Campaign, Delivery, DeliveryStatus
 from campaigns.providers.base import Recipient
 from campaigns.recipient_links import RecipientLinks
@@ -37,6 +39,8 @@ class LedgerReader:
         self.batch_size = batch_size
         self.last_id = 0
         self._skipped = 0
+        # The same rule as queueing (subscribers.audience): chosen topics must meet the issue.
+        self._categories = frozenset(campaign_categories(session, campaign_id=campaign_id))
         suppressed = sa.exists(
             sa.select(1).where(_suppression.c.email == _subscriber.c.email)
         ).label("suppressed")
@@ -48,6 +52,7 @@ class LedgerReader:
                 _subscriber.c.name,
                 _subscriber.c.status,
                 _subscriber.c.paused_until,
+                _subscriber.c.topics,
                 suppressed,
             )
             .select_from(
@@ -87,7 +92,8 @@ class LedgerReader:
             values = self.links.values
             batch: list[Recipient] = []
             skipped: dict[str, list[int]] = defaultdict(list)
-            for delivery_id, subscriber_id, email, name, status, paused_until, supp in rows:
+            categories = self._categories
+            for delivery_id, subscriber_id, email, name, status, paused_until, topics, supp in rows:
                 if subscriber_id is None or email is None:
                     skipped["subscriber erased"].append(delivery_id)
                 elif status != active:
@@ -96,6 +102,8 @@ class LedgerReader:
                     skipped["address is suppressed"].append(delivery_id)
                 elif paused_until is not None and paused_until > today:
                     skipped["subscriber paused"].append(delivery_id)
+                elif topics and categories and categories.isdisjoint(topics):
+                    skipped["none of the subscriber's topics is in this issue"].append(delivery_id)
                 else:
                     batch.append(
                         Recipient(

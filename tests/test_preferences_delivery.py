@@ -112,3 +112,27 @@ def test_pause_saved_after_queueing_skips_the_subscriber_at_send_time(
         sa.select(Delivery.status, Delivery.error).where(Delivery.subscriber_id == subscriber_id)
     ).one()
     assert tuple(row) == ("skipped", "subscriber paused")
+
+
+def test_topics_changed_after_queueing_skip_the_subscriber_at_send_time(
+    session: Session, settings: Settings
+) -> None:
+    cfg = small_issues(settings)
+    subscriber_id = subscriber(session, cfg, "changed@example.com", topics=("back-pain",))
+    campaign = back_pain_issue(session, cfg)
+    queue_deliveries(session, campaign=campaign)
+    session.commit()
+    update_preferences(
+        session,
+        settings=cfg,
+        subscriber_id=subscriber_id,
+        topics=["leg-cramps"],
+        topics_consent=True,
+    )
+    session.commit()
+    send(session, cfg, campaign)
+    assert recipients(cfg) == set()
+    row = session.execute(
+        sa.select(Delivery.status, Delivery.error).where(Delivery.subscriber_id == subscriber_id)
+    ).one()
+    assert tuple(row) == ("skipped", "none of the subscriber's topics is in this issue")
