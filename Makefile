@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo-output
 SIZES ?= 10000,100000
+# `make bench BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test` for PostgreSQL
+BENCH_DATABASE_URL ?=
 
 .PHONY: demo test lint bench clean
 
@@ -29,7 +31,8 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python -m bench --sizes $(SIZES)
+	$(BIN)/python -m bench --sizes $(SIZES) --chart bench/results.png \
+		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The benchmark: a million subscribers through the real pipeline, stage by stage."""

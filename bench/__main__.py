@@ -1,0 +1,107 @@
+"""``python -m bench``: a million subscribers through the real pipeline, stage by stage.
+
+Examples::
+
+    python -m bench --sizes 10000,100000
+    python -m bench --sizes 1000000 --providers sendgrid
+    python -m bench --database-url postgresql://postgres@127.0.0.1:5432/test --chart b.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.report import write_chart, write_json
+from bench.run import PROVIDERS, run_all
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"sizes must be whole numbers: {text!r}") from err
+    if not sizes or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError("sizes must be positive")
+    return sizes
+
+
+def _providers(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in PROVIDERS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"providers are {', '.join(PROVIDERS)}; got {text!r}")
+    return names
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--set wants name=value, got {text!r}")
+    return name.strip().lower().removeprefix("newsletter_"), value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=[10_000, 100_000],
+        help="comma-separated subscriber counts (default 10000,100000)",
+    )
+    parser.add_argument(
+        "--providers",
+        type=_providers,
+        default=list(PROVIDERS),
+        help="comma-separated: sendgrid,smtp (default both)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL URL (a fresh schema per run); default a temp SQLite",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        dest="json_path",
+        help=f"write the figures here (default {DEFAULT_JSON.name} in bench/)",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        help="also plot recipients/s and peak RSS against N into this PNG",
+    )
+    parser.add_argument(
+        "--set",
+        type=_setting,
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="NAME=VALUE",
+        help="a service setting for the sending process, e.g. send_concurrency=2",
+    )
+    return parser.parse_args(argv)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = run_all(args.sizes, args.providers, args.database_url, dict(args.overrides))
+    write_json(results, args.json_path)
+    print(f"figures written to {args.json_path}")
+    if args.chart is not None:
+        write_chart(results, args.chart)
+        print(f"chart written to {args.chart}")
+    failed = [r for r in results if not r["exactly_once"]]
+    if failed:
+        print(f"error: {len(failed)} run(s) did not deliver exactly once", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

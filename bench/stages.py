@@ -1,0 +1,107 @@
+"""The sending process of one benchmark run: assemble, render, queue, send, each timed.
+
+Run by :mod:`bench.run` as ``python -m bench.stages`` with the run's settings as JSON
+on stdin; prints its figures as one JSON line on stdout. It is its own process so that
+its peak RSS (``ru_maxrss``) is the pipeline's alone, not the generator's or the
+conductor's. The stages call the service's own functions, the ones the scheduler and
+``newsletter campaigns send`` call; nothing here is a benchmark-only shortcut.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlmodel import Session
+
+from newsletter import db
+from newsletter.settings import Settings
+
+
+def rss_mb() -> float:
+    """Peak RSS of this process so far, in MB (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return round(usage.ru_utime + usage.ru_stime, 3)
+
+
+def run_stages(settings: Settings) -> dict[str, Any]:
+    from campaigns.assembly import assemble_week
+    from campaigns.ledger import queue_deliveries
+    from campaigns.models import Campaign
+    from campaigns.rendering import render_campaign
+    from campaigns.sending import send_campaign
+
+    engine = db.get_engine(settings.database_url)
+    seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    rss_after: dict[str, float] = {"start": rss_mb()}
+
+    def timed(stage: str, work: Callable[[], Any]) -> Any:
+        """Wall and CPU seconds of one stage (CPU too: the machine may be shared)."""
+        started, cpu_started = time.perf_counter(), cpu_seconds()
+        value = work()
+        seconds[stage] = time.perf_counter() - started
+        cpu[stage] = round(cpu_seconds() - cpu_started, 3)
+        rss_after[stage] = rss_mb()
+        return value
+
+    def assemble() -> int:
+        with db.session_scope(engine) as session:
+            issue = assemble_week(session, settings=settings, actor="bench")
+            assert issue.campaign.id is not None
+            return issue.campaign.id
+
+    campaign_id = timed("assemble", assemble)
+
+    def render() -> int:
+        with db.session_scope(engine) as session:
+            campaign = session.get(Campaign, campaign_id)
+            assert campaign is not None
+            return len(render_campaign(session, settings=settings, campaign=campaign).html)
+
+    html_bytes = timed("render", render)
+
+    def queue() -> int:
+        with db.session_scope(engine) as session:
+            campaign = session.get(Campaign, campaign_id)
+            assert campaign is not None
+            return queue_deliveries(session, campaign=campaign)
+
+    queued = timed("queue", queue)
+
+    def send() -> dict[str, Any]:
+        with Session(engine, expire_on_commit=False) as session:
+            report = send_campaign(session, settings=settings, campaign_id=campaign_id)
+            return report.as_dict()
+
+    report = timed("send", send)
+    return {
+        "campaign_id": campaign_id,
+        "queued": queued,
+        "html_bytes": html_bytes,
+        "send_report": report,
+        "seconds": seconds,
+        "cpu_seconds_per_stage": cpu,
+        "rss_mb_after": rss_after,
+        "peak_rss_mb": rss_mb(),
+        "cpu_seconds": cpu_seconds(),
+    }
+
+
+def main() -> None:
+    values = json.loads(sys.stdin.read())
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    figures = run_stages(settings)
+    print(json.dumps(figures), flush=True)
+
+
+if __name__ == "__main__":
+    main()
