@@ -5,17 +5,11 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlmodel import Session
 
 from campaigns.providers.outbox import OutboxProvider
@@ -72,32 +66,6 @@ def signed_up(session: Session, settings: Settings, address: str, **kwargs: Any)
     result = sign_up(session, settings=settings, mailer=outbox(settings), email=address, **kwargs)
     session.commit()
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def live_server(app: Any, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` with a real uvicorn on 127.0.0.1 (a free port) in a thread."""
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def make_subscriber(

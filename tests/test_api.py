@@ -16,7 +16,8 @@ from campaigns.models import Campaign, CampaignStatus
 from newsletter import api_tokens
 from newsletter.settings import Settings
 from tests.content_helpers import make_snippet
-from tests.subscriber_helpers import AppSlot, live_server
+from tests.servers import live_server
+from tests.subscriber_helpers import AppSlot
 
 S = CampaignStatus
 AT = "2030-01-08T09:00:00Z"

@@ -16,7 +16,8 @@ from campaigns.models import Delivery
 from campaigns.sending import send_campaign
 from newsletter.settings import Settings
 from tests.content_helpers import make_snippet
-from tests.subscriber_helpers import free_port, link, live_server, messages_to
+from tests.servers import free_port, live_server
+from tests.subscriber_helpers import link, messages_to
 from web import create_app
 
 READER = "reader@example.com"

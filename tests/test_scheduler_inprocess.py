@@ -33,7 +33,8 @@ from newsletter.ops_models import JobRun
 from newsletter.settings import Settings, load_settings
 from tests.content_helpers import make_campaign, make_snippet
 from tests.delivery_helpers import add_subscribers
-from tests.subscriber_helpers import live_server, make_subscriber
+from tests.servers import live_server
+from tests.subscriber_helpers import make_subscriber
 
 NY = ZoneInfo("America/New_York")
 READERS = ("ann@example.com", "bob@example.com", "cy@example.com")

@@ -22,7 +22,8 @@ from subscribers.models import Subscriber, Suppression
 from tests.conftest import make_settings
 from tests.delivery_helpers import API_KEY, make_campaign
 from tests.fake_sendgrid import FakeSendGrid
-from tests.tracking_helpers import KeyPair, add_subscriber, body_of, later, live_server
+from tests.servers import live_server
+from tests.tracking_helpers import KeyPair, add_subscriber, body_of, later
 from web import create_app
 
 PEOPLE = ["ann", "bob", "cat", "dan", "eve"]

@@ -12,25 +12,18 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from campaigns.preview import CHROMIUM_ARGS
 from newsletter.settings import Settings
 from subscribers import lifecycle
 from subscribers.suppression import find_suppression
 from subscribers.tokens import Purpose, Tokens
 from tests.conftest import CHROMIUM, NO_CHROMIUM
-from tests.subscriber_helpers import free_port, link, live_server, messages_to
+from tests.servers import free_port, live_server
+from tests.subscriber_helpers import link, messages_to
 from web import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 # Colour and effective background of every visible text element, walking up to the first
 # ancestor with an opaque background.

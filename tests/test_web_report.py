@@ -11,12 +11,12 @@ from sqlmodel import Session
 
 from newsletter import api_tokens
 from newsletter.settings import Settings
+from tests.servers import live_server
 from tests.tracking_helpers import (
     add_campaign,
     add_delivery,
     add_subscriber,
     apply,
-    live_server,
     sg_event,
 )
 from web import create_app

@@ -19,11 +19,10 @@ from subscribers.erasure import erase
 from subscribers.models import Subscriber
 from subscribers.suppression import find_suppression, is_suppressed
 from subscribers.tokens import Purpose, Tokens
+from tests.servers import free_port, live_server
 from tests.subscriber_helpers import (
     AppSlot,
-    free_port,
     link,
-    live_server,
     messages,
     messages_to,
     sqlite_only,

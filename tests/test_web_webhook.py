@@ -15,6 +15,7 @@ from newsletter import db
 from newsletter.settings import Settings
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.conftest import make_settings
+from tests.servers import live_server
 from tests.tracking_helpers import (
     KeyPair,
     add_campaign,
@@ -22,7 +23,6 @@ from tests.tracking_helpers import (
     add_subscriber,
     body_of,
     later,
-    live_server,
     sg_event,
 )
 from web import create_app

@@ -18,6 +18,7 @@ from newsletter.errors import ConfigError, TokenExpired, TokenInvalid
 from newsletter.settings import Settings, load_settings
 from subscribers.models import Subscriber, SubscriberStatus
 from tests.conftest import make_settings
+from tests.servers import live_server
 from tests.tracking_helpers import (
     KeyPair,
     add_campaign,
@@ -25,7 +26,6 @@ from tests.tracking_helpers import (
     add_subscriber,
     body_of,
     database_snapshot,
-    live_server,
     sg_event,
 )
 from web import create_app
