@@ -139,22 +139,23 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("campaign_id", "subscriber_id", name="uq_delivery_campaign_subscriber"),
         sa.Index("ix_delivery_campaign_status_id", "campaign_id", "status", "id"),
+        # Partial (migration 0002): queueing a million rows adds no million NULL entries.
+        sa.Index(
+            "ix_delivery_provider_message_id",
+            "provider_message_id",
+            postgresql_where=sa.text("provider_message_id IS NOT NULL"),
+            sqlite_where=sa.text("provider_message_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    campaign_id: int = Field(
-        sa_column=Column(
-            sa.Integer, sa.ForeignKey("campaign.id", ondelete="CASCADE"), nullable=False
-        )
-    )
-    # SET NULL: erasing a subscriber keeps the campaign's figures but not the person.
-    subscriber_id: int | None = Field(
-        sa_column=Column(
-            sa.Integer, sa.ForeignKey("subscriber.id", ondelete="SET NULL"), index=True
-        )
-    )
+    # No foreign keys on the ledger (migration 0002): their per-row checks were most of
+    # the cost of queueing a million rows. Erasure nulls subscriber_id itself
+    # (campaigns.privacy.erase_person), keeping the campaign's figures but not the person.
+    campaign_id: int = Field(sa_column=Column(sa.Integer, nullable=False))
+    subscriber_id: int | None = Field(sa_column=Column(sa.Integer, index=True))
     status: str = Field(default=DeliveryStatus.QUEUED, sa_type=sa.String(20))
-    provider_message_id: str | None = Field(default=None, max_length=200, index=True)
+    provider_message_id: str | None = Field(default=None, max_length=200)
     error: str | None = Field(default=None, sa_type=sa.Text)
     attempts: int = 0
     sent_at: datetime | None = None

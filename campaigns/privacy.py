@@ -7,9 +7,10 @@ agent in their raw payload, so erasure here also scrubs those fields.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, or_, select
 
-from campaigns.models import TrackingEvent
+from campaigns.models import Delivery, TrackingEvent
 from subscribers.addresses import normalise_for_hash
 from subscribers.erasure import ErasureResult, erase
 from subscribers.lifecycle import find_by_email
@@ -45,9 +46,24 @@ def scrub_events(session: Session, *, subscriber_id: int | None, email: str) -> 
     return changed
 
 
+def unlink_deliveries(session: Session, *, subscriber_id: int) -> int:
+    """Null the person's id on their ledger rows (the counts stay); returns how many.
+
+    The ledger has no foreign key (migration 0002) to do it: a dangling id could point
+    at a new subscriber, since SQLite may reuse the largest deleted rowid.
+    """
+    return session.execute(
+        sa.update(Delivery.__table__)
+        .where(Delivery.__table__.c.subscriber_id == subscriber_id)
+        .values(subscriber_id=None)
+    ).rowcount
+
+
 def erase_person(session: Session, *, email: str) -> tuple[ErasureResult, int]:
     """Erase the subscriber (keeping the hashed suppression) and scrub their events."""
     subscriber = find_by_email(session, email=normalise_for_hash(email))
     subscriber_id = subscriber.id if subscriber is not None else None
     scrubbed = scrub_events(session, subscriber_id=subscriber_id, email=email)
+    if subscriber_id is not None:
+        unlink_deliveries(session, subscriber_id=subscriber_id)
     return erase(session, email=email), scrubbed

@@ -4,14 +4,16 @@
 builds a signer on every call); two links per recipient would be 28 s per million. This
 makes the very same tokens (same serializer, salts, keys and format, verified by
 ``Tokens.verify``; a test pins the equality) with the derived key computed once and the
-timestamp once per batch: about 2 µs a link.
+timestamp once per batch, and the keyed HMAC states copied rather than rebuilt: about
+1.5 µs a link.
 """
 
 from __future__ import annotations
 
-import binascii
-import hmac
+import hashlib
+from binascii import b2a_base64
 from html import escape
+from typing import Any
 
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
@@ -30,22 +32,46 @@ class _PurposeSigner:
         self._signer = serializer.make_signer(serializer.salt)
         if self._signer.digest_method().name != "sha1":  # pragma: no cover - drift guard
             raise RuntimeError("itsdangerous changed its default digest; update recipient_links")
-        self._key = self._signer.derive_key()
-        self._sep = bytes(self._signer.sep)
-        self._prefix = f"{base_url}/{purpose.value}/"
+        self.inner, self.outer = _hmac_sha1_pads(self._signer.derive_key())
+        self.sep = bytes(self._signer.sep)
+        self.prefix = f"{base_url}/{purpose.value}/"
 
     def timestamp(self) -> bytes:
         return base64_encode(int_to_bytes(self._signer.get_timestamp()))
 
-    def url(self, subscriber_id: int, timestamp: bytes) -> str:
-        value = _b64(str(subscriber_id).encode()) + self._sep + timestamp
-        signature = _b64(hmac.digest(self._key, value, "sha1"))
-        return self._prefix + (value + self._sep + signature).decode()
+    def sign(self, value: bytes) -> bytes:
+        """The token's signature part: base64 of HMAC-SHA1(derived key, value)."""
+        inner = self.inner.copy()
+        inner.update(value)
+        outer = self.outer.copy()
+        outer.update(inner.digest())
+        # 20 bytes of SHA-1 are 28 base64 characters, the last one padding.
+        return b2a_base64(outer.digest(), newline=False)[:27].translate(_URLSAFE)
+
+
+def _hmac_sha1_pads(key: bytes) -> tuple[Any, Any]:
+    """SHA-1 states keyed with HMAC's inner and outer pads (RFC 2104), as ``hmac`` makes.
+
+    Copying these two states per token is HMAC-SHA1 without re-keying and without the
+    Python-level wrapper of ``hmac.HMAC.copy``: about 0.8 µs a token instead of 2 µs.
+    tests/test_recipient_links.py pins the tokens to ``Tokens.url`` and ``Tokens.verify``.
+    """
+    block = hashlib.sha1().block_size
+    if len(key) > block:
+        key = hashlib.sha1(key).digest()
+    key = key.ljust(block, b"\0")
+    inner = hashlib.sha1(key.translate(_IPAD))
+    outer = hashlib.sha1(key.translate(_OPAD))
+    return inner, outer
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def _b64(data: bytes) -> bytes:
     """itsdangerous.encoding.base64_encode, minus its Python-level wrapping."""
-    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
+    return b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -58,17 +84,24 @@ class RecipientLinks:
         base = settings.base_url.rstrip("/")
         self._unsubscribe = _PurposeSigner(settings, Purpose.UNSUBSCRIBE, base)
         self._preferences = _PurposeSigner(settings, Purpose.PREFERENCES, base)
-        self._stamp = self._unsubscribe.timestamp()
+        if self._unsubscribe.sep != self._preferences.sep:  # pragma: no cover - drift guard
+            raise RuntimeError("the two purposes sign with different separators")
+        self.new_batch()
 
     def new_batch(self) -> None:
         """Take a fresh timestamp (once per batch: tokens expire by it)."""
         self._stamp = self._unsubscribe.timestamp()
+        self._tail = self._unsubscribe.sep + self._stamp
 
     def values(self, subscriber_id: int, name: str | None) -> dict[str, str]:
-        stamp = self._stamp
+        # Both tokens sign the same "<id>.<timestamp>" value, each with its own key: the
+        # value is built once, the keyed HMAC states are copied (the hot path of a send).
+        value = _b64(b"%d" % subscriber_id) + self._tail
+        unsubscribe, preferences = self._unsubscribe, self._preferences
+        sep = unsubscribe.sep
         return {
-            UNSUBSCRIBE_URL: self._unsubscribe.url(subscriber_id, stamp),
-            PREFERENCES_URL: self._preferences.url(subscriber_id, stamp),
+            UNSUBSCRIBE_URL: unsubscribe.prefix + (value + sep + unsubscribe.sign(value)).decode(),
+            PREFERENCES_URL: preferences.prefix + (value + sep + preferences.sign(value)).decode(),
             NAME: name or "",
             NAME_HTML: escape(name) if name else "",
         }

@@ -39,7 +39,7 @@ from campaigns.ledger import delivery_counts, queue_deliveries
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.providers.base import BatchResult, BulkContent, Provider, Recipient
 from campaigns.recipient_links import RecipientLinks
-from campaigns.send_batches import LedgerReader, record_failed, record_sent
+from campaigns.send_batches import LedgerReader, record_batch_sent, record_failed
 from campaigns.send_parts import (
     Job,
     Outcome,
@@ -49,6 +49,7 @@ from campaigns.send_parts import (
     SendReport,
     attempt_batch,
     backoff_seconds,
+    fewer_gc_passes,
 )
 from campaigns.workflow import transition
 from newsletter.errors import (
@@ -167,17 +168,18 @@ def send_campaign(
             from campaigns.providers.factory import make_provider
 
             provider = make_provider(settings)
-        report = _run(
-            session,
-            settings=settings,
-            campaign=campaign,
-            provider=provider,
-            holder=holder,
-            on_progress=on_progress,
-            actor=actor,
-            started=started,
-            should_stop=should_stop,
-        )
+        with fewer_gc_passes():
+            report = _run(
+                session,
+                settings=settings,
+                campaign=campaign,
+                provider=provider,
+                holder=holder,
+                on_progress=on_progress,
+                actor=actor,
+                started=started,
+                should_stop=should_stop,
+            )
     finally:
         if own_provider and provider is not None:
             provider.close()
@@ -259,7 +261,9 @@ def _run(
         else:
             result = outcome.result or BatchResult()
             failed = dict(getattr(result, "failed", {}) or {})
-            report.sent += record_sent(session, message_ids=result.message_ids)
+            report.sent += record_batch_sent(
+                session, campaign_id=campaign_id, job=job.recipients, result=result, failed=failed
+            )
             report.failed += record_failed(session, errors=failed)
             retry_ids = {
                 r.delivery_id

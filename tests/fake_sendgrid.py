@@ -222,6 +222,11 @@ class FakeSendGrid:
                     time.sleep(fault.delay)
                     errors = fault.errors or [{"message": f"injected {fault.status}"}]
                     return self._answer(fault.status, error_body(errors), fault.headers)
+                media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+                if media_type.lower() != "application/json":  # parameters such as charset: fine
+                    return self._answer(
+                        415, error_body([{"message": "Content-Type should be application/json"}])
+                    )
                 if length > MAX_BYTES:
                     return self._answer(413, error_body([{"message": "too large"}]))
                 try:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from campaigns.models import TrackingEvent
+from campaigns.models import Delivery, TrackingEvent
 from campaigns.privacy import erase_person
 from subscribers.suppression import is_suppressed
+from tests.delivery_helpers import make_campaign
 from tests.subscriber_helpers import make_subscriber
 
 WHEN = datetime(2026, 11, 24, 9, tzinfo=UTC)
@@ -44,3 +45,18 @@ def test_erasure_scrubs_the_persons_provider_events(session: Session) -> None:
         assert session.get(TrackingEvent, event_id).payload == {"event": "open"}
     assert session.get(TrackingEvent, other).payload["email"] == "stay@example.com"
     assert is_suppressed(session, email="gone@example.com")
+
+
+def test_erasure_unlinks_the_persons_deliveries_and_keeps_the_counts(session: Session) -> None:
+    gone = make_subscriber(session, "gone@example.com")
+    stay = make_subscriber(session, "stay@example.com")
+    campaign = make_campaign(session)
+    for person in (gone, stay):
+        session.add(Delivery(campaign_id=campaign.id, subscriber_id=person.id, status="sent"))
+    session.commit()
+
+    erase_person(session, email="gone@example.com")
+    session.commit()
+
+    rows = session.exec(select(Delivery.subscriber_id).where(Delivery.campaign_id == campaign.id))
+    assert sorted(rows, key=lambda v: v is None) == [stay.id, None]

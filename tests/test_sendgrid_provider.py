@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import socket
 from collections.abc import Iterator
 
@@ -192,3 +194,14 @@ def test_factory_without_api_key_names_the_setting(tmp_path):
     cfg = make_settings(f"sqlite:///{tmp_path / 'x.db'}", tmp_path, provider="sendgrid")
     with pytest.raises(ConfigError, match="NEWSLETTER_SENDGRID_API_KEY"):
         make_provider(cfg)
+
+
+def test_request_body_goes_as_utf8_json_and_logs_as_a_summary(fake, caplog):
+    caplog.set_level(logging.DEBUG, logger="python_http_client.client")
+    provider_for(fake).send_batch(content(), [recipient(1, name="Zo\u00eb")])
+    assert fake.requests[0]["personalizations"][0]["to"] == [
+        {"email": "r1@example.com", "name": "Zo\u00eb"}
+    ]
+    payloads = [r.getMessage() for r in caplog.records if r.getMessage().startswith("PAYLOAD")]
+    assert len(payloads) == 1
+    assert re.fullmatch(r"PAYLOAD: <SendGrid mail/send JSON, \d+ bytes>", payloads[0])
