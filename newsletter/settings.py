@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     # Messages per SMTP batch: one ledger commit each, and the most a crash can resend.
     smtp_batch_size: int = Field(default=100, ge=1, le=1000)
+    # PEM file of CAs to trust for the SMTP server's certificate (a private CA); None: system's.
+    smtp_ca_file: Path | None = None
     dkim_domain: str | None = None
     dkim_selector: str | None = None
     dkim_key_file: Path | None = None

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import socket
 from collections.abc import Iterator
+from dataclasses import replace
+from email.header import decode_header, make_header
+from email.utils import parseaddr
 from pathlib import Path
 
 import dkim
 import pytest
-from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.engine import Engine
@@ -25,48 +26,15 @@ from newsletter.mail import OutgoingMessage, personalise
 from newsletter.settings import Settings
 from tests.conftest import make_settings
 from tests.delivery_helpers import HTML, TEXT, add_subscribers, content, make_campaign, recipient
+from tests.smtp_helpers import LazyPipeliningServer, Sink, free_port, running
 
 
-class Sink:
-    """Collects messages; refuses addresses listed in ``refuse`` with their reply."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-        self.refuse: dict[str, str] = {}
-        self.sessions = 0
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        self.sessions += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def sink() -> Iterator[tuple[Sink, int]]:
-    handler = Sink()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+@pytest.fixture(params=[False, True], ids=["one-at-a-time", "pipelining"])
+def sink(request: pytest.FixtureRequest) -> Iterator[tuple[Sink, int]]:
+    """aiosmtpd, once without and once with PIPELINING advertised (both client paths)."""
+    handler = Sink(pipelining=request.param)
+    with running(handler) as (_controller, port):
         yield handler, port
-    finally:
-        controller.stop()
 
 
 def provider_for(port: int, **kwargs: object) -> SmtpProvider:
@@ -240,3 +208,82 @@ def test_a_campaign_goes_out_through_smtp(sink, sqlite_settings: Settings, sqlit
     assert (report.status, report.sent) == ("sent", 250)
     addresses = sorted(rcpts[0] for _s, rcpts, _d in handler.messages)
     assert addresses == sorted(f"user{i}@example.com" for i in range(1, 251))
+
+
+def test_a_server_that_answers_only_at_data_gets_every_message_pipelined():
+    with (
+        LazyPipeliningServer() as server,
+        provider_for(server.port) as provider,
+    ):
+        result = provider.send_batch(content(), [recipient(1), recipient(2), recipient(3)])
+    assert set(result.message_ids) == {1001, 1002, 1003}
+    assert [rcpts for rcpts, _data in server.messages] == [
+        ["r1@example.com"],
+        ["r2@example.com"],
+        ["r3@example.com"],
+    ]
+
+
+def test_a_value_starting_a_line_with_a_dot_arrives_intact(sink):
+    handler, port = sink
+    item = recipient(1, name=".Ann")
+    with provider_for(port) as provider:
+        provider.send_batch(content(), [item])
+    text = parse(handler.messages[0][2]).get_body(("plain",)).get_content()
+    assert text.replace("\r\n", "\n") == personalise(TEXT, item.values)
+
+
+def test_every_line_ends_in_crlf_and_headers_are_folded(sink):
+    handler, port = sink
+    name = "Zo\u00eb " * 40
+    long_subject = "Pain Relief Weekly: " + "stretches for the lower back " * 12 + "today"
+    bulk = replace(content(), subject=long_subject, from_name="Caf\u00e9 " * 30)
+    with provider_for(port) as provider:
+        provider.send_batch(bulk, [recipient(1, name=name)])
+    data = handler.messages[0][2]
+    head = data.partition(b"\r\n\r\n")[0]
+    assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    assert not any(line.endswith(b":") for line in head.split(b"\r\n"))
+    assert parse(data)["Subject"] == long_subject
+    raw = email.message_from_bytes(data, policy=email.policy.compat32)
+    for field, expected in (("To", name), ("From", "Caf\u00e9 " * 30)):
+        encoded, _address = parseaddr(raw[field])
+        assert str(make_header(decode_header(encoded))) == expected
+
+
+def test_a_dropped_connection_keeps_the_accepted_and_defers_the_rest(sink):
+    handler, port = sink
+    handler.drop.add("r3@example.com")
+    with provider_for(port) as provider:
+        result = provider.send_batch(content(), [recipient(i) for i in range(1, 6)])
+    assert set(result.message_ids) == {1001, 1002}
+    assert set(result.deferred) == {1003, 1004, 1005} and not result.failed
+    assert [rcpts for _s, rcpts, _d in handler.messages] == [["r1@example.com"], ["r2@example.com"]]
+
+
+def test_a_connection_the_server_closed_while_idle_is_reopened_once():
+    handler = Sink(pipelining=True)
+    with running(handler) as (controller, port), provider_for(port) as provider:
+        provider.send_batch(content(), [recipient(1)])
+        handler.close_connections(controller)
+        result = provider.send_batch(content(), [recipient(2), recipient(3)])
+    assert set(result.message_ids) == {1002, 1003}
+    assert handler.sessions == 2 and len(handler.messages) == 3
+
+
+@pytest.mark.parametrize("smtputf8", [False, True], ids=["without-smtputf8", "with-smtputf8"])
+def test_an_address_that_needs_smtputf8_is_sent_only_where_the_server_offers_it(smtputf8):
+    handler = Sink(pipelining=True)
+    batch = [recipient(1), recipient(2, email="j\u00fcrgen@example.com"), recipient(3)]
+    with (
+        running(handler, enable_SMTPUTF8=smtputf8) as (_controller, port),
+        provider_for(port) as provider,
+    ):
+        result = provider.send_batch(content(), batch)
+    if smtputf8:
+        assert set(result.message_ids) == {1001, 1002, 1003}
+        assert "To: Ann <j\u00fcrgen@example.com>\r\n".encode() in handler.messages[1][2]
+    else:
+        assert set(result.message_ids) == {1001, 1003}
+        assert "SMTPUTF8" in result.failed[1002]
