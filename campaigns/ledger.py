@@ -99,6 +99,11 @@ def queue_deliveries(
         .on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
     )
     added = session.execute(statement, execution_options={"preserve_rowcount": True}).rowcount
+    if dialect == "postgresql" and added > 0:
+        # Fresh statistics for the send loop's keyset reads: with the table's old ones
+        # (a campaign of "27 rows") the planner sorts the whole campaign for every batch.
+        # ANALYZE samples a bounded number of rows, and sees this transaction's own.
+        session.execute(sa.text("ANALYZE delivery"))
     if campaign.queued_at is None:
         campaign.queued_at = utcnow()
         session.add(campaign)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from campaigns.events import EventKind, NormalisedEvent
-from campaigns.models import Delivery, TrackingEvent
+from campaigns.models import Delivery, DeliveryBatch, TrackingEvent
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
 from subscribers import lifecycle
@@ -156,8 +156,31 @@ def match_delivery(session: Session, event: NormalisedEvent) -> Delivery | None:
 
 
 def _by_message_id(session: Session, event: NormalisedEvent) -> Delivery | None:
-    """SendGrid gives one message id to a whole request (up to 1000 recipients)."""
-    query = select(Delivery).where(col(Delivery.provider_message_id) == event.message_id)
+    """SendGrid gives one message id to a whole request (up to 1000 recipients).
+
+    The request's ``delivery_batch`` row names its campaign and delivery id range (the
+    message id column of ``delivery`` has no index: see migration 0003).
+    """
+    b = DeliveryBatch
+    ranges = session.exec(
+        select(b.campaign_id, b.first_delivery_id, b.last_delivery_id).where(
+            col(b.message_id) == event.message_id
+        )
+    ).all()
+    if not ranges:
+        return None
+    query = select(Delivery).where(
+        sa.or_(
+            *(
+                sa.and_(
+                    col(Delivery.campaign_id) == campaign_id,
+                    col(Delivery.id).between(first_id, last_id),
+                )
+                for campaign_id, first_id, last_id in ranges
+            )
+        ),
+        col(Delivery.provider_message_id) == event.message_id,
+    )
     if event.email:
         query = query.join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id)).where(
             col(Subscriber.email) == normalise_for_hash(event.email)

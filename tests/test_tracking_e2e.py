@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from campaigns.ledger import queue_deliveries
 from campaigns.models import Delivery
@@ -23,7 +23,7 @@ from tests.conftest import make_settings
 from tests.delivery_helpers import API_KEY, make_campaign
 from tests.fake_sendgrid import FakeSendGrid
 from tests.servers import live_server
-from tests.tracking_helpers import KeyPair, add_subscriber, body_of, later
+from tests.tracking_helpers import KeyPair, add_subscriber, apply, body_of, later
 from web import create_app
 
 PEOPLE = ["ann", "bob", "cat", "dan", "eve"]
@@ -246,3 +246,22 @@ def test_next_weeks_campaign_queued_before_the_batch_skips_the_three_when_sent(
         ("eve@example.com", "sent", None),
     }
     assert fake.deliveries["cat@example.com"] == 1
+
+
+def test_events_without_our_custom_args_find_their_deliveries_by_the_request_message_id(
+    cfg: Settings, fake: FakeSendGrid
+) -> None:
+    engine = db.get_engine(cfg.database_url)
+    send_first_week(cfg, fake, engine)
+    bare = [
+        {k: v for k, v in e.items() if k not in (ARG_CAMPAIGN, ARG_SUBSCRIBER, ARG_DELIVERY)}
+        for e in sendgrid_events_for(fake, engine)
+        if e["event"] == "delivered"
+    ]
+    with Session(engine) as session:
+        result = apply(session, cfg, *bare)
+        session.commit()
+        delivered = session.exec(
+            select(Delivery.id).where(col(Delivery.delivered_at).is_not(None))
+        ).all()
+    assert (result.applied, result.unmatched, len(delivered)) == (4, 0, 4)

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryBatch, DeliveryStatus
 from campaigns.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
 from campaigns.tracking import ApplyResult, apply_events
 from campaigns.webhook_sendgrid import (
@@ -71,6 +71,17 @@ def add_delivery(
     )
     session.add(delivery)
     session.commit()
+    if status == DeliveryStatus.SENT:  # as the send loop records an accepted request
+        session.add(
+            DeliveryBatch(
+                campaign_id=delivery.campaign_id,
+                first_delivery_id=delivery.id,
+                last_delivery_id=delivery.id,
+                message_id=message_id,
+                sent_at=T0,
+            )
+        )
+        session.commit()
     return delivery
 
 
