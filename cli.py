@@ -24,8 +24,9 @@ from newsletter import db
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings, load_settings
 
-app = typer.Typer(help="Run the weekly newsletter.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Run the weekly newsletter.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 snippets_app = typer.Typer(help="The snippet library.", no_args_is_help=True)
 subscribers_app = typer.Typer(help="Subscribers and consent.", no_args_is_help=True)
@@ -44,6 +45,7 @@ err_console = Console(stderr=True)
 
 
 # ---------------------------------------------------------------- shared wiring
+
 
 def settings() -> Settings:
     return load_settings()
@@ -72,13 +74,19 @@ def print_json(data: Any) -> None:
 def progress() -> Progress:
     """A rich progress bar that stays quiet when stdout is not a terminal."""
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
-        console=out, disable=not out.is_terminal, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=out,
+        disable=not out.is_terminal,
+        transient=False,
     )
 
 
 # ---------------------------------------------------------------- db
+
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
@@ -98,6 +106,7 @@ def db_current() -> None:
 
 # ---- campaigns: delivery
 
+
 @campaigns_app.command("send")
 def campaigns_send(
     campaign_id: int = typer.Argument(..., help="The campaign to send (or resume)."),
@@ -112,14 +121,18 @@ def campaigns_send(
 
         def show(p: SendProgress) -> None:
             bar.update(
-                task, total=p.total, completed=p.done,
-                status=f"sent {p.sent}  skipped {p.skipped}  failed {p.failed}  "
-                f"{p.rate:,.0f}/s",
+                task,
+                total=p.total,
+                completed=p.done,
+                status=f"sent {p.sent}  skipped {p.skipped}  failed {p.failed}  {p.rate:,.0f}/s",
             )
 
         report = send_campaign(
-            session, settings=cfg, campaign_id=campaign_id,
-            on_progress=None if as_json else show, actor="cli",
+            session,
+            settings=cfg,
+            campaign_id=campaign_id,
+            on_progress=None if as_json else show,
+            actor="cli",
         )
     if as_json:
         print_json(report.as_dict())
@@ -157,10 +170,12 @@ def campaigns_test_send(
 
 # ---- snippets
 
+
 @snippets_app.command("import")
 def snippets_import(
-    source: str = typer.Argument(..., metavar="PATH_OR_URL",
-                                 help="A Markdown file or folder, or an RSS/Atom file or URL."),
+    source: str = typer.Argument(
+        ..., metavar="PATH_OR_URL", help="A Markdown file or folder, or an RSS/Atom file or URL."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Import snippets; re-importing updates them, bad entries are reported and skipped."""
@@ -172,17 +187,24 @@ def snippets_import(
     if as_json:
         print_json(report.to_dict())
     else:
-        out.print(f"{report.created} created, {report.updated} updated, "
-                  f"{report.unchanged} unchanged, {len(report.problems)} skipped",
-                  highlight=False, soft_wrap=True)
+        out.print(
+            f"{report.created} created, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {len(report.problems)} skipped",
+            highlight=False,
+            soft_wrap=True,
+        )
         for problem in report.problems:
             out.print(f"skipped: {problem}", markup=False, highlight=False, soft_wrap=True)
     # Like subscribers import: the good entries are kept, bad ones still fail the run.
     if report.problems:
         bad = len(report.problems)
-        err_console.print(f"error: {bad} entr{'ies' if bad > 1 else 'y'} of {source} skipped "
-                          "(listed above); the rest were imported",
-                          markup=False, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"error: {bad} entr{'ies' if bad > 1 else 'y'} of {source} skipped "
+            "(listed above); the rest were imported",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
 
 
@@ -205,8 +227,13 @@ def snippets_list(as_json: bool = typer.Option(False, "--json", help="Print only
             f"#{c['id']} {c['week'] or ''} {c['status']}{' (resent)' if c['resent'] else ''}"
             for c in item["campaigns"]
         )
-        table.add_row(str(item["id"]), item["published_at"][:10], item["category"],
-                      ("* " if item["pinned"] else "") + item["title"], used or "-")
+        table.add_row(
+            str(item["id"]),
+            item["published_at"][:10],
+            item["category"],
+            ("* " if item["pinned"] else "") + item["title"],
+            used or "-",
+        )
     out.print(table)
 
 
@@ -230,9 +257,17 @@ def snippets_add(
 
     cfg = settings()
     data = {
-        "title": title, "summary": summary, "url": url, "image_url": image_url,
-        "image_alt": image_alt, "category": category, "tags": tags, "author": author,
-        "published_at": parse_published(published), "source": "manual", "pinned": pinned,
+        "title": title,
+        "summary": summary,
+        "url": url,
+        "image_url": image_url,
+        "image_alt": image_alt,
+        "category": category,
+        "tags": tags,
+        "author": author,
+        "published_at": parse_published(published),
+        "source": "manual",
+        "pinned": pinned,
     }
     with session_for(cfg) as session:
         snippet = add_snippet(session, settings=cfg, data=data)
@@ -240,11 +275,16 @@ def snippets_add(
     if as_json:
         print_json(public)
         return
-    out.print(f"snippet {public['id']} added: {public['title']}", markup=False, highlight=False,
-              soft_wrap=True)
+    out.print(
+        f"snippet {public['id']} added: {public['title']}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 # ---- campaigns: content
+
 
 def _parse_day(value: str | None) -> Any:
     from datetime import date
@@ -259,8 +299,9 @@ def _parse_day(value: str | None) -> Any:
 
 @campaigns_app.command("assemble")
 def campaigns_assemble(
-    for_date: str | None = typer.Option(None, "--for", metavar="DATE",
-                                        help="Any day of the issue's ISO week; default today."),
+    for_date: str | None = typer.Option(
+        None, "--for", metavar="DATE", help="Any day of the issue's ISO week; default today."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Build the weekly issue (or show the one already built for that week)."""
@@ -275,12 +316,20 @@ def campaigns_assemble(
         print_json(data)
         return
     state = "assembled" if data["created"] else "already assembled"
-    out.print(f"campaign {data['id']} for {data['week']} {state}: {data['subject']}",
-              markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"campaign {data['id']} for {data['week']} {state}: {data['subject']}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     for position, snippet in enumerate(data["snippets"], start=1):
         mark = " (resent)" if snippet["resent"] else ""
-        out.print(f"  {position}. [{snippet['id']}] {snippet['title']}{mark}",
-                  markup=False, highlight=False, soft_wrap=True)
+        out.print(
+            f"  {position}. [{snippet['id']}] {snippet['title']}{mark}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @campaigns_app.command("preview")
@@ -319,21 +368,28 @@ def campaigns_preflight(
 
     cfg = settings()
     with session_for(cfg) as session:
-        report = preflight(session, settings=cfg,
-                           campaign=get_campaign(session, campaign_id=campaign_id))
+        report = preflight(
+            session, settings=cfg, campaign=get_campaign(session, campaign_id=campaign_id)
+        )
     if as_json:
         print_json(report.to_dict())
     else:
         for finding in report.findings:
             out.print(str(finding), markup=False, highlight=False, soft_wrap=True)
-        out.print("preflight: ok" if report.ok else
-                  f"preflight: {len(report.errors)} error(s) block the send",
-                  markup=False, highlight=False, soft_wrap=True)
+        out.print(
+            "preflight: ok"
+            if report.ok
+            else f"preflight: {len(report.errors)} error(s) block the send",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if not report.ok:
         raise typer.Exit(1)
 
 
 # ---- campaigns: reports
+
 
 def _percent(rate: float | None) -> str:
     return "" if rate is None else f"{rate:.2%}"
@@ -342,10 +398,12 @@ def _percent(rate: float | None) -> str:
 @campaigns_app.command("report")
 def campaigns_report(
     campaign_id: int = typer.Argument(..., metavar="ID"),
-    csv_file: Path | None = typer.Option(None, "--csv", metavar="FILE",
-                                         help="Also write the figures as CSV."),
-    chart_file: Path | None = typer.Option(None, "--chart", metavar="FILE.png",
-                                           help="Also draw deliveries and engagement."),
+    csv_file: Path | None = typer.Option(
+        None, "--csv", metavar="FILE", help="Also write the figures as CSV."
+    ),
+    chart_file: Path | None = typer.Option(
+        None, "--chart", metavar="FILE.png", help="Also draw deliveries and engagement."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """How a campaign did: deliveries, bounces, complaints, opens and clicks, with rates."""
@@ -387,8 +445,9 @@ def campaigns_report(
 @subscribers_app.command("growth")
 def subscribers_growth(
     weeks: int = typer.Option(12, "--weeks", min=1, max=520, help="How many weeks back."),
-    chart_file: Path | None = typer.Option(None, "--chart", metavar="FILE.png",
-                                           help="Also draw the growth chart."),
+    chart_file: Path | None = typer.Option(
+        None, "--chart", metavar="FILE.png", help="Also draw the growth chart."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Active subscribers, sign-ups and unsubscribes per ISO week."""
@@ -408,14 +467,16 @@ def subscribers_growth(
     for name in ("Week", "Starts", "Active", "Sign-ups", "Unsubscribes"):
         table.add_column(name, justify="left" if name in ("Week", "Starts") else "right")
     for g in growth:
-        table.add_row(g.week, g.start.isoformat(), f"{g.active:,}", f"{g.signups:,}",
-                      f"{g.unsubscribes:,}")
+        table.add_row(
+            g.week, g.start.isoformat(), f"{g.active:,}", f"{g.signups:,}", f"{g.unsubscribes:,}"
+        )
     out.print(table)
     if chart:
         out.print(f"wrote {chart}", markup=False, highlight=False)
 
 
 # ---- subscribers
+
 
 def _subscriber_json(subscriber: Any) -> dict[str, Any]:
     from subscribers.models import SubscriberPublic
@@ -436,29 +497,40 @@ def subscribers_add(
 
     cfg = settings()
     with session_for(cfg) as session, make_provider(cfg) as mailer:
-        result = sign_up(session, settings=cfg, mailer=mailer, email=email, name=name,
-                         source=ConsentSource.CLI)
-        data = {**_subscriber_json(result.subscriber), "outcome": result.outcome.value,
-                "confirmation_sent": result.confirmation_sent}
+        result = sign_up(
+            session, settings=cfg, mailer=mailer, email=email, name=name, source=ConsentSource.CLI
+        )
+        data = {
+            **_subscriber_json(result.subscriber),
+            "outcome": result.outcome.value,
+            "confirmation_sent": result.confirmation_sent,
+        }
     if as_json:
         print_json(data)
         return
     what = {
-        "created": "confirmation email sent", "resent": "confirmation email sent again",
+        "created": "confirmation email sent",
+        "resent": "confirmation email sent again",
         "returning": "confirmation email sent (had left the list)",
         "throttled": "a confirmation was sent recently; not sent again yet",
         "already_active": "already subscribed; nothing to do",
     }[data["outcome"]]
-    out.print(f"{data['email']} (subscriber {data['id']}, {data['status']}): {what}",
-              markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"{data['email']} (subscriber {data['id']}, {data['status']}): {what}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @subscribers_app.command("import")
 def subscribers_import(
-    file: Path = typer.Argument(..., metavar="FILE.csv",
-                                help="Columns email, name; optional consented_at, source, ip."),
-    no_confirm_mail: bool = typer.Option(False, "--no-confirm-mail",
-                                         help="Rows without consent proof stay pending, unmailed."),
+    file: Path = typer.Argument(
+        ..., metavar="FILE.csv", help="Columns email, name; optional consented_at, source, ip."
+    ),
+    no_confirm_mail: bool = typer.Option(
+        False, "--no-confirm-mail", help="Rows without consent proof stay pending, unmailed."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON report."),
 ) -> None:
     """Import subscribers; rows with consent proof become active, others pending."""
@@ -477,9 +549,14 @@ def subscribers_import(
         def show(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, status="")
 
-        report = import_csv_file(session, settings=cfg, mailer=mailer, path=file,
-                                 send_confirmations=not no_confirm_mail,
-                                 on_row=None if as_json else show)
+        report = import_csv_file(
+            session,
+            settings=cfg,
+            mailer=mailer,
+            path=file,
+            send_confirmations=not no_confirm_mail,
+            on_row=None if as_json else show,
+        )
     # The good rows are committed above; bad rows still make the run fail (exit 1) so a
     # script notices them. The report (JSON or text) is on stdout, one line on stderr.
     if as_json:
@@ -489,16 +566,26 @@ def subscribers_import(
             f"{report.rows} rows: {report.active} active (with consent proof), {report.pending} "
             f"pending ({report.confirmations_sent} confirmation emails sent), {report.unchanged} "
             f"already on the list, {report.suppressed} suppressed, {len(report.problems)} bad",
-            markup=False, highlight=False, soft_wrap=True,
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
         for problem in report.problems:
-            out.print(f"{file}:{problem.line}: {problem.reason}", markup=False,
-                      highlight=False, soft_wrap=True)
+            out.print(
+                f"{file}:{problem.line}: {problem.reason}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     if report.problems:
         bad = len(report.problems)
-        err_console.print(f"error: {bad} row{'s' if bad > 1 else ''} of {file} had problems "
-                          "(listed in the report); the rest of the file was processed",
-                          markup=False, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"error: {bad} row{'s' if bad > 1 else ''} of {file} had problems "
+            "(listed in the report); the rest of the file was processed",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
 
 
@@ -549,14 +636,24 @@ def subscribers_erase(
     with session_for(cfg) as session:
         result, scrubbed = erase_person(session, email=email)
     if as_json:
-        print_json({"subscriber_id": result.subscriber_id, "email_hash": result.email_hash,
-                    "events_deleted": result.events_deleted,
-                    "provider_events_scrubbed": scrubbed})
+        print_json(
+            {
+                "subscriber_id": result.subscriber_id,
+                "email_hash": result.email_hash,
+                "events_deleted": result.events_deleted,
+                "provider_events_scrubbed": scrubbed,
+            }
+        )
         return
     who = f"subscriber {result.subscriber_id}" if result.subscriber_id else "the address"
-    out.print(f"erased {who}, {result.events_deleted} history events and the personal fields "
-              f"of {scrubbed} provider events; the address stays suppressed as sha256 "
-              f"{result.email_hash}", markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"erased {who}, {result.events_deleted} history events and the personal fields "
+        f"of {scrubbed} provider events; the address stays suppressed as sha256 "
+        f"{result.email_hash}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @subscribers_app.command("list")
@@ -582,8 +679,15 @@ def subscribers_list(
         return
     table = Table("id", "email", "name", "status", "source", "created", "topics")
     for row in rows:
-        table.add_row(str(row["id"]), row["email"], row["name"] or "", row["status"],
-                      row["source"], row["created_at"][:10], " ".join(row["topics"]))
+        table.add_row(
+            str(row["id"]),
+            row["email"],
+            row["name"] or "",
+            row["status"],
+            row["source"],
+            row["created_at"][:10],
+            " ".join(row["topics"]),
+        )
     out.print(table)
 
 
@@ -605,22 +709,39 @@ def subscribers_show(
         suppression = find_suppression(session, email=subscriber.email)
         data["suppressed"] = suppression.reason if suppression else None
         data["history"] = [
-            {"at": e.at.isoformat(), "from_status": e.from_status, "to_status": e.to_status,
-             "reason": e.reason, "source": e.source, "ip": e.ip, "user_agent": e.user_agent,
-             "consent_version": e.consent_version}
+            {
+                "at": e.at.isoformat(),
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "reason": e.reason,
+                "source": e.source,
+                "ip": e.ip,
+                "user_agent": e.user_agent,
+                "consent_version": e.consent_version,
+            }
             for e in lifecycle.history(session, subscriber_id=subscriber.id or 0)
         ]
     if as_json:
         print_json(data)
         return
-    out.print(f"subscriber {data['id']}: {data['email']} ({data['status']})", markup=False,
-              highlight=False, soft_wrap=True)
+    out.print(
+        f"subscriber {data['id']}: {data['email']} ({data['status']})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     if data["suppressed"]:
         out.print(f"suppressed: {data['suppressed']}", markup=False, highlight=False)
     table = Table("at", "change", "reason", "source", "ip", "consent version")
     for e in data["history"]:
-        table.add_row(e["at"][:19], f"{e['from_status'] or '-'} -> {e['to_status']}",
-                      e["reason"], e["source"], e["ip"] or "", e["consent_version"] or "")
+        table.add_row(
+            e["at"][:19],
+            f"{e['from_status'] or '-'} -> {e['to_status']}",
+            e["reason"],
+            e["source"],
+            e["ip"] or "",
+            e["consent_version"] or "",
+        )
     out.print(table)
 
 
@@ -642,6 +763,7 @@ def subscribers_expire_pending(
 
 # ---- serve
 
+
 @app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
@@ -653,11 +775,13 @@ def serve(
 
     cfg = settings()
     engine_for(cfg)  # fail here, in one line, if the database is unreachable
-    uvicorn.run("web:create_app", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True)
+    uvicorn.run(
+        "web:create_app", factory=True, host=host, port=port, workers=workers, proxy_headers=True
+    )
 
 
 # ---- demo
+
 
 @app.command("demo")
 def demo(
@@ -669,7 +793,9 @@ def demo(
 
     cfg = demo_settings(folder)
     summary = run_demo(
-        settings=cfg, engine=db.get_engine(cfg.database_url), out_dir=folder.resolve(),
+        settings=cfg,
+        engine=db.get_engine(cfg.database_url),
+        out_dir=folder.resolve(),
         step=(lambda _m: None) if as_json else (lambda m: out.print(f"- {m}", markup=False)),
     )
     if as_json:
@@ -677,8 +803,10 @@ def demo(
         return
     emls = len(list(cfg.outbox_dir.glob("*.eml")))
     out.print(f"\nCampaign {summary.campaign_id} ({summary.week}): {summary.subject}", markup=False)
-    out.print(f"  status: {summary.status}; recipients sent: {summary.recipients}"
-              f"{' (already sent before; nothing sent twice)' if summary.already_sent else ''}")
+    out.print(
+        f"  status: {summary.status}; recipients sent: {summary.recipients}"
+        f"{' (already sent before; nothing sent twice)' if summary.already_sent else ''}"
+    )
     out.print(f"  outbox: {summary.outbox_dir} ({emls} .eml files)", markup=False)
     out.print(f"  preview: {summary.preview_dir / 'email.html'}", markup=False)
     for note in summary.notes:
@@ -686,6 +814,7 @@ def demo(
 
 
 # ---- campaigns: workflow
+
 
 def _actor() -> str:
     import getpass
@@ -698,8 +827,12 @@ def _actor() -> str:
 
 def _print_campaign_line(c: Any) -> None:
     when = f"  at {c.scheduled_at_local}" if c.scheduled_at_local else ""
-    out.print(f"{c.id:>5}  {c.status:<9}  {c.week or '-':<8}  {c.subject}{when}",
-              markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"{c.id:>5}  {c.status:<9}  {c.week or '-':<8}  {c.subject}{when}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _campaign_change(data: Any, as_json: bool) -> None:
@@ -724,8 +857,9 @@ def campaigns_list(
         wanted = CampaignStatus(status) if status else None
     except ValueError as err:
         choices = ", ".join(s.value for s in CampaignStatus)
-        raise typer.BadParameter(f"{status!r} is not one of {choices}",
-                                 param_hint="--status") from err
+        raise typer.BadParameter(
+            f"{status!r} is not one of {choices}", param_hint="--status"
+        ) from err
     cfg = settings()
     with session_for(cfg) as session:
         rows = operations.list_campaigns(session, settings=cfg, status=wanted, limit=limit)
@@ -753,26 +887,38 @@ def campaigns_show(
         print_json(detail.model_dump(mode="json"))
         return
     p = detail.progress
-    out.print(f"campaign {detail.id}: {detail.subject}", markup=False, highlight=False,
-              soft_wrap=True)
+    out.print(
+        f"campaign {detail.id}: {detail.subject}", markup=False, highlight=False, soft_wrap=True
+    )
     out.print(f"  status:    {detail.status}", markup=False)
     out.print(f"  week:      {detail.week or '-'}", markup=False)
     out.print(f"  scheduled: {detail.scheduled_at_local or '-'}", markup=False)
-    out.print(f"  progress:  queued {p.queued}, sent {p.sent}, skipped {p.skipped}, "
-              f"failed {p.failed} (of {p.total})", markup=False)
+    out.print(
+        f"  progress:  queued {p.queued}, sent {p.sent}, skipped {p.skipped}, "
+        f"failed {p.failed} (of {p.total})",
+        markup=False,
+    )
     if detail.error:
         out.print(f"  error:     {detail.error}", markup=False, highlight=False, soft_wrap=True)
     for entry in detail.log:
-        out.print(f"  {entry.at:%Y-%m-%d %H:%M}Z  {entry.from_status or '-'} -> "
-                  f"{entry.to_status}  by {entry.actor}: {entry.reason}",
-                  markup=False, highlight=False, soft_wrap=True)
+        out.print(
+            f"  {entry.at:%Y-%m-%d %H:%M}Z  {entry.from_status or '-'} -> "
+            f"{entry.to_status}  by {entry.actor}: {entry.reason}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @campaigns_app.command("schedule")
 def campaigns_schedule(
     campaign_id: int = typer.Argument(..., metavar="ID"),
-    at: str = typer.Option(..., "--at", metavar="ISO_DATETIME",
-                           help="When to send; without an offset, in NEWSLETTER_TIMEZONE."),
+    at: str = typer.Option(
+        ...,
+        "--at",
+        metavar="ISO_DATETIME",
+        help="When to send; without an offset, in NEWSLETTER_TIMEZONE.",
+    ),
     reason: str = typer.Option("", "--reason"),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
@@ -782,8 +928,14 @@ def campaigns_schedule(
     cfg = settings()
     when = timeplan.parse_when(at, cfg)
     with session_for(cfg) as session:
-        data = operations.schedule(session, settings=cfg, campaign_id=campaign_id,
-                                   at_utc=when, actor=_actor(), reason=reason)
+        data = operations.schedule(
+            session,
+            settings=cfg,
+            campaign_id=campaign_id,
+            at_utc=when,
+            actor=_actor(),
+            reason=reason,
+        )
     _campaign_change(data, as_json)
 
 
@@ -797,8 +949,9 @@ def _change_command(name: str, doc: str) -> None:
 
         cfg = settings()
         with session_for(cfg) as session:
-            data = getattr(operations, name)(session, settings=cfg, campaign_id=campaign_id,
-                                             actor=_actor(), reason=reason)
+            data = getattr(operations, name)(
+                session, settings=cfg, campaign_id=campaign_id, actor=_actor(), reason=reason
+            )
         _campaign_change(data, as_json)
 
     command.__doc__ = doc
@@ -811,6 +964,7 @@ _change_command("cancel", "Cancel a campaign for good.")
 
 
 # ---- scheduler
+
 
 @scheduler_app.command("run")
 def scheduler_run(
@@ -845,6 +999,7 @@ def scheduler_status(
 
 # ---- api-tokens
 
+
 @api_tokens_app.command("create")
 def api_tokens_create(
     name: str = typer.Argument(..., help="Who or what uses the token, e.g. 'marketing-app'."),
@@ -859,8 +1014,11 @@ def api_tokens_create(
     if as_json:
         print_json({**token.model_dump(mode="json"), "token": plaintext})
         return
-    out.print(f"API token {token.name!r} (id {token.id}); copy it now, it is not shown again:",
-              markup=False, highlight=False)
+    out.print(
+        f"API token {token.name!r} (id {token.id}); copy it now, it is not shown again:",
+        markup=False,
+        highlight=False,
+    )
     sys.stdout.write(plaintext + "\n")
 
 
@@ -903,6 +1061,7 @@ def api_tokens_revoke(
 
 
 # ---------------------------------------------------------------- entry point
+
 
 def main() -> None:
     try:

@@ -204,9 +204,7 @@ def _mount_subscribers(app: FastAPI) -> None:
     def parts() -> tuple[Pages, Tokens]:  # built on first use: needs the secret key
         return Pages(cfg), Tokens(cfg)
 
-    def page(
-        html: str, status: int = 200, headers: dict[str, str] | None = None
-    ) -> HTMLResponse:
+    def page(html: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
         base = {"Cache-Control": "no-store"}
         return HTMLResponse(html, status_code=status, headers={**base, **(headers or {})})
 
@@ -218,11 +216,14 @@ def _mount_subscribers(app: FastAPI) -> None:
         return page(parts()[0].link_error(err, purpose=purpose), 400)
 
     def too_large() -> HTMLResponse:
-        return page(parts()[0].message(
-            heading="That was too much data",
-            message="The form you sent is larger than this page accepts.",
-            link={"url": "/subscribe", "text": "Back to the form"},
-        ), 413)
+        return page(
+            parts()[0].message(
+                heading="That was too much data",
+                message="The form you sent is larger than this page accepts.",
+                link={"url": "/subscribe", "text": "Back to the form"},
+            ),
+            413,
+        )
 
     @app.get("/subscribe", response_class=HTMLResponse)
     def subscribe_form() -> HTMLResponse:
@@ -235,11 +236,15 @@ def _mount_subscribers(app: FastAPI) -> None:
         wait = request.app.state.signup_limiter.hit(ip or "unknown")
         if wait is not None:
             minutes = max(1, round(wait / 60))
-            return page(pages.message(
-                heading="Too many sign-ups",
-                message="We received too many sign-ups from your network in a short time.",
-                hint=f"Please try again in about {minutes} minute{'s' if minutes > 1 else ''}.",
-            ), 429, {"Retry-After": str(max(1, int(wait)))})
+            return page(
+                pages.message(
+                    heading="Too many sign-ups",
+                    message="We received too many sign-ups from your network in a short time.",
+                    hint=f"Please try again in about {minutes} minute{'s' if minutes > 1 else ''}.",
+                ),
+                429,
+                {"Retry-After": str(max(1, int(wait)))},
+            )
         try:
             fields = await _read_form(request, limit=cfg.form_max_bytes)
         except _FormTooLarge:
@@ -250,22 +255,39 @@ def _mount_subscribers(app: FastAPI) -> None:
         unknown = sorted(set(fields) - subscribe_fields)
         if unknown:
             names = ", ".join(repr(n[:40]) for n in unknown[:5])
-            return page(pages.subscribe(values=values, errors=[
-                f"The form contained unexpected field(s) {names}; please use this form."
-            ]), 400)
+            return page(
+                pages.subscribe(
+                    values=values,
+                    errors=[
+                        f"The form contained unexpected field(s) {names}; please use this form."
+                    ],
+                ),
+                400,
+            )
         if values.get("website"):  # the honeypot: answer like a success, do nothing
             return page(pages.check_inbox())
         if values.get("consent") != "yes":
-            return page(pages.subscribe(values=values, errors=[
-                "Please tick the box to confirm that you want the newsletter."
-            ]), 400)
+            return page(
+                pages.subscribe(
+                    values=values,
+                    errors=["Please tick the box to confirm that you want the newsletter."],
+                ),
+                400,
+            )
 
         def run() -> None:
-            with db.session_scope(app.state.engine) as session, \
-                    request.app.state.make_mailer(cfg) as mailer:
+            with (
+                db.session_scope(app.state.engine) as session,
+                request.app.state.make_mailer(cfg) as mailer,
+            ):
                 signup.sign_up(
-                    session, settings=cfg, mailer=mailer, email=values.get("email", ""),
-                    name=values.get("name"), source=ConsentSource.FORM, ip=ip,
+                    session,
+                    settings=cfg,
+                    mailer=mailer,
+                    email=values.get("email", ""),
+                    name=values.get("name"),
+                    source=ConsentSource.FORM,
+                    ip=ip,
                     user_agent=user_agent,
                 )
 
@@ -274,11 +296,14 @@ def _mount_subscribers(app: FastAPI) -> None:
         except InvalidInput as err:
             return page(pages.subscribe(values=values, errors=[_sentence(err.reason)]), 400)
         except ProviderError:
-            return page(pages.message(
-                heading="Please try again in a few minutes",
-                message="We could not send the confirmation email just now.",
-                link={"url": "/subscribe", "text": "Back to the form"},
-            ), 503)
+            return page(
+                pages.message(
+                    heading="Please try again in a few minutes",
+                    message="We could not send the confirmation email just now.",
+                    link={"url": "/subscribe", "text": "Back to the form"},
+                ),
+                503,
+            )
         return page(pages.check_inbox())
 
     @app.get("/confirm/{token}", response_class=HTMLResponse)
@@ -287,25 +312,36 @@ def _mount_subscribers(app: FastAPI) -> None:
         ip, user_agent = who(request)
 
         def run() -> signup.ConfirmResult:
-            with db.session_scope(app.state.engine) as session, \
-                    request.app.state.make_mailer(cfg) as mailer:
-                return signup.confirm(session, settings=cfg, mailer=mailer, token=token,
-                                      ip=ip, user_agent=user_agent)
+            with (
+                db.session_scope(app.state.engine) as session,
+                request.app.state.make_mailer(cfg) as mailer,
+            ):
+                return signup.confirm(
+                    session, settings=cfg, mailer=mailer, token=token, ip=ip, user_agent=user_agent
+                )
 
         try:
             result = await run_in_threadpool(run)
         except TokenError as err:
             return link_error(err, Purpose.CONFIRM)
         except NotFound as err:
-            return page(pages.message(
-                heading="This sign-up has expired", message=_sentence(str(err)),
-                link={"url": "/subscribe", "text": "Sign up again"},
-            ), 400)
+            return page(
+                pages.message(
+                    heading="This sign-up has expired",
+                    message=_sentence(str(err)),
+                    link={"url": "/subscribe", "text": "Sign up again"},
+                ),
+                400,
+            )
         except StateError as err:
-            return page(pages.message(
-                heading="This link is no longer valid", message=_sentence(str(err)),
-                link={"url": "/subscribe", "text": "Sign up again"},
-            ), 409)
+            return page(
+                pages.message(
+                    heading="This link is no longer valid",
+                    message=_sentence(str(err)),
+                    link={"url": "/subscribe", "text": "Sign up again"},
+                ),
+                409,
+            )
         already = result.outcome is signup.ConfirmOutcome.ALREADY_ACTIVE
         return page(pages.confirmed(result.subscriber, already=already))
 
@@ -335,8 +371,12 @@ def _mount_subscribers(app: FastAPI) -> None:
         def run() -> None:
             with db.session_scope(app.state.engine) as session:
                 lifecycle.unsubscribe(
-                    session, subscriber_id=subscriber_id, source=ConsentSource.FORM,
-                    reason="unsubscribed by link", ip=ip, user_agent=user_agent,
+                    session,
+                    subscriber_id=subscriber_id,
+                    source=ConsentSource.FORM,
+                    reason="unsubscribed by link",
+                    ip=ip,
+                    user_agent=user_agent,
                     detail={"one_click": b"One-Click" in body},
                 )
 
@@ -361,13 +401,22 @@ def _mount_subscribers(app: FastAPI) -> None:
         with db.session_scope(app.state.engine) as session:
             subscriber = session.get(Subscriber, subscriber_id)
             if subscriber is None or subscriber.status != SubscriberStatus.ACTIVE:
-                return page(pages.message(
-                    heading="You are not subscribed",
-                    message="There are no preferences to change for this address.",
-                    link={"url": "/subscribe", "text": "Subscribe"},
-                ), 409)
-            html = pages.preferences(subscriber, token=token, today=db.utcnow().date(),
-                                     errors=errors, saved=saved, chosen=chosen)
+                return page(
+                    pages.message(
+                        heading="You are not subscribed",
+                        message="There are no preferences to change for this address.",
+                        link={"url": "/subscribe", "text": "Subscribe"},
+                    ),
+                    409,
+                )
+            html = pages.preferences(
+                subscriber,
+                token=token,
+                today=db.utcnow().date(),
+                errors=errors,
+                saved=saved,
+                chosen=chosen,
+            )
             return page(html, status)
 
     @app.get("/preferences/{token}", response_class=HTMLResponse)
@@ -387,25 +436,34 @@ def _mount_subscribers(app: FastAPI) -> None:
             return too_large()
         except _BadForm as err:
             return await run_in_threadpool(
-                preferences_page, token, errors=[f"The form could not be read: {err}."],
-                status=400)
+                preferences_page, token, errors=[f"The form could not be read: {err}."], status=400
+            )
         chosen = fields.get("topics", [])
         unknown = sorted(set(fields) - preferences_fields)
         if unknown:
             names = ", ".join(repr(n[:40]) for n in unknown[:5])
             return await run_in_threadpool(
-                preferences_page, token, chosen=chosen, status=400,
-                errors=[f"The form contained unexpected field(s) {names}; please use this form."])
+                preferences_page,
+                token,
+                chosen=chosen,
+                status=400,
+                errors=[f"The form contained unexpected field(s) {names}; please use this form."],
+            )
         ip, user_agent = who(request)
 
         def run() -> HTMLResponse:
             with db.session_scope(app.state.engine) as session:
                 preferences.update_preferences(
-                    session, settings=cfg, subscriber_id=subscriber_id, topics=chosen,
+                    session,
+                    settings=cfg,
+                    subscriber_id=subscriber_id,
+                    topics=chosen,
                     topics_consent=fields.get("topics_consent", [""])[0] == "yes",
                     pause_weeks=preferences.parse_pause_weeks(
-                        fields.get("pause_weeks", [""])[0] or None, settings=cfg),
-                    ip=ip, user_agent=user_agent,
+                        fields.get("pause_weeks", [""])[0] or None, settings=cfg
+                    ),
+                    ip=ip,
+                    user_agent=user_agent,
                 )
             return preferences_page(token, saved=True)
 
@@ -414,7 +472,8 @@ def _mount_subscribers(app: FastAPI) -> None:
         except (InvalidInput, ConsentError) as err:
             reason = err.reason if isinstance(err, InvalidInput) else str(err)
             return await run_in_threadpool(
-                preferences_page, token, chosen=chosen, status=400, errors=[_sentence(reason)])
+                preferences_page, token, chosen=chosen, status=400, errors=[_sentence(reason)]
+            )
         except (StateError, NotFound):
             return await run_in_threadpool(preferences_page, token)
 
@@ -515,7 +574,10 @@ def _mount_api(app: FastAPI) -> None:
         )
 
     @router.post(
-        "/campaigns", response_model=operations.CampaignView, status_code=201, responses=errors,
+        "/campaigns",
+        response_model=operations.CampaignView,
+        status_code=201,
+        responses=errors,
         summary="Create a draft campaign from snippets, in the order given",
     )
     def create_campaign(
@@ -526,14 +588,20 @@ def _mount_api(app: FastAPI) -> None:
     ) -> operations.CampaignView:
         with answers():
             created = operations.create_from_snippets(
-                session, settings=cfg, snippet_ids=body.snippet_ids, subject=body.subject,
-                preheader=body.preheader, actor=actor,
+                session,
+                settings=cfg,
+                snippet_ids=body.snippet_ids,
+                subject=body.subject,
+                preheader=body.preheader,
+                actor=actor,
             )
         session.commit()  # before the response: a client's next request must see it
         return created
 
     @router.get(
-        "/campaigns/{campaign_id}", response_model=operations.CampaignDetail, responses=errors,
+        "/campaigns/{campaign_id}",
+        response_model=operations.CampaignDetail,
+        responses=errors,
         summary="A campaign with its delivery progress (queued/sent/skipped/failed) and log",
     )
     def show_campaign(
@@ -560,8 +628,11 @@ def _mount_api(app: FastAPI) -> None:
     ) -> operations.CampaignView:
         with answers():
             scheduled = operations.schedule(
-                session, settings=cfg, campaign_id=campaign_id,
-                at_utc=timeplan.parse_when(body.at, cfg), actor=actor,
+                session,
+                settings=cfg,
+                campaign_id=campaign_id,
+                at_utc=timeplan.parse_when(body.at, cfg),
+                actor=actor,
             )
         session.commit()
         return scheduled
@@ -583,7 +654,10 @@ def _mount_api(app: FastAPI) -> None:
         ) -> operations.CampaignView:
             with answers():
                 changed = operation(
-                    session, settings=cfg, campaign_id=campaign_id, actor=actor,
+                    session,
+                    settings=cfg,
+                    campaign_id=campaign_id,
+                    actor=actor,
                     reason=body.reason if body else "",
                 )
             session.commit()
@@ -594,7 +668,9 @@ def _mount_api(app: FastAPI) -> None:
     change("cancel", operations.cancel, "Cancel a campaign for good")
 
     @router.get(
-        "/campaigns/{campaign_id}/preview", response_class=HTMLResponse, responses=errors,
+        "/campaigns/{campaign_id}/preview",
+        response_class=HTMLResponse,
+        responses=errors,
         summary="The rendered email as HTML, with sample reader values",
     )
     def preview_campaign(
@@ -612,7 +688,8 @@ def _mount_api(app: FastAPI) -> None:
         return HTMLResponse(personalise(rendered.html, sample_values(cfg)))
 
     @router.get(
-        "/campaigns/{campaign_id}/report", responses=errors,
+        "/campaigns/{campaign_id}/report",
+        responses=errors,
         summary="Delivery and engagement figures of a campaign",
     )
     def campaign_report(

@@ -121,7 +121,9 @@ class CampaignLog(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(
         sa_column=Column(
-            sa.Integer, sa.ForeignKey("campaign.id", ondelete="CASCADE"), index=True,
+            sa.Integer,
+            sa.ForeignKey("campaign.id", ondelete="CASCADE"),
+            index=True,
             nullable=False,
         )
     )

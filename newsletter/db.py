@@ -45,9 +45,7 @@ def get_engine(url: str) -> Engine:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 30}
-            )
+            engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
@@ -110,6 +108,5 @@ def check_connection(engine: Engine) -> None:
     except OperationalError as err:
         reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
         raise DatabaseError(
-            f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: "
-            f"{reason}"
+            f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: {reason}"
         ) from err

@@ -44,9 +44,7 @@ class NotFound(NewsletterError):
 
 
 class InvalidInput(NewsletterError):
-    def __init__(
-        self, message: str, *, where: str | None = None, field: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, where: str | None = None, field: str | None = None) -> None:
         self.where = where
         self.field = field
         prefix = ", ".join(p for p in (where, f"field {field!r}" if field else None) if p)

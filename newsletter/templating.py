@@ -49,8 +49,9 @@ class Templates:
         try:
             return env.get_template(name).render(**context)
         except jinja2.TemplateSyntaxError as err:
-            raise TemplateError(err.message or str(err), template=err.name or name,
-                                line=err.lineno) from err
+            raise TemplateError(
+                err.message or str(err), template=err.name or name, line=err.lineno
+            ) from err
         except jinja2.TemplateNotFound as err:
             raise TemplateError("template not found", template=str(err.name)) from err
         except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as err:
@@ -95,8 +96,9 @@ def mjml_to_html(source: str, *, template: str = "<mjml>") -> str:
         return mjml2html(source)
     except ValueError as err:
         hint = _mjml_unbalanced(source)
-        raise TemplateError(f"MJML error: {err}" + (f" ({hint})" if hint else ""),
-                            template=template) from err
+        raise TemplateError(
+            f"MJML error: {err}" + (f" ({hint})" if hint else ""), template=template
+        ) from err
 
 
 _MJML_TAG = re.compile(r"<(/?)(mjml|mj-[a-z-]+)\b[^>]*?(/?)>")

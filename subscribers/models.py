@@ -86,7 +86,9 @@ class ConsentEvent(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(
         sa_column=Column(
-            sa.Integer, sa.ForeignKey("subscriber.id", ondelete="CASCADE"), index=True,
+            sa.Integer,
+            sa.ForeignKey("subscriber.id", ondelete="CASCADE"),
+            index=True,
             nullable=False,
         )
     )

@@ -64,16 +64,27 @@ def test_personalise_fills_known_placeholders_and_keeps_others() -> None:
 def test_outbox_writes_one_eml_per_recipient_with_list_headers(tmp_path: Path) -> None:
     outbox = OutboxProvider(tmp_path)
     content = BulkContent(
-        campaign_id=7, subject="Issue", from_email="news@example.com", from_name="PRW",
-        reply_to=None, list_id="PRW <weekly.example.com>",
+        campaign_id=7,
+        subject="Issue",
+        from_email="news@example.com",
+        from_name="PRW",
+        reply_to=None,
+        list_id="PRW <weekly.example.com>",
         html=f"<a href='{placeholder(UNSUBSCRIBE_URL)}'>Hi {placeholder(NAME_HTML)}</a>",
         text=f"Hi {placeholder(NAME)} {placeholder(PREFERENCES_URL)}",
     )
     recipients = [
         Recipient(
-            delivery_id=i, subscriber_id=i, email=f"r{i}@example.org", name="A&B",
-            values={UNSUBSCRIBE_URL: f"https://x/unsubscribe/t{i}", NAME: "A&B",
-                    NAME_HTML: "A&amp;B", PREFERENCES_URL: f"https://x/preferences/p{i}"},
+            delivery_id=i,
+            subscriber_id=i,
+            email=f"r{i}@example.org",
+            name="A&B",
+            values={
+                UNSUBSCRIBE_URL: f"https://x/unsubscribe/t{i}",
+                NAME: "A&B",
+                NAME_HTML: "A&amp;B",
+                PREFERENCES_URL: f"https://x/preferences/p{i}",
+            },
         )
         for i in (1, 2)
     ]
