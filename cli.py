@@ -792,25 +792,27 @@ def demo(
     from campaigns.demo import demo_settings, run_demo
 
     cfg = demo_settings(folder)
+
+    def say(line: str) -> None:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
     summary = run_demo(
         settings=cfg,
         engine=db.get_engine(cfg.database_url),
         out_dir=folder.resolve(),
-        step=(lambda _m: None) if as_json else (lambda m: out.print(f"- {m}", markup=False)),
+        step=(lambda _m: None) if as_json else (lambda m: say(f"- {m}")),
     )
     if as_json:
         print_json(summary.to_dict())
         return
     emls = len(list(cfg.outbox_dir.glob("*.eml")))
-    out.print(f"\nCampaign {summary.campaign_id} ({summary.week}): {summary.subject}", markup=False)
-    out.print(
-        f"  status: {summary.status}; recipients sent: {summary.recipients}"
-        f"{' (already sent before; nothing sent twice)' if summary.already_sent else ''}"
-    )
-    out.print(f"  outbox: {summary.outbox_dir} ({emls} .eml files)", markup=False)
-    out.print(f"  preview: {summary.preview_dir / 'email.html'}", markup=False)
+    again = " (already sent before; nothing sent twice)" if summary.already_sent else ""
+    say(f"\nCampaign {summary.campaign_id} ({summary.week}): {summary.subject}")
+    say(f"  status: {summary.status}; recipients sent: {summary.recipients}{again}")
+    say(f"  outbox: {summary.outbox_dir} ({emls} .eml files)")
+    say(f"  preview: {summary.preview_dir / 'email.html'}")
     for note in summary.notes:
-        out.print(f"  note: {note}", markup=False)
+        say(f"  note: {note}")
 
 
 # ---- campaigns: workflow

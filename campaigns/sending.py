@@ -246,7 +246,7 @@ def _run(
         report.batches += 1
         error = outcome.error
         if isinstance(error, ProviderAuthError):
-            report.stopped = f"provider refused our credentials: {error}"
+            report.stopped = f"the provider refused to go on (fix it, then send again): {error}"
             fail_campaign(report.stopped)
             stop.set()
             return

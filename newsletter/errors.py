@@ -19,7 +19,7 @@ keeps its traceback::
     ├── ContentError              not enough snippets, preflight failed
     ├── SchedulerError            another instance is active, lease lost
     └── ProviderError             the email provider refused or failed (status, response)
-        ├── ProviderAuthError     401/403: stop the campaign
+        ├── ProviderAuthError     401/403, bad login or TLS: stop the campaign
         ├── ProviderRejected      400: this batch is bad, the campaign goes on
         └── ProviderUnavailable   429/5xx/timeout: retry later
 """
