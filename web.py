@@ -53,7 +53,9 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Depends(get_session)
+# scope="function": the session commits before the response is sent, so a client's next
+# request always sees its own change (the default scope would commit after sending).
+SessionDep = Depends(get_session, scope="function")
 SettingsDep = Depends(get_settings)
 
 
@@ -595,7 +597,6 @@ def _mount_api(app: FastAPI) -> None:
                 preheader=body.preheader,
                 actor=actor,
             )
-        session.commit()  # before the response: a client's next request must see it
         return created
 
     @router.get(
@@ -634,7 +635,6 @@ def _mount_api(app: FastAPI) -> None:
                 at_utc=timeplan.parse_when(body.at, cfg),
                 actor=actor,
             )
-        session.commit()
         return scheduled
 
     def change(name: str, operation: Any, summary: str) -> None:
@@ -660,8 +660,7 @@ def _mount_api(app: FastAPI) -> None:
                     actor=actor,
                     reason=body.reason if body else "",
                 )
-            session.commit()
-            return changed
+                return changed
 
     change("pause", operations.pause, "Pause a scheduled or sending campaign")
     change("resume", operations.resume, "Resume a paused campaign")
