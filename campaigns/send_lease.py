@@ -1,81 +1,46 @@
-"""One sender per campaign at a time, even across machines: a lease row per campaign.
+"""One sender per campaign at a time, even across machines: the lease ``send:<id>``.
 
 Two senders of the same campaign would each read the same queued rows and mail them
-twice. The lease (table ``lease``, name ``send:<id>``) is taken with one conditional
-UPDATE or INSERT, renewed while sending, and released at the end. A sender killed with
-SIGKILL cannot release it; the next run takes over once it expires (``lease_seconds``).
+twice. The lease (newsletter/leases.py, on the caller's session so that renewing it
+rides in the transaction that records a batch) is taken before sending, renewed while
+sending and released at the end. A sender killed with SIGKILL cannot release it; the next
+run takes over once it expires (``lease_seconds``).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
-from datetime import timedelta
-
-import sqlalchemy as sa
 from sqlmodel import Session
 
-from newsletter.db import utcnow
+from newsletter import leases
 from newsletter.errors import StateError
-from newsletter.ops_models import Lease
 
-_lease = Lease.__table__
+new_holder = leases.instance_id
 
 
 def lease_name(campaign_id: int) -> str:
     return f"send:{campaign_id}"
 
 
-def new_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 def claim(session: Session, *, campaign_id: int, holder: str, seconds: int) -> None:
     """Take or renew the campaign's send lease, or raise StateError naming who holds it."""
     name = lease_name(campaign_id)
-    now = utcnow()
-    expires = now + timedelta(seconds=seconds)
-    taken = session.execute(
-        sa.update(_lease)
-        .where(
-            _lease.c.name == name,
-            sa.or_(_lease.c.expires_at < now, _lease.c.holder == holder),
-        )
-        .values(holder=holder, acquired_at=now, expires_at=expires)
-    ).rowcount
-    if taken:
+    connection = session.connection()
+    if leases.acquire(connection, holder=holder, ttl_seconds=seconds, name=name):
         return
-    try:
-        with session.begin_nested():
-            session.execute(
-                sa.insert(_lease).values(
-                    name=name, holder=holder, acquired_at=now, expires_at=expires
-                )
-            )
-    except sa.exc.IntegrityError:
-        row = session.execute(
-            sa.select(_lease.c.holder, _lease.c.expires_at).where(_lease.c.name == name)
-        ).first()
-        who, until = (row[0], row[1]) if row else ("another sender", "soon")
-        raise StateError(
-            f"campaign {campaign_id} is being sent by {who} (lease until {until}); "
-            "run the send again after that if that sender has died"
-        ) from None
+    held = leases.current(connection, name=name)
+    who, until = (held.holder, held.expires_at) if held else ("another sender", "soon")
+    raise StateError(
+        f"campaign {campaign_id} is being sent by {who} (lease until {until}); "
+        "run the send again after that if that sender has died"
+    )
 
 
 def renew(session: Session, *, campaign_id: int, holder: str, seconds: int) -> bool:
     """Extend our lease; False when it was lost (expired and taken by someone else)."""
-    return bool(
-        session.execute(
-            sa.update(_lease)
-            .where(_lease.c.name == lease_name(campaign_id), _lease.c.holder == holder)
-            .values(expires_at=utcnow() + timedelta(seconds=seconds))
-        ).rowcount
+    return leases.renew(
+        session.connection(), holder=holder, ttl_seconds=seconds, name=lease_name(campaign_id)
     )
 
 
 def release(session: Session, *, campaign_id: int, holder: str) -> None:
-    session.execute(
-        sa.delete(_lease).where(_lease.c.name == lease_name(campaign_id), _lease.c.holder == holder)
-    )
+    leases.release(session.connection(), holder=holder, name=lease_name(campaign_id))

@@ -1,7 +1,8 @@
 """The active-instance lease: one scheduler acts, the others stand by.
 
-A lease is one row (``lease.name``) saying who holds it until when. Taking or renewing it is
-a single ``UPDATE ... WHERE expires_at < now OR holder = me`` (or the first ``INSERT``), so
+A lease is one row (``lease.name``) saying who holds it until when: ``scheduler`` for the
+active instance, ``send:<id>`` for the one sender of a campaign. Taking or renewing it is a
+single ``UPDATE ... WHERE expires_at < now OR holder = me`` (or the first ``INSERT``), so
 on PostgreSQL and SQLite alike exactly one caller wins, without advisory locks. A holder
 renews well before expiry; when it dies, a standby takes over once ``expires_at`` passes.
 
@@ -11,6 +12,7 @@ skew of a few seconds only shortens or lengthens the take-over by that much.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.db import utcnow
@@ -28,6 +30,19 @@ from newsletter.ops_models import Lease
 SCHEDULER_LEASE = "scheduler"
 log = logging.getLogger("newsletter.leases")
 _table = Lease.__table__  # type: ignore[attr-defined]
+
+# An engine (a transaction of its own) or a connection already in the caller's transaction
+# (the send loop renews its lease in the same transaction that records a batch; on SQLite
+# a second connection would wait for that transaction's write lock).
+Bind = Engine | Connection
+
+
+def _transaction(bind: Bind) -> contextlib.AbstractContextManager[Connection]:
+    return bind.begin() if isinstance(bind, Engine) else contextlib.nullcontext(bind)
+
+
+def _reading(bind: Bind) -> contextlib.AbstractContextManager[Connection]:
+    return bind.connect() if isinstance(bind, Engine) else contextlib.nullcontext(bind)
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,7 @@ def _utc(value: datetime) -> datetime:
 
 
 def acquire(
-    engine: Engine,
+    bind: Bind,
     *,
     holder: str,
     ttl_seconds: float,
@@ -80,7 +95,7 @@ def acquire(
     """Take or renew the lease for ``ttl_seconds``; False when someone else holds it."""
     now = _utc(now or utcnow())
     expires = now + timedelta(seconds=ttl_seconds)
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         result = connection.execute(
             _table.update()
             .where(
@@ -97,22 +112,22 @@ def acquire(
         if result.rowcount == 1:
             return True
         exists = connection.execute(sa.select(_table.c.name).where(_table.c.name == name)).first()
-    if exists is not None:
-        return False
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                _table.insert().values(
-                    name=name, holder=holder, acquired_at=now, expires_at=expires
+        if exists is not None:
+            return False
+        try:
+            with connection.begin_nested():
+                connection.execute(
+                    _table.insert().values(
+                        name=name, holder=holder, acquired_at=now, expires_at=expires
+                    )
                 )
-            )
-    except IntegrityError:
-        return False  # another instance inserted it first
+        except IntegrityError:
+            return False  # another instance inserted it first
     return True
 
 
 def renew(
-    engine: Engine,
+    bind: Bind,
     *,
     holder: str,
     ttl_seconds: float,
@@ -120,7 +135,7 @@ def renew(
     now: datetime | None = None,
 ) -> bool:
     """Extend our lease; False means it was lost to another instance: stop acting."""
-    return acquire(engine, holder=holder, ttl_seconds=ttl_seconds, name=name, now=now)
+    return acquire(bind, holder=holder, ttl_seconds=ttl_seconds, name=name, now=now)
 
 
 def take_over(
@@ -171,17 +186,17 @@ def take(engine: Engine, *, holder: str, ttl_seconds: float, name: str = SCHEDUL
     )
 
 
-def release(engine: Engine, *, holder: str, name: str = SCHEDULER_LEASE) -> bool:
+def release(bind: Bind, *, holder: str, name: str = SCHEDULER_LEASE) -> bool:
     """Give the lease up at once (clean shutdown), so a standby need not wait for expiry."""
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         result = connection.execute(
             _table.delete().where(_table.c.name == name, _table.c.holder == holder)
         )
     return result.rowcount == 1
 
 
-def current(engine: Engine, *, name: str = SCHEDULER_LEASE) -> LeaseInfo | None:
-    with engine.connect() as connection:
+def current(bind: Bind, *, name: str = SCHEDULER_LEASE) -> LeaseInfo | None:
+    with _reading(bind) as connection:
         row = connection.execute(sa.select(_table).where(_table.c.name == name)).first()
     if row is None:
         return None

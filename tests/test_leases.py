@@ -113,3 +113,19 @@ def test_take_waits_for_a_live_or_remote_holder(engine: Engine) -> None:
     leases.release(engine, holder=alive)
     leases.acquire(engine, holder="elsewhere:1:abcdef", ttl_seconds=300)
     assert not leases.take(engine, holder="b", ttl_seconds=30)
+
+
+def test_a_lease_taken_on_a_connection_rides_in_the_callers_transaction(engine: Engine) -> None:
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        assert leases.acquire(connection, holder="sender", ttl_seconds=60, name="send:1")
+        assert leases.current(connection, name="send:1").holder == "sender"
+        transaction.rollback()
+    assert leases.current(engine, name="send:1") is None
+
+
+def test_a_lease_on_a_connection_is_refused_while_another_holds_it(engine: Engine) -> None:
+    assert leases.acquire(engine, holder="first", ttl_seconds=60, name="send:2")
+    with engine.begin() as connection:
+        assert not leases.acquire(connection, holder="second", ttl_seconds=60, name="send:2")
+        assert leases.current(connection, name="send:2").holder == "first"
