@@ -35,8 +35,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from campaigns import jobs, timeplan
-from newsletter import db, job_runs, jsonlog, leases
+from campaigns import jobs, weekly_plan
+from newsletter import clock, db, job_runs, jsonlog, leases
 from newsletter.errors import ConfigError, NewsletterError, SchedulerError
 from newsletter.settings import Settings, load_settings
 
@@ -65,7 +65,7 @@ def _event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
 
 def _cron(expression: str, settings: Settings, setting: str) -> CronTrigger:
     try:
-        return CronTrigger.from_crontab(expression, timezone=timeplan.zone(settings))
+        return CronTrigger.from_crontab(expression, timezone=weekly_plan.zone(settings))
     except ValueError as err:
         raise ConfigError(f"NEWSLETTER_{setting.upper()}: {expression!r}: {err}") from err
 
@@ -124,7 +124,7 @@ def _scheduled(job: str, instance: str) -> None:
     run_job(
         job,
         settings,
-        db.utcnow(),
+        clock.utcnow(),
         instance=instance,
         should_stop=lambda: not _holds(engine, instance),
     )
@@ -186,7 +186,7 @@ def new_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
     """APScheduler on our job store: coalesce missed runs, within the grace time."""
     return _Scheduler(
         jobstores={"default": _JobStore(engine=engine, tablename=job_runs.JOBSTORE_TABLE)},
-        timezone=timeplan.zone(settings),
+        timezone=weekly_plan.zone(settings),
         job_defaults={
             "coalesce": True,
             "misfire_grace_time": settings.misfire_grace_seconds,
@@ -327,7 +327,7 @@ class Service:
             )
             return 0
         try:
-            now = now or db.utcnow()
+            now = now or clock.utcnow()
             settings, who = self.settings, self.instance
             if self._due(job_runs.WEEKLY_ASSEMBLY, assembly_trigger(settings), now):
                 run_job(job_runs.WEEKLY_ASSEMBLY, settings, now, instance=who)
@@ -356,7 +356,7 @@ def run(settings: Settings, *, once: bool = False, instance: str | None = None) 
         db.upgrade(engine)
     else:
         db.check_connection(engine)
-    timeplan.zone(settings)  # fail at start, not at the first job, on a bad time zone
+    weekly_plan.zone(settings)  # fail at start, not at the first job, on a bad time zone
     assembly_trigger(settings)
     housekeeping_trigger(settings)
     service = Service(settings, instance=instance)

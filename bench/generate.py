@@ -21,8 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from campaigns.snippets import add_snippet
-from newsletter.db import session_scope, utcnow
+from campaigns.content.snippets import add_snippet
+from newsletter.clock import utcnow
+from newsletter.db import session_scope
 from newsletter.settings import Settings
 from subscribers.addresses import email_hash
 from subscribers.models import (

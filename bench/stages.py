@@ -33,11 +33,11 @@ def cpu_seconds() -> float:
 
 
 def run_stages(settings: Settings) -> dict[str, Any]:
-    from campaigns.assembly import assemble_week
-    from campaigns.ledger import queue_deliveries
+    from campaigns.content.assembly import assemble_week
+    from campaigns.content.rendering import render_campaign
+    from campaigns.delivery.ledger import queue_deliveries
+    from campaigns.delivery.sending import send_campaign
     from campaigns.models import Campaign
-    from campaigns.rendering import render_campaign
-    from campaigns.sending import send_campaign
 
     engine = db.get_engine(settings.database_url)
     seconds: dict[str, float] = {}

@@ -19,13 +19,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from campaigns.assembly import assemble_week
-from campaigns.ledger import delivery_counts
+from campaigns.content.assembly import assemble_week
+from campaigns.content.preview import write_preview
+from campaigns.content.snippet_import import import_snippets
+from campaigns.delivery.ledger import delivery_counts
+from campaigns.delivery.providers.outbox import OutboxProvider
+from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
-from campaigns.preview import write_preview
-from campaigns.providers.outbox import OutboxProvider
-from campaigns.sending import send_campaign
-from campaigns.snippet_import import import_snippets
 from newsletter import db
 from newsletter.errors import ContentError
 from newsletter.settings import PROJECT_ROOT, Settings, load_settings

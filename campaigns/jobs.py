@@ -18,12 +18,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from campaigns import operations, timeplan, workflow
-from campaigns.assembly import assemble_week
+from campaigns import actions, weekly_plan, workflow
+from campaigns.content.assembly import assemble_week
+from campaigns.content.preflight import preflight
+from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
-from campaigns.preflight import preflight
-from campaigns.sending import send_campaign
 from newsletter import db, job_runs
+from newsletter.clock import as_utc
 from newsletter.errors import ContentError, NewsletterError, StateError
 from newsletter.job_runs import RunNote
 from newsletter.settings import Settings
@@ -56,9 +57,9 @@ def weekly_assembly(
     with job_runs.recording(
         engine, job=job_runs.WEEKLY_ASSEMBLY, instance=instance, now=now
     ) as note:
-        slot = timeplan.next_send_at(settings, after=timeplan.as_utc(fired_at or now))
-        day = timeplan.to_local(slot, settings).date()
-        local = timeplan.format_local(slot, settings)
+        slot = weekly_plan.next_send_at(settings, after=as_utc(fired_at or now))
+        day = weekly_plan.to_local(slot, settings).date()
+        local = weekly_plan.format_local(slot, settings)
         try:
             with db.session_scope(engine) as session:
                 issue = assemble_week(session, settings=settings, day=day, actor=ACTOR)
@@ -99,7 +100,7 @@ def weekly_assembly(
                 note.detail = f"{campaign.week}: campaign {campaign.id} scheduled for {local}"
         except ContentError as err:
             note.outcome = job_runs.SKIPPED
-            note.detail = f"{timeplan.iso_week(day)}: no issue this week: {err}"
+            note.detail = f"{weekly_plan.iso_week(day)}: no issue this week: {err}"
     return note
 
 
@@ -118,8 +119,8 @@ def dispatch(
     engine = _engine(settings)
     with job_runs.recording(engine, job=job_runs.DISPATCH, instance=instance, now=now) as note:
         with db.session_scope(engine) as session:
-            ids = [c.id for c in operations.sending_campaigns(session)]
-            ids += [c.id for c in operations.due_campaigns(session, now=timeplan.as_utc(now))]
+            ids = [c.id for c in actions.sending_campaigns(session)]
+            ids += [c.id for c in actions.due_campaigns(session, now=as_utc(now))]
         if not ids:
             note.outcome = job_runs.IDLE
             return note
@@ -166,7 +167,7 @@ def dispatch(
 def _unschedule(engine: Engine, campaign_id: int, err: ContentError) -> str:
     """A due campaign that cannot go out goes back to draft, with the reason, for a fix."""
     with db.session_scope(engine) as session:
-        campaign = operations.get_campaign(session, campaign_id=campaign_id)
+        campaign = actions.get_campaign(session, campaign_id=campaign_id)
         campaign.error = str(err)
         if campaign.status == S.SCHEDULED:
             workflow.transition(
@@ -190,7 +191,7 @@ def missed(
     with job_runs.recording(engine, job=job, instance=instance, now=now) as note:
         note.outcome = job_runs.SKIPPED
         note.detail = (
-            f"missed the run due {timeplan.format_local(scheduled, settings)}: more than "
+            f"missed the run due {weekly_plan.format_local(scheduled, settings)}: more than "
             f"{settings.misfire_grace_seconds} s late (NEWSLETTER_MISFIRE_GRACE_SECONDS), "
             "so it was not run"
         )
@@ -199,7 +200,7 @@ def missed(
         logging.WARNING,
         job=job,
         instance=instance,
-        scheduled_at=timeplan.as_utc(scheduled),
+        scheduled_at=as_utc(scheduled),
         detail=note.detail,
     )
     return note
@@ -210,9 +211,9 @@ def housekeeping(settings: Settings, now: datetime, *, instance: str = ACTOR) ->
     engine = _engine(settings)
     with job_runs.recording(engine, job=job_runs.HOUSEKEEPING, instance=instance, now=now) as note:
         with db.session_scope(engine) as session:
-            expired = expire_pending(session, settings=settings, now=timeplan.as_utc(now))
+            expired = expire_pending(session, settings=settings, now=as_utc(now))
         pruned = job_runs.prune(
-            engine, now=timeplan.as_utc(now), retention_days=settings.job_run_retention_days
+            engine, now=as_utc(now), retention_days=settings.job_run_retention_days
         )
         note.detail = f"expired {expired} pending sign-ups, pruned {pruned} job runs"
     return note

@@ -8,7 +8,8 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
+from newsletter.db import UTCDateTime
 
 
 class CampaignStatus(StrEnum):
@@ -37,7 +38,7 @@ class SnippetBase(SQLModel):
     category: str = Field(default="general", max_length=100, index=True)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     author: str | None = Field(default=None, max_length=200)
-    published_at: datetime = Field(default_factory=utcnow)
+    published_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     source: str = Field(default="manual", max_length=500)
     pinned: bool = False
 
@@ -56,8 +57,8 @@ class Snippet(SnippetBase, table=True):
     __tablename__ = "snippet"
 
     id: int | None = Field(default=None, primary_key=True)
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class CampaignBase(SQLModel):
@@ -86,15 +87,15 @@ class Campaign(CampaignBase, table=True):
     # ISO week ("2026-W48") of a weekly issue; None for an ad-hoc campaign.
     week: str | None = Field(default=None, max_length=10, sa_column_kwargs={"unique": True})
     status: str = Field(default=CampaignStatus.DRAFT, sa_type=sa.String(20), index=True)
-    scheduled_at: datetime | None = Field(default=None, index=True)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    created_at: datetime = Field(default_factory=utcnow)
+    scheduled_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: str = Field(default="system", max_length=100)
     # Rendered once per campaign, with placeholders for per-recipient values.
     html: str | None = Field(default=None, sa_type=sa.Text)
     text: str | None = Field(default=None, sa_type=sa.Text)
-    queued_at: datetime | None = None
+    queued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = Field(default=None, sa_type=sa.Text)
 
 
@@ -127,7 +128,7 @@ class CampaignLog(SQLModel, table=True):
             nullable=False,
         )
     )
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     from_status: str | None = Field(default=None, sa_type=sa.String(20))
     to_status: str = Field(sa_type=sa.String(20))
     actor: str = Field(max_length=100)
@@ -150,7 +151,7 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # No foreign keys on the ledger (migration 0002): their per-row checks were most of
     # the cost of queueing a million rows. Erasure nulls subscriber_id itself
-    # (campaigns.privacy.erase_person), keeping the campaign's figures but not the person.
+    # (campaigns.tracking.erasure.erase_person), keeping the campaign's figures but not the person.
     campaign_id: int = Field(sa_column=Column(sa.Integer, nullable=False))
     subscriber_id: int | None = Field(sa_column=Column(sa.Integer, index=True))
     status: str = Field(default=DeliveryStatus.QUEUED, sa_type=sa.String(20))
@@ -158,10 +159,10 @@ class Delivery(SQLModel, table=True):
     provider_message_id: str | None = Field(default=None, max_length=200)
     error: str | None = Field(default=None, sa_type=sa.Text)
     attempts: int = 0
-    sent_at: datetime | None = None
-    delivered_at: datetime | None = None
-    opened_at: datetime | None = None
-    clicked_at: datetime | None = None
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    opened_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    clicked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     open_count: int = 0
     machine_open_count: int = 0
     click_count: int = 0
@@ -184,7 +185,7 @@ class DeliveryBatch(SQLModel, table=True):
     first_delivery_id: int
     last_delivery_id: int
     message_id: str = Field(max_length=200, index=True)
-    sent_at: datetime
+    sent_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class TrackingEvent(SQLModel, table=True):
@@ -201,6 +202,6 @@ class TrackingEvent(SQLModel, table=True):
     subscriber_id: int | None = Field(default=None, index=True)
     delivery_id: int | None = Field(default=None, index=True)
     machine: bool = False
-    occurred_at: datetime
-    received_at: datetime = Field(default_factory=utcnow)
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

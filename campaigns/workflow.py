@@ -11,7 +11,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
 
 from campaigns.models import Campaign, CampaignLog, CampaignStatus
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.errors import StateError
 
 S = CampaignStatus

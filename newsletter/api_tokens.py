@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.errors import InvalidInput, NotFound, StateError, TokenInvalid
-from newsletter.ops_models import ApiToken
+from newsletter.models import ApiToken
 
 TOKEN_PREFIX = "nlt_"
 
@@ -34,20 +34,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def public(token: ApiToken) -> ApiTokenPublic:
     assert token.id is not None
     return ApiTokenPublic(
         id=token.id,
         name=token.name,
-        created_at=_utc(token.created_at),  # type: ignore[arg-type]
-        last_used_at=_utc(token.last_used_at),
-        revoked_at=_utc(token.revoked_at),
+        created_at=token.created_at,  # type: ignore[arg-type]
+        last_used_at=token.last_used_at,
+        revoked_at=token.revoked_at,
     )
 
 

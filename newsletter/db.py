@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
+from newsletter.clock import as_utc
 from newsletter.errors import DatabaseError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -24,9 +25,25 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _engines: dict[str, Engine] = {}
 
 
-def utcnow() -> datetime:
-    """Aware UTC, as SQLModel's datetime columns require."""
-    return datetime.now(UTC)
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp that is always an aware UTC ``datetime`` in Python, on every database.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones and hands back naive
+    values, so they are written as UTC and read back with the UTC zone attached. Every
+    model's datetime column uses this type, so no module converts values it reads.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
-from newsletter.db import utcnow
+from newsletter.clock import as_utc, utcnow
 from newsletter.errors import NewsletterError
 from newsletter.leases import SCHEDULER_LEASE, current
-from newsletter.ops_models import JobRun
+from newsletter.models import JobRun
 
 # Job names, as recorded in job_run.job and used as APScheduler job ids.
 WEEKLY_ASSEMBLY = "weekly_assembly"
@@ -35,12 +35,6 @@ IDLE_RETENTION = timedelta(days=1)
 _table = JobRun.__table__  # type: ignore[attr-defined]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @dataclass
 class RunNote:
     """What a job body reports about its run."""
@@ -54,7 +48,7 @@ def recording(
     engine: Engine, *, job: str, instance: str, now: datetime | None = None
 ) -> Iterator[RunNote]:
     """Record a run: ``running`` now, then the note's outcome, or ``failed`` on error."""
-    started = _utc(now or utcnow())
+    started = as_utc(now or utcnow())
     with engine.begin() as connection:
         run_id = connection.execute(
             _table.insert().values(
@@ -83,7 +77,7 @@ def last_started(engine: Engine, *, job: str) -> datetime | None:
         started = connection.execute(
             sa.select(sa.func.max(_table.c.started_at)).where(_table.c.job == job)
         ).scalar()
-    return _utc(started)
+    return started
 
 
 def prune(engine: Engine, *, now: datetime, retention_days: int) -> int:
@@ -133,7 +127,7 @@ def next_runs(engine: Engine) -> dict[str, datetime | None]:
 
 def status(engine: Engine, *, now: datetime | None = None) -> SchedulerStatus:
     """Last and next run per job and the active instance, for /healthz and the CLI."""
-    now = _utc(now or utcnow())
+    now = as_utc(now or utcnow())
     lease = current(engine, name=SCHEDULER_LEASE)
     upcoming = next_runs(engine)
     jobs = []
@@ -148,8 +142,8 @@ def status(engine: Engine, *, now: datetime | None = None) -> SchedulerStatus:
             jobs.append(
                 JobStatus(
                     job=job,
-                    last_started_at=_utc(last.started_at) if last else None,
-                    last_finished_at=_utc(last.finished_at) if last else None,
+                    last_started_at=last.started_at if last else None,
+                    last_finished_at=last.finished_at if last else None,
                     last_outcome=last.outcome if last else None,
                     last_detail=last.detail if last else None,
                     last_instance=last.instance if last else None,

@@ -18,14 +18,14 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.db import utcnow
-from newsletter.ops_models import Lease
+from newsletter.clock import as_utc, utcnow
+from newsletter.models import Lease
 
 SCHEDULER_LEASE = "scheduler"
 log = logging.getLogger("newsletter.leases")
@@ -80,10 +80,6 @@ def dead_on_this_host(holder: str) -> bool:
     return False
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def acquire(
     bind: Bind,
     *,
@@ -93,7 +89,7 @@ def acquire(
     now: datetime | None = None,
 ) -> bool:
     """Take or renew the lease for ``ttl_seconds``; False when someone else holds it."""
-    now = _utc(now or utcnow())
+    now = as_utc(now or utcnow())
     expires = now + timedelta(seconds=ttl_seconds)
     with _transaction(bind) as connection:
         result = connection.execute(
@@ -148,7 +144,7 @@ def take_over(
     now: datetime | None = None,
 ) -> bool:
     """Take the lease from ``from_holder`` known to be dead (same host, pid gone)."""
-    now = _utc(now or utcnow())
+    now = as_utc(now or utcnow())
     with engine.begin() as connection:
         result = connection.execute(
             _table.update()
@@ -167,7 +163,7 @@ def holds(
     clean shutdown releases the lease first, so the job in flight stops after its batch.
     """
     lease = current(engine, name=name)
-    return lease is not None and lease.holder == holder and lease.live(_utc(now or utcnow()))
+    return lease is not None and lease.holder == holder and lease.live(as_utc(now or utcnow()))
 
 
 def take(engine: Engine, *, holder: str, ttl_seconds: float, name: str = SCHEDULER_LEASE) -> bool:
@@ -203,6 +199,6 @@ def current(bind: Bind, *, name: str = SCHEDULER_LEASE) -> LeaseInfo | None:
     return LeaseInfo(
         name=row.name,
         holder=row.holder,
-        acquired_at=_utc(row.acquired_at),
-        expires_at=_utc(row.expires_at),
+        acquired_at=row.acquired_at,
+        expires_at=row.expires_at,
     )

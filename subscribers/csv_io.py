@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.errors import ImportProblem, InvalidInput, ProviderError
 from newsletter.mail import Mailer
 from newsletter.settings import Settings

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, or_, select
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.settings import Settings
 from subscribers import lifecycle
 from subscribers.models import ConsentSource, Subscriber, SubscriberStatus

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.errors import NotFound, StateError
 from newsletter.settings import Settings
 from subscribers.addresses import normalise_for_hash

@@ -8,7 +8,8 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, SQLModel
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
+from newsletter.db import UTCDateTime
 
 
 class SubscriberStatus(StrEnum):
@@ -67,13 +68,13 @@ class Subscriber(SubscriberBase, table=True):
     status: str = Field(default=SubscriberStatus.PENDING, sa_type=sa.String(20))
     source: str = Field(default=ConsentSource.FORM, sa_type=sa.String(20))
     consent_version: str | None = Field(default=None, max_length=64)
-    created_at: datetime = Field(default_factory=utcnow)
-    confirmed_at: datetime | None = None
-    status_changed_at: datetime = Field(default_factory=utcnow)
-    confirmation_sent_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status_changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    confirmation_sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     topics: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     topics_consent_version: str | None = Field(default=None, max_length=64)
-    topics_consented_at: datetime | None = None
+    topics_consented_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     paused_until: date | None = None
     soft_bounces: int = 0
 
@@ -92,7 +93,7 @@ class ConsentEvent(SQLModel, table=True):
             nullable=False,
         )
     )
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     from_status: str | None = Field(default=None, sa_type=sa.String(20))
     to_status: str = Field(sa_type=sa.String(20))
     reason: str = Field(max_length=200)
@@ -112,4 +113,4 @@ class Suppression(SQLModel, table=True):
     email_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
     email: str | None = Field(default=None, max_length=320, index=True)
     reason: str = Field(sa_type=sa.String(20))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

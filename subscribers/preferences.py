@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 
 from sqlmodel import Session
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.errors import ConsentError, InvalidInput, StateError
 from newsletter.settings import Settings
 from subscribers import lifecycle

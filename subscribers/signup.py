@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from sqlmodel import Session
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.errors import NotFound, ProviderError, StateError
 from newsletter.mail import Mailer
 from newsletter.settings import Settings

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlmodel import Session
 
+from campaigns.content.snippets import add_snippet
 from campaigns.models import Campaign, CampaignSnippet, CampaignStatus, Snippet
-from campaigns.snippets import add_snippet
 from newsletter.settings import PROJECT_ROOT, Settings
 
 CONTENT_DIR = PROJECT_ROOT / "content"

@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from campaigns.delivery.providers.base import BulkContent, Recipient
 from campaigns.models import Campaign, CampaignStatus
-from campaigns.providers.base import BulkContent, Recipient
 from newsletter.mail import NAME, NAME_HTML, PREFERENCES_URL, UNSUBSCRIBE_URL
 
 API_KEY = "SG.test-key"

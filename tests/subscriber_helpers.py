@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from campaigns.providers.outbox import OutboxProvider
+from campaigns.delivery.providers.outbox import OutboxProvider
 from newsletter.settings import Settings
 from subscribers import lifecycle
 from subscribers.models import Subscriber

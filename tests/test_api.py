@@ -55,7 +55,7 @@ def campaign_in(engine: Engine, status: CampaignStatus, *, started: bool = False
         session.commit()
         campaign = Campaign(subject="Weekly", status=status)
         if started:
-            from newsletter.db import utcnow
+            from newsletter.clock import utcnow
 
             campaign.started_at = utcnow()
         session.add(campaign)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from campaigns.assembly import assemble_week, iso_week
+from campaigns.content.assembly import assemble_week, iso_week
 from campaigns.models import Campaign, CampaignStatus
 from newsletter.errors import ContentError
 from newsletter.settings import Settings

@@ -7,8 +7,8 @@ import zlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from campaigns.charts import CHART_SIZE_PX, campaign_chart, growth_chart
-from campaigns.reports import GrowthWeek, Timeline
+from campaigns.reports.charts import CHART_SIZE_PX, campaign_chart, growth_chart
+from campaigns.reports.figures import GrowthWeek, Timeline
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

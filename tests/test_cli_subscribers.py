@@ -18,7 +18,7 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli import app
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
 from tests.subscriber_helpers import link, messages, messages_to, signed_up, sqlite_only

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli import app
-from newsletter import db
+from newsletter import clock, db
 from tests.content_helpers import make_campaign, make_snippet
 from tests.delivery_helpers import add_subscribers
 
@@ -105,14 +105,14 @@ def test_show_gives_progress_while_a_campaign_is_sending(env: dict[str, str]) ->
 
     cid = draft(env)
     add_subscribers(db.get_engine(env["NEWSLETTER_DATABASE_URL"]), 150)  # two outbox batches
-    run("campaigns", "schedule", str(cid), "--at", db.utcnow().isoformat())
+    run("campaigns", "schedule", str(cid), "--at", clock.utcnow().isoformat())
     asked: list[int] = []
 
     def stop_after_the_first_batch() -> bool:
         asked.append(1)
         return len(asked) > 1  # asked once before the campaign, then after each batch
 
-    jobs.dispatch(load_settings(), db.utcnow(), should_stop=stop_after_the_first_batch)
+    jobs.dispatch(load_settings(), clock.utcnow(), should_stop=stop_after_the_first_batch)
     shown = run("campaigns", "show", str(cid), "--json")
     assert shown["status"] == "sending"
     assert shown["progress"] == {

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import scheduler
-from campaigns import timeplan
+from campaigns import weekly_plan
 from newsletter.settings import PROJECT_ROOT, Settings
 
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -37,8 +37,8 @@ def test_the_example_env_file_is_a_valid_configuration(monkeypatch: pytest.Monke
         monkeypatch.delenv(key)
     settings = Settings(_env_file=ENV_EXAMPLE)  # type: ignore[call-arg]
     assert (settings.environment, settings.timezone) == ("production", "America/New_York")
-    timeplan.zone(settings)
-    timeplan.send_clock(settings)
+    weekly_plan.zone(settings)
+    weekly_plan.send_clock(settings)
     scheduler.assembly_trigger(settings)
     scheduler.housekeeping_trigger(settings)
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from campaigns.events import EventKind, sendgrid_kind
-from campaigns.webhook_sendgrid import normalise_event
+from campaigns.delivery.providers.sendgrid_events import normalise_event
+from campaigns.tracking.events import EventKind, sendgrid_kind
 
 K = EventKind
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.settings import Settings
 from subscribers import lifecycle
 from subscribers.housekeeping import expire_pending

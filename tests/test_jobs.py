@@ -13,10 +13,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 import scheduler
-from campaigns import jobs, timeplan
+from campaigns import jobs, weekly_plan
 from campaigns.models import Campaign, CampaignStatus, Delivery
 from newsletter import job_runs
-from newsletter.ops_models import JobRun
+from newsletter.clock import as_utc
+from newsletter.models import JobRun
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
 from tests.content_helpers import make_snippet
@@ -95,7 +96,7 @@ def test_a_simulated_month_sends_one_issue_a_week_at_nine_local_across_dst(
         assert jobs.dispatch(cfg, tuesday + timedelta(hours=3, minutes=1)).outcome == "idle"
     issued = campaigns(engine)
     assert [c.week for c in issued] == ["2026-W43", "2026-W44", "2026-W45", "2026-W46", "2026-W47"]
-    assert [timeplan.format_local(c.scheduled_at, cfg) for c in issued] == [
+    assert [weekly_plan.format_local(c.scheduled_at, cfg) for c in issued] == [
         "2026-10-20 09:00 EDT",
         "2026-10-27 09:00 EDT",
         "2026-11-03 09:00 EST",
@@ -144,7 +145,7 @@ def test_down_over_the_slot_assembles_and_sends_once_on_return_never_twice(
     (issue,) = campaigns(engine)
     assert issue.id is not None
     assert (issue.week, issue.status) == ("2026-W46", CampaignStatus.SENT)
-    assert timeplan.as_utc(issue.scheduled_at) == local(2026, 11, 10, 9)  # type: ignore[arg-type]
+    assert as_utc(issue.scheduled_at) == local(2026, 11, 10, 9)  # type: ignore[arg-type]
     assert sent_messages(cfg, issue.id) == sorted(READERS)
 
 

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from campaigns.assembly import assemble_week
+from campaigns.content.assembly import assemble_week
+from campaigns.delivery.sending import send_campaign
 from campaigns.models import Delivery
-from campaigns.sending import send_campaign
 from newsletter.settings import Settings
 from tests.content_helpers import make_snippet
 from tests.servers import free_port, live_server

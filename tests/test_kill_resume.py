@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns.ledger import delivery_counts
-from campaigns.sending import send_campaign
+from campaigns.delivery.ledger import delivery_counts
+from campaigns.delivery.sending import send_campaign
 from newsletter.errors import StateError
 from newsletter.settings import Settings
 from tests.conftest import make_settings
@@ -36,7 +36,7 @@ import sys
 from sqlmodel import Session
 from newsletter import db
 from newsletter.settings import load_settings
-from campaigns.sending import send_campaign
+from campaigns.delivery.sending import send_campaign
 
 cfg = load_settings()
 with Session(db.get_engine(cfg.database_url)) as session:

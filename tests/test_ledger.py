@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns.ledger import delivery_counts, queue_deliveries
+from campaigns.delivery.ledger import delivery_counts, queue_deliveries
 from campaigns.models import Campaign, CampaignSnippet, Delivery, Snippet
 from subscribers.models import Subscriber, Suppression
 from tests.delivery_helpers import add_subscribers, make_campaign

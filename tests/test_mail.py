@@ -4,8 +4,8 @@ import email
 import email.policy
 from pathlib import Path
 
-from campaigns.providers.base import BulkContent, Recipient
-from campaigns.providers.outbox import OutboxProvider
+from campaigns.delivery.providers.base import BulkContent, Recipient
+from campaigns.delivery.providers.outbox import OutboxProvider
 from newsletter.mail import (
     NAME,
     NAME_HTML,

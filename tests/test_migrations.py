@@ -6,7 +6,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 import campaigns.models  # noqa: F401 - registers tables
-import newsletter.ops_models  # noqa: F401
+import newsletter.models  # noqa: F401
 import subscribers.models  # noqa: F401
 from newsletter import db
 

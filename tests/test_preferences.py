@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import Session
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.errors import ConsentError, InvalidInput, StateError
 from newsletter.settings import Settings
 from subscribers import lifecycle

@@ -8,11 +8,11 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from campaigns.assembly import assemble_week
-from campaigns.ledger import queue_deliveries
+from campaigns.content.assembly import assemble_week
+from campaigns.delivery.ledger import queue_deliveries
+from campaigns.delivery.sending import send_campaign
 from campaigns.models import Campaign, Delivery
-from campaigns.sending import send_campaign
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.settings import Settings
 from subscribers.preferences import update_preferences
 from tests.content_helpers import make_snippet

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from campaigns.email_audit import audit_html
+from campaigns.content.html_checks import audit_html
+from campaigns.content.preflight import Finding, claims_in, preflight, require_preflight
 from campaigns.models import Campaign
-from campaigns.preflight import Finding, claims_in, preflight, require_preflight
 from newsletter.errors import ContentError
 from newsletter.settings import Settings
 from tests.content_helpers import (

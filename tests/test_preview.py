@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from campaigns.content.preview import CHROMIUM_ARGS, write_preview
 from campaigns.models import Campaign
-from campaigns.preview import CHROMIUM_ARGS, write_preview
 from newsletter.settings import Settings
 from tests.content_helpers import make_campaign, make_snippet, shipped_template, with_templates
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session, select
 
 from campaigns.models import Delivery, TrackingEvent
-from campaigns.privacy import erase_person
+from campaigns.tracking.erasure import erase_person
 from subscribers.suppression import is_suppressed
 from tests.delivery_helpers import make_campaign
 from tests.subscriber_helpers import make_subscriber

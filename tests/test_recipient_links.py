@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from itsdangerous.timed import TimestampSigner
 
-from campaigns.recipient_links import RecipientLinks
+from campaigns.delivery.recipient_links import RecipientLinks
 from subscribers.tokens import Purpose, Tokens
 from tests.conftest import make_settings
 

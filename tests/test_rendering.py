@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
+from campaigns.content.rendering import render_campaign
 from campaigns.models import Campaign, CampaignStatus, Snippet
-from campaigns.rendering import render_campaign
 from newsletter.errors import TemplateError
 from newsletter.mail import personalise
 from newsletter.settings import Settings

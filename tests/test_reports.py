@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session
 
 from campaigns.models import Campaign, DeliveryStatus
-from campaigns.reports import (
+from campaigns.reports.figures import (
     campaign_report,
     campaign_timeline,
     growth_dicts,

@@ -26,10 +26,11 @@ from sqlmodel import Session, col, func, select
 
 import scheduler
 import web
-from campaigns import timeplan
+from campaigns import weekly_plan
 from campaigns.models import Campaign, CampaignStatus, Delivery, Snippet
 from newsletter import job_runs, jsonlog, leases
-from newsletter.ops_models import JobRun
+from newsletter.clock import as_utc
+from newsletter.models import JobRun
 from newsletter.settings import Settings, load_settings
 from tests.content_helpers import make_campaign, make_snippet
 from tests.delivery_helpers import add_subscribers
@@ -166,8 +167,8 @@ def test_down_over_the_slot_the_service_assembles_and_sends_once_on_return(
     with running(cfg):
         wait_for("the missed issue to go out", sent)
     (issue,) = campaigns(engine)
-    assert issue.week == timeplan.iso_week(missed[-1].date())
-    assert timeplan.as_utc(issue.scheduled_at) == missed[-1].astimezone(UTC)  # type: ignore[arg-type]
+    assert issue.week == weekly_plan.iso_week(missed[-1].date())
+    assert as_utc(issue.scheduled_at) == missed[-1].astimezone(UTC)  # type: ignore[arg-type]
     assert mail_counts(cfg) == Counter(READERS)
     assert [r.outcome for r in runs(engine, job_runs.WEEKLY_ASSEMBLY)] == ["ok"]  # coalesced
 

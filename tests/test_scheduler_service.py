@@ -19,7 +19,7 @@ from sqlmodel import Session, func, select
 
 from campaigns.models import Campaign, CampaignStatus, Delivery
 from newsletter import db, leases
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.settings import PROJECT_ROOT
 from tests.content_helpers import make_campaign, make_snippet
 from tests.delivery_helpers import add_subscribers

@@ -11,8 +11,8 @@ import pytest
 from python_http_client.exceptions import BadRequestsError
 from sendgrid import SendGridAPIClient
 
-from campaigns.providers.factory import make_provider
-from campaigns.providers.sendgrid import SendGridProvider
+from campaigns.delivery.providers.factory import make_provider
+from campaigns.delivery.providers.sendgrid import SendGridProvider
 from newsletter.errors import (
     ConfigError,
     ProviderAuthError,

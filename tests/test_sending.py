@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns import sending
-from campaigns.ledger import delivery_counts, queue_deliveries
+from campaigns.delivery import sending
+from campaigns.delivery.ledger import delivery_counts, queue_deliveries
+from campaigns.delivery.providers.sendgrid import SendGridProvider
+from campaigns.delivery.sending import SendProgress, send_campaign
 from campaigns.models import Campaign, CampaignStatus, Delivery
-from campaigns.providers.sendgrid import SendGridProvider
-from campaigns.sending import SendProgress, send_campaign
 from campaigns.workflow import transition
 from newsletter.settings import Settings
 from subscribers.models import Subscriber, Suppression
@@ -302,7 +302,7 @@ def test_rate_limit_spreads_batches_over_time(
 def test_a_second_sender_is_refused_while_the_first_holds_the_lease(
     sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
 ):
-    from campaigns import send_lease
+    from campaigns.delivery import send_lease
     from newsletter.errors import StateError
 
     add_subscribers(sqlite_engine, 2)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, select
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.errors import InvalidEmail, NotFound, ProviderUnavailable, StateError, TokenExpired
 from newsletter.mail import OutgoingMessage
 from newsletter.settings import Settings

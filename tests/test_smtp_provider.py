@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns.providers.factory import make_provider
-from campaigns.providers.smtp import SmtpConfig, SmtpProvider
-from campaigns.sending import send_campaign
+from campaigns.delivery.providers.factory import make_provider
+from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
+from campaigns.delivery.sending import send_campaign
 from newsletter.errors import ConfigError, ProviderUnavailable
 from newsletter.mail import OutgoingMessage, personalise
 from newsletter.settings import Settings

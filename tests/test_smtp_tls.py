@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from campaigns.providers.smtp import SmtpConfig, SmtpProvider
+from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
 from newsletter.errors import ConfigError, ProviderAuthError
 from tests.conftest import make_settings
 from tests.delivery_helpers import content, recipient

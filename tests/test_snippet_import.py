@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from campaigns.content.snippet_import import html_to_text, import_snippets
 from campaigns.models import Snippet
-from campaigns.snippet_import import html_to_text, import_snippets
 from newsletter.errors import InvalidInput
 from newsletter.settings import Settings
 from tests.content_helpers import CONTENT_DIR

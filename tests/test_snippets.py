@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, select
 
-from campaigns.models import CampaignStatus, Snippet
-from campaigns.snippets import (
+from campaigns.content.snippets import (
     UpsertOutcome,
     canonical_url,
     delete_snippet,
@@ -16,6 +15,7 @@ from campaigns.snippets import (
     update_snippet,
     upsert_snippet,
 )
+from campaigns.models import CampaignStatus, Snippet
 from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.settings import Settings
 from tests.content_helpers import make_campaign, make_snippet

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from campaigns import timeplan
+from campaigns import weekly_plan
+from newsletter.clock import as_utc
 from newsletter.errors import ConfigError, InvalidInput
 from newsletter.settings import Settings
 from tests.conftest import make_settings
@@ -24,7 +25,7 @@ def _settings(tmp_path: Path, **overrides: object) -> Settings:
 def _weekly(settings: Settings, start: datetime, count: int) -> list[datetime]:
     slots, after = [], start
     for _ in range(count):
-        slot = timeplan.next_send_at(settings, after=after)
+        slot = weekly_plan.next_send_at(settings, after=after)
         slots.append(slot)
         after = slot + timedelta(seconds=1)
     return slots
@@ -33,7 +34,7 @@ def _weekly(settings: Settings, start: datetime, count: int) -> list[datetime]:
 def test_tuesday_nine_stays_nine_local_across_the_november_change(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     slots = _weekly(settings, datetime(2026, 10, 20, tzinfo=UTC), 4)
-    local = [timeplan.to_local(s, settings) for s in slots]
+    local = [weekly_plan.to_local(s, settings) for s in slots]
     assert [(d.date().isoformat(), d.strftime("%H:%M %Z")) for d in local] == [
         ("2026-10-20", "09:00 EDT"),
         ("2026-10-27", "09:00 EDT"),
@@ -46,7 +47,7 @@ def test_tuesday_nine_stays_nine_local_across_the_november_change(tmp_path: Path
 def test_tuesday_nine_stays_nine_local_across_the_march_change(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     slots = _weekly(settings, datetime(2027, 3, 1, tzinfo=UTC), 3)
-    assert [timeplan.to_local(s, settings).strftime("%m-%d %H:%M %Z") for s in slots] == [
+    assert [weekly_plan.to_local(s, settings).strftime("%m-%d %H:%M %Z") for s in slots] == [
         "03-02 09:00 EST",
         "03-09 09:00 EST",
         "03-16 09:00 EDT",  # DST began on Sunday 14 March
@@ -57,37 +58,37 @@ def test_tuesday_nine_stays_nine_local_across_the_march_change(tmp_path: Path) -
 def test_a_slot_exactly_now_is_still_this_week(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     slot = datetime(2026, 11, 3, 14, 0, tzinfo=UTC)
-    assert timeplan.next_send_at(settings, after=slot) == slot
-    assert timeplan.next_send_at(settings, after=slot + timedelta(seconds=1)) == slot + timedelta(
-        days=7
-    )
+    assert weekly_plan.next_send_at(settings, after=slot) == slot
+    assert weekly_plan.next_send_at(
+        settings, after=slot + timedelta(seconds=1)
+    ) == slot + timedelta(days=7)
 
 
 def test_a_send_time_inside_the_spring_gap_goes_out_an_hour_later_on_the_clock(
     tmp_path: Path,
 ) -> None:
     settings = _settings(tmp_path, send_weekday=6, send_time="02:30")  # Sunday 14 March 2027
-    slot = timeplan.next_send_at(settings, after=datetime(2027, 3, 13, tzinfo=UTC))
+    slot = weekly_plan.next_send_at(settings, after=datetime(2027, 3, 13, tzinfo=UTC))
     assert slot == datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
-    assert timeplan.format_local(slot, settings) == "2027-03-14 03:30 EDT"
+    assert weekly_plan.format_local(slot, settings) == "2027-03-14 03:30 EDT"
 
 
 def test_naive_input_is_local_time_and_offsets_are_respected(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    assert timeplan.parse_when("2026-12-01T09:00", settings) == datetime(
+    assert weekly_plan.parse_when("2026-12-01T09:00", settings) == datetime(
         2026, 12, 1, 14, 0, tzinfo=UTC
     )
-    assert timeplan.parse_when("2026-12-01T09:00Z", settings) == datetime(
+    assert weekly_plan.parse_when("2026-12-01T09:00Z", settings) == datetime(
         2026, 12, 1, 9, 0, tzinfo=UTC
     )
-    assert timeplan.parse_when("2026-12-01T09:00+01:00", settings) == datetime(
+    assert weekly_plan.parse_when("2026-12-01T09:00+01:00", settings) == datetime(
         2026, 12, 1, 8, 0, tzinfo=UTC
     )
 
 
 def test_unparseable_time_names_the_field_and_the_format(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as caught:
-        timeplan.parse_when("next tuesday", _settings(tmp_path))
+        weekly_plan.parse_when("next tuesday", _settings(tmp_path))
     assert str(caught.value) == (
         "field 'at': 'next tuesday' is not an ISO 8601 date-time such as 2026-12-01T09:00 "
         "(local, America/New_York) or 2026-12-01T14:00Z"
@@ -96,16 +97,16 @@ def test_unparseable_time_names_the_field_and_the_format(tmp_path: Path) -> None
 
 def test_unknown_time_zone_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="NEWSLETTER_TIMEZONE: unknown time zone 'Mars/Base'"):
-        timeplan.zone(_settings(tmp_path, timezone="Mars/Base"))
+        weekly_plan.zone(_settings(tmp_path, timezone="Mars/Base"))
 
 
 def test_weeks_are_iso_weeks_of_the_local_send_day(tmp_path: Path) -> None:
     settings = _settings(tmp_path, timezone="Pacific/Auckland", send_weekday=0, send_time="08:00")
-    slot = timeplan.next_send_at(settings, after=datetime(2026, 12, 27, tzinfo=UTC))
-    assert timeplan.to_local(slot, settings).date() == date(2026, 12, 28)
+    slot = weekly_plan.next_send_at(settings, after=datetime(2026, 12, 27, tzinfo=UTC))
+    assert weekly_plan.to_local(slot, settings).date() == date(2026, 12, 28)
     assert slot.date() == date(2026, 12, 27)  # still Sunday in UTC
-    assert timeplan.week_of(slot, settings) == "2026-W53"
+    assert weekly_plan.week_of(slot, settings) == "2026-W53"
 
 
 def test_sqlite_naive_values_are_read_as_utc() -> None:
-    assert timeplan.as_utc(datetime(2026, 1, 1, 12)) == datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert as_utc(datetime(2026, 1, 1, 12)) == datetime(2026, 1, 1, 12, tzinfo=UTC)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.errors import ConfigError, TokenExpired, TokenInvalid
 from subscribers.tokens import Purpose, Tokens
 from tests.conftest import make_settings

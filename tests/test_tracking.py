@@ -511,7 +511,7 @@ def test_an_event_of_an_unknown_campaign_is_logged(
         nl_subscriber_id="999",
         nl_delivery_id="999",
     )
-    with caplog.at_level(logging.INFO, logger="campaigns.tracking"):
+    with caplog.at_level(logging.INFO, logger="campaigns.tracking.effects"):
         apply(session, settings, event)
     assert "tracking: open event stray-1 matches nothing of ours" in caplog.messages
 
@@ -522,7 +522,7 @@ def test_an_unknown_event_type_is_logged(
     delivery: Delivery,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="campaigns.webhook_sendgrid"):
+    with caplog.at_level(logging.WARNING, logger="campaigns.delivery.providers.sendgrid_events"):
         apply(session, settings, sg_event("account_review", delivery, ANN))
     assert "sendgrid webhook: unknown event type 'account_review'" in caplog.messages
 

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from campaigns.ledger import queue_deliveries
+from campaigns.delivery.ledger import queue_deliveries
+from campaigns.delivery.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
+from campaigns.delivery.sending import send_campaign
 from campaigns.models import Delivery
-from campaigns.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
-from campaigns.sending import send_campaign
 from newsletter import api_tokens, db
 from newsletter.settings import Settings
 from subscribers.models import Subscriber, Suppression

@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns.preview import CHROMIUM_ARGS
+from campaigns.content.preview import CHROMIUM_ARGS
 from newsletter.settings import Settings
 from subscribers import lifecycle
 from subscribers.suppression import find_suppression

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 import web
-from newsletter.ops_models import ApiToken
+from newsletter.models import ApiToken
 from newsletter.settings import Settings
 from tests.servers import live_server
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from newsletter.settings import Settings
 from subscribers import lifecycle
 from subscribers.erasure import erase

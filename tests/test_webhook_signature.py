@@ -12,7 +12,11 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from campaigns.webhook_sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureVerifier
+from campaigns.delivery.providers.sendgrid_events import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SignatureVerifier,
+)
 from newsletter import db
 from newsletter.errors import ConfigError, TokenExpired, TokenInvalid
 from newsletter.settings import Settings, load_settings

@@ -17,15 +17,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryBatch, DeliveryStatus
-from campaigns.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
-from campaigns.tracking import ApplyResult, apply_events
-from campaigns.webhook_sendgrid import (
+from campaigns.delivery.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
+from campaigns.delivery.providers.sendgrid_events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     normalise_event,
     sign_payload,
 )
+from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryBatch, DeliveryStatus
+from campaigns.tracking.effects import ApplyResult, apply_events
 from newsletter.settings import Settings
 from subscribers.models import Subscriber, SubscriberStatus
 

@@ -7,13 +7,13 @@ Create Date: 2026-11-27
 Why: queueing is one ``INSERT ... SELECT`` of the whole audience. On PostgreSQL the two
 foreign-key checks of ``delivery`` (``campaign_id``, ``subscriber_id``: one trigger per
 row each) took about 11 of the 17 seconds a million rows cost, and SQLite checks them row
-by row too. The rows are written by ``campaigns.ledger.queue_deliveries`` only, from ids
+by row too. The rows are written by ``campaigns.delivery.ledger.queue_deliveries`` only, from ids
 the same statement selects from ``campaign`` and ``subscriber``, so the checks never
 caught anything there.
 
 The trade-off, and what replaces each constraint:
 - ``subscriber_id ... ON DELETE SET NULL``: erasure now nulls the person's delivery rows
-  itself (``campaigns.privacy.erase_person``), in the same transaction as the delete.
+  itself (``campaigns.tracking.erasure.erase_person``), in the same transaction as the delete.
   It must: SQLite may hand the largest deleted rowid to the next new subscriber, and a
   dangling id would then point at someone else. A row whose subscriber is gone by any
   other path reads as "subscriber erased" and is skipped by the send loop.

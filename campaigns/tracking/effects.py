@@ -24,8 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from campaigns.events import EventKind, NormalisedEvent
 from campaigns.models import Delivery, DeliveryBatch, TrackingEvent
+from campaigns.tracking.events import EventKind, NormalisedEvent
+from newsletter.clock import as_utc
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
 from subscribers import lifecycle
@@ -266,7 +267,7 @@ def _apply(
             lifecycle.record_soft_bounce(
                 session, settings=settings, subscriber_id=sid, detail=detail
             )
-    elif kind is K.DELIVERED and _latest(session, sid, K.BOUNCE_SOFT, row) <= _aware(at):
+    elif kind is K.DELIVERED and _latest(session, sid, K.BOUNCE_SOFT, row) <= as_utc(at):
         lifecycle.reset_soft_bounces(session, subscriber_id=sid)
 
 
@@ -327,7 +328,7 @@ def _counts_as_soft_bounce(session: Session, row: TrackingEvent, subscriber_id: 
         ).first()
         if earlier is not None:
             return False
-    return _latest(session, subscriber_id, K.DELIVERED, row) <= _aware(row.occurred_at)
+    return _latest(session, subscriber_id, K.DELIVERED, row) <= as_utc(row.occurred_at)
 
 
 def _latest(session: Session, subscriber_id: int, kind: EventKind, row: TrackingEvent) -> datetime:
@@ -339,8 +340,4 @@ def _latest(session: Session, subscriber_id: int, kind: EventKind, row: Tracking
             col(TrackingEvent.id) != row.id,
         )
     ).one()
-    return _aware(latest) if latest is not None else datetime.min.replace(tzinfo=UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return as_utc(latest) if latest is not None else datetime.min.replace(tzinfo=UTC)

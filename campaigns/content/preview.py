@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlmodel import Session
 
-from campaigns.email_audit import audit_html
+from campaigns.content.html_checks import audit_html
+from campaigns.content.rendering import RenderedIssue, ensure_rendered
+from campaigns.delivery.providers.base import BulkContent, Recipient
+from campaigns.delivery.providers.outbox import personalised_message
 from campaigns.models import Campaign
-from campaigns.providers.base import BulkContent, Recipient
-from campaigns.providers.outbox import personalised_message
-from campaigns.rendering import RenderedIssue, ensure_rendered
 from newsletter.mail import (
     NAME,
     NAME_HTML,

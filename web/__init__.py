@@ -15,9 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from campaigns import operations, timeplan
+from campaigns import actions, weekly_plan
 from campaigns.models import CampaignCreate, CampaignStatus
-from newsletter import api_tokens, db, job_runs
+from newsletter import api_tokens, clock, db, job_runs
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings, load_settings
 
@@ -70,7 +70,8 @@ def _mount_webhooks(app: FastAPI) -> None:
     """
     from starlette.concurrency import run_in_threadpool
 
-    from campaigns import tracking, webhook_sendgrid
+    from campaigns.delivery.providers import sendgrid_events as webhook_sendgrid
+    from campaigns.tracking import effects as tracking
     from newsletter.errors import ConfigError, TokenError
 
     cfg: Settings = app.state.settings
@@ -179,7 +180,7 @@ def _mount_subscribers(app: FastAPI) -> None:
     from fastapi.responses import HTMLResponse
     from starlette.concurrency import run_in_threadpool
 
-    from campaigns.providers.factory import make_provider
+    from campaigns.delivery.providers.factory import make_provider
     from newsletter.errors import (
         ConsentError,
         InvalidInput,
@@ -414,7 +415,7 @@ def _mount_subscribers(app: FastAPI) -> None:
             html = pages.preferences(
                 subscriber,
                 token=token,
-                today=db.utcnow().date(),
+                today=clock.utcnow().date(),
                 errors=errors,
                 saved=saved,
                 chosen=chosen,
@@ -560,7 +561,7 @@ def _mount_api(app: FastAPI) -> None:
 
     @router.get(
         "/campaigns",
-        response_model=list[operations.CampaignView],
+        response_model=list[actions.CampaignView],
         responses=errors,
         summary="List campaigns, newest first (optionally of one status)",
     )
@@ -570,14 +571,14 @@ def _mount_api(app: FastAPI) -> None:
         actor: str = Depends(token_actor),
         session: Session = SessionDep,
         cfg: Settings = SettingsDep,
-    ) -> list[operations.CampaignView]:
-        return operations.list_campaigns(
+    ) -> list[actions.CampaignView]:
+        return actions.list_campaigns(
             session, settings=cfg, status=status, limit=max(1, min(limit, 1000))
         )
 
     @router.post(
         "/campaigns",
-        response_model=operations.CampaignView,
+        response_model=actions.CampaignView,
         status_code=201,
         responses=errors,
         summary="Create a draft campaign from snippets, in the order given",
@@ -587,9 +588,9 @@ def _mount_api(app: FastAPI) -> None:
         actor: str = Depends(token_actor),
         session: Session = SessionDep,
         cfg: Settings = SettingsDep,
-    ) -> operations.CampaignView:
+    ) -> actions.CampaignView:
         with answers():
-            created = operations.create_from_snippets(
+            created = actions.create_from_snippets(
                 session,
                 settings=cfg,
                 snippet_ids=body.snippet_ids,
@@ -601,7 +602,7 @@ def _mount_api(app: FastAPI) -> None:
 
     @router.get(
         "/campaigns/{campaign_id}",
-        response_model=operations.CampaignDetail,
+        response_model=actions.CampaignDetail,
         responses=errors,
         summary="A campaign with its delivery progress (queued/sent/skipped/failed) and log",
     )
@@ -610,13 +611,13 @@ def _mount_api(app: FastAPI) -> None:
         actor: str = Depends(token_actor),
         session: Session = SessionDep,
         cfg: Settings = SettingsDep,
-    ) -> operations.CampaignDetail:
+    ) -> actions.CampaignDetail:
         with answers():
-            return operations.show(session, settings=cfg, campaign_id=campaign_id)
+            return actions.show(session, settings=cfg, campaign_id=campaign_id)
 
     @router.post(
         "/campaigns/{campaign_id}/schedule",
-        response_model=operations.CampaignView,
+        response_model=actions.CampaignView,
         responses={**errors, 409: {"description": "not allowed in the campaign's state"}},
         summary="Schedule a draft or paused campaign, or move a scheduled one",
     )
@@ -626,13 +627,13 @@ def _mount_api(app: FastAPI) -> None:
         actor: str = Depends(token_actor),
         session: Session = SessionDep,
         cfg: Settings = SettingsDep,
-    ) -> operations.CampaignView:
+    ) -> actions.CampaignView:
         with answers():
-            scheduled = operations.schedule(
+            scheduled = actions.schedule(
                 session,
                 settings=cfg,
                 campaign_id=campaign_id,
-                at_utc=timeplan.parse_when(body.at, cfg),
+                at_utc=weekly_plan.parse_when(body.at, cfg),
                 actor=actor,
             )
         return scheduled
@@ -640,7 +641,7 @@ def _mount_api(app: FastAPI) -> None:
     def change(name: str, operation: Any, summary: str) -> None:
         @router.post(
             f"/campaigns/{{campaign_id}}/{name}",
-            response_model=operations.CampaignView,
+            response_model=actions.CampaignView,
             responses={**errors, 409: {"description": "not allowed in the campaign's state"}},
             summary=summary,
             name=f"{name}_campaign",
@@ -651,7 +652,7 @@ def _mount_api(app: FastAPI) -> None:
             actor: str = Depends(token_actor),
             session: Session = SessionDep,
             cfg: Settings = SettingsDep,
-        ) -> operations.CampaignView:
+        ) -> actions.CampaignView:
             with answers():
                 changed = operation(
                     session,
@@ -662,9 +663,9 @@ def _mount_api(app: FastAPI) -> None:
                 )
                 return changed
 
-    change("pause", operations.pause, "Pause a scheduled or sending campaign")
-    change("resume", operations.resume, "Resume a paused campaign")
-    change("cancel", operations.cancel, "Cancel a campaign for good")
+    change("pause", actions.pause, "Pause a scheduled or sending campaign")
+    change("resume", actions.resume, "Resume a paused campaign")
+    change("cancel", actions.cancel, "Cancel a campaign for good")
 
     @router.get(
         "/campaigns/{campaign_id}/preview",
@@ -678,11 +679,11 @@ def _mount_api(app: FastAPI) -> None:
         session: Session = SessionDep,
         cfg: Settings = SettingsDep,
     ) -> HTMLResponse:
-        from campaigns.preview import sample_values
-        from campaigns.rendering import ensure_rendered
+        from campaigns.content.preview import sample_values
+        from campaigns.content.rendering import ensure_rendered
 
         with answers():
-            campaign = operations.get_campaign(session, campaign_id=campaign_id)
+            campaign = actions.get_campaign(session, campaign_id=campaign_id)
             rendered = ensure_rendered(session, settings=cfg, campaign=campaign)
         return HTMLResponse(personalise(rendered.html, sample_values(cfg)))
 
@@ -697,7 +698,7 @@ def _mount_api(app: FastAPI) -> None:
         session: Session = SessionDep,
     ) -> dict[str, Any]:
         """The figures of `newsletter campaigns report`: counts, rates and warnings."""
-        from campaigns.reports import campaign_report as build_report
+        from campaigns.reports.figures import campaign_report as build_report
 
         with answers():
             return build_report(session, campaign_id=campaign_id).to_dict()

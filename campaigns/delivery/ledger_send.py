@@ -25,11 +25,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
-from campaigns.ledger import campaign_categories
+from campaigns.delivery.ledger import campaign_categories
+from campaigns.delivery.providers.base import BatchResult, Recipient
+from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.models import Campaign, Delivery, DeliveryBatch, DeliveryStatus
-from campaigns.providers.base import BatchResult, Recipient
-from campaigns.recipient_links import RecipientLinks
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from subscribers.models import Subscriber, SubscriberStatus, Suppression
 
 _delivery = Delivery.__table__

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -26,7 +26,7 @@ from campaigns.models import (
     SnippetCreate,
     SnippetPublic,
 )
-from newsletter.db import utcnow
+from newsletter.clock import as_utc, utcnow
 from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.settings import Settings
 
@@ -113,11 +113,6 @@ def optional_http_url(url: str | None, *, field_name: str) -> str | None:
     if len(text) > URL_MAX:
         raise InvalidInput(f"longer than {URL_MAX} characters", field=field_name)
     return text
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; we store UTC, so naive means UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 SnippetInput = SnippetCreate | Mapping[str, Any]

@@ -30,10 +30,10 @@ from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from campaigns.providers.base import BulkContent, Provider, Recipient
-from campaigns.providers.partial import PartialBatchResult
-from campaigns.providers.smtp_mime import DKIM_HEADERS, MimeTemplate, wire
-from newsletter.db import utcnow
+from campaigns.delivery.providers.base import BulkContent, Provider, Recipient
+from campaigns.delivery.providers.partial import PartialBatchResult
+from campaigns.delivery.providers.smtp_mime import DKIM_HEADERS, MimeTemplate, wire
+from newsletter.clock import utcnow
 from newsletter.errors import (
     ConfigError,
     ProviderAuthError,

@@ -25,7 +25,7 @@ import yaml
 from markdown_it import MarkdownIt
 from sqlmodel import Session
 
-from campaigns.snippets import (
+from campaigns.content.snippets import (
     UpsertOutcome,
     canonical_url,
     collapse_whitespace,

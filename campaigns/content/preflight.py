@@ -16,11 +16,11 @@ from typing import Any, Literal
 import jinja2
 from sqlmodel import Session
 
-from campaigns.assembly import IssueItem, issue_items
-from campaigns.email_audit import EmailAudit, audit_html, is_live_http
+from campaigns.content.assembly import IssueItem, issue_items
+from campaigns.content.html_checks import EmailAudit, audit_html, is_live_http
+from campaigns.content.rendering import HTML_TEMPLATE, TEXT_TEMPLATE, RenderedIssue, render_campaign
+from campaigns.content.snippets import collapse_whitespace
 from campaigns.models import Campaign
-from campaigns.rendering import HTML_TEMPLATE, TEXT_TEMPLATE, RenderedIssue, render_campaign
-from campaigns.snippets import collapse_whitespace
 from newsletter.errors import ContentError, TemplateError
 from newsletter.mail import UNSUBSCRIBE_URL, placeholder
 from newsletter.settings import Settings

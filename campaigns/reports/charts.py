@@ -14,7 +14,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from campaigns.reports import GrowthWeek, Timeline
+from campaigns.reports.figures import GrowthWeek, Timeline
 
 CHART_DPI = 100
 CHART_INCHES = (10.0, 5.0)

@@ -36,7 +36,7 @@ import orjson
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from campaigns.providers.base import (
+from campaigns.delivery.providers.base import (
     ARG_CAMPAIGN,
     ARG_DELIVERY,
     ARG_SUBSCRIBER,
@@ -44,7 +44,7 @@ from campaigns.providers.base import (
     Provider,
     Recipient,
 )
-from campaigns.providers.partial import PartialBatchResult
+from campaigns.delivery.providers.partial import PartialBatchResult
 from newsletter.errors import (
     ProviderAuthError,
     ProviderError,

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from campaigns.assembly import IssueItem, issue_items, snippet_view
+from campaigns.content.assembly import IssueItem, issue_items, snippet_view
 from campaigns.models import Campaign, CampaignStatus
 from newsletter.errors import ContentError
 from newsletter.mail import NAME, NAME_HTML, PREFERENCES_URL, UNSUBSCRIBE_URL, placeholder

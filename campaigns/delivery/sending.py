@@ -12,7 +12,7 @@ How exactly-once holds:
   with ``send_concurrency = 1`` (1000 recipients on SendGrid, ``smtp_batch_size`` on
   SMTP), at most ``send_concurrency`` batches otherwise. Nothing else is ever repeated
   and nothing is lost (tests/test_kill_resume.py measures it with SIGKILL).
-- A lease per campaign (campaigns.send_lease) keeps a second sender away.
+- A lease per campaign (campaigns.delivery.send_lease) keeps a second sender away.
 
 Faults: 429/5xx/timeouts (ProviderUnavailable) are retried with exponential backoff and
 jitter, never sooner than the provider's Retry-After; after ``retry_max_attempts`` the
@@ -34,13 +34,12 @@ from typing import Any
 
 from sqlmodel import Session
 
-from campaigns import send_lease
-from campaigns.ledger import delivery_counts, queue_deliveries
-from campaigns.models import Campaign, CampaignStatus
-from campaigns.providers.base import BatchResult, BulkContent, Provider, Recipient
-from campaigns.recipient_links import RecipientLinks
-from campaigns.send_batches import LedgerReader, record_batch_sent, record_failed
-from campaigns.send_parts import (
+from campaigns.delivery import send_lease
+from campaigns.delivery.ledger import delivery_counts, queue_deliveries
+from campaigns.delivery.ledger_send import LedgerReader, record_batch_sent, record_failed
+from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
+from campaigns.delivery.recipient_links import RecipientLinks
+from campaigns.delivery.throttle import (
     Job,
     Outcome,
     Pacer,
@@ -51,6 +50,7 @@ from campaigns.send_parts import (
     backoff_seconds,
     fewer_gc_passes,
 )
+from campaigns.models import Campaign, CampaignStatus
 from campaigns.workflow import transition
 from newsletter.errors import (
     ContentError,
@@ -97,7 +97,7 @@ def _optional(module: str, name: str) -> Callable[..., Any] | None:
 
 def _render_if_needed(session: Session, *, settings: Settings, campaign: Campaign) -> None:
     if campaign.html is None:
-        render = _optional("campaigns.rendering", "render_campaign")
+        render = _optional("campaigns.content.rendering", "render_campaign")
         if render is None:
             raise ContentError(f"campaign {campaign.id} has no rendered content")
         render(session, settings=settings, campaign=campaign)
@@ -106,7 +106,7 @@ def _render_if_needed(session: Session, *, settings: Settings, campaign: Campaig
 def _prepare(session: Session, *, settings: Settings, campaign: Campaign, check: bool) -> None:
     """Run preflight (which renders) before the first send, or at least render once."""
     if check and campaign.queued_at is None:
-        preflight = _optional("campaigns.preflight", "preflight")
+        preflight = _optional("campaigns.content.preflight", "preflight")
         if preflight is not None:
             report = preflight(session, settings=settings, campaign=campaign)
             if not report.ok:
@@ -137,7 +137,7 @@ def send_campaign(
 
     Commits as it goes (one transaction per batch). ``provider`` defaults to the one
     ``settings`` names, created and closed here. Before the first send, preflight runs
-    (campaigns.preflight, which also renders); ``preflight=False`` is for a caller that
+    (campaigns.content.preflight, which also renders); ``preflight=False`` is for a caller that
     has just run it (the scheduler) or content made by hand (tests).
 
     ``should_stop`` is asked after every batch (SIGTERM in the scheduler): no new batch
@@ -165,7 +165,7 @@ def send_campaign(
             transition(session, campaign=campaign, to=S.SENDING, actor=actor, reason="send")
         session.commit()
         if provider is None:
-            from campaigns.providers.factory import make_provider
+            from campaigns.delivery.providers.factory import make_provider
 
             provider = make_provider(settings)
         with fewer_gc_passes():
@@ -381,7 +381,7 @@ def test_send(
     )
     own = provider is None
     if provider is None:
-        from campaigns.providers.factory import make_provider
+        from campaigns.delivery.providers.factory import make_provider
 
         provider = make_provider(settings)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from newsletter.clock import as_utc
 from newsletter.errors import ConfigError, InvalidInput
 from newsletter.settings import Settings
 
@@ -23,13 +24,6 @@ def zone(settings: Settings) -> ZoneInfo:
             f"NEWSLETTER_TIMEZONE: unknown time zone {settings.timezone!r} "
             "(use an IANA name such as America/New_York)"
         ) from err
-
-
-def as_utc(value: datetime) -> datetime:
-    """Aware UTC; naive values are UTC already (SQLite hands them back without a zone)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def to_local(value: datetime, settings: Settings) -> datetime:

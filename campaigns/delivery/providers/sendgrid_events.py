@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 
-from campaigns.events import EventKind, NormalisedEvent, sendgrid_kind
-from campaigns.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
-from newsletter.db import utcnow
+from campaigns.delivery.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
+from campaigns.tracking.events import EventKind, NormalisedEvent, sendgrid_kind
+from newsletter.clock import utcnow
 from newsletter.errors import ConfigError, InvalidInput, TokenExpired, TokenInvalid
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from email.utils import make_msgid
 from pathlib import Path
 
-from campaigns.providers.base import BatchResult, BulkContent, Provider, Recipient
+from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
 from newsletter.mail import (
     UNSUBSCRIBE_URL,
     OutgoingMessage,

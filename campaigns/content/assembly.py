@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from campaigns.content.snippets import collapse_whitespace, trim_text
 from campaigns.models import Campaign, CampaignSnippet, CampaignStatus, Snippet
-from campaigns.snippets import as_utc, collapse_whitespace, trim_text
-from newsletter.db import utcnow
+from newsletter.clock import as_utc, utcnow
 from newsletter.errors import ContentError, NotFound
 from newsletter.settings import Settings
 from newsletter.templating import Templates, brand_context

@@ -7,7 +7,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
+from newsletter.db import UTCDateTime
 
 
 class ApiToken(SQLModel, table=True):
@@ -18,9 +19,9 @@ class ApiToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=100, sa_column_kwargs={"unique": True})
     token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
-    created_at: datetime = Field(default_factory=utcnow)
-    last_used_at: datetime | None = None
-    revoked_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Lease(SQLModel, table=True):
@@ -30,8 +31,8 @@ class Lease(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=50)
     holder: str = Field(max_length=200)
-    acquired_at: datetime = Field(default_factory=utcnow)
-    expires_at: datetime
+    acquired_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class JobRun(SQLModel, table=True):
@@ -42,7 +43,7 @@ class JobRun(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     job: str = Field(max_length=50, index=True)
     instance: str = Field(max_length=200)
-    started_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: str = Field(default="running", sa_type=sa.String(20))
     detail: str = Field(default="", sa_type=sa.Text)

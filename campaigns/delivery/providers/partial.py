@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from campaigns.providers.base import BatchResult
+from campaigns.delivery.providers.base import BatchResult
 
 
 @dataclass

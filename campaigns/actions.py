@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from campaigns import timeplan, workflow
+from campaigns import weekly_plan, workflow
 from campaigns.models import (
     Campaign,
     CampaignLog,
@@ -23,7 +23,7 @@ from campaigns.models import (
     DeliveryStatus,
     Snippet,
 )
-from newsletter.db import utcnow
+from newsletter.clock import as_utc, utcnow
 from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.settings import Settings
 
@@ -71,10 +71,6 @@ class CampaignDetail(CampaignView):
     log: list[LogEntry]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else timeplan.as_utc(value)
-
-
 def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
     assert campaign.id is not None
     return CampaignView(
@@ -83,11 +79,11 @@ def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
         preheader=campaign.preheader,
         week=campaign.week,
         status=CampaignStatus(campaign.status),
-        scheduled_at=_utc(campaign.scheduled_at),
-        scheduled_at_local=timeplan.format_local(campaign.scheduled_at, settings),
-        started_at=_utc(campaign.started_at),
-        finished_at=_utc(campaign.finished_at),
-        created_at=timeplan.as_utc(campaign.created_at),
+        scheduled_at=campaign.scheduled_at,
+        scheduled_at_local=weekly_plan.format_local(campaign.scheduled_at, settings),
+        started_at=campaign.started_at,
+        finished_at=campaign.finished_at,
+        created_at=campaign.created_at,
         created_by=campaign.created_by,
         error=campaign.error,
     )
@@ -153,7 +149,7 @@ def show(session: Session, *, settings: Settings, campaign_id: int) -> CampaignD
         progress=progress(session, campaign_id=campaign_id),
         log=[
             LogEntry(
-                at=timeplan.as_utc(entry.at),
+                at=entry.at,
                 from_status=entry.from_status,
                 to_status=entry.to_status,
                 actor=entry.actor,
@@ -215,11 +211,11 @@ def schedule(
     now: datetime | None = None,
 ) -> CampaignView:
     """Queue a draft or paused campaign for ``at_utc``, or move a scheduled one."""
-    at = timeplan.as_utc(at_utc)
+    at = as_utc(at_utc)
     if at < (now or utcnow()) - PAST_TOLERANCE:
-        raise InvalidInput(f"{timeplan.format_local(at, settings)} is in the past", field="at")
+        raise InvalidInput(f"{weekly_plan.format_local(at, settings)} is in the past", field="at")
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
-    when = f"for {at.isoformat()} ({timeplan.format_local(at, settings)})"
+    when = f"for {at.isoformat()} ({weekly_plan.format_local(at, settings)})"
     if campaign.status == S.SCHEDULED:
         campaign.scheduled_at = at
         session.add(campaign)

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from campaigns.models import Campaign, CampaignSnippet, Delivery, DeliveryStatus, Snippet
-from newsletter.db import utcnow
+from newsletter.clock import utcnow
 from subscribers.audience import eligible_subscribers
 
 _delivery = Delivery.__table__

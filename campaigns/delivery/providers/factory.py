@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from campaigns.providers.base import Provider
+from campaigns.delivery.providers.base import Provider
 from newsletter.errors import ConfigError
 from newsletter.settings import Settings
 
@@ -11,15 +11,15 @@ def make_provider(settings: Settings) -> Provider:
     """The configured provider, ready to send; the caller closes it (it is a context manager)."""
     name = settings.provider
     if name == "outbox":
-        from campaigns.providers.outbox import OutboxProvider
+        from campaigns.delivery.providers.outbox import OutboxProvider
 
         return OutboxProvider(settings.outbox_dir)
     if name == "sendgrid":
-        from campaigns.providers.sendgrid import SendGridProvider
+        from campaigns.delivery.providers.sendgrid import SendGridProvider
 
         return SendGridProvider.from_settings(settings)
     if name == "smtp":
-        from campaigns.providers.smtp import SmtpProvider
+        from campaigns.delivery.providers.smtp import SmtpProvider
 
         return SmtpProvider.from_settings(settings)
     raise ConfigError(

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from campaigns.providers.base import BatchResult, BulkContent, Provider, Recipient
+from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
 from newsletter.errors import ProviderError
 from newsletter.settings import Settings
 

@@ -14,7 +14,7 @@ import re
 import uuid
 from email.header import Header
 
-from campaigns.providers.base import BulkContent, Recipient
+from campaigns.delivery.providers.base import BulkContent, Recipient
 from newsletter.errors import ContentError
 from newsletter.mail import ONE_CLICK, PLACEHOLDER_KEYS, UNSUBSCRIBE_URL
 

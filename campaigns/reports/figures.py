@@ -20,9 +20,9 @@ from fractions import Fraction
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from campaigns.events import EventKind
 from campaigns.models import Campaign, Delivery, DeliveryStatus, TrackingEvent
-from newsletter.db import utcnow
+from campaigns.tracking.events import EventKind
+from newsletter.clock import as_utc, utcnow
 from newsletter.errors import NotFound
 from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 
@@ -212,7 +212,7 @@ def campaign_timeline(
     if not rows:
         return Timeline(campaign_id, [], {name: [] for name in TIMELINE_SERIES})
     step = bucket.total_seconds()
-    times = [_aware(at) for at, _kind in rows]
+    times = [as_utc(at) for at, _kind in rows]
     start = datetime.fromtimestamp(min(t.timestamp() for t in times) // step * step, UTC)
     size = int((max(times) - start).total_seconds() // step) + 1
     series = {name: [0] * size for name in TIMELINE_SERIES}
@@ -220,11 +220,6 @@ def campaign_timeline(
     for at, (_t, kind) in zip(times, rows, strict=True):
         series[series_of[EventKind(kind)]][int((at - start).total_seconds() // step)] += 1
     return Timeline(campaign_id, [start + i * bucket for i in range(size)], series)
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite gives naive datetimes back; everything we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- list growth per week
@@ -248,7 +243,7 @@ def list_growth(
     anchored on today's real count and walked back through the history, so people added
     without a history row (a bulk load) never make the curve negative.
     """
-    moment = _aware(now or utcnow())
+    moment = as_utc(now or utcnow())
     today = moment.date()
     this_monday = today - timedelta(days=today.weekday())
     first_monday = this_monday - timedelta(weeks=weeks - 1)
@@ -268,7 +263,7 @@ def list_growth(
     ).all()
     per_week: dict[date, Counter[str]] = {}
     for at, from_status, to_status in changes:
-        when = _aware(at)
+        when = as_utc(at)
         if when > moment:
             continue
         day = when.date()

@@ -113,7 +113,7 @@ def campaigns_send(
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON report."),
 ) -> None:
     """Send a campaign now: queue its audience once, then deliver every queued recipient."""
-    from campaigns.sending import SendProgress, send_campaign
+    from campaigns.delivery.sending import SendProgress, send_campaign
 
     cfg = settings()
     with session_for(cfg) as session, progress() as bar:
@@ -157,7 +157,7 @@ def campaigns_test_send(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Send one copy marked as a test to --to; records nothing."""
-    from campaigns.sending import test_send
+    from campaigns.delivery.sending import test_send
 
     cfg = settings()
     with session_for(cfg) as session:
@@ -179,7 +179,7 @@ def snippets_import(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Import snippets; re-importing updates them, bad entries are reported and skipped."""
-    from campaigns.snippet_import import import_snippets
+    from campaigns.content.snippet_import import import_snippets
 
     cfg = settings()
     with session_for(cfg) as session:
@@ -213,7 +213,7 @@ def snippets_list(as_json: bool = typer.Option(False, "--json", help="Print only
     """Every snippet, freshest first, and the campaigns that used it."""
     from rich.table import Table
 
-    from campaigns.snippets import list_snippets
+    from campaigns.content.snippets import list_snippets
 
     cfg = settings()
     with session_for(cfg) as session:
@@ -252,8 +252,8 @@ def snippets_add(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Add one snippet by hand."""
+    from campaigns.content.snippets import add_snippet, parse_published
     from campaigns.models import SnippetPublic
-    from campaigns.snippets import add_snippet, parse_published
 
     cfg = settings()
     data = {
@@ -305,7 +305,7 @@ def campaigns_assemble(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Build the weekly issue (or show the one already built for that week)."""
-    from campaigns.assembly import assemble_week
+    from campaigns.content.assembly import assemble_week
 
     day = _parse_day(for_date)
     cfg = settings()
@@ -339,8 +339,8 @@ def campaigns_preview(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Write email.html/.txt/.eml and desktop/mobile screenshots of a campaign."""
-    from campaigns.assembly import get_campaign
-    from campaigns.preview import write_preview
+    from campaigns.content.assembly import get_campaign
+    from campaigns.content.preview import write_preview
 
     cfg = settings()
     with session_for(cfg) as session:
@@ -363,8 +363,8 @@ def campaigns_preflight(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Check a campaign before sending; exit 1 when an error would block the send."""
-    from campaigns.assembly import get_campaign
-    from campaigns.preflight import preflight
+    from campaigns.content.assembly import get_campaign
+    from campaigns.content.preflight import preflight
 
     cfg = settings()
     with session_for(cfg) as session:
@@ -409,8 +409,8 @@ def campaigns_report(
     """How a campaign did: deliveries, bounces, complaints, opens and clicks, with rates."""
     from rich.table import Table
 
-    from campaigns.charts import campaign_chart
-    from campaigns.reports import campaign_report, campaign_timeline, report_csv
+    from campaigns.reports.charts import campaign_chart
+    from campaigns.reports.figures import campaign_report, campaign_timeline, report_csv
 
     cfg = settings()
     with session_for(cfg) as session:
@@ -453,8 +453,8 @@ def subscribers_growth(
     """Active subscribers, sign-ups and unsubscribes per ISO week."""
     from rich.table import Table
 
-    from campaigns.charts import growth_chart
-    from campaigns.reports import growth_dicts, list_growth
+    from campaigns.reports.charts import growth_chart
+    from campaigns.reports.figures import growth_dicts, list_growth
 
     cfg = settings()
     with session_for(cfg) as session:
@@ -491,7 +491,7 @@ def subscribers_add(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Start double opt-in for EMAIL: pending until the confirmation link is clicked."""
-    from campaigns.providers.factory import make_provider
+    from campaigns.delivery.providers.factory import make_provider
     from subscribers.models import ConsentSource
     from subscribers.signup import sign_up
 
@@ -536,7 +536,7 @@ def subscribers_import(
     """Import subscribers; rows with consent proof become active, others pending."""
     from contextlib import ExitStack
 
-    from campaigns.providers.factory import make_provider
+    from campaigns.delivery.providers.factory import make_provider
     from subscribers.csv_io import import_csv_file
 
     cfg = settings()
@@ -630,7 +630,7 @@ def subscribers_erase(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Delete the person's data; only a hash stays, so they are never mailed again."""
-    from campaigns.privacy import erase_person
+    from campaigns.tracking.erasure import erase_person
 
     cfg = settings()
     with session_for(cfg) as session:
@@ -852,7 +852,7 @@ def campaigns_list(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Campaigns, newest first; times in the newsletter's time zone."""
-    from campaigns import operations
+    from campaigns import actions
     from campaigns.models import CampaignStatus
 
     try:
@@ -864,7 +864,7 @@ def campaigns_list(
         ) from err
     cfg = settings()
     with session_for(cfg) as session:
-        rows = operations.list_campaigns(session, settings=cfg, status=wanted, limit=limit)
+        rows = actions.list_campaigns(session, settings=cfg, status=wanted, limit=limit)
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
         return
@@ -880,11 +880,11 @@ def campaigns_show(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """A campaign with its delivery progress (queued / sent / skipped / failed) and log."""
-    from campaigns import operations
+    from campaigns import actions
 
     cfg = settings()
     with session_for(cfg) as session:
-        detail = operations.show(session, settings=cfg, campaign_id=campaign_id)
+        detail = actions.show(session, settings=cfg, campaign_id=campaign_id)
     if as_json:
         print_json(detail.model_dump(mode="json"))
         return
@@ -925,12 +925,12 @@ def campaigns_schedule(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Queue a draft or paused campaign (or move a scheduled one) for --at."""
-    from campaigns import operations, timeplan
+    from campaigns import actions, weekly_plan
 
     cfg = settings()
-    when = timeplan.parse_when(at, cfg)
+    when = weekly_plan.parse_when(at, cfg)
     with session_for(cfg) as session:
-        data = operations.schedule(
+        data = actions.schedule(
             session,
             settings=cfg,
             campaign_id=campaign_id,
@@ -947,11 +947,11 @@ def _change_command(name: str, doc: str) -> None:
         reason: str = typer.Option("", "--reason", help="Why; kept in the campaign's log."),
         as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
     ) -> None:
-        from campaigns import operations
+        from campaigns import actions
 
         cfg = settings()
         with session_for(cfg) as session:
-            data = getattr(operations, name)(
+            data = getattr(actions, name)(
                 session, settings=cfg, campaign_id=campaign_id, actor=_actor(), reason=reason
             )
         _campaign_change(data, as_json)
@@ -983,7 +983,7 @@ def scheduler_status(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """The active instance, and the last and next run of each job."""
-    from campaigns import timeplan
+    from campaigns import weekly_plan
     from newsletter import job_runs
 
     cfg = settings()
@@ -993,9 +993,9 @@ def scheduler_status(
         return
     out.print(f"active instance: {report.active_instance or 'none'}", markup=False)
     for job in report.jobs:
-        last = timeplan.format_local(job.last_started_at, cfg) or "never"
+        last = weekly_plan.format_local(job.last_started_at, cfg) or "never"
         outcome = f" ({job.last_outcome})" if job.last_outcome else ""
-        upcoming = timeplan.format_local(job.next_run_at, cfg) or "-"
+        upcoming = weekly_plan.format_local(job.next_run_at, cfg) or "-"
         out.print(f"  {job.job:<16} last {last}{outcome}  next {upcoming}", markup=False)
 
 
