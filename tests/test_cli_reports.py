@@ -12,8 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-import cli
-from cli import app
+from cli import app, output
 from newsletter.errors import NotFound
 from newsletter.settings import Settings
 from tests.test_charts import png_size
@@ -59,7 +58,7 @@ def test_report_warning_is_printed_in_red(
     campaign_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Rich prints plain text to a pipe; a console that believes it is a terminal shows the style.
-    monkeypatch.setattr(cli, "out", Console(force_terminal=True, color_system="standard"))
+    monkeypatch.setattr(output, "out", Console(force_terminal=True, color_system="standard"))
     result = runner.invoke(app, ["campaigns", "report", str(campaign_id)])
     assert result.exit_code == 0, result.output
     assert "\x1b[1;31mwarning: complaint rate 50.00%" in result.stdout

@@ -1,0 +1,346 @@
+"""``newsletter campaigns``: build, check, schedule, send and report on campaigns."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Column
+
+from cli import output
+from cli.context import actor, session_for, settings
+
+if TYPE_CHECKING:
+    from campaigns.actions import CampaignView
+    from campaigns.delivery.throttle import SendReport
+    from campaigns.models import CampaignStatus
+
+app = typer.Typer(help="Weekly issues and other campaigns.", no_args_is_help=True)
+
+CAMPAIGN_ID = typer.Argument(..., metavar="ID")
+
+
+def _parse_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        output.bad_usage(f"{value!r} is not a date (YYYY-MM-DD)")
+
+
+def _parse_status(status: str | None) -> CampaignStatus | None:
+    from campaigns.models import CampaignStatus
+
+    try:
+        return CampaignStatus(status) if status else None
+    except ValueError:
+        choices = ", ".join(s.value for s in CampaignStatus)
+        output.bad_usage(f"{status!r} is not one of {choices}", param_hint="--status")
+
+
+# ---------------------------------------------------------------- delivery
+
+
+def _send_summary(campaign_id: int, report: SendReport) -> None:
+    output.say(
+        f"campaign {campaign_id}: {report.status}; sent {report.sent}, skipped "
+        f"{report.skipped}, failed {report.failed}, still queued {report.queued} "
+        f"in {report.seconds:.1f} s ({report.rate:,.0f}/s)"
+    )
+    if report.stopped:
+        output.say_err(f"stopped: {report.stopped}")
+
+
+@app.command("send")
+def send(
+    campaign_id: int = typer.Argument(..., help="The campaign to send (or resume)."),
+    as_json: bool = output.json_option("Print only the JSON report."),
+) -> None:
+    """Send a campaign now: queue its audience once, then deliver every queued recipient."""
+    from campaigns.delivery.sending import SendProgress, send_campaign
+
+    cfg = settings()
+    with session_for(cfg) as session, output.progress() as bar:
+        task = bar.add_task(f"campaign {campaign_id}", total=None, status="starting")
+
+        def show(p: SendProgress) -> None:
+            bar.update(
+                task,
+                total=p.total,
+                completed=p.done,
+                status=f"sent {p.sent}  skipped {p.skipped}  failed {p.failed}  {p.rate:,.0f}/s",
+            )
+
+        report = send_campaign(
+            session,
+            settings=cfg,
+            campaign_id=campaign_id,
+            on_progress=None if as_json else show,
+            actor="cli",
+        )
+    if as_json:
+        output.print_json(report.as_dict())
+    else:
+        _send_summary(campaign_id, report)
+    if report.status == "failed":
+        output.fail()
+
+
+@app.command("test-send")
+def test_send(
+    campaign_id: int = typer.Argument(..., help="The campaign to preview."),
+    to: str = typer.Option(..., "--to", help="Where the test copy goes."),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Send one copy marked as a test to --to; records nothing."""
+    from campaigns.delivery.sending import test_send
+
+    cfg = settings()
+    with session_for(cfg) as session:
+        message_id = test_send(session, settings=cfg, campaign_id=campaign_id, to_email=to)
+    if as_json:
+        output.print_json({"campaign_id": campaign_id, "to": to, "message_id": message_id})
+    else:
+        output.say(f"test copy of campaign {campaign_id} sent to {to} ({message_id})")
+
+
+# ---------------------------------------------------------------- content
+
+
+@app.command("assemble")
+def assemble(
+    for_date: str | None = typer.Option(
+        None, "--for", metavar="DATE", help="Any day of the issue's ISO week; default today."
+    ),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Build the weekly issue (or show the one already built for that week)."""
+    from campaigns.content.assembly import assemble_week
+
+    day = _parse_day(for_date)
+    cfg = settings()
+    with session_for(cfg) as session:
+        data = assemble_week(session, settings=cfg, day=day, actor="cli").to_dict()
+    if as_json:
+        output.print_json(data)
+        return
+    state = "assembled" if data["created"] else "already assembled"
+    output.say(f"campaign {data['id']} for {data['week']} {state}: {data['subject']}")
+    for position, snippet in enumerate(data["snippets"], start=1):
+        mark = " (resent)" if snippet["resent"] else ""
+        output.say(f"  {position}. [{snippet['id']}] {snippet['title']}{mark}")
+
+
+@app.command("preview")
+def preview(
+    campaign_id: int = CAMPAIGN_ID,
+    out_dir: Path = typer.Option(..., "--out", help="Folder for the preview files."),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Write email.html/.txt/.eml and desktop/mobile screenshots of a campaign."""
+    from campaigns.content.review import preview_campaign
+
+    cfg = settings()
+    with session_for(cfg) as session:
+        result = preview_campaign(session, settings=cfg, campaign_id=campaign_id, out_dir=out_dir)
+    if as_json:
+        output.print_json(result.to_dict())
+        return
+    for file in result.files:
+        output.say(f"wrote {file}")
+    for note in result.notes:
+        output.say(f"note: {note}")
+    for warning in result.warnings:
+        output.say_err(f"warning: {warning}")
+
+
+@app.command("preflight")
+def preflight(campaign_id: int = CAMPAIGN_ID, as_json: bool = output.json_option()) -> None:
+    """Check a campaign before sending; exit 1 when an error would block the send."""
+    from campaigns.content.review import preflight_campaign
+
+    cfg = settings()
+    with session_for(cfg) as session:
+        report = preflight_campaign(session, settings=cfg, campaign_id=campaign_id)
+    if as_json:
+        output.print_json(report.to_dict())
+    else:
+        for finding in report.findings:
+            output.say(str(finding))
+        output.say(
+            "preflight: ok"
+            if report.ok
+            else f"preflight: {len(report.errors)} error(s) block the send"
+        )
+    if not report.ok:
+        output.fail()
+
+
+# ---------------------------------------------------------------- reports
+
+
+@app.command("report")
+def report(
+    campaign_id: int = CAMPAIGN_ID,
+    csv_file: Path | None = typer.Option(
+        None, "--csv", metavar="FILE", help="Also write the figures as CSV."
+    ),
+    chart_file: Path | None = typer.Option(
+        None, "--chart", metavar="FILE.png", help="Also draw deliveries and engagement."
+    ),
+    as_json: bool = output.json_option(),
+) -> None:
+    """How a campaign did: deliveries, bounces, complaints, opens and clicks, with rates."""
+    from campaigns.reports.exports import write_campaign_report
+
+    with session_for(settings()) as session:
+        result = write_campaign_report(
+            session, campaign_id=campaign_id, csv_file=csv_file, chart_file=chart_file
+        )
+    if as_json:
+        output.print_json(result.to_dict())
+        return
+    figures = result.report
+    output.print_table(
+        (
+            "Figure",
+            Column("Count", justify="right"),
+            Column("Rate", justify="right"),
+            Column("of", style="dim"),
+        ),
+        (
+            (f.label, f"{f.count:,}", "" if f.rate is None else f"{f.rate:.2%}", f.of or "")
+            for f in figures.figures
+        ),
+        title=f"Campaign {campaign_id}: {figures.subject}",
+    )
+    for warning in figures.warnings:
+        output.say(f"warning: {warning}", style="bold red")
+    for written in (result.csv, result.chart):
+        if written is not None:
+            output.say(f"wrote {written}")
+
+
+# ---------------------------------------------------------------- workflow
+
+
+def _campaign_line(c: CampaignView) -> str:
+    when = f"  at {c.scheduled_at_local}" if c.scheduled_at_local else ""
+    return f"{c.id:>5}  {c.status:<9}  {c.week or '-':<8}  {c.subject}{when}"
+
+
+def _campaign_change(data: CampaignView, as_json: bool) -> None:
+    if as_json:
+        output.print_json(data.model_dump(mode="json"))
+        return
+    when = f" for {data.scheduled_at_local}" if data.status == "scheduled" else ""
+    output.say(f"campaign {data.id} is {data.status}{when}")
+
+
+@app.command("list")
+def list_(
+    status: str | None = typer.Option(None, "--status", help="Only campaigns in this state."),
+    limit: int = typer.Option(100, "--limit", min=1, max=1000),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Campaigns, newest first; times in the newsletter's time zone."""
+    from campaigns import actions
+
+    wanted = _parse_status(status)
+    cfg = settings()
+    with session_for(cfg) as session:
+        rows = actions.list_campaigns(session, settings=cfg, status=wanted, limit=limit)
+    if as_json:
+        output.print_json([r.model_dump(mode="json") for r in rows])
+        return
+    if not rows:
+        output.say("no campaigns")
+    for row in rows:
+        output.say(_campaign_line(row))
+
+
+@app.command("show")
+def show(campaign_id: int = CAMPAIGN_ID, as_json: bool = output.json_option()) -> None:
+    """A campaign with its delivery progress (queued / sent / skipped / failed) and log."""
+    from campaigns import actions
+
+    cfg = settings()
+    with session_for(cfg) as session:
+        detail = actions.show(session, settings=cfg, campaign_id=campaign_id)
+    if as_json:
+        output.print_json(detail.model_dump(mode="json"))
+        return
+    p = detail.progress
+    output.say(f"campaign {detail.id}: {detail.subject}")
+    output.say(f"  status:    {detail.status}")
+    output.say(f"  week:      {detail.week or '-'}")
+    output.say(f"  scheduled: {detail.scheduled_at_local or '-'}")
+    output.say(
+        f"  progress:  queued {p.queued}, sent {p.sent}, skipped {p.skipped}, "
+        f"failed {p.failed} (of {p.total})"
+    )
+    if detail.error:
+        output.say(f"  error:     {detail.error}")
+    for entry in detail.log:
+        output.say(
+            f"  {entry.at:%Y-%m-%d %H:%M}Z  {entry.from_status or '-'} -> "
+            f"{entry.to_status}  by {entry.actor}: {entry.reason}"
+        )
+
+
+@app.command("schedule")
+def schedule(
+    campaign_id: int = CAMPAIGN_ID,
+    at: str = typer.Option(
+        ...,
+        "--at",
+        metavar="ISO_DATETIME",
+        help="When to send; without an offset, in NEWSLETTER_TIMEZONE.",
+    ),
+    reason: str = typer.Option("", "--reason"),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Queue a draft or paused campaign (or move a scheduled one) for --at."""
+    from campaigns import actions, weekly_plan
+
+    cfg = settings()
+    when = weekly_plan.parse_when(at, cfg)
+    with session_for(cfg) as session:
+        data = actions.schedule(
+            session,
+            settings=cfg,
+            campaign_id=campaign_id,
+            at_utc=when,
+            actor=actor(),
+            reason=reason,
+        )
+    _campaign_change(data, as_json)
+
+
+def _change_command(name: str, doc: str) -> None:
+    """Add ``campaigns NAME ID [--reason]``, which calls ``campaigns.actions.NAME``."""
+
+    def command(
+        campaign_id: int = CAMPAIGN_ID,
+        reason: str = typer.Option("", "--reason", help="Why; kept in the campaign's log."),
+        as_json: bool = output.json_option(),
+    ) -> None:
+        from campaigns import actions
+
+        cfg = settings()
+        with session_for(cfg) as session:
+            data = getattr(actions, name)(
+                session, settings=cfg, campaign_id=campaign_id, actor=actor(), reason=reason
+            )
+        _campaign_change(data, as_json)
+
+    command.__doc__ = doc
+    app.command(name)(command)
+
+
+_change_command("pause", "Hold a scheduled or sending campaign (sending stops between batches).")
+_change_command("resume", "Resume a paused campaign.")
+_change_command("cancel", "Cancel a campaign for good.")

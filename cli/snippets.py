@@ -1,0 +1,116 @@
+"""``newsletter snippets``: the snippet library (import, list, add)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from cli import output
+from cli.context import session_for, settings
+
+app = typer.Typer(help="The snippet library.", no_args_is_help=True)
+
+
+@app.command("import")
+def import_(
+    source: str = typer.Argument(
+        ..., metavar="PATH_OR_URL", help="A Markdown file or folder, or an RSS/Atom file or URL."
+    ),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Import snippets; re-importing updates them, bad entries are reported and skipped."""
+    from campaigns.content.snippet_import import import_snippets
+
+    cfg = settings()
+    with session_for(cfg) as session:
+        report = import_snippets(session, settings=cfg, source=source)
+    if as_json:
+        output.print_json(report.to_dict())
+    else:
+        output.say(
+            f"{report.created} created, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {len(report.problems)} skipped"
+        )
+        for problem in report.problems:
+            output.say(f"skipped: {problem}")
+    # Like subscribers import: the good entries are kept, bad ones still fail the run.
+    if report.problems:
+        bad = len(report.problems)
+        output.fail(
+            f"{bad} entr{'ies' if bad > 1 else 'y'} of {source} skipped "
+            "(listed above); the rest were imported"
+        )
+
+
+def _used_in(campaigns: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        f"#{c['id']} {c['week'] or ''} {c['status']}{' (resent)' if c['resent'] else ''}"
+        for c in campaigns
+    )
+
+
+@app.command("list")
+def list_(as_json: bool = output.json_option()) -> None:
+    """Every snippet, freshest first, and the campaigns that used it."""
+    from campaigns.content.snippets import list_snippets
+
+    with session_for(settings()) as session:
+        listings = [item.to_dict() for item in list_snippets(session)]
+    if as_json:
+        output.print_json(listings)
+        return
+    output.print_table(
+        ("id", "published", "category", "title", "used in"),
+        (
+            (
+                str(item["id"]),
+                item["published_at"][:10],
+                item["category"],
+                ("* " if item["pinned"] else "") + item["title"],
+                _used_in(item["campaigns"]) or "-",
+            )
+            for item in listings
+        ),
+    )
+
+
+@app.command("add")
+def add(
+    title: str = typer.Option(..., "--title"),
+    summary: str = typer.Option(..., "--summary", help="Plain text; trimmed to the limit."),
+    url: str = typer.Option(..., "--url", help="The article's canonical http(s) URL."),
+    image_url: str | None = typer.Option(None, "--image-url"),
+    image_alt: str | None = typer.Option(None, "--image-alt"),
+    category: str = typer.Option("general", "--category"),
+    tags: list[str] = typer.Option([], "--tag", help="Repeat for several tags."),
+    author: str | None = typer.Option(None, "--author"),
+    published: str | None = typer.Option(None, "--published", help="ISO date; default now."),
+    pinned: bool = typer.Option(False, "--pinned", help="Feature it first in the next issue."),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Add one snippet by hand."""
+    from campaigns.content.snippets import add_snippet, parse_published
+    from campaigns.models import SnippetPublic
+
+    cfg = settings()
+    data = {
+        "title": title,
+        "summary": summary,
+        "url": url,
+        "image_url": image_url,
+        "image_alt": image_alt,
+        "category": category,
+        "tags": tags,
+        "author": author,
+        "published_at": parse_published(published),
+        "source": "manual",
+        "pinned": pinned,
+    }
+    with session_for(cfg) as session:
+        snippet = add_snippet(session, settings=cfg, data=data)
+        public = SnippetPublic.model_validate(snippet).model_dump(mode="json")
+    if as_json:
+        output.print_json(public)
+        return
+    output.say(f"snippet {public['id']} added: {public['title']}")
