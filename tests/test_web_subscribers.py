@@ -27,7 +27,7 @@ from tests.subscriber_helpers import (
     messages_to,
     sqlite_only,
 )
-from web import create_app
+from web.app import create_app
 
 FORM = "application/x-www-form-urlencoded"
 
