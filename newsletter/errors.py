@@ -9,12 +9,14 @@ keeps its traceback::
     ├── NotFound                  an id, address or token names nothing
     ├── InvalidInput              bad user input (carries where: file, line, field)
     │   ├── InvalidEmail
-    │   └── ImportProblem         one bad row or entry of an import
+    │   ├── ImportProblem         one bad row or entry of an import
+    │   └── PayloadTooLarge       a request body over its size limit (HTTP 413)
     ├── TokenError                a signed link that does not verify
     │   ├── TokenExpired
     │   └── TokenInvalid          tampered, wrong purpose, or unknown key
     ├── ConsentError              the consent rules forbid this change
     ├── StateError                an illegal state transition (HTTP 409)
+    ├── RateLimited               too many tries from one client (carries retry_after)
     ├── TemplateError             Jinja2 or MJML failed (carries template and line)
     ├── ContentError              not enough snippets, preflight failed
     ├── SchedulerError            another instance is active, lease lost
@@ -60,6 +62,10 @@ class ImportProblem(InvalidInput):
     pass
 
 
+class PayloadTooLarge(InvalidInput):
+    """A request body over its limit, refused before it is read whole (RFC 9110 15.5.14)."""
+
+
 class TokenError(NewsletterError):
     pass
 
@@ -78,6 +84,15 @@ class ConsentError(NewsletterError):
 
 class StateError(NewsletterError):
     pass
+
+
+class RateLimited(NewsletterError):
+    """Too many tries from one client in a window; ``retry_after`` is in seconds
+    (what an HTTP door sends as ``Retry-After``, RFC 9110 10.2.3)."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class TemplateError(NewsletterError):

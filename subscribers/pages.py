@@ -1,6 +1,7 @@
 """HTML for the subscriber pages (templates/web), so the web door only wires requests.
 
-Each function returns a finished page; the door picks the status code.
+Each function returns a finished page; the door picks the status code (for an error,
+from its one error map, web/errors.py) and :meth:`Pages.error` says what the reader sees.
 """
 
 from __future__ import annotations
@@ -9,12 +10,36 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from newsletter.errors import NewsletterError, TokenExpired
+from newsletter.clock import utcnow
+from newsletter.errors import (
+    ConfigError,
+    DatabaseError,
+    NewsletterError,
+    NotFound,
+    PayloadTooLarge,
+    ProviderError,
+    RateLimited,
+    StateError,
+    TokenError,
+    TokenExpired,
+)
 from newsletter.settings import Settings
 from newsletter.templating import Templates, brand_context
 from subscribers.emails import WEEKDAYS
 from subscribers.models import Subscriber
 from subscribers.tokens import Purpose, Tokens
+
+BACK_TO_FORM = {"url": "/subscribe", "text": "Back to the form"}
+SIGN_UP_AGAIN = {"url": "/subscribe", "text": "Sign up again"}
+
+
+def sentence(text: str) -> str:
+    """``text`` as a sentence for a page: capital first letter, final full stop."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 class Pages:
@@ -74,9 +99,12 @@ class Pages:
         errors: Sequence[str] = (),
         saved: bool = False,
         chosen: Sequence[str] | None = None,
-        today: date,
+        today: date | None = None,
     ) -> str:
+        """The topics and pause form; ``chosen`` (topic slugs) overrides the stored topics
+        when a refused form comes back; ``today`` (UTC) decides whether a pause still runs."""
         assert subscriber.id is not None
+        today = today or utcnow().date()
         picked = set(subscriber.topics or []) if chosen is None else set(chosen)
         paused = (
             subscriber.paused_until
@@ -128,7 +156,7 @@ class Pages:
         expired = isinstance(err, TokenExpired)
         if purpose is Purpose.CONFIRM:
             hint = "Sign up again and we will send you a fresh confirmation link."
-            link = {"url": "/subscribe", "text": "Sign up again"}
+            link = SIGN_UP_AGAIN
         elif purpose is Purpose.UNSUBSCRIBE:
             hint = (
                 "To stop emails, use the unsubscribe link in the most recent email, or "
@@ -142,3 +170,55 @@ class Pages:
         message = str(err)
         message = message[0].upper() + message[1:] + "."
         return self.message(heading=heading, message=message, hint=hint, link=link)
+
+    def error(self, err: NewsletterError, *, purpose: Purpose | None = None) -> str:
+        """The page for an error that ended a request: what happened and what to do next.
+
+        ``purpose`` names the link the reader came by (None: the sign-up form). A fault of
+        ours (database, configuration) arrives as DatabaseError or ConfigError and is
+        never described: the reader can only try again.
+        """
+        if isinstance(err, TokenError):
+            return self.link_error(err, purpose=purpose or Purpose.CONFIRM)
+        if isinstance(err, RateLimited):
+            minutes = max(1, round(err.retry_after / 60))
+            return self.message(
+                heading="Too many sign-ups",
+                message="We received too many sign-ups from your network in a short time.",
+                hint=f"Please try again in about {minutes} minute{'s' if minutes > 1 else ''}.",
+            )
+        if isinstance(err, PayloadTooLarge):
+            return self.message(
+                heading="That was too much data",
+                message="The form you sent is larger than this page accepts.",
+                link=BACK_TO_FORM,
+            )
+        if purpose is Purpose.PREFERENCES and isinstance(err, (StateError, NotFound)):
+            return self.message(
+                heading="You are not subscribed",
+                message="There are no preferences to change for this address.",
+                link={"url": "/subscribe", "text": "Subscribe"},
+            )
+        if isinstance(err, NotFound):
+            return self.message(
+                heading="This sign-up has expired", message=sentence(str(err)), link=SIGN_UP_AGAIN
+            )
+        if isinstance(err, StateError):
+            return self.message(
+                heading="This link is no longer valid",
+                message=sentence(str(err)),
+                link=SIGN_UP_AGAIN,
+            )
+        return self._other(err)
+
+    def _other(self, err: NewsletterError) -> str:
+        """Our faults ask the reader to come back; anything else says what went wrong."""
+        if isinstance(err, ProviderError):
+            message = "We could not send the confirmation email just now."
+        elif isinstance(err, (DatabaseError, ConfigError)):
+            message = "This page cannot be shown just now."
+        else:
+            return self.message(heading="Something went wrong", message=sentence(str(err)))
+        return self.message(
+            heading="Please try again in a few minutes", message=message, link=BACK_TO_FORM
+        )

@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-import web
 from campaigns.models import Campaign, CampaignStatus
 from newsletter import api_tokens
 from newsletter.settings import Settings
 from tests.content_helpers import make_snippet
 from tests.servers import live_server
 from tests.subscriber_helpers import AppSlot
+from web.app import create_app
 
 S = CampaignStatus
 AT = "2030-01-08T09:00:00Z"
@@ -35,7 +35,7 @@ def api(
     slot: tuple[AppSlot, str], settings: Settings, engine: Engine
 ) -> Iterator[tuple[httpx.Client, Engine]]:
     app_slot, base = slot
-    app_slot.app = web.create_app(settings)
+    app_slot.app = create_app(settings)
     with Session(engine, expire_on_commit=False) as session:
         _, token = api_tokens.create(session, name="ops")
         session.commit()

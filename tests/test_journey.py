@@ -18,7 +18,7 @@ from newsletter.settings import Settings
 from tests.content_helpers import make_snippet
 from tests.servers import free_port, live_server
 from tests.subscriber_helpers import link, messages_to
-from web import create_app
+from web.app import create_app
 
 READER = "reader@example.com"
 OTHER = "other@example.com"

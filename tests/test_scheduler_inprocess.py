@@ -25,7 +25,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 import scheduler
-import web
 from campaigns import weekly_plan
 from campaigns.models import Campaign, CampaignStatus, Delivery, Snippet
 from newsletter import job_runs, jsonlog, leases
@@ -36,6 +35,7 @@ from tests.content_helpers import make_campaign, make_snippet
 from tests.delivery_helpers import add_subscribers
 from tests.servers import live_server
 from tests.subscriber_helpers import make_subscriber
+from web.app import create_app
 
 NY = ZoneInfo("America/New_York")
 READERS = ("ann@example.com", "bob@example.com", "cy@example.com")
@@ -269,7 +269,7 @@ def test_while_a_service_runs_healthz_names_it_and_every_next_run(
     base: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     export(base, monkeypatch)
-    with live_server(web.create_app(base)) as url, running(base) as service:
+    with live_server(create_app(base)) as url, running(base) as service:
         wait_for("the jobs in the store", lambda: len(job_runs.next_runs(engine)) == 3)
         body = httpx.get(f"{url}/healthz", timeout=10).json()
         stopped = service.stop_event

@@ -24,7 +24,7 @@ from tests.delivery_helpers import API_KEY, make_campaign
 from tests.fake_sendgrid import FakeSendGrid
 from tests.servers import live_server
 from tests.tracking_helpers import KeyPair, add_subscriber, apply, body_of, later
-from web import create_app
+from web.app import create_app
 
 PEOPLE = ["ann", "bob", "cat", "dan", "eve"]
 

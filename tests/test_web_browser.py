@@ -20,7 +20,7 @@ from subscribers.tokens import Purpose, Tokens
 from tests.conftest import CHROMIUM, NO_CHROMIUM
 from tests.servers import free_port, live_server
 from tests.subscriber_helpers import link, messages_to
-from web import create_app
+from web.app import create_app
 
 pytestmark = pytest.mark.browser
 

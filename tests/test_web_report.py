@@ -19,7 +19,7 @@ from tests.tracking_helpers import (
     apply,
     sg_event,
 )
-from web import create_app
+from web.app import create_app
 
 
 @pytest.fixture

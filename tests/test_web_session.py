@@ -9,17 +9,18 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-import web
 from newsletter.models import ApiToken
 from newsletter.settings import Settings
 from tests.servers import live_server
+from web.app import create_app
+from web.deps import SessionDep
 
 
 def _app_with_probe(settings: Settings) -> FastAPI:
-    app = web.create_app(settings)
+    app = create_app(settings)
 
     @app.post("/probe/{name}")
-    def probe(name: str, session: Session = web.SessionDep) -> dict[str, str]:
+    def probe(name: str, session: SessionDep) -> dict[str, str]:
         session.add(ApiToken(name=name, token_hash=hashlib.sha256(name.encode()).hexdigest()))
         return {"added": name}
 

@@ -27,7 +27,7 @@ from tests.subscriber_helpers import (
     messages_to,
     sqlite_only,
 )
-from web import create_app
+from web.app import create_app
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -297,6 +297,30 @@ def test_unsubscribe_token_cannot_confirm(site: Site) -> None:
     assert site.subscriber("jane@example.com").status == "pending"
 
 
+@sqlite_only
+def test_confirm_link_of_an_erased_sign_up_says_it_expired(site: Site) -> None:
+    site.subscribe("jane@example.com")
+    url = link(messages(site.settings)[0], "confirm")
+    with site.session() as session:
+        erase(session, email="jane@example.com")
+        session.commit()
+    response = site.client.get(url)
+    assert (response.status_code, h1(response)) == (400, "This sign-up has expired")
+    assert 'href="/subscribe"' in response.text
+    assert response.headers["cache-control"] == "no-store"
+
+
+@sqlite_only
+def test_confirm_link_after_leaving_is_no_longer_valid(site: Site) -> None:
+    site.subscribe("jane@example.com")
+    url = link(messages(site.settings)[0], "confirm")
+    subscriber = site.subscriber("jane@example.com")
+    site.client.post(f"/unsubscribe/{site.token(Purpose.UNSUBSCRIBE, subscriber)}")
+    response = site.client.get(url)
+    assert (response.status_code, h1(response)) == (409, "This link is no longer valid")
+    assert site.subscriber("jane@example.com").status == "unsubscribed"
+
+
 # ---------------------------------------------------------------- unsubscribe
 
 
@@ -490,3 +514,65 @@ def test_unsubscribed_address_stays_suppressed_until_a_new_confirmation(site: Si
     with site.session() as session:
         assert not is_suppressed(session, email="jane@example.com")
     assert site.subscriber("jane@example.com").status == "active"
+
+
+@sqlite_only
+def test_saving_topics_keeps_a_running_pause(site: Site) -> None:
+    """The pause field's first option ("Keep as it is", value "") leaves the pause alone."""
+    subscriber = site.confirmed("jane@example.com")
+    url = f"/preferences/{site.token(Purpose.PREFERENCES, subscriber)}"
+    site.client.post(url, data={"pause_weeks": "2"})
+    response = site.client.post(
+        url, data={"topics": ["sciatica"], "topics_consent": "yes", "pause_weeks": ""}
+    )
+    until = (utcnow().date() + timedelta(weeks=2)).isoformat()
+    assert response.status_code == 200
+    assert f"The newsletter is paused until {until}." in response.text
+    saved = site.subscriber("jane@example.com")
+    assert (saved.topics, saved.paused_until.isoformat()) == (["sciatica"], until)
+
+
+@sqlite_only
+def test_resume_now_ends_a_pause(site: Site) -> None:
+    subscriber = site.confirmed("jane@example.com")
+    url = f"/preferences/{site.token(Purpose.PREFERENCES, subscriber)}"
+    site.client.post(url, data={"pause_weeks": "2"})
+    response = site.client.post(url, data={"pause_weeks": "0"})
+    assert response.status_code == 200
+    assert "is paused until" not in response.text
+    assert site.subscriber("jane@example.com").paused_until is None
+
+
+@sqlite_only
+def test_a_pause_that_is_not_a_number_is_refused_and_changes_nothing(site: Site) -> None:
+    subscriber = site.confirmed("jane@example.com")
+    response = site.client.post(
+        f"/preferences/{site.token(Purpose.PREFERENCES, subscriber)}",
+        data={"topics": ["sciatica"], "topics_consent": "yes", "pause_weeks": "soon"},
+    )
+    assert response.status_code == 400
+    assert "The pause must be a whole number of weeks." in response.text
+    assert 'value="sciatica" checked' in response.text
+    assert site.subscriber("jane@example.com").topics == []
+
+
+@sqlite_only
+def test_a_bad_preferences_link_is_told_before_an_oversize_form(site: Site) -> None:
+    response = site.client.post(
+        "/preferences/not-a-token",
+        content=b"x" * (site.settings.form_max_bytes + 1),
+        headers={"Content-Type": FORM},
+    )
+    assert (response.status_code, h1(response)) == (400, "This link does not work")
+
+
+@sqlite_only
+def test_oversize_preferences_form_is_refused_cleanly(site: Site) -> None:
+    subscriber = site.confirmed("jane@example.com")
+    response = site.client.post(
+        f"/preferences/{site.token(Purpose.PREFERENCES, subscriber)}",
+        content=b"topics=" + b"x" * site.settings.form_max_bytes,
+        headers={"Content-Type": FORM},
+    )
+    assert (response.status_code, h1(response)) == (413, "That was too much data")
+    assert site.subscriber("jane@example.com").topics == []

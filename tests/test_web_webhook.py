@@ -25,7 +25,7 @@ from tests.tracking_helpers import (
     later,
     sg_event,
 )
-from web import create_app
+from web.app import create_app
 
 JSON = {"Content-Type": "application/json"}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -32,7 +33,7 @@ from tests.tracking_helpers import (
     database_snapshot,
     sg_event,
 )
-from web import create_app
+from web.app import create_app
 
 NOW = 1_764_000_000
 BODY = b'[{"event":"delivered","sg_event_id":"e1","timestamp":1764000000}]\r\n'
@@ -287,7 +288,7 @@ def test_production_may_accept_unsigned_webhooks_when_allowed(tmp_path: Path) ->
         environment="production",
         allow_unsigned_webhooks=True,
     )
-    routes = {getattr(r, "path", None) for r in create_app(cfg).routes}
+    routes = {r.path for r in iter_route_contexts(create_app(cfg).routes)}
     assert "/webhooks/sendgrid" in routes
 
 
@@ -304,7 +305,7 @@ def test_the_allow_unsigned_switch_is_read_from_the_environment_variable_it_name
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("NEWSLETTER_SENDGRID_WEBHOOK_PUBLIC_KEY", raising=False)
-    routes = {getattr(r, "path", None) for r in create_app(load_settings()).routes}
+    routes = {r.path for r in iter_route_contexts(create_app(load_settings()).routes)}
     assert "/webhooks/sendgrid" in routes
 
 

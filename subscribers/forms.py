@@ -1,0 +1,199 @@
+"""What a posted subscriber form means: the rules of the sign-up, unsubscribe and
+preferences forms.
+
+A door reads the request into a :class:`PostedForm` (size-capped, no files) and calls one
+function here; the answer says what to show. A refusal the reader can fix (a bad
+address, a missing tick) comes back as ``errors`` to show beside the form again, not as
+an exception: only errors that end the request (a bad link, a provider or database
+fault) are raised, for the door's error map.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from newsletter.errors import ConsentError, InvalidInput, NotFound, StateError
+from newsletter.mail import Mailer
+from newsletter.settings import Settings
+from subscribers import lifecycle, preferences, signup
+from subscribers.models import ConsentSource, Subscriber, SubscriberStatus
+from subscribers.pages import sentence
+
+SIGN_UP_FIELDS = frozenset({"email", "name", "consent", "website"})
+PREFERENCES_FIELDS = frozenset({"topics", "topics_consent", "pause_weeks"})
+# A field people never see (hidden by CSS and aria-hidden) that form-filling bots fill in.
+HONEYPOT = "website"
+CONSENT_MISSING = "Please tick the box to confirm that you want the newsletter."
+# RFC 8058 3.1: a mailbox provider's one-click POST carries "List-Unsubscribe=One-Click".
+ONE_CLICK = b"One-Click"
+
+
+@dataclass(frozen=True)
+class PostedForm:
+    """A posted form: each field name with every value sent, in order.
+
+    ``problem`` says why the body could not be read as a form (then ``fields`` is empty).
+    """
+
+    fields: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    problem: str | None = None
+
+    def first(self, name: str) -> str:
+        """The first value of ``name``; "" when it was not sent."""
+        values = self.fields.get(name)
+        return values[0] if values else ""
+
+
+@dataclass(frozen=True)
+class SignUpForm:
+    """The sign-up form's answer. No ``errors``: show "check your inbox", whether the
+    address was new, known, or the post came from a bot (the answer never tells)."""
+
+    values: dict[str, str]
+    errors: list[str]
+
+
+@dataclass(frozen=True)
+class PreferencesForm:
+    """The preferences form's answer: the subscriber to show it for, the topics to tick
+    (None: the stored ones), errors to show, and whether the change was saved."""
+
+    subscriber: Subscriber
+    chosen: list[str] | None = None
+    errors: list[str] = field(default_factory=list)
+    saved: bool = False
+
+
+def _form_errors(form: PostedForm, expected: frozenset[str]) -> list[str]:
+    """An unreadable body or fields this form does not have: refuse, name at most five."""
+    if form.problem is not None:
+        return [f"The form could not be read: {form.problem}."]
+    unknown = sorted(set(form.fields) - expected)
+    if not unknown:
+        return []
+    names = ", ".join(repr(n[:40]) for n in unknown[:5])
+    return [f"The form contained unexpected field(s) {names}; please use this form."]
+
+
+def sign_up_from_form(
+    session: Session,
+    *,
+    settings: Settings,
+    mailer: Mailer,
+    form: PostedForm,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> SignUpForm:
+    """The sign-up form: only its own fields; the honeypot filled means a bot, answered
+    like a success and otherwise ignored; the consent box must be ticked (GDPR art. 7:
+    consent is a clear affirmative act); then double opt-in (:func:`signup.sign_up`).
+
+    Raises ProviderError when the confirmation cannot be sent (nothing is kept then).
+    """
+    values = {name: form.first(name) for name in SIGN_UP_FIELDS if name in form.fields}
+    errors = _form_errors(form, SIGN_UP_FIELDS)
+    if errors:
+        return SignUpForm(values, errors)
+    if values.get(HONEYPOT):
+        return SignUpForm(values, [])
+    if values.get("consent") != "yes":
+        return SignUpForm(values, [CONSENT_MISSING])
+    try:
+        signup.sign_up(
+            session,
+            settings=settings,
+            mailer=mailer,
+            email=values.get("email", ""),
+            name=values.get("name"),
+            source=ConsentSource.FORM,
+            ip=ip,
+            user_agent=user_agent,
+        )
+    except InvalidInput as err:
+        session.rollback()  # the session holds only this sign-up: keep none of it
+        return SignUpForm(values, [sentence(err.reason)])
+    return SignUpForm(values, [])
+
+
+def unsubscribe_by_link(
+    session: Session,
+    *,
+    subscriber_id: int,
+    posted: bytes = b"",
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> None:
+    """The unsubscribe link's POST: the form button and RFC 8058 one-click alike.
+
+    The signed link is the authority; ``posted`` (the body, b"" when too large) only
+    tells whether a mailbox provider sent it. A subscriber who is gone (erased, or an
+    expired sign-up) is already not mailed, which is what was asked: not an error.
+    """
+    with suppress(NotFound):
+        lifecycle.unsubscribe(
+            session,
+            subscriber_id=subscriber_id,
+            source=ConsentSource.FORM,
+            reason="unsubscribed by link",
+            ip=ip,
+            user_agent=user_agent,
+            detail={"one_click": ONE_CLICK in posted},
+        )
+
+
+def active_subscriber(session: Session, *, subscriber_id: int) -> Subscriber:
+    """The subscriber a preferences link opens; StateError when they left or were erased
+    (there is nothing to change then)."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.status != SubscriberStatus.ACTIVE:
+        raise StateError("only a confirmed subscriber can change preferences")
+    return subscriber
+
+
+def pause_weeks(raw: str, *, settings: Settings) -> int | None:
+    """The pause field: "" keeps the pause as it is (the form's first option), "0"
+    resumes, n pauses for n weeks; InvalidInput otherwise."""
+    if raw == "":
+        return None
+    return preferences.parse_pause_weeks(raw, settings=settings)
+
+
+def save_preferences(
+    session: Session,
+    *,
+    settings: Settings,
+    subscriber_id: int,
+    form: PostedForm,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> PreferencesForm:
+    """The preferences form: ticked ``topics`` with their own consent box
+    (``topics_consent`` = "yes", GDPR art. 9) and ``pause_weeks``.
+
+    Raises StateError when the subscriber is no longer active.
+    """
+    subscriber = active_subscriber(session, subscriber_id=subscriber_id)
+    chosen = None if form.problem else list(form.fields.get("topics", []))
+    errors = _form_errors(form, PREFERENCES_FIELDS)
+    if errors:
+        return PreferencesForm(subscriber, chosen, errors)
+    try:
+        preferences.update_preferences(
+            session,
+            settings=settings,
+            subscriber_id=subscriber_id,
+            topics=chosen or [],
+            topics_consent=form.first("topics_consent") == "yes",
+            pause_weeks=pause_weeks(form.first("pause_weeks"), settings=settings),
+            ip=ip,
+            user_agent=user_agent,
+        )
+    except (InvalidInput, ConsentError) as err:
+        session.rollback()  # the session holds only this change: keep none of it
+        reason = err.reason if isinstance(err, InvalidInput) else str(err)
+        return PreferencesForm(subscriber, chosen, [sentence(reason)])
+    return PreferencesForm(subscriber, saved=True)

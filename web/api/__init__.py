@@ -1,0 +1,33 @@
+"""The campaign API under ``/api/``: one module per resource, assembled here.
+
+Every operation needs ``Authorization: Bearer <token>`` with a token from ``newsletter
+api-tokens create NAME``; a missing, wrong or revoked token answers 401. Illegal state
+changes answer 409, unknown ids 404, bad input 422, always as ``{"detail": "<message>"}``
+(web/errors.py).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from web.api import campaigns, previews, reports
+from web.deps import api_token
+
+TAGS = [
+    {
+        "name": "campaigns",
+        "description": "Queue, pause, resume and cancel campaigns, as `newsletter "
+        "campaigns` does. Send `Authorization: Bearer <token>` with a token from "
+        "`newsletter api-tokens create NAME`. Times are UTC (`scheduled_at`) with the "
+        "newsletter's local time beside them (`scheduled_at_local`).",
+    },
+]
+
+router = APIRouter(
+    prefix="/api",
+    dependencies=[Depends(api_token)],
+    responses={401: {"description": "missing, wrong or revoked token"}},
+)
+router.include_router(campaigns.router)
+router.include_router(previews.router)
+router.include_router(reports.router)

@@ -1,0 +1,144 @@
+"""What routes share, as ``Annotated`` dependencies (the full-stack-fastapi-template way).
+
+A route names what it needs (``session: SessionDep``) and these functions say where it
+comes from: the app's settings and engine (``app.state``, set by ``web.app.create_app``),
+the request's database session, a mailer, the reader's address, the pages, a verified
+link or API token. Errors raised here go to the one error map (web/errors.py) like any
+other: a dependency never builds a response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from campaigns.delivery.providers.factory import make_provider
+from newsletter import api_tokens, db
+from newsletter.api_tokens import ApiTokenPublic
+from newsletter.errors import RateLimited, TokenInvalid
+from newsletter.mail import Mailer
+from newsletter.settings import Settings
+from subscribers.pages import Pages
+from subscribers.tokens import Purpose
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_session(engine: EngineDep) -> Iterator[Session]:
+    """One session per request: committed when the route returns, rolled back on error."""
+    with db.session_scope(engine) as session:
+        yield session
+
+
+# scope="function": the session commits before the response is sent, so a client's next
+# request always sees its own change (the default scope would commit after sending), and
+# a commit that fails is answered as a failure, never as done.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_mailer(settings: SettingsDep) -> Iterator[Mailer]:
+    """The configured provider (outbox, SendGrid or SMTP), closed after the request."""
+    with make_provider(settings) as mailer:
+        yield mailer
+
+
+MailerDep = Annotated[Mailer, Depends(get_mailer)]
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who sent the request, as recorded with consent: IP address and User-Agent."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+def get_client(request: Request) -> Client:
+    ip = request.client.host if request.client else None
+    return Client(ip=ip, user_agent=request.headers.get("user-agent"))
+
+
+ClientDep = Annotated[Client, Depends(get_client)]
+
+
+def pages_for(app: FastAPI) -> Pages:
+    """The app's page renderer, built on first use: it needs the secret key, which an
+    app serving only the API or webhooks may not have."""
+    pages = getattr(app.state, "pages", None)
+    if pages is None:
+        pages = app.state.pages = Pages(app.state.settings)
+    return pages
+
+
+def get_pages(request: Request) -> Pages:
+    return pages_for(request.app)
+
+
+PagesDep = Annotated[Pages, Depends(get_pages)]
+
+
+def unsubscribe_link(token: str, pages: PagesDep) -> int:
+    """The subscriber id an unsubscribe link names; TokenError when it does not verify."""
+    return pages.tokens.verify(Purpose.UNSUBSCRIBE, token)
+
+
+def preferences_link(token: str, pages: PagesDep) -> int:
+    """The subscriber id a preferences link names; TokenError when it does not verify."""
+    return pages.tokens.verify(Purpose.PREFERENCES, token)
+
+
+UnsubscribeLinkDep = Annotated[int, Depends(unsubscribe_link)]
+PreferencesLinkDep = Annotated[int, Depends(preferences_link)]
+
+
+def signup_rate_limit(request: Request, client: ClientDep) -> None:
+    """Count a sign-up post from the client's IP; RateLimited when over the app's limit
+    (``signup_rate_limit`` per ``signup_rate_window_seconds``)."""
+    wait = request.app.state.signup_limiter.hit(client.ip or "unknown")
+    if wait is not None:
+        raise RateLimited("too many sign-ups from one network", retry_after=wait)
+
+
+bearer = HTTPBearer(
+    auto_error=False, description="A token from `newsletter api-tokens create NAME`."
+)
+
+
+def api_token(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> ApiTokenPublic:
+    """The API token of an ``Authorization: Bearer`` header (RFC 6750); TokenError when
+    it is missing, wrong or revoked (the error map answers 401)."""
+    if credentials is None:
+        raise TokenInvalid("missing bearer token")
+    token = api_tokens.verify(session, token=credentials.credentials)
+    session.commit()  # last_used_at, even when the request then fails
+    return token
+
+
+ApiTokenDep = Annotated[ApiTokenPublic, Depends(api_token)]
+
+
+def api_actor(token: ApiTokenDep) -> str:
+    """Who an API change is logged as: ``api:<token name>``."""
+    return f"api:{token.name}"
+
+
+ActorDep = Annotated[str, Depends(api_actor)]

@@ -1,0 +1,175 @@
+"""The one map from errors to HTTP statuses, and the one place that registers handlers.
+
+Routes and dependencies raise; nothing else in the door turns an error into a status.
+The status depends on the error's class (its most specific class in :data:`STATUSES`)
+and on who asked, told apart by the path:
+
+- ``api``: programs under ``/api/`` and ``/healthz``, answered ``{"detail": "<message>"}``;
+- ``page``: people on the subscriber pages, answered with a page from
+  :meth:`subscribers.pages.Pages.error`;
+- ``webhook``: the email provider under ``/webhooks/``, answered like the API.
+
+A server or database fault answers 503 (RFC 9110 15.6.4: try again later) with a short
+body naming no host, URL or SQL; the log gets the reason. A broken constraint or bad
+data (IntegrityError, DataError) is a bug that retrying will not fix: it keeps its
+traceback (in the log) and answers 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import NamedTuple
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from newsletter import job_runs
+from newsletter.errors import (
+    ConfigError,
+    DatabaseError,
+    InvalidInput,
+    NewsletterError,
+    NotFound,
+    PayloadTooLarge,
+    ProviderError,
+    RateLimited,
+    StateError,
+    TokenError,
+)
+from subscribers.tokens import Purpose
+from web.deps import pages_for
+from web.health import PATH as HEALTH_PATH
+from web.responses import page
+
+log = logging.getLogger(__name__)
+
+DATABASE_DOWN = "the database is unavailable; please try again later"
+SERVICE_DOWN = "the service is unavailable; please try again later"
+
+
+class Surface(StrEnum):
+    API = "api"
+    PAGE = "page"
+    WEBHOOK = "webhook"
+
+
+class Statuses(NamedTuple):
+    """One error's status for each kind of caller."""
+
+    api: int
+    page: int
+    webhook: int
+
+
+def _same(status: int) -> Statuses:
+    return Statuses(status, status, status)
+
+
+# The most specific class wins (method resolution order); None: a bug, answered 500.
+STATUSES: dict[type[Exception], Statuses | None] = {
+    # The bearer token (RFC 6750 3.1), a signed link, the webhook's signature.
+    TokenError: Statuses(api=401, page=400, webhook=403),
+    # A page's ids come from signed links: a record gone means a dead link.
+    NotFound: Statuses(api=404, page=400, webhook=404),
+    StateError: _same(409),
+    PayloadTooLarge: _same(413),
+    # 422 where a JSON body parsed but says something impossible (as FastAPI's own
+    # validation answers); 400 for a form or an event batch that cannot be read.
+    InvalidInput: Statuses(api=422, page=400, webhook=400),
+    RateLimited: _same(429),
+    ProviderError: _same(503),
+    ConfigError: _same(503),
+    DatabaseError: _same(503),
+    NewsletterError: _same(400),
+    # Below our error tree: what SQLAlchemy raises when the database fails.
+    IntegrityError: None,
+    DataError: None,
+    DBAPIError: _same(503),  # connection lost or refused, a missing table, a crashed server
+    PoolTimeout: _same(503),  # no pooled connection came free in time
+}
+
+_HIDDEN = (DatabaseError, ConfigError, ProviderError, SQLAlchemyError)
+# A page's path starts with the purpose of its link: /confirm/<token>, /unsubscribe/...
+_PURPOSES = {purpose.value: purpose for purpose in Purpose}
+
+
+def surface_of(request: Request) -> Surface:
+    path = request.url.path
+    if path.startswith("/api/") or path == HEALTH_PATH:
+        return Surface.API
+    if path.startswith("/webhooks/"):
+        return Surface.WEBHOOK
+    return Surface.PAGE
+
+
+def status_for(err: Exception, surface: Surface) -> int | None:
+    """The status for ``err`` from :data:`STATUSES`; None when it is a bug (500)."""
+    for kind in type(err).__mro__:
+        if kind in STATUSES:
+            statuses = STATUSES[kind]
+            return None if statuses is None else getattr(statuses, surface.value)
+    return None
+
+
+def _headers(err: Exception, status: int) -> dict[str, str]:
+    if isinstance(err, RateLimited):
+        return {"Retry-After": str(max(1, int(err.retry_after)))}
+    if status == 401:
+        return {"WWW-Authenticate": "Bearer"}  # RFC 6750 3
+    return {}
+
+
+def _reason(err: Exception) -> str:
+    """For the log: the driver's first line, never the SQL or its parameters."""
+    if isinstance(err, DBAPIError) and err.orig is not None:
+        lines = str(err.orig).strip().splitlines()
+        return f"{type(err).__name__}: {lines[0] if lines else type(err.orig).__name__}"
+    return f"{type(err).__name__}: {err}"
+
+
+def _json(request: Request, err: Exception, status: int) -> Response:
+    headers = _headers(err, status)
+    if isinstance(err, _HIDDEN) and request.url.path == HEALTH_PATH:
+        down = job_runs.SchedulerStatus(
+            database_ok=False, active_instance=None, lease_expires_at=None, jobs=[]
+        )
+        return JSONResponse(down.model_dump(mode="json"), status, headers)
+    if isinstance(err, (DatabaseError, SQLAlchemyError)):
+        detail = DATABASE_DOWN
+    elif isinstance(err, _HIDDEN):
+        detail = SERVICE_DOWN
+    else:
+        detail = str(err)
+    return JSONResponse({"detail": detail}, status, headers)
+
+
+def _page(request: Request, err: Exception, status: int) -> Response:
+    shown = err if isinstance(err, NewsletterError) else DatabaseError(DATABASE_DOWN)
+    purpose = _PURPOSES.get(request.url.path.strip("/").split("/", 1)[0])
+    try:
+        pages = pages_for(request.app)
+    except ConfigError:  # no secret key: no page can be rendered
+        return PlainTextResponse(SERVICE_DOWN, 503)
+    return page(pages.error(shown, purpose=purpose), status, _headers(err, status))
+
+
+def answer(request: Request, err: Exception) -> Response:
+    """The answer to ``err`` for this request's caller (an exception handler)."""
+    surface = surface_of(request)
+    status = status_for(err, surface)
+    if status is None:
+        raise err  # a bug: Starlette answers 500 and the server logs the traceback
+    if status >= 500:
+        log.warning("%s %s answered %d: %s", request.method, request.url.path, status, _reason(err))
+    if surface is Surface.PAGE:
+        return _page(request, err, status)
+    return _json(request, err, status)
+
+
+def register(app: FastAPI) -> None:
+    """Send every error class of :data:`STATUSES` to :func:`answer`."""
+    for kind in STATUSES:
+        app.add_exception_handler(kind, answer)
