@@ -339,7 +339,7 @@ def campaigns_preview(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Write email.html/.txt/.eml and desktop/mobile screenshots of a campaign."""
-    from campaigns.content.assembly import get_campaign
+    from campaigns.actions import get_campaign
     from campaigns.content.preview import write_preview
 
     cfg = settings()
@@ -363,7 +363,7 @@ def campaigns_preflight(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON."),
 ) -> None:
     """Check a campaign before sending; exit 1 when an error would block the send."""
-    from campaigns.content.assembly import get_campaign
+    from campaigns.actions import get_campaign
     from campaigns.content.preflight import preflight
 
     cfg = settings()

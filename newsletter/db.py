@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 from newsletter.clock import as_utc
@@ -86,6 +87,27 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[SessionTransaction]:
+    """``session.begin_nested()``: a SAVEPOINT inside the caller's transaction, on every database.
+
+    On an error inside it only the savepoint's work is rolled back; the caller's earlier,
+    uncommitted work stays, and the caller still decides to commit or roll back.
+
+    The standard library's sqlite3 driver opens a transaction only before INSERT, UPDATE or
+    DELETE, so a SAVEPOINT issued first would start a transaction of its own and its RELEASE
+    would commit there and then (SQLAlchemy's pysqlite notes, "Serializable isolation /
+    Savepoints / Transactional DDL"). On SQLite the transaction is therefore opened first.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            connection.exec_driver_sql("BEGIN")
+    with session.begin_nested() as nested:
+        yield nested
 
 
 def _alembic_config(engine: Engine) -> Any:

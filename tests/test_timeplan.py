@@ -100,6 +100,11 @@ def test_unknown_time_zone_is_a_config_error(tmp_path: Path) -> None:
         weekly_plan.zone(_settings(tmp_path, timezone="Mars/Base"))
 
 
+def test_iso_week_uses_the_iso_year_at_the_year_boundary() -> None:
+    assert weekly_plan.iso_week(date(2027, 1, 1)) == "2026-W53"
+    assert weekly_plan.iso_week(date(2026, 11, 23)) == "2026-W48"
+
+
 def test_weeks_are_iso_weeks_of_the_local_send_day(tmp_path: Path) -> None:
     settings = _settings(tmp_path, timezone="Pacific/Auckland", send_weekday=0, send_time="08:00")
     slot = weekly_plan.next_send_at(settings, after=datetime(2026, 12, 27, tzinfo=UTC))
