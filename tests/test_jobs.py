@@ -163,6 +163,27 @@ def test_with_approval_required_the_issue_waits_as_a_draft(cfg: Settings, engine
     assert list(cfg.outbox_dir.glob("*.eml")) == []
 
 
+def test_an_issue_that_fails_preflight_stays_a_draft_with_the_reasons(
+    cfg: Settings, engine: Engine
+) -> None:
+    cfg = cfg.model_copy(update={"postal_address": None})
+    add_snippets(engine, cfg)
+    monday = local(2026, 11, 9, 6)
+    note = jobs.weekly_assembly(cfg, monday, fired_at=monday)
+    (issue,) = campaigns(engine)
+    reason = (
+        f"preflight failed for campaign {issue.id}: campaign: "
+        "NEWSLETTER_POSTAL_ADDRESS is not set; the postal address is required"
+    )
+    assert (note.outcome, note.detail) == (
+        job_runs.FAILED,
+        f"2026-W46: campaign {issue.id} left as a draft: {reason}",
+    )
+    assert (issue.status, issue.scheduled_at, issue.error) == (CampaignStatus.DRAFT, None, reason)
+    assert jobs.dispatch(cfg, monday + timedelta(days=1, hours=4)).outcome == "idle"
+    assert list(cfg.outbox_dir.glob("*.eml")) == []
+
+
 def test_dispatch_resumes_a_send_that_stopped_between_batches(
     cfg: Settings, engine: Engine
 ) -> None:
