@@ -23,6 +23,8 @@ from newsletter.errors import DatabaseError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
+CONNECT_TIMEOUT_SECONDS = 10
+
 _engines: dict[str, Engine] = {}
 
 
@@ -66,7 +68,15 @@ def get_engine(url: str) -> Engine:
             engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            # A connection attempt to an unreachable server fails in seconds, not after the
+            # kernel's two minutes of SYN retries: the scheduler's leader must notice in time.
+            engine = sa.create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=5,
+                connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            )
         _engines[url] = engine
     return engine
 
