@@ -31,6 +31,7 @@ from campaigns.content.snippets import (
     collapse_whitespace,
     upsert_snippet,
 )
+from newsletter.clock import as_utc
 from newsletter.errors import ImportProblem, InvalidInput
 from newsletter.settings import Settings
 
@@ -239,7 +240,7 @@ def _front_matter_date(meta: dict[str, Any], where: str) -> datetime:
     if value is None:
         raise ImportProblem("front matter: missing 'published' (a date)", where=where)
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return as_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     try:
@@ -248,7 +249,7 @@ def _front_matter_date(meta: dict[str, Any], where: str) -> datetime:
         raise ImportProblem(
             f"front matter: 'published' {value!r} is not an ISO date", where=where
         ) from err
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return as_utc(parsed)
 
 
 # ---------------------------------------------------------------- feeds

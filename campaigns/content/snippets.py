@@ -183,7 +183,7 @@ def add_snippet(session: Session, *, settings: Settings, data: SnippetInput) -> 
 
 def _comparable(name: str, value: Any) -> Any:
     if name == "published_at" and isinstance(value, datetime):
-        return as_utc(value).replace(microsecond=0)
+        return value.replace(microsecond=0)
     if name == "tags":
         return sorted(value or [])
     return value
