@@ -31,6 +31,8 @@ SUBJECT_MAX = 300
 
 @dataclass(frozen=True)
 class IssueItem:
+    """A snippet in an issue; ``resent`` when it fills a gap from an earlier issue."""
+
     snippet: Snippet
     resent: bool = False
 
@@ -190,6 +192,7 @@ def render_headlines(
 
 
 def find_week(session: Session, *, week: str) -> Campaign | None:
+    """The weekly issue filed under ``week`` ("2026-W48"), if it exists."""
     return session.exec(select(Campaign).where(Campaign.week == week)).first()
 
 

@@ -67,6 +67,8 @@ _BLOCK_TAGS = {
 
 @dataclass
 class ImportReport:
+    """Counts per outcome; ``problems`` are the skipped entries, each with where it was."""
+
     created: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -100,7 +102,12 @@ def html_to_text(markup: str) -> str:
 
 
 def import_snippets(session: Session, *, settings: Settings, source: str) -> ImportReport:
-    """Import from a Markdown file or folder, or a feed file or http(s) URL."""
+    """Import from a Markdown file or folder, or a feed file or http(s) URL.
+
+    One bad entry is a line in ``report.problems`` and the rest are kept; a source that
+    cannot be read at all (no such file, not a feed, HTTP error) raises InvalidInput.
+    The caller commits.
+    """
     report = ImportReport()
     if urlsplit(source).scheme.lower() in ("http", "https"):
         data, final_url = fetch_url(source)
