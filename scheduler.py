@@ -24,6 +24,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
@@ -311,10 +312,20 @@ def run(settings: Settings, *, once: bool = False, instance: str | None = None) 
             signal.signal(signum, handler)
 
 
+def _prog() -> str:
+    """How this process was started, for the usage line: ``python -m scheduler`` (what
+    ``newsletter scheduler run`` starts) or ``python scheduler.py``."""
+    argv = sys.orig_argv
+    as_module = any(a == "-m" and b == JOB_MODULE for a, b in pairwise(argv))
+    return f"python -m {JOB_MODULE}" if as_module else f"python {JOB_MODULE}.py"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m scheduler [--once]``: 0 after a clean stop, 1 on an expected error
+    (its message on stderr), 2 on bad arguments."""
     args = sys.argv[1:] if argv is None else argv
     if any(a not in ("--once",) for a in args):
-        sys.stderr.write("usage: python -m scheduler [--once]\n")
+        sys.stderr.write(f"usage: {_prog()} [--once]\n")
         return 2
     try:
         return run(load_settings(), once="--once" in args)

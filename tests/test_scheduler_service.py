@@ -182,9 +182,12 @@ def test_python_m_scheduler_once_sends_what_is_due_and_exits(
     assert once.returncode == 0, once.stderr.decode()
     assert status(engine, campaign_id) == CampaignStatus.SENT
     assert leases.current(engine) is None  # the lease was given up on the way out
-    for command in ([sys.executable, "-m", "scheduler"], [sys.executable, SCHEDULER_FILE]):
+    for command, prog in (
+        ([sys.executable, "-m", "scheduler"], b"python -m scheduler"),
+        ([sys.executable, SCHEDULER_FILE], b"python scheduler.py"),
+    ):
         wrong = subprocess.run([*command, "--twice"], env=env, capture_output=True, timeout=60)
-        assert (wrong.returncode, wrong.stderr) == (2, b"usage: python -m scheduler [--once]\n")
+        assert (wrong.returncode, wrong.stderr) == (2, b"usage: " + prog + b" [--once]\n")
     db.dispose_engine(sqlite_url)
 
 
