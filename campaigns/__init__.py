@@ -22,8 +22,9 @@ Beside them, the campaign's life cycle:
   functions of (settings, now).
 - ``demo``: this week's issue end to end on a throwaway SQLite database.
 
-Imports point down: ``models``, ``workflow`` and ``weekly_plan`` use only the ground floor
-(:mod:`newsletter`); the sub-rooms use those; ``actions``, ``jobs`` and ``demo`` use the
+Imports point down: ``models``, ``workflow``, ``weekly_plan`` and ``actions`` use only the
+ground floor (:mod:`newsletter`) and each other; the sub-rooms may use them (e.g. the one
+campaign lookup, ``actions.get_campaign``); ``jobs`` and ``demo`` sit on top and use the
 sub-rooms. The whole floor stands on :mod:`subscribers` (audiences, tracking's effects on
 readers, the demo's sign-ups), which never imports it, and nothing here imports FastAPI,
 typer or APScheduler: those are the doors' (``web``, ``cli``, ``scheduler``).
