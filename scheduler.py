@@ -1,12 +1,14 @@
 """The door for time: the scheduler service (APScheduler 3 with its jobs in our database).
 
-Run it with ``newsletter scheduler run`` or ``python scheduler.py``; ``--once`` runs what
-is due and exits (cron). Of several instances on one PostgreSQL, the holder of the
-``scheduler`` lease runs APScheduler and the others stand by; on SQLite a second refuses.
+Run it with ``python -m scheduler`` (what ``newsletter scheduler run`` starts); ``--once``
+runs what is due and exits (cron). Of several instances on one PostgreSQL, the leader
+(:class:`newsletter.leases.Leader`, the holder of the ``scheduler`` lease) runs APScheduler
+and the others stand by; on SQLite a second refuses. This module is APScheduler glue: the
+triggers, the job functions and starting or stopping APScheduler when the leader says so.
 
 This module keeps no state. Jobs are functions of the instance id only (the job store
 holds no settings or secrets); a job reads the settings with ``load_settings()``, as a
-CLI command does, and treats the lease as its licence, asking ``leases.holds`` between
+CLI command does, and treats the lease as its licence, asking ``leases.leads`` between
 batches. SIGTERM releases the lease, so the batch in flight finishes and is recorded, the
 job stops and the process exits 0; the next start, or a standby, resumes the send. A run
 missed while no instance was up runs once on return (coalesced) within
@@ -20,9 +22,9 @@ import logging
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
@@ -37,11 +39,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns import jobs, weekly_plan
 from newsletter import clock, db, job_runs, jsonlog, leases
-from newsletter.errors import ConfigError, NewsletterError, SchedulerError
+from newsletter.errors import ConfigError, NewsletterError
 from newsletter.settings import Settings, load_settings
 
 log = logging.getLogger("newsletter.scheduler")
-# Job references in the job store name this module, also when run as ``python scheduler.py``.
+# Job references in the job store name this module, also when run as ``python -m scheduler``.
 JOB_MODULE = "scheduler"
 # How far back --once looks for a scheduled time it may have missed.
 ONCE_LOOKBACK = timedelta(days=8)
@@ -107,18 +109,11 @@ def run_job(
     jobs.run(job, settings, now, instance=instance, fired_at=fired, should_stop=should_stop)
 
 
-def _holds(engine: Engine, instance: str) -> bool:
-    try:
-        return leases.holds(engine, holder=instance)
-    except SQLAlchemyError:
-        return False  # cannot prove we are the active instance: stop
-
-
 def _scheduled(job: str, instance: str) -> None:
     """What APScheduler runs: settings from the environment, the lease as the licence."""
     settings = load_settings()
     engine = db.get_engine(settings.database_url)
-    if not _holds(engine, instance):
+    if not leases.leads(engine, holder=instance):
         _event("job skipped: not the active instance", logging.WARNING, job=job, instance=instance)
         return
     run_job(
@@ -126,7 +121,7 @@ def _scheduled(job: str, instance: str) -> None:
         settings,
         clock.utcnow(),
         instance=instance,
-        should_stop=lambda: not _holds(engine, instance),
+        should_stop=lambda: not leases.leads(engine, holder=instance),
     )
 
 
@@ -199,31 +194,19 @@ def new_scheduler(settings: Settings, engine: Engine) -> BackgroundScheduler:
 
 
 class Service:
-    """One scheduler instance: keeps (or waits for) the lease and runs APScheduler."""
+    """One scheduler instance: APScheduler runs while its :class:`leases.Leader` leads."""
 
     def __init__(self, settings: Settings, *, instance: str | None = None) -> None:
         self.settings = settings
-        self.instance = instance or leases.instance_id()
         self.engine = db.get_engine(settings.database_url)
+        self.leader = leases.Leader(
+            self.engine, ttl_seconds=settings.lease_seconds, holder=instance
+        )
+        self.instance = self.leader.holder
         self.stop_event = threading.Event()  # the whole service stops (SIGTERM)
         self.scheduler: BackgroundScheduler | None = None
 
-    # -- the lease
-    def _take_lease(self) -> bool:
-        ttl = self.settings.lease_seconds
-        return leases.take(self.engine, holder=self.instance, ttl_seconds=ttl)
-
-    def _refuse_second_sqlite(self) -> None:
-        held = leases.current(self.engine)
-        who = held.holder if held else "another instance"
-        until = held.expires_at.isoformat() if held else "soon"
-        raise SchedulerError(
-            f"another scheduler instance ({who}) is active on this SQLite database "
-            f"(lease until {until}); SQLite allows one instance: stop it first, or use "
-            "PostgreSQL to run standby instances"
-        )
-
-    # -- APScheduler, only while we hold the lease
+    # -- APScheduler, only while we lead
     def _activate(self) -> None:
         scheduler = new_scheduler(self.settings, self.engine)
         scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
@@ -240,9 +223,7 @@ class Service:
             )
 
     def _deactivate(self, why: str) -> None:
-        """Release the lease first: that is what tells the job in flight to stop."""
-        with contextlib.suppress(SQLAlchemyError):
-            leases.release(self.engine, holder=self.instance)
+        """The leader has released the lease, which tells the job in flight to stop."""
         if self.scheduler is None:
             return
         _event("stopping the jobs", instance=self.instance, reason=why)
@@ -251,57 +232,15 @@ class Service:
 
     # -- the two ways to run
     def run_forever(self) -> int:
-        renew_every = max(1.0, self.settings.lease_seconds / 3)
-        last_held = 0.0
-        first = True
-        waiting_logged = False
         try:
-            while not self.stop_event.is_set():
-                try:
-                    held = self._take_lease()
-                except SQLAlchemyError as err:
-                    _event("database unreachable", logging.ERROR, error=str(err).splitlines()[0])
-                    held = None
-                if held:
-                    last_held = time.monotonic()
-                    waiting_logged = False
-                    if self.scheduler is None:
-                        self._activate()
-                elif held is False:
-                    if self.settings.is_sqlite and first:
-                        self._refuse_second_sqlite()
-                    if self.scheduler is not None:
-                        self._deactivate("lost the lease to another instance")
-                    if not waiting_logged:
-                        lease = leases.current(self.engine)
-                        _event(
-                            "standby: another instance is active",
-                            instance=self.instance,
-                            active=lease.holder if lease else None,
-                        )
-                        waiting_logged = True
-                elif (
-                    self.scheduler is not None
-                    and time.monotonic() - last_held > self.settings.lease_seconds * 0.8
-                ):
-                    self._deactivate("could not renew the lease in time")
-                first = False
-                self.stop_event.wait(renew_every)
+            self.leader.run(self.stop_event, on_elected=self._activate, on_deposed=self._deactivate)
         finally:
-            self._deactivate("shutting down")
             _event("stopped", instance=self.instance)
         return 0
 
     def _still_active(self) -> bool:
         """--once: stop on SIGTERM; otherwise renew the lease between batches."""
-        if self.stop_event.is_set():
-            return False
-        try:
-            return leases.renew(
-                self.engine, holder=self.instance, ttl_seconds=self.settings.lease_seconds
-            )
-        except SQLAlchemyError:
-            return False
+        return not self.stop_event.is_set() and self.leader.renew()
 
     def _due(self, job: str, trigger: BaseTrigger, now: datetime) -> bool:
         """--once, like APScheduler: run a fire time not run yet if within the grace time;
@@ -318,13 +257,8 @@ class Service:
 
     def run_once(self, *, now: datetime | None = None) -> int:
         """Run what is due ``now`` (cron-style use), if no other instance is active."""
-        if not self._take_lease():
-            if self.settings.is_sqlite:
-                self._refuse_second_sqlite()
-            lease = leases.current(self.engine)
-            _event(
-                "another instance is active; nothing to do", active=lease.holder if lease else None
-            )
+        if not self.leader.take_or_refuse():
+            _event("another instance is active; nothing to do", active=self.leader.active_holder())
             return 0
         try:
             now = now or clock.utcnow()
@@ -341,7 +275,7 @@ class Service:
             if self._due(job_runs.HOUSEKEEPING, housekeeping_trigger(settings), now):
                 run_job(job_runs.HOUSEKEEPING, settings, now, instance=who)
         finally:
-            leases.release(self.engine, holder=self.instance)
+            self.leader.release()
         return 0
 
 
@@ -378,10 +312,20 @@ def run(settings: Settings, *, once: bool = False, instance: str | None = None) 
             signal.signal(signum, handler)
 
 
+def _prog() -> str:
+    """How this process was started, for the usage line: ``python -m scheduler`` (what
+    ``newsletter scheduler run`` starts) or ``python scheduler.py``."""
+    argv = sys.orig_argv
+    as_module = any(a == "-m" and b == JOB_MODULE for a, b in pairwise(argv))
+    return f"python -m {JOB_MODULE}" if as_module else f"python {JOB_MODULE}.py"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m scheduler [--once]``: 0 after a clean stop, 1 on an expected error
+    (its message on stderr), 2 on bad arguments."""
     args = sys.argv[1:] if argv is None else argv
     if any(a not in ("--once",) for a in args):
-        sys.stderr.write("usage: python scheduler.py [--once]\n")
+        sys.stderr.write(f"usage: {_prog()} [--once]\n")
         return 2
     try:
         return run(load_settings(), once="--once" in args)

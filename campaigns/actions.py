@@ -90,7 +90,9 @@ def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
 
 
 def get_campaign(session: Session, *, campaign_id: int, lock: bool = False) -> Campaign:
-    """The campaign, fresh from the database (row-locked on PostgreSQL when ``lock``)."""
+    """The campaign, fresh from the database (row-locked on PostgreSQL when ``lock``);
+    NotFound "campaign <id> does not exist" otherwise. The one lookup by id: the CLI, the
+    API, the jobs and the demo all use it."""
     query = select(Campaign).where(Campaign.id == campaign_id)
     if lock:
         query = query.with_for_update()

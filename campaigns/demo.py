@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from campaigns.actions import get_campaign
 from campaigns.content.assembly import assemble_week
 from campaigns.content.preview import write_preview
 from campaigns.content.snippet_import import import_snippets
@@ -174,10 +175,7 @@ def run_demo(
             step(f"campaign {campaign_id} ({campaign.week}): {sent.sent} sent")
 
     with db.session_scope(engine) as session:
-        from campaigns.models import Campaign
-
-        campaign = session.get(Campaign, campaign_id)
-        assert campaign is not None
+        campaign = get_campaign(session, campaign_id=campaign_id)
         counts = delivery_counts(session, campaign_id=campaign_id)
         preview = write_preview(
             session,

@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from campaigns import actions, weekly_plan, workflow
-from campaigns.content.assembly import assemble_week
-from campaigns.content.preflight import preflight
+from campaigns.content.assembly import AssembledIssue, assemble_week
+from campaigns.content.preflight import require_preflight
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
 from newsletter import db, job_runs
@@ -51,7 +52,8 @@ def weekly_assembly(
 
     ``fired_at`` is the cron time this run belongs to: a run that comes late after an
     outage still builds that week's issue (scheduled in the past, so it goes out at once)
-    rather than next week's. With ``require_approval`` the issue stays a draft.
+    rather than next week's. Too few snippets skip the week; an issue that fails
+    preflight stays a draft with the reasons in ``campaign.error``.
     """
     engine = _engine(settings)
     with job_runs.recording(
@@ -59,49 +61,47 @@ def weekly_assembly(
     ) as note:
         slot = weekly_plan.next_send_at(settings, after=as_utc(fired_at or now))
         day = weekly_plan.to_local(slot, settings).date()
-        local = weekly_plan.format_local(slot, settings)
         try:
             with db.session_scope(engine) as session:
                 issue = assemble_week(session, settings=settings, day=day, actor=ACTOR)
-                campaign = issue.campaign
-                if not issue.created:
-                    note.outcome, note.detail = (
-                        job_runs.OK,
-                        f"{campaign.week}: already assembled as campaign {campaign.id} "
-                        f"({campaign.status})",
-                    )
-                    return note
-                report = preflight(session, settings=settings, campaign=campaign)
-                if not report.ok:
-                    reasons = "; ".join(f"{f.where}: {f.message}" for f in report.errors)
-                    campaign.error = f"preflight failed: {reasons}"
-                    session.add(campaign)
-                    note.outcome = job_runs.FAILED
-                    note.detail = (
-                        f"{campaign.week}: campaign {campaign.id} left as a draft, "
-                        f"preflight failed: {reasons}"
-                    )
-                    return note
-                if settings.require_approval:
-                    note.detail = (
-                        f"{campaign.week}: campaign {campaign.id} is a draft awaiting "
-                        f"approval for {local}"
-                    )
-                    return note
-                workflow.transition(
-                    session,
-                    campaign=campaign,
-                    to=S.SCHEDULED,
-                    actor=ACTOR,
-                    reason=f"weekly issue {campaign.week} for {local}",
-                )
-                campaign.scheduled_at = slot
-                session.add(campaign)
-                note.detail = f"{campaign.week}: campaign {campaign.id} scheduled for {local}"
+                note.outcome, note.detail = _schedule_issue(session, settings, issue, slot)
         except ContentError as err:
             note.outcome = job_runs.SKIPPED
             note.detail = f"{weekly_plan.iso_week(day)}: no issue this week: {err}"
     return note
+
+
+def _schedule_issue(
+    session: Session, settings: Settings, issue: AssembledIssue, slot: datetime
+) -> tuple[str, str]:
+    """A new issue that passes preflight is scheduled for ``slot`` (or awaits approval);
+    the run's outcome and detail."""
+    campaign = issue.campaign
+    local = weekly_plan.format_local(slot, settings)
+    if not issue.created:
+        return job_runs.OK, (
+            f"{campaign.week}: already assembled as campaign {campaign.id} ({campaign.status})"
+        )
+    try:
+        require_preflight(session, settings=settings, campaign=campaign)
+    except ContentError as err:
+        campaign.error = str(err)
+        session.add(campaign)
+        return job_runs.FAILED, f"{campaign.week}: campaign {campaign.id} left as a draft: {err}"
+    if settings.require_approval:
+        return job_runs.OK, (
+            f"{campaign.week}: campaign {campaign.id} is a draft awaiting approval for {local}"
+        )
+    workflow.transition(
+        session,
+        campaign=campaign,
+        to=S.SCHEDULED,
+        actor=ACTOR,
+        reason=f"weekly issue {campaign.week} for {local}",
+    )
+    campaign.scheduled_at = slot
+    session.add(campaign)
+    return job_runs.OK, f"{campaign.week}: campaign {campaign.id} scheduled for {local}"
 
 
 def dispatch(

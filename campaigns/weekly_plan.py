@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from newsletter.clock import as_utc
+from newsletter.clock import as_utc, utcnow
 from newsletter.errors import ConfigError, InvalidInput
 from newsletter.settings import Settings
 
@@ -82,8 +82,14 @@ def next_send_at(settings: Settings, *, after: datetime) -> datetime:
     return slot
 
 
+def local_today(settings: Settings, *, now: datetime | None = None) -> date:
+    """Today on the newsletter's calendar (its time zone), not on the server's clock."""
+    return to_local(now or utcnow(), settings).date()
+
+
 def iso_week(day: date) -> str:
-    """The ISO week label a weekly issue is filed under, e.g. "2026-W48"."""
+    """The ISO 8601 week a weekly issue is filed under, e.g. "2026-W48" (the unique
+    ``campaign.week``). ISO years start on a Monday: 1 January 2027 is in "2026-W53"."""
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
 

@@ -15,12 +15,15 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 from newsletter.clock import as_utc
 from newsletter.errors import DatabaseError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+CONNECT_TIMEOUT_SECONDS = 10
 
 _engines: dict[str, Engine] = {}
 
@@ -65,7 +68,15 @@ def get_engine(url: str) -> Engine:
             engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            # A connection attempt to an unreachable server fails in seconds, not after the
+            # kernel's two minutes of SYN retries: the scheduler's leader must notice in time.
+            engine = sa.create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=5,
+                connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            )
         _engines[url] = engine
     return engine
 
@@ -86,6 +97,27 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[SessionTransaction]:
+    """``session.begin_nested()``: a SAVEPOINT inside the caller's transaction, on every database.
+
+    On an error inside it only the savepoint's work is rolled back; the caller's earlier,
+    uncommitted work stays, and the caller still decides to commit or roll back.
+
+    The standard library's sqlite3 driver opens a transaction only before INSERT, UPDATE or
+    DELETE, so a SAVEPOINT issued first would start a transaction of its own and its RELEASE
+    would commit there and then (SQLAlchemy's pysqlite notes, "Serializable isolation /
+    Savepoints / Transactional DDL"). On SQLite the transaction is therefore opened first.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            connection.exec_driver_sql("BEGIN")
+    with session.begin_nested() as nested:
+        yield nested
 
 
 def _alembic_config(engine: Engine) -> Any:

@@ -1,10 +1,14 @@
-"""The active-instance lease: one scheduler acts, the others stand by.
+"""Leases, and leader election on them: one scheduler acts, the others stand by.
 
 A lease is one row (``lease.name``) saying who holds it until when: ``scheduler`` for the
 active instance, ``send:<id>`` for the one sender of a campaign. Taking or renewing it is a
 single ``UPDATE ... WHERE expires_at < now OR holder = me`` (or the first ``INSERT``), so
 on PostgreSQL and SQLite alike exactly one caller wins, without advisory locks. A holder
 renews well before expiry; when it dies, a standby takes over once ``expires_at`` passes.
+
+:class:`Leader` is that election as a loop the scheduler service drives: it says when
+this instance starts and stops leading; what leading means (running APScheduler) is the
+driver's business.
 
 Times come from the caller's clock (``now``), so hosts sharing a database need NTP; a
 skew of a few seconds only shortens or lengthens the take-over by that much.
@@ -16,18 +20,25 @@ import contextlib
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from newsletter.clock import as_utc, utcnow
+from newsletter.errors import SchedulerError
 from newsletter.models import Lease
 
 SCHEDULER_LEASE = "scheduler"
+# A leader that could not renew for this share of the lease stops before it can expire.
+RENEW_DEADLINE = 0.8
 log = logging.getLogger("newsletter.leases")
 _table = Lease.__table__  # type: ignore[attr-defined]
 
@@ -173,10 +184,7 @@ def take(engine: Engine, *, holder: str, ttl_seconds: float, name: str = SCHEDUL
     held = current(engine, name=name)
     if held is None or not dead_on_this_host(held.holder):
         return False
-    log.info(
-        "taking over from a dead instance",
-        extra={"fields": {"event": "taking over from a dead instance", "holder": held.holder}},
-    )
+    _event("taking over from a dead instance", holder=held.holder)
     return take_over(
         engine, holder=holder, from_holder=held.holder, ttl_seconds=ttl_seconds, name=name
     )
@@ -202,3 +210,156 @@ def current(bind: Bind, *, name: str = SCHEDULER_LEASE) -> LeaseInfo | None:
         acquired_at=row.acquired_at,
         expires_at=row.expires_at,
     )
+
+
+def leads(engine: Engine, *, holder: str) -> bool:
+    """True while ``holder`` has the live scheduler lease: a scheduled job's licence, asked
+    before it starts and between batches. False also when the database cannot say: a job
+    that cannot prove it is the active instance's stops."""
+    try:
+        return holds(engine, holder=holder)
+    except SQLAlchemyError:
+        return False
+
+
+class Leader:
+    """One instance's side of the election for a lease (``scheduler`` by default).
+
+    :meth:`run` keeps the lease, or stands by until it is free, renewing every third of
+    ``ttl_seconds`` (at least 1 s); ``on_elected()`` runs when this instance starts to
+    lead, ``on_deposed(why)`` when it stops: it lost the lease, could not renew within
+    80% of it (the database is unreachable), or is shutting down. The lease is released
+    before ``on_deposed`` runs, so jobs asking :func:`leads` between batches stop after the
+    batch in flight. On SQLite a second instance refuses to start (:class:`SchedulerError`)
+    rather than stand by: one file, one host, one instance.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        ttl_seconds: float,
+        holder: str | None = None,
+        name: str = SCHEDULER_LEASE,
+    ) -> None:
+        self.engine = engine
+        self.ttl_seconds = ttl_seconds
+        self.holder = holder or instance_id()
+        self.name = name
+        self.leading = False
+        self._last_held = 0.0
+        self._standing_by = False
+        self._on_elected: Callable[[], None] = lambda: None
+        self._on_deposed: Callable[[str], None] = lambda _why: None
+
+    @property
+    def single_instance(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def take(self) -> bool:
+        """Take or renew the lease now; False while another live instance holds it."""
+        return take(self.engine, holder=self.holder, ttl_seconds=self.ttl_seconds, name=self.name)
+
+    def take_or_refuse(self) -> bool:
+        """One attempt (a ``--once`` run): False when another instance leads; raises
+        SchedulerError instead on SQLite."""
+        if self.take():
+            return True
+        if self.single_instance:
+            raise self._refusal()
+        return False
+
+    def renew(self) -> bool:
+        """Extend the lease; False when it was lost or the database cannot be reached."""
+        try:
+            return renew(
+                self.engine, holder=self.holder, ttl_seconds=self.ttl_seconds, name=self.name
+            )
+        except SQLAlchemyError:
+            return False
+
+    def release(self) -> None:
+        """Give the lease up now (best effort: unreachable, it simply expires)."""
+        with contextlib.suppress(SQLAlchemyError):
+            release(self.engine, holder=self.holder, name=self.name)
+
+    def active_holder(self) -> str | None:
+        lease = current(self.engine, name=self.name)
+        return lease.holder if lease else None
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        on_elected: Callable[[], None],
+        on_deposed: Callable[[str], None],
+    ) -> None:
+        """Lead or stand by until ``stop`` is set, then give the lease up."""
+        self._on_elected, self._on_deposed = on_elected, on_deposed
+        every = max(1.0, self.ttl_seconds / 3)
+        first = True
+        try:
+            while not stop.is_set():
+                self._round(first=first)
+                first = False
+                stop.wait(self._until_next_round(every))
+        finally:
+            self._depose("shutting down")
+
+    def _until_next_round(self, every: float) -> float:
+        """``every`` seconds, but a leader that failed to renew checks again at its
+        deadline, so it stops while the lease is still its own, not once it expired."""
+        if not self.leading:
+            return every
+        return max(0.0, min(every, self._deadline() - time.monotonic()))
+
+    def _deadline(self) -> float:
+        return self._last_held + self.ttl_seconds * RENEW_DEADLINE
+
+    def _round(self, *, first: bool) -> None:
+        try:
+            held: bool | None = self.take()
+        except SQLAlchemyError as err:
+            _event("database unreachable", logging.ERROR, error=str(err).splitlines()[0])
+            held = None
+        if held:
+            self._last_held = time.monotonic()
+            self._standing_by = False
+            if not self.leading:
+                self._on_elected()
+                self.leading = True
+        elif held is False:
+            if first and self.single_instance:
+                raise self._refusal()
+            if self.leading:
+                self._depose("lost the lease to another instance")
+            if not self._standing_by:
+                _event(
+                    "standby: another instance is active",
+                    instance=self.holder,
+                    active=self.active_holder(),
+                )
+                self._standing_by = True
+        elif self.leading and time.monotonic() >= self._deadline():
+            self._depose("could not renew the lease in time")
+
+    def _depose(self, why: str) -> None:
+        self.release()
+        if self.leading:
+            self.leading = False
+            self._on_deposed(why)
+
+    def _refusal(self) -> SchedulerError:
+        held = current(self.engine, name=self.name)
+        who = held.holder if held else "another instance"
+        until = held.expires_at.isoformat() if held else "soon"
+        return SchedulerError(
+            f"another scheduler instance ({who}) is active on this SQLite database "
+            f"(lease until {until}); SQLite allows one instance: stop it first, or use "
+            "PostgreSQL to run standby instances"
+        )
+
+
+def _event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
+    """A structured log line (JSON under the scheduler's logging, newsletter.jsonlog)."""
+    log.log(level, msg, extra={"fields": {"event": msg, **fields}})

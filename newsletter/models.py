@@ -1,4 +1,13 @@
-"""Tables of the service itself: API tokens, the scheduler's lease and its job runs."""
+"""The ops tables: what the service records about itself, not about readers or issues.
+
+- ``api_token``: bearer tokens for /api/, only their SHA-256 (:mod:`newsletter.api_tokens`).
+- ``lease``: who holds a named lease until when: ``scheduler`` (the active instance) and
+  ``send:<campaign id>`` (its one sender) (:mod:`newsletter.leases`).
+- ``job_run``: one row per scheduler job run, for health checks and the ops log
+  (:mod:`newsletter.job_runs`).
+
+Every timestamp is :class:`newsletter.db.UTCDateTime`: aware UTC in Python on every database.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +34,7 @@ class ApiToken(SQLModel, table=True):
 
 
 class Lease(SQLModel, table=True):
-    """Who is the active scheduler instance, until when."""
+    """Who holds the lease ``name`` (the active scheduler, a campaign's sender), until when."""
 
     __tablename__ = "lease"
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from campaigns.content.assembly import assemble_week, iso_week
-from campaigns.models import Campaign, CampaignStatus
+from campaigns.content.assembly import assemble_week
+from campaigns.models import Campaign, CampaignStatus, Snippet
+from newsletter import db
 from newsletter.errors import ContentError
 from newsletter.settings import Settings
+from tests.conftest import make_settings
 from tests.content_helpers import make_campaign, make_snippet, with_templates
 
 MONDAY = date(2026, 11, 23)  # ISO week 2026-W48
@@ -24,11 +30,6 @@ def ids(issue_items: list) -> list[int]:
 @pytest.fixture
 def cfg(settings: Settings) -> Settings:
     return settings.model_copy(update={"snippets_per_issue": 3, "max_per_category": 2})
-
-
-def test_iso_week_uses_the_iso_year_at_the_year_boundary() -> None:
-    assert iso_week(date(2027, 1, 1)) == "2026-W53"
-    assert iso_week(MONDAY) == "2026-W48"
 
 
 def test_the_freshest_snippets_come_first(session: Session, cfg: Settings) -> None:
@@ -145,3 +146,71 @@ def test_subject_template_can_be_overridden(
     issue = assemble_week(session, settings=custom, day=MONDAY)
     assert issue.campaign.subject == "2026-W48 | A"
     assert issue.campaign.preheader.startswith("Also this week:")  # the shipped default
+
+
+# ---------------------------------------------------------------- two assemblers, one week
+
+
+def lose_the_race_for(session: Session, engine: Engine, week: str) -> None:
+    """When ``session`` is about to insert ``week``'s campaign, another assembler (its own
+    connection and transaction) commits that week's campaign first."""
+
+    def winner_first(flushing: Session, _context: Any, _instances: Any) -> None:
+        if any(isinstance(o, Campaign) and o.week == week for o in flushing.new):
+            with Session(engine) as other:
+                other.add(Campaign(subject="Winner", week=week, created_by="other"))
+                other.commit()
+
+    event.listen(session, "before_flush", winner_first)
+
+
+def test_losing_the_race_for_the_week_returns_the_winners_issue(
+    session: Session, engine: Engine, cfg: Settings
+) -> None:
+    for c in ("a", "b", "c"):
+        make_snippet(session, cfg, category=c)
+    session.commit()
+    lose_the_race_for(session, engine, "2026-W48")
+    issue = assemble_week(session, settings=cfg, day=MONDAY)
+    assert (issue.campaign.subject, issue.created, issue.items) == ("Winner", False, [])
+    session.commit()
+    with Session(engine) as fresh:
+        assert [c.subject for c in fresh.exec(select(Campaign)).all()] == ["Winner"]
+
+
+def test_assembly_commits_nothing_of_its_own(
+    session: Session, engine: Engine, cfg: Settings
+) -> None:
+    """The savepoint stays inside the caller's transaction, also on SQLite, whose driver
+    would otherwise start (and on release commit) a transaction at the SAVEPOINT."""
+    for c in ("a", "b", "c"):
+        make_snippet(session, cfg, category=c)
+    session.commit()
+    assert assemble_week(session, settings=cfg, day=MONDAY).created
+    session.rollback()
+    with Session(engine) as fresh:
+        assert fresh.exec(select(Campaign)).all() == []
+
+
+@pytest.fixture
+def pg_cfg(postgres_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """PostgreSQL only: on SQLite a transaction that has written holds the write lock, so
+    the other assembler waits for it and cannot win the race."""
+    engine = db.get_engine(postgres_url)
+    db.upgrade(engine)
+    yield make_settings(postgres_url, tmp_path, snippets_per_issue=3, max_per_category=2)
+
+
+def test_losing_the_race_keeps_the_callers_earlier_uncommitted_work(pg_cfg: Settings) -> None:
+    engine = db.get_engine(pg_cfg.database_url)
+    with Session(engine, expire_on_commit=False) as session:
+        mine = [make_snippet(session, pg_cfg, category=c) for c in ("a", "b", "c")]  # not committed
+        lose_the_race_for(session, engine, "2026-W48")
+        issue = assemble_week(session, settings=pg_cfg, day=MONDAY)
+        assert (issue.campaign.subject, issue.created) == ("Winner", False)
+        assert session.get(Snippet, mine[0].id) is mine[0]
+        session.commit()
+    with Session(engine) as fresh:
+        stored = fresh.exec(select(Snippet.title).order_by(Snippet.id)).all()
+        assert stored == [s.title for s in mine]
+        assert [c.subject for c in fresh.exec(select(Campaign)).all()] == ["Winner"]

@@ -16,7 +16,6 @@ import scheduler
 from campaigns import jobs, weekly_plan
 from campaigns.models import Campaign, CampaignStatus, Delivery
 from newsletter import job_runs
-from newsletter.clock import as_utc
 from newsletter.models import JobRun
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
@@ -145,7 +144,7 @@ def test_down_over_the_slot_assembles_and_sends_once_on_return_never_twice(
     (issue,) = campaigns(engine)
     assert issue.id is not None
     assert (issue.week, issue.status) == ("2026-W46", CampaignStatus.SENT)
-    assert as_utc(issue.scheduled_at) == local(2026, 11, 10, 9)  # type: ignore[arg-type]
+    assert issue.scheduled_at == local(2026, 11, 10, 9)
     assert sent_messages(cfg, issue.id) == sorted(READERS)
 
 
@@ -160,6 +159,27 @@ def test_with_approval_required_the_issue_waits_as_a_draft(cfg: Settings, engine
         f"2026-W46: campaign {issue.id} is a draft awaiting approval for 2026-11-10 09:00 EST"
     )
     assert (issue.status, issue.scheduled_at) == (CampaignStatus.DRAFT, None)
+    assert list(cfg.outbox_dir.glob("*.eml")) == []
+
+
+def test_an_issue_that_fails_preflight_stays_a_draft_with_the_reasons(
+    cfg: Settings, engine: Engine
+) -> None:
+    cfg = cfg.model_copy(update={"postal_address": None})
+    add_snippets(engine, cfg)
+    monday = local(2026, 11, 9, 6)
+    note = jobs.weekly_assembly(cfg, monday, fired_at=monday)
+    (issue,) = campaigns(engine)
+    reason = (
+        f"preflight failed for campaign {issue.id}: campaign: "
+        "NEWSLETTER_POSTAL_ADDRESS is not set; the postal address is required"
+    )
+    assert (note.outcome, note.detail) == (
+        job_runs.FAILED,
+        f"2026-W46: campaign {issue.id} left as a draft: {reason}",
+    )
+    assert (issue.status, issue.scheduled_at, issue.error) == (CampaignStatus.DRAFT, None, reason)
+    assert jobs.dispatch(cfg, monday + timedelta(days=1, hours=4)).outcome == "idle"
     assert list(cfg.outbox_dir.glob("*.eml")) == []
 
 

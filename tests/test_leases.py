@@ -7,11 +7,19 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from newsletter import leases
+from newsletter import db, leases
+from newsletter.clock import utcnow
+from newsletter.errors import SchedulerError
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -129,3 +137,99 @@ def test_a_lease_on_a_connection_is_refused_while_another_holds_it(engine: Engin
     with engine.begin() as connection:
         assert not leases.acquire(connection, holder="second", ttl_seconds=60, name="send:2")
         assert leases.current(connection, name="send:2").holder == "first"
+
+
+# ---------------------------------------------------------------- leader election
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@contextmanager
+def leading(leader: leases.Leader, events: list[str]) -> Iterator[threading.Event]:
+    """``leader.run`` in a thread, noting "elected" and every reason it was deposed."""
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=leader.run,
+        args=(stop,),
+        kwargs={"on_elected": lambda: events.append("elected"), "on_deposed": events.append},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+        assert not thread.is_alive(), "the leader did not stop"
+
+
+def test_a_leader_is_deposed_when_it_loses_the_lease_and_gives_it_up_when_stopped(
+    engine: Engine,
+) -> None:
+    leader = leases.Leader(engine, ttl_seconds=3, holder="a:1:aaaaaa")
+    events: list[str] = []
+    with leading(leader, events):
+        wait_for("the election", lambda: events == ["elected"])
+        assert leases.take_over(engine, holder="b", from_holder="a:1:aaaaaa", ttl_seconds=3)
+        wait_for("the loss", lambda: len(events) == 2)
+        assert events[1] == "lost the lease to another instance" and not leader.leading
+        leases.release(engine, holder="b")
+        wait_for("the re-election", lambda: len(events) == 3)
+    assert events == ["elected", "lost the lease to another instance", "elected", "shutting down"]
+    assert leases.current(engine) is None  # given up at once, not left to expire
+
+
+def test_a_leader_that_cannot_reach_its_database_stops_before_the_lease_expires(
+    engine: Engine, tmp_path: Path
+) -> None:
+    leader = leases.Leader(engine, ttl_seconds=3, holder="a:1:aaaaaa")
+    events: list[str] = []
+    with leading(leader, events):
+        wait_for("the election", lambda: events == ["elected"])
+        leader.engine = sa.create_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}")
+        wait_for("the deadline", lambda: len(events) == 2)
+        lease = leases.current(engine)
+        # Stopped at 80% of the lease: before a standby could take it over.
+        assert lease is not None and lease.live(utcnow())
+    assert events == ["elected", "could not renew the lease in time"]
+    assert not leader.renew()
+
+
+def test_on_sqlite_a_second_leader_refuses_to_start(sqlite_engine: Engine) -> None:
+    first = leases.Leader(sqlite_engine, ttl_seconds=30, holder="a:1:aaaaaa")
+    assert first.take_or_refuse()
+    second = leases.Leader(sqlite_engine, ttl_seconds=30, holder="b:1:bbbbbb")
+    with pytest.raises(SchedulerError, match=r"^another scheduler instance \(a:1:aaaaaa\) is"):
+        second.take_or_refuse()
+    events: list[str] = []
+    with pytest.raises(SchedulerError, match="SQLite allows one instance"):
+        second.run(threading.Event(), on_elected=lambda: events.append("elected"), on_deposed=print)
+    assert events == [] and leases.current(sqlite_engine).holder == "a:1:aaaaaa"  # type: ignore[union-attr]
+
+
+def test_on_postgresql_a_standby_waits_and_takes_over_when_the_leader_stops(
+    postgres_url: str,
+) -> None:
+    engine = db.get_engine(postgres_url)
+    db.upgrade(engine)
+    first = leases.Leader(engine, ttl_seconds=3, holder="a:1:aaaaaa")
+    second = leases.Leader(engine, ttl_seconds=3, holder="b:1:bbbbbb")
+    assert first.take_or_refuse() and not second.take_or_refuse()  # --once: nothing to do
+    first.release()
+    first_events: list[str] = []
+    second_events: list[str] = []
+    with leading(first, first_events) as stop_first:
+        wait_for("the first election", lambda: first_events == ["elected"])
+        with leading(second, second_events):
+            time.sleep(1.5)  # a renewal round or two: the standby stays one
+            assert second_events == [] and second.active_holder() == "a:1:aaaaaa"
+            stop_first.set()
+            wait_for("the take-over", lambda: second_events == ["elected"], timeout=10)
+    assert first_events == ["elected", "shutting down"]
+    assert second_events == ["elected", "shutting down"]

@@ -28,7 +28,6 @@ import scheduler
 from campaigns import weekly_plan
 from campaigns.models import Campaign, CampaignStatus, Delivery, Snippet
 from newsletter import job_runs, jsonlog, leases
-from newsletter.clock import as_utc
 from newsletter.models import JobRun
 from newsletter.settings import Settings, load_settings
 from tests.content_helpers import make_campaign, make_snippet
@@ -168,7 +167,7 @@ def test_down_over_the_slot_the_service_assembles_and_sends_once_on_return(
         wait_for("the missed issue to go out", sent)
     (issue,) = campaigns(engine)
     assert issue.week == weekly_plan.iso_week(missed[-1].date())
-    assert as_utc(issue.scheduled_at) == missed[-1].astimezone(UTC)  # type: ignore[arg-type]
+    assert issue.scheduled_at == missed[-1].astimezone(UTC)
     assert mail_counts(cfg) == Counter(READERS)
     assert [r.outcome for r in runs(engine, job_runs.WEEKLY_ASSEMBLY)] == ["ok"]  # coalesced
 

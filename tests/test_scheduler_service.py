@@ -27,6 +27,7 @@ from tests.delivery_helpers import add_subscribers
 READERS = 200
 RATE = 40  # messages/s: batches of 40, so a send takes about five seconds
 NEWSLETTER = str(Path(sys.executable).parent / "newsletter")
+SCHEDULER_FILE = str(PROJECT_ROOT / "scheduler.py")
 
 
 def env_for(url: str, root: Path) -> dict[str, str]:
@@ -124,7 +125,7 @@ def test_the_standby_finishes_after_a_kill_and_only_one_batch_is_ever_sent_twice
     env = env_for(postgres_url, tmp_path)
     first = spawn(procs, [NEWSLETTER, "scheduler", "run"], env, tmp_path)
     wait_for("the first instance to hold the lease", lambda: holder_pid(engine) == first.pid)
-    second = spawn(procs, [sys.executable, str(PROJECT_ROOT / "scheduler.py")], env, tmp_path)
+    second = spawn(procs, [sys.executable, "-m", "scheduler"], env, tmp_path)  # the CLI's way
     wait_for("the first batches", lambda: sent(engine, campaign_id) >= RATE)
     assert status(engine, campaign_id) == CampaignStatus.SENDING
     first.send_signal(signal.SIGKILL)
@@ -161,6 +162,32 @@ def test_a_second_instance_on_sqlite_refuses_to_start(
     )
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=20) == 0
+    db.dispose_engine(sqlite_url)
+
+
+def test_python_m_scheduler_once_sends_what_is_due_and_exits(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    engine = db.get_engine(sqlite_url)
+    db.upgrade(engine)
+    campaign_id = due_campaign(engine, sqlite_url)
+    env = env_for(sqlite_url, tmp_path)
+    once = subprocess.run(
+        [sys.executable, "-m", "scheduler", "--once"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
+    assert once.returncode == 0, once.stderr.decode()
+    assert status(engine, campaign_id) == CampaignStatus.SENT
+    assert leases.current(engine) is None  # the lease was given up on the way out
+    for command, prog in (
+        ([sys.executable, "-m", "scheduler"], b"python -m scheduler"),
+        ([sys.executable, SCHEDULER_FILE], b"python scheduler.py"),
+    ):
+        wrong = subprocess.run([*command, "--twice"], env=env, capture_output=True, timeout=60)
+        assert (wrong.returncode, wrong.stderr) == (2, b"usage: " + prog + b" [--once]\n")
     db.dispose_engine(sqlite_url)
 
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel, select
 
 from campaigns import weekly_plan
+from campaigns.models import Campaign
 from newsletter.clock import as_utc
+from newsletter.db import UTCDateTime
 from newsletter.errors import ConfigError, InvalidInput
+from newsletter.models import Lease
 from newsletter.settings import Settings
+from subscribers.models import Subscriber
 from tests.conftest import make_settings
 
 NY = "America/New_York"
@@ -100,6 +108,11 @@ def test_unknown_time_zone_is_a_config_error(tmp_path: Path) -> None:
         weekly_plan.zone(_settings(tmp_path, timezone="Mars/Base"))
 
 
+def test_iso_week_uses_the_iso_year_at_the_year_boundary() -> None:
+    assert weekly_plan.iso_week(date(2027, 1, 1)) == "2026-W53"
+    assert weekly_plan.iso_week(date(2026, 11, 23)) == "2026-W48"
+
+
 def test_weeks_are_iso_weeks_of_the_local_send_day(tmp_path: Path) -> None:
     settings = _settings(tmp_path, timezone="Pacific/Auckland", send_weekday=0, send_time="08:00")
     slot = weekly_plan.next_send_at(settings, after=datetime(2026, 12, 27, tzinfo=UTC))
@@ -108,5 +121,29 @@ def test_weeks_are_iso_weeks_of_the_local_send_day(tmp_path: Path) -> None:
     assert weekly_plan.week_of(slot, settings) == "2026-W53"
 
 
-def test_sqlite_naive_values_are_read_as_utc() -> None:
+def test_naive_values_from_outside_are_taken_as_utc() -> None:
     assert as_utc(datetime(2026, 1, 1, 12)) == datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+def test_every_timestamp_column_is_the_utc_column_type() -> None:
+    assert {Subscriber.__tablename__, Campaign.__tablename__, Lease.__tablename__} <= set(
+        SQLModel.metadata.tables
+    )  # every room's models are loaded
+    columns = [c for table in SQLModel.metadata.sorted_tables for c in table.columns]
+    stamps = [c for c in columns if isinstance(c.type, sa.DateTime | UTCDateTime)]
+    assert len(stamps) > 20
+    assert [str(c) for c in stamps if not isinstance(c.type, UTCDateTime)] == []
+
+
+def test_timestamps_are_read_back_aware_in_utc_on_every_database(engine: Engine) -> None:
+    eastern = datetime(2026, 11, 10, 9, tzinfo=ZoneInfo("America/New_York"))
+    with Session(engine) as session:
+        session.add(Campaign(subject="x", scheduled_at=eastern, created_at=datetime(2026, 1, 1)))
+        session.commit()
+    with Session(engine) as session:
+        stored = session.exec(select(Campaign)).one()
+    assert stored.scheduled_at is not None and stored.scheduled_at.tzinfo is UTC
+    assert (stored.scheduled_at, stored.created_at) == (
+        datetime(2026, 11, 10, 14, tzinfo=UTC),
+        datetime(2026, 1, 1, tzinfo=UTC),  # a naive value is taken as UTC
+    )

@@ -11,15 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from campaigns import weekly_plan
 from campaigns.content.snippets import collapse_whitespace, trim_text
 from campaigns.models import Campaign, CampaignSnippet, CampaignStatus, Snippet
-from newsletter.clock import as_utc, utcnow
-from newsletter.errors import ContentError, NotFound
+from newsletter import db
+from newsletter.clock import utcnow
+from newsletter.errors import ContentError
 from newsletter.settings import Settings
 from newsletter.templating import Templates, brand_context
 
@@ -30,6 +31,8 @@ SUBJECT_MAX = 300
 
 @dataclass(frozen=True)
 class IssueItem:
+    """A snippet in an issue; ``resent`` when it fills a gap from an earlier issue."""
+
     snippet: Snippet
     resent: bool = False
 
@@ -61,17 +64,6 @@ class AssembledIssue:
         }
 
 
-def iso_week(day: date) -> str:
-    """'2026-W48': the campaign's week key (ISO years start on a Monday, not 1 January)."""
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-def today(settings: Settings) -> date:
-    """Today where the newsletter's readers are, not on the server's clock."""
-    return datetime.now(ZoneInfo(settings.timezone)).date()
-
-
 def issue_items(session: Session, *, campaign: Campaign) -> list[IssueItem]:
     """A campaign's snippets in issue order."""
     rows = session.exec(
@@ -83,15 +75,8 @@ def issue_items(session: Session, *, campaign: Campaign) -> list[IssueItem]:
     return [IssueItem(snippet, link.resent) for link, snippet in rows]
 
 
-def get_campaign(session: Session, *, campaign_id: int) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound(f"no campaign with id {campaign_id}")
-    return campaign
-
-
 def _freshness(snippet: Snippet) -> tuple[float, str]:
-    return (-as_utc(snippet.published_at).timestamp(), snippet.url)
+    return (-snippet.published_at.timestamp(), snippet.url)
 
 
 def _last_used(session: Session) -> dict[int, tuple[datetime, int]]:
@@ -103,7 +88,7 @@ def _last_used(session: Session) -> dict[int, tuple[datetime, int]]:
     ).all()
     used: dict[int, tuple[datetime, int]] = {}
     for snippet_id, campaign in rows:
-        when = as_utc(campaign.started_at or campaign.scheduled_at or campaign.created_at)
+        when = campaign.started_at or campaign.scheduled_at or campaign.created_at
         key = (when, campaign.id or 0)
         if snippet_id not in used or key > used[snippet_id]:
             used[snippet_id] = key
@@ -160,7 +145,7 @@ def category_label(category: str, *, settings: Settings) -> str:
 def snippet_view(item: IssueItem, *, settings: Settings) -> dict[str, Any]:
     """What templates see of a snippet: plain values, autoescaped by Jinja2 on output."""
     s = item.snippet
-    published = as_utc(s.published_at)
+    published = s.published_at
     return {
         "id": s.id,
         "title": s.title,
@@ -207,6 +192,7 @@ def render_headlines(
 
 
 def find_week(session: Session, *, week: str) -> Campaign | None:
+    """The weekly issue filed under ``week`` ("2026-W48"), if it exists."""
     return session.exec(select(Campaign).where(Campaign.week == week)).first()
 
 
@@ -216,9 +202,11 @@ def assemble_week(
     """The issue for the ISO week of ``day`` (default: today); the existing one if any.
 
     The caller commits. Two assemblers racing for the same week meet at the unique week
-    column: the loser rolls back and returns the winner's campaign.
+    column: the loser rolls back to a savepoint, so only its own insert is undone (the
+    caller's earlier work in the transaction stays), and returns the winner's campaign.
+    Raises ContentError when too few snippets fit (:func:`select_snippets`).
     """
-    week = iso_week(day or today(settings))
+    week = weekly_plan.iso_week(day or weekly_plan.local_today(settings))
     existing = find_week(session, week=week)
     if existing is not None:
         return AssembledIssue(existing, issue_items(session, campaign=existing), created=False)
@@ -232,11 +220,11 @@ def assemble_week(
         created_by=actor[:100],
         created_at=utcnow(),
     )
-    session.add(campaign)
     try:
-        session.flush()
+        with db.savepoint(session):
+            session.add(campaign)
+            session.flush()
     except IntegrityError:
-        session.rollback()
         winner = find_week(session, week=week)
         if winner is None:
             raise

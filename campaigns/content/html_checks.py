@@ -1,7 +1,8 @@
-"""What a rendered email contains: its links, images and size, as preview and preflight see it.
+"""What a rendered email contains: its links, images, language and size.
 
-Parsed with the standard library's HTML parser (never regex), with the source line of
-each element so a finding can point at it.
+Preflight turns these facts into findings and preview into warnings. The HTML is parsed
+with the standard library's parser (never regex), keeping each element's line in the
+rendered HTML so a finding can point at it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ class Image:
 
 
 @dataclass
-class EmailAudit:
+class HtmlAudit:
+    """The facts of one rendered HTML part; ``size_bytes`` is its UTF-8 length."""
+
     links: list[Link] = field(default_factory=list)
     images: list[Image] = field(default_factory=list)
     html_lang: str | None = None
@@ -40,6 +43,8 @@ class EmailAudit:
         return self.size_bytes + len(self.links) * settings.tracking_budget_bytes_per_link
 
     def size_warning(self, settings: Settings) -> str | None:
+        """Why the message will be clipped, or None. Gmail shows only the first 102 KB of
+        HTML ("[Message clipped]"); ``html_size_limit_bytes`` defaults to that."""
         estimate = self.estimated_size(settings)
         if estimate <= settings.html_size_limit_bytes:
             return None
@@ -56,7 +61,7 @@ class EmailAudit:
 class _Collector(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.audit = EmailAudit()
+        self.audit = HtmlAudit()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
@@ -73,7 +78,8 @@ class _Collector(HTMLParser):
     handle_startendtag = handle_starttag
 
 
-def audit_html(html: str) -> EmailAudit:
+def audit_html(html: str) -> HtmlAudit:
+    """Links, images (with their alt text or None), ``<html lang>`` and size of ``html``."""
     collector = _Collector()
     collector.feed(html)
     collector.close()
@@ -81,9 +87,12 @@ def audit_html(html: str) -> EmailAudit:
     return collector.audit
 
 
+def is_http_url(url: str) -> bool:
+    """An absolute http(s) URL with something after the scheme."""
+    return url.lower().startswith(("http://", "https://")) and len(url) > len("https://")
+
+
 def is_live_http(href: str) -> bool:
-    """An absolute http(s) link (or a per-recipient placeholder that becomes one)."""
-    if href in PLACEHOLDERS:
-        return True
-    lowered = href.lower()
-    return lowered.startswith(("http://", "https://")) and len(href) > len("https://")
+    """A link a reader can follow: absolute http(s), or a per-recipient placeholder
+    (``[%unsubscribe_url%]``) that the send loop replaces with one."""
+    return href in PLACEHOLDERS or is_http_url(href)

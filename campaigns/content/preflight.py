@@ -4,6 +4,17 @@ Run by ``campaigns preflight``, by ``send`` and by the scheduler before every se
 finding of severity ``error`` blocks the send (:func:`require_preflight`). Each finding
 names the snippet (id and title) or the template and line it comes from. Draft and
 scheduled campaigns are re-rendered first, so the check sees the templates as they are now.
+
+The rules and where they come from:
+
+- every link and image absolute http(s): a relative one is dead in a mail client;
+- alt text on every image (WCAG 2.1, success criterion 1.1.1);
+- an unsubscribe link in the HTML and the text part, and the sender's postal address
+  (CAN-SPAM, 15 U.S.C. 7704(a)(3) and (a)(5));
+- the medical disclaimer in both parts (the publisher's own rule, ``NEWSLETTER_DISCLAIMER``);
+- HTML under the size Gmail clips at, click tracking included (html_checks);
+- a warning for claim words such as "cure" (``NEWSLETTER_CLAIMS_WORDS``): health claims
+  need substantiation (FTC, Health Products Compliance Guidance, 2022).
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ import jinja2
 from sqlmodel import Session
 
 from campaigns.content.assembly import IssueItem, issue_items
-from campaigns.content.html_checks import EmailAudit, audit_html, is_live_http
+from campaigns.content.html_checks import HtmlAudit, audit_html, is_http_url, is_live_http
 from campaigns.content.rendering import HTML_TEMPLATE, TEXT_TEMPLATE, RenderedIssue, render_campaign
 from campaigns.content.snippets import collapse_whitespace
 from campaigns.models import Campaign
@@ -38,6 +49,9 @@ EMAIL_TEMPLATES = (
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem: ``code`` is stable (link, image, alt, claims, template, size, ...);
+    ``where`` names the snippet and field, or the template and line, it comes from."""
+
     severity: Severity
     code: str
     message: str
@@ -62,6 +76,8 @@ class Finding:
 
 @dataclass
 class PreflightReport:
+    """Every finding for one campaign; ``ok`` when none is an error."""
+
     campaign_id: int
     findings: list[Finding] = field(default_factory=list)
 
@@ -86,7 +102,11 @@ class PreflightReport:
 
 
 def preflight(session: Session, *, settings: Settings, campaign: Campaign) -> PreflightReport:
-    """Render (drafts and scheduled campaigns) and check; the caller commits the rendering."""
+    """Render (drafts and scheduled campaigns) and check; the caller commits the rendering.
+
+    Never raises for a problem of the content: a template error is a finding too. For a
+    check that must stop the caller, use :func:`require_preflight`.
+    """
     report = PreflightReport(campaign_id=campaign.id or 0)
     add = report.findings.append
     items = issue_items(session, campaign=campaign)
@@ -118,7 +138,12 @@ def preflight(session: Session, *, settings: Settings, campaign: Campaign) -> Pr
 def require_preflight(
     session: Session, *, settings: Settings, campaign: Campaign
 ) -> PreflightReport:
-    """Preflight, raising ContentError with every error when the send must not go ahead."""
+    """Preflight, or raise: the one check every path that sends or schedules runs.
+
+    Returns the report (warnings only) when the campaign may go out; otherwise raises
+    ContentError "preflight failed for campaign <id>: <where>: <message>; ..." with every
+    error, so one run shows all there is to fix.
+    """
     report = preflight(session, settings=settings, campaign=campaign)
     if not report.ok:
         reasons = "; ".join(f"{f.where}: {f.message}" for f in report.errors)
@@ -148,10 +173,10 @@ def _snippet_findings(item: IssueItem, *, settings: Settings) -> list[Finding]:
             )
         )
 
-    if not is_live_http(s.url) or s.url.startswith("[%"):
+    if not is_http_url(s.url):
         finding("error", "link", f"link {s.url!r} is not an absolute http(s) URL", "url")
     if s.image_url:
-        if not is_live_http(s.image_url) or s.image_url.startswith("[%"):
+        if not is_http_url(s.image_url):
             finding(
                 "error",
                 "image",
@@ -201,7 +226,7 @@ def _content_findings(rendered: RenderedIssue, *, settings: Settings) -> list[Fi
     return out
 
 
-def _link_findings(audit: EmailAudit, sources: dict[str, list[str]]) -> list[Finding]:
+def _link_findings(audit: HtmlAudit, sources: dict[str, list[str]]) -> list[Finding]:
     out = []
     for link in audit.links:
         if not is_live_http(link.href):
@@ -219,7 +244,7 @@ def _link_findings(audit: EmailAudit, sources: dict[str, list[str]]) -> list[Fin
 
 
 def _compliance_findings(
-    rendered: RenderedIssue, audit: EmailAudit, *, settings: Settings
+    rendered: RenderedIssue, audit: HtmlAudit, *, settings: Settings
 ) -> list[Finding]:
     out: list[Finding] = []
     html_text = collapse_whitespace(html_lib.unescape(rendered.html))

@@ -46,6 +46,8 @@ SAMPLE_NAME = "Alex"
 
 @dataclass
 class PreviewResult:
+    """The files written; ``warnings`` need a fix, ``notes`` only inform (no Chromium)."""
+
     out_dir: Path
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -63,6 +65,7 @@ class PreviewResult:
 
 
 def sample_values(settings: Settings) -> dict[str, str]:
+    """Placeholder values for a preview: links that name no real reader, a sample name."""
     base = settings.base_url.rstrip("/")
     return {
         UNSUBSCRIBE_URL: f"{base}/unsubscribe/preview",
@@ -73,6 +76,7 @@ def sample_values(settings: Settings) -> dict[str, str]:
 
 
 def preview_warnings(html: str, *, settings: Settings) -> list[str]:
+    """Size (Gmail clipping) and missing alt text, as lines for a person."""
     audit = audit_html(html)
     warnings = []
     size = audit.size_warning(settings)

@@ -27,6 +27,8 @@ RENDERABLE = frozenset({CampaignStatus.DRAFT, CampaignStatus.SCHEDULED})
 
 @dataclass(frozen=True)
 class RenderedIssue:
+    """One campaign's content, with ``[%key%]`` placeholders still in ``html`` and ``text``."""
+
     subject: str
     preheader: str
     html: str
@@ -34,6 +36,7 @@ class RenderedIssue:
 
 
 def footer_reason(settings: Settings) -> str:
+    """Why the reader gets this email, printed in the footer above the unsubscribe link."""
     return (
         f"You are receiving this email because you subscribed to {settings.newsletter_name} "
         "and confirmed your address."
@@ -72,7 +75,11 @@ def campaign_context(
 def render_issue(
     settings: Settings, *, campaign: Campaign, items: list[IssueItem]
 ) -> RenderedIssue:
-    """Render without touching the database (preflight and tests use it too)."""
+    """Render without touching the database (preflight and tests use it too).
+
+    Raises ContentError when there are no items, TemplateError (with template and line)
+    when Jinja2 or MJML fails.
+    """
     if not items:
         raise ContentError(f"campaign {campaign.id} has no snippets to render")
     templates = Templates(settings)
@@ -103,6 +110,7 @@ def render_campaign(session: Session, *, settings: Settings, campaign: Campaign)
 
 
 def stored_issue(campaign: Campaign) -> RenderedIssue:
+    """The content as stored on the campaign (empty strings if never rendered)."""
     return RenderedIssue(
         campaign.subject, campaign.preheader, campaign.html or "", campaign.text or ""
     )

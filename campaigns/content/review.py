@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from campaigns.content.assembly import get_campaign
+from campaigns.actions import get_campaign
 from campaigns.content.preflight import PreflightReport, preflight
 from campaigns.content.preview import DEFAULT_CHROMIUM, PreviewResult, write_preview
 from newsletter.settings import Settings

@@ -31,6 +31,7 @@ from campaigns.content.snippets import (
     collapse_whitespace,
     upsert_snippet,
 )
+from newsletter.clock import as_utc
 from newsletter.errors import ImportProblem, InvalidInput
 from newsletter.settings import Settings
 
@@ -66,6 +67,8 @@ _BLOCK_TAGS = {
 
 @dataclass
 class ImportReport:
+    """Counts per outcome; ``problems`` are the skipped entries, each with where it was."""
+
     created: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -99,7 +102,12 @@ def html_to_text(markup: str) -> str:
 
 
 def import_snippets(session: Session, *, settings: Settings, source: str) -> ImportReport:
-    """Import from a Markdown file or folder, or a feed file or http(s) URL."""
+    """Import from a Markdown file or folder, or a feed file or http(s) URL.
+
+    One bad entry is a line in ``report.problems`` and the rest are kept; a source that
+    cannot be read at all (no such file, not a feed, HTTP error) raises InvalidInput.
+    The caller commits.
+    """
     report = ImportReport()
     if urlsplit(source).scheme.lower() in ("http", "https"):
         data, final_url = fetch_url(source)
@@ -239,7 +247,7 @@ def _front_matter_date(meta: dict[str, Any], where: str) -> datetime:
     if value is None:
         raise ImportProblem("front matter: missing 'published' (a date)", where=where)
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return as_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     try:
@@ -248,7 +256,7 @@ def _front_matter_date(meta: dict[str, Any], where: str) -> datetime:
         raise ImportProblem(
             f"front matter: 'published' {value!r} is not an ISO date", where=where
         ) from err
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return as_utc(parsed)
 
 
 # ---------------------------------------------------------------- feeds

@@ -51,12 +51,15 @@ COMPARED_FIELDS = (
 
 
 class UpsertOutcome(StrEnum):
+    """What an import did with one snippet (the counts of an ImportReport)."""
+
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
 
 
 def collapse_whitespace(text: str) -> str:
+    """Runs of whitespace (newlines too) as one space, none at either end."""
     return _SPACE.sub(" ", text).strip()
 
 
@@ -73,6 +76,7 @@ def trim_text(text: str, max_chars: int) -> str:
 
 
 def trim_summary(text: str, *, settings: Settings) -> str:
+    """A card's summary: at most ``summary_max_chars`` characters, cut at a word."""
     return trim_text(text, settings.summary_max_chars)
 
 
@@ -166,6 +170,7 @@ def clean_snippet(raw: SnippetInput, *, settings: Settings) -> SnippetCreate:
 
 
 def find_by_url(session: Session, *, url: str) -> Snippet | None:
+    """The snippet with this canonical URL (see :func:`canonical_url`), if any."""
     return session.exec(select(Snippet).where(Snippet.url == url)).first()
 
 
@@ -183,7 +188,7 @@ def add_snippet(session: Session, *, settings: Settings, data: SnippetInput) -> 
 
 def _comparable(name: str, value: Any) -> Any:
     if name == "published_at" and isinstance(value, datetime):
-        return as_utc(value).replace(microsecond=0)
+        return value.replace(microsecond=0)
     if name == "tags":
         return sorted(value or [])
     return value
@@ -223,6 +228,7 @@ def upsert_snippet(
 
 
 def get_snippet(session: Session, *, snippet_id: int) -> Snippet:
+    """The snippet, or NotFound."""
     snippet = session.get(Snippet, snippet_id)
     if snippet is None:
         raise NotFound(f"no snippet with id {snippet_id}")
