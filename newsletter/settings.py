@@ -77,6 +77,9 @@ class Settings(BaseSettings):
         "I can unsubscribe at any time with one click."
     )
     consent_version: str = "2026-11-v1"
+    # Where the privacy notice lives: linked from the sign-up form and every email's footer
+    # (GDPR Art. 13: tell people how their data is used when it is collected).
+    privacy_notice_url: str | None = None
     topics_consent_text: str = (
         "Optionally, tailor my newsletter to the topics I choose. I understand that my "
         "choices may reveal something about my health and agree that they are stored for "
