@@ -191,9 +191,14 @@ class LazyPipeliningServer:
             await writer.drain()
         writer.close()
 
-    def __exit__(self, *exc: object) -> None:
+    async def _stop(self) -> None:
+        # On the server's own loop: Server.close from another thread races the loop's
+        # own wake-up when the last connection ends (TypeError in asyncio's _wakeup).
         self.server.close()
-        asyncio.run_coroutine_threadsafe(self.server.wait_closed(), self.loop).result(5)
+        await self.server.wait_closed()
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
