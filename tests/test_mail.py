@@ -90,7 +90,7 @@ def test_outbox_writes_one_eml_per_recipient_with_list_headers(tmp_path: Path) -
     ]
     result = outbox.send_batch(content, recipients)
     files = sorted(tmp_path.glob("*.eml"))
-    assert len(files) == 2 and set(result.message_ids) == {1, 2}
+    assert len(files) == 2 and set(result.accepted) == {1, 2}
     parsed = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
     assert parsed["List-Unsubscribe"] == "<https://x/unsubscribe/t1>"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

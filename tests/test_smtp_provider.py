@@ -58,7 +58,7 @@ def test_each_recipient_gets_one_personalised_message(sink):
         assert message["List-Unsubscribe"] == f"<{item.values['unsubscribe_url']}>"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["List-Id"] == "Pain Relief Weekly <weekly.newsletter.example.com>"
-        assert message["Message-ID"].strip("<>") == result.message_ids[item.delivery_id]
+        assert message["Message-ID"].strip("<>") == result.accepted[item.delivery_id]
         text = message.get_body(("plain",)).get_content()
         html = message.get_body(("html",)).get_content()
         assert text.replace("\r\n", "\n") == personalise(TEXT, item.values)
@@ -97,8 +97,8 @@ def test_permanent_refusal_fails_that_recipient_only(sink):
     handler.refuse["r2@example.com"] = "550 5.1.1 no such user"
     with provider_for(port) as provider:
         result = provider.send_batch(content(), [recipient(1), recipient(2), recipient(3)])
-    assert set(result.message_ids) == {1001, 1003}
-    assert "550" in result.failed[1002]
+    assert set(result.accepted) == {1001, 1003}
+    assert "550" in result.rejected[1002]
 
 
 def test_temporary_refusal_defers_that_recipient(sink):
@@ -106,7 +106,7 @@ def test_temporary_refusal_defers_that_recipient(sink):
     handler.refuse["r2@example.com"] = "451 4.7.1 try later"
     with provider_for(port) as provider:
         result = provider.send_batch(content(), [recipient(1), recipient(2)])
-    assert set(result.message_ids) == {1001} and "451" in result.deferred[1002]
+    assert set(result.accepted) == {1001} and "451" in result.deferred[1002]
 
 
 def test_server_down_is_unavailable():
@@ -216,7 +216,7 @@ def test_a_server_that_answers_only_at_data_gets_every_message_pipelined():
         provider_for(server.port) as provider,
     ):
         result = provider.send_batch(content(), [recipient(1), recipient(2), recipient(3)])
-    assert set(result.message_ids) == {1001, 1002, 1003}
+    assert set(result.accepted) == {1001, 1002, 1003}
     assert [rcpts for rcpts, _data in server.messages] == [
         ["r1@example.com"],
         ["r2@example.com"],
@@ -257,8 +257,8 @@ def test_a_dropped_connection_keeps_the_accepted_and_defers_the_rest(sink):
     handler.drop.add("r3@example.com")
     with provider_for(port) as provider:
         result = provider.send_batch(content(), [recipient(i) for i in range(1, 6)])
-    assert set(result.message_ids) == {1001, 1002}
-    assert set(result.deferred) == {1003, 1004, 1005} and not result.failed
+    assert set(result.accepted) == {1001, 1002}
+    assert set(result.deferred) == {1003, 1004, 1005} and not result.rejected
     assert [rcpts for _s, rcpts, _d in handler.messages] == [["r1@example.com"], ["r2@example.com"]]
 
 
@@ -268,7 +268,7 @@ def test_a_connection_the_server_closed_while_idle_is_reopened_once():
         provider.send_batch(content(), [recipient(1)])
         handler.close_connections(controller)
         result = provider.send_batch(content(), [recipient(2), recipient(3)])
-    assert set(result.message_ids) == {1002, 1003}
+    assert set(result.accepted) == {1002, 1003}
     assert handler.sessions == 2 and len(handler.messages) == 3
 
 
@@ -282,8 +282,8 @@ def test_an_address_that_needs_smtputf8_is_sent_only_where_the_server_offers_it(
     ):
         result = provider.send_batch(content(), batch)
     if smtputf8:
-        assert set(result.message_ids) == {1001, 1002, 1003}
+        assert set(result.accepted) == {1001, 1002, 1003}
         assert "To: Ann <j\u00fcrgen@example.com>\r\n".encode() in handler.messages[1][2]
     else:
-        assert set(result.message_ids) == {1001, 1003}
-        assert "SMTPUTF8" in result.failed[1002]
+        assert set(result.accepted) == {1001, 1003}
+        assert "SMTPUTF8" in result.rejected[1002]

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 
-from campaigns.delivery.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
+from campaigns.delivery.providers.sendgrid import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
 from campaigns.tracking.events import EventKind, NormalisedEvent, sendgrid_kind
 from newsletter.clock import utcnow
 from newsletter.errors import ConfigError, InvalidInput, TokenExpired, TokenInvalid
