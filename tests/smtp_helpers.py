@@ -22,14 +22,16 @@ from cryptography.x509.oid import NameOID
 
 
 class Sink:
-    """aiosmtpd handler: collects messages; refuses addresses in ``refuse`` with their reply,
-    drops the connection at RCPT of addresses in ``drop``; PIPELINING advertised if asked."""
+    """aiosmtpd handler: collects messages; refuses addresses in ``refuse`` with their reply
+    (those in ``defer_once`` with a 451, the first time only), drops the connection at RCPT
+    of addresses in ``drop``; PIPELINING advertised if asked."""
 
     def __init__(self, *, pipelining: bool = False) -> None:
         self.pipelining = pipelining
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.refuse: dict[str, str] = {}
         self.drop: set[str] = set()
+        self.defer_once: set[str] = set()
         self.sessions = 0
         self.servers: list[Any] = []
         self.logins: list[tuple[str, str, bool]] = []  # user, password, over TLS
@@ -48,6 +50,9 @@ class Sink:
             return "421 4.3.0 going away"
         if address in self.refuse:
             return self.refuse[address]
+        if address in self.defer_once:
+            self.defer_once.discard(address)
+            return "451 4.7.1 greylisted, try again"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -60,6 +60,7 @@ def test_batch_goes_as_one_request_with_personal_headers_and_custom_args(fake):
     assert first["substitutions"]["[%name%]"] == "Ann"
     message_id = result.accepted[1001]
     assert message_id and result.accepted == {1001: message_id, 1002: message_id}
+    assert result.request_ids  # the X-Message-Id names the request, not one message
 
 
 def test_custom_args_hold_no_address_or_name(fake):

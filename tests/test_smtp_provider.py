@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dkim
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.engine import Engine
@@ -21,6 +22,7 @@ from sqlmodel import Session
 from campaigns.delivery.providers.factory import make_provider
 from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
 from campaigns.delivery.sending import send_campaign
+from campaigns.models import Delivery
 from newsletter.errors import ConfigError, ProviderUnavailable
 from newsletter.mail import OutgoingMessage, personalise
 from newsletter.settings import Settings
@@ -99,6 +101,8 @@ def test_permanent_refusal_fails_that_recipient_only(sink):
         result = provider.send_batch(content(), [recipient(1), recipient(2), recipient(3)])
     assert set(result.accepted) == {1001, 1003}
     assert "550" in result.rejected[1002]
+    # One message id per message, each the Message-ID its message carries.
+    assert not result.request_ids and len(set(result.accepted.values())) == 2
 
 
 def test_temporary_refusal_defers_that_recipient(sink):
@@ -287,3 +291,34 @@ def test_an_address_that_needs_smtputf8_is_sent_only_where_the_server_offers_it(
     else:
         assert set(result.accepted) == {1001, 1003}
         assert "SMTPUTF8" in result.rejected[1002]
+
+
+def test_a_campaign_records_each_recipient_as_the_server_answered(
+    sqlite_settings: Settings, sqlite_engine: Engine
+):
+    handler = Sink(pipelining=True)
+    handler.refuse["user2@example.com"] = "550 5.1.1 no such user"
+    handler.defer_once.add("user3@example.com")
+    add_subscribers(sqlite_engine, 4)
+    with running(handler) as (_controller, port), Session(sqlite_engine) as session:
+        cfg = make_settings(
+            sqlite_settings.database_url,
+            Path(sqlite_settings.outbox_dir).parent,
+            provider="smtp",
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            retry_base_seconds=0.01,
+            retry_max_seconds=0.05,
+        )
+        campaign = make_campaign(session)
+        report = send_campaign(session, settings=cfg, campaign_id=campaign.id, preflight=False)
+        rows = session.execute(
+            sa.select(Delivery.subscriber_id, Delivery.status, Delivery.error, Delivery.attempts)
+        ).all()
+    assert (report.status, report.sent, report.failed, report.batches) == ("sent", 3, 1, 2)
+    by_subscriber = {row[0]: row[1:] for row in rows}
+    assert by_subscriber[1] == ("sent", None, 1) and by_subscriber[4] == ("sent", None, 1)
+    assert by_subscriber[3] == ("sent", None, 1)  # deferred once, then sent by the retry
+    status, error, _attempts = by_subscriber[2]
+    assert status == "failed" and error == "550 RCPT TO refused: 5.1.1 no such user"
+    delivered = sorted(rcpts[0] for _s, rcpts, _d in handler.messages)
+    assert delivered == ["user1@example.com", "user3@example.com", "user4@example.com"]
