@@ -165,7 +165,7 @@ def match_delivery(session: Session, event: NormalisedEvent) -> Delivery | None:
     """Our delivery for an event: by our own ids echoed back first, else by the message id.
 
     The recipient address must agree with the delivery's subscriber, so ids echoed from
-    another installation sharing the SendGrid account never touch the wrong person.
+    another installation sharing the provider account never touch the wrong person.
     """
     candidate: Delivery | None = None
     if event.delivery_id is not None:
@@ -193,10 +193,11 @@ def match_delivery(session: Session, event: NormalisedEvent) -> Delivery | None:
 
 
 def _by_message_id(session: Session, event: NormalisedEvent) -> Delivery | None:
-    """SendGrid gives one message id to a whole request (up to 1000 recipients).
+    """A message id may name a whole request (SendGrid's: up to 1000 recipients).
 
     The request's ``delivery_batch`` row names its campaign and delivery id range (the
-    message id column of ``delivery`` has no index: see migration 0003).
+    message id column of ``delivery`` has no index: see migration 0003); the address
+    picks the one delivery of the request.
     """
     b = DeliveryBatch
     ranges = session.exec(
