@@ -49,12 +49,14 @@ PERSONAL_FIELDS = ("email", "ip", "useragent")
 
 K, R = EventKind, RejectReason
 
-# SendGrid's event name -> our kind, as django-anymail's SendGrid tracking webhook maps it
-# (anymail/webhooks/sendgrid.py). Both kinds of SendGrid bounce are ``bounced``, as in
-# anymail; the bounce's ``type`` becomes the reject reason (``BOUNCE_TYPES``): "blocked",
-# which SendGrid calls a temporary refusal, is our soft bounce (``bounced`` with
-# reject_reason ``blocked``, NormalisedEvent.soft_bounce), any other type a hard one.
-# A drop is ``rejected``, its ``reason`` mapped by ``DROP_REASONS``.
+# The mapping table. SendGrid's event name -> our kind, as django-anymail's SendGrid
+# tracking webhook maps it (anymail/webhooks/sendgrid.py).
+# Soft bounces are ``bounced`` with a flag, not ``deferred``: anymail maps both kinds of
+# SendGrid bounce to BOUNCED (SendGrid's own ``deferred`` is a delay it keeps retrying).
+# The bounce's ``type`` becomes the reject reason (``BOUNCE_TYPES``): "blocked", which
+# SendGrid calls a temporary refusal, is a soft bounce (reject_reason ``blocked``,
+# NormalisedEvent.soft_bounce), any other type a hard one. A drop is ``rejected``, its
+# ``reason`` mapped by ``DROP_REASONS`` to what it says about the address.
 EVENT_KINDS: dict[str, EventKind] = {
     "processed": K.QUEUED,
     "deferred": K.DEFERRED,
@@ -83,7 +85,8 @@ def classify(
 ) -> tuple[EventKind, RejectReason | None]:
     """Our kind and reject reason for a SendGrid event name, bounce type and drop reason.
 
-    Matched without regard to case or surrounding blanks; an unknown name is UNKNOWN, an
+    By the table above (``EVENT_KINDS``; a soft bounce is ``bounced`` / ``blocked``),
+    matched without regard to case or surrounding blanks; an unknown name is UNKNOWN, an
     unknown bounce type a hard bounce.
     """
     kind = EVENT_KINDS.get(event.strip().lower(), K.UNKNOWN)
