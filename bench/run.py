@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from bench.databases import dialect_name, fresh_database
 from bench.fake_sendgrid_server import FakeSendGridProcess
 from bench.generate import populate
 from bench.report import STAGES, header, line
 from bench.smtp_sink import SmtpSinkProcess
-from campaigns.models import Delivery, DeliveryStatus
+from campaigns.delivery.ledger import delivery_counts
+from campaigns.models import Delivery
 from newsletter import db
 from newsletter.settings import PROJECT_ROOT, Settings
 from subscribers.models import Subscriber
@@ -86,25 +88,19 @@ def _ledger_problems(database_url: str, campaign_id: int, size: int) -> list[str
     """What the ledger says is wrong: anyone not sent, or a left-out subscriber queued."""
     engine = db.get_engine(database_url)
     delivery, subscriber = Delivery.__table__, Subscriber.__table__
-    with engine.connect() as connection:
-        by_status = dict(
-            connection.execute(
-                sa.select(delivery.c.status, sa.func.count())
-                .where(delivery.c.campaign_id == campaign_id)
-                .group_by(delivery.c.status)
-            ).all()
-        )
-        left_out = connection.execute(
+    with Session(engine) as session:
+        counts = delivery_counts(session, campaign_id=campaign_id)
+        left_out = session.execute(
             sa.select(sa.func.count())
             .select_from(delivery.join(subscriber, subscriber.c.id == delivery.c.subscriber_id))
             .where(delivery.c.campaign_id == campaign_id, subscriber.c.email.like("left-out%"))
         ).scalar_one()
     problems = []
-    sent = by_status.pop(DeliveryStatus.SENT.value, 0)
-    if sent != size:
-        problems.append(f"ledger: {sent} sent, expected {size}")
-    if by_status:
-        problems.append(f"ledger: also {by_status}")
+    if counts.sent != size:
+        problems.append(f"ledger: {counts.sent} sent, expected {size}")
+    others = {k: n for k, n in counts.as_dict().items() if n and k not in ("sent", "total")}
+    if others:
+        problems.append(f"ledger: also {others}")
     if left_out:
         problems.append(f"ledger: {left_out} subscribers who must be left out were queued")
     return problems

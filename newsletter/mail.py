@@ -2,23 +2,34 @@
 
 Both rooms send mail (subscribers: confirmations; campaigns: the newsletter), so the
 message type and the :class:`Mailer` protocol live on the ground floor. Providers in
-``campaigns/providers`` implement the protocol; doors hand one to ``subscribers``.
+``campaigns/delivery/providers`` implement the protocol; doors hand one to ``subscribers``.
 
 Per-recipient values are written into rendered content as placeholders (``[%key%]``)
 and filled in by cheap substitution, so MJML runs once per campaign, not per recipient.
+
+One encoder, :class:`MimeTemplate`, writes every message we produce: a campaign's copies
+(SMTP and the outbox alike, so the outbox holds byte for byte what SMTP carries) and
+single messages (:func:`build_mime`). The MIME structure is built once as
+quoted-printable bytes with holes where placeholders were. Each hole starts and ends on
+a soft line break, so a recipient's value is QP-encoded on its own (a few dozen bytes,
+in C) and spliced in; no ``email.message`` per recipient. Lines end in CRLF; body lines
+stay within 76 columns and header lines are folded (RFC 5322 2.2.3), so no line comes
+near the 998 limit (RFC 5322 2.1.1).
 """
 
 from __future__ import annotations
 
-import email.policy
+import binascii
+import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.headerregistry import Address
-from email.message import EmailMessage
+from email.header import Header
 from email.utils import format_datetime, make_msgid
 from typing import Protocol
 
 from newsletter.clock import utcnow
+from newsletter.errors import ContentError
 from newsletter.settings import Settings
 
 # Placeholder keys, filled per recipient. ``name_html`` is the HTML-escaped name for the
@@ -70,8 +81,9 @@ class OutgoingMessage:
     to_name: str | None = None
     reply_to: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
-    # Opaque ids only (SendGrid keeps them forever and cannot redact them).
-    custom_args: Mapping[str, str] = field(default_factory=dict)
+    # Opaque ids that tracking events echo back (django-anymail's "metadata"); a provider
+    # may keep them for good and be unable to redact them, so never an address or a name.
+    metadata: Mapping[str, str] = field(default_factory=dict)
     categories: tuple[str, ...] = ()
 
 
@@ -81,19 +93,216 @@ class Mailer(Protocol):
     def send_message(self, message: OutgoingMessage) -> str: ...
 
 
-def build_mime(message: OutgoingMessage, *, message_id_domain: str | None = None) -> bytes:
-    """RFC 5322 bytes with CRLF line ends: exactly what an SMTP DATA command carries."""
-    mime = EmailMessage(policy=email.policy.SMTP)
-    mime["From"] = Address(display_name=message.from_name or "", addr_spec=message.from_email)
-    mime["To"] = Address(display_name=message.to_name or "", addr_spec=message.to_email)
-    mime["Subject"] = message.subject
-    mime["Date"] = format_datetime(utcnow())
-    domain = message_id_domain or message.from_email.rpartition("@")[2]
-    mime["Message-ID"] = make_msgid(domain=domain)
-    if message.reply_to:
-        mime["Reply-To"] = message.reply_to
-    for name, value in message.headers.items():
-        mime[name] = value
-    mime.set_content(message.text, subtype="plain", charset="utf-8")
-    mime.add_alternative(message.html, subtype="html", charset="utf-8")
-    return mime.as_bytes()
+def build_mime(
+    message: OutgoingMessage,
+    *,
+    message_id: str | None = None,
+    message_id_domain: str | None = None,
+) -> bytes:
+    """RFC 5322 bytes with CRLF line ends: exactly what an SMTP DATA command carries.
+
+    ``message_id`` (without angle brackets) defaults to a fresh one at ``message_id_domain``
+    (the sender's domain unless given). Raises ContentError for a header line over 998.
+    """
+    template = MimeTemplate(
+        subject=message.subject,
+        html=message.html,
+        text=message.text,
+        from_email=message.from_email,
+        from_name=message.from_name,
+        reply_to=message.reply_to,
+        headers=message.headers,
+        holes=False,
+    )
+    domain = message_id_domain or template.domain
+    return template.render(
+        message.to_email,
+        message.to_name,
+        {},
+        date=format_datetime(utcnow()),
+        message_id=message_id or make_msgid(domain=domain).strip("<>"),
+    )
+
+
+# ---------------------------------------------------------------- the encoder
+
+HOLE = re.compile(r"\[%(" + "|".join(re.escape(k) for k in PLACEHOLDER_KEYS) + r")%\]")
+_SOFT_BREAK = b"=\r\n"
+MAX_LINE = 998
+_FOLD_AT = 78
+_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
+_ESCAPES = re.compile(r'[\\"]')
+
+
+def qp(value: str) -> bytes:
+    """Quoted-printable, CRLF line ends, soft breaks at 76 columns (binascii, in C)."""
+    data = value.replace("\r\n", "\n").encode("utf-8")
+    return binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
+
+
+def stuff(data: bytes) -> bytes:
+    """Dot-stuffing (RFC 5321 4.5.2) of bytes that start at the beginning of a line."""
+    data = data.replace(b"\r\n.", b"\r\n..")
+    return b"." + data if data.startswith(b".") else data
+
+
+def wire(data: bytes) -> bytes:
+    """A whole message as DATA sends it: dot-stuffed, ended by the end-of-data line."""
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return stuff(data) + b".\r\n"
+
+
+def fold(name: str, value: str) -> str:
+    """``Name: value`` folded at spaces into lines of at most 78 characters where possible."""
+    line = f"{name}: {value}"
+    if len(line) <= _FOLD_AT and "\r" not in line and "\n" not in line:
+        return line
+    words = " ".join(line.split()).split(" ")  # no bare CR/LF may reach the wire
+    lines = [words[0]]
+    for word in words[1:]:
+        if (
+            len(lines[-1]) + 1 + len(word) > _FOLD_AT
+            and len(lines) + len(lines[-1]) > len(name) + 2
+        ):
+            lines.append(" " + word)
+        else:
+            lines[-1] += " " + word
+    return "\r\n".join(lines)
+
+
+def header(name: str, value: str) -> str:
+    """A header line: folded ASCII, or RFC 2047 encoded words of at most 75 characters."""
+    if value.isascii():
+        return fold(name, value)
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {encoded}"
+
+
+def address(name: str | None, email: str, *, field: str = "To") -> str:
+    """``Name <a@b>`` for From/To, the name as encoded words when it is not ASCII."""
+    if not name:
+        return email
+    if name.isascii():  # formataddr's quoting, without its refusal of a UTF-8 address
+        name = _ESCAPES.sub(r"\\\g<0>", name)
+        return f'"{name}" <{email}>' if _SPECIALS.search(name) else f"{name} <{email}>"
+    return Header(name, "utf-8", header_name=field).encode(linesep="\r\n") + f" <{email}>"
+
+
+class MimeTemplate:
+    """A message as bytes with holes; ``render`` fills one recipient's values.
+
+    ``headers`` are the same for every copy, in order. With ``holes`` the placeholders
+    of subject and bodies are filled per recipient and ``personal_unsubscribe`` adds each
+    recipient's ``List-Unsubscribe`` from their values (RFC 8058); without, the text is
+    taken literally (a single, already personalised message). ``label`` names the message
+    in errors. Raises ContentError for a header line over 998 characters.
+    """
+
+    def __init__(
+        self,
+        *,
+        subject: str,
+        html: str,
+        text: str,
+        from_email: str,
+        from_name: str | None = None,
+        reply_to: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        holes: bool = True,
+        personal_unsubscribe: bool = False,
+        boundary: str | None = None,
+        label: str = "message",
+    ) -> None:
+        boundary = boundary or f"=_nl_{uuid.uuid4().hex}"
+        self.domain = from_email.rpartition("@")[2] or "localhost"
+        self.holes = holes
+        self.personal_unsubscribe = personal_unsubscribe
+        self.subject_holes = holes and bool(HOLE.search(subject))
+        self.subject = subject
+        head = [fold("From", address(from_name, from_email, field="From"))]
+        if not self.subject_holes:
+            head.append(header("Subject", subject))
+        if reply_to:
+            head.append(fold("Reply-To", reply_to))
+        head.append("MIME-Version: 1.0")
+        head.append(fold("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+        head.extend(header(name, value) for name, value in (headers or {}).items())
+        self.head = ("\r\n".join(head) + "\r\n").encode("utf-8")
+        for line in self.head.split(b"\r\n"):
+            if len(line) > MAX_LINE:
+                raise ContentError(
+                    f"{label}: header line longer than {MAX_LINE} "
+                    f"characters (RFC 5322 2.1.1): {line[:60]!r}..."
+                )
+        self.pieces = self._body(boundary, text, html)
+        self.keys = tuple(sorted({p for p in self.pieces if isinstance(p, str)}))
+        # The same, dot-stuffed for the wire and ended by the end-of-data line, so a
+        # recipient's message needs no 36 KB search for CRLF "." (about 30 µs). Static
+        # pieces never start a line with ".": the first starts with CRLF, the others
+        # with a soft line break; values are stuffed one by one in ``render``.
+        wire_pieces = [stuff(p) if isinstance(p, bytes) else p for p in self.pieces]
+        wire_pieces[-1] = wire_pieces[-1] + b".\r\n"  # the last piece is the closing boundary
+        self.wire_pieces = wire_pieces
+
+    def _body(self, boundary: str, text: str, html: str) -> list[bytes | str]:
+        """The two parts as QP bytes and hole names, neighbouring bytes merged."""
+        pieces: list[bytes | str] = [b"\r\n"]
+        for subtype, part in (("plain", text), ("html", html)):
+            pieces.append(
+                f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode()
+            )
+            pieces.extend(self._holes(part) if self.holes else [qp(part)])
+            pieces.append(b"\r\n")
+        pieces.append(f"--{boundary}--\r\n".encode())
+        merged: list[bytes | str] = []
+        for piece in pieces:
+            if isinstance(piece, bytes) and merged and isinstance(merged[-1], bytes):
+                merged[-1] = merged[-1] + piece
+            else:
+                merged.append(piece)
+        return merged
+
+    @staticmethod
+    def _holes(text: str) -> list[bytes | str]:
+        """QP pieces; every hole sits between soft line breaks so values splice in."""
+        out: list[bytes | str] = []
+        position = 0
+        for match in HOLE.finditer(text):
+            static = qp(text[position : match.start()])
+            out.append(static if not static or static.endswith(b"\r\n") else static + _SOFT_BREAK)
+            out.append(match.group(1))
+            out.append(_SOFT_BREAK)
+            position = match.end()
+        out.append(qp(text[position:]))
+        return out
+
+    def render(
+        self,
+        to_email: str,
+        to_name: str | None,
+        values: Mapping[str, str],
+        *,
+        date: str,
+        message_id: str,
+        wire: bool = False,
+    ) -> bytes:
+        """One recipient's message; ``wire``: dot-stuffed and ended by "." as DATA sends it."""
+        encoded = {key: qp(values.get(key, "")) for key in self.keys}
+        pieces = self.pieces
+        if wire:
+            pieces = self.wire_pieces
+            for key, value in encoded.items():
+                if value.startswith(b".") or b"\r\n." in value:
+                    encoded[key] = stuff(value)
+        to = address(to_name, to_email)
+        to = f"To: {to}" if len(to) < _FOLD_AT - 4 and "\n" not in to else fold("To", to)
+        head = [f"Date: {date}\r\nMessage-ID: <{message_id}>\r\n{to}\r\n"]
+        if self.personal_unsubscribe:
+            head.append(f"List-Unsubscribe: <{values[UNSUBSCRIBE_URL]}>\r\n")
+        if self.subject_holes:
+            subject = HOLE.sub(lambda m: values.get(m.group(1), m.group(0)), self.subject)
+            head.append(header("Subject", subject) + "\r\n")
+        body = b"".join(p if isinstance(p, bytes) else encoded[p] for p in pieces)
+        return "".join(head).encode("utf-8") + self.head + body

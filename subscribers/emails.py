@@ -42,7 +42,7 @@ def _message(
         from_name=settings.from_name,
         reply_to=settings.reply_to,
         headers=headers or {},
-        custom_args={"nl_subscriber_id": str(subscriber.id), "nl_kind": kind},
+        metadata={"subscriber_id": str(subscriber.id), "kind": kind},
         categories=(kind,),
     )
 

@@ -58,7 +58,16 @@ def validate(body: Any) -> list[str]:
     sender = body.get("from")
     if not isinstance(sender, dict) or not sender.get("email"):
         raise Invalid("The from object must be provided for every email send.", "from.email")
-    content = body.get("content")
+    _check_content(body.get("content"))
+    _check_strings(body.get("headers", {}), "headers")
+    _check_strings(body.get("custom_args", {}), "custom_args")
+    seen: dict[str, None] = {}  # an ordered set
+    for index, item in enumerate(personalizations):
+        _check_personalization(body, f"personalizations.{index}", item, seen)
+    return list(seen)
+
+
+def _check_content(content: Any) -> None:
     if not isinstance(content, list) or not content:
         raise Invalid("Unless a valid template_id is provided, content is required.", "content")
     for index, part in enumerate(content):
@@ -68,41 +77,36 @@ def validate(body: Any) -> list[str]:
         p["type"] == "text/plain" for p in content
     ):
         raise Invalid("If present, text/plain must be first.", "content.0.type")
-    _check_strings(body.get("headers", {}), "headers")
-    top_args = body.get("custom_args", {})
-    _check_strings(top_args, "custom_args")
-    addresses: list[str] = []
-    seen: set[str] = set()
-    for index, item in enumerate(personalizations):
-        where = f"personalizations.{index}"
-        if not body.get("subject") and not item.get("subject"):
-            raise Invalid("The subject is required.", "subject")
-        to = item.get("to")
-        if not isinstance(to, list) or not to:
-            raise Invalid(
-                "The to array is required for all personalization objects.", f"{where}.to"
-            )
-        for kind in ("to", "cc", "bcc"):
-            for person in item.get(kind, []):
-                email = person.get("email")
-                if not isinstance(email, str) or "@" not in email:
-                    raise Invalid("Does not contain a valid address.", f"{where}.{kind}")
-                if email.lower() in seen:
-                    raise Invalid(
-                        "Each email address in the personalization block should be unique "
-                        "between to, cc, and bcc.",
-                        f"{where}.{kind}",
-                    )
-                seen.add(email.lower())
-                addresses.append(email.lower())
-        _check_strings(item.get("headers", {}), f"{where}.headers")
-        _check_strings(item.get("substitutions", {}), f"{where}.substitutions")
-        args = item.get("custom_args", {})
-        _check_strings(args, f"{where}.custom_args")
-        size = len(json.dumps({**top_args, **args}).encode())
-        if size > MAX_CUSTOM_ARGS:
-            raise Invalid("The custom_args may not exceed 10,000 bytes.", f"{where}.custom_args")
-    return addresses
+
+
+def _check_personalization(
+    body: dict[str, Any], where: str, item: dict[str, Any], seen: dict[str, None]
+) -> None:
+    """One personalization; its addresses join ``seen`` (no address twice a request)."""
+    if not body.get("subject") and not item.get("subject"):
+        raise Invalid("The subject is required.", "subject")
+    to = item.get("to")
+    if not isinstance(to, list) or not to:
+        raise Invalid("The to array is required for all personalization objects.", f"{where}.to")
+    for kind in ("to", "cc", "bcc"):
+        for person in item.get(kind, []):
+            email = person.get("email")
+            if not isinstance(email, str) or "@" not in email:
+                raise Invalid("Does not contain a valid address.", f"{where}.{kind}")
+            if email.lower() in seen:
+                raise Invalid(
+                    "Each email address in the personalization block should be unique "
+                    "between to, cc, and bcc.",
+                    f"{where}.{kind}",
+                )
+            seen[email.lower()] = None
+    _check_strings(item.get("headers", {}), f"{where}.headers")
+    _check_strings(item.get("substitutions", {}), f"{where}.substitutions")
+    args = item.get("custom_args", {})
+    _check_strings(args, f"{where}.custom_args")
+    size = len(json.dumps({**body.get("custom_args", {}), **args}).encode())
+    if size > MAX_CUSTOM_ARGS:
+        raise Invalid("The custom_args may not exceed 10,000 bytes.", f"{where}.custom_args")
 
 
 def _check_strings(mapping: Any, where: str) -> None:
@@ -179,72 +183,74 @@ class FakeSendGrid:
     # ---------------------------------------------------------------- the server
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
+        return type("Handler", (_Handler,), {"fake": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: object) -> None:  # quiet
-                pass
+UNAUTHORIZED = error_body(
+    [{"message": "The provided authorization grant is invalid, expired, or revoked", "field": None}]
+)
 
-            def _answer(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)  # the client may have given up (timeouts)
 
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                with fake.lock:
-                    fake.attempts += 1
-                    fault = fake.faults.popleft() if fake.faults else None
-                if self.path != "/v3/mail/send":
-                    return self._answer(404, error_body([{"message": "not found"}]))
-                if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
-                    return self._answer(
-                        401,
-                        error_body(
-                            [
-                                {
-                                    "message": "The provided authorization grant is "
-                                    "invalid, expired, or revoked",
-                                    "field": None,
-                                }
-                            ]
-                        ),
-                    )
-                if fault is not None:
-                    time.sleep(fault.delay)
-                    errors = fault.errors or [{"message": f"injected {fault.status}"}]
-                    return self._answer(fault.status, error_body(errors), fault.headers)
-                media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-                if media_type.lower() != "application/json":  # parameters such as charset: fine
-                    return self._answer(
-                        415, error_body([{"message": "Content-Type should be application/json"}])
-                    )
-                if length > MAX_BYTES:
-                    return self._answer(413, error_body([{"message": "too large"}]))
-                try:
-                    body = json.loads(raw)
-                    addresses = validate(body)
-                except (ValueError, Invalid) as err:
-                    where = getattr(err, "field", None)
-                    return self._answer(400, error_body([{"message": str(err), "field": where}]))
-                with fake.lock:
-                    if fake.keep_bodies:
-                        fake.requests.append(body)
-                    fake.deliveries.update(addresses)
-                    fake.accepted += 1
-                    number = fake.accepted
-                    hold = fake.hold
-                if hold is not None and number == hold[0]:
-                    fake.held.set()
-                    time.sleep(hold[1])
-                self._answer(202, b"", {"X-Message-Id": uuid.uuid4().hex[:22]})
+class _Handler(BaseHTTPRequestHandler):
+    """POST /v3/mail/send for one FakeSendGrid (``fake``, set per server)."""
 
-        return Handler
+    fake: FakeSendGrid
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def _answer(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(body)  # the client may have given up (timeouts)
+
+    def _refusal(self, fault: Fault | None, length: int) -> tuple[int, bytes, dict] | None:
+        """The answer for a request refused before its body is read, if it is."""
+        if self.path != "/v3/mail/send":
+            return 404, error_body([{"message": "not found"}]), {}
+        if self.headers.get("Authorization") != f"Bearer {self.fake.api_key}":
+            return 401, UNAUTHORIZED, {}
+        if fault is not None:
+            time.sleep(fault.delay)
+            errors = fault.errors or [{"message": f"injected {fault.status}"}]
+            return fault.status, error_body(errors), fault.headers
+        media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if media_type.lower() != "application/json":  # parameters such as charset: fine
+            return 415, error_body([{"message": "Content-Type should be application/json"}]), {}
+        if length > MAX_BYTES:
+            return 413, error_body([{"message": "too large"}]), {}
+        return None
+
+    def do_POST(self) -> None:
+        fake = self.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        with fake.lock:
+            fake.attempts += 1
+            fault = fake.faults.popleft() if fake.faults else None
+        refusal = self._refusal(fault, length)
+        if refusal is not None:
+            return self._answer(*refusal)
+        try:
+            body = json.loads(raw)
+            addresses = validate(body)
+        except (ValueError, Invalid) as err:
+            where = getattr(err, "field", None)
+            return self._answer(400, error_body([{"message": str(err), "field": where}]))
+        with fake.lock:
+            if fake.keep_bodies:
+                fake.requests.append(body)
+            fake.deliveries.update(addresses)
+            fake.accepted += 1
+            number = fake.accepted
+            hold = fake.hold
+        if hold is not None and number == hold[0]:
+            fake.held.set()
+            time.sleep(hold[1])
+        self._answer(202, b"", {"X-Message-Id": uuid.uuid4().hex[:22]})

@@ -22,14 +22,16 @@ from cryptography.x509.oid import NameOID
 
 
 class Sink:
-    """aiosmtpd handler: collects messages; refuses addresses in ``refuse`` with their reply,
-    drops the connection at RCPT of addresses in ``drop``; PIPELINING advertised if asked."""
+    """aiosmtpd handler: collects messages; refuses addresses in ``refuse`` with their reply
+    (those in ``defer_once`` with a 451, the first time only), drops the connection at RCPT
+    of addresses in ``drop``; PIPELINING advertised if asked."""
 
     def __init__(self, *, pipelining: bool = False) -> None:
         self.pipelining = pipelining
         self.messages: list[tuple[str, list[str], bytes]] = []
         self.refuse: dict[str, str] = {}
         self.drop: set[str] = set()
+        self.defer_once: set[str] = set()
         self.sessions = 0
         self.servers: list[Any] = []
         self.logins: list[tuple[str, str, bool]] = []  # user, password, over TLS
@@ -48,6 +50,9 @@ class Sink:
             return "421 4.3.0 going away"
         if address in self.refuse:
             return self.refuse[address]
+        if address in self.defer_once:
+            self.defer_once.discard(address)
+            return "451 4.7.1 greylisted, try again"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -191,9 +196,14 @@ class LazyPipeliningServer:
             await writer.drain()
         writer.close()
 
-    def __exit__(self, *exc: object) -> None:
+    async def _stop(self) -> None:
+        # On the server's own loop: Server.close from another thread races the loop's
+        # own wake-up when the last connection ends (TypeError in asyncio's _wakeup).
         self.server.close()
-        asyncio.run_coroutine_threadsafe(self.server.wait_closed(), self.loop).result(5)
+        await self.server.wait_closed()
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()

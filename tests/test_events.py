@@ -1,4 +1,5 @@
-"""The one mapping from SendGrid event names to our kinds, and event normalisation."""
+"""The one mapping from SendGrid event names to our kinds (anymail's words), and event
+normalisation."""
 
 from __future__ import annotations
 
@@ -6,44 +7,78 @@ from datetime import UTC, datetime
 
 import pytest
 
-from campaigns.delivery.providers.sendgrid_events import normalise_event
-from campaigns.tracking.events import EventKind, sendgrid_kind
+from campaigns.delivery.providers.sendgrid_events import classify, normalise_event
+from campaigns.tracking.events import EventKind, RejectReason
 
-K = EventKind
+K, R = EventKind, RejectReason
 
 
 @pytest.mark.parametrize(
-    ("event", "type_", "kind"),
+    ("event", "type_", "kind", "why"),
     [
-        ("processed", None, K.PROCESSED),
-        ("delivered", None, K.DELIVERED),
-        ("deferred", None, K.DEFERRED),
-        ("open", None, K.OPEN),
-        ("click", None, K.CLICK),
-        ("bounce", "bounce", K.BOUNCE_HARD),
-        ("bounce", "blocked", K.BOUNCE_SOFT),
-        ("bounce", None, K.BOUNCE_HARD),
-        ("dropped", None, K.DROPPED),
-        ("spamreport", None, K.SPAM_REPORT),
-        ("unsubscribe", None, K.UNSUBSCRIBE),
-        ("group_unsubscribe", None, K.GROUP_UNSUBSCRIBE),
-        ("group_resubscribe", None, K.GROUP_RESUBSCRIBE),
+        ("processed", None, K.QUEUED, None),
+        ("delivered", None, K.DELIVERED, None),
+        ("deferred", None, K.DEFERRED, None),
+        ("open", None, K.OPENED, None),
+        ("click", None, K.CLICKED, None),
+        ("bounce", "bounce", K.BOUNCED, R.BOUNCED),
+        ("bounce", "blocked", K.BOUNCED, R.BLOCKED),
+        ("bounce", None, K.BOUNCED, R.BOUNCED),
+        ("dropped", None, K.REJECTED, R.OTHER),
+        ("spamreport", None, K.COMPLAINED, None),
+        ("unsubscribe", None, K.UNSUBSCRIBED, None),
+        ("group_unsubscribe", None, K.UNSUBSCRIBED, None),
+        ("group_resubscribe", None, K.SUBSCRIBED, None),
     ],
 )
-def test_every_sendgrid_event_maps_to_its_kind(event: str, type_: str | None, kind: K) -> None:
-    assert sendgrid_kind(event, type_) is kind
+def test_every_sendgrid_event_maps_to_its_kind(
+    event: str, type_: str | None, kind: K, why: R | None
+) -> None:
+    assert classify(event, type_) == (kind, why)
+
+
+@pytest.mark.parametrize(
+    ("reason", "why"),
+    [
+        ("Bounced Address", R.BOUNCED),
+        ("Invalid", R.INVALID),
+        ("Spam Reporting Address", R.SPAM),
+        ("Unsubscribed Address", R.UNSUBSCRIBED),
+        ("Invalid SMTPAPI header", R.OTHER),
+    ],
+)
+def test_a_drop_is_a_rejection_with_its_reason(reason: str, why: R) -> None:
+    assert classify("dropped", None, reason) == (K.REJECTED, why)
+
+
+def test_our_vocabulary_is_anymails() -> None:
+    assert {k.value for k in K} == {
+        "queued",
+        "sent",
+        "rejected",
+        "failed",
+        "bounced",
+        "deferred",
+        "delivered",
+        "opened",
+        "clicked",
+        "complained",
+        "unsubscribed",
+        "subscribed",
+        "unknown",
+    }
 
 
 def test_an_unknown_event_name_maps_to_unknown() -> None:
-    assert sendgrid_kind("account_status_change") is K.UNKNOWN
+    assert classify("account_status_change") == (K.UNKNOWN, None)
 
 
 def test_an_unknown_bounce_type_is_a_hard_bounce() -> None:
-    assert sendgrid_kind("bounce", "something-new") is K.BOUNCE_HARD
+    assert classify("bounce", "something-new") == (K.BOUNCED, R.BOUNCED)
 
 
 def test_event_names_are_matched_without_regard_to_case() -> None:
-    assert sendgrid_kind(" Delivered ") is K.DELIVERED
+    assert classify(" Delivered ") == (K.DELIVERED, None)
 
 
 def test_normalising_keeps_the_raw_name_of_an_unknown_event() -> None:
@@ -93,7 +128,7 @@ def test_a_bounce_type_blocked_is_a_soft_bounce_with_its_reason() -> None:
             "reason": "421 try again later",
         }
     )
-    assert (event.kind, event.reason) == (K.BOUNCE_SOFT, "421 try again later")
+    assert (event.kind, event.soft_bounce, event.reason) == (K.BOUNCED, True, "421 try again later")
 
 
 def test_an_event_that_is_not_an_object_becomes_unknown() -> None:
@@ -118,4 +153,11 @@ def test_garbage_ids_and_timestamps_do_not_raise() -> None:
             "nl_delivery_id": -3,
         }
     )
-    assert (event.kind, event.campaign_id, event.delivery_id) == (K.CLICK, None, None)
+    assert (event.kind, event.campaign_id, event.delivery_id) == (K.CLICKED, None, None)
+
+
+def test_a_hard_bounce_is_not_soft() -> None:
+    event = normalise_event(
+        {"event": "bounce", "type": "bounce", "sg_event_id": "e6", "timestamp": 1764000000}
+    )
+    assert (event.kind, event.reject_reason, event.soft_bounce) == (K.BOUNCED, R.BOUNCED, False)

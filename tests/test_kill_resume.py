@@ -1,6 +1,6 @@
 """SIGKILL the sender mid-send, run it again: nobody lost, nobody twice outside the window.
 
-The documented window (campaigns/sending.py): a crash after the provider accepted a
+The documented window (campaigns/delivery/sending.py): a crash after the provider accepted a
 batch and before its ledger commit re-sends that batch, and only that batch. The fake
 SendGrid server lives in this process, so it outlives the killed sender and counts
 every recipient it accepted.

@@ -2,10 +2,12 @@
 
 import email
 import email.policy
+import re
 from pathlib import Path
 
 from campaigns.delivery.providers.base import BulkContent, Recipient
 from campaigns.delivery.providers.outbox import OutboxProvider
+from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
 from newsletter.mail import (
     NAME,
     NAME_HTML,
@@ -16,6 +18,9 @@ from newsletter.mail import (
     personalise,
     placeholder,
 )
+from tests.delivery_helpers import content as bulk
+from tests.delivery_helpers import recipient
+from tests.smtp_helpers import Sink, running
 
 
 def _message(**overrides: object) -> OutgoingMessage:
@@ -90,10 +95,34 @@ def test_outbox_writes_one_eml_per_recipient_with_list_headers(tmp_path: Path) -
     ]
     result = outbox.send_batch(content, recipients)
     files = sorted(tmp_path.glob("*.eml"))
-    assert len(files) == 2 and set(result.message_ids) == {1, 2}
+    assert len(files) == 2 and set(result.accepted) == {1, 2}
     parsed = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
     assert parsed["List-Unsubscribe"] == "<https://x/unsubscribe/t1>"
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert parsed["List-Id"] == "PRW <weekly.example.com>"
     assert "A&amp;B" in parsed.get_body(("html",)).get_content()
     assert "Hi A&B https://x/preferences/p1" in parsed.get_body(("plain",)).get_content()
+
+
+def _unique_parts_blanked(data: bytes) -> bytes:
+    """Date, Message-ID and the MIME boundary differ per copy by design; nothing else may."""
+    data = re.sub(rb"^Date: [^\r]*\r\n", b"Date: -\r\n", data, flags=re.MULTILINE)
+    data = re.sub(rb"^Message-ID: <[^>]*>\r\n", b"Message-ID: -\r\n", data, flags=re.MULTILINE)
+    return re.sub(rb"=_nl_[0-9a-f]{32}", b"=_nl_-", data)
+
+
+def test_the_outbox_writes_byte_for_byte_what_smtp_carries(tmp_path: Path) -> None:
+    handler = Sink(pipelining=True)
+    batch = [recipient(1, name="Zo\u00eb & Co"), recipient(2, name=".dot")]
+    with (
+        running(handler) as (_controller, port),
+        SmtpProvider(SmtpConfig.parse(f"smtp://127.0.0.1:{port}"), timeout=5) as smtp,
+    ):
+        smtp.send_batch(bulk(test=True), batch)
+    OutboxProvider(tmp_path).send_batch(bulk(test=True), batch)
+    files = sorted(tmp_path.glob("*.eml"), key=lambda p: "r2" in p.name)
+    carried = [data for _sender, _rcpts, data in handler.messages]
+    assert [_unique_parts_blanked(f.read_bytes()) for f in files] == [
+        _unique_parts_blanked(data) for data in carried
+    ]
+    assert b"X-Newsletter-Test: yes\r\n" in carried[0] and b"\r\n..dot" not in carried[1]

@@ -19,7 +19,7 @@ def _event(session: Session, event_id: str, subscriber_id: int | None, email: st
     event = TrackingEvent(
         provider="sendgrid",
         event_id=event_id,
-        kind="open",
+        kind="opened",
         raw_event="open",
         subscriber_id=subscriber_id,
         occurred_at=WHEN,

@@ -58,8 +58,9 @@ def test_batch_goes_as_one_request_with_personal_headers_and_custom_args(fake):
     }
     assert first["substitutions"]["[%unsubscribe_url%]"].endswith("/unsubscribe/tok1.x=y")
     assert first["substitutions"]["[%name%]"] == "Ann"
-    message_id = result.message_ids[1001]
-    assert message_id and result.message_ids == {1001: message_id, 1002: message_id}
+    message_id = result.accepted[1001]
+    assert message_id and result.accepted == {1001: message_id, 1002: message_id}
+    assert result.request_ids  # the X-Message-Id names the request, not one message
 
 
 def test_custom_args_hold_no_address_or_name(fake):
@@ -72,7 +73,7 @@ def test_same_address_twice_goes_in_separate_requests(fake):
     batch = [recipient(1, email="a@example.com"), recipient(2, email="A@example.com")]
     result = provider_for(fake).send_batch(content(), batch)
     assert len(fake.requests) == 2
-    assert set(result.message_ids) == {1001, 1002}
+    assert set(result.accepted) == {1001, 1002}
 
 
 def test_batch_larger_than_batch_size_is_split(fake):
@@ -80,7 +81,7 @@ def test_batch_larger_than_batch_size_is_split(fake):
         content(), [recipient(i) for i in range(5)]
     )
     assert [len(r["personalizations"]) for r in fake.requests] == [2, 2, 1]
-    assert len(result.message_ids) == 5
+    assert len(result.accepted) == 5
 
 
 def test_sandbox_mode_is_requested_when_configured(fake):
@@ -146,7 +147,7 @@ def test_send_message_returns_the_message_id(fake):
         text="Hi",
         from_email="news@example.com",
         headers={"X-Kind": "confirm"},
-        custom_args={"nl_subscriber_id": "5"},
+        metadata={"subscriber_id": "5"},
     )
     message_id = provider_for(fake).send_message(message)
     assert message_id

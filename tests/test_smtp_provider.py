@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dkim
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.engine import Engine
@@ -21,6 +22,7 @@ from sqlmodel import Session
 from campaigns.delivery.providers.factory import make_provider
 from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
 from campaigns.delivery.sending import send_campaign
+from campaigns.models import Delivery
 from newsletter.errors import ConfigError, ProviderUnavailable
 from newsletter.mail import OutgoingMessage, personalise
 from newsletter.settings import Settings
@@ -58,7 +60,7 @@ def test_each_recipient_gets_one_personalised_message(sink):
         assert message["List-Unsubscribe"] == f"<{item.values['unsubscribe_url']}>"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["List-Id"] == "Pain Relief Weekly <weekly.newsletter.example.com>"
-        assert message["Message-ID"].strip("<>") == result.message_ids[item.delivery_id]
+        assert message["Message-ID"].strip("<>") == result.accepted[item.delivery_id]
         text = message.get_body(("plain",)).get_content()
         html = message.get_body(("html",)).get_content()
         assert text.replace("\r\n", "\n") == personalise(TEXT, item.values)
@@ -97,8 +99,10 @@ def test_permanent_refusal_fails_that_recipient_only(sink):
     handler.refuse["r2@example.com"] = "550 5.1.1 no such user"
     with provider_for(port) as provider:
         result = provider.send_batch(content(), [recipient(1), recipient(2), recipient(3)])
-    assert set(result.message_ids) == {1001, 1003}
-    assert "550" in result.failed[1002]
+    assert set(result.accepted) == {1001, 1003}
+    assert "550" in result.rejected[1002]
+    # One message id per message, each the Message-ID its message carries.
+    assert not result.request_ids and len(set(result.accepted.values())) == 2
 
 
 def test_temporary_refusal_defers_that_recipient(sink):
@@ -106,7 +110,7 @@ def test_temporary_refusal_defers_that_recipient(sink):
     handler.refuse["r2@example.com"] = "451 4.7.1 try later"
     with provider_for(port) as provider:
         result = provider.send_batch(content(), [recipient(1), recipient(2)])
-    assert set(result.message_ids) == {1001} and "451" in result.deferred[1002]
+    assert set(result.accepted) == {1001} and "451" in result.deferred[1002]
 
 
 def test_server_down_is_unavailable():
@@ -216,7 +220,7 @@ def test_a_server_that_answers_only_at_data_gets_every_message_pipelined():
         provider_for(server.port) as provider,
     ):
         result = provider.send_batch(content(), [recipient(1), recipient(2), recipient(3)])
-    assert set(result.message_ids) == {1001, 1002, 1003}
+    assert set(result.accepted) == {1001, 1002, 1003}
     assert [rcpts for rcpts, _data in server.messages] == [
         ["r1@example.com"],
         ["r2@example.com"],
@@ -257,8 +261,8 @@ def test_a_dropped_connection_keeps_the_accepted_and_defers_the_rest(sink):
     handler.drop.add("r3@example.com")
     with provider_for(port) as provider:
         result = provider.send_batch(content(), [recipient(i) for i in range(1, 6)])
-    assert set(result.message_ids) == {1001, 1002}
-    assert set(result.deferred) == {1003, 1004, 1005} and not result.failed
+    assert set(result.accepted) == {1001, 1002}
+    assert set(result.deferred) == {1003, 1004, 1005} and not result.rejected
     assert [rcpts for _s, rcpts, _d in handler.messages] == [["r1@example.com"], ["r2@example.com"]]
 
 
@@ -268,7 +272,7 @@ def test_a_connection_the_server_closed_while_idle_is_reopened_once():
         provider.send_batch(content(), [recipient(1)])
         handler.close_connections(controller)
         result = provider.send_batch(content(), [recipient(2), recipient(3)])
-    assert set(result.message_ids) == {1002, 1003}
+    assert set(result.accepted) == {1002, 1003}
     assert handler.sessions == 2 and len(handler.messages) == 3
 
 
@@ -282,8 +286,39 @@ def test_an_address_that_needs_smtputf8_is_sent_only_where_the_server_offers_it(
     ):
         result = provider.send_batch(content(), batch)
     if smtputf8:
-        assert set(result.message_ids) == {1001, 1002, 1003}
+        assert set(result.accepted) == {1001, 1002, 1003}
         assert "To: Ann <j\u00fcrgen@example.com>\r\n".encode() in handler.messages[1][2]
     else:
-        assert set(result.message_ids) == {1001, 1003}
-        assert "SMTPUTF8" in result.failed[1002]
+        assert set(result.accepted) == {1001, 1003}
+        assert "SMTPUTF8" in result.rejected[1002]
+
+
+def test_a_campaign_records_each_recipient_as_the_server_answered(
+    sqlite_settings: Settings, sqlite_engine: Engine
+):
+    handler = Sink(pipelining=True)
+    handler.refuse["user2@example.com"] = "550 5.1.1 no such user"
+    handler.defer_once.add("user3@example.com")
+    add_subscribers(sqlite_engine, 4)
+    with running(handler) as (_controller, port), Session(sqlite_engine) as session:
+        cfg = make_settings(
+            sqlite_settings.database_url,
+            Path(sqlite_settings.outbox_dir).parent,
+            provider="smtp",
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            retry_base_seconds=0.01,
+            retry_max_seconds=0.05,
+        )
+        campaign = make_campaign(session)
+        report = send_campaign(session, settings=cfg, campaign_id=campaign.id, preflight=False)
+        rows = session.execute(
+            sa.select(Delivery.subscriber_id, Delivery.status, Delivery.error, Delivery.attempts)
+        ).all()
+    assert (report.status, report.sent, report.failed, report.batches) == ("sent", 3, 1, 2)
+    by_subscriber = {row[0]: row[1:] for row in rows}
+    assert by_subscriber[1] == ("sent", None, 1) and by_subscriber[4] == ("sent", None, 1)
+    assert by_subscriber[3] == ("sent", None, 1)  # deferred once, then sent by the retry
+    status, error, _attempts = by_subscriber[2]
+    assert status == "failed" and error == "550 RCPT TO refused: 5.1.1 no such user"
+    delivered = sorted(rcpts[0] for _s, rcpts, _d in handler.messages)
+    assert delivered == ["user1@example.com", "user3@example.com", "user4@example.com"]

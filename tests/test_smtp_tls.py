@@ -30,7 +30,7 @@ def test_starttls_then_login_delivers_with_a_trusted_private_ca(certificate):
         url = f"smtp://ann:s3cret@127.0.0.1:{port}?starttls=1"
         with SmtpProvider(SmtpConfig.parse(url), timeout=5, ca_file=cert_file) as provider:
             result = provider.send_batch(content(), [recipient(1), recipient(2)])
-    assert set(result.message_ids) == {1001, 1002}
+    assert set(result.accepted) == {1001, 1002}
     assert handler.logins == [("ann", "s3cret", True)]
     assert [rcpts for _s, rcpts, _d in handler.messages] == [["r1@example.com"], ["r2@example.com"]]
 
@@ -42,7 +42,7 @@ def test_implicit_tls_delivers_with_a_trusted_private_ca(certificate):
         url = f"smtps://127.0.0.1:{port}"
         with SmtpProvider(SmtpConfig.parse(url), timeout=5, ca_file=cert_file) as provider:
             result = provider.send_batch(content(), [recipient(1)])
-    assert set(result.message_ids) == {1001} and len(handler.messages) == 1
+    assert set(result.accepted) == {1001} and len(handler.messages) == 1
 
 
 def test_an_untrusted_certificate_stops_with_the_setting_to_fix_it(certificate):

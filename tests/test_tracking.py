@@ -544,3 +544,30 @@ def test_events_for_an_erased_subscriber_still_count_for_the_campaign(
     session.commit()
     apply(session, settings, sg_event("open", delivery, ANN, nl_subscriber_id=None))
     assert fresh(session, delivery).open_count == 1
+
+
+def test_stored_events_carry_our_words_and_the_providers_name(
+    session: Session, settings: Settings, delivery: Delivery
+) -> None:
+    apply(
+        session,
+        settings,
+        sg_event("processed", delivery, ANN, at=later(0)),
+        sg_event("open", delivery, ANN, at=later(1), sg_machine_open=True),
+        soft(delivery, 2),
+        sg_event("spamreport", delivery, ANN, at=later(3)),
+        sg_event("group_unsubscribe", delivery, ANN, at=later(4)),
+    )
+    stored = session.exec(
+        select(TrackingEvent.kind, TrackingEvent.raw_event, TrackingEvent.machine).order_by(
+            TrackingEvent.occurred_at
+        )
+    ).all()
+    assert stored == [
+        ("queued", "processed", False),
+        ("opened", "open", True),
+        ("bounced", "bounce", False),
+        ("complained", "spamreport", False),
+        ("unsubscribed", "group_unsubscribe", False),
+    ]
+    assert fresh(session, delivery).bounce == "soft"  # the soft bounce's flag, kept on its row

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from campaigns.delivery.ledger import queue_deliveries
-from campaigns.delivery.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
+from campaigns.delivery.providers.sendgrid import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import Delivery
 from newsletter import api_tokens, db

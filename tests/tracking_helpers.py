@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from campaigns.delivery.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
+from campaigns.delivery.providers.sendgrid import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
 from campaigns.delivery.providers.sendgrid_events import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

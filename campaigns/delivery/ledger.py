@@ -3,7 +3,8 @@
 Queueing is a single ``INSERT ... SELECT`` of the eligible audience (set-based: a million
 rows never pass through Python) guarded by the unique (campaign, subscriber) constraint,
 so running it twice adds nobody twice. The send loop then moves rows from ``queued`` to
-``sent`` / ``failed`` / ``skipped``.
+``sent`` / ``failed`` / ``skipped`` in batches (``ledger_batches``); ``delivery_counts``
+is the one count of a campaign's rows by status, for the loop, reports and the demo.
 """
 
 from __future__ import annotations

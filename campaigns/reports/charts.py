@@ -35,7 +35,7 @@ LABELS = {
     "delivered": "Delivered",
     "opens": "Opens (people)",
     "clicks": "Clicks",
-    "bounces": "Bounces and drops",
+    "bounces": "Bounces and rejections",
     "complaints": "Spam complaints",
     "unsubscribes": "Unsubscribes",
 }

@@ -94,11 +94,12 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
     recipients, sent, delivered, hard, soft, complaints, unsubs, opens, machine, clicks = (
         int(v or 0) for v in row
     )
-    dropped = int(
+    # Messages the provider refused to send; the figure keeps its published name, "dropped".
+    rejected = int(
         session.exec(
             select(sa.func.count(sa.distinct(TrackingEvent.delivery_id))).where(
                 col(TrackingEvent.campaign_id) == campaign_id,
-                col(TrackingEvent.kind) == EventKind.DROPPED,
+                col(TrackingEvent.kind) == EventKind.REJECTED,
             )
         ).one()
     )
@@ -107,7 +108,7 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
         Figure("recipients", "Recipients", recipients),
         Figure("sent", "Sent", sent, _rate(sent, recipients), "recipients"),
         Figure("delivered", "Delivered", delivered, _rate(delivered, sent), "sent"),
-        Figure("dropped", "Dropped by provider", dropped, _rate(dropped, sent), "sent"),
+        Figure("dropped", "Rejected by the provider", rejected, _rate(rejected, sent), "sent"),
         Figure("bounces", "Bounces", bounces, _rate(bounces, sent), "sent"),
         Figure("hard_bounces", "Hard bounces", hard, _rate(hard, sent), "sent"),
         Figure("soft_bounces", "Soft bounces", soft, _rate(soft, sent), "sent"),
@@ -171,11 +172,11 @@ def report_csv(report: CampaignReport) -> str:
 
 TIMELINE_SERIES: dict[str, tuple[EventKind, ...]] = {
     "delivered": (EventKind.DELIVERED,),
-    "opens": (EventKind.OPEN,),  # human opens only, see campaign_timeline
-    "clicks": (EventKind.CLICK,),
-    "bounces": (EventKind.BOUNCE_HARD, EventKind.BOUNCE_SOFT, EventKind.DROPPED),
-    "complaints": (EventKind.SPAM_REPORT,),
-    "unsubscribes": (EventKind.UNSUBSCRIBE, EventKind.GROUP_UNSUBSCRIBE),
+    "opens": (EventKind.OPENED,),  # human opens only, see campaign_timeline
+    "clicks": (EventKind.CLICKED,),
+    "bounces": (EventKind.BOUNCED, EventKind.REJECTED),
+    "complaints": (EventKind.COMPLAINED,),
+    "unsubscribes": (EventKind.UNSUBSCRIBED,),
 }
 
 

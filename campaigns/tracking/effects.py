@@ -7,6 +7,14 @@ matter: counters are increments of distinct events, times keep the earliest valu
 bounce outranks a soft one, and a soft bounce only counts when it happened after the last
 delivery to that address.
 
+Events arrive in our vocabulary (``campaigns.tracking.events``); nothing here reads a
+vendor's field. A stored event keeps one kind for either bounce (``bounced``, as
+django-anymail has it); whether a message bounced hard or soft is kept on its delivery
+row (``delivery.bounce``). So the soft-bounce streak looks at the address's bounces of
+either kind: one bounce per message counts, and a delivery resets the streak unless a
+bounce came after it. That differs from counting soft bounces only for an address a hard
+bounce has already stopped.
+
 What happens to a person (bounced, complained, unsubscribed, suppressed) is decided by the
 subscribers room; we only tell it what the provider saw. Machine opens are counted apart
 and never reach the subscribers room.
@@ -18,6 +26,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from campaigns.models import Delivery, DeliveryBatch, TrackingEvent
-from campaigns.tracking.events import EventKind, NormalisedEvent
+from campaigns.tracking.events import EventKind, NormalisedEvent, RejectReason
 from newsletter.clock import as_utc
 from newsletter.errors import NewsletterError
 from newsletter.settings import Settings
@@ -35,14 +44,41 @@ from subscribers.models import ConsentSource, Subscriber
 
 log = logging.getLogger(__name__)
 
-K = EventKind
-# Why SendGrid dropped a message -> what it says about the address (others: nothing).
-DROP_REASONS: dict[str, EventKind] = {
-    "bounced address": K.BOUNCE_HARD,
-    "invalid": K.BOUNCE_HARD,
-    "spam reporting address": K.SPAM_REPORT,
-    "unsubscribed address": K.UNSUBSCRIBE,
+K, R = EventKind, RejectReason
+
+
+class Verdict(StrEnum):
+    """What an event says about the person behind the address."""
+
+    HARD_BOUNCE = "hard bounce"
+    SOFT_BOUNCE = "soft bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    DELIVERED = "delivered"
+
+
+V = Verdict
+# A message rejected before sending says something about the address only by its reason.
+REJECTION_VERDICTS: dict[RejectReason, Verdict] = {
+    R.INVALID: V.HARD_BOUNCE,
+    R.BOUNCED: V.HARD_BOUNCE,
+    R.SPAM: V.COMPLAINT,
+    R.UNSUBSCRIBED: V.UNSUBSCRIBE,
 }
+KIND_VERDICTS: dict[EventKind, Verdict] = {
+    K.COMPLAINED: V.COMPLAINT,
+    K.UNSUBSCRIBED: V.UNSUBSCRIBE,
+    K.DELIVERED: V.DELIVERED,
+}
+
+
+def verdict(event: NormalisedEvent) -> Verdict | None:
+    """What ``event`` says about the person (None: nothing; machine opens never do)."""
+    if event.kind is K.REJECTED:
+        return REJECTION_VERDICTS.get(event.reject_reason) if event.reject_reason else None
+    if event.kind is K.BOUNCED:
+        return V.SOFT_BOUNCE if event.soft_bounce else V.HARD_BOUNCE
+    return KIND_VERDICTS.get(event.kind)
 
 
 @dataclass
@@ -126,10 +162,10 @@ def _seen(session: Session, event: NormalisedEvent) -> bool:
 
 
 def match_delivery(session: Session, event: NormalisedEvent) -> Delivery | None:
-    """Our delivery for an event: by our custom_args first, else by the provider message id.
+    """Our delivery for an event: by our own ids echoed back first, else by the message id.
 
     The recipient address must agree with the delivery's subscriber, so ids echoed from
-    another installation sharing the SendGrid account never touch the wrong person.
+    another installation sharing the provider account never touch the wrong person.
     """
     candidate: Delivery | None = None
     if event.delivery_id is not None:
@@ -157,10 +193,11 @@ def match_delivery(session: Session, event: NormalisedEvent) -> Delivery | None:
 
 
 def _by_message_id(session: Session, event: NormalisedEvent) -> Delivery | None:
-    """SendGrid gives one message id to a whole request (up to 1000 recipients).
+    """A message id may name a whole request (SendGrid's: up to 1000 recipients).
 
     The request's ``delivery_batch`` row names its campaign and delivery id range (the
-    message id column of ``delivery`` has no index: see migration 0003).
+    message id column of ``delivery`` has no index: see migration 0003); the address
+    picks the one delivery of the request.
     """
     b = DeliveryBatch
     ranges = session.exec(
@@ -232,14 +269,12 @@ def _apply(
     delivery: Delivery | None,
     subscriber: Subscriber | None,
 ) -> None:
-    kind = event.kind
     at = event.occurred_at
     if delivery is not None:
-        _update_delivery(session, delivery, kind, at, machine=event.machine)
-    if subscriber is None or subscriber.id is None:
+        _update_delivery(session, delivery, event)
+    found = verdict(event)
+    if found is None or subscriber is None or subscriber.id is None:
         return
-    if kind is K.DROPPED:
-        kind = DROP_REASONS.get((event.reason or "").strip().lower(), K.DROPPED)
     detail = {
         "provider": event.provider,
         "event": event.raw_event,
@@ -250,11 +285,11 @@ def _apply(
         "occurred_at": at.isoformat(),
     }
     sid = subscriber.id
-    if kind is K.BOUNCE_HARD:
+    if found is V.HARD_BOUNCE:
         lifecycle.record_hard_bounce(session, subscriber_id=sid, detail=detail)
-    elif kind is K.SPAM_REPORT:
+    elif found is V.COMPLAINT:
         lifecycle.record_complaint(session, subscriber_id=sid, detail=detail)
-    elif kind in (K.UNSUBSCRIBE, K.GROUP_UNSUBSCRIBE):
+    elif found is V.UNSUBSCRIBE:
         lifecycle.unsubscribe(
             session,
             subscriber_id=sid,
@@ -262,46 +297,49 @@ def _apply(
             detail=detail,
             reason=f"{event.raw_event} at {event.provider}",
         )
-    elif kind is K.BOUNCE_SOFT:
+    elif found is V.SOFT_BOUNCE:
         if _counts_as_soft_bounce(session, row, sid):
             lifecycle.record_soft_bounce(
                 session, settings=settings, subscriber_id=sid, detail=detail
             )
-    elif kind is K.DELIVERED and _latest(session, sid, K.BOUNCE_SOFT, row) <= as_utc(at):
+    elif found is V.DELIVERED and _latest(session, sid, K.BOUNCED, row) <= as_utc(at):
         lifecycle.reset_soft_bounces(session, subscriber_id=sid)
 
 
-def _update_delivery(
-    session: Session, delivery: Delivery, kind: EventKind, at: datetime, *, machine: bool
-) -> None:
-    d = Delivery
-    values: dict[str, Any]
-    if kind is K.PROCESSED:
-        values = {"sent_at": sa.func.coalesce(col(d.sent_at), _at(d.sent_at, at))}
-    elif kind is K.DELIVERED:
-        values = {"delivered_at": _earliest(col(d.delivered_at), at)}
-    elif kind is K.OPEN and machine:
-        values = {"machine_open_count": col(d.machine_open_count) + 1}
-    elif kind is K.OPEN:
-        values = {"open_count": col(d.open_count) + 1, "opened_at": _earliest(col(d.opened_at), at)}
-    elif kind is K.CLICK:
-        values = {
+def _delivery_values(event: NormalisedEvent) -> dict[str, Any]:
+    """The ledger columns an event changes, as SQL expressions (empty: none)."""
+    d, kind, at = Delivery, event.kind, event.occurred_at
+    if kind is K.QUEUED:
+        return {"sent_at": sa.func.coalesce(col(d.sent_at), _at(d.sent_at, at))}
+    if kind is K.DELIVERED:
+        return {"delivered_at": _earliest(col(d.delivered_at), at)}
+    if kind is K.OPENED and event.machine:
+        return {"machine_open_count": col(d.machine_open_count) + 1}
+    if kind is K.OPENED:
+        return {"open_count": col(d.open_count) + 1, "opened_at": _earliest(col(d.opened_at), at)}
+    if kind is K.CLICKED:
+        return {
             "click_count": col(d.click_count) + 1,
             "clicked_at": _earliest(col(d.clicked_at), at),
         }
-    elif kind is K.BOUNCE_HARD:
-        values = {"bounce": "hard"}
-    elif kind is K.BOUNCE_SOFT:  # never downgrade a hard bounce
-        values = {"bounce": sa.case((col(d.bounce) == "hard", "hard"), else_="soft")}
-    elif kind is K.SPAM_REPORT:
-        values = {"complained": True}
-    elif kind in (K.UNSUBSCRIBE, K.GROUP_UNSUBSCRIBE):
-        values = {"unsubscribed": True}
-    else:
+    if kind is K.BOUNCED and event.soft_bounce:  # never downgrade a hard bounce
+        return {"bounce": sa.case((col(d.bounce) == "hard", "hard"), else_="soft")}
+    if kind is K.BOUNCED:
+        return {"bounce": "hard"}
+    if kind is K.COMPLAINED:
+        return {"complained": True}
+    if kind is K.UNSUBSCRIBED:
+        return {"unsubscribed": True}
+    return {}
+
+
+def _update_delivery(session: Session, delivery: Delivery, event: NormalisedEvent) -> None:
+    values = _delivery_values(event)
+    if not values:
         return
     # One UPDATE with SQL arithmetic: concurrent webhook requests never lose a count.
     session.execute(
-        sa.update(Delivery).where(col(d.id) == delivery.id).values(**values),
+        sa.update(Delivery).where(col(Delivery.id) == delivery.id).values(**values),
         execution_options={"synchronize_session": False},
     )
     session.expire(delivery)
@@ -317,12 +355,12 @@ def _earliest(column: Any, at: datetime) -> Any:
 
 
 def _counts_as_soft_bounce(session: Session, row: TrackingEvent, subscriber_id: int) -> bool:
-    """One per message, and only after the last delivery that got through."""
+    """One bounce per message, and only after the last delivery that got through."""
     if row.delivery_id is not None:
         earlier = session.exec(
             select(TrackingEvent.id).where(
                 col(TrackingEvent.delivery_id) == row.delivery_id,
-                col(TrackingEvent.kind) == K.BOUNCE_SOFT.value,
+                col(TrackingEvent.kind) == K.BOUNCED.value,
                 col(TrackingEvent.id) != row.id,
             )
         ).first()

@@ -1,8 +1,9 @@
 """GDPR erasure across both rooms: the subscriber's data and their provider events.
 
 ``subscribers.erasure.erase`` removes the person and keeps only a hash on the suppression
-list; it cannot see ``campaigns``. SendGrid events we stored keep the address, IP and user
-agent in their raw payload, so erasure here also scrubs those fields.
+list; it cannot see ``campaigns``. Provider events we stored keep the address, IP and user
+agent in their raw payload, so erasure here also scrubs those fields, as each provider's
+webhook module names them (SendGrid: ``sendgrid_events.PERSONAL_FIELDS``).
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session, col, or_, select
 
+from campaigns.delivery.providers import sendgrid_events
 from campaigns.models import Delivery, TrackingEvent
 from subscribers.addresses import normalise_for_hash
 from subscribers.erasure import ErasureResult, erase
 from subscribers.lifecycle import find_by_email
 
-# Fields of a SendGrid event that identify a person.
-PERSONAL_FIELDS = ("email", "ip", "useragent")
+# Fields of each provider's raw events that identify a person.
+PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    sendgrid_events.PROVIDER: sendgrid_events.PERSONAL_FIELDS,
+}
 
 
 def scrub_events(session: Session, *, subscriber_id: int | None, email: str) -> int:
@@ -36,9 +40,10 @@ def scrub_events(session: Session, *, subscriber_id: int | None, email: str) -> 
         mine = event.subscriber_id is not None or (
             normalise_for_hash(str(payload.get("email", ""))) == address
         )
-        if not mine or not any(field in payload for field in PERSONAL_FIELDS):
+        fields = PERSONAL_FIELDS.get(event.provider, ())
+        if not mine or not any(field in payload for field in fields):
             continue
-        for field in PERSONAL_FIELDS:
+        for field in fields:
             payload.pop(field, None)
         event.payload = payload
         session.add(event)

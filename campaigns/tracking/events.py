@@ -1,10 +1,16 @@
-"""Provider events in our own words: one kind enum, one mapping table, one event shape.
+"""Provider events in the field's words: one kind enum, one reason enum, one event shape.
 
-In the style of django-anymail's tracking webhooks: each provider's payload is normalised
-into :class:`NormalisedEvent` so tracking and reports never read vendor field names. The
-vendor's event name is always kept (``raw_event``) and an event we do not know becomes
-:attr:`EventKind.UNKNOWN` rather than an error, so a new SendGrid event type never makes
-the provider retry a batch forever.
+The vocabulary is django-anymail's (``anymail.signals.EventType`` and ``RejectReason``),
+so tracking and reports never read a vendor's nouns. Each provider's webhook module maps
+its payload into :class:`NormalisedEvent` (SendGrid:
+``campaigns.delivery.providers.sendgrid_events``, with its mapping table); the vendor's
+event name is always kept (``raw_event``), and an event we do not know becomes
+:attr:`EventKind.UNKNOWN` rather than an error, so a new event type never makes the
+provider retry a batch forever.
+
+What our rules need beyond the kind travels as flags: ``machine`` (an open by a privacy
+proxy, not a person) and ``reject_reason`` (why a message bounced or was rejected; a
+``blocked`` bounce is a soft one, :attr:`NormalisedEvent.soft_bounce`).
 """
 
 from __future__ import annotations
@@ -17,50 +23,33 @@ from typing import Any
 
 
 class EventKind(StrEnum):
-    PROCESSED = "processed"
+    """What happened to a message (anymail's EventType); stored in ``tracking_event.kind``."""
+
+    QUEUED = "queued"  # the provider has it and will try to send it
+    SENT = "sent"  # the provider handed it on (may or may not be delivered)
+    REJECTED = "rejected"  # refused before sending (a known bad or suppressed address)
+    FAILED = "failed"  # the provider could not send it (its own error)
+    BOUNCED = "bounced"  # the receiving server refused it; soft or hard: reject_reason
+    DEFERRED = "deferred"  # the receiving server said later; the provider retries
     DELIVERED = "delivered"
-    DEFERRED = "deferred"
-    OPEN = "open"
-    CLICK = "click"
-    BOUNCE_HARD = "bounce_hard"
-    BOUNCE_SOFT = "bounce_soft"
-    DROPPED = "dropped"
-    SPAM_REPORT = "spam_report"
-    UNSUBSCRIBE = "unsubscribe"
-    GROUP_UNSUBSCRIBE = "group_unsubscribe"
-    GROUP_RESUBSCRIBE = "group_resubscribe"
+    OPENED = "opened"  # by a person, or by a machine: the ``machine`` flag
+    CLICKED = "clicked"
+    COMPLAINED = "complained"  # the recipient marked it as spam
+    UNSUBSCRIBED = "unsubscribed"  # through the provider's own link or list
+    SUBSCRIBED = "subscribed"  # back on a provider's list (never brings anyone back here)
     UNKNOWN = "unknown"
 
 
-# SendGrid (event, type) -> our kind. ``type`` only matters for bounces: "bounce" is a
-# permanent rejection, "blocked" a temporary one (SendGrid's own wording). A key with
-# ``None`` is the kind for any type not listed.
-SENDGRID_EVENT_KINDS: dict[tuple[str, str | None], EventKind] = {
-    ("processed", None): EventKind.PROCESSED,
-    ("delivered", None): EventKind.DELIVERED,
-    ("deferred", None): EventKind.DEFERRED,
-    ("open", None): EventKind.OPEN,
-    ("click", None): EventKind.CLICK,
-    ("bounce", "bounce"): EventKind.BOUNCE_HARD,
-    ("bounce", "blocked"): EventKind.BOUNCE_SOFT,
-    ("bounce", None): EventKind.BOUNCE_HARD,
-    ("dropped", None): EventKind.DROPPED,
-    ("spamreport", None): EventKind.SPAM_REPORT,
-    ("unsubscribe", None): EventKind.UNSUBSCRIBE,
-    ("group_unsubscribe", None): EventKind.GROUP_UNSUBSCRIBE,
-    ("group_resubscribe", None): EventKind.GROUP_RESUBSCRIBE,
-}
+class RejectReason(StrEnum):
+    """Why a message bounced or was rejected (anymail's RejectReason)."""
 
-
-def sendgrid_kind(event: str, type_: str | None = None) -> EventKind:
-    """Our kind for a SendGrid event name (and bounce type); UNKNOWN for anything else."""
-    name = event.strip().lower()
-    subtype = type_.strip().lower() if isinstance(type_, str) else None
-    return (
-        SENDGRID_EVENT_KINDS.get((name, subtype))
-        or SENDGRID_EVENT_KINDS.get((name, None))
-        or EventKind.UNKNOWN
-    )
+    INVALID = "invalid"  # the address cannot exist
+    BOUNCED = "bounced"  # the address bounced (now, or before: suppressed by the provider)
+    TIMED_OUT = "timed_out"
+    BLOCKED = "blocked"  # refused for now (mailbox full, reputation): a soft bounce
+    SPAM = "spam"  # the address reported spam before
+    UNSUBSCRIBED = "unsubscribed"  # the address unsubscribed before
+    OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -73,13 +62,19 @@ class NormalisedEvent:
     event_id: str
     occurred_at: datetime
     email: str | None = None
-    # Our sending's own ids, echoed back by the provider (custom_args); None when absent.
+    # Our own ids, sent as the message's metadata and echoed back; None when absent.
     campaign_id: int | None = None
     subscriber_id: int | None = None
     delivery_id: int | None = None
     # The provider's message id (SendGrid: X-Message-Id, the part before the first dot).
     message_id: str | None = None
     machine: bool = False  # an open by a proxy (Apple Mail Privacy Protection), not a person
-    reason: str | None = None
+    reject_reason: RejectReason | None = None  # for BOUNCED and REJECTED
+    reason: str | None = None  # the provider's or the receiving server's words
     url: str | None = None
     payload: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def soft_bounce(self) -> bool:
+        """A bounce the receiving server called temporary: counted, not stopped at once."""
+        return self.kind is EventKind.BOUNCED and self.reject_reason is RejectReason.BLOCKED

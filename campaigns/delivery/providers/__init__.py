@@ -1,1 +1,17 @@
-"""Email providers: one small interface (base.py), three implementations and a factory."""
+"""Email providers: one small interface, three implementations and a factory.
+
+- ``base``: what a provider is. :class:`Provider` sends a batch of one campaign and
+  single messages; every batch is answered with a typed :class:`BatchResult` (each
+  recipient accepted, rejected or deferred, as django-anymail reports it). Also
+  :class:`BulkContent`, a campaign rendered once, and ``bulk_content``.
+- ``outbox``: ``.eml`` files in a folder, the same bytes SMTP carries (demo, tests).
+- ``smtp``: RFC 5321 over a reused connection per thread, pipelined (RFC 2920), DKIM.
+- ``sendgrid``: SendGrid's v3 Mail Send through the official client: the request body,
+  our custom_args names, SendGrid's limits and error answers.
+- ``sendgrid_events``: SendGrid's Event Webhook: the signature check and the table
+  from SendGrid's event names to our vocabulary (``campaigns.tracking.events``).
+- ``factory``: the provider ``NEWSLETTER_PROVIDER`` names.
+
+Messages are encoded by ``newsletter.mail`` (one encoder for every provider that writes
+RFC 5322 bytes). Nothing SendGrid-shaped lives outside ``sendgrid*.py``.
+"""

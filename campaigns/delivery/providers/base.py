@@ -1,23 +1,25 @@
 """The provider interface: what the send loop and sign-up need from an email service.
 
 A provider sends a *batch* of one campaign (content rendered once, with placeholders,
-plus per-recipient values) and single transactional messages. Vendor quirks live in the
-implementation that handles them, never here.
+plus per-recipient values) and single transactional messages. Every provider answers a
+batch with the same typed :class:`BatchResult`: each recipient accepted (with a message
+id), rejected or deferred (with a reason), as django-anymail's ``AnymailRecipientStatus``
+reports it. Vendor quirks live in the implementation that handles them, never here.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from newsletter.mail import OutgoingMessage
+from campaigns.models import Campaign
+from newsletter.errors import ContentError
+from newsletter.mail import ONE_CLICK, MimeTemplate, OutgoingMessage, list_id
+from newsletter.settings import Settings
 
-# SendGrid echoes custom_args beside its own event fields: our prefix keeps them apart.
-CUSTOM_ARG_PREFIX = "nl_"
-ARG_CAMPAIGN = f"{CUSTOM_ARG_PREFIX}campaign_id"
-ARG_SUBSCRIBER = f"{CUSTOM_ARG_PREFIX}subscriber_id"
-ARG_DELIVERY = f"{CUSTOM_ARG_PREFIX}delivery_id"
+TEST_PREFIX = "[TEST] "
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,20 +47,135 @@ class BulkContent:
     categories: tuple[str, ...] = ()
     test: bool = False
 
+    @property
+    def subject_line(self) -> str:
+        """The subject as sent: a test copy says so."""
+        return TEST_PREFIX + self.subject if self.test else self.subject
+
+    def shared_headers(self) -> dict[str, str]:
+        """Headers every copy carries alike: RFC 2919 List-Id, and the test marker."""
+        headers = {"List-Id": self.list_id}
+        if self.test:
+            headers["X-Newsletter-Test"] = "yes"
+        return headers
+
+    def mime_template(self) -> MimeTemplate:
+        """The campaign as RFC 5322 bytes with holes (newsletter.mail's one encoder).
+
+        Each copy gets its own ``List-Unsubscribe`` and the one-click POST of RFC 8058.
+        """
+        return MimeTemplate(
+            subject=self.subject_line,
+            html=self.html,
+            text=self.text,
+            from_email=self.from_email,
+            from_name=self.from_name,
+            reply_to=self.reply_to,
+            headers={**self.shared_headers(), "List-Unsubscribe-Post": ONE_CLICK},
+            personal_unsubscribe=True,
+            label=f"campaign {self.campaign_id}",
+        )
+
+
+def bulk_content(settings: Settings, campaign: Campaign, *, test: bool = False) -> BulkContent:
+    """A rendered campaign as providers send it; ContentError when it is not rendered."""
+    if campaign.html is None or campaign.text is None:
+        raise ContentError(f"campaign {campaign.id} has no rendered content")
+    assert campaign.id is not None
+    return BulkContent(
+        campaign_id=campaign.id,
+        subject=campaign.subject,
+        html=campaign.html,
+        text=campaign.text,
+        from_email=settings.from_email,
+        from_name=settings.from_name,
+        reply_to=settings.reply_to,
+        list_id=list_id(settings),
+        test=test,
+    )
+
+
+class SendStatus(StrEnum):
+    """What a provider did with one recipient (django-anymail's recipient status, reduced
+    to the three the send loop acts on)."""
+
+    ACCEPTED = "accepted"  # taken for delivery: anymail's "queued" / "sent"
+    REJECTED = "rejected"  # refused for good (SMTP 5xx, a request SendGrid refused): failed
+    DEFERRED = "deferred"  # not taken this time (SMTP 4xx, connection lost): try again
+
+
+ACCEPTED, REJECTED, DEFERRED = SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.DEFERRED
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientStatus:
+    status: SendStatus
+    message_id: str | None = None  # accepted: the provider's id, where it gives one
+    reason: str | None = None  # rejected or deferred: why, in the provider's words
+
 
 @dataclass
 class BatchResult:
-    """Provider message id per delivery id (SendGrid: one id for the whole request)."""
+    """Per delivery id, what a provider did with each recipient of a batch.
 
-    message_ids: dict[int, str] = field(default_factory=dict)
+    ``request_ids``: True when a message id names a whole provider request shared by
+    its recipients (SendGrid's X-Message-Id, up to 1000 of them), False when it names one
+    message (SMTP, the outbox). ``retry_after``: seconds the provider asked us to wait
+    before the deferred are tried again (Retry-After), if it did.
+    """
+
+    request_ids: bool = False
+    statuses: dict[int, RecipientStatus] = field(default_factory=dict)
+    retry_after: float | None = None
+
+    def accept(self, delivery_ids: Iterable[int], message_id: str | None) -> None:
+        self.statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(ACCEPTED, message_id)))
+
+    def reject(self, delivery_ids: Iterable[int], reason: str) -> None:
+        self.statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(REJECTED, None, reason)))
+
+    def defer(self, delivery_ids: Iterable[int], reason: str) -> None:
+        self.statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(DEFERRED, None, reason)))
+
+    def has(self, status: SendStatus) -> bool:
+        return any(s.status is status for s in self.statuses.values())
+
+    @property
+    def settled(self) -> bool:
+        """Whether any recipient was accepted or rejected: more than a whole-batch deferral."""
+        return self.has(ACCEPTED) or self.has(REJECTED)
+
+    def _with(self, status: SendStatus) -> dict[int, RecipientStatus]:
+        return {i: s for i, s in self.statuses.items() if s.status is status}
+
+    @property
+    def accepted(self) -> dict[int, str | None]:
+        """Delivery id -> message id of every accepted recipient."""
+        return {i: s.message_id for i, s in self._with(ACCEPTED).items()}
+
+    @property
+    def rejected(self) -> dict[int, str]:
+        """Delivery id -> reason of every rejected recipient."""
+        return {i: s.reason or "rejected" for i, s in self._with(REJECTED).items()}
+
+    @property
+    def deferred(self) -> dict[int, str]:
+        """Delivery id -> reason of every deferred recipient."""
+        return {i: s.reason or "deferred" for i, s in self._with(DEFERRED).items()}
 
 
 class Provider(ABC):
     name: str
+    batch_size: int = 100  # recipients the send loop hands over at once
 
     @abstractmethod
     def send_batch(self, content: BulkContent, recipients: Sequence[Recipient]) -> BatchResult:
-        """Send one batch; raise a ProviderError subclass on failure (nothing half-recorded)."""
+        """Send one batch and say what became of every recipient.
+
+        Raises, with nothing sent: ProviderAuthError (stop the campaign),
+        ProviderUnavailable (try the whole batch again later), ProviderRejected (the
+        whole batch refused for good).
+        """
 
     @abstractmethod
     def send_message(self, message: OutgoingMessage) -> str:

@@ -10,7 +10,8 @@ Vendor quirks handled here:
 - SendGrid does not apply substitutions to headers, so every personalization carries its
   own literal ``List-Unsubscribe`` / ``List-Unsubscribe-Post`` headers.
 - ``custom_args`` are echoed beside SendGrid's own event fields and kept long-term with
-  no way to redact them: our keys carry the ``nl_`` prefix and opaque ids only.
+  no way to redact them: our keys carry the ``nl_`` prefix (``ARG_*``, read back by
+  ``sendgrid_events``) and opaque ids only; a message's ``metadata`` travels the same way.
 - The client has no timeout by default; we set one. A request may not name an address
   twice, hold more than 1000 personalizations, carry more than 10,000 bytes of
   custom_args per personalization or exceed 30 MB; we split or refuse before sending.
@@ -36,15 +37,7 @@ import orjson
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from campaigns.delivery.providers.base import (
-    ARG_CAMPAIGN,
-    ARG_DELIVERY,
-    ARG_SUBSCRIBER,
-    BulkContent,
-    Provider,
-    Recipient,
-)
-from campaigns.delivery.providers.partial import PartialBatchResult
+from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
 from newsletter.errors import (
     ProviderAuthError,
     ProviderError,
@@ -59,6 +52,12 @@ from newsletter.mail import (
     placeholder,
 )
 from newsletter.settings import SENDGRID_MAX_BATCH, Settings
+
+# SendGrid echoes custom_args beside its own event fields: our prefix keeps them apart.
+CUSTOM_ARG_PREFIX = "nl_"
+ARG_CAMPAIGN = f"{CUSTOM_ARG_PREFIX}campaign_id"
+ARG_SUBSCRIBER = f"{CUSTOM_ARG_PREFIX}subscriber_id"
+ARG_DELIVERY = f"{CUSTOM_ARG_PREFIX}delivery_id"
 
 MAX_PERSONALIZATIONS = SENDGRID_MAX_BATCH
 MAX_CUSTOM_ARGS_BYTES = 10_000
@@ -218,16 +217,14 @@ class SendGridProvider(Provider):
     def _content(self, content: BulkContent) -> dict[str, Any]:
         body: dict[str, Any] = {
             "from": _sender(content.from_email, content.from_name),
-            "subject": ("[TEST] " if content.test else "") + content.subject,
+            "subject": content.subject_line,
             "content": [
                 {"type": "text/plain", "value": content.text},
                 {"type": "text/html", "value": content.html},
             ],
-            "headers": {"List-Id": content.list_id},
+            "headers": content.shared_headers(),
             "custom_args": {ARG_CAMPAIGN: str(content.campaign_id)},
         }
-        if content.test:
-            body["headers"]["X-Newsletter-Test"] = "yes"
         if content.reply_to:
             body["reply_to"] = {"email": content.reply_to}
         if content.categories:
@@ -302,10 +299,15 @@ class SendGridProvider(Provider):
             yield chosen, items
             pending = later
 
-    def send_batch(
-        self, content: BulkContent, recipients: Sequence[Recipient]
-    ) -> PartialBatchResult:
-        result = PartialBatchResult()
+    def send_batch(self, content: BulkContent, recipients: Sequence[Recipient]) -> BatchResult:
+        """Usually one request; more when an address repeats or the size calls for it.
+
+        Each recipient is accepted under its request's X-Message-Id (``request_ids``). A
+        request refused (400) rejects its recipients; 429/5xx after an earlier request of
+        the batch went out defers the rest, with SendGrid's Retry-After. Raises as
+        :meth:`Provider.send_batch` says when nothing of the batch went out.
+        """
+        result = BatchResult(request_ids=True)
         body = self._content(content)
         fixed = len(content.html.encode()) + len(content.text.encode()) + len(content.subject)
         accepted = 0
@@ -319,20 +321,19 @@ class SendGridProvider(Provider):
                 if not accepted:
                     raise
                 # An earlier request of this batch went out: keep it, retry the rest.
-                for recipient in recipients:
-                    if recipient.delivery_id not in result.message_ids:
-                        result.deferred[recipient.delivery_id] = str(err)
+                statuses = result.statuses
+                result.defer(
+                    (r.delivery_id for r in recipients if r.delivery_id not in statuses), str(err)
+                )
                 result.retry_after = err.retry_after
                 return result
             except ProviderRejected as err:
                 if not accepted and len(chosen) == len(recipients):
                     raise
-                for recipient in chosen:
-                    result.failed[recipient.delivery_id] = str(err)
+                result.reject((r.delivery_id for r in chosen), str(err))
                 continue
             accepted += len(chosen)
-            for recipient in chosen:
-                result.message_ids[recipient.delivery_id] = message_id
+            result.accept((r.delivery_id for r in chosen), message_id or None)
         return result
 
     def send_message(self, message: OutgoingMessage) -> str:
@@ -342,8 +343,8 @@ class SendGridProvider(Provider):
         personalization: dict[str, Any] = {"to": [to]}
         if message.headers:
             personalization["headers"] = dict(message.headers)
-        if message.custom_args:
-            args = {k: str(v) for k, v in message.custom_args.items()}
+        if message.metadata:
+            args = {CUSTOM_ARG_PREFIX + k: str(v) for k, v in message.metadata.items()}
             if len(json.dumps(args).encode()) >= MAX_CUSTOM_ARGS_BYTES:
                 raise ProviderRejected("custom_args exceed SendGrid's 10,000 bytes per message")
             personalization["custom_args"] = args

@@ -1,5 +1,10 @@
 """SendGrid's Event Webhook: check the signature and the timestamp's age, parse a batch.
 
+Everything SendGrid-shaped about tracking is here: the signature check, the mapping
+table from SendGrid's event names to our vocabulary (``campaigns.tracking.events``), the
+field names of an event (our custom args are ``sendgrid.ARG_*``) and which of them name a
+person (``PERSONAL_FIELDS``, scrubbed on erasure).
+
 The signature is ECDSA P-256 over ``timestamp + raw body``, checked by the ``sendgrid``
 library's :class:`EventWebhook`. The library does not look at the timestamp's age, so a
 captured batch could be replayed forever; we refuse timestamps outside a tolerance.
@@ -28,8 +33,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 
-from campaigns.delivery.providers.base import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
-from campaigns.tracking.events import EventKind, NormalisedEvent, sendgrid_kind
+from campaigns.delivery.providers.sendgrid import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
+from campaigns.tracking.events import EventKind, NormalisedEvent, RejectReason
 from newsletter.clock import utcnow
 from newsletter.errors import ConfigError, InvalidInput, TokenExpired, TokenInvalid
 
@@ -39,6 +44,61 @@ PROVIDER = "sendgrid"
 SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE
 TIMESTAMP_HEADER = EventWebhookHeader.TIMESTAMP
 RAW_EVENT_MAX = 50  # TrackingEvent.raw_event's length
+# Fields of a SendGrid event that identify a person (its Event Webhook reference).
+PERSONAL_FIELDS = ("email", "ip", "useragent")
+
+K, R = EventKind, RejectReason
+
+# The mapping table. SendGrid's event name -> our kind, as django-anymail's SendGrid
+# tracking webhook maps it (anymail/webhooks/sendgrid.py).
+# Soft bounces are ``bounced`` with a flag, not ``deferred``: anymail maps both kinds of
+# SendGrid bounce to BOUNCED (SendGrid's own ``deferred`` is a delay it keeps retrying).
+# The bounce's ``type`` becomes the reject reason (``BOUNCE_TYPES``): "blocked", which
+# SendGrid calls a temporary refusal, is a soft bounce (reject_reason ``blocked``,
+# NormalisedEvent.soft_bounce), any other type a hard one. A drop is ``rejected``, its
+# ``reason`` mapped by ``DROP_REASONS`` to what it says about the address.
+EVENT_KINDS: dict[str, EventKind] = {
+    "processed": K.QUEUED,
+    "deferred": K.DEFERRED,
+    "delivered": K.DELIVERED,
+    "bounce": K.BOUNCED,
+    "dropped": K.REJECTED,
+    "open": K.OPENED,
+    "click": K.CLICKED,
+    "spamreport": K.COMPLAINED,
+    "unsubscribe": K.UNSUBSCRIBED,
+    "group_unsubscribe": K.UNSUBSCRIBED,
+    "group_resubscribe": K.SUBSCRIBED,
+}
+BOUNCE_TYPES: dict[str, RejectReason] = {"bounce": R.BOUNCED, "blocked": R.BLOCKED}
+# Why SendGrid dropped a message (its words, lower-cased); anything else is OTHER.
+DROP_REASONS: dict[str, RejectReason] = {
+    "bounced address": R.BOUNCED,
+    "invalid": R.INVALID,
+    "spam reporting address": R.SPAM,
+    "unsubscribed address": R.UNSUBSCRIBED,
+}
+
+
+def classify(
+    event: str, type_: str | None = None, reason: str | None = None
+) -> tuple[EventKind, RejectReason | None]:
+    """Our kind and reject reason for a SendGrid event name, bounce type and drop reason.
+
+    By the table above (``EVENT_KINDS``; a soft bounce is ``bounced`` / ``blocked``),
+    matched without regard to case or surrounding blanks; an unknown name is UNKNOWN, an
+    unknown bounce type a hard bounce.
+    """
+    kind = EVENT_KINDS.get(event.strip().lower(), K.UNKNOWN)
+    if kind is K.BOUNCED:
+        return kind, BOUNCE_TYPES.get(_key(type_), R.BOUNCED)
+    if kind is K.REJECTED:
+        return kind, DROP_REASONS.get(_key(reason), R.OTHER)
+    return kind, None
+
+
+def _key(value: str | None) -> str:
+    return value.strip().lower() if isinstance(value, str) else ""
 
 
 class SignatureVerifier:
@@ -125,7 +185,7 @@ def normalise_event(item: Any) -> NormalisedEvent:
         log.warning("sendgrid webhook: event is not an object: %.200r", item)
         return NormalisedEvent(
             provider=PROVIDER,
-            kind=EventKind.UNKNOWN,
+            kind=K.UNKNOWN,
             raw_event="",
             event_id=_fallback_id(item),
             occurred_at=utcnow(),
@@ -133,8 +193,9 @@ def normalise_event(item: Any) -> NormalisedEvent:
         )
     raw = item.get("event")
     raw_event = raw[:RAW_EVENT_MAX] if isinstance(raw, str) else ""
-    kind = sendgrid_kind(raw_event, _text(item.get("type")))
-    if kind is EventKind.UNKNOWN:
+    reason = _text(item.get("reason")) or _text(item.get("response"))
+    kind, reject_reason = classify(raw_event, _text(item.get("type")), reason)
+    if kind is K.UNKNOWN:
         log.warning("sendgrid webhook: unknown event type %r", raw_event)
     event_id = _text(item.get("sg_event_id"))
     return NormalisedEvent(
@@ -148,8 +209,9 @@ def normalise_event(item: Any) -> NormalisedEvent:
         subscriber_id=_int(item.get(ARG_SUBSCRIBER)),
         delivery_id=_int(item.get(ARG_DELIVERY)),
         message_id=_message_id(item.get("sg_message_id")),
-        machine=kind is EventKind.OPEN and item.get("sg_machine_open") in (True, "true"),
-        reason=_text(item.get("reason")) or _text(item.get("response")),
+        machine=kind is K.OPENED and item.get("sg_machine_open") in (True, "true"),
+        reject_reason=reject_reason,
+        reason=reason,
         url=_text(item.get("url")),
         payload=dict(item),
     )

@@ -1,7 +1,8 @@
 """SMTP: one RFC 5322 message per recipient over a reused connection per sending thread.
 
-Speed: the message is pre-rendered once per campaign (:mod:`smtp_mime`) and each
-recipient's values are spliced into the bytes. smtplib waits for a reply after every
+Speed: the message is pre-rendered once per campaign (``newsletter.mail.MimeTemplate``,
+the encoder the outbox writes with too) and each recipient's values are spliced into
+the bytes. smtplib waits for a reply after every
 command, four round trips per message. When the server advertises PIPELINING (RFC 2920)
 one write carries a message's end (pre-stuffed bytes and ".") and the next message's
 MAIL, RCPT and DATA, and the four replies are read in order: one round trip per message,
@@ -26,13 +27,17 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import format_datetime
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from campaigns.delivery.providers.base import BulkContent, Provider, Recipient
-from campaigns.delivery.providers.partial import PartialBatchResult
-from campaigns.delivery.providers.smtp_mime import DKIM_HEADERS, MimeTemplate, wire
+from campaigns.delivery.providers.base import (
+    BatchResult,
+    BulkContent,
+    Provider,
+    Recipient,
+    SendStatus,
+)
 from newsletter.clock import utcnow
 from newsletter.errors import (
     ConfigError,
@@ -40,14 +45,18 @@ from newsletter.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from newsletter.mail import OutgoingMessage, build_mime
+from newsletter.mail import MimeTemplate, OutgoingMessage, build_mime, wire
 from newsletter.settings import Settings
 
-__all__ = ["DKIM_HEADERS", "MimeTemplate", "SmtpConfig", "SmtpProvider"]
+__all__ = ["DKIM_HEADERS", "SmtpConfig", "SmtpProvider"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _UNSAFE_ADDRESS = re.compile(r"[\x00-\x20<>]")  # would break out of the SMTP command
 _STAGES = (("MAIL FROM", (250,)), ("RCPT TO", (250, 251)), ("DATA", (354,)))
+DKIM_HEADERS = [  # what DKIM signs: the headers a receiver shows or acts on
+    *b"From To Subject Date Message-ID MIME-Version Content-Type".split(),
+    *b"List-Id List-Unsubscribe List-Unsubscribe-Post".split(),
+]
 
 
 @dataclass(frozen=True)
@@ -118,7 +127,7 @@ class SmtpProvider(Provider):
         self._local = threading.local()
         self._connections: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
-        self._template: MimeTemplate | None = None
+        self._template: tuple[BulkContent, MimeTemplate] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpProvider:
@@ -287,27 +296,26 @@ class SmtpProvider(Provider):
 
     @staticmethod
     def _record(
-        result: PartialBatchResult, delivery_id: int, message_id: str, code: int, text: str
+        result: BatchResult, delivery_id: int, message_id: str, code: int, text: str
     ) -> None:
+        """One message's reply: 250 accepted, 5xx rejected, anything else deferred."""
         if code == 250:
-            result.message_ids[delivery_id] = message_id
-        elif code in (530, 535) and not result.message_ids:
+            result.accept((delivery_id,), message_id)
+        elif code in (530, 535) and not result.has(SendStatus.ACCEPTED):
             raise ProviderAuthError(f"the SMTP server wants authentication: {text}", status=code)
         elif 500 <= code < 600:
-            result.failed[delivery_id] = f"{code} {text}"
+            result.reject((delivery_id,), f"{code} {text}")
         else:
-            result.deferred[delivery_id] = f"{code} {text}"
+            result.defer((delivery_id,), f"{code} {text}")
 
-    def _deliver(
-        self, items: Sequence[tuple[int, str, bytes, str]], sender: str
-    ) -> PartialBatchResult:
+    def _deliver(self, items: Sequence[tuple[int, str, bytes, str]], sender: str) -> BatchResult:
         """Send (delivery id, address, wire bytes, message id) items over this thread's connection.
 
         With PIPELINING the end of one message and the next MAIL, RCPT, DATA go in one
         write (RFC 2920 3.1 allows it): one round trip per message. Each reply is recorded
         as soon as it is read, so a connection lost half-way keeps what was accepted.
         """
-        result = PartialBatchResult()
+        result = BatchResult()
         conn, fresh = self._connection()
         index, sent_ahead = 0, False  # sent_ahead: items[index]'s commands already went out
         while index < len(items):
@@ -351,43 +359,37 @@ class SmtpProvider(Provider):
                     # one fresh connection cannot send anybody twice.
                     conn, fresh = self._connection()
                     continue
-                if not result.message_ids and not result.failed:
+                if not result.settled:
                     raise ProviderUnavailable(f"SMTP connection failed: {err}") from err
-                for rest in items[index:]:
-                    result.deferred[rest[0]] = f"SMTP connection failed: {err}"
+                result.defer((rest[0] for rest in items[index:]), f"SMTP connection failed: {err}")
                 return result
-        if result.deferred and not result.message_ids and not result.failed:
+        if result.statuses and not result.settled:
             raise ProviderUnavailable(next(iter(result.deferred.values())))
         return result
 
-    def send_batch(
-        self, content: BulkContent, recipients: Sequence[Recipient]
-    ) -> PartialBatchResult:
-        template = self._template
-        if template is None or template.content is not content:
-            template = self._template = MimeTemplate(content)
+    def send_batch(self, content: BulkContent, recipients: Sequence[Recipient]) -> BatchResult:
+        if self._template is None or self._template[0] is not content:
+            self._template = (content, content.mime_template())
+        template = self._template[1]
         date = format_datetime(utcnow())
         nonce = uuid.uuid4().hex[:16]
         items = []
         for recipient in recipients:
             message_id = f"{content.campaign_id}.{recipient.delivery_id}.{nonce}@{template.domain}"
+            to = (recipient.email, recipient.name, recipient.values)
             if self.dkim is None:
-                data = template.render(recipient, date=date, message_id=message_id, wire=True)
+                data = template.render(*to, date=date, message_id=message_id, wire=True)
             else:
-                data = wire(
-                    self._sign(template.render(recipient, date=date, message_id=message_id))
-                )
+                data = wire(self._sign(template.render(*to, date=date, message_id=message_id)))
             items.append((recipient.delivery_id, recipient.email, data, message_id))
         return self._deliver(items, content.from_email)
 
     def send_message(self, message: OutgoingMessage) -> str:
-        data = self._sign(build_mime(message))
-        match = re.search(rb"^Message-ID: <([^>]+)>", data, re.MULTILINE | re.IGNORECASE)
-        message_id = match.group(1).decode() if match else uuid.uuid4().hex
-        item = (0, message.to_email, wire(data), message_id)
-        result = self._deliver([item], message.from_email)
-        if 0 in result.failed:
-            raise ProviderRejected(
-                f"the SMTP server refused {message.to_email}: {result.failed[0]}"
-            )
+        domain = message.from_email.rpartition("@")[2] or "localhost"
+        message_id = make_msgid(domain=domain).strip("<>")
+        data = self._sign(build_mime(message, message_id=message_id))
+        result = self._deliver([(0, message.to_email, wire(data), message_id)], message.from_email)
+        status = result.statuses[0]
+        if status.status is SendStatus.REJECTED:
+            raise ProviderRejected(f"the SMTP server refused {message.to_email}: {status.reason}")
         return message_id

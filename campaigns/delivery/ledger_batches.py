@@ -1,17 +1,18 @@
-"""Reading the ledger in keyset batches and writing each batch's outcome back, set-based.
+"""The ledger's batches: read queued rows in keyset batches, write each outcome back, set-based.
 
 The reader joins each queued delivery to its subscriber and re-checks, at send time,
 what may have changed since queueing (unsubscribed, bounced, erased, suppressed,
 paused, topics changed so that none is in this issue): such rows become ``skipped`` with
 the reason in ``error``.
 
-Writing back is the other half of the per-recipient cost. A batch the provider took whole
+Writing back is the other half of the per-recipient cost, and reads the provider's typed
+result (``providers.base.BatchResult``), never its shape. A batch one request took whole
 is marked with one range update over its ids (see ``record_sent_range``); partial results
 name their ids, as one array parameter on PostgreSQL (``= ANY(:ids)``: a thousand bound
-parameters cost twice as much to plan). A message id shared by a request also gets one
-``delivery_batch`` row, which is how tracking finds the rows of an event without our
-custom args: no index of ``delivery`` holds a column written here, so on PostgreSQL the
-update is heap-only (HOT; migration 0003).
+parameters cost twice as much to plan); per-message ids go in one executemany. A message
+id shared by a request also gets one ``delivery_batch`` row, which is how tracking finds
+the rows of an event without our custom args: no index of ``delivery`` holds a column
+written here, so on PostgreSQL the update is heap-only (HOT; migration 0003).
 """
 
 from __future__ import annotations
@@ -130,43 +131,6 @@ class LedgerReader:
                 return batch
 
 
-def record_batch_sent(
-    session: Session,
-    *,
-    campaign_id: int,
-    job: list[Recipient],
-    result: BatchResult,
-    failed: dict[int, str],
-) -> int:
-    """Record what the provider accepted of a batch: a range update when it took it whole."""
-    whole = None if failed else accepted_whole(job, result.message_ids)
-    if whole is None:
-        return record_sent(session, campaign_id=campaign_id, message_ids=result.message_ids)
-    return record_sent_range(
-        session,
-        campaign_id=campaign_id,
-        first_id=job[0].delivery_id,
-        last_id=job[-1].delivery_id,
-        message_id=whole,
-    )
-
-
-def accepted_whole(recipients: list[Recipient], message_ids: dict[int, str]) -> str | None:
-    """The one message id under which the provider took every recipient, if it did.
-
-    A batch holds its recipients in delivery id order (the reader's keyset order; a
-    retry keeps a subsequence), which is what ``record_sent_range`` relies on.
-    """
-    if not recipients or len(message_ids) != len(recipients):
-        return None
-    first = message_ids.get(recipients[0].delivery_id)
-    if first is None or len(set(message_ids.values())) != 1:
-        return None
-    if not all(r.delivery_id in message_ids for r in recipients):
-        return None
-    return first
-
-
 def _none_chosen(topics: str, categories: frozenset[str]) -> bool:
     """True when the subscriber chose topics and none of them is among ``categories``."""
     chosen = json.loads(topics)
@@ -192,7 +156,7 @@ def _mark(session: Session, ids: list[int], status: DeliveryStatus, error: str) 
 
 
 def record_sent_range(
-    session: Session, *, campaign_id: int, first_id: int, last_id: int, message_id: str
+    session: Session, *, campaign_id: int, first_id: int, last_id: int, message_id: str | None
 ) -> int:
     """Mark a whole batch sent: every queued row of the campaign with an id in the range.
 
@@ -242,43 +206,58 @@ def _record_batch(
         )
 
 
-def record_sent(session: Session, *, campaign_id: int, message_ids: dict[int, str]) -> int:
-    """Mark deliveries sent with their provider message ids; the caller commits.
+def record_accepted(
+    session: Session, *, campaign_id: int, job: Sequence[Recipient], result: BatchResult
+) -> int:
+    """Mark what the provider accepted of ``job`` sent; returns how many rows. The caller commits.
 
-    A message id shared by a request (SendGrid) also gets its ``delivery_batch`` row; the
-    per-message ids of SMTP stay on the rows only (no provider event carries them back).
+    Per-message ids (SMTP, the outbox) go on their rows in one executemany. A request's
+    shared id (``result.request_ids``: SendGrid) also gets its ``delivery_batch`` row, and
+    when one request took the whole job the rows are marked by one range update.
     """
-    if not message_ids:
+    accepted = result.accepted
+    if not accepted:
         return 0
-    now = utcnow()
-    by_message: dict[str, list[int]] = defaultdict(list)
-    for delivery_id, message_id in message_ids.items():
-        by_message[message_id].append(delivery_id)
-    if len(by_message) <= 4:  # SendGrid: one id for the whole request
-        for message_id, ids in by_message.items():
-            _record_batch(session, campaign_id, min(ids), max(ids), message_id, now)
-        return sum(
-            session.execute(
-                sa.update(_delivery)
-                .where(_id_among(session, ids), _delivery.c.status == _QUEUED)
-                .values(
-                    status=DeliveryStatus.SENT.value,
-                    provider_message_id=message_id or None,
-                    sent_at=now,
-                    error=None,
-                    attempts=_delivery.c.attempts + 1,
-                )
-            ).rowcount
-            for message_id, ids in by_message.items()
+    if not result.request_ids:
+        return _record_messages(session, accepted)
+    by_request: dict[str | None, list[int]] = defaultdict(list)
+    for delivery_id, message_id in accepted.items():
+        by_request[message_id].append(delivery_id)
+    if len(by_request) == 1 and len(accepted) == len(job):
+        return record_sent_range(
+            session,
+            campaign_id=campaign_id,
+            first_id=job[0].delivery_id,
+            last_id=job[-1].delivery_id,
+            message_id=next(iter(by_request)),
         )
-    # SMTP: one id per message; one executemany.
+    now = utcnow()
+    sent = 0
+    for message_id, ids in by_request.items():
+        _record_batch(session, campaign_id, min(ids), max(ids), message_id, now)
+        sent += session.execute(
+            sa.update(_delivery)
+            .where(_id_among(session, ids), _delivery.c.status == _QUEUED)
+            .values(
+                status=DeliveryStatus.SENT.value,
+                provider_message_id=message_id,
+                sent_at=now,
+                error=None,
+                attempts=_delivery.c.attempts + 1,
+            )
+        ).rowcount
+    return sent
+
+
+def _record_messages(session: Session, message_ids: dict[int, str | None]) -> int:
+    """Rows sent with one message id each (SMTP, the outbox): one executemany."""
     statement = (
         sa.update(_delivery)
         .where(_delivery.c.id == sa.bindparam("did"), _delivery.c.status == _QUEUED)
         .values(
             status=DeliveryStatus.SENT.value,
             provider_message_id=sa.bindparam("mid"),
-            sent_at=now,
+            sent_at=utcnow(),
             error=None,
             attempts=_delivery.c.attempts + 1,
         )
@@ -288,7 +267,7 @@ def record_sent(session: Session, *, campaign_id: int, message_ids: dict[int, st
 
 
 def record_failed(session: Session, *, errors: dict[int, str]) -> int:
-    """Mark deliveries failed with the reason; the caller commits."""
+    """Mark deliveries failed, delivery id -> reason (``BatchResult.rejected``); caller commits."""
     by_error: dict[str, list[int]] = defaultdict(list)
     for delivery_id, error in errors.items():
         by_error[error].append(delivery_id)

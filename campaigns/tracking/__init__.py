@@ -1,0 +1,14 @@
+"""Tracking: what providers tell us after sending, applied once to the ledger and the list.
+
+- ``events``: our vocabulary, django-anymail's (:class:`EventKind`, :class:`RejectReason`)
+  and :class:`NormalisedEvent`, the one shape every provider's webhook produces.
+- ``effects``: storing each event once under its provider id, matching it to our
+  delivery and subscriber, and applying it: counters and times on the delivery row, and
+  what it says about the person (bounce, complaint, unsubscribe) handed to
+  ``subscribers.lifecycle``.
+- ``erasure``: a person's erasure across both rooms, scrubbing the provider events we
+  stored as well.
+
+Vendor payloads are read only by the provider's webhook module
+(``campaigns.delivery.providers.sendgrid_events``).
+"""
