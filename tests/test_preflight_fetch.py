@@ -71,6 +71,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._answer(405, "text/plain", b"", Allow="GET")
             else:
                 self._answer(200, "image/png", PNG)
+        elif path == "/img/drop-head.png":
+            if self.command == "HEAD":
+                self.close_connection = True  # hang up without an answer
+            else:
+                self._answer(200, "image/png", PNG)
         elif path == "/img/redirect.png":
             self._answer(302, "text/plain", b"", Location="/img/ok.png")
         elif path == "/img/to-ftp.png":
@@ -177,13 +182,14 @@ def test_images_that_load_pass_with_head_then_get_and_redirects(
     session: Session, settings: Settings, site: Site
 ) -> None:
     cfg = fetching(settings)
-    images = ("/img/ok.png", "/img/no-head.png", "/img/redirect.png")
+    images = ("/img/ok.png", "/img/no-head.png", "/img/drop-head.png", "/img/redirect.png")
     snippets = [snippet(session, cfg, site, path, n) for n, path in enumerate(images)]
     assert check(session, cfg, *snippets) == []
     assert ("HEAD", "/img/ok.png") in site.hits
     assert ("GET", "/img/ok.png") not in site.hits  # HEAD was enough
     no_head = [m for m, p in site.hits if p == "/img/no-head.png"]
     assert no_head == ["HEAD", "GET"]
+    assert [m for m, p in site.hits if p == "/img/drop-head.png"] == ["HEAD", "GET"]
     assert ("HEAD", "/article/ok?n=0") in site.hits  # links are fetched too, once each
     assert [p for _, p in site.hits].count("/article/ok?n=0") == 1
 

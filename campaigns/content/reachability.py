@@ -87,7 +87,7 @@ def _request(url: str, method: str, timeout: float) -> str:
     except urllib.error.HTTPError as err:
         err.close()
         raise _Failed(f"HTTP {err.code} {err.reason}".rstrip(), retry=True) from err
-    except http.client.HTTPException as err:
+    except http.client.HTTPException as err:  # e.g. a server that hangs up on HEAD
         raise _Failed(f"a broken HTTP answer ({type(err).__name__})", retry=True) from err
     except urllib.error.URLError as err:
         raise _Failed(_network_reason(err.reason, timeout), retry=False) from err
