@@ -82,6 +82,11 @@ def demo_settings(folder: Path, **overrides: Any) -> Settings:
 
     The secret key is generated once and stored beside the database, so links in the
     outbox keep working across runs; nothing here is used outside the demo.
+
+    Preflight's fetch of images and links is off: the demo runs offline, its articles
+    live on a sample blog (``blog.painrelief.example``) and its images under the base
+    URL, served by ``newsletter serve`` (``content/images``), which is not running now.
+    The preview shows those images all the same (``campaigns.content.preview``).
     """
     folder.mkdir(parents=True, exist_ok=True)
     key_file = folder / "secret-key"
@@ -94,6 +99,7 @@ def demo_settings(folder: Path, **overrides: Any) -> Settings:
         "outbox_dir": folder.resolve() / "outbox",
         "secret_key": key_file.read_text().strip(),
         "postal_address": DEMO_POSTAL_ADDRESS,
+        "preflight_fetch": False,
     }
     values.update(overrides)
     return load_settings(**values)

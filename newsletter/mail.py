@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import format_datetime, make_msgid
+from html import escape
 from typing import Protocol
 
 from newsletter.clock import utcnow
@@ -34,11 +35,17 @@ from newsletter.settings import Settings
 
 # Placeholder keys, filled per recipient. ``name_html`` is the HTML-escaped name for the
 # HTML part; ``name`` the raw one for the text part (SendGrid substitutes both parts alike).
+# ``greeting`` / ``greeting_html`` read naturally with or without a name ("Hello Jane," /
+# "Hello,"): templates greet with them, since a reader without a name got "Hello, ".
 UNSUBSCRIBE_URL = "unsubscribe_url"
 PREFERENCES_URL = "preferences_url"
 NAME = "name"
 NAME_HTML = "name_html"
-PLACEHOLDER_KEYS = (UNSUBSCRIBE_URL, PREFERENCES_URL, NAME, NAME_HTML)
+GREETING = "greeting"
+GREETING_HTML = "greeting_html"
+PLACEHOLDER_KEYS = (UNSUBSCRIBE_URL, PREFERENCES_URL, NAME, NAME_HTML, GREETING, GREETING_HTML)
+# The keys whose values come from the reader's name alone (see personal_values).
+PERSONAL_KEYS = (NAME, NAME_HTML, GREETING, GREETING_HTML)
 
 # Newsletter headers per RFC 8058 (one-click) and RFC 2919 (List-Id).
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -46,6 +53,23 @@ ONE_CLICK = "List-Unsubscribe=One-Click"
 
 def placeholder(key: str) -> str:
     return f"[%{key}%]"
+
+
+def greeting(name: str | None) -> str:
+    """'Hello Jane,' for a reader with a name, 'Hello,' for one without (never 'Hello, ')."""
+    name = " ".join((name or "").split())  # no line break of a name reaches the body
+    return f"Hello {name}," if name else "Hello,"
+
+
+def personal_values(name: str | None) -> dict[str, str]:
+    """The values of ``PERSONAL_KEYS`` for a reader's name (None or blank: no name)."""
+    text = greeting(name)
+    return {
+        NAME: name or "",
+        NAME_HTML: escape(name) if name else "",
+        GREETING: text,
+        GREETING_HTML: escape(text),
+    }
 
 
 def personalise(content: str, values: Mapping[str, str]) -> str:
@@ -288,7 +312,12 @@ class MimeTemplate:
         message_id: str,
         wire: bool = False,
     ) -> bytes:
-        """One recipient's message; ``wire``: dot-stuffed and ended by "." as DATA sends it."""
+        """One recipient's message; ``wire``: dot-stuffed and ended by "." as DATA sends it.
+
+        Values made without the greeting keys get them from ``to_name`` (personal_values).
+        """
+        if GREETING not in values:
+            values = {**personal_values(to_name), **values}
         encoded = {key: qp(values.get(key, "")) for key in self.keys}
         pieces = self.pieces
         if wire:

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from newsletter.errors import ConfigError
+from newsletter.text import utf16_encoding
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SENDGRID_MAX_BATCH = 1000  # SendGrid v3 Mail Send: at most 1000 personalizations per request
@@ -22,8 +23,10 @@ ProviderName = Literal["outbox", "sendgrid", "smtp"]
 
 
 class Settings(BaseSettings):
+    # "utf-8-sig": a .env saved by Notepad or PowerShell starts with a byte-order mark,
+    # which plain "utf-8" glued to the first variable's name (so it was silently unset).
     model_config = SettingsConfigDict(
-        env_prefix="NEWSLETTER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="NEWSLETTER_", env_file=".env", env_file_encoding="utf-8-sig", extra="ignore"
     )
 
     environment: Literal["development", "production"] = "development"
@@ -120,6 +123,14 @@ class Settings(BaseSettings):
     html_size_limit_bytes: int = 102 * 1024
     tracking_budget_bytes_per_link: int = 300
 
+    # Preflight's fetch of every image and link (issue 13): "off" for offline use (tests,
+    # the demo). Each request has its own timeout, at most `concurrency` run at once, and
+    # all of them share one deadline, after which the rest are reported as not checked.
+    preflight_fetch: bool = True
+    preflight_fetch_timeout_seconds: float = Field(default=5.0, gt=0)
+    preflight_fetch_concurrency: int = Field(default=8, ge=1, le=32)
+    preflight_fetch_deadline_seconds: float = Field(default=30.0, gt=0)
+
     # Scheduling
     timezone: str = "America/New_York"
     assemble_cron: str = "0 6 * * mon"
@@ -172,8 +183,22 @@ class Settings(BaseSettings):
             self.require("postal_address")
 
 
+def _check_env_file(path: object) -> None:
+    """Refuse a UTF-16 ``.env`` by name: read as UTF-8 its variables are silently lost."""
+    if not path:
+        return
+    try:
+        head = Path(str(path)).read_bytes()[:4096]
+    except OSError:
+        return  # none there: pydantic-settings reads nothing either
+    encoding = utf16_encoding(head)
+    if encoding is not None:
+        raise ConfigError(f"{path}: looks like {encoding}; save it as UTF-8")
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning pydantic's validation errors into one clear ConfigError."""
+    _check_env_file(overrides.get("_env_file", Settings.model_config.get("env_file")))
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as err:

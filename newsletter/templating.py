@@ -1,25 +1,63 @@
 """Jinja2 and MJML, set up once: autoescape on, StrictUndefined, user overrides first.
 
 A user's template folder (``NEWSLETTER_TEMPLATES_DIR``) wins file by file over the
-shipped ``templates/``. Email templates are ``email/*.mjml.j2`` (Jinja2 renders MJML,
+shipped ``templates/``; its files may be saved with a UTF-8 byte-order mark
+(:func:`newsletter.text.decode_text`). Email templates are ``email/*.mjml.j2`` (Jinja2 renders MJML,
 mjml-python renders HTML) with a plain-text twin ``email/*.txt.j2``; pages are
 ``web/*.html.j2``.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from mjml import mjml2html
 
-from newsletter.errors import TemplateError
+from newsletter.errors import InvalidInput, TemplateError
 from newsletter.settings import PROJECT_ROOT, Settings
+from newsletter.text import decode_text
 
 DEFAULT_TEMPLATES_DIR = PROJECT_ROOT / "templates"
+
+
+class TextFileLoader(jinja2.FileSystemLoader):
+    """FileSystemLoader that reads every template through ``decode_text``.
+
+    Jinja2 decodes UTF-8 as is, so a BOM became a U+FEFF before ``<mjml>`` (or inside a
+    page where a partial is included) and a UTF-16 file rendered as NUL-studded garbage.
+    Raises TemplateError naming the template and the encoding instead.
+    """
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        pieces = jinja2.loaders.split_template_path(template)
+        for folder in self.searchpath:
+            filename = os.path.join(folder, *pieces)
+            if os.path.isfile(filename):
+                break
+        else:
+            raise jinja2.TemplateNotFound(template)
+        with open(filename, "rb") as file:
+            data = file.read()
+        try:
+            source = decode_text(data, source=template)
+        except InvalidInput as err:
+            raise TemplateError(err.reason, template=template) from err
+        mtime = os.path.getmtime(filename)
+
+        def uptodate() -> bool:
+            try:
+                return os.path.getmtime(filename) == mtime
+            except OSError:
+                return False
+
+        return source, os.path.normpath(filename), uptodate
 
 
 class Templates:
@@ -31,7 +69,7 @@ class Templates:
             folders.append(Path(settings.templates_dir))
         folders.append(DEFAULT_TEMPLATES_DIR)
         self.folders = [f.resolve() for f in folders]
-        loader = jinja2.FileSystemLoader([str(f) for f in folders])
+        loader = TextFileLoader([str(f) for f in folders])
         common: dict[str, Any] = {
             "loader": loader,
             "undefined": jinja2.StrictUndefined,
@@ -155,9 +193,28 @@ def brand_context(settings: Settings) -> dict[str, Any]:
         # Text on the brand colour: white unless that would fail WCAG AA (4.5:1).
         "on_color": "#ffffff" if _contrast(color, "#ffffff") >= 4.5 else "#111111",
         "postal_address": settings.postal_address or "",
+        # What every footer prints: who sends and where, the name once (see postal_line).
+        "postal_line": postal_line(settings.newsletter_name, settings.postal_address),
+        "privacy_notice_url": settings.privacy_notice_url or "",
         "disclaimer": settings.disclaimer,
         "base_url": settings.base_url.rstrip("/"),
     }
+
+
+def postal_line(name: str, address: str | None) -> str:
+    """'Name · address' for a footer, or the address alone when it already starts with
+    the name ('Pain Relief Weekly, 12 Example Street, ...'), so no footer repeats it.
+
+    CAN-SPAM (15 U.S.C. 7704(a)(5)(A)(iii)) wants the sender's valid postal address in
+    every message; the name beside it says whose it is. Empty without an address.
+    """
+    address = " ".join((address or "").split())
+    name = " ".join(name.split())
+    if not address:
+        return ""
+    if not name or address.casefold().startswith(name.casefold()):
+        return address
+    return f"{name} \u00b7 {address}"
 
 
 def _luminance(hex_color: str) -> float:

@@ -21,6 +21,9 @@ from newsletter import db
 from newsletter.settings import Settings
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
+# Preflight fetches every image and link it finds; tests reach 127.0.0.1 only, so it is off
+# unless a test turns it on against its own local server (tests/test_preflight_fetch.py).
+os.environ.setdefault("NEWSLETTER_PREFLIGHT_FETCH", "off")
 CHROMIUM = Path("/usr/bin/chromium")
 NO_PG = "TEST_DATABASE_URL is not set: PostgreSQL cases need a real server (.ci/run sets it)"
 NO_CHROMIUM = "/usr/bin/chromium is missing: install Debian's chromium (.ci/run does)"
@@ -79,6 +82,7 @@ def make_settings(database_url: str, root: Path, **overrides: object) -> Setting
         "base_url": "http://127.0.0.1:8000",
         "from_email": "news@example.com",
         "timezone": "UTC",
+        "preflight_fetch": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

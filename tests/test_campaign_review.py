@@ -29,7 +29,15 @@ def test_preview_writes_the_email_files(
     result = preview_campaign(
         session, settings=settings, campaign_id=campaign_id, out_dir=out, chromium_path=None
     )
-    assert [f.name for f in result.files] == ["email.html", "email.txt", "email.eml"]
+    # A reader with a name and one without (issue 13): the first three names as before.
+    assert [f.name for f in result.files] == [
+        "email.html",
+        "email.txt",
+        "email.eml",
+        "email-unnamed.html",
+        "email-unnamed.txt",
+        "email-unnamed.eml",
+    ]
     assert all((out / f.name).stat().st_size > 0 for f in result.files)
     assert result.notes == ["screenshots skipped: turned off"]
 

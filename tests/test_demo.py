@@ -6,12 +6,16 @@ import email
 import email.policy
 import json
 import os
+import re
 import subprocess
 import sys
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+
+from campaigns.content.preview import CONTENT_IMAGES_DIR as CONTENT_IMAGES
+from tests.conftest import requires_chromium
 
 NEWSLETTER = str(Path(sys.executable).with_name("newsletter"))
 
@@ -146,3 +150,63 @@ def test_db_upgrade_creates_the_embedded_database(tmp_path: Path) -> None:
     result = run_cli("db", "upgrade", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "newsletter.db").is_file()
+
+
+# ---------------------------------------------------------------- issue 13
+
+
+def test_each_newsletter_greets_its_reader_by_name(demo_dir: Path) -> None:
+    for message in _newsletters(demo_dir):
+        name = str(message["To"]).split(" <", 1)[0]
+        for kind in ("plain", "html"):
+            body = message.get_body((kind,)).get_content()
+            assert f"Hello {name}," in body, kind
+            assert "Hello, " not in body, kind
+
+
+def test_no_footer_of_the_demo_repeats_the_newsletter_name(demo_dir: Path) -> None:
+    for message in _messages(demo_dir):
+        for kind in ("plain", "html"):
+            body = " ".join(message.get_body((kind,)).get_content().split())
+            assert "Pain Relief Weekly · Pain Relief Weekly" not in body, kind
+            assert "Pain Relief Weekly (demo), 100 Example Street" in body, kind
+
+
+def test_the_preview_shows_a_reader_with_and_one_without_a_name(demo_dir: Path) -> None:
+    preview = demo_dir / "preview"
+    assert "\nHello Alex,\n" in (preview / "email.txt").read_text()
+    assert "\nHello,\n" in (preview / "email-unnamed.txt").read_text()
+    assert ">Hello,</p>" in (preview / "email-unnamed.html").read_text()
+    summary = json.loads((demo_dir / "first-run.json").read_text())
+    assert summary["notes"] == []  # no warning, and the screenshots were taken
+
+
+def test_the_sample_images_are_ours_under_the_base_url(demo_dir: Path) -> None:
+    html = (demo_dir / "preview" / "email.html").read_text()
+    sources = re.findall(r'<img[^>]* src="([^"]+)"', html)
+    assert len(sources) == 3
+    for src in sources:
+        assert src.startswith("http://127.0.0.1:8000/static/content/images/")
+        assert (CONTENT_IMAGES / src.rsplit("/", 1)[1]).is_file()
+
+
+@requires_chromium
+@pytest.mark.parametrize("name", ["desktop.png", "mobile-unnamed.png"])
+def test_the_preview_screenshots_show_the_pictures(demo_dir: Path, name: str) -> None:
+    from PIL import Image
+
+    with Image.open(demo_dir / "preview" / name) as shot:
+        colours = shot.convert("RGB").getcolors(maxcolors=1 << 20) or []
+    # The exercise mat of knee-to-chest.jpg, the monitor of desk-setup.jpg and the bed
+    # cover of morning-stretch.jpg: alt text in their place would show none of them.
+    for wanted in ((90, 160, 150), (120, 190, 230), (120, 150, 200)):
+        near = sum(
+            n for n, c in colours if max(abs(a - b) for a, b in zip(c, wanted, strict=True)) <= 8
+        )
+        assert near > 500, wanted
+
+
+def test_the_demo_turns_preflight_fetching_off(tmp_path: Path) -> None:
+    from campaigns.demo import demo_settings
+
+    assert demo_settings(tmp_path / "demo").preflight_fetch is False

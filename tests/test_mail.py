@@ -9,10 +9,13 @@ from campaigns.delivery.providers.base import BulkContent, Recipient
 from campaigns.delivery.providers.outbox import OutboxProvider
 from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
 from newsletter.mail import (
+    GREETING,
+    GREETING_HTML,
     NAME,
     NAME_HTML,
     PREFERENCES_URL,
     UNSUBSCRIBE_URL,
+    MimeTemplate,
     OutgoingMessage,
     build_mime,
     personalise,
@@ -126,3 +129,21 @@ def test_the_outbox_writes_byte_for_byte_what_smtp_carries(tmp_path: Path) -> No
         _unique_parts_blanked(data) for data in carried
     ]
     assert b"X-Newsletter-Test: yes\r\n" in carried[0] and b"\r\n..dot" not in carried[1]
+
+
+def test_greeting_holes_are_filled_from_the_name_when_values_lack_them() -> None:
+    """Values made before the greeting keys existed still greet naturally (issue 13)."""
+    template = MimeTemplate(
+        subject="Issue",
+        html=f"<p>{placeholder(GREETING_HTML)}</p>",
+        text=f"{placeholder(GREETING)}\n",
+        from_email="news@example.com",
+    )
+    for name, text, html in (
+        ("Zo\u00eb <&>", "Hello Zo\u00eb <&>,", "<p>Hello Zo\u00eb &lt;&amp;&gt;,</p>"),
+        (None, "Hello,", "<p>Hello,</p>"),
+    ):
+        data = template.render("r@example.org", name, {}, date="-", message_id="m@x")
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        assert parsed.get_body(("plain",)).get_content().strip() == text
+        assert parsed.get_body(("html",)).get_content().strip() == html

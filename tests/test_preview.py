@@ -48,12 +48,19 @@ def test_preview_writes_personalised_html_text_and_eml(
     result = write_preview(
         session, settings=settings, campaign=campaign, out_dir=out, chromium_path=None
     )
-    assert [p.name for p in result.files] == ["email.html", "email.txt", "email.eml"]
+    assert [p.name for p in result.files] == [
+        "email.html",
+        "email.txt",
+        "email.eml",
+        "email-unnamed.html",
+        "email-unnamed.txt",
+        "email-unnamed.eml",
+    ]
     html = (out / "email.html").read_text()
     text = (out / "email.txt").read_text()
     assert "[%" not in html and "[%" not in text
     assert 'href="http://127.0.0.1:8000/unsubscribe/preview"' in html
-    assert "Hello, Alex\n" in text
+    assert "Hello Alex,\n" in text
     message = email.message_from_bytes(
         (out / "email.eml").read_bytes(), policy=email.policy.default
     )
@@ -61,6 +68,27 @@ def test_preview_writes_personalised_html_text_and_eml(
     assert message["Subject"] == "Weekly & more"
     assert message["List-Unsubscribe"] == "<http://127.0.0.1:8000/unsubscribe/preview>"
     assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
+
+
+def test_preview_shows_a_reader_without_a_name_too(
+    session: Session, settings: Settings, campaign: Campaign, tmp_path: Path
+) -> None:
+    write_preview(
+        session, settings=settings, campaign=campaign, out_dir=tmp_path, chromium_path=None
+    )
+    named_text = (tmp_path / "email.txt").read_text()
+    named_html = (tmp_path / "email.html").read_text()
+    text = (tmp_path / "email-unnamed.txt").read_text()
+    html = (tmp_path / "email-unnamed.html").read_text()
+    assert "\nHello Alex,\n" in named_text and ">Hello Alex,</p>" in named_html
+    assert "\nHello,\n" in text and ">Hello,</p>" in html
+    for body in (named_text, named_html, text, html):
+        assert "Hello, " not in body and "[%" not in body
+    message = email.message_from_bytes(
+        (tmp_path / "email-unnamed.eml").read_bytes(), policy=email.policy.default
+    )
+    assert message["To"] == "reader@example.com"
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == text  # type: ignore[union-attr]
 
 
 def test_without_chromium_screenshots_are_skipped_with_a_note(
@@ -133,6 +161,14 @@ def test_screenshots_are_600_and_375_wide_and_mobile_does_not_overflow(
         )
     assert png_width(tmp_path / "desktop.png") == 600
     assert png_width(tmp_path / "mobile.png") == 375
+    assert png_width(tmp_path / "desktop-unnamed.png") == 600
+    assert png_width(tmp_path / "mobile-unnamed.png") == 375
+    assert [p.name for p in result.files][-4:] == [
+        "desktop.png",
+        "mobile.png",
+        "desktop-unnamed.png",
+        "mobile-unnamed.png",
+    ]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 375, "height": 700})

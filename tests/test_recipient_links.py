@@ -29,3 +29,15 @@ def test_links_verify_with_tokens(tmp_path: Path):
     cfg = make_settings("sqlite://", tmp_path)
     token = RecipientLinks(cfg).values(42, None)["unsubscribe_url"].rsplit("/", 1)[1]
     assert Tokens(cfg).verify(Purpose.UNSUBSCRIBE, token) == 42
+
+
+def test_values_carry_a_greeting_that_reads_well_without_a_name(tmp_path: Path):
+    links = RecipientLinks(make_settings("sqlite://", tmp_path))
+    named = links.values(7, "Zo\u00eb <&>")
+    assert (named["greeting"], named["greeting_html"]) == (
+        "Hello Zo\u00eb <&>,",
+        "Hello Zo\u00eb &lt;&amp;&gt;,",
+    )
+    for name in (None, "", "   "):
+        values = links.values(8, name)
+        assert (values["greeting"], values["greeting_html"]) == ("Hello,", "Hello,")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import html
 from pathlib import Path
 
@@ -62,8 +63,10 @@ def test_per_recipient_values_are_placeholders(
     hrefs = [a.get("href") for tag, a in elements(rendered.html) if tag == "a"]
     assert "[%unsubscribe_url%]" in hrefs
     assert "[%preferences_url%]" in hrefs
-    assert "Hello, [%name_html%]<" in rendered.html
-    assert "Hello, [%name%]\n" in rendered.text
+    # The greeting is one per-recipient value ("Hello Jane," / "Hello,"), never "Hello, ".
+    assert '<p style="margin:0 0 8px 0;">[%greeting_html%]</p>' in rendered.html
+    assert "\n[%greeting%]\n" in rendered.text
+    assert "Hello" not in rendered.html and "Hello" not in rendered.text
     assert "Unsubscribe: [%unsubscribe_url%]" in rendered.text
 
 
@@ -76,6 +79,8 @@ def test_personalising_is_substitution_of_the_one_rendering(
         "preferences_url": "https://p.example/1",
         "name": "Sam",
         "name_html": "Sam",
+        "greeting": "Hello Sam,",
+        "greeting_html": "Hello Sam,",
     }
     mail = personalise(rendered.html, values)
     assert "[%" not in mail
@@ -83,7 +88,7 @@ def test_personalising_is_substitution_of_the_one_rendering(
     restored = (
         mail.replace("https://u.example/1", "[%unsubscribe_url%]")
         .replace("https://p.example/1", "[%preferences_url%]")
-        .replace("Hello, Sam<", "Hello, [%name_html%]<")
+        .replace(">Hello Sam,<", ">[%greeting_html%]<")
     )
     assert restored == rendered.html
 
@@ -233,3 +238,46 @@ def test_a_brand_colour_that_is_not_hex_cannot_inject_css(sqlite_settings: Setti
         update={"brand_color": "red;}</style><script>x()</script>"}
     )
     assert brand_context(hostile)["color"] == "#1f5f8b"
+
+
+def _overrides_as_bytes(folder: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def test_template_overrides_saved_with_a_utf8_bom_render_without_it(
+    session: Session, settings: Settings, issue: tuple[Campaign, list[Snippet]], tmp_path: Path
+) -> None:
+    bom = codecs.BOM_UTF8
+    _overrides_as_bytes(
+        tmp_path / "mine",
+        {
+            name: bom + shipped_template(name).replace("Unsubscribe", "Leave").encode()
+            for name in (
+                "email/weekly.mjml.j2",
+                "email/weekly.txt.j2",
+                "email/partials/footer.mjml.j2",
+            )
+        },
+    )
+    custom = settings.model_copy(update={"templates_dir": tmp_path / "mine"})
+    rendered = render_campaign(session, settings=custom, campaign=issue[0])
+    assert "\ufeff" not in rendered.html and "\ufeff" not in rendered.text
+    assert rendered.text.startswith(settings.newsletter_name)
+    assert "Leave: [%unsubscribe_url%]" in rendered.text
+    assert ">Leave</a>" in rendered.html
+
+
+def test_a_template_override_in_utf16_without_a_bom_names_the_encoding(
+    session: Session, settings: Settings, issue: tuple[Campaign, list[Snippet]], tmp_path: Path
+) -> None:
+    source = shipped_template("email/weekly.txt.j2").encode("utf-16-le")
+    _overrides_as_bytes(tmp_path / "mine", {"email/weekly.txt.j2": source})
+    custom = settings.model_copy(update={"templates_dir": tmp_path / "mine"})
+    with pytest.raises(TemplateError) as caught:
+        render_campaign(session, settings=custom, campaign=issue[0])
+    assert caught.value.template == "email/weekly.txt.j2"
+    assert "looks like UTF-16" in str(caught.value)
+    assert "save it as UTF-8" in str(caught.value)

@@ -55,3 +55,25 @@ def test_production_refuses_to_start_without_a_secret_key() -> None:
 def test_old_secret_keys_follow_the_current_one() -> None:
     cfg = load_settings(_env_file=None, secret_key="new", old_secret_keys=["old"])
     assert cfg.secret_keys == ["new", "old"]
+
+
+def test_dotenv_saved_with_a_utf8_bom_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Notepad and PowerShell write a BOM before the first variable's name.
+    (tmp_path / ".env").write_bytes(
+        b"\xef\xbb\xbfNEWSLETTER_POSTAL_ADDRESS=1 Main St\r\nNEWSLETTER_FROM_NAME=Back Care\r\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    cfg = load_settings()
+    assert (cfg.postal_address, cfg.from_name) == ("1 Main St", "Back Care")
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le"])
+def test_dotenv_in_utf16_is_refused_naming_the_encoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str
+) -> None:
+    (tmp_path / ".env").write_bytes("NEWSLETTER_POSTAL_ADDRESS=1 Main St\n".encode(codec))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"\.env: looks like UTF-16.*; save it as UTF-8"):
+        load_settings()

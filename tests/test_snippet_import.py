@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 import http.server
 import threading
@@ -378,3 +379,89 @@ def test_relative_markdown_image_resolves_against_the_article_url(
     assert report.problems == []
     snippet = snippets(session)["https://blog.example.com/articles/t"]
     assert snippet.image_url == "https://blog.example.com/img/t.jpg"
+
+
+# ---------------------------------------------------------------- encodings (issue 13)
+
+
+def test_markdown_saved_with_a_utf8_bom_imports(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    text = MARKDOWN.format(title="Bom", slug="bom", body="Saved by Notepad.")
+    (tmp_path / "bom.md").write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
+    report = import_snippets(session, settings=settings, source=str(tmp_path))
+    assert (report.created, report.problems) == (1, [])
+    assert snippets(session)["https://blog.example.com/md/bom"].title == "Bom"
+
+
+def test_markdown_in_utf16_with_a_bom_imports(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    text = MARKDOWN.format(title="Caf\u00e9", slug="u16", body="Saved as Unicode.")
+    (tmp_path / "u16.md").write_bytes(text.encode("utf-16"))  # with its BOM
+    report = import_snippets(session, settings=settings, source=str(tmp_path))
+    assert (report.created, report.problems) == (1, [])
+    assert snippets(session)["https://blog.example.com/md/u16"].title == "Caf\u00e9"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_markdown_in_utf16_without_a_bom_is_reported_as_utf16(
+    session: Session, settings: Settings, tmp_path: Path, codec: str
+) -> None:
+    text = MARKDOWN.format(title="No bom", slug="nobom", body="Body.")
+    (tmp_path / "nobom.md").write_bytes(text.encode(codec))
+    write(tmp_path, "good.md", MARKDOWN.format(title="Good", slug="good", body="Body."))
+    report = import_snippets(session, settings=settings, source=str(tmp_path))
+    assert report.created == 1
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith("nobom.md: looks like UTF-16")
+    assert "save it as UTF-8" in report.problems[0]
+    assert "front matter" not in report.problems[0]
+
+
+def test_feed_file_with_a_utf8_bom_imports(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "bom.xml"
+    path.write_bytes(codecs.BOM_UTF8 + rss(item()).encode("utf-8"))
+    report = import_snippets(session, settings=settings, source=str(path))
+    assert (report.created, report.problems) == (1, [])
+
+
+def test_feed_in_utf16_with_a_bom_imports_from_a_file_and_a_url(
+    session: Session, settings: Settings, tmp_path: Path, feed_server: tuple[str, Path]
+) -> None:
+    base, root = feed_server
+    feed = rss(item(title="Caf\u00e9 stretches")).replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    (root / "u16.xml").write_bytes(feed.encode("utf-16"))
+    from_url = import_snippets(session, settings=settings, source=f"{base}/u16.xml")
+    assert (from_url.created, from_url.problems) == (1, [])
+    assert snippets(session)["https://blog.example.com/a"].title == "Caf\u00e9 stretches"
+    # The same feed declaring UTF-8 (an editor re-saved it without fixing the declaration).
+    path = tmp_path / "declared-utf8.xml"
+    path.write_bytes(rss(item(link="https://blog.example.com/b")).encode("utf-16"))
+    from_file = import_snippets(session, settings=settings, source=str(path))
+    assert (from_file.created, from_file.problems) == (1, [])
+
+
+def test_feed_in_utf16_without_a_bom_names_the_encoding(
+    session: Session, settings: Settings, tmp_path: Path, feed_server: tuple[str, Path]
+) -> None:
+    base, root = feed_server
+    data = rss(item()).encode("utf-16-le")
+    (root / "nobom.xml").write_bytes(data)
+    (tmp_path / "nobom.xml").write_bytes(data)
+    for source in (f"{base}/nobom.xml", str(tmp_path / "nobom.xml")):
+        with pytest.raises(InvalidInput, match=r"looks like UTF-16.*save it as UTF-8"):
+            import_snippets(session, settings=settings, source=source)
+
+
+def test_feed_declaring_windows_1252_is_still_read_in_its_encoding(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    feed = rss(item(title="Caf\u00e9")).replace('encoding="UTF-8"', 'encoding="windows-1252"')
+    path = tmp_path / "cp1252.xml"
+    path.write_bytes(feed.encode("cp1252"))
+    report = import_snippets(session, settings=settings, source=str(path))
+    assert (report.created, report.problems) == (1, [])
+    assert snippets(session)["https://blog.example.com/a"].title == "Caf\u00e9"

@@ -1,17 +1,21 @@
-"""What a rendered email contains: its links, images, language and size.
+"""What a rendered email contains: its links, images, language and size; and where.
 
 Preflight turns these facts into findings and preview into warnings. The HTML is parsed
 with the standard library's parser (never regex), keeping each element's line in the
-rendered HTML so a finding can point at it.
+rendered HTML so a finding can point at it, or at the template line that wrote it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+import jinja2
+
 from newsletter.mail import PLACEHOLDER_KEYS, placeholder
 from newsletter.settings import Settings
+from newsletter.templating import Templates
 
 PLACEHOLDERS = frozenset(placeholder(k) for k in PLACEHOLDER_KEYS)
 
@@ -96,3 +100,31 @@ def is_live_http(href: str) -> bool:
     """A link a reader can follow: absolute http(s), or a per-recipient placeholder
     (``[%unsubscribe_url%]``) that the send loop replaces with one."""
     return href in PLACEHOLDERS or is_http_url(href)
+
+
+def template_sources(settings: Settings, names: Iterable[str]) -> dict[str, list[str]]:
+    """Source lines of the named templates as this configuration resolves them (a user's
+    override first); a template that does not exist is left out (rendering reports it)."""
+    env = Templates(settings).html_env
+    assert env.loader is not None
+    sources: dict[str, list[str]] = {}
+    for name in names:
+        try:
+            source, _, _ = env.loader.get_source(env, name)
+        except jinja2.TemplateNotFound:
+            continue
+        sources[name] = source.splitlines()
+    return sources
+
+
+def locate(
+    sources: dict[str, list[str]], attribute: str, value: str, fallback: tuple[str, int]
+) -> tuple[str, int]:
+    """The template and line that write ``attribute="value"`` literally, else ``fallback``
+    (the value came from an expression: the rendered HTML's line is the best pointer)."""
+    needles = (f'{attribute}="{value}"', f"{attribute}='{value}'")
+    for name, lines in sources.items():
+        for number, line in enumerate(lines, start=1):
+            if any(n in line for n in needles):
+                return name, number
+    return fallback

@@ -14,7 +14,15 @@ The rules and where they come from:
 - the medical disclaimer in both parts (the publisher's own rule, ``NEWSLETTER_DISCLAIMER``);
 - HTML under the size Gmail clips at, click tracking included (html_checks);
 - a warning for claim words such as "cure" (``NEWSLETTER_CLAIMS_WORDS``): health claims
-  need substantiation (FTC, Health Products Compliance Guidance, 2022).
+  need substantiation (FTC, Health Products Compliance Guidance, 2022);
+- no control character (CR, LF, ...) in the subject or preheader: a line break ends a
+  header field (RFC 5322 2.2) and shows as garbage in an inbox;
+- an https ``NEWSLETTER_BASE_URL`` for a real send (SendGrid, SMTP): one-click unsubscribe
+  needs an HTTPS List-Unsubscribe URL (RFC 8058 3.1) and Gmail ignores any other;
+- a warning where a template uses the bare name, empty for readers without one;
+- every image loads and every link opens (``reachability``, ``NEWSLETTER_PREFLIGHT_FETCH``):
+  an image that does not load blocks, since every reader sees a hole with alt text; a link
+  that does not open warns, since the email reads fine and an article may go live with it.
 """
 
 from __future__ import annotations
@@ -24,18 +32,24 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import jinja2
 from sqlmodel import Session
 
 from campaigns.content.assembly import IssueItem, issue_items
-from campaigns.content.html_checks import HtmlAudit, audit_html, is_http_url, is_live_http
+from campaigns.content.html_checks import (
+    HtmlAudit,
+    audit_html,
+    is_http_url,
+    is_live_http,
+    locate,
+    template_sources,
+)
+from campaigns.content.reachability import UrlCheck, check_urls
 from campaigns.content.rendering import HTML_TEMPLATE, TEXT_TEMPLATE, RenderedIssue, render_campaign
 from campaigns.content.snippets import collapse_whitespace
 from campaigns.models import Campaign
 from newsletter.errors import ContentError, TemplateError
-from newsletter.mail import UNSUBSCRIBE_URL, placeholder
+from newsletter.mail import NAME, NAME_HTML, UNSUBSCRIBE_URL, placeholder
 from newsletter.settings import Settings
-from newsletter.templating import Templates
 
 Severity = Literal["error", "warning"]
 # Templates whose source a finding in the rendered HTML is traced back to.
@@ -45,6 +59,7 @@ EMAIL_TEMPLATES = (
     "email/partials/snippet_card.mjml.j2",
     "email/partials/footer.mjml.j2",
 )
+RENDERED_HTML = f"{HTML_TEMPLATE} (rendered HTML)"
 
 
 @dataclass(frozen=True)
@@ -116,6 +131,7 @@ def preflight(session: Session, *, settings: Settings, campaign: Campaign) -> Pr
         report.findings.extend(_snippet_findings(item, settings=settings))
     if not campaign.subject.strip():
         add(Finding("error", "subject", "the subject is empty"))
+    report.findings.extend(_header_findings(campaign, settings))
     rendered: RenderedIssue | None = None
     if items:
         try:
@@ -131,7 +147,7 @@ def preflight(session: Session, *, settings: Settings, campaign: Campaign) -> Pr
                 )
             )
     if rendered is not None:
-        report.findings.extend(_content_findings(rendered, settings=settings))
+        report.findings.extend(_content_findings(rendered, items, settings=settings))
     return report
 
 
@@ -198,13 +214,44 @@ def _snippet_findings(item: IssueItem, *, settings: Settings) -> list[Finding]:
     return out
 
 
-def _content_findings(rendered: RenderedIssue, *, settings: Settings) -> list[Finding]:
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _header_findings(campaign: Campaign, settings: Settings) -> list[Finding]:
+    """Control characters in subject or preheader; an http base URL for a real send."""
+    out = []
+    for name, value in (("subject", campaign.subject), ("preheader", campaign.preheader)):
+        found = sorted({f"U+{ord(c):04X}" for c in _CONTROL.findall(value or "")})
+        if found:
+            out.append(
+                Finding(
+                    "error",
+                    "control-character",
+                    f"the {name} contains control characters ({', '.join(found)}): "
+                    "a line break ends a header (RFC 5322 2.2); use plain text on one line",
+                )
+            )
+    if settings.provider != "outbox" and not settings.base_url.lower().startswith("https://"):
+        out.append(
+            Finding(
+                "error",
+                "base-url",
+                f"NEWSLETTER_BASE_URL {settings.base_url!r} is not https: one-click "
+                "unsubscribe needs an HTTPS link (RFC 8058 3.1) and Gmail ignores any other",
+            )
+        )
+    return out
+
+
+def _content_findings(
+    rendered: RenderedIssue, items: list[IssueItem], *, settings: Settings
+) -> list[Finding]:
     out: list[Finding] = []
     audit = audit_html(rendered.html)
-    sources = _template_sources(settings)
+    sources = template_sources(settings, EMAIL_TEMPLATES)
     out.extend(_link_findings(audit, sources))
     for image in audit.images_without_alt():
-        template, line = _locate(sources, "src", image.src, image.line)
+        template, line = locate(sources, "src", image.src, (RENDERED_HTML, image.line))
         out.append(
             Finding(
                 "error", "alt", f"image {image.src!r} has no alt text", template=template, line=line
@@ -223,14 +270,73 @@ def _content_findings(rendered: RenderedIssue, *, settings: Settings) -> list[Fi
     if size:
         out.append(Finding("error", "size", size, template=HTML_TEMPLATE))
     out.extend(_compliance_findings(rendered, audit, settings=settings))
+    for template, content in ((HTML_TEMPLATE, rendered.html), (TEXT_TEMPLATE, rendered.text)):
+        if placeholder(NAME) in content or placeholder(NAME_HTML) in content:
+            message = "uses the bare name, empty for readers without one; greet with {{ greeting }}"
+            out.append(Finding("warning", "name", message, template=template))
+    if settings.preflight_fetch:
+        out.extend(_fetch_findings(audit, items, sources, settings=settings))
     return out
+
+
+def _fetch_findings(
+    audit: HtmlAudit, items: list[IssueItem], sources: dict[str, list[str]], *, settings: Settings
+) -> list[Finding]:
+    """Images that do not load (errors) and links that do not open (warnings)."""
+    urls: dict[str, bool] = {}  # URL -> an image
+    lines: dict[str, int] = {}
+    for url, image, line in [
+        *((i.src, True, i.line) for i in audit.images),
+        *((a.href, False, a.line) for a in audit.links),
+    ]:
+        if is_http_url(url) and url not in urls:
+            urls[url], lines[url] = image, line
+    deadline = settings.preflight_fetch_deadline_seconds
+    checks = check_urls(
+        urls,
+        timeout=settings.preflight_fetch_timeout_seconds,
+        concurrency=settings.preflight_fetch_concurrency,
+        deadline=deadline,
+    )
+    out = [f for c in checks if c.checked and not c.ok for f in _broken(c, items, sources, lines)]
+    late = [c.url for c in checks if not c.checked]
+    if late:
+        message = (
+            f"{len(late)} of {len(checks)} images and links not checked: the {deadline:g}-second "
+            f"deadline ran out (first: {late[0]!r}; NEWSLETTER_PREFLIGHT_FETCH_DEADLINE_SECONDS)"
+        )
+        out.append(Finding("warning", "fetch-deadline", message))
+    return out
+
+
+def _broken(
+    check: UrlCheck, items: list[IssueItem], sources: dict[str, list[str]], lines: dict[str, int]
+) -> list[Finding]:
+    """Findings for one URL that failed, on each snippet that has it, else its template."""
+    if check.image:
+        severity: Severity = "error"
+        code, attribute, field_name = "image-broken", "src", "image_url"
+        message = f"image {check.url!r} does not load ({check.reason}); readers see its alt text"
+    else:
+        severity, code, attribute, field_name = "warning", "link-broken", "href", "url"
+        message = f"link {check.url!r} does not open ({check.reason})"
+    owners = [i.snippet for i in items if getattr(i.snippet, field_name) == check.url]
+    if owners:
+        return [
+            Finding(
+                severity, code, message, snippet_id=s.id, snippet_title=s.title, field=field_name
+            )
+            for s in owners
+        ]
+    template, line = locate(sources, attribute, check.url, (RENDERED_HTML, lines[check.url]))
+    return [Finding(severity, code, message, template=template, line=line)]
 
 
 def _link_findings(audit: HtmlAudit, sources: dict[str, list[str]]) -> list[Finding]:
     out = []
     for link in audit.links:
         if not is_live_http(link.href):
-            template, line = _locate(sources, "href", link.href, link.line)
+            template, line = locate(sources, "href", link.href, (RENDERED_HTML, link.line))
             out.append(
                 Finding(
                     "error",
@@ -290,30 +396,3 @@ def _compliance_findings(
                     Finding("error", code, f"the {part} lacks the {label}", template=template)
                 )
     return out
-
-
-def _template_sources(settings: Settings) -> dict[str, list[str]]:
-    """Source lines of the email templates as this configuration resolves them."""
-    env = Templates(settings).html_env
-    assert env.loader is not None
-    sources: dict[str, list[str]] = {}
-    for name in EMAIL_TEMPLATES:
-        try:
-            source, _, _ = env.loader.get_source(env, name)
-        except jinja2.TemplateNotFound:  # rendering reports it
-            continue
-        sources[name] = source.splitlines()
-    return sources
-
-
-def _locate(
-    sources: dict[str, list[str]], attribute: str, value: str, html_line: int
-) -> tuple[str, int]:
-    """The template and line that write ``attribute="value"`` literally, else the line of
-    the rendered HTML (the value came from an expression)."""
-    needles = (f'{attribute}="{value}"', f"{attribute}='{value}'")
-    for name, lines in sources.items():
-        for number, line in enumerate(lines, start=1):
-            if any(n in line for n in needles):
-                return name, number
-    return f"{HTML_TEMPLATE} (rendered HTML)", html_line

@@ -1,6 +1,6 @@
 """Render a campaign once: Jinja2 -> MJML -> HTML, plus its plain-text twin.
 
-Per-recipient values (unsubscribe and preferences links, the name) are written as
+Per-recipient values (unsubscribe and preferences links, the name, the greeting) are written as
 ``[%key%]`` placeholders from :mod:`newsletter.mail`; the send loop fills them in by
 string substitution, so MJML never runs per recipient.
 """
@@ -15,7 +15,15 @@ from sqlmodel import Session
 from campaigns.content.assembly import IssueItem, issue_items, snippet_view
 from campaigns.models import Campaign, CampaignStatus
 from newsletter.errors import ContentError
-from newsletter.mail import NAME, NAME_HTML, PREFERENCES_URL, UNSUBSCRIBE_URL, placeholder
+from newsletter.mail import (
+    GREETING,
+    GREETING_HTML,
+    NAME,
+    NAME_HTML,
+    PREFERENCES_URL,
+    UNSUBSCRIBE_URL,
+    placeholder,
+)
 from newsletter.settings import Settings
 from newsletter.templating import Templates, brand_context, footer_context
 
@@ -54,7 +62,11 @@ def week_label(week: str | None) -> str:
 def campaign_context(
     settings: Settings, *, campaign: Campaign, items: list[IssueItem], html: bool
 ) -> dict[str, Any]:
-    """The template context of one campaign; ``html`` picks the escaped name placeholder."""
+    """The template context of one campaign; ``html`` picks the escaped placeholders.
+
+    ``greeting`` ("Hello Jane," / "Hello,") is what templates greet with; ``name`` alone
+    is empty for a reader without one (preflight warns when a template uses it).
+    """
     return {
         "brand": brand_context(settings),
         "preheader": campaign.preheader,
@@ -68,6 +80,7 @@ def campaign_context(
         "week": campaign.week,
         "week_label": week_label(campaign.week),
         "name": placeholder(NAME_HTML if html else NAME),
+        "greeting": placeholder(GREETING_HTML if html else GREETING),
         "snippets": [snippet_view(item, settings=settings) for item in items],
     }
 

@@ -8,7 +8,9 @@ with nh3 (never by regex) and every link is made absolute.
 
 from __future__ import annotations
 
+import codecs
 import html
+import re
 import urllib.error
 import urllib.request
 from calendar import timegm
@@ -34,35 +36,19 @@ from campaigns.content.snippets import (
 from newsletter.clock import as_utc
 from newsletter.errors import ImportProblem, InvalidInput
 from newsletter.settings import Settings
+from newsletter.text import decode_text, utf16_encoding
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 FETCH_TIMEOUT_SECONDS = 30
 FETCH_MAX_BYTES = 10 * 1024 * 1024
 USER_AGENT = "newsletter-pipeline/0.1 (+snippet import)"
 # Block elements become line breaks before all tags go, so "a</p><p>b" reads "a b".
+# fmt: off
 _BLOCK_TAGS = {
-    "p",
-    "br",
-    "div",
-    "li",
-    "ul",
-    "ol",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "blockquote",
-    "tr",
-    "td",
-    "th",
-    "section",
-    "article",
-    "figure",
-    "figcaption",
-    "pre",
+    "p", "br", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+    "tr", "td", "th", "section", "article", "figure", "figcaption", "pre",
 }
+# fmt: on
 
 
 @dataclass
@@ -181,9 +167,11 @@ def _import_markdown(
 
 def _markdown_snippet(path: Path, name: str) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ImportProblem(f"cannot read: {err}", where=name) from err
+        text = decode_text(path.read_bytes(), source=name)
+    except OSError as err:
+        raise ImportProblem(f"cannot read: {err.strerror or err}", where=name) from err
+    except InvalidInput as err:  # UTF-16, not text, not UTF-8: say which, not "no front matter"
+        raise ImportProblem(err.reason, where=name) from err
     try:
         post = frontmatter.loads(text)
     except yaml.YAMLError as err:
@@ -274,7 +262,7 @@ def _import_feed(
     # No content-location for feedparser: it would resolve relative links against the
     # feed's URL before we see them, so the same feed imported from a file and from its
     # URL (or via a feed proxy) would give different, duplicate snippets.
-    parsed = feedparser.parse(data)
+    parsed = feedparser.parse(feed_bytes(data, name=name))
     if not parsed.get("version") and not parsed.entries:
         reason = parsed.get("bozo_exception")
         raise InvalidInput(
@@ -295,6 +283,24 @@ def _import_feed(
             _save(session, settings=settings, values=values, where=where, report=report)
         except ImportProblem as problem:
             report.problems.append(str(problem))
+
+
+_XML_ENCODING = re.compile(rb"""^(<\?xml[^>]*?encoding\s*=\s*)(["'])[^"']*\2""")
+
+
+def feed_bytes(data: bytes, *, name: str) -> bytes:
+    """A feed's bytes as feedparser reads them best; InvalidInput for BOM-less UTF-16.
+
+    feedparser honours the XML declaration's encoding (a windows-1252 feed stays one), so
+    bytes are only touched when a byte-order mark says more: a UTF-8 BOM is dropped, and
+    UTF-16 with a BOM becomes UTF-8 with its declaration saying so (feedparser trusts a
+    declared "UTF-8" over the BOM and fails). XML 1.0, appendix F.
+    """
+    encoding = utf16_encoding(data)
+    if encoding is None:
+        return data.removeprefix(codecs.BOM_UTF8)
+    text = decode_text(data, source=name)  # raises, naming UTF-16, when there is no BOM
+    return _XML_ENCODING.sub(rb'\1"utf-8"', text.encode("utf-8"), count=1)
 
 
 def _dedupe_key(url: str) -> str:

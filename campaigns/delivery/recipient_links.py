@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from binascii import b2a_base64
-from html import escape
 from typing import Any
 
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
-from newsletter.mail import NAME, NAME_HTML, PREFERENCES_URL, UNSUBSCRIBE_URL
+from newsletter.mail import PREFERENCES_URL, UNSUBSCRIBE_URL, personal_values
 from newsletter.settings import Settings
 from subscribers.tokens import Purpose
 
@@ -94,14 +93,18 @@ class RecipientLinks:
         self._tail = self._unsubscribe.sep + self._stamp
 
     def values(self, subscriber_id: int, name: str | None) -> dict[str, str]:
+        """Every placeholder value of ``newsletter.mail``: the two links, the name and the
+        greeting ("Hello Jane," / "Hello,"), raw for the text part and escaped for HTML."""
         # Both tokens sign the same "<id>.<timestamp>" value, each with its own key: the
         # value is built once, the keyed HMAC states are copied (the hot path of a send).
         value = _b64(b"%d" % subscriber_id) + self._tail
         unsubscribe, preferences = self._unsubscribe, self._preferences
         sep = unsubscribe.sep
-        return {
-            UNSUBSCRIBE_URL: unsubscribe.prefix + (value + sep + unsubscribe.sign(value)).decode(),
-            PREFERENCES_URL: preferences.prefix + (value + sep + preferences.sign(value)).decode(),
-            NAME: name or "",
-            NAME_HTML: escape(name) if name else "",
-        }
+        values = personal_values(name)
+        values[UNSUBSCRIBE_URL] = (
+            unsubscribe.prefix + (value + sep + unsubscribe.sign(value)).decode()
+        )
+        values[PREFERENCES_URL] = (
+            preferences.prefix + (value + sep + preferences.sign(value)).decode()
+        )
+        return values

@@ -45,10 +45,12 @@ from newsletter.errors import (
     ProviderUnavailable,
 )
 from newsletter.mail import (
+    GREETING,
     ONE_CLICK,
     PLACEHOLDER_KEYS,
     UNSUBSCRIBE_URL,
     OutgoingMessage,
+    personal_values,
     placeholder,
 )
 from newsletter.settings import SENDGRID_MAX_BATCH, Settings
@@ -236,6 +238,8 @@ class SendGridProvider(Provider):
     @staticmethod
     def _personalization(campaign_id: str, recipient: Recipient, test: bool) -> dict[str, Any]:
         values = recipient.values
+        if GREETING not in values:  # SendGrid would leave "[%greeting%]" in the email
+            values = {**personal_values(recipient.name), **values}
         to = {"email": recipient.email}
         if recipient.name:
             to["name"] = recipient.name
