@@ -16,6 +16,7 @@ Modules, in the order content flows through them:
 - ``rendering``: Jinja2 -> MJML -> HTML plus the plain-text part, stored once per campaign
   with ``[%key%]`` placeholders for per-recipient values.
 - ``html_checks``: what the rendered HTML contains (links, images, language, size).
+- ``reachability``: bounded fetches of every image and link, for preflight.
 - ``preflight``: every finding that blocks or warns about a send; ``require_preflight`` is
   the one "preflight or raise".
 - ``preview``: email.html, .txt, .eml and Chromium screenshots, offline.
