@@ -20,6 +20,7 @@ from subscribers.tokens import Purpose, Tokens
 from tests.conftest import CHROMIUM, NO_CHROMIUM
 from tests.servers import free_port, live_server
 from tests.subscriber_helpers import link, messages_to
+from tests.web_helpers import arrived
 from web.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -103,17 +104,19 @@ def browser(chromium: Browser, chromium_path: str) -> Iterator[BrowserContext]:
     context.close()
 
 
-def _serve(settings: Settings) -> Iterator[tuple[str, Settings]]:
+def _serve(settings: Settings, **overrides: object) -> Iterator[tuple[str, Settings]]:
     port = free_port()
-    cfg = settings.model_copy(update={"base_url": f"http://127.0.0.1:{port}"})
+    cfg = settings.model_copy(update={"base_url": f"http://127.0.0.1:{port}", **overrides})
     with live_server(create_app(cfg), port) as base:
         yield base, cfg
 
 
+# The pages without the sign-up form's anti-robot check, which is the one script of the
+# site: its own test below drives it (test_the_form_solves_its_challenge_and_signs_up).
 @pytest.fixture
 def served(settings: Settings, engine: Engine) -> Iterator[tuple[str, Settings]]:
     """The app on each database kind (the full journey runs on both)."""
-    yield from _serve(settings)
+    yield from _serve(settings, signup_challenge=False)
 
 
 @pytest.fixture
@@ -121,7 +124,7 @@ def served_sqlite(
     sqlite_settings: Settings, sqlite_engine: Engine
 ) -> Iterator[tuple[str, Settings]]:
     """Pages only: the database kind does not matter here."""
-    yield from _serve(sqlite_settings)
+    yield from _serve(sqlite_settings, signup_challenge=False)
 
 
 def status_of(engine: Engine, address: str) -> Any:
@@ -149,7 +152,7 @@ def test_sign_up_confirm_and_one_click_unsubscribe(
     assert_accessible(page)
     assert status_of(engine, "reader@example.com") == ("pending", None)
 
-    [confirmation] = messages_to(cfg, "reader@example.com")
+    [confirmation] = arrived(cfg, "reader@example.com")
     page.goto(link(confirmation, "confirm"))
     assert page.locator("h1").inner_text() == "Thank you, you are subscribed"
     assert_accessible(page)
@@ -179,7 +182,7 @@ def test_unsubscribe_page_button_and_preferences_page(
     page.get_by_label("Email address").fill("pat@example.com")
     page.get_by_label(cfg.consent_text).check()
     page.get_by_role("button", name="Subscribe").click()
-    page.goto(link(messages_to(cfg, "pat@example.com")[0], "confirm"))
+    page.goto(link(arrived(cfg, "pat@example.com")[0], "confirm"))
     page.get_by_role("link", name="choose the topics you want or pause the newsletter").click()
     assert page.locator("h1").inner_text() == "Your preferences"
     assert_accessible(page)

@@ -4,7 +4,8 @@ Routes and dependencies raise; nothing else in the door turns an error into a st
 The status depends on the error's class (its most specific class in :data:`STATUSES`)
 and on who asked, told apart by the path:
 
-- ``api``: programs under ``/api/`` and ``/healthz``, answered ``{"detail": "<message>"}``;
+- ``api``: programs under ``/api/``, ``/healthz`` and the sign-up form's challenge
+  (``/subscribe/challenge``, fetched by a script), answered ``{"detail": "<message>"}``;
 - ``page``: people on the subscriber pages, answered with a page from
   :meth:`subscribers.pages.Pages.error`;
 - ``webhook``: the email provider under ``/webhooks/``, answered like the API.
@@ -39,6 +40,7 @@ from newsletter.errors import (
     StateError,
     TokenError,
 )
+from subscribers.pages import CHALLENGE_URL
 from subscribers.tokens import Purpose
 from web.deps import pages_for
 from web.health import PATH as HEALTH_PATH
@@ -98,7 +100,7 @@ _PURPOSES = {purpose.value: purpose for purpose in Purpose}
 
 def surface_of(request: Request) -> Surface:
     path = request.url.path
-    if path.startswith("/api/") or path == HEALTH_PATH:
+    if path.startswith("/api/") or path in (HEALTH_PATH, CHALLENGE_URL):
         return Surface.API
     if path.startswith("/webhooks/"):
         return Surface.WEBHOOK
