@@ -10,7 +10,8 @@ keeps its traceback::
     ├── InvalidInput              bad user input (carries where: file, line, field)
     │   ├── InvalidEmail
     │   ├── ImportProblem         one bad row or entry of an import
-    │   └── PayloadTooLarge       a request body over its size limit (HTTP 413)
+    │   ├── PayloadTooLarge       a request body over its size limit (HTTP 413)
+    │   └── ChallengeFailed       a form's proof of work is missing, wrong, expired or used
     ├── TokenError                a signed link that does not verify
     │   ├── TokenExpired
     │   └── TokenInvalid          tampered, wrong purpose, or unknown key
@@ -64,6 +65,11 @@ class ImportProblem(InvalidInput):
 
 class PayloadTooLarge(InvalidInput):
     """A request body over its limit, refused before it is read whole (RFC 9110 15.5.14)."""
+
+
+class ChallengeFailed(InvalidInput):
+    """The sign-up form's proof of work (ALTCHA) did not verify: missing, tampered,
+    wrong, expired, or already used once."""
 
 
 class TokenError(NewsletterError):

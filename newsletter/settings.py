@@ -7,11 +7,13 @@ environment themselves, so a test can hand them any configuration it likes.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from newsletter.errors import ConfigError
 from newsletter.text import utf16_encoding
@@ -96,8 +98,6 @@ class Settings(BaseSettings):
     pending_expiry_days: int = Field(default=7, ge=1)
     confirmation_resend_minutes: int = Field(default=15, ge=0)
     welcome_email: bool = True
-    signup_rate_limit: int = Field(default=10, ge=1, description="sign-ups per IP per window")
-    signup_rate_window_seconds: int = Field(default=3600, ge=1)
     soft_bounce_limit: int = Field(default=3, ge=1)
     # Topics a subscriber may choose: snippet category slug -> label shown on the
     # preferences page. An empty choice means "everything".
@@ -110,6 +110,24 @@ class Settings(BaseSettings):
     )
     max_pause_weeks: int = Field(default=12, ge=1, le=52)
     form_max_bytes: int = Field(default=16 * 1024, ge=1024, description="largest form body")
+
+    # --- The web door's defences (issues 12 and 13; the web engineer's block) ---
+    # Sign-ups per client IP in a sliding window, one count in the database shared by every
+    # worker and instance. The window is an hour unless told otherwise (tests shorten it).
+    signup_limit_per_hour: int = Field(default=10, ge=1, description="sign-ups per IP per window")
+    signup_limit_window_seconds: int = Field(default=3600, ge=1)
+    # Proxies whose X-Forwarded-For is believed: IPs or CIDRs, comma-separated or a JSON
+    # list. None by default: the TCP peer is the client, whatever headers claim.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The sign-up form's proof of work (the ALTCHA protocol): on unless set to off. A
+    # browser tries up to ``max_number`` PBKDF2 derivations of ``cost`` iterations each
+    # (about half that on average); a solution is accepted once, before it expires.
+    signup_challenge: bool = True
+    signup_challenge_max_number: int = Field(default=2000, ge=1, le=10_000_000)
+    signup_challenge_cost: int = Field(default=2000, ge=1, le=1_000_000)
+    signup_challenge_expiry_seconds: int = Field(default=1800, ge=60)
+    # "Download my data" and "Delete my data" behind a preferences link, per subscriber.
+    my_data_limit_per_hour: int = Field(default=10, ge=1)
 
     # Content
     templates_dir: Path | None = None
@@ -149,6 +167,22 @@ class Settings(BaseSettings):
         # SQLAlchemy reads plain postgresql:// as psycopg2; production runs psycopg 3.
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             return "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: object) -> object:
+        """Comma-separated text or a list; each entry must be an IP address or a CIDR."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [item.strip() for item in text.split(",") if item.strip()]
+        if isinstance(value, list):
+            for item in value:
+                ipaddress.ip_network(str(item).strip(), strict=False)  # ValueError: refused
+            return [str(item).strip() for item in value]
         return value
 
     @property

@@ -14,16 +14,17 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from sqlmodel import Session
+from sqlmodel import Session, delete
 
-from newsletter.errors import ConsentError, InvalidInput, NotFound, StateError
+from newsletter import db
+from newsletter.errors import ChallengeFailed, ConsentError, InvalidInput, NotFound, StateError
 from newsletter.mail import Mailer
 from newsletter.settings import Settings
-from subscribers import lifecycle, preferences, signup
-from subscribers.models import ConsentSource, Subscriber, SubscriberStatus
+from subscribers import challenge, lifecycle, preferences, signup
+from subscribers.models import ConsentEvent, ConsentSource, Subscriber, SubscriberStatus
 from subscribers.pages import sentence
 
-SIGN_UP_FIELDS = frozenset({"email", "name", "consent", "website"})
+SIGN_UP_FIELDS = frozenset({"email", "name", "consent", "website", challenge.FIELD})
 PREFERENCES_FIELDS = frozenset({"topics", "topics_consent", "pause_weeks"})
 # A field people never see (hidden by CSS and aria-hidden) that form-filling bots fill in.
 HONEYPOT = "website"
@@ -88,35 +89,76 @@ def sign_up_from_form(
     ip: str | None = None,
     user_agent: str | None = None,
 ) -> SignUpForm:
-    """The sign-up form: only its own fields; the honeypot filled means a bot, answered
-    like a success and otherwise ignored; the consent box must be ticked (GDPR art. 7:
-    consent is a clear affirmative act); then double opt-in (:func:`signup.sign_up`).
+    """The sign-up form: only its own fields; when ``settings.signup_challenge`` is on, a
+    proof of work solved once (:func:`challenge.redeem`, the ALTCHA protocol); the
+    honeypot filled means a bot, answered like a success and otherwise ignored; the
+    consent box must be ticked (GDPR art. 7: consent is a clear affirmative act); then
+    double opt-in (:func:`signup.sign_up`).
 
-    Raises ProviderError when the confirmation cannot be sent (nothing is kept then).
+    A challenge is spent even when the sign-up is then refused (its mark stays in the
+    transaction). Raises ProviderError when ``mailer`` sends at once and fails.
     """
     values = {name: form.first(name) for name in SIGN_UP_FIELDS if name in form.fields}
+    values.pop(challenge.FIELD, None)  # never shown back: a new check is solved each time
     errors = _form_errors(form, SIGN_UP_FIELDS)
     if errors:
         return SignUpForm(values, errors)
+    if settings.signup_challenge:
+        try:
+            challenge.redeem(session, settings=settings, payload=form.first(challenge.FIELD))
+        except ChallengeFailed as err:
+            return SignUpForm(values, [sentence(err.reason)])
     if values.get(HONEYPOT):
         return SignUpForm(values, [])
     if values.get("consent") != "yes":
         return SignUpForm(values, [CONSENT_MISSING])
     try:
-        signup.sign_up(
-            session,
-            settings=settings,
-            mailer=mailer,
-            email=values.get("email", ""),
-            name=values.get("name"),
-            source=ConsentSource.FORM,
-            ip=ip,
-            user_agent=user_agent,
-        )
+        with db.savepoint(session):  # a refused address keeps nothing of the sign-up
+            signup.sign_up(
+                session,
+                settings=settings,
+                mailer=mailer,
+                email=values.get("email", ""),
+                name=values.get("name"),
+                source=ConsentSource.FORM,
+                ip=ip,
+                user_agent=user_agent,
+            )
     except InvalidInput as err:
-        session.rollback()  # the session holds only this sign-up: keep none of it
         return SignUpForm(values, [sentence(err.reason)])
     return SignUpForm(values, [])
+
+
+def confirmation_not_sent(session: Session, *, email: str) -> None:
+    """Undo what a sign-up kept when its confirmation, sent after the answer, failed, so
+    the reader's next try sends one at once.
+
+    A first sign-up (one history event) is deleted with its history: we hold no consent
+    for the address, as when a sign-up expires (subscribers.housekeeping). A repeated or
+    returning one stays pending but forgets when a confirmation was sent, so the resend
+    throttle does not hold the next try back.
+    """
+    subscriber = lifecycle.find_by_email(session, email=email)
+    if subscriber is None or subscriber.status != SubscriberStatus.PENDING:
+        return
+    assert subscriber.id is not None
+    if len(lifecycle.history(session, subscriber_id=subscriber.id)) <= 1:
+        session.exec(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber.id))
+        session.delete(subscriber)
+    else:
+        subscriber.confirmation_sent_at = None
+        session.add(subscriber)
+    session.flush()
+
+
+def already_unsubscribed(session: Session, *, subscriber_id: int) -> bool:
+    """Whether an unsubscribe link's person is already not mailed: gone (erased, an
+    expired sign-up) or no longer active or pending (left, bounced, complained)."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    return subscriber is None or subscriber.status not in (
+        SubscriberStatus.ACTIVE,
+        SubscriberStatus.PENDING,
+    )
 
 
 def unsubscribe_by_link(

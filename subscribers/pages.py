@@ -31,6 +31,14 @@ from subscribers.tokens import Purpose, Tokens
 
 BACK_TO_FORM = {"url": "/subscribe", "text": "Back to the form"}
 SIGN_UP_AGAIN = {"url": "/subscribe", "text": "Sign up again"}
+CHALLENGE_URL = "/subscribe/challenge"
+
+
+def mask_email(address: str) -> str:
+    """``jane@example.com`` as ``j***@example.com``: enough for its owner to recognise,
+    too little for someone who sees the page to learn the address."""
+    local, at, domain = address.partition("@")
+    return f"{local[:1]}***{at}{domain}" if at else "***"
 
 
 def sentence(text: str) -> str:
@@ -70,6 +78,9 @@ class Pages:
             },
             errors=list(errors),
             consent_text=self.settings.consent_text,
+            privacy_notice_url=self.settings.privacy_notice_url,
+            challenge_url=CHALLENGE_URL if self.settings.signup_challenge else None,
+            limit_per_hour=self.settings.signup_limit_per_hour,
         )
 
     def check_inbox(self) -> str:
@@ -85,7 +96,16 @@ class Pages:
             send_day=WEEKDAYS[self.settings.send_weekday],
         )
 
-    def unsubscribe(self, *, token: str) -> str:
+    def unsubscribe(self, *, token: str, already: bool = False) -> str:
+        """The one-button page; ``already``: the person is not mailed any more, so the
+        page says so instead of offering the button again."""
+        if already:
+            return self.message(
+                heading="You are already unsubscribed",
+                message=f"This address receives no emails from {self.settings.newsletter_name}.",
+                hint="There is nothing more to do.",
+                link={"url": "/subscribe", "text": "Subscribe again"},
+            )
         return self._render("unsubscribe", "Unsubscribe", action=f"/unsubscribe/{token}")
 
     def unsubscribed(self) -> str:
@@ -125,6 +145,10 @@ class Pages:
             "preferences",
             "Preferences",
             action=f"/preferences/{token}",
+            address=mask_email(subscriber.email),
+            privacy_notice_url=self.settings.privacy_notice_url,
+            data_action=f"/preferences/{token}/data",
+            delete_url=f"/preferences/{token}/delete",
             unsubscribe_url=self.tokens.url(Purpose.UNSUBSCRIBE, subscriber.id),
             topics=[
                 {"slug": slug, "label": label, "checked": slug in picked}
@@ -136,6 +160,25 @@ class Pages:
             paused_until=paused.isoformat() if paused else None,
             errors=list(errors),
             saved=saved,
+        )
+
+    def delete_data(self, subscriber: Subscriber, *, token: str) -> str:
+        """The second page of "Delete my data": what goes, what stays, one button."""
+        return self._render(
+            "delete_data",
+            "Delete my data",
+            address=mask_email(subscriber.email),
+            action=f"/preferences/{token}/delete",
+            back_url=f"/preferences/{token}",
+        )
+
+    def data_deleted(self) -> str:
+        return self.message(
+            heading="Your data is deleted",
+            message="We deleted your address, your consent history, your topics and what "
+            "our emails recorded about you.",
+            hint="We keep only a one-way fingerprint of the address so that it is never "
+            "mailed again, even if someone else adds it to a list.",
         )
 
     def message(
@@ -193,7 +236,13 @@ class Pages:
                 message="The form you sent is larger than this page accepts.",
                 link=BACK_TO_FORM,
             )
-        if purpose is Purpose.PREFERENCES and isinstance(err, (StateError, NotFound)):
+        if purpose is Purpose.PREFERENCES and isinstance(err, NotFound):
+            return self.message(
+                heading="We hold no data about this address",
+                message="There is nothing stored to show or delete for this link.",
+                link={"url": "/subscribe", "text": "Subscribe"},
+            )
+        if purpose is Purpose.PREFERENCES and isinstance(err, StateError):
             return self.message(
                 heading="You are not subscribed",
                 message="There are no preferences to change for this address.",

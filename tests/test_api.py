@@ -343,3 +343,43 @@ def test_healthz_reports_database_jobs_and_no_active_instance(
             for job in ("weekly_assembly", "dispatch", "housekeeping")
         ],
     }
+
+
+# ---------------------------------------------------------------- what fuzzing found
+
+
+@pytest.mark.parametrize("cid", ["0", "-1", "2147483648", "99999999999999999999999"])
+@pytest.mark.parametrize("op", ["", "/report", "/preview"])
+def test_an_id_out_of_range_is_422_not_a_crash(
+    api: tuple[httpx.Client, Engine], cid: str, op: str
+) -> None:
+    client, _ = api
+    response = client.get(f"/api/campaigns/{cid}{op}")
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("path 'campaign_id': Input should be")
+    assert client.post(f"/api/campaigns/{cid}/pause").status_code == 422
+
+
+def test_a_malformed_body_is_422_with_the_one_error_shape(
+    api: tuple[httpx.Client, Engine],
+) -> None:
+    client, _ = api
+    response = client.post("/api/campaigns", json={"subject": " ", "snippet_ids": [2**40]})
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "field 'subject': String should match pattern '\\S'; "
+        "field 'snippet_ids.0': Input should be less than or equal to 2147483647"
+    }
+    document = client.get("/openapi.json").json()
+    post = document["paths"]["/api/campaigns"]["post"]["responses"]
+    assert post["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
+
+
+def test_a_method_not_allowed_names_the_allowed_ones(api: tuple[httpx.Client, Engine]) -> None:
+    client, _ = api
+    response = client.delete("/api/campaigns")
+    assert (response.status_code, response.json()) == (405, {"detail": "Method Not Allowed"})
+    assert response.headers["allow"] == "GET, POST"
+    assert client.put("/api/campaigns/1/pause").headers["allow"] == "POST"

@@ -18,6 +18,7 @@ from newsletter.settings import Settings
 from tests.content_helpers import make_snippet
 from tests.servers import free_port, live_server
 from tests.subscriber_helpers import link, messages_to
+from tests.web_helpers import EASY_CHALLENGE, arrived, solved
 from web.app import create_app
 
 READER = "reader@example.com"
@@ -27,15 +28,17 @@ OTHER = "other@example.com"
 @pytest.fixture
 def site(settings: Settings, engine: Engine) -> Iterator[tuple[httpx.Client, Settings]]:
     port = free_port()
-    cfg = settings.model_copy(update={"base_url": f"http://127.0.0.1:{port}"})
+    cfg = settings.model_copy(update={"base_url": f"http://127.0.0.1:{port}", **EASY_CHALLENGE})
     with live_server(create_app(cfg), port) as base, httpx.Client(base_url=base) as client:
         yield client, cfg
 
 
 def _subscribe(client: httpx.Client, cfg: Settings, address: str) -> None:
-    response = client.post("/subscribe", data={"email": address, "consent": "yes"})
+    """As a browser does: solve the form's anti-robot check, post, confirm by email."""
+    data = {"email": address, "consent": "yes", "altcha": solved(client)}
+    response = client.post("/subscribe", data=data)
     assert response.status_code == 200
-    confirm = link(messages_to(cfg, address)[0], "confirm")
+    confirm = link(arrived(cfg, address)[0], "confirm")
     assert client.get(confirm).status_code == 200
 
 

@@ -20,6 +20,7 @@ from subscribers.tokens import Purpose, Tokens
 from tests.conftest import CHROMIUM, NO_CHROMIUM
 from tests.servers import free_port, live_server
 from tests.subscriber_helpers import link, messages_to
+from tests.web_helpers import arrived
 from web.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -68,7 +69,8 @@ def contrast(fg: list[float], bg: list[float]) -> float:
     return (light + 0.05) / (dark + 0.05)
 
 
-def assert_accessible(page: Page) -> None:
+def assert_accessible(page: Page, scripts: tuple[str, ...] = ()) -> None:
+    """Language, labels, WCAG AA contrast; no script but the files named in ``scripts``."""
     assert page.get_attribute("html", "lang") == "en"
     assert page.evaluate(_UNLABELLED_JS) == []
     low = [
@@ -77,7 +79,10 @@ def assert_accessible(page: Page) -> None:
         if contrast(c["fg"], c["bg"]) < 4.5
     ]
     assert low == []
-    assert page.locator("script").count() == 0
+    assert page.locator("script").count() == len(scripts)
+    assert [page.locator("script").nth(i).get_attribute("src") for i in range(len(scripts))] == [
+        *scripts
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -103,17 +108,19 @@ def browser(chromium: Browser, chromium_path: str) -> Iterator[BrowserContext]:
     context.close()
 
 
-def _serve(settings: Settings) -> Iterator[tuple[str, Settings]]:
+def _serve(settings: Settings, **overrides: object) -> Iterator[tuple[str, Settings]]:
     port = free_port()
-    cfg = settings.model_copy(update={"base_url": f"http://127.0.0.1:{port}"})
+    cfg = settings.model_copy(update={"base_url": f"http://127.0.0.1:{port}", **overrides})
     with live_server(create_app(cfg), port) as base:
         yield base, cfg
 
 
+# The pages without the sign-up form's anti-robot check, which is the one script of the
+# site: its own test below drives it (test_the_form_solves_its_challenge_and_signs_up).
 @pytest.fixture
 def served(settings: Settings, engine: Engine) -> Iterator[tuple[str, Settings]]:
     """The app on each database kind (the full journey runs on both)."""
-    yield from _serve(settings)
+    yield from _serve(settings, signup_challenge=False)
 
 
 @pytest.fixture
@@ -121,7 +128,7 @@ def served_sqlite(
     sqlite_settings: Settings, sqlite_engine: Engine
 ) -> Iterator[tuple[str, Settings]]:
     """Pages only: the database kind does not matter here."""
-    yield from _serve(sqlite_settings)
+    yield from _serve(sqlite_settings, signup_challenge=False)
 
 
 def status_of(engine: Engine, address: str) -> Any:
@@ -149,7 +156,7 @@ def test_sign_up_confirm_and_one_click_unsubscribe(
     assert_accessible(page)
     assert status_of(engine, "reader@example.com") == ("pending", None)
 
-    [confirmation] = messages_to(cfg, "reader@example.com")
+    [confirmation] = arrived(cfg, "reader@example.com")
     page.goto(link(confirmation, "confirm"))
     assert page.locator("h1").inner_text() == "Thank you, you are subscribed"
     assert_accessible(page)
@@ -179,7 +186,7 @@ def test_unsubscribe_page_button_and_preferences_page(
     page.get_by_label("Email address").fill("pat@example.com")
     page.get_by_label(cfg.consent_text).check()
     page.get_by_role("button", name="Subscribe").click()
-    page.goto(link(messages_to(cfg, "pat@example.com")[0], "confirm"))
+    page.goto(link(arrived(cfg, "pat@example.com")[0], "confirm"))
     page.get_by_role("link", name="choose the topics you want or pause the newsletter").click()
     assert page.locator("h1").inner_text() == "Your preferences"
     assert_accessible(page)
@@ -209,3 +216,51 @@ def test_bad_link_page_is_clear_and_accessible(
     assert response is not None and response.status == 400
     assert page.locator("h1").inner_text() == "This link does not work"
     assert_accessible(page)
+
+
+@pytest.fixture
+def served_with_challenge(settings: Settings, engine: Engine) -> Iterator[tuple[str, Settings]]:
+    """The form as shipped, its anti-robot check on (a little easier than the default)."""
+    yield from _serve(settings, signup_challenge_max_number=300, signup_challenge_cost=1000)
+
+
+def test_the_form_solves_its_challenge_and_signs_up_by_keyboard(
+    browser: BrowserContext, served_with_challenge: tuple[str, Settings], engine: Engine
+) -> None:
+    """Our script (web/static/signup-challenge.js) solves the challenge in Chromium; the
+    reader fills the form and sends it with the keyboard alone, and is told what happens."""
+    base, cfg = served_with_challenge
+    page = browser.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.goto(f"{base}/subscribe")
+    assert_accessible(page, scripts=("/static/signup-challenge.js",))
+    status = page.get_by_role("status")
+    page.get_by_label("Email address").focus()
+    page.keyboard.type("kim@example.com")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Kim")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # the consent box
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Subscribe"
+    page.keyboard.press("Enter")
+    page.locator("h1", has_text="Please check your inbox").wait_for(timeout=60_000)
+    assert_accessible(page)
+    assert status_of(engine, "kim@example.com") == ("pending", None)
+    [confirmation] = arrived(cfg, "kim@example.com")
+    assert link(confirmation, "confirm").startswith(f"{base}/confirm/")
+    assert [line for line in console if "error" in line.lower()] == []
+    del status
+
+
+def test_the_solver_says_when_the_check_is_done(
+    browser: BrowserContext, served_with_challenge: tuple[str, Settings], engine: Engine
+) -> None:
+    base, _ = served_with_challenge
+    page = browser.new_page()
+    page.goto(f"{base}/subscribe")
+    done = page.get_by_role("status").filter(has_text="Anti-robot check done")
+    done.wait_for(timeout=60_000)
+    payload = page.locator("input[name=altcha]").input_value()
+    assert payload and page.get_by_role("status").get_attribute("aria-live") == "polite"

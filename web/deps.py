@@ -2,30 +2,39 @@
 
 A route names what it needs (``session: SessionDep``) and these functions say where it
 comes from: the app's settings and engine (``app.state``, set by ``web.app.create_app``),
-the request's database session, a mailer, the reader's address, the pages, a verified
-link or API token. Errors raised here go to the one error map (web/errors.py) like any
-other: a dependency never builds a response.
+the request's database session, a mailer (or a queue that sends after the response), the
+client's address, the pages, a verified link or API token, the database-kept rate
+limits. Errors raised here go to the one error map (web/errors.py) like any other: a
+dependency never builds a response.
 """
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import BackgroundTasks, Depends, FastAPI, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from campaigns.delivery.providers.base import Provider
 from campaigns.delivery.providers.factory import make_provider
 from newsletter import api_tokens, db
 from newsletter.api_tokens import ApiTokenPublic
-from newsletter.errors import RateLimited, TokenInvalid
-from newsletter.mail import Mailer
+from newsletter.errors import ProviderError, TokenInvalid
+from newsletter.mail import Mailer, OutgoingMessage
 from newsletter.settings import Settings
+from subscribers import forms
 from subscribers.pages import Pages
+from subscribers.ratelimit import RateLimiter
 from subscribers.tokens import Purpose
+from web.clients import client_ip
+
+log = logging.getLogger(__name__)
 
 
 def get_settings(request: Request) -> Settings:
@@ -61,6 +70,52 @@ def get_mailer(settings: SettingsDep) -> Iterator[Mailer]:
 MailerDep = Annotated[Mailer, Depends(get_mailer)]
 
 
+class MailQueue:
+    """A :class:`Mailer` that keeps each message to send after the response.
+
+    Why: sending takes time (a provider's API, an SMTP dialogue) and only a new or pending
+    address gets a confirmation, so a sign-up that sent in-request was answered slower for
+    an unknown address than for a known one, telling which addresses are subscribed.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[OutgoingMessage] = []
+
+    def send_message(self, message: OutgoingMessage) -> str:
+        """Queue ``message``; the id is ours, as the provider's is not known yet."""
+        self.messages.append(message)
+        return f"queued-{uuid.uuid4().hex}"
+
+
+def send_queued(provider: Provider, queue: MailQueue, engine: Engine) -> None:
+    """Send what a request queued, after its answer went out (a background task).
+
+    A message the provider refuses is logged, and the sign-up it belonged to is undone
+    (:func:`subscribers.forms.confirmation_not_sent`) so the reader can try again at once.
+    """
+    with provider:
+        for message in queue.messages:
+            try:
+                provider.send_message(message)
+            except ProviderError as err:
+                log.warning("queued confirmation could not be sent: %s", err)
+                with db.session_scope(engine) as session:
+                    forms.confirmation_not_sent(session, email=message.to_email)
+
+
+def get_mail_queue(
+    settings: SettingsDep, engine: EngineDep, background: BackgroundTasks
+) -> MailQueue:
+    """A mailer that sends after the response; the provider is made now, so a setting it
+    lacks still fails the request (ConfigError, 503) rather than the background task."""
+    queue = MailQueue()
+    background.add_task(send_queued, make_provider(settings), queue, engine)
+    return queue
+
+
+QueuedMailerDep = Annotated[Mailer, Depends(get_mail_queue)]
+
+
 @dataclass(frozen=True)
 class Client:
     """Who sent the request, as recorded with consent: IP address and User-Agent."""
@@ -70,7 +125,12 @@ class Client:
 
 
 def get_client(request: Request) -> Client:
-    ip = request.client.host if request.client else None
+    """The TCP peer, or the forwarded client when the peer is a trusted proxy
+    (web/clients.py, ``NEWSLETTER_TRUSTED_PROXIES``)."""
+    peer = request.client.host if request.client else None
+    ip = client_ip(
+        peer, request.headers.getlist("x-forwarded-for"), request.app.state.trusted_proxies
+    )
     return Client(ip=ip, user_agent=request.headers.get("user-agent"))
 
 
@@ -108,11 +168,18 @@ PreferencesLinkDep = Annotated[int, Depends(preferences_link)]
 
 
 def signup_rate_limit(request: Request, client: ClientDep) -> None:
-    """Count a sign-up post from the client's IP; RateLimited when over the app's limit
-    (``signup_rate_limit`` per ``signup_rate_window_seconds``)."""
-    wait = request.app.state.signup_limiter.hit(client.ip or "unknown")
-    if wait is not None:
-        raise RateLimited("too many sign-ups from one network", retry_after=wait)
+    """Count a sign-up post from the client's IP in the database (one count for every
+    worker); RateLimited when over ``signup_limit_per_hour`` per
+    ``signup_limit_window_seconds``."""
+    limiter: RateLimiter = request.app.state.signup_limiter
+    limiter.check(client.ip or "unknown", what="sign-ups from one network")
+
+
+def my_data_rate_limit(request: Request, subscriber_id: PreferencesLinkDep) -> None:
+    """Count a data download or deletion for the link's subscriber; RateLimited when over
+    ``my_data_limit_per_hour``."""
+    limiter: RateLimiter = request.app.state.my_data_limiter
+    limiter.check(str(subscriber_id), what="requests for this person's data")
 
 
 bearer = HTTPBearer(

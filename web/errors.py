@@ -4,7 +4,8 @@ Routes and dependencies raise; nothing else in the door turns an error into a st
 The status depends on the error's class (its most specific class in :data:`STATUSES`)
 and on who asked, told apart by the path:
 
-- ``api``: programs under ``/api/`` and ``/healthz``, answered ``{"detail": "<message>"}``;
+- ``api``: programs under ``/api/``, ``/healthz`` and the sign-up form's challenge
+  (``/subscribe/challenge``, fetched by a script), answered ``{"detail": "<message>"}``;
 - ``page``: people on the subscriber pages, answered with a page from
   :meth:`subscribers.pages.Pages.error`;
 - ``webhook``: the email provider under ``/webhooks/``, answered like the API.
@@ -18,13 +19,16 @@ traceback (in the log) and answers 500.
 from __future__ import annotations
 
 import logging
+import re
 from enum import StrEnum
 from typing import NamedTuple
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsletter import job_runs
 from newsletter.errors import (
@@ -39,6 +43,7 @@ from newsletter.errors import (
     StateError,
     TokenError,
 )
+from subscribers.pages import CHALLENGE_URL
 from subscribers.tokens import Purpose
 from web.deps import pages_for
 from web.health import PATH as HEALTH_PATH
@@ -98,7 +103,7 @@ _PURPOSES = {purpose.value: purpose for purpose in Purpose}
 
 def surface_of(request: Request) -> Surface:
     path = request.url.path
-    if path.startswith("/api/") or path == HEALTH_PATH:
+    if path.startswith("/api/") or path in (HEALTH_PATH, CHALLENGE_URL):
         return Surface.API
     if path.startswith("/webhooks/"):
         return Surface.WEBHOOK
@@ -169,7 +174,53 @@ def answer(request: Request, err: Exception) -> Response:
     return _json(request, err, status)
 
 
+def _where(loc: tuple[int | str, ...]) -> str:
+    """FastAPI's error location as our messages name it: ``field 'subject'``,
+    ``path 'campaign_id'``, ``query 'limit'``."""
+    kind, *names = [str(part) for part in loc] or ["request"]
+    name = ".".join(names)
+    if kind == "body":
+        return f"field {name!r}" if name else "the body"
+    return f"{kind} {name!r}" if name else kind
+
+
+async def invalid_request(request: Request, err: Exception) -> Response:
+    """A request FastAPI could not validate: InvalidInput like any other, so the body has
+    the API's one shape, ``{"detail": "<message>"}`` (documented as ErrorBody)."""
+    assert isinstance(err, RequestValidationError)
+    problems = "; ".join(f"{_where(tuple(e['loc']))}: {e['msg']}" for e in err.errors()[:5])
+    return answer(request, InvalidInput(problems or "the request is malformed"))
+
+
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def allowed_methods(request: Request, err: StarletteHTTPException) -> list[str]:
+    """Every method the path takes: the refusing route names its own (``Allow``), and the
+    OpenAPI document those of the other routes at the same path."""
+    allow = (err.headers or {}).get("Allow", "")
+    methods = {m.strip().upper() for m in allow.split(",") if m.strip()}
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {m.upper() for m in operations if m in _METHODS}
+    return sorted(methods)
+
+
+async def http_error(request: Request, err: Exception) -> Response:
+    """Starlette's own refusals (no such path, method not allowed) in the API's shape;
+    a 405 names every method the path takes in ``Allow`` (RFC 9110 15.5.6)."""
+    assert isinstance(err, StarletteHTTPException)
+    headers = dict(err.headers or {})
+    if err.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request, err))
+    return JSONResponse({"detail": str(err.detail)}, err.status_code, headers)
+
+
 def register(app: FastAPI) -> None:
-    """Send every error class of :data:`STATUSES` to :func:`answer`."""
+    """Send every error class of :data:`STATUSES` to :func:`answer`, and FastAPI's and
+    Starlette's own refusals to theirs."""
     for kind in STATUSES:
         app.add_exception_handler(kind, answer)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)

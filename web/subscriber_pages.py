@@ -1,32 +1,36 @@
-"""The subscriber pages: sign-up, confirmation, one-click unsubscribe (RFC 8058) and
-preferences.
+"""The subscriber pages: sign-up (with its anti-robot challenge), confirmation, one-click
+unsubscribe (RFC 8058) and preferences.
 
 Every answer is an HTML page that no cache keeps. A bad link, a provider or database
 fault gets a page saying what went wrong (web/errors.py), never a traceback; the sign-up
-answer never reveals whether an address is known. What a posted form means is the
-subscribers room's rule (subscribers/forms.py): routes here read the request, call it
+answer never reveals whether an address is known, neither in what it says nor in how
+long it takes (the confirmation is sent after the answer). What a posted form means is
+the subscribers room's rule (subscribers/forms.py): routes here read the request, call it
 and show the answer.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import HTMLResponse
+from typing import Any
 
-from subscribers import forms, signup
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from newsletter.errors import NotFound
+from subscribers import challenge, forms, signup
 from web.bodies import FormDep, LinkPostDep
 from web.deps import (
     ClientDep,
     MailerDep,
     PagesDep,
     PreferencesLinkDep,
+    QueuedMailerDep,
     SessionDep,
     SettingsDep,
     UnsubscribeLinkDep,
     signup_rate_limit,
-    unsubscribe_link,
 )
-from web.responses import page
+from web.responses import NO_STORE, page
 
 router = APIRouter(tags=["subscribers"], default_response_class=HTMLResponse)
 
@@ -36,13 +40,28 @@ def subscribe_form(pages: PagesDep) -> HTMLResponse:
     return page(pages.subscribe())
 
 
+@router.get(
+    "/subscribe/challenge",
+    response_class=JSONResponse,
+    summary="A fresh anti-robot challenge for the sign-up form (the ALTCHA protocol, v2)",
+)
+def subscribe_challenge(settings: SettingsDep) -> JSONResponse:
+    """``{"parameters": {...}, "signature": "<hex>"}`` (subscribers/challenge.py); 404 when
+    ``NEWSLETTER_SIGNUP_CHALLENGE=off``."""
+    if not settings.signup_challenge:
+        raise NotFound("the sign-up form has no anti-robot check")
+    body: dict[str, Any] = challenge.new_challenge(settings)
+    return JSONResponse(body, headers=NO_STORE)
+
+
 # The rate limit comes first: a post over it is not even read (honeypot posts count too).
+# The mailer only queues: the confirmation goes out after the answer (web/deps.py).
 @router.post("/subscribe", dependencies=[Depends(signup_rate_limit)])
 def subscribe(
     form: FormDep,
     session: SessionDep,
     settings: SettingsDep,
-    mailer: MailerDep,
+    mailer: QueuedMailerDep,
     client: ClientDep,
     pages: PagesDep,
 ) -> HTMLResponse:
@@ -80,10 +99,14 @@ def confirm(
     return page(pages.confirmed(result.subscriber, already=already))
 
 
-@router.get("/unsubscribe/{token}", dependencies=[Depends(unsubscribe_link)])
-def unsubscribe_form(token: str, pages: PagesDep) -> HTMLResponse:
-    """One button, nothing changed yet: link scanners follow GET links."""
-    return page(pages.unsubscribe(token=token))
+@router.get("/unsubscribe/{token}")
+def unsubscribe_form(
+    token: str, subscriber_id: UnsubscribeLinkDep, session: SessionDep, pages: PagesDep
+) -> HTMLResponse:
+    """One button, nothing changed yet: link scanners follow GET links. Opened again
+    after leaving, it says so instead of offering the button once more."""
+    already = forms.already_unsubscribed(session, subscriber_id=subscriber_id)
+    return page(pages.unsubscribe(token=token, already=already))
 
 
 @router.post("/unsubscribe/{token}")

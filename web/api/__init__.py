@@ -2,8 +2,8 @@
 
 Every operation needs ``Authorization: Bearer <token>`` with a token from ``newsletter
 api-tokens create NAME``; a missing, wrong or revoked token answers 401. Illegal state
-changes answer 409, unknown ids 404, bad input 422, always as ``{"detail": "<message>"}``
-(web/errors.py).
+changes answer 409, unknown ids 404, bad input 422 (ids are positive 32-bit integers),
+always as ``{"detail": "<message>"}`` (web/errors.py, web/api/common.py).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from web.api import campaigns, previews, reports
+from web.api.common import COMMON
 from web.deps import api_token
 
 TAGS = [
@@ -26,7 +27,7 @@ TAGS = [
 router = APIRouter(
     prefix="/api",
     dependencies=[Depends(api_token)],
-    responses={401: {"description": "missing, wrong or revoked token"}},
+    responses=COMMON,
 )
 router.include_router(campaigns.router)
 router.include_router(previews.router)

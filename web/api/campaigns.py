@@ -7,16 +7,19 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from campaigns import actions, weekly_plan
-from campaigns.models import CampaignCreate, CampaignStatus
+from campaigns.models import CampaignStatus
+from web.api.common import CHANGE, NOT_FOUND, CampaignId, RowId
 from web.deps import ActorDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
-NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"description": "no such campaign"}}
-CHANGE: dict[int | str, dict[str, object]] = {
-    **NOT_FOUND,
-    409: {"description": "not allowed in the campaign's state"},
-}
+
+class CampaignCreate(BaseModel):
+    """A new draft: its subject and its snippets, in order (each once)."""
+
+    subject: str = Field(min_length=1, max_length=300, pattern=r"\S")
+    preheader: str = Field(default="", max_length=300)
+    snippet_ids: list[RowId] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
 
 
 class ScheduleRequest(BaseModel):
@@ -75,7 +78,7 @@ def create_campaign(
     summary="A campaign with its delivery progress (queued/sent/skipped/failed) and log",
 )
 def show_campaign(
-    campaign_id: int, session: SessionDep, settings: SettingsDep
+    campaign_id: CampaignId, session: SessionDep, settings: SettingsDep
 ) -> actions.CampaignDetail:
     return actions.show(session, settings=settings, campaign_id=campaign_id)
 
@@ -87,7 +90,7 @@ def show_campaign(
     summary="Schedule a draft or paused campaign, or move a scheduled one",
 )
 def schedule_campaign(
-    campaign_id: int,
+    campaign_id: CampaignId,
     body: ScheduleRequest,
     session: SessionDep,
     settings: SettingsDep,
@@ -109,7 +112,7 @@ def schedule_campaign(
     summary="Pause a scheduled or sending campaign",
 )
 def pause_campaign(
-    campaign_id: int,
+    campaign_id: CampaignId,
     session: SessionDep,
     settings: SettingsDep,
     actor: ActorDep,
@@ -131,7 +134,7 @@ def pause_campaign(
     summary="Resume a paused campaign",
 )
 def resume_campaign(
-    campaign_id: int,
+    campaign_id: CampaignId,
     session: SessionDep,
     settings: SettingsDep,
     actor: ActorDep,
@@ -153,7 +156,7 @@ def resume_campaign(
     summary="Cancel a campaign for good",
 )
 def cancel_campaign(
-    campaign_id: int,
+    campaign_id: CampaignId,
     session: SessionDep,
     settings: SettingsDep,
     actor: ActorDep,

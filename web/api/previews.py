@@ -9,6 +9,7 @@ from campaigns import actions
 from campaigns.content.preview import sample_values
 from campaigns.content.rendering import ensure_rendered
 from newsletter.mail import personalise
+from web.api.common import NOT_FOUND, CampaignId
 from web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
@@ -17,10 +18,12 @@ router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 @router.get(
     "/{campaign_id}/preview",
     response_class=HTMLResponse,
-    responses={404: {"description": "no such campaign"}},
+    responses=NOT_FOUND,
     summary="The rendered email as HTML, with sample reader values",
 )
-def preview_campaign(campaign_id: int, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+def preview_campaign(
+    campaign_id: CampaignId, session: SessionDep, settings: SettingsDep
+) -> HTMLResponse:
     # Three room calls: campaigns has no one-call "preview HTML" function yet.
     campaign = actions.get_campaign(session, campaign_id=campaign_id)
     rendered = ensure_rendered(session, settings=settings, campaign=campaign)
