@@ -76,3 +76,17 @@ def test_swagger_ui_and_redoc_render_without_another_host(base: str, chromium_pa
             browser.close()
     # ReDoc's search runs in a worker made from a blob of our own page.
     assert [url for url in answered if not url.startswith((base, f"blob:{base}"))] == []
+
+
+@pytest.mark.parametrize("name", ["morning-stretch.jpg", "desk-setup.jpg", "knee-to-chest.jpg"])
+def test_the_sample_snippets_pictures_are_served_where_the_demo_points(
+    base: str, name: str
+) -> None:
+    response = httpx.get(f"{base}/static/content/images/{name}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/jpeg"
+    assert response.content[:3] == b"\xff\xd8\xff"
+
+
+def test_the_stylesheet_is_still_served_beside_the_pictures(base: str) -> None:
+    assert httpx.get(f"{base}/static/site.css").status_code == 200

@@ -1,5 +1,7 @@
 """Files the pages need, all served by the app itself: no CDN, nothing from another host.
 
+- ``/static/content/images/...``: the sample snippets' pictures, so the demo's emails show
+  them when the app runs at the default base URL.
 - ``/static/...``: our own styles and scripts (web/static): the pages' stylesheet, the
   sign-up form's anti-robot solver, the script that starts Swagger UI.
 - ``/theme.css``: the brand colours from the settings, as CSS variables (a stylesheet of
@@ -19,6 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from markupsafe import escape
 
+from campaigns.content.preview import CONTENT_IMAGES_DIR, CONTENT_IMAGES_PATH
 from newsletter.templating import brand_context
 from web.deps import SettingsDep
 
@@ -79,6 +82,13 @@ def theme(settings: SettingsDep) -> Response:
 def install(app: FastAPI) -> None:
     """Mount the static folders and add the docs and theme routes to ``app``."""
     docs_assets = resources.files("fastapi_offline") / "static"
+    # The sample snippets' pictures, at the URL the demo's emails name (before /static,
+    # which would otherwise answer for them).
+    app.mount(
+        CONTENT_IMAGES_PATH.rstrip("/"),
+        StaticFiles(directory=CONTENT_IMAGES_DIR),
+        name="content-images",
+    )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(docs_assets)), name="docs-assets")
     app.include_router(router)
