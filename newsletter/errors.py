@@ -14,7 +14,9 @@ keeps its traceback::
     │   ├── TokenExpired
     │   └── TokenInvalid          tampered, wrong purpose, or unknown key
     ├── ConsentError              the consent rules forbid this change
+    │   └── Suppressed            the address is on the suppression list: no mail may start
     ├── StateError                an illegal state transition (HTTP 409)
+    │   └── StatusChanged         the status changed under us (a concurrent request won)
     ├── TemplateError             Jinja2 or MJML failed (carries template and line)
     ├── ContentError              not enough snippets, preflight failed
     ├── SchedulerError            another instance is active, lease lost
@@ -78,6 +80,14 @@ class ConsentError(NewsletterError):
 
 class StateError(NewsletterError):
     pass
+
+
+class Suppressed(ConsentError):
+    """An operator's act (``subscribers add``, an import) would mail a suppressed address."""
+
+
+class StatusChanged(StateError):
+    """A compare-and-set status change found another status than the one it read."""
 
 
 class TemplateError(NewsletterError):
