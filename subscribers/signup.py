@@ -193,18 +193,24 @@ def sign_up(
         user_agent=user_agent,
         now=now,
     )
-    known = lifecycle.find_by_email(session, email=ask.address)
-    if known is None:
-        created = _sign_up_new(session, ask)
-        if created is not None:
-            return created
-        # A concurrent sign-up of the same address inserted it first: answer as for a
-        # known address.
+    # Each turn either answers or saw a concurrent request change what it read: another
+    # sign-up inserted the address first (answer as for a known address), or an expiry
+    # or an erasure deleted the row before it could be taken (answer as for a new one).
+    for _ in range(3):
         known = lifecycle.find_by_email(session, email=ask.address)
-        assert known is not None
-    assert known.id is not None
-    subscriber = atomic.lock_subscriber(session, subscriber_id=known.id)
-    return _sign_up_known(session, ask, subscriber)
+        if known is None:
+            created = _sign_up_new(session, ask)
+            if created is not None:
+                return created
+            continue
+        assert known.id is not None
+        try:
+            subscriber = atomic.lock_subscriber(session, subscriber_id=known.id)
+        except NotFound:
+            session.expunge(known)  # SQLite may hand its id to the next insert
+            continue
+        return _sign_up_known(session, ask, subscriber)
+    raise StateError("this address changed while signing up; please try again")
 
 
 def _blocked(session: Session, ask: _Ask) -> bool:
