@@ -175,7 +175,11 @@ def _sort_out(run: _Run, entries: list[Entry], problems: list[RowProblem]) -> li
 def _store(run: _Run, fresh: list[Entry]) -> list[tuple[Entry, int]]:
     """Insert the new subscribers and their first history rows; (entry, id) of each."""
     blank = Subscriber(email="", source=ConsentSource.IMPORT.value)  # the column defaults
-    template = {c.name: getattr(blank, c.name) for c in _SUBSCRIBER.columns if c.name != "id"}
+    template = {
+        c.name: getattr(blank, c.name)
+        for c in _SUBSCRIBER.columns
+        if c.name != "id" and getattr(blank, c.name) is not None  # NULL needs no parameter
+    }
     rows_ = [
         {
             **template,
