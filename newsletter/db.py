@@ -99,23 +99,38 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def begin_write(session: Session) -> None:
+    """On SQLite, open this session's transaction with ``BEGIN IMMEDIATE``: the write lock
+    first, then the reads, so what the transaction read cannot go stale before it writes.
+
+    SQLite in WAL mode refuses at once ("database is locked", the busy timeout does not
+    apply) a transaction that read a snapshot and then tries to write after another
+    connection committed (SQLite's "isolation in WAL mode"). Taking the lock up front
+    waits its turn under the busy timeout instead. A no-op where a transaction is already
+    open, and on PostgreSQL, whose row locks do this job.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 @contextmanager
 def savepoint(session: Session) -> Iterator[SessionTransaction]:
     """``session.begin_nested()``: a SAVEPOINT inside the caller's transaction, on every database.
 
-    On an error inside it only the savepoint's work is rolled back; the caller's earlier,
-    uncommitted work stays, and the caller still decides to commit or roll back.
+        On an error inside it only the savepoint's work is rolled back; the caller's earlier,
+        uncommitted work stays, and the caller still decides to commit or roll back.
 
-    The standard library's sqlite3 driver opens a transaction only before INSERT, UPDATE or
-    DELETE, so a SAVEPOINT issued first would start a transaction of its own and its RELEASE
-    would commit there and then (SQLAlchemy's pysqlite notes, "Serializable isolation /
-    Savepoints / Transactional DDL"). On SQLite the transaction is therefore opened first.
+        The standard library's sqlite3 driver opens a transaction only before INSERT, UPDATE or
+        DELETE, so a SAVEPOINT issued first would start a transaction of its own and its RELEASE
+        would commit there and then (SQLAlchemy's pysqlite notes, "Serializable isolation /
+        Savepoints / Transactional DDL"). On SQLite the transaction is therefore opened first,
+    with the write lock (:func:`begin_write`).
     """
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        raw = connection.connection.dbapi_connection
-        if raw is not None and not raw.in_transaction:
-            connection.exec_driver_sql("BEGIN")
+    begin_write(session)  # a savepoint is there to write: on SQLite, the lock first
     with session.begin_nested() as nested:
         yield nested
 

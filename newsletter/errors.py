@@ -16,7 +16,9 @@ keeps its traceback::
     │   ├── TokenExpired
     │   └── TokenInvalid          tampered, wrong purpose, or unknown key
     ├── ConsentError              the consent rules forbid this change
+    │   └── Suppressed            the address is on the suppression list: no mail may start
     ├── StateError                an illegal state transition (HTTP 409)
+    │   └── StatusChanged         the status changed under us (a concurrent request won)
     ├── RateLimited               too many tries from one client (carries retry_after)
     ├── TemplateError             Jinja2 or MJML failed (carries template and line)
     ├── ContentError              not enough snippets, preflight failed
@@ -99,6 +101,14 @@ class RateLimited(NewsletterError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class Suppressed(ConsentError):
+    """An operator's act (``subscribers add``, an import) would mail a suppressed address."""
+
+
+class StatusChanged(StateError):
+    """A compare-and-set status change found another status than the one it read."""
 
 
 class TemplateError(NewsletterError):

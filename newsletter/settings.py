@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     )
     max_pause_weeks: int = Field(default=12, ge=1, le=52)
     form_max_bytes: int = Field(default=16 * 1024, ge=1024, description="largest form body")
+    # Confirmation emails to one address, whatever the IP asking: a stranger typing someone
+    # else's address into the form can cause at most this many.
+    confirm_max_per_hour: int = Field(default=1, ge=1)
+    confirm_max_per_week: int = Field(default=3, ge=1)
+    # `subscribers import` refuses a larger file before reading a byte of it.
+    import_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
 
     # --- The web door's defences (issues 12 and 13; the web engineer's block) ---
     # Sign-ups per client IP in a sliding window, one count in the database shared by every

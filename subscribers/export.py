@@ -1,7 +1,10 @@
 """Export of subscribers with their full consent history, as CSV or JSON.
 
 The CSV columns start with the import columns, so an export re-imports elsewhere (see
-csv_io): active rows keep their consent proof, people who left stay suppressed.
+csv_io): active rows keep their consent proof, people who left stay suppressed. Every CSV
+cell goes through :func:`subscribers.csv_reading.safe_cell`: a name like ``=HYPERLINK(...)``
+typed into the sign-up form must not run when the file is opened in a spreadsheet
+(import undoes the quote).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
-from subscribers.csv_io import EXPORT_COLUMNS
+from subscribers.csv_reading import EXPORT_COLUMNS, safe_cell
 from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 
 ExportFormat = Literal["csv", "json"]
@@ -86,5 +89,5 @@ def export_subscribers(
         row = {k: record[k] for k in EXPORT_COLUMNS if k not in ("topics", "history")}
         row["topics"] = " ".join(record["topics"])
         row["history"] = json.dumps(record["history"], ensure_ascii=False)
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: safe_cell(v) for k, v in row.items()})
     return buffer.getvalue()

@@ -1,4 +1,4 @@
-"""Periodic clean-up: pending sign-ups nobody confirmed.
+"""Periodic clean-up: pending sign-ups nobody confirmed, and the old confirmation log.
 
 A first-time sign-up left unconfirmed for ``settings.pending_expiry_days`` is deleted with
 its history: we hold no consent for that address, so we keep nothing about it. Someone
@@ -10,21 +10,26 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, col, delete, or_, select
 
 from newsletter.clock import utcnow
+from newsletter.errors import NotFound
 from newsletter.settings import Settings
-from subscribers import lifecycle
-from subscribers.models import ConsentSource, Subscriber, SubscriberStatus
+from subscribers import atomic, lifecycle
+from subscribers.models import ConfirmationSend, ConsentSource, Subscriber, SubscriberStatus
 
 
 def expire_pending(session: Session, *, settings: Settings, now: datetime | None = None) -> int:
-    """Expire stale pending sign-ups; returns how many were deleted or reverted."""
-    cutoff = (now or utcnow()) - timedelta(days=settings.pending_expiry_days)
-    # A repeated sign-up resends the confirmation: the clock restarts at the latest one,
-    # so a fresh link never leads to "this sign-up has expired".
-    stale = session.exec(
-        select(Subscriber).where(
+    """Expire stale pending sign-ups; returns how many were deleted or reverted.
+
+    Each candidate is taken (atomic.lock_subscriber) and checked again before it goes:
+    a confirm or a new sign-up that landed since the search wins. Also prunes the
+    confirmation log of entries older than any cap counts (see prune_confirmation_sends).
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(days=settings.pending_expiry_days)
+    candidates = session.exec(
+        select(Subscriber.id).where(
             Subscriber.status == SubscriberStatus.PENDING.value,
             col(Subscriber.status_changed_at) < cutoff,
             or_(
@@ -33,7 +38,15 @@ def expire_pending(session: Session, *, settings: Settings, now: datetime | None
             ),
         )
     ).all()
-    for subscriber in stale:
+    expired = 0
+    for subscriber_id in candidates:
+        assert subscriber_id is not None
+        try:
+            subscriber = atomic.lock_subscriber(session, subscriber_id=subscriber_id)
+        except NotFound:  # erased meanwhile
+            continue
+        if not _stale(subscriber, cutoff):
+            continue
         previous = _status_before_pending(session, subscriber)
         if previous is None:
             session.delete(subscriber)
@@ -45,8 +58,33 @@ def expire_pending(session: Session, *, settings: Settings, now: datetime | None
                 reason=f"new sign-up not confirmed within {settings.pending_expiry_days} days",
                 source=ConsentSource.SYSTEM,
             )
+        expired += 1
     session.flush()
-    return len(stale)
+    prune_confirmation_sends(session, now=now)
+    return expired
+
+
+def _stale(subscriber: Subscriber, cutoff: datetime) -> bool:
+    """Still pending, and neither the sign-up nor the latest confirmation email is recent.
+
+    A repeated sign-up resends the confirmation: the clock restarts at the latest one, so a
+    fresh link never leads to "this sign-up has expired".
+    """
+    sent = subscriber.confirmation_sent_at
+    return (
+        subscriber.status == SubscriberStatus.PENDING.value
+        and subscriber.status_changed_at < cutoff
+        and (sent is None or sent < cutoff)
+    )
+
+
+def prune_confirmation_sends(session: Session, *, now: datetime | None = None) -> int:
+    """Forget confirmation emails older than a week: no cap counts them any more."""
+    week_ago = (now or utcnow()) - timedelta(weeks=1)
+    result = session.execute(
+        delete(ConfirmationSend).where(col(ConfirmationSend.sent_at) < week_ago)
+    )
+    return result.rowcount  # type: ignore[attr-defined]
 
 
 def _status_before_pending(session: Session, subscriber: Subscriber) -> SubscriberStatus | None:

@@ -3,6 +3,13 @@
 Every status change goes through :func:`transition`, which checks :data:`TRANSITIONS` and
 writes a :class:`ConsentEvent` with who, how and why. Acts that do not change the status
 (a resent confirmation, a preferences change) use :func:`record_event`.
+
+Concurrent requests for one reader (a confirm click racing an unsubscribe, two sign-ups)
+must not undo each other, and the history must record each move from the state it really
+left. So every act first takes the row (:func:`subscribers.atomic.lock_subscriber`) and
+decides on what it reads then, and the status itself only ever changes by compare-and-set
+(:func:`subscribers.atomic.set_status_if`: ``UPDATE ... WHERE status = <the status
+read>``), which refuses a move from a state the row has already left.
 """
 
 from __future__ import annotations
@@ -11,12 +18,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, col, select, update
 
 from newsletter.clock import utcnow
-from newsletter.errors import NotFound, StateError
+from newsletter.errors import NotFound, StateError, StatusChanged
 from newsletter.settings import Settings
 from subscribers.addresses import normalise_for_hash
+from subscribers.atomic import lock_subscriber, set_status_if
 from subscribers.models import (
     ConsentEvent,
     ConsentSource,
@@ -121,13 +130,31 @@ def transition(
     detail: Mapping[str, Any] | None = None,
     at: datetime | None = None,
 ) -> ConsentEvent:
-    """Move the subscriber to ``to_status`` or raise StateError; records the event."""
+    """Move the subscriber to ``to_status`` and record the event.
+
+    Raises StateError for a move :data:`TRANSITIONS` forbids, and StatusChanged when the
+    row no longer holds the status read into ``subscriber`` (another request moved it
+    first; ``subscriber`` is then refreshed). Take the row with :func:`lock_subscriber`
+    first and that cannot happen.
+    """
+    assert subscriber.id is not None, "flush the subscriber before recording events"
     from_status = SubscriberStatus(subscriber.status)
     if not can_transition(from_status, to_status):
         raise StateError(
             f"subscriber {subscriber.id} cannot go from {from_status.value} to {to_status.value}"
         )
     when = at or utcnow()
+    moved = set_status_if(
+        session, subscriber_id=subscriber.id, expected=from_status, new=to_status, at=when
+    )
+    if not moved:
+        session.refresh(subscriber)
+        raise StatusChanged(
+            f"subscriber {subscriber.id} is {subscriber.status} now, no longer "
+            f"{from_status.value}: another request changed it first"
+        )
+    set_committed_value(subscriber, "status", to_status.value)
+    set_committed_value(subscriber, "status_changed_at", when)
     event = _event(
         subscriber,
         from_status=from_status.value,
@@ -140,9 +167,6 @@ def transition(
         detail=detail,
         at=when,
     )
-    subscriber.status = to_status.value
-    subscriber.status_changed_at = when
-    session.add(subscriber)
     session.add(event)
     session.flush()
     return event
@@ -190,7 +214,8 @@ def _stop(
     user_agent: str | None = None,
     detail: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Stop mail to the subscriber; returns False when it was already stopped."""
+    """Stop mail to the (locked) subscriber; returns False when it was already stopped as
+    strongly."""
     changed = False
     current = SubscriberStatus(subscriber.status)
     if current not in STOPPED or STOP_RANK[to_status] > STOP_RANK[current]:
@@ -221,9 +246,11 @@ def unsubscribe(
 ) -> bool:
     """Unsubscribe at once and suppress the address; True when something changed.
 
-    Idempotent: a second click, or a click after a bounce, is not an error.
+    Idempotent: a second click, or a click after a bounce, is not an error. Once this
+    returns and the caller commits, no confirm that started earlier can undo it: the
+    confirm waits for the row and then finds it unsubscribed.
     """
-    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    subscriber = lock_subscriber(session, subscriber_id=subscriber_id)
     return _stop(
         session,
         subscriber,
@@ -240,7 +267,7 @@ def unsubscribe(
 def record_hard_bounce(
     session: Session, *, subscriber_id: int, detail: Mapping[str, Any] | None = None
 ) -> bool:
-    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    subscriber = lock_subscriber(session, subscriber_id=subscriber_id)
     return _stop(
         session,
         subscriber,
@@ -260,7 +287,7 @@ def record_soft_bounce(
     detail: Mapping[str, Any] | None = None,
 ) -> bool:
     """Count a soft bounce; at ``settings.soft_bounce_limit`` in a row the address stops."""
-    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    subscriber = lock_subscriber(session, subscriber_id=subscriber_id)
     subscriber.soft_bounces += 1
     session.add(subscriber)
     session.flush()
@@ -278,18 +305,25 @@ def record_soft_bounce(
 
 
 def reset_soft_bounces(session: Session, *, subscriber_id: int) -> None:
-    """A delivery got through: the soft-bounce streak is over."""
+    """A delivery got through: the soft-bounce streak is over.
+
+    One conditional UPDATE, so the common case (no streak) writes nothing and a bounce
+    counted concurrently is not overwritten by a stale read.
+    """
     subscriber = get_subscriber(session, subscriber_id=subscriber_id)
-    if subscriber.soft_bounces:
-        subscriber.soft_bounces = 0
-        session.add(subscriber)
-        session.flush()
+    session.execute(
+        update(Subscriber)
+        .where(col(Subscriber.id) == subscriber_id, col(Subscriber.soft_bounces) != 0)
+        .values(soft_bounces=0)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(subscriber, "soft_bounces", 0)
 
 
 def record_complaint(
     session: Session, *, subscriber_id: int, detail: Mapping[str, Any] | None = None
 ) -> bool:
-    subscriber = get_subscriber(session, subscriber_id=subscriber_id)
+    subscriber = lock_subscriber(session, subscriber_id=subscriber_id)
     return _stop(
         session,
         subscriber,

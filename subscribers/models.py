@@ -114,3 +114,17 @@ class Suppression(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=320, index=True)
     reason: str = Field(sa_type=sa.String(20))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ConfirmationSend(SQLModel, table=True):
+    """One confirmation email sent and not yet answered by a click, by the hash of the
+    address: what the per-address caps count. Keyed by hash (like the suppression list) so
+    the count survives the deletion of an expired sign-up or an erasure; rows older than a
+    week serve no cap and are pruned."""
+
+    __tablename__ = "confirmation_send"
+    __table_args__ = (sa.Index("ix_confirmation_send_hash_sent_at", "email_hash", "sent_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_hash: str = Field(max_length=64)
+    sent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

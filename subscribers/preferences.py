@@ -16,7 +16,7 @@ from sqlmodel import Session
 from newsletter.clock import utcnow
 from newsletter.errors import ConsentError, InvalidInput, StateError
 from newsletter.settings import Settings
-from subscribers import lifecycle
+from subscribers import atomic, lifecycle
 from subscribers.models import ConsentSource, Subscriber, SubscriberStatus
 
 
@@ -60,8 +60,12 @@ def update_preferences(
     now: datetime | None = None,
 ) -> Subscriber:
     """Set topics (with their separate consent) and pause; ``pause_weeks`` 0 resumes,
-    None leaves the pause as it is."""
-    subscriber = lifecycle.get_subscriber(session, subscriber_id=subscriber_id)
+    None leaves the pause as it is.
+
+    The row is taken first (atomic.lock_subscriber), so a concurrent unsubscribe either
+    lands before (StateError here) or after this history row, never under it.
+    """
+    subscriber = atomic.lock_subscriber(session, subscriber_id=subscriber_id)
     if subscriber.status != SubscriberStatus.ACTIVE:
         raise StateError("only a confirmed subscriber can change preferences")
     chosen = sorted(dict.fromkeys(t.strip() for t in topics if t.strip()))

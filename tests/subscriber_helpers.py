@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
 import re
 from email.message import EmailMessage
 from pathlib import Path
@@ -101,3 +102,22 @@ class AppSlot:
 # For tests about parsing, pages or messages rather than storage: run them on SQLite only
 # (overrides the sqlite+postgres parametrization of the ``database_url`` fixture).
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def assert_history_exact(session: Session, subscriber: Subscriber) -> None:
+    """The consent history is a chain: it starts from nothing, each row leaves the state
+    the previous row entered, each change is an allowed move, and it ends in the status the
+    row holds now. A row written from a stale read breaks the chain."""
+    events = lifecycle.history(session, subscriber_id=subscriber.id)
+    assert events, f"subscriber {subscriber.id} has no history"
+    assert events[0].from_status is None, events[0]
+    for before, after in itertools.pairwise(events):
+        assert after.from_status == before.to_status, (
+            f"subscriber {subscriber.id}: {after.reason!r} left {after.from_status}, "
+            f"but the row before entered {before.to_status}"
+        )
+        if after.from_status != after.to_status:
+            assert lifecycle.can_transition(
+                lifecycle.S(after.from_status), lifecycle.S(after.to_status)
+            ), after
+    assert events[-1].to_status == subscriber.status, (subscriber.id, subscriber.status)
