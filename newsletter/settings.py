@@ -7,11 +7,14 @@ environment themselves, so a test can hand them any configuration it likes.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from newsletter.errors import ConfigError
 
@@ -19,6 +22,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SENDGRID_MAX_BATCH = 1000  # SendGrid v3 Mail Send: at most 1000 personalizations per request
 
 ProviderName = Literal["outbox", "sendgrid", "smtp"]
+SUPPORTED_DATABASES = ("sqlite", "postgresql+psycopg")
+DATABASE_URL_HELP = "use sqlite:///path/to/newsletter.db or postgresql://user@host:5432/name"
 
 
 class Settings(BaseSettings):
@@ -134,11 +139,20 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _psycopg3(cls, value: str) -> str:
-        # SQLAlchemy reads plain postgresql:// as psycopg2; production runs psycopg 3.
-        if value.startswith("postgresql://") or value.startswith("postgres://"):
-            return "postgresql+psycopg://" + value.split("://", 1)[1]
-        return value
+    def _supported_database(cls, value: str) -> str:
+        """SQLite, or PostgreSQL through psycopg 3: the only databases the service runs
+        on (the migrations and the tests cover these two), decided here once."""
+        url = value.strip()
+        try:
+            driver = make_url(url).drivername
+        except ArgumentError:
+            raise ValueError(f"not a database URL; {DATABASE_URL_HELP}") from None
+        if driver in ("postgresql", "postgres"):
+            # SQLAlchemy reads plain postgresql:// as psycopg2; production runs psycopg 3.
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+        if driver in SUPPORTED_DATABASES:
+            return url
+        raise ValueError(f"{driver}:// is not supported; {DATABASE_URL_HELP}")
 
     @property
     def is_sqlite(self) -> bool:
@@ -173,14 +187,27 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings, turning pydantic's validation errors into one clear ConfigError."""
+    """Build settings, turning every way a value can be malformed into one ConfigError.
+
+    Pydantic's validation errors name the variable (``NEWSLETTER_<FIELD>``); a list or
+    mapping that is not JSON fails earlier, in pydantic-settings (SettingsError), and is
+    named the same way.
+    """
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as err:
         problems = "; ".join(
-            f"NEWSLETTER_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"NEWSLETTER_{'_'.join(str(p) for p in e['loc']).upper()}: "
+            + e["msg"].removeprefix("Value error, ")
             for e in err.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from err
+    except SettingsError as err:
+        field = re.search(r'field "(\w+)"', str(err))
+        name = f"NEWSLETTER_{field.group(1).upper()}" if field else "a setting"
+        raise ConfigError(
+            f"invalid settings: {name}: not valid JSON (a list or mapping such as "
+            '["a", "b"] or {"key": "value"})'
+        ) from err
     settings.check_for_production()
     return settings
