@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -23,6 +23,8 @@ SENDGRID_MAX_BATCH = 1000  # SendGrid v3 Mail Send: at most 1000 personalization
 
 ProviderName = Literal["outbox", "sendgrid", "smtp"]
 SUPPORTED_DATABASES = ("sqlite", "postgresql+psycopg")
+DURATION_UNITS = {"_seconds": 1, "_minutes": 60, "_days": 86_400, "_weeks": 604_800}
+MAX_DURATION = 100 * 366 * 86_400  # seconds
 DATABASE_URL_HELP = "use sqlite:///path/to/newsletter.db or postgresql://user@host:5432/name"
 
 
@@ -136,6 +138,17 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: int = Field(default=60, ge=1, description="due-campaign check")
     housekeeping_cron: str = "30 3 * * *"
     job_run_retention_days: int = Field(default=90, ge=1)
+
+    @field_validator("*")
+    @classmethod
+    def _durations_fit_a_calendar(cls, value: object, info: ValidationInfo) -> object:
+        """A duration (a setting named ``*_seconds``, ``*_minutes``, ``*_days`` or
+        ``*_weeks``) of at most 100 years, and a number: a larger one overflows
+        ``datetime.timedelta`` (or a socket timeout) where it is used, far from here."""
+        unit = next((s for end, s in DURATION_UNITS.items() if info.field_name.endswith(end)), 0)
+        if unit and isinstance(value, int | float) and not abs(value) * unit <= MAX_DURATION:
+            raise ValueError(f"at most {MAX_DURATION // unit:,} (100 years)")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -129,3 +129,22 @@ def test_any_value_of_any_setting_loads_or_is_one_config_error(
                 assert "\n" not in str(error)
 
     check()
+
+
+DURATIONS = [n for n in FIELDS if n.endswith(("_seconds", "_minutes", "_days", "_weeks"))]
+
+
+@pytest.mark.parametrize("field", DURATIONS)
+def test_a_duration_over_100_years_is_a_config_error(field: str) -> None:
+    """10**20 minutes loaded fine, then overflowed timedelta in a sign-up."""
+    for value in (10**20, float("inf")):
+        with pytest.raises(ConfigError, match=rf"NEWSLETTER_{field.upper()}: "):
+            load_settings(_env_file=None, **{field: value})
+
+
+def test_durations_up_to_100_years_still_load() -> None:
+    cfg = load_settings(
+        _env_file=None, confirmation_resend_minutes=100 * 365 * 24 * 60, max_pause_weeks=52
+    )
+    assert cfg.confirmation_resend_minutes == 52_560_000
+    assert "confirmation_resend_minutes" in DURATIONS and len(DURATIONS) >= 10
