@@ -16,6 +16,7 @@ only parsed: their malformed values must be refused before anything starts.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -41,6 +42,8 @@ ROOT = typer.main.get_command(app)
 PARSE_ONLY = {("serve",), ("demo",), ("scheduler", "run")}
 # Exit codes a command documents beyond 0, 1 and 2 (its --help says what they mean).
 MORE_EXIT_CODES = {("scheduler", "status"): {3}}
+# A valid preview starts Chromium for two screenshots (seconds each): fewer examples.
+EXAMPLES = {("campaigns", "preview"): 8}
 CAMPAIGN = "1"  # the seeded campaign, so other values reach the room behind the parse
 MALFORMED = [
     "",
@@ -119,9 +122,29 @@ def command_line(draw: st.DrawFn, command: Any) -> list[str]:
     return [*positional, *(word for option in ordered for word in option)]
 
 
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database with one snippet, one draft campaign and two readers,
+    made once and copied for each command."""
+    from newsletter.settings import load_settings
+
+    path = tmp_path_factory.mktemp("seed") / "cli.db"
+    url = f"sqlite:///{path}"
+    engine = db.get_engine(url)
+    db.upgrade(engine)
+    cfg = load_settings(_env_file=None, database_url=url, timezone="UTC")
+    with Session(engine, expire_on_commit=False) as session:
+        make_campaign(session, [make_snippet(session, cfg)], subject="Seeded")
+        session.commit()
+    add_subscribers(engine, 2)
+    db.dispose_engine(url)  # checkpoints SQLite's WAL into the file
+    return path
+
+
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def env(seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)  # relative paths land here; no stray .env is read
+    shutil.copy(seeded, tmp_path / "cli.db")
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     values = {
         "NEWSLETTER_DATABASE_URL": url,
@@ -132,15 +155,6 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
-    engine = db.get_engine(url)
-    db.upgrade(engine)
-    from newsletter.settings import load_settings
-
-    with Session(engine, expire_on_commit=False) as session:
-        snippet = make_snippet(session, load_settings())
-        make_campaign(session, [snippet], subject="Seeded")
-        session.commit()
-    add_subscribers(engine, 2)
     yield tmp_path
     db.dispose_engine(url)
 
@@ -170,7 +184,7 @@ def test_malformed_values_end_in_one_line_and_exit_0_1_or_2(
     env: Path, path: tuple[str, ...], command: Any
 ) -> None:
     @settings(
-        max_examples=int(os.environ.get("CLI_FUZZ_EXAMPLES", "25")),
+        max_examples=int(os.environ.get("CLI_FUZZ_EXAMPLES", EXAMPLES.get(path, 25))),
         deadline=None,
         derandomize="CLI_FUZZ_EXAMPLES" not in os.environ,
         database=None,
