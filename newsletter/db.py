@@ -203,13 +203,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     check_connection(engine)
     target = head_revision() if revision == "head" else revision
-    if current_revision(engine) == target:
-        return  # every command on SQLite asks: answer without loading the migrations
     try:
+        if current_revision(engine) == target:
+            return  # every command on SQLite asks: answer without loading the migrations
         with _migrating(engine) as migrating:
             command.upgrade(_alembic_config(migrating), revision)
     except CommandError as err:
         raise DatabaseError(f"cannot upgrade to {revision!r}: {err}") from err
+    except DBAPIError as err:  # a damaged file, a full disk, a lost server
+        raise DatabaseError(f"cannot migrate the database: {_reason(err)}") from err
 
 
 def downgrade(engine: Engine, revision: str) -> None:
@@ -232,7 +234,10 @@ def check_connection(engine: Engine) -> None:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
     except DBAPIError as err:  # unreachable, refused, bad credentials or options
-        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
-        raise DatabaseError(
-            f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: {reason}"
-        ) from err
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseError(f"cannot reach the database {where}: {_reason(err)}") from err
+
+
+def _reason(err: DBAPIError) -> str:
+    """The driver's own message, first line: what went wrong without SQLAlchemy's notes."""
+    return str(err.orig).strip().splitlines()[0] if err.orig else str(err).splitlines()[0]

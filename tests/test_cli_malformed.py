@@ -278,3 +278,13 @@ def test_an_unsupported_database_url_is_one_line_naming_the_setting(
     assert result.stderr.startswith("error: invalid settings: NEWSLETTER_DATABASE_URL: ")
     assert result.stderr.count("\n") == 1
     assert "secret" not in result.stderr
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a database, " * 100)
+    url = f"sqlite:///{tmp_path / 'notes.txt'}"
+    result = newsletter(tmp_path, "campaigns", "list", NEWSLETTER_DATABASE_URL=url)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith("error: cannot reach the database sqlite:///")
+    assert result.stderr.endswith(": file is not a database\n")
+    assert result.stderr.count("\n") == 1
