@@ -80,12 +80,25 @@ class CampaignPublic(CampaignBase):
     created_at: datetime
 
 
+# Migration 0006: one live weekly issue per ISO week; a cancelled one may be replaced.
+LIVE_WEEK = sa.text("status != 'cancelled'")
+
+
 class Campaign(CampaignBase, table=True):
     __tablename__ = "campaign"
+    __table_args__ = (
+        sa.Index(
+            "uq_campaign_week_live",
+            "week",
+            unique=True,
+            sqlite_where=LIVE_WEEK,
+            postgresql_where=LIVE_WEEK,
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # ISO week ("2026-W48") of a weekly issue; None for an ad-hoc campaign.
-    week: str | None = Field(default=None, max_length=10, sa_column_kwargs={"unique": True})
+    week: str | None = Field(default=None, max_length=10)
     status: str = Field(default=CampaignStatus.DRAFT, sa_type=sa.String(20), index=True)
     scheduled_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

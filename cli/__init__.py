@@ -7,13 +7,9 @@ one-line errors) and :mod:`cli.context` the settings and database wiring.
 
 from __future__ import annotations
 
-import typer
-
 from cli import api_tokens, campaigns, db, output, scheduler, snippets, subscribers, toplevel
 
-app = typer.Typer(
-    help="Run the weekly newsletter.", no_args_is_help=True, pretty_exceptions_enable=False
-)
+app = output.App(help="Run the weekly newsletter.", pretty_exceptions_enable=False)
 app.add_typer(db.app, name="db")
 app.add_typer(snippets.app, name="snippets")
 app.add_typer(subscribers.app, name="subscribers")

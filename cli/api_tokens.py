@@ -7,7 +7,7 @@ import typer
 from cli import output
 from cli.context import session_for, settings
 
-app = typer.Typer(help="Bearer tokens for the HTTP API.", no_args_is_help=True)
+app = output.App(help="Bearer tokens for the HTTP API.")
 
 
 @app.command("create")
@@ -46,7 +46,10 @@ def list_(as_json: bool = output.json_option()) -> None:
 
 
 @app.command("revoke")
-def revoke(name: str = typer.Argument(...), as_json: bool = output.json_option()) -> None:
+def revoke(
+    name: str = typer.Argument(..., help="The name of the token to revoke."),
+    as_json: bool = output.json_option(),
+) -> None:
     """Revoke a token at once; requests with it get 401."""
     from newsletter import api_tokens
 

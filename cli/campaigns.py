@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Column
 
-from cli import output
+from cli import output, params
 from cli.context import actor, session_for, settings
 
 if TYPE_CHECKING:
@@ -17,18 +17,7 @@ if TYPE_CHECKING:
     from campaigns.delivery.throttle import SendReport
     from campaigns.models import CampaignStatus
 
-app = typer.Typer(help="Weekly issues and other campaigns.", no_args_is_help=True)
-
-CAMPAIGN_ID = typer.Argument(..., metavar="ID")
-
-
-def _parse_day(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        output.bad_usage(f"{value!r} is not a date (YYYY-MM-DD)")
+app = output.App(help="Weekly issues and other campaigns.")
 
 
 def _parse_status(status: str | None) -> CampaignStatus | None:
@@ -56,7 +45,7 @@ def _send_summary(campaign_id: int, report: SendReport) -> None:
 
 @app.command("send")
 def send(
-    campaign_id: int = typer.Argument(..., help="The campaign to send (or resume)."),
+    campaign_id: int = params.campaign_id("The campaign to send, or to go on sending."),
     as_json: bool = output.json_option("Print only the JSON report."),
 ) -> None:
     """Send a campaign now: queue its audience once, then deliver every queued recipient."""
@@ -91,8 +80,10 @@ def send(
 
 @app.command("test-send")
 def test_send(
-    campaign_id: int = typer.Argument(..., help="The campaign to preview."),
-    to: str = typer.Option(..., "--to", help="Where the test copy goes."),
+    campaign_id: int = params.campaign_id("The campaign a test copy is made of."),
+    to: str = typer.Option(
+        ..., "--to", metavar="EMAIL", parser=params.parse_email, help="Where the test copy goes."
+    ),
     as_json: bool = output.json_option(),
 ) -> None:
     """Send one copy marked as a test to --to; records nothing."""
@@ -112,32 +103,54 @@ def test_send(
 
 @app.command("assemble")
 def assemble(
-    for_date: str | None = typer.Option(
-        None, "--for", metavar="DATE", help="Any day of the issue's ISO week; default today."
+    day: date | None = typer.Option(
+        None,
+        "--for",
+        metavar="DATE",
+        parser=params.parse_day,
+        help="Any day of the issue's ISO week; default today.",
     ),
     as_json: bool = output.json_option(),
 ) -> None:
-    """Build the weekly issue (or show the one already built for that week)."""
+    """Build the weekly issue, or show the one already built for that week.
+
+    A week whose issue was cancelled gets a fresh one in its place.
+    """
     from campaigns.content.assembly import assemble_week
 
-    day = _parse_day(for_date)
     cfg = settings()
     with session_for(cfg) as session:
-        data = assemble_week(session, settings=cfg, day=day, actor="cli").to_dict()
+        issue = assemble_week(session, settings=cfg, day=day, actor="cli", replace_cancelled=True)
+        data = issue.to_dict()
     if as_json:
         output.print_json(data)
         return
-    state = "assembled" if data["created"] else "already assembled"
-    output.say(f"campaign {data['id']} for {data['week']} {state}: {data['subject']}")
+    output.say(_assembled_line(data))
     for position, snippet in enumerate(data["snippets"], start=1):
         mark = " (resent)" if snippet["resent"] else ""
         output.say(f"  {position}. [{snippet['id']}] {snippet['title']}{mark}")
 
 
+def _assembled_line(data: dict[str, Any]) -> str:
+    """What assembling did, naming the campaign's status (and the issue it replaces)."""
+    week, cid, status, subject = data["week"], data["id"], data["status"], data["subject"]
+    if not data["created"]:
+        already = status if status in ("scheduled", "sending", "sent") else f"assembled ({status})"
+        return f"the {week} issue is campaign {cid}, already {already}: {subject}"
+    replacing = f", replacing cancelled campaign {data['replaces']}" if data["replaces"] else ""
+    return f"campaign {cid} ({status}) for {week} assembled{replacing}: {subject}"
+
+
 @app.command("preview")
 def preview(
-    campaign_id: int = CAMPAIGN_ID,
-    out_dir: Path = typer.Option(..., "--out", help="Folder for the preview files."),
+    campaign_id: int = params.campaign_id("The campaign to write preview files of."),
+    out_dir: Path = typer.Option(
+        ...,
+        "--out",
+        metavar="FOLDER",
+        parser=params.output_folder,
+        help="Folder for the preview files; created when missing.",
+    ),
     as_json: bool = output.json_option(),
 ) -> None:
     """Write email.html/.txt/.eml and desktop/mobile screenshots of a campaign."""
@@ -158,7 +171,10 @@ def preview(
 
 
 @app.command("preflight")
-def preflight(campaign_id: int = CAMPAIGN_ID, as_json: bool = output.json_option()) -> None:
+def preflight(
+    campaign_id: int = params.campaign_id("The campaign to check."),
+    as_json: bool = output.json_option(),
+) -> None:
     """Check a campaign before sending; exit 1 when an error would block the send."""
     from campaigns.content.review import preflight_campaign
 
@@ -170,11 +186,8 @@ def preflight(campaign_id: int = CAMPAIGN_ID, as_json: bool = output.json_option
     else:
         for finding in report.findings:
             output.say(str(finding))
-        output.say(
-            "preflight: ok"
-            if report.ok
-            else f"preflight: {len(report.errors)} error(s) block the send"
-        )
+        blocked = f"the send is blocked by {output.plural(len(report.errors), 'error')}"
+        output.say(f"preflight: {'ok' if report.ok else blocked}")
     if not report.ok:
         output.fail()
 
@@ -184,12 +197,20 @@ def preflight(campaign_id: int = CAMPAIGN_ID, as_json: bool = output.json_option
 
 @app.command("report")
 def report(
-    campaign_id: int = CAMPAIGN_ID,
+    campaign_id: int = params.campaign_id("The campaign to report on."),
     csv_file: Path | None = typer.Option(
-        None, "--csv", metavar="FILE", help="Also write the figures as CSV."
+        None,
+        "--csv",
+        metavar="FILE",
+        parser=params.output_file,
+        help="Also write the figures as CSV.",
     ),
     chart_file: Path | None = typer.Option(
-        None, "--chart", metavar="FILE.png", help="Also draw deliveries and engagement."
+        None,
+        "--chart",
+        metavar="FILE.png",
+        parser=params.output_file,
+        help="Also draw deliveries and engagement (PNG).",
     ),
     as_json: bool = output.json_option(),
 ) -> None:
@@ -215,7 +236,7 @@ def report(
             (f.label, f"{f.count:,}", "" if f.rate is None else f"{f.rate:.2%}", f.of or "")
             for f in figures.figures
         ),
-        title=f"Campaign {campaign_id}: {figures.subject}",
+        title=f"Campaign {campaign_id} ({figures.status}): {figures.subject}",
     )
     for warning in figures.warnings:
         output.say(f"warning: {warning}", style="bold red")
@@ -226,10 +247,16 @@ def report(
 
 # ---------------------------------------------------------------- workflow
 
+REASON_HELP = "Why; kept in the campaign's log."
 
-def _campaign_line(c: CampaignView) -> str:
+
+def _campaign_line(cid: object, status: str, week: str, subject: str) -> str:
+    return f"{cid:>5}  {status:<9}  {week:<8}  {subject}"
+
+
+def _campaign_row(c: CampaignView) -> str:
     when = f"  at {c.scheduled_at_local}" if c.scheduled_at_local else ""
-    return f"{c.id:>5}  {c.status:<9}  {c.week or '-':<8}  {c.subject}{when}"
+    return _campaign_line(c.id, c.status, c.week or "-", c.subject + when)
 
 
 def _campaign_change(data: CampaignView, as_json: bool) -> None:
@@ -258,12 +285,17 @@ def list_(
         return
     if not rows:
         output.say("no campaigns")
+        return
+    output.say(_campaign_line("id", "status", "week", "subject"))
     for row in rows:
-        output.say(_campaign_line(row))
+        output.say(_campaign_row(row))
 
 
 @app.command("show")
-def show(campaign_id: int = CAMPAIGN_ID, as_json: bool = output.json_option()) -> None:
+def show(
+    campaign_id: int = params.campaign_id("The campaign to show."),
+    as_json: bool = output.json_option(),
+) -> None:
     """A campaign with its delivery progress (queued / sent / skipped / failed) and log."""
     from campaigns import actions
 
@@ -274,7 +306,7 @@ def show(campaign_id: int = CAMPAIGN_ID, as_json: bool = output.json_option()) -
         output.print_json(detail.model_dump(mode="json"))
         return
     p = detail.progress
-    output.say(f"campaign {detail.id}: {detail.subject}")
+    output.say(f"campaign {detail.id} ({detail.status}): {detail.subject}")
     output.say(f"  status:    {detail.status}")
     output.say(f"  week:      {detail.week or '-'}")
     output.say(f"  scheduled: {detail.scheduled_at_local or '-'}")
@@ -293,21 +325,22 @@ def show(campaign_id: int = CAMPAIGN_ID, as_json: bool = output.json_option()) -
 
 @app.command("schedule")
 def schedule(
-    campaign_id: int = CAMPAIGN_ID,
-    at: str = typer.Option(
+    campaign_id: int = params.campaign_id("The campaign to schedule."),
+    at: datetime = typer.Option(
         ...,
         "--at",
         metavar="ISO_DATETIME",
+        parser=params.parse_when,
         help="When to send; without an offset, in NEWSLETTER_TIMEZONE.",
     ),
-    reason: str = typer.Option("", "--reason"),
+    reason: str = typer.Option("", "--reason", help=REASON_HELP),
     as_json: bool = output.json_option(),
 ) -> None:
     """Queue a draft or paused campaign (or move a scheduled one) for --at."""
     from campaigns import actions, weekly_plan
 
     cfg = settings()
-    when = weekly_plan.parse_when(at, cfg)
+    when = weekly_plan.local_to_utc(at, cfg)
     with session_for(cfg) as session:
         data = actions.schedule(
             session,
@@ -324,8 +357,8 @@ def _change_command(name: str, doc: str) -> None:
     """Add ``campaigns NAME ID [--reason]``, which calls ``campaigns.actions.NAME``."""
 
     def command(
-        campaign_id: int = CAMPAIGN_ID,
-        reason: str = typer.Option("", "--reason", help="Why; kept in the campaign's log."),
+        campaign_id: int = params.campaign_id(f"The campaign to {name}."),
+        reason: str = typer.Option("", "--reason", help=REASON_HELP),
         as_json: bool = output.json_option(),
     ) -> None:
         from campaigns import actions

@@ -8,18 +8,39 @@ from cli import output
 from cli.context import engine_for, settings
 from newsletter import db
 
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app = output.App(help="Database schema.")
+
+
+def _revision(value: str) -> str:
+    """``head`` or the id of one of the project's migrations; BadParameter otherwise."""
+    known = db.revisions()
+    if value == "head" or value in known:
+        return value
+    raise typer.BadParameter(f"{value!r} is not a revision; use head or one of {', '.join(known)}")
 
 
 @app.command("upgrade")
-def upgrade(revision: str = typer.Argument("head")) -> None:
+def upgrade(
+    revision: str = typer.Argument(
+        "head", metavar="REVISION", parser=_revision, help="The revision to migrate up to."
+    ),
+    as_json: bool = output.json_option(),
+) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
     engine = engine_for(settings(), migrate=False)
     db.upgrade(engine, revision)
-    output.say(f"database at revision {db.current_revision(engine)}")
+    _print_revision(db.current_revision(engine), as_json, text="database at revision {}")
 
 
 @app.command("current")
-def current() -> None:
-    """Show the schema revision."""
-    output.say(db.current_revision(engine_for(settings(), migrate=False)) or "empty")
+def current(as_json: bool = output.json_option()) -> None:
+    """Show the schema revision ("empty" before the first migration) and the newest one."""
+    _print_revision(db.current_revision(engine_for(settings(), migrate=False)), as_json)
+
+
+def _print_revision(revision: str | None, as_json: bool, *, text: str = "{}") -> None:
+    head = db.head_revision()
+    if as_json:
+        output.print_json({"revision": revision, "head": head, "up_to_date": revision == head})
+        return
+    output.say(text.format(revision or "empty"))

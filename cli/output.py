@@ -2,9 +2,12 @@
 
 Conventions of the whole ``newsletter`` command: ``--json`` prints only JSON on stdout;
 exit 0 on success; an expected error (:class:`~newsletter.errors.NewsletterError`) is one
-line ``error: ...`` on stderr and exit 1; wrong usage exits 2 (click's convention);
-progress bars only on a terminal. Text lines are printed without Rich markup, highlighting
-or hard wrapping, so a name with ``[brackets]`` or a long path stays exactly one line.
+line ``error: ...`` on stderr and exit 1; wrong usage (a malformed value, an unknown
+option: :mod:`cli.params` parses every kind of value) is one line too, with exit 2
+(click's convention); counts agree with their nouns (:func:`plural`); flags show no type
+in ``--help`` (:class:`App`); progress bars only on a terminal. Text lines are printed
+without Rich markup, highlighting or hard wrapping, so a name with ``[brackets]`` or a
+long path stays exactly one line.
 
 The consoles are looked up at call time (``output.out``), so a test may swap them.
 """
@@ -17,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
@@ -27,6 +31,55 @@ out = Console()
 err = Console(stderr=True)
 
 JSON_OPTION_HELP = "Print only JSON."
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose ``--help`` shows no type label for flags.
+
+    Typer's Rich help labels every option with its type, so a flag such as ``--json``
+    read ``--json <bool>`` as if it took a value; click's own help never shows one.
+    """
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_labels(super().get_params(ctx))
+
+
+class Group(typer.core.TyperGroup):
+    """A command group whose own flags (``--help``, completion) show no type label."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _without_flag_labels(super().get_params(ctx))
+
+
+def _without_flag_labels(params: list[Any]) -> list[Any]:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""  # Typer shows a metavar, when set, instead of the type
+    return params
+
+
+class App(typer.Typer):
+    """The ``typer.Typer`` of every command group: its commands are :class:`Command`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", Group)
+        kwargs.setdefault("no_args_is_help", True)
+        super().__init__(**kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", Command)
+        return super().command(*args, **kwargs)
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``1 row``, ``3 rows``, ``0 entries``: a count with the noun that agrees with it.
+
+    English needs the plural for every count but one (0 rows, 1 row, 2 rows); ``many``
+    is for nouns that do not just add an s (entry -> entries). Counts get thousands
+    separators, as everywhere in the CLI's text.
+    """
+    noun = singular if count == 1 else (many or f"{singular}s")
+    return f"{count:,} {noun}"
 
 
 def json_option(text: str = JSON_OPTION_HELP) -> Any:
@@ -96,7 +149,7 @@ def fail(message: str | None = None) -> NoReturn:
 
 
 def bad_usage(message: str, *, param_hint: str | None = None) -> NoReturn:
-    """Wrong usage: click prints the message with the usage line, exit 2."""
+    """Wrong usage: one line naming the parameter (:func:`run`), exit 2."""
     raise typer.BadParameter(message, param_hint=param_hint)
 
 
@@ -105,15 +158,55 @@ def error_line(message: str) -> None:
     err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
-def run(app: Callable[[], Any]) -> NoReturn:
-    """Run the typer ``app`` as the process: an expected error is one line and exit 1.
+def expected_error(error: BaseException) -> bool:
+    """Whether :func:`run` ends the command with one line for ``error`` (exit 1).
 
-    Commands let :class:`NewsletterError` propagate (so tests can see it); only here is it
-    turned into the exit code. Usage errors (exit 2) are click's own.
+    Expected: every :class:`NewsletterError`, and a file system error on a path (a file
+    or folder the command was told to read or write: no permission, no space, in use).
+    Anything else is a bug and keeps its traceback.
+    """
+    if isinstance(error, NewsletterError):
+        return True
+    return isinstance(error, OSError) and error.filename is not None
+
+
+def error_text(error: BaseException) -> str:
+    """The one line an expected error prints (after ``error: ``)."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error)
+
+
+def usage_line(error: typer.TyperException) -> str:
+    """Click's usage error as one line: the message, then where to read the help."""
+    message = " ".join(error.format_message().split()).rstrip(".")
+    ctx = getattr(error, "ctx", None)
+    if ctx is None:
+        return message
+    return f"{message} (see '{ctx.command_path} --help')"
+
+
+def run(app: Callable[..., Any], args: Sequence[str] | None = None) -> NoReturn:
+    """Run the typer ``app`` as the process; every failure is one line on stderr.
+
+    Commands let :class:`NewsletterError` propagate (so tests can see it); only here is
+    it (or another :func:`expected_error`) turned into ``error: ...`` and exit 1. Wrong
+    usage (click's errors: an unknown option, a malformed value, a missing argument) is
+    ``error: ...`` too, with exit 2; a group called without a command shows its help and
+    exits 2.
     """
     try:
-        app()
-    except NewsletterError as error:
-        error_line(str(error))
+        code = app(args, prog_name="newsletter", standalone_mode=False)
+    except (NewsletterError, OSError) as error:
+        if not expected_error(error):
+            raise
+        error_line(error_text(error))
         sys.exit(1)
-    sys.exit(0)
+    except typer.TyperException as error:  # click's exceptions (typer vendors click)
+        if error.format_message():  # empty: a group without a command showed its help
+            error_line(usage_line(error))
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        error_line("aborted")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

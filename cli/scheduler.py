@@ -15,7 +15,10 @@ import typer
 from cli import output
 from cli.context import engine_for, settings
 
-app = typer.Typer(help="The scheduler service.", no_args_is_help=True)
+app = output.App(help="The scheduler service.")
+
+# `scheduler status` exit codes for a monitoring check (2 is wrong usage, as everywhere).
+RUNNING, DEGRADED, NOT_RUNNING = 0, 1, 3
 
 
 def scheduler_argv(*, once: bool) -> list[str]:
@@ -36,18 +39,38 @@ def run(
 
 @app.command("status")
 def status(as_json: bool = output.json_option()) -> None:
-    """The active instance, and the last and next run of each job."""
+    """Whether the scheduler runs, each job's last run, and (while it runs) its next run.
+
+    \b
+    Exit codes, for a monitoring check:
+      0  an active instance holds the lease and no job's last run failed
+      1  degraded: a job's last run failed (or the database cannot be read)
+      2  wrong usage
+      3  no active scheduler instance: the service is not running
+    """
     from campaigns import weekly_plan
     from newsletter import job_runs
 
     cfg = settings()
     report = job_runs.status(engine_for(cfg))
+    failed = report.failed_jobs()
+    code = NOT_RUNNING if report.active_instance is None else DEGRADED if failed else RUNNING
     if as_json:
         output.print_json(report.model_dump(mode="json"))
-        return
-    output.say(f"active instance: {report.active_instance or 'none'}")
-    for job in report.jobs:
-        last = weekly_plan.format_local(job.last_started_at, cfg) or "never"
-        outcome = f" ({job.last_outcome})" if job.last_outcome else ""
-        upcoming = weekly_plan.format_local(job.next_run_at, cfg) or "-"
-        output.say(f"  {job.job:<16} last {last}{outcome}  next {upcoming}")
+    else:
+        if report.active_instance is None:
+            output.say("scheduler: not running (no active instance holds the lease)")
+        else:
+            until = weekly_plan.format_local(report.lease_expires_at, cfg)
+            output.say(f"scheduler: running as {report.active_instance} (lease until {until})")
+        for job in report.jobs:
+            last = weekly_plan.format_local(job.last_started_at, cfg) or "never"
+            outcome = f" ({job.last_outcome})" if job.last_outcome else ""
+            line = f"  {job.job:<16} last {last}{outcome}"
+            if report.active_instance is not None:
+                line += f"  next {weekly_plan.format_local(job.next_run_at, cfg) or '-'}"
+            output.say(line)
+        for job in failed:
+            output.say(f"degraded: the last {job.job} run failed: {job.last_detail or '-'}")
+    if code != RUNNING:
+        raise typer.Exit(code)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import typer
 
-from cli import output
+from cli import output, params
 from cli.context import session_for, settings
 
-app = typer.Typer(help="The snippet library.", no_args_is_help=True)
+app = output.App(help="The snippet library.")
 
 
 @app.command("import")
 def import_(
     source: str = typer.Argument(
-        ..., metavar="PATH_OR_URL", help="A Markdown file or folder, or an RSS/Atom file or URL."
+        ...,
+        metavar="PATH_OR_URL",
+        parser=params.path_or_url,
+        help="A Markdown file or folder, or an RSS/Atom file or URL to import.",
     ),
     as_json: bool = output.json_option(),
 ) -> None:
@@ -36,11 +40,8 @@ def import_(
             output.say(f"skipped: {problem}")
     # Like subscribers import: the good entries are kept, bad ones still fail the run.
     if report.problems:
-        bad = len(report.problems)
-        output.fail(
-            f"{bad} entr{'ies' if bad > 1 else 'y'} of {source} skipped "
-            "(listed above); the rest were imported"
-        )
+        bad = output.plural(len(report.problems), "entry", "entries")
+        output.fail(f"{bad} of {source} skipped (listed above); the rest were imported")
 
 
 def _used_in(campaigns: list[dict[str, Any]]) -> str:
@@ -52,7 +53,7 @@ def _used_in(campaigns: list[dict[str, Any]]) -> str:
 
 @app.command("list")
 def list_(as_json: bool = output.json_option()) -> None:
-    """Every snippet, freshest first, and the campaigns that used it."""
+    """Every snippet, freshest first, whether it is pinned, and the campaigns that used it."""
     from campaigns.content.snippets import list_snippets
 
     with session_for(settings()) as session:
@@ -60,14 +61,18 @@ def list_(as_json: bool = output.json_option()) -> None:
     if as_json:
         output.print_json(listings)
         return
+    if not listings:
+        output.say("no snippets")
+        return
     output.print_table(
-        ("id", "published", "category", "title", "used in"),
+        ("id", "published", "category", "pinned", "title", "used in"),
         (
             (
                 str(item["id"]),
                 item["published_at"][:10],
                 item["category"],
-                ("* " if item["pinned"] else "") + item["title"],
+                "pinned" if item["pinned"] else "",
+                item["title"],
                 _used_in(item["campaigns"]) or "-",
             )
             for item in listings
@@ -85,7 +90,13 @@ def add(
     category: str = typer.Option("general", "--category"),
     tags: list[str] = typer.Option([], "--tag", help="Repeat for several tags."),
     author: str | None = typer.Option(None, "--author"),
-    published: str | None = typer.Option(None, "--published", help="ISO date; default now."),
+    published: datetime | None = typer.Option(
+        None,
+        "--published",
+        metavar="ISO_DATE",
+        parser=params.parse_when,
+        help="An ISO date or date-time (UTC unless it has an offset); default now.",
+    ),
     pinned: bool = typer.Option(False, "--pinned", help="Feature it first in the next issue."),
     as_json: bool = output.json_option(),
 ) -> None:
@@ -103,7 +114,7 @@ def add(
         "category": category,
         "tags": tags,
         "author": author,
-        "published_at": parse_published(published),
+        "published_at": parse_published(None if published is None else published.isoformat()),
         "source": "manual",
         "pinned": pinned,
     }

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Literal
 import typer
 from rich.table import Column
 
-from cli import output
+from cli import output, params
 from cli.context import session_for, settings
 
 if TYPE_CHECKING:
     from subscribers.models import SubscriberStatus
 
-app = typer.Typer(help="Subscribers and consent.", no_args_is_help=True)
+app = output.App(help="Subscribers and consent.")
 
 SIGN_UP_OUTCOMES = {
     "created": "confirmation email sent",
@@ -43,7 +43,11 @@ def _status_option(status: str | None) -> SubscriberStatus | None:
 def growth(
     weeks: int = typer.Option(12, "--weeks", min=1, max=520, help="How many weeks back."),
     chart_file: Path | None = typer.Option(
-        None, "--chart", metavar="FILE.png", help="Also draw the growth chart."
+        None,
+        "--chart",
+        metavar="FILE.png",
+        parser=params.output_file,
+        help="Also draw the growth chart (PNG).",
     ),
     as_json: bool = output.json_option(),
 ) -> None:
@@ -73,7 +77,11 @@ def growth(
 
 @app.command("add")
 def add(
-    email: str = typer.Argument(..., help="The address; a confirmation email goes there."),
+    email: str = typer.Argument(
+        ...,
+        parser=params.parse_email,
+        help="The address to sign up; a confirmation email goes there.",
+    ),
     name: str | None = typer.Option(None, "--name", help="First name (optional)."),
     as_json: bool = output.json_option(),
 ) -> None:
@@ -102,7 +110,10 @@ def add(
 @app.command("import")
 def import_(
     file: Path = typer.Argument(
-        ..., metavar="FILE.csv", help="Columns email, name; optional consented_at, source, ip."
+        ...,
+        metavar="FILE.csv",
+        parser=params.input_file,
+        help="The CSV to import: columns email, name; optional consented_at, source, ip.",
     ),
     no_confirm_mail: bool = typer.Option(
         False, "--no-confirm-mail", help="Rows without consent proof stay pending, unmailed."
@@ -136,24 +147,30 @@ def import_(
     if as_json:
         output.print_json(report.as_dict())
     else:
+        sent = output.plural(report.confirmations_sent, "confirmation email")
         output.say(
-            f"{report.rows} rows: {report.active} active (with consent proof), {report.pending} "
-            f"pending ({report.confirmations_sent} confirmation emails sent), {report.unchanged} "
-            f"already on the list, {report.suppressed} suppressed, {len(report.problems)} bad"
+            f"{output.plural(report.rows, 'row')}: {report.active} active (with consent proof), "
+            f"{report.pending} pending ({sent} sent), {report.unchanged} already on the list, "
+            f"{report.suppressed} suppressed, {len(report.problems)} bad"
         )
         for problem in report.problems:
             output.say(f"{file}:{problem.line}: {problem.reason}")
     if report.problems:
-        bad = len(report.problems)
+        bad = output.plural(len(report.problems), "row")
         output.fail(
-            f"{bad} row{'s' if bad > 1 else ''} of {file} had problems "
-            "(listed in the report); the rest of the file was processed"
+            f"{bad} of {file} had problems (listed in the report); the rest of the file "
+            "was processed"
         )
 
 
 @app.command("export")
 def export(
-    file: Path | None = typer.Argument(None, help="Where to write; default: standard output."),
+    file: Path | None = typer.Argument(
+        None,
+        metavar="FILE",
+        parser=params.output_file,
+        help="Where to write the export; default: standard output.",
+    ),
     fmt: str = typer.Option("csv", "--format", help="csv or json."),
     status: str | None = typer.Option(None, "--status", help="Only this status."),
 ) -> None:
@@ -194,10 +211,11 @@ def erase(
         )
         return
     who = f"subscriber {result.subscriber_id}" if result.subscriber_id else "the address"
+    events = output.plural(result.events_deleted, "history event")
+    provider_events = output.plural(scrubbed, "provider event")
     output.say(
-        f"erased {who}, {result.events_deleted} history events and the personal fields "
-        f"of {scrubbed} provider events; the address stays suppressed as sha256 "
-        f"{result.email_hash}"
+        f"erased {who}, {events} and the personal fields of {provider_events}; the address "
+        f"stays suppressed as sha256 {result.email_hash}"
     )
 
 
@@ -234,7 +252,7 @@ def list_(
 
 @app.command("show")
 def show(
-    email: str = typer.Argument(...),
+    email: str = typer.Argument(..., help="The address to look up."),
     as_json: bool = output.json_option(),
 ) -> None:
     """One subscriber with the consent history and suppression."""
@@ -275,4 +293,4 @@ def expire_pending(as_json: bool = output.json_option()) -> None:
     if as_json:
         output.print_json({"expired": count})
     else:
-        output.say(f"{count} unconfirmed sign-ups expired")
+        output.say(f"{output.plural(count, 'unconfirmed sign-up')} expired")

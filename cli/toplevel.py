@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from cli import output
+from cli import output, params
 from cli.context import engine_for, settings
 
 WEB_APP = "web.app:create_app"
@@ -18,7 +18,7 @@ WEB_APP = "web.app:create_app"
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8000, help="TCP port."),
+    port: int = typer.Option(8000, min=0, max=65535, help="TCP port (0: any free one)."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
 ) -> None:
     """Run the web app: sign-up pages, one-click unsubscribe, webhooks and the API."""
@@ -29,7 +29,13 @@ def serve(
 
 
 def demo(
-    folder: Path = typer.Option(Path("demo-output"), "--dir", help="Folder for the demo's files."),
+    folder: Path = typer.Option(
+        Path("demo-output"),
+        "--dir",
+        metavar="FOLDER",
+        parser=params.output_folder,
+        help="Folder for the demo's files.",
+    ),
     as_json: bool = output.json_option(),
 ) -> None:
     """This week's issue end to end on embedded SQLite and the file outbox."""
@@ -50,7 +56,7 @@ def demo(
     again = " (already sent before; nothing sent twice)" if summary.already_sent else ""
     output.say(f"\nCampaign {summary.campaign_id} ({summary.week}): {summary.subject}")
     output.say(f"  status: {summary.status}; recipients sent: {summary.recipients}{again}")
-    output.say(f"  outbox: {summary.outbox_dir} ({emls} .eml files)")
+    output.say(f"  outbox: {summary.outbox_dir} ({output.plural(emls, '.eml file')})")
     output.say(f"  preview: {summary.preview_dir / 'email.html'}")
     for note in summary.notes:
         output.say(f"  note: {note}")

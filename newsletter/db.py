@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
@@ -49,34 +49,55 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return None if value is None else as_utc(value)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, foreign_keys: bool = True) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
     cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the sender
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
+def _sqlite_engine(url: str, *, foreign_keys: bool = True) -> Engine:
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:" and "///" in url:
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            reason = "a file is in the way" if isinstance(err, FileExistsError) else err.strerror
+            raise DatabaseError(
+                f"cannot create the folder of the SQLite database {path}: {reason}"
+            ) from err
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(
+        engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, rec, foreign_keys=foreign_keys)
+    )
+    return engine
+
+
 def get_engine(url: str) -> Engine:
+    """The one engine (connection pool) of ``url``; DatabaseError when it cannot be made.
+
+    Which URLs are accepted is decided once, by the settings
+    (:class:`newsletter.settings.Settings`: SQLite or PostgreSQL through psycopg 3).
+    """
     engine = _engines.get(url)
     if engine is None:
-        if url.startswith("sqlite"):
-            path = url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-            event.listen(engine, "connect", _sqlite_pragmas)
-        else:
-            # A connection attempt to an unreachable server fails in seconds, not after the
-            # kernel's two minutes of SYN retries: the scheduler's leader must notice in time.
-            engine = sa.create_engine(
-                url,
-                pool_pre_ping=True,
-                pool_size=5,
-                max_overflow=5,
-                connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
-            )
+        try:
+            if url.startswith("sqlite"):
+                engine = _sqlite_engine(url)
+            else:
+                # A connection attempt to an unreachable server fails in seconds, not after
+                # the kernel's two minutes of SYN retries: the scheduler's leader must notice.
+                engine = sa.create_engine(
+                    url,
+                    pool_pre_ping=True,
+                    pool_size=5,
+                    max_overflow=5,
+                    connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+                )
+        except (ArgumentError, ImportError) as err:
+            raise DatabaseError(f"cannot use the database URL: {err}") from err
         _engines[url] = engine
     return engine
 
@@ -144,18 +165,75 @@ def _alembic_config(engine: Engine) -> Any:
     return config
 
 
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[Engine]:
+    """The engine migrations run on: on SQLite, one with foreign keys off.
+
+    SQLite cannot drop a constraint, so Alembic's batch mode rebuilds the table (copy,
+    ``DROP TABLE``, rename); with foreign keys on, that ``DROP TABLE`` deletes the rows
+    that reference the table through ``ON DELETE CASCADE`` (campaign_snippet and
+    campaign_log of a rebuilt campaign table). SQLite's "Making Other Kinds Of Table
+    Schema Changes" procedure turns foreign keys off (which only works outside a
+    transaction, hence a connection of its own) and runs ``PRAGMA foreign_key_check``
+    before the change is committed. An in-memory database is a new one per engine, so
+    it keeps the caller's.
+    """
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        yield engine
+        return
+    migrating = _sqlite_engine(engine.url.render_as_string(hide_password=False), foreign_keys=False)
+    try:
+        yield migrating
+        with migrating.connect() as connection:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            raise DatabaseError(f"the migration left {len(broken)} rows with broken references")
+    finally:
+        migrating.dispose()
+
+
+def revisions() -> list[str]:
+    """Every migration's revision id, oldest first (what ``db upgrade REVISION`` takes)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def head_revision() -> str | None:
+    """The newest migration's revision id."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; a no-op when it is already there."""
+    """Bring the schema to ``revision``; a no-op when it is already there.
+
+    Raises DatabaseError when the database is unreachable or ``revision`` is no
+    migration (or one the schema is already past).
+    """
     from alembic import command
+    from alembic.util import CommandError
 
     check_connection(engine)
-    command.upgrade(_alembic_config(engine), revision)
+    target = head_revision() if revision == "head" else revision
+    try:
+        if current_revision(engine) == target:
+            return  # every command on SQLite asks: answer without loading the migrations
+        with _migrating(engine) as migrating:
+            command.upgrade(_alembic_config(migrating), revision)
+    except CommandError as err:
+        raise DatabaseError(f"cannot upgrade to {revision!r}: {err}") from err
+    except DBAPIError as err:  # a damaged file, a full disk, a lost server
+        raise DatabaseError(f"cannot migrate the database: {_reason(err)}") from err
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     from alembic import command
 
-    command.downgrade(_alembic_config(engine), revision)
+    with _migrating(engine) as migrating:
+        command.downgrade(_alembic_config(migrating), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -166,11 +244,15 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def check_connection(engine: Engine) -> None:
+    """Connect once; DatabaseError naming the database (never its password) otherwise."""
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
-    except OperationalError as err:
-        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
-        raise DatabaseError(
-            f"cannot reach the database {engine.url.render_as_string(hide_password=True)}: {reason}"
-        ) from err
+    except DBAPIError as err:  # unreachable, refused, bad credentials or options
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseError(f"cannot reach the database {where}: {_reason(err)}") from err
+
+
+def _reason(err: DBAPIError) -> str:
+    """The driver's own message, first line: what went wrong without SQLAlchemy's notes."""
+    return str(err.orig).strip().splitlines()[0] if err.orig else str(err).splitlines()[0]

@@ -110,6 +110,10 @@ class SchedulerStatus(BaseModel):
     lease_expires_at: datetime | None
     jobs: list[JobStatus]
 
+    def failed_jobs(self) -> list[JobStatus]:
+        """The jobs whose last run failed: the scheduler is degraded while there are any."""
+        return [job for job in self.jobs if job.last_outcome == FAILED]
+
 
 def next_runs(engine: Engine) -> dict[str, datetime | None]:
     """Next run time per job from APScheduler's job store; empty before its first start."""
@@ -126,10 +130,16 @@ def next_runs(engine: Engine) -> dict[str, datetime | None]:
 
 
 def status(engine: Engine, *, now: datetime | None = None) -> SchedulerStatus:
-    """Last and next run per job and the active instance, for /healthz and the CLI."""
+    """Last and next run per job and the active instance, for /healthz and the CLI.
+
+    Next runs are only known while an instance holds the scheduler's lease: APScheduler's
+    job store keeps the times the last instance planned after it stopped, and nothing
+    will run them, so without a live lease every ``next_run_at`` is None.
+    """
     now = as_utc(now or utcnow())
     lease = current(engine, name=SCHEDULER_LEASE)
-    upcoming = next_runs(engine)
+    live = lease is not None and lease.live(now)
+    upcoming = next_runs(engine) if live else {}
     jobs = []
     with engine.connect() as connection:
         for job in JOBS:
@@ -150,7 +160,6 @@ def status(engine: Engine, *, now: datetime | None = None) -> SchedulerStatus:
                     next_run_at=upcoming.get(job),
                 )
             )
-    live = lease is not None and lease.live(now)
     return SchedulerStatus(
         database_ok=True,
         active_instance=lease.holder if live and lease else None,

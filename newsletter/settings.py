@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from newsletter.errors import ConfigError
 from newsletter.text import utf16_encoding
@@ -22,6 +25,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SENDGRID_MAX_BATCH = 1000  # SendGrid v3 Mail Send: at most 1000 personalizations per request
 
 ProviderName = Literal["outbox", "sendgrid", "smtp"]
+SUPPORTED_DATABASES = ("sqlite", "postgresql+psycopg")
+DURATION_UNITS = {"_seconds": 1, "_minutes": 60, "_days": 86_400, "_weeks": 604_800}
+MAX_DURATION = 100 * 366 * 86_400  # seconds
+DATABASE_URL_HELP = "use sqlite:///path/to/newsletter.db or postgresql://user@host:5432/name"
 
 
 class Settings(BaseSettings):
@@ -167,13 +174,33 @@ class Settings(BaseSettings):
     housekeeping_cron: str = "30 3 * * *"
     job_run_retention_days: int = Field(default=90, ge=1)
 
+    @field_validator("*")
+    @classmethod
+    def _durations_fit_a_calendar(cls, value: object, info: ValidationInfo) -> object:
+        """A duration (a setting named ``*_seconds``, ``*_minutes``, ``*_days`` or
+        ``*_weeks``) of at most 100 years, and a number: a larger one overflows
+        ``datetime.timedelta`` (or a socket timeout) where it is used, far from here."""
+        unit = next((s for end, s in DURATION_UNITS.items() if info.field_name.endswith(end)), 0)
+        if unit and isinstance(value, int | float) and not abs(value) * unit <= MAX_DURATION:
+            raise ValueError(f"at most {MAX_DURATION // unit:,} (100 years)")
+        return value
+
     @field_validator("database_url")
     @classmethod
-    def _psycopg3(cls, value: str) -> str:
-        # SQLAlchemy reads plain postgresql:// as psycopg2; production runs psycopg 3.
-        if value.startswith("postgresql://") or value.startswith("postgres://"):
-            return "postgresql+psycopg://" + value.split("://", 1)[1]
-        return value
+    def _supported_database(cls, value: str) -> str:
+        """SQLite, or PostgreSQL through psycopg 3: the only databases the service runs
+        on (the migrations and the tests cover these two), decided here once."""
+        url = value.strip()
+        try:
+            driver = make_url(url).drivername
+        except ArgumentError:
+            raise ValueError(f"not a database URL; {DATABASE_URL_HELP}") from None
+        if driver in ("postgresql", "postgres"):
+            # SQLAlchemy reads plain postgresql:// as psycopg2; production runs psycopg 3.
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+        if driver in SUPPORTED_DATABASES:
+            return url
+        raise ValueError(f"{driver}:// is not supported; {DATABASE_URL_HELP}")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -237,15 +264,28 @@ def _check_env_file(path: object) -> None:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Build settings, turning pydantic's validation errors into one clear ConfigError."""
+    """Build settings, turning every way a value can be malformed into one ConfigError.
+
+    Pydantic's validation errors name the variable (``NEWSLETTER_<FIELD>``); a list or
+    mapping that is not JSON fails earlier, in pydantic-settings (SettingsError), and is
+    named the same way.
+    """
     _check_env_file(overrides.get("_env_file", Settings.model_config.get("env_file")))
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as err:
         problems = "; ".join(
-            f"NEWSLETTER_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"NEWSLETTER_{'_'.join(str(p) for p in e['loc']).upper()}: "
+            + e["msg"].removeprefix("Value error, ")
             for e in err.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from err
+    except SettingsError as err:
+        field = re.search(r'field "(\w+)"', str(err))
+        name = f"NEWSLETTER_{field.group(1).upper()}" if field else "a setting"
+        raise ConfigError(
+            f"invalid settings: {name}: not valid JSON (a list or mapping such as "
+            '["a", "b"] or {"key": "value"})'
+        ) from err
     settings.check_for_production()
     return settings

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from campaigns.content.assembly import assemble_week
-from campaigns.models import Campaign, CampaignStatus, Snippet
+from campaigns.content.assembly import assemble_week, find_week
+from campaigns.models import Campaign, CampaignLog, CampaignSnippet, CampaignStatus, Snippet
 from newsletter import db
 from newsletter.errors import ContentError
 from newsletter.settings import Settings
@@ -164,14 +166,18 @@ def lose_the_race_for(session: Session, engine: Engine, week: str) -> None:
     event.listen(session, "before_flush", winner_first)
 
 
+def skip_on_sqlite(engine: Engine) -> None:
+    """The race can only be lost on PostgreSQL: on SQLite the savepoint takes the write lock
+    first (db.begin_write), so no other assembler commits the week in between; it waits,
+    then finds this one's issue."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite: assembly holds the write lock, so this race cannot happen")
+
+
 def test_losing_the_race_for_the_week_returns_the_winners_issue(
     session: Session, engine: Engine, cfg: Settings
 ) -> None:
-    if engine.dialect.name == "sqlite":
-        pytest.skip(
-            "SQLite: the savepoint takes the write lock first (db.begin_write), so no other "
-            "assembler can commit the week in between; it waits, then finds this one's issue"
-        )
+    skip_on_sqlite(engine)
     for c in ("a", "b", "c"):
         make_snippet(session, cfg, category=c)
     session.commit()
@@ -219,3 +225,128 @@ def test_losing_the_race_keeps_the_callers_earlier_uncommitted_work(pg_cfg: Sett
         stored = fresh.exec(select(Snippet.title).order_by(Snippet.id)).all()
         assert stored == [s.title for s in mine]
         assert [c.subject for c in fresh.exec(select(Campaign)).all()] == ["Winner"]
+
+
+# ---------------------------------------------------------------- a cancelled issue
+
+
+def cancel(session: Session, cfg: Settings, campaign: Campaign) -> None:
+    from campaigns import actions
+
+    assert campaign.id is not None
+    actions.cancel(session, settings=cfg, campaign_id=campaign.id, actor="test")
+    session.commit()
+
+
+def test_a_cancelled_issue_is_replaced_by_a_fresh_one_when_asked(
+    session: Session, cfg: Settings
+) -> None:
+    for c in ("a", "b", "c"):
+        make_snippet(session, cfg, category=c)
+    first = assemble_week(session, settings=cfg, day=MONDAY)
+    session.commit()
+    cancel(session, cfg, first.campaign)
+    again = assemble_week(session, settings=cfg, day=MONDAY, replace_cancelled=True)
+    session.commit()
+    assert again.created is True
+    assert (again.campaign.week, again.campaign.status) == ("2026-W48", CampaignStatus.DRAFT)
+    assert again.campaign.id != first.campaign.id
+    assert again.replaces is not None and again.replaces.id == first.campaign.id
+    assert again.to_dict()["replaces"] == first.campaign.id
+    # A cancelled issue used nothing: its snippets are fresh for the replacement.
+    assert ids(again.items) == ids(first.items)
+    # From now on the week's issue is the replacement, which is not replaced again.
+    third = assemble_week(session, settings=cfg, day=MONDAY, replace_cancelled=True)
+    assert (third.campaign.id, third.created, third.replaces) == (again.campaign.id, False, None)
+
+
+def test_the_scheduler_keeps_a_cancelled_issue_cancelled(session: Session, cfg: Settings) -> None:
+    """Without replace_cancelled (the weekly job), a week someone called off stays off."""
+    for c in ("a", "b", "c"):
+        make_snippet(session, cfg, category=c)
+    first = assemble_week(session, settings=cfg, day=MONDAY)
+    session.commit()
+    cancel(session, cfg, first.campaign)
+    kept = assemble_week(session, settings=cfg, day=MONDAY)
+    assert (kept.campaign.id, kept.campaign.status, kept.created) == (
+        first.campaign.id,
+        CampaignStatus.CANCELLED,
+        False,
+    )
+    assert session.exec(select(Campaign)).all() == [first.campaign]
+
+
+def test_only_one_live_campaign_per_week(session: Session, cfg: Settings) -> None:
+    snippet = make_snippet(session, cfg)
+    make_campaign(session, [snippet], week="2026-W48", status=CampaignStatus.CANCELLED)
+    make_campaign(session, [snippet], week="2026-W48", status=CampaignStatus.CANCELLED)
+    make_campaign(session, [snippet], week="2026-W48", status=CampaignStatus.SENT)
+    session.commit()
+    with pytest.raises(IntegrityError):
+        make_campaign(session, [snippet], week="2026-W48", status=CampaignStatus.DRAFT)
+    session.rollback()
+
+
+def test_the_week_finds_its_live_issue_before_cancelled_ones(
+    session: Session, cfg: Settings
+) -> None:
+    snippet = make_snippet(session, cfg)
+    old = make_campaign(session, [snippet], week="2026-W48", status=CampaignStatus.CANCELLED)
+    live = make_campaign(session, [snippet], week="2026-W48", status=CampaignStatus.SENT)
+    newer = make_campaign(session, [snippet], week="2026-W48", status=CampaignStatus.CANCELLED)
+    session.commit()
+    assert find_week(session, week="2026-W48") == live
+    assert old.id is not None and newer.id is not None and live.id is not None
+    again = assemble_week(session, settings=cfg, day=MONDAY, replace_cancelled=True)
+    assert (again.campaign.id, again.created) == (live.id, False)
+
+
+def test_losing_the_race_to_replace_a_cancelled_issue_returns_the_winner(
+    session: Session, engine: Engine, cfg: Settings
+) -> None:
+    skip_on_sqlite(engine)
+    for c in ("a", "b", "c"):
+        make_snippet(session, cfg, category=c)
+    first = assemble_week(session, settings=cfg, day=MONDAY)
+    session.commit()
+    cancel(session, cfg, first.campaign)
+    lose_the_race_for(session, engine, "2026-W48")
+    issue = assemble_week(session, settings=cfg, day=MONDAY, replace_cancelled=True)
+    assert (issue.campaign.subject, issue.created, issue.replaces) == ("Winner", False, None)
+
+
+# ---------------------------------------------------------------- migration 0006
+
+
+def test_0006_keeps_the_issues_snippets_and_logs_and_downgrades_to_one_per_week(
+    engine: Engine, cfg: Settings
+) -> None:
+    """SQLite rebuilds the campaign table for 0006; the rows that reference it through
+    ON DELETE CASCADE (campaign_snippet, campaign_log) must survive that."""
+    db.downgrade(engine, "0004")
+    with Session(engine) as session:
+        snippet = make_snippet(session, cfg)
+        cancelled = make_campaign(
+            session, [snippet], week="2026-W48", status=CampaignStatus.CANCELLED
+        )
+        session.add(CampaignLog(campaign_id=cancelled.id, to_status="cancelled", actor="t"))
+        session.commit()
+        cancelled_id, snippet_id = cancelled.id, snippet.id
+    db.upgrade(engine)
+    with Session(engine) as session:
+        snippet = session.get(Snippet, snippet_id)
+        assert snippet is not None
+        assert session.exec(select(CampaignSnippet.campaign_id)).all() == [cancelled_id]
+        assert session.exec(select(CampaignLog.campaign_id)).all() == [cancelled_id]
+        replacement = make_campaign(session, [snippet], week="2026-W48", status=CampaignStatus.SENT)
+        other_week = make_campaign(
+            session, [snippet], week="2026-W49", status=CampaignStatus.CANCELLED
+        )
+        session.commit()
+        kept = {replacement.id: "2026-W48", other_week.id: "2026-W49", cancelled_id: None}
+    db.downgrade(engine, "0004")
+    with Session(engine) as session:
+        rows = session.exec(sa.select(Campaign.__table__.c.id, Campaign.__table__.c.week))
+        assert dict(rows.all()) == kept
+        assert len(session.exec(select(CampaignSnippet.campaign_id)).all()) == 3
+    db.upgrade(engine)

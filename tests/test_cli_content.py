@@ -6,6 +6,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -123,7 +124,7 @@ def test_preflight_exits_1_when_an_error_blocks_the_send(
     result = runner.invoke(app, ["campaigns", "preflight", str(issue["id"])])
     assert result.exit_code == 1
     assert "error: campaign: NEWSLETTER_POSTAL_ADDRESS is not set" in result.stdout
-    assert "1 error(s) block the send" in result.stdout
+    assert "preflight: the send is blocked by 1 error\n" in result.stdout
 
 
 def test_a_bad_date_is_a_usage_error(env: dict[str, str]) -> None:
@@ -189,3 +190,61 @@ def test_import_from_the_blog_feed_url_makes_every_link_absolute_on_the_blog(
     listed = run("snippets", "list", "--json")
     assert all(s["url"].startswith("https://blog.painrelief.example/") for s in listed)
     assert {s["source"] for s in listed} == {f"feed:{url}"}
+
+
+def test_a_cancelled_issue_is_replaced_and_every_message_names_the_status(
+    env: dict[str, str],
+) -> None:
+    run("snippets", "import", str(CONTENT_DIR / "snippets"))
+    first = run("campaigns", "assemble", "--for", "2026-11-23", "--json")
+    fid = first["id"]
+    assert run("campaigns", "assemble", "--for", "2026-11-24").startswith(
+        f"the 2026-W48 issue is campaign {fid}, already assembled (draft): "
+    )
+    run("campaigns", "cancel", str(fid))
+
+    text = run("campaigns", "assemble", "--for", "2026-11-25")
+    second = run("campaigns", "show", str(fid + 1), "--json")
+    assert (second["week"], second["status"]) == ("2026-W48", "draft")
+    assert text.startswith(
+        f"campaign {second['id']} (draft) for 2026-W48 assembled, replacing cancelled "
+        f"campaign {fid}: "
+    )
+    again = run("campaigns", "assemble", "--for", "2026-11-26", "--json")
+    assert (again["id"], again["created"], again["replaces"]) == (second["id"], False, None)
+
+    run("campaigns", "schedule", str(second["id"]), "--at", "2030-01-08T09:00")
+    assert run("campaigns", "assemble", "--for", "2026-11-27").startswith(
+        f"the 2026-W48 issue is campaign {second['id']}, already scheduled: "
+    )
+    assert run("campaigns", "show", str(fid)).startswith(f"campaign {fid} (cancelled): ")
+    listed = run("campaigns", "list").splitlines()
+    assert listed[0].split() == ["id", "status", "week", "subject"]
+    assert [line.split()[:3] for line in listed[1:]] == [
+        [str(second["id"]), "scheduled", "2026-W48"],
+        [str(fid), "cancelled", "2026-W48"],
+    ]
+
+
+def test_snippets_list_has_a_pinned_column(env: dict[str, str]) -> None:
+    for title, pinned in (("Plain one", []), ("Featured one", ["--pinned"])):
+        run(
+            "snippets",
+            "add",
+            "--title",
+            title,
+            "--summary",
+            "Summary.",
+            "--url",
+            f"https://blog.example.com/{title.split()[0].lower()}",
+            *pinned,
+        )
+    lines = run("snippets", "list").splitlines()
+    rows = [re.split("[│┃]", line) for line in lines if re.search("[│┃]", line)]
+    cells = [[cell.strip() for cell in row[1:-1]] for row in rows]
+    header = ["id", "published", "category", "pinned", "title", "used in"]
+    assert cells[0] == header
+    by_title = {row[header.index("title")]: row for row in cells[1:]}
+    assert by_title["Featured one"][header.index("pinned")] == "pinned"
+    assert by_title["Plain one"][header.index("pinned")] == ""
+    assert "*" not in run("snippets", "list")

@@ -163,8 +163,14 @@ def test_revoking_twice_exits_1(env: dict[str, str]) -> None:
     assert (result.returncode, result.stderr) == (1, "error: API token 'ops' is already revoked\n")
 
 
+def status_json(expected_exit: int) -> Any:
+    result = runner.invoke(app, ["scheduler", "status", "--json"])
+    assert result.exit_code == expected_exit, (result.output, result.exception)
+    return json.loads(result.stdout)
+
+
 def test_scheduler_status_before_any_run(env: dict[str, str]) -> None:
-    data = run("scheduler", "status", "--json")
+    data = status_json(3)  # no active instance
     assert data["active_instance"] is None and data["database_ok"] is True
     assert [(j["job"], j["last_outcome"], j["next_run_at"]) for j in data["jobs"]] == [
         ("weekly_assembly", None, None),
@@ -180,7 +186,7 @@ def test_scheduler_run_once_records_the_runs_and_status_shows_them(env: dict[str
     assert result.returncode == 0, result.stderr
     events = [json.loads(line).get("event") for line in result.stderr.splitlines()]
     assert events[0] == "starting" and "job finished" in events
-    data = run("scheduler", "status", "--json")
+    data = status_json(3)  # --once has stopped: no active instance
     dispatch = next(j for j in data["jobs"] if j["job"] == "dispatch")
     assert dispatch["last_outcome"] == "idle"
     assert data["active_instance"] is None  # --once releases the lease
@@ -202,3 +208,75 @@ def test_python_scheduler_py_once_runs_the_due_jobs(env: dict[str, str]) -> None
         [sys.executable, script, "--bogus"], capture_output=True, text=True, timeout=60
     )
     assert (usage.returncode, usage.stderr) == (2, "usage: python scheduler.py [--once]\n")
+
+
+def status_text(expected_exit: int) -> str:
+    result = runner.invoke(app, ["scheduler", "status"])
+    assert result.exit_code == expected_exit, (result.output, result.exception)
+    return result.stdout
+
+
+def test_scheduler_status_exit_codes_for_monitoring(env: dict[str, str]) -> None:
+    """0 running and healthy, 1 degraded (a job's last run failed), 3 not running."""
+    from newsletter import job_runs, leases
+
+    engine = db.get_engine(env["NEWSLETTER_DATABASE_URL"])
+    with engine.begin() as connection:  # what APScheduler's job store keeps
+        connection.exec_driver_sql(
+            "CREATE TABLE apscheduler_jobs (id VARCHAR(191) PRIMARY KEY, "
+            "next_run_time FLOAT, job_state BLOB)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO apscheduler_jobs VALUES ('dispatch', 1893488400.0, x'')"  # 2030-01-01 9Z
+        )
+    with job_runs.recording(engine, job=job_runs.DISPATCH, instance="host:7:abc"):
+        pass
+
+    text = status_text(3)
+    assert text.splitlines()[0] == "scheduler: not running (no active instance holds the lease)"
+    assert "next" not in text  # the planned times of a stopped scheduler mean nothing
+    assert status_json(3)["jobs"][1]["next_run_at"] is None
+
+    assert leases.acquire(engine, holder="host:7:abc", ttl_seconds=600)
+    text = status_text(0)
+    assert text.startswith("scheduler: running as host:7:abc (lease until ")
+    assert "  dispatch         last " in text and "(ok)  next 2030-01-01 04:00 EST" in text
+    assert status_json(0)["jobs"][1]["next_run_at"] == "2030-01-01T09:00:00Z"
+
+    with (
+        pytest.raises(RuntimeError),
+        job_runs.recording(engine, job=job_runs.HOUSEKEEPING, instance="host:7:abc"),
+    ):
+        raise RuntimeError("disk full")
+    text = status_text(1)
+    assert "degraded: the last housekeeping run failed: RuntimeError: disk full" in text
+    assert status_json(1)["jobs"][2]["last_outcome"] == "failed"
+
+    leases.release(engine, holder="host:7:abc")
+    assert "degraded: the last housekeeping run failed" in status_text(3)
+
+
+def test_scheduler_status_documents_its_exit_codes(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["scheduler", "status", "--help"])
+    flat = " ".join(result.output.replace("│", " ").split())
+    for line in (
+        "0 an active instance holds the lease and no job's last run failed",
+        "1 degraded: a job's last run failed",
+        "2 wrong usage",
+        "3 no active scheduler instance",
+    ):
+        assert line in flat
+
+
+def test_db_current_has_json(env: dict[str, str]) -> None:
+    head = db.head_revision()
+    assert head is not None and head == db.revisions()[-1]
+    assert run("db", "current") == f"{head}\n"
+    assert run("db", "current", "--json") == {"revision": head, "head": head, "up_to_date": True}
+    db.downgrade(db.get_engine(env["NEWSLETTER_DATABASE_URL"]), "0001")
+    assert run("db", "current", "--json") == {
+        "revision": "0001",
+        "head": head,
+        "up_to_date": False,
+    }
+    assert run("db", "upgrade", "--json")["up_to_date"] is True

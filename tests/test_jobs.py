@@ -261,3 +261,56 @@ def test_every_run_is_recorded_with_its_instance_and_outcome(cfg: Settings, engi
         local(2026, 11, 10, 9),
     )
     assert dispatch.last_finished_at is not None
+
+
+def plan_next_runs(engine: Engine, when: datetime) -> None:
+    """What APScheduler's SQLAlchemyJobStore keeps: each job's next run (epoch seconds)."""
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                f"CREATE TABLE {job_runs.JOBSTORE_TABLE} "
+                "(id VARCHAR(191) PRIMARY KEY, next_run_time FLOAT, job_state BYTEA)"
+                if engine.dialect.name == "postgresql"
+                else f"CREATE TABLE {job_runs.JOBSTORE_TABLE} "
+                "(id VARCHAR(191) PRIMARY KEY, next_run_time FLOAT, job_state BLOB)"
+            )
+        )
+        for job in job_runs.JOBS:
+            connection.execute(
+                sa.text(f"INSERT INTO {job_runs.JOBSTORE_TABLE} VALUES (:id, :t, :s)"),
+                {"id": job, "t": when.timestamp(), "s": b""},
+            )
+
+
+def test_next_runs_are_shown_only_while_an_instance_holds_the_lease(engine: Engine) -> None:
+    from newsletter import leases
+
+    now = local(2026, 11, 10, 9)
+    plan_next_runs(engine, now + timedelta(hours=1))
+    stopped = job_runs.status(engine, now=now)
+    assert stopped.active_instance is None
+    assert [j.next_run_at for j in stopped.jobs] == [None, None, None]
+
+    assert leases.acquire(engine, holder="host:1:abc", ttl_seconds=30, now=now)
+    running = job_runs.status(engine, now=now + timedelta(seconds=1))
+    assert running.active_instance == "host:1:abc"
+    assert [j.next_run_at for j in running.jobs] == [now + timedelta(hours=1)] * 3
+    expired = job_runs.status(engine, now=now + timedelta(seconds=31))
+    assert (expired.active_instance, expired.jobs[0].next_run_at) == (None, None)
+
+
+def test_failed_jobs_are_those_whose_last_run_failed(engine: Engine) -> None:
+    start = local(2026, 11, 10, 9)
+    with (
+        pytest.raises(RuntimeError),
+        job_runs.recording(engine, job=job_runs.DISPATCH, instance="i", now=start),
+    ):
+        raise RuntimeError("boom")
+    with job_runs.recording(engine, job=job_runs.HOUSEKEEPING, instance="i", now=start):
+        pass
+    assert [j.job for j in job_runs.status(engine, now=start).failed_jobs()] == ["dispatch"]
+    with job_runs.recording(
+        engine, job=job_runs.DISPATCH, instance="i", now=start + timedelta(minutes=1)
+    ):
+        pass
+    assert job_runs.status(engine, now=start).failed_jobs() == []

@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter.errors import ConfigError
 from newsletter.settings import Settings, load_settings
@@ -77,3 +79,94 @@ def test_dotenv_in_utf16_is_refused_naming_the_encoding(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"\.env: looks like UTF-16.*; save it as UTF-8"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("url", "stored"),
+    [
+        ("sqlite:///var/lib/newsletter.db", "sqlite:///var/lib/newsletter.db"),
+        ("sqlite://", "sqlite://"),
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql+psycopg://u:p@h:5432/db", "postgresql+psycopg://u:p@h:5432/db"),
+        (" postgresql://u@h/db ", "postgresql+psycopg://u@h/db"),
+    ],
+)
+def test_sqlite_and_postgresql_urls_are_accepted(url: str, stored: str) -> None:
+    assert load_settings(_env_file=None, database_url=url).database_url == stored
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mysql://x", "mysql:// is not supported"),
+        ("postgresql+psycopg2://u@h/db", "postgresql+psycopg2:// is not supported"),
+        ("oracle+oracledb://u:secret@h/db", "oracle+oracledb:// is not supported"),
+        ("http://example.com/db", "http:// is not supported"),
+        ("", "not a database URL"),
+        ("newsletter.db", "not a database URL"),
+        ("::::", "not a database URL"),
+    ],
+)
+def test_an_unsupported_database_url_is_one_config_error_naming_the_variable(
+    url: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(_env_file=None, database_url=url)
+    message = str(raised.value)
+    assert message.startswith(f"invalid settings: NEWSLETTER_DATABASE_URL: {reason}; use sqlite")
+    assert "\n" not in message and "secret" not in message
+
+
+def test_a_list_setting_that_is_not_json_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_TOPICS", "back-pain")
+    with pytest.raises(ConfigError, match=r"^invalid settings: NEWSLETTER_TOPICS: not valid JSON"):
+        load_settings(_env_file=None)
+
+
+FIELDS = sorted(Settings.model_fields)
+ENV_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=40,
+)
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_any_value_of_any_setting_loads_or_is_one_config_error(
+    field: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever text an environment variable holds, loading gives settings or one
+    ConfigError naming a variable: never another exception (a traceback at the doors)."""
+
+    @settings(max_examples=15, deadline=None, derandomize=True, database=None)
+    @given(value=st.one_of(st.sampled_from(["", "-1", "[1,", "{}", "nan", "x" * 300]), ENV_TEXT))
+    def check(value: str) -> None:
+        with monkeypatch.context() as env:
+            env.setenv(f"NEWSLETTER_{field.upper()}", value)
+            try:
+                load_settings(_env_file=None)
+            except ConfigError as error:
+                assert "NEWSLETTER_" in str(error)
+                assert "\n" not in str(error)
+
+    check()
+
+
+DURATIONS = [n for n in FIELDS if n.endswith(("_seconds", "_minutes", "_days", "_weeks"))]
+
+
+@pytest.mark.parametrize("field", DURATIONS)
+def test_a_duration_over_100_years_is_a_config_error(field: str) -> None:
+    """10**20 minutes loaded fine, then overflowed timedelta in a sign-up."""
+    for value in (10**20, float("inf")):
+        with pytest.raises(ConfigError, match=rf"NEWSLETTER_{field.upper()}: "):
+            load_settings(_env_file=None, **{field: value})
+
+
+def test_durations_up_to_100_years_still_load() -> None:
+    cfg = load_settings(
+        _env_file=None, confirmation_resend_minutes=100 * 365 * 24 * 60, max_pause_weeks=52
+    )
+    assert cfg.confirmation_resend_minutes == 52_560_000
+    assert "confirmation_resend_minutes" in DURATIONS and len(DURATIONS) >= 10

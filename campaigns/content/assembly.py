@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -42,6 +43,8 @@ class AssembledIssue:
     campaign: Campaign
     items: list[IssueItem]
     created: bool  # False: this week's campaign already existed and is returned as is
+    # The cancelled issue of the same week that the new campaign replaces, if any.
+    replaces: Campaign | None = None
 
     def to_dict(self) -> dict[str, Any]:
         c = self.campaign
@@ -52,6 +55,7 @@ class AssembledIssue:
             "subject": c.subject,
             "preheader": c.preheader,
             "created": self.created,
+            "replaces": None if self.replaces is None else self.replaces.id,
             "snippets": [
                 {
                     "id": i.snippet.id,
@@ -192,24 +196,43 @@ def render_headlines(
 
 
 def find_week(session: Session, *, week: str) -> Campaign | None:
-    """The weekly issue filed under ``week`` ("2026-W48"), if it exists."""
-    return session.exec(select(Campaign).where(Campaign.week == week)).first()
+    """The weekly issue filed under ``week`` ("2026-W48"), if any: the live one (at most
+    one is not cancelled, migration 0006), else the newest cancelled one."""
+    cancelled = sa.case((col(Campaign.status) == CampaignStatus.CANCELLED, 1), else_=0)
+    return session.exec(
+        select(Campaign).where(Campaign.week == week).order_by(cancelled, col(Campaign.id).desc())
+    ).first()
 
 
 def assemble_week(
-    session: Session, *, settings: Settings, day: date | None = None, actor: str = "system"
+    session: Session,
+    *,
+    settings: Settings,
+    day: date | None = None,
+    actor: str = "system",
+    replace_cancelled: bool = False,
 ) -> AssembledIssue:
     """The issue for the ISO week of ``day`` (default: today); the existing one if any.
 
-    The caller commits. Two assemblers racing for the same week meet at the unique week
-    column: the loser rolls back to a savepoint, so only its own insert is undone (the
-    caller's earlier work in the transaction stays), and returns the winner's campaign.
+    A week whose issue was cancelled keeps it (``created`` False, status cancelled), so
+    the scheduler's weekly job never revives an issue someone called off; with
+    ``replace_cancelled`` (a person asking, ``newsletter campaigns assemble``) a fresh
+    campaign is built for the week and ``replaces`` names the cancelled one. Only one
+    campaign per week may be live: a partial unique index (week, where not cancelled).
+
+    The caller commits. Two assemblers racing for the same week meet at that index: the
+    loser rolls back to a savepoint, so only its own insert is undone (the caller's
+    earlier work in the transaction stays), and returns the winner's campaign.
     Raises ContentError when too few snippets fit (:func:`select_snippets`).
     """
     week = weekly_plan.iso_week(day or weekly_plan.local_today(settings))
     existing = find_week(session, week=week)
+    replaces = None
     if existing is not None:
-        return AssembledIssue(existing, issue_items(session, campaign=existing), created=False)
+        if not (replace_cancelled and existing.status == CampaignStatus.CANCELLED):
+            items = issue_items(session, campaign=existing)
+            return AssembledIssue(existing, items, created=False)
+        replaces = existing
     items = select_snippets(session, settings=settings, week=week)
     subject, preheader = render_headlines(settings, week=week, items=items)
     campaign = Campaign(
@@ -226,7 +249,7 @@ def assemble_week(
             session.flush()
     except IntegrityError:
         winner = find_week(session, week=week)
-        if winner is None:
+        if winner is None or winner.status == CampaignStatus.CANCELLED:
             raise
         return AssembledIssue(winner, issue_items(session, campaign=winner), created=False)
     assert campaign.id is not None
@@ -241,4 +264,4 @@ def assemble_week(
             )
         )
     session.flush()
-    return AssembledIssue(campaign, items, created=True)
+    return AssembledIssue(campaign, items, created=True, replaces=replaces)

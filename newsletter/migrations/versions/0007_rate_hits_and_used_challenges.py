@@ -1,7 +1,7 @@
 """Rate limits and used sign-up challenges in the database, shared by every worker.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-30
 
 ``rate_hit`` (subscribers.ratelimit): one row per allowed hit of a limited action (a
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
