@@ -1,6 +1,6 @@
 """A fast fake SendGrid v3 Mail Send server for the benchmark, in its own process.
 
-It is not the strict test fake (``tests/fake_sendgrid.py``): it checks only what a
+It is not the strict test fake (``tests/support/fake_sendgrid.py``): it checks only what a
 benchmark needs to trust its figures (the bearer key, the JSON shape, at most 1000
 personalizations) and answers 202 with an ``X-Message-Id``. It counts every recipient
 and every address it has seen before, so the harness can prove exactly-once delivery.

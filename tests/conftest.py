@@ -22,7 +22,8 @@ from newsletter.settings import Settings
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 # Preflight fetches every image and link it finds; tests reach 127.0.0.1 only, so it is off
-# unless a test turns it on against its own local server (tests/test_preflight_fetch.py).
+# unless a test turns it on against its own local server
+# (tests/campaigns/content/test_reachability.py).
 os.environ.setdefault("NEWSLETTER_PREFLIGHT_FETCH", "off")
 CHROMIUM = Path("/usr/bin/chromium")
 NO_PG = "TEST_DATABASE_URL is not set: PostgreSQL cases need a real server (.ci/run sets it)"

@@ -6,7 +6,7 @@ import ast
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 DOORS = {"cli", "web"}
 MAX_LINES = 400
 

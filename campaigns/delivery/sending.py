@@ -11,7 +11,7 @@ How exactly-once holds:
   again. So a crash can repeat at most the batches in flight at that moment: one batch
   with ``send_concurrency = 1`` (1000 recipients on SendGrid, ``smtp_batch_size`` on
   SMTP), at most ``send_concurrency`` batches otherwise. Nothing else is ever repeated
-  and nothing is lost (tests/test_kill_resume.py measures it with SIGKILL).
+  and nothing is lost (tests/e2e/test_kill_resume.py measures it with SIGKILL).
 - A lease per campaign (campaigns.delivery.send_lease) keeps a second sender away.
 
 Faults: 429/5xx/timeouts (ProviderUnavailable) and recipients the provider deferred are

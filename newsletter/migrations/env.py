@@ -1,6 +1,6 @@
 """Alembic environment: migrations are written by hand, so no model import is needed here.
 
-The engine comes from :func:`newsletter.db.upgrade`; ``tests/test_migrations.py`` checks
+The engine comes from :func:`newsletter.db.upgrade`; ``tests/newsletter/test_migrations.py`` checks
 that the migrated schema matches the SQLModel classes.
 """
 

@@ -1,7 +1,7 @@
 """What every API operation shares: the id of a campaign, and the one error body.
 
 Documented here so the OpenAPI document tells the truth about every answer (checked by
-schemathesis, tests/test_web_fuzz.py): ids are positive 32-bit integers (PostgreSQL's
+schemathesis, tests/web/api/test_fuzz.py): ids are positive 32-bit integers (PostgreSQL's
 ``integer``), so a larger or negative one is refused with 422 before it reaches the
 database; and every error, FastAPI's validation included, is ``{"detail": "<message>"}``.
 """

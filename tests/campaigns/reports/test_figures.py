@@ -1,0 +1,260 @@
+"""Campaign figures, the deliverability warnings, CSV, the timeline and list growth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session
+
+from campaigns.models import Campaign, DeliveryStatus
+from campaigns.reports.figures import (
+    campaign_report,
+    campaign_timeline,
+    growth_dicts,
+    list_growth,
+    rate_warnings,
+    report_csv,
+)
+from newsletter.errors import NotFound
+from newsletter.settings import Settings
+from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
+from tests.support.tracking import (
+    T0,
+    add_campaign,
+    add_delivery,
+    add_subscriber,
+    apply,
+    later,
+    sg_event,
+)
+
+
+@pytest.fixture
+def campaign(session: Session, settings: Settings) -> Campaign:
+    """7 recipients: one skipped, three delivered, two bounced, one dropped."""
+    campaign = add_campaign(session, subject="Leg cramps at night", week="2026-W48")
+    people = {n: add_subscriber(session, f"{n}@example.com") for n in "abcdefg"}
+    d = {
+        n: add_delivery(
+            session, campaign, s, status=DeliveryStatus.SKIPPED if n == "f" else DeliveryStatus.SENT
+        )
+        for n, s in people.items()
+    }
+    apply(
+        session,
+        settings,
+        sg_event("delivered", d["a"], "a@example.com", at=later(1)),
+        sg_event("open", d["a"], "a@example.com", at=later(70)),
+        sg_event("open", d["a"], "a@example.com", at=later(80)),
+        sg_event("click", d["a"], "a@example.com", at=later(81)),
+        sg_event("delivered", d["b"], "b@example.com", at=later(1)),
+        sg_event("open", d["b"], "b@example.com", at=later(2), sg_machine_open=True),
+        sg_event("unsubscribe", d["b"], "b@example.com", at=later(130)),
+        sg_event("delivered", d["c"], "c@example.com", at=later(2)),
+        sg_event("open", d["c"], "c@example.com", at=later(65)),
+        sg_event("spamreport", d["c"], "c@example.com", at=later(66)),
+        sg_event("bounce", d["d"], "d@example.com", type="bounce", at=later(1)),
+        sg_event("bounce", d["e"], "e@example.com", type="blocked", at=later(1)),
+        sg_event("dropped", d["g"], "g@example.com", reason="Bounced Address", at=later(0)),
+    )
+    return campaign
+
+
+def test_the_report_has_every_figure_with_its_rate(session: Session, campaign: Campaign) -> None:
+    assert campaign_report(session, campaign_id=campaign.id).to_dict() == {
+        "campaign_id": campaign.id,
+        "subject": "Leg cramps at night",
+        "week": "2026-W48",
+        "status": "sent",
+        "figures": {
+            "recipients": {"count": 7, "rate": None},
+            "sent": {"count": 6, "rate": 0.857143},
+            "delivered": {"count": 3, "rate": 0.5},
+            "dropped": {"count": 1, "rate": 0.166667},
+            "bounces": {"count": 2, "rate": 0.333333},
+            "hard_bounces": {"count": 1, "rate": 0.166667},
+            "soft_bounces": {"count": 1, "rate": 0.166667},
+            "complaints": {"count": 1, "rate": 0.333333},
+            "unsubscribes": {"count": 1, "rate": 0.333333},
+            "unique_opens": {"count": 2, "rate": 0.666667},
+            "machine_opens": {"count": 1, "rate": 0.333333},
+            "unique_clicks": {"count": 1, "rate": 0.333333},
+        },
+        "warnings": [
+            "complaint rate 33.33% is at or above 0.1%: mailbox providers start filtering "
+            "or blocking at this level",
+            "bounce rate 33.33% is above 2%: clean the list before the next send",
+        ],
+    }
+
+
+def test_a_campaign_without_events_reports_zero_rates_and_no_warning(
+    session: Session,
+) -> None:
+    campaign = add_campaign(session)
+    add_delivery(session, campaign, add_subscriber(session, "a@example.com"))
+    report = campaign_report(session, campaign_id=campaign.id)
+    assert (report.figure("delivered").count, report.figure("unique_opens").rate) == (0, 0.0)
+    assert report.warnings == []
+
+
+def test_an_unknown_campaign_is_not_found(session: Session) -> None:
+    with pytest.raises(NotFound, match="campaign 404 does not exist"):
+        campaign_report(session, campaign_id=404)
+
+
+def test_a_complaint_rate_of_exactly_one_in_a_thousand_warns() -> None:
+    warnings = rate_warnings(complaints=1, delivered=1000, bounces=0, sent=1000)
+    assert warnings == [
+        "complaint rate 0.10% is at or above 0.1%: mailbox providers start "
+        "filtering or blocking at this level"
+    ]
+
+
+def test_a_complaint_rate_just_below_one_in_a_thousand_does_not_warn() -> None:
+    assert rate_warnings(complaints=1, delivered=1001, bounces=0, sent=1001) == []
+
+
+def test_a_bounce_rate_of_exactly_two_percent_does_not_warn() -> None:
+    assert rate_warnings(complaints=0, delivered=98, bounces=2, sent=100) == []
+
+
+def test_a_bounce_rate_above_two_percent_warns() -> None:
+    assert rate_warnings(complaints=0, delivered=97, bounces=3, sent=100) == [
+        "bounce rate 3.00% is above 2%: clean the list before the next send"
+    ]
+
+
+def test_a_complaint_rate_a_hair_below_the_limit_does_not_warn_on_a_large_list() -> None:
+    # 1000 / 1,000,001 rounds to 0.001000 at six places but is below 0.1 %.
+    assert rate_warnings(complaints=1000, delivered=1_000_001, bounces=0, sent=1_000_001) == []
+
+
+def test_a_bounce_rate_a_hair_above_the_limit_warns_on_a_large_list() -> None:
+    # 1,000,001 / 50,000,000 rounds to 0.020000 at six places but is above 2 %.
+    warnings = rate_warnings(complaints=0, delivered=1, bounces=1_000_001, sent=50_000_000)
+    assert [w.split(":")[0] for w in warnings] == ["bounce rate 2.00% is above 2%"]
+
+
+def test_nothing_sent_gives_no_warning() -> None:
+    assert rate_warnings(complaints=0, delivered=0, bounces=0, sent=0) == []
+
+
+def test_the_warnings_in_a_report_use_the_exact_boundaries(
+    session: Session, settings: Settings
+) -> None:
+    """50 sent: one bounce is exactly 2 % (no warning); one complaint in 49 is far above."""
+    campaign = add_campaign(session)
+    people = [add_subscriber(session, f"p{i}@example.com") for i in range(50)]
+    deliveries = [
+        add_delivery(session, campaign, p, message_id=f"m{i}") for i, p in enumerate(people)
+    ]
+    events = [
+        sg_event("delivered", d, p.email) for d, p in zip(deliveries[1:], people[1:], strict=True)
+    ]
+    events.append(sg_event("bounce", deliveries[0], people[0].email, type="bounce"))
+    events.append(sg_event("spamreport", deliveries[1], people[1].email, at=later(5)))
+    apply(session, settings, *events)
+    report = campaign_report(session, campaign_id=campaign.id)
+    assert (report.figure("bounces").rate, report.figure("complaints").rate) == (0.02, 0.020408)
+    assert report.warnings == [
+        "complaint rate 2.04% is at or above 0.1%: mailbox providers start filtering "
+        "or blocking at this level"
+    ]
+
+
+def test_the_csv_holds_the_same_figures(session: Session, campaign: Campaign) -> None:
+    lines = report_csv(campaign_report(session, campaign_id=campaign.id)).splitlines()
+    cid = campaign.id
+    assert lines[0] == "campaign_id,figure,label,count,rate,of"
+    assert lines[1] == f"{cid},recipients,Recipients,7,,"
+    assert lines[2] == f"{cid},sent,Sent,6,0.857143,recipients"
+    assert lines[8] == f"{cid},complaints,Spam complaints,1,0.333333,delivered"
+    assert lines[10] == f"{cid},unique_opens,Unique opens (people),2,0.666667,delivered"
+    assert len(lines) == 13
+
+
+def test_the_timeline_counts_events_per_hour_without_machine_opens(
+    session: Session, campaign: Campaign
+) -> None:
+    timeline = campaign_timeline(session, campaign_id=campaign.id)
+    assert timeline.buckets == [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+    assert timeline.series == {
+        "delivered": [3, 0, 0],
+        "opens": [0, 3, 0],
+        "clicks": [0, 1, 0],
+        "bounces": [3, 0, 0],
+        "complaints": [0, 1, 0],
+        "unsubscribes": [0, 0, 1],
+    }
+
+
+def test_the_timeline_of_a_campaign_without_events_is_empty(session: Session) -> None:
+    campaign = add_campaign(session)
+    assert campaign_timeline(session, campaign_id=campaign.id).buckets == []
+
+
+# ---------------------------------------------------------------- list growth
+
+S = SubscriberStatus
+
+
+def _change(
+    session: Session,
+    who: Subscriber,
+    at: datetime,
+    from_status: str | None,
+    to_status: str,
+    reason: str = "test",
+) -> None:
+    session.add(
+        ConsentEvent(
+            subscriber_id=who.id,
+            at=at,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            source="form",
+        )
+    )
+    session.commit()
+
+
+def test_growth_per_week_counts_signups_unsubscribes_and_active(session: Session) -> None:
+    monday = datetime(2026, 11, 9, 10, 0, tzinfo=UTC)  # ISO week 46
+    a = add_subscriber(session, "a@example.com", status=S.ACTIVE)
+    b = add_subscriber(session, "b@example.com", status=S.UNSUBSCRIBED)
+    c = add_subscriber(session, "c@example.com", status=S.BOUNCED)
+    d = add_subscriber(session, "d@example.com", status=S.PENDING)
+    _change(session, a, monday - timedelta(weeks=5), None, "pending")
+    _change(session, a, monday - timedelta(weeks=5), "pending", "active")  # before the window
+    _change(session, b, monday, None, "pending")
+    _change(session, b, monday + timedelta(hours=1), "pending", "active")
+    _change(session, c, monday + timedelta(days=2), None, "active", "import")
+    _change(session, c, monday + timedelta(days=2), "active", "active", "topics changed")
+    _change(session, b, monday + timedelta(weeks=1), "active", "unsubscribed")
+    _change(session, d, monday + timedelta(weeks=1), None, "pending")  # never confirmed
+    _change(session, c, monday + timedelta(weeks=2, days=6), "active", "bounced")
+    growth = list_growth(session, weeks=4, now=monday + timedelta(weeks=2, days=6))
+    assert growth_dicts(growth) == [
+        {"week": "2026-W45", "start": "2026-11-02", "active": 1, "signups": 0, "unsubscribes": 0},
+        {"week": "2026-W46", "start": "2026-11-09", "active": 3, "signups": 2, "unsubscribes": 0},
+        {"week": "2026-W47", "start": "2026-11-16", "active": 2, "signups": 0, "unsubscribes": 1},
+        {"week": "2026-W48", "start": "2026-11-23", "active": 1, "signups": 0, "unsubscribes": 0},
+    ]
+
+
+def test_growth_of_an_empty_list_is_zero_every_week(session: Session) -> None:
+    growth = list_growth(session, weeks=2, now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert [(g.week, g.active, g.signups) for g in growth] == [
+        ("2025-W52", 0, 0),
+        ("2026-W01", 0, 0),
+    ]
+
+
+def test_people_loaded_without_history_count_as_active_all_along(session: Session) -> None:
+    for n in "abc":
+        add_subscriber(session, f"{n}@example.com", status=S.ACTIVE)
+    growth = list_growth(session, weeks=2, now=datetime(2026, 11, 25, tzinfo=UTC))
+    assert [g.active for g in growth] == [3, 3]
