@@ -14,14 +14,21 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from sqlmodel import Session, delete
+from sqlmodel import Session, col, delete
 
 from newsletter import db
 from newsletter.errors import ChallengeFailed, ConsentError, InvalidInput, NotFound, StateError
 from newsletter.mail import Mailer
 from newsletter.settings import Settings
 from subscribers import challenge, lifecycle, preferences, signup
-from subscribers.models import ConsentEvent, ConsentSource, Subscriber, SubscriberStatus
+from subscribers.addresses import email_hash
+from subscribers.models import (
+    ConfirmationSend,
+    ConsentEvent,
+    ConsentSource,
+    Subscriber,
+    SubscriberStatus,
+)
 from subscribers.pages import sentence
 
 SIGN_UP_FIELDS = frozenset({"email", "name", "consent", "website", challenge.FIELD})
@@ -142,6 +149,14 @@ def confirmation_not_sent(session: Session, *, email: str) -> None:
     if subscriber is None or subscriber.status != SubscriberStatus.PENDING:
         return
     assert subscriber.id is not None
+    if subscriber.confirmation_sent_at is not None:
+        # The mail never went: it does not count toward the address's confirmation caps.
+        session.exec(
+            delete(ConfirmationSend).where(
+                col(ConfirmationSend.email_hash) == email_hash(subscriber.email),
+                col(ConfirmationSend.sent_at) >= subscriber.confirmation_sent_at,
+            )
+        )
     if len(lifecycle.history(session, subscriber_id=subscriber.id)) <= 1:
         session.exec(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber.id))
         session.delete(subscriber)
