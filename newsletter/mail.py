@@ -24,13 +24,12 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.header import Header
 from email.utils import format_datetime, make_msgid
 from html import escape
 from typing import Protocol
 
 from newsletter.clock import utcnow
-from newsletter.errors import ContentError
+from newsletter.errors import ContentError, HeaderInjection
 from newsletter.settings import Settings
 
 # Placeholder keys, filled per recipient. ``name_html`` is the HTML-escaped name for the
@@ -178,11 +177,14 @@ def wire(data: bytes) -> bytes:
 
 
 def fold(name: str, value: str) -> str:
-    """``Name: value`` folded at spaces into lines of at most 78 characters where possible."""
+    """``Name: value`` folded at spaces into lines of at most 78 characters where possible.
+
+    Only for values already checked (:func:`header_value` is the public way in).
+    """
     line = f"{name}: {value}"
-    if len(line) <= _FOLD_AT and "\r" not in line and "\n" not in line:
+    if len(line) <= _FOLD_AT:
         return line
-    words = " ".join(line.split()).split(" ")  # no bare CR/LF may reach the wire
+    words = line.split(" ")
     lines = [words[0]]
     for word in words[1:]:
         if (
@@ -190,27 +192,105 @@ def fold(name: str, value: str) -> str:
             and len(lines) + len(lines[-1]) > len(name) + 2
         ):
             lines.append(" " + word)
-        else:
+        elif word:
             lines[-1] += " " + word
     return "\r\n".join(lines)
 
 
-def header(name: str, value: str) -> str:
-    """A header line: folded ASCII, or RFC 2047 encoded words of at most 75 characters."""
-    if value.isascii():
+# What no header value may hold: C0 and C1 controls (CR, LF, NUL, TAB included), DEL,
+# the Unicode line and paragraph separators, and bidi overrides/isolates (they make a
+# name display as something else). A parser or a client may turn any of these into a
+# line break or a forged-looking header; RFC 5322 2.2 allows none of them unencoded.
+_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# RFC 5322 3.6.8: a field name is printable ASCII except ":" (here also no space).
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+_ENCODED_WORD = "=?"  # RFC 2047 2: text that a reader's client might decode
+_EW_CHUNK = 39  # bytes per encoded word: base64 52, the word 64, "Subject: " + word < 78
+
+
+def check_header_text(name: str, value: str) -> str:
+    """``value`` unchanged when it may be a header value; for JSON APIs (SendGrid) too.
+
+    Raises HeaderInjection naming the header for an invalid field name or a value with
+    a control character (see ``_UNSAFE_TEXT``), so no value can end its header line.
+    """
+    if not _FIELD_NAME.fullmatch(name):
+        raise HeaderInjection(f"{name!r} is not a header field name (RFC 5322 3.6.8)")
+    found = _UNSAFE_TEXT.search(value)
+    if found:
+        raise HeaderInjection(
+            f"the {name} header would contain a control character "
+            f"({found.group()!r}); refused so no header or body can be injected"
+        )
+    return value
+
+
+def encoded_words(text: str) -> str:
+    """RFC 2047 base64 encoded words of at most 75 characters, joined by folding.
+
+    Used for every non-ASCII value and every value holding ``=?``: the whole text is one
+    run of encoded words, so what a client decodes is exactly the text, never a header.
+    """
+    data = text.encode("utf-8")
+    words, start = [], 0
+    while start < len(data):
+        end = min(start + _EW_CHUNK, len(data))
+        while end < len(data) and (data[end] & 0xC0) == 0x80:  # not inside a character
+            end -= 1
+        words.append(f"=?utf-8?b?{binascii.b2a_base64(data[start:end], newline=False).decode()}?=")
+        start = end
+    return " ".join(words)
+
+
+def header_value(name: str, value: str) -> str:
+    """The one way a header line carrying user data is written: ``Name: value``.
+
+    ASCII is folded at spaces (RFC 5322 2.2.3); non-ASCII text and text holding ``=?``
+    become RFC 2047 encoded words. Raises HeaderInjection (check_header_text).
+    """
+    check_header_text(name, value)
+    if value.isascii() and _ENCODED_WORD not in value:
         return fold(name, value)
-    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
-    return f"{name}: {encoded}"
+    return fold(name, encoded_words(value))
+
+
+header = header_value  # the older name
+
+
+def address_header(name: str, display_name: str | None, addr: str) -> str:
+    """``Name: Display <addr>`` for From/To/Reply-To (RFC 5322 3.4).
+
+    The display name is quoted when it holds specials, or encoded words when it is not
+    ASCII or holds ``=?`` (RFC 2047 5(3)). Raises HeaderInjection for a control character
+    in either part or an address with a space, a comma or angle brackets.
+    """
+    check_header_text(name, display_name or "")
+    check_header_text(name, addr)
+    if any(ch in addr for ch in " ,<>") or not addr:
+        raise HeaderInjection(f"{addr!r} cannot be an address in the {name} header")
+    return fold(name, address(display_name, addr, field=name))
 
 
 def address(name: str | None, email: str, *, field: str = "To") -> str:
-    """``Name <a@b>`` for From/To, the name as encoded words when it is not ASCII."""
+    """``Name <a@b>`` (unfolded, unchecked: use :func:`address_header` for a header)."""
     if not name:
         return email
-    if name.isascii():  # formataddr's quoting, without its refusal of a UTF-8 address
+    if name.isascii() and _ENCODED_WORD not in name:
+        # formataddr's quoting, without its refusal of a UTF-8 address
         name = _ESCAPES.sub(r"\\\g<0>", name)
         return f'"{name}" <{email}>' if _SPECIALS.search(name) else f"{name} <{email}>"
-    return Header(name, "utf-8", header_name=field).encode(linesep="\r\n") + f" <{email}>"
+    return f"{encoded_words(name)} <{email}>"
+
+
+def safe_display_name(name: str | None) -> str | None:
+    """A stored reader's name when it may go into a header, else None (address only).
+
+    Input refuses such names (subscribers.addresses.clean_name); a row written before
+    that, or by hand, must still neither inject a header nor stop a send.
+    """
+    if name and _UNSAFE_TEXT.search(name):
+        return None
+    return name or None
 
 
 class MimeTemplate:
@@ -244,14 +324,16 @@ class MimeTemplate:
         self.personal_unsubscribe = personal_unsubscribe
         self.subject_holes = holes and bool(HOLE.search(subject))
         self.subject = subject
-        head = [fold("From", address(from_name, from_email, field="From"))]
-        if not self.subject_holes:
-            head.append(header("Subject", subject))
+        head = [address_header("From", from_name, from_email)]
+        if self.subject_holes:
+            check_header_text("Subject", subject)
+        else:
+            head.append(header_value("Subject", subject))
         if reply_to:
-            head.append(fold("Reply-To", reply_to))
+            head.append(address_header("Reply-To", None, reply_to))
         head.append("MIME-Version: 1.0")
         head.append(fold("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
-        head.extend(header(name, value) for name, value in (headers or {}).items())
+        head.extend(header_value(name, value) for name, value in (headers or {}).items())
         self.head = ("\r\n".join(head) + "\r\n").encode("utf-8")
         for line in self.head.split(b"\r\n"):
             if len(line) > MAX_LINE:
@@ -325,13 +407,21 @@ class MimeTemplate:
             for key, value in encoded.items():
                 if value.startswith(b".") or b"\r\n." in value:
                     encoded[key] = stuff(value)
-        to = address(to_name, to_email)
-        to = f"To: {to}" if len(to) < _FOLD_AT - 4 and "\n" not in to else fold("To", to)
+        to = address_header("To", safe_display_name(to_name), to_email)
         head = [f"Date: {date}\r\nMessage-ID: <{message_id}>\r\n{to}\r\n"]
         if self.personal_unsubscribe:
-            head.append(f"List-Unsubscribe: <{values[UNSUBSCRIBE_URL]}>\r\n")
+            unsubscribe = f"<{values[UNSUBSCRIBE_URL]}>"
+            head.append(header_value("List-Unsubscribe", unsubscribe) + "\r\n")
         if self.subject_holes:
-            subject = HOLE.sub(lambda m: values.get(m.group(1), m.group(0)), self.subject)
-            head.append(header("Subject", subject) + "\r\n")
+            # A value goes into the subject on one line: a stored name never breaks it.
+            subject = HOLE.sub(
+                lambda m: (
+                    " ".join(_UNSAFE_TEXT.sub(" ", values.get(m.group(1), "")).split())
+                    if m.group(1) in values
+                    else m.group(0)
+                ),
+                self.subject,
+            )
+            head.append(header_value("Subject", subject) + "\r\n")
         body = b"".join(p if isinstance(p, bytes) else encoded[p] for p in pieces)
         return "".join(head).encode("utf-8") + self.head + body
