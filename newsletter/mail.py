@@ -29,7 +29,14 @@ from html import escape
 from typing import Protocol
 
 from newsletter.clock import utcnow
-from newsletter.errors import ContentError, HeaderInjection
+from newsletter.errors import ContentError
+from newsletter.headers import (  # re-exported: the one way to write a header
+    address_header as address_header,
+)
+from newsletter.headers import check_header_text as check_header_text
+from newsletter.headers import encoded_words as encoded_words
+from newsletter.headers import fold, one_line, safe_display_name
+from newsletter.headers import header_value as header_value
 from newsletter.settings import Settings
 
 # Placeholder keys, filled per recipient. ``name_html`` is the HTML-escaped name for the
@@ -152,9 +159,6 @@ def build_mime(
 HOLE = re.compile(r"\[%(" + "|".join(re.escape(k) for k in PLACEHOLDER_KEYS) + r")%\]")
 _SOFT_BREAK = b"=\r\n"
 MAX_LINE = 998
-_FOLD_AT = 78
-_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
-_ESCAPES = re.compile(r'[\\"]')
 
 
 def qp(value: str) -> bytes:
@@ -174,123 +178,6 @@ def wire(data: bytes) -> bytes:
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return stuff(data) + b".\r\n"
-
-
-def fold(name: str, value: str) -> str:
-    """``Name: value`` folded at spaces into lines of at most 78 characters where possible.
-
-    Only for values already checked (:func:`header_value` is the public way in).
-    """
-    line = f"{name}: {value}"
-    if len(line) <= _FOLD_AT:
-        return line
-    words = line.split(" ")
-    lines = [words[0]]
-    for word in words[1:]:
-        if (
-            len(lines[-1]) + 1 + len(word) > _FOLD_AT
-            and len(lines) + len(lines[-1]) > len(name) + 2
-        ):
-            lines.append(" " + word)
-        elif word:
-            lines[-1] += " " + word
-    return "\r\n".join(lines)
-
-
-# What no header value may hold: C0 and C1 controls (CR, LF, NUL, TAB included), DEL,
-# the Unicode line and paragraph separators, and bidi overrides/isolates (they make a
-# name display as something else). A parser or a client may turn any of these into a
-# line break or a forged-looking header; RFC 5322 2.2 allows none of them unencoded.
-_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-# RFC 5322 3.6.8: a field name is printable ASCII except ":" (here also no space).
-_FIELD_NAME = re.compile(r"[!-9;-~]+")
-_ENCODED_WORD = "=?"  # RFC 2047 2: text that a reader's client might decode
-_EW_CHUNK = 39  # bytes per encoded word: base64 52, the word 64, "Subject: " + word < 78
-
-
-def check_header_text(name: str, value: str) -> str:
-    """``value`` unchanged when it may be a header value; for JSON APIs (SendGrid) too.
-
-    Raises HeaderInjection naming the header for an invalid field name or a value with
-    a control character (see ``_UNSAFE_TEXT``), so no value can end its header line.
-    """
-    if not _FIELD_NAME.fullmatch(name):
-        raise HeaderInjection(f"{name!r} is not a header field name (RFC 5322 3.6.8)")
-    found = _UNSAFE_TEXT.search(value)
-    if found:
-        raise HeaderInjection(
-            f"the {name} header would contain a control character "
-            f"({found.group()!r}); refused so no header or body can be injected"
-        )
-    return value
-
-
-def encoded_words(text: str) -> str:
-    """RFC 2047 base64 encoded words of at most 75 characters, joined by folding.
-
-    Used for every non-ASCII value and every value holding ``=?``: the whole text is one
-    run of encoded words, so what a client decodes is exactly the text, never a header.
-    """
-    data = text.encode("utf-8")
-    words, start = [], 0
-    while start < len(data):
-        end = min(start + _EW_CHUNK, len(data))
-        while end < len(data) and (data[end] & 0xC0) == 0x80:  # not inside a character
-            end -= 1
-        words.append(f"=?utf-8?b?{binascii.b2a_base64(data[start:end], newline=False).decode()}?=")
-        start = end
-    return " ".join(words)
-
-
-def header_value(name: str, value: str) -> str:
-    """The one way a header line carrying user data is written: ``Name: value``.
-
-    ASCII is folded at spaces (RFC 5322 2.2.3); non-ASCII text and text holding ``=?``
-    become RFC 2047 encoded words. Raises HeaderInjection (check_header_text).
-    """
-    check_header_text(name, value)
-    if value.isascii() and _ENCODED_WORD not in value:
-        return fold(name, value)
-    return fold(name, encoded_words(value))
-
-
-header = header_value  # the older name
-
-
-def address_header(name: str, display_name: str | None, addr: str) -> str:
-    """``Name: Display <addr>`` for From/To/Reply-To (RFC 5322 3.4).
-
-    The display name is quoted when it holds specials, or encoded words when it is not
-    ASCII or holds ``=?`` (RFC 2047 5(3)). Raises HeaderInjection for a control character
-    in either part or an address with a space, a comma or angle brackets.
-    """
-    check_header_text(name, display_name or "")
-    check_header_text(name, addr)
-    if any(ch in addr for ch in " ,<>") or not addr:
-        raise HeaderInjection(f"{addr!r} cannot be an address in the {name} header")
-    return fold(name, address(display_name, addr, field=name))
-
-
-def address(name: str | None, email: str, *, field: str = "To") -> str:
-    """``Name <a@b>`` (unfolded, unchecked: use :func:`address_header` for a header)."""
-    if not name:
-        return email
-    if name.isascii() and _ENCODED_WORD not in name:
-        # formataddr's quoting, without its refusal of a UTF-8 address
-        name = _ESCAPES.sub(r"\\\g<0>", name)
-        return f'"{name}" <{email}>' if _SPECIALS.search(name) else f"{name} <{email}>"
-    return f"{encoded_words(name)} <{email}>"
-
-
-def safe_display_name(name: str | None) -> str | None:
-    """A stored reader's name when it may go into a header, else None (address only).
-
-    Input refuses such names (subscribers.addresses.clean_name); a row written before
-    that, or by hand, must still neither inject a header nor stop a send.
-    """
-    if name and _UNSAFE_TEXT.search(name):
-        return None
-    return name or None
 
 
 class MimeTemplate:
@@ -415,11 +302,7 @@ class MimeTemplate:
         if self.subject_holes:
             # A value goes into the subject on one line: a stored name never breaks it.
             subject = HOLE.sub(
-                lambda m: (
-                    " ".join(_UNSAFE_TEXT.sub(" ", values.get(m.group(1), "")).split())
-                    if m.group(1) in values
-                    else m.group(0)
-                ),
+                lambda m: one_line(values[m.group(1)]) if m.group(1) in values else m.group(0),
                 self.subject,
             )
             head.append(header_value("Subject", subject) + "\r\n")
