@@ -69,10 +69,11 @@ def greeting(name: str | None) -> str:
 
 def personal_values(name: str | None) -> dict[str, str]:
     """The values of ``PERSONAL_KEYS`` for a reader's name (None or blank: no name)."""
+    name = one_line(name or "")  # a stored name never adds a line to the body either
     text = greeting(name)
     return {
-        NAME: name or "",
-        NAME_HTML: escape(name) if name else "",
+        NAME: name,
+        NAME_HTML: escape(name),
         GREETING: text,
         GREETING_HTML: escape(text),
     }
