@@ -9,31 +9,42 @@ no attacker body, in the outbox and over SMTP (aiosmtpd), parsed by the email pa
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from campaigns import actions
 from campaigns.delivery.providers.base import BulkContent
 from campaigns.delivery.providers.outbox import OutboxProvider
 from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
+from campaigns.models import Campaign, CampaignStatus
+from newsletter import api_tokens, db
 from newsletter.errors import HeaderInjection, InvalidInput
 from newsletter.headers import address_header, check_header_text, header_value
 from newsletter.mail import MimeTemplate, OutgoingMessage, build_mime, personal_values
-from newsletter.settings import Settings
+from newsletter.settings import Settings, load_settings
 from subscribers.addresses import clean_name
 from subscribers.emails import confirmation_message
 from subscribers.signup import sign_up
-from tests.content_helpers import make_snippet
-from tests.delivery_helpers import HTML, TEXT, recipient
+from tests.content_helpers import make_campaign, make_snippet
+from tests.delivery_helpers import HTML, TEXT, add_subscribers, recipient
+from tests.servers import live_server
 from tests.smtp_helpers import Sink, running
-from tests.subscriber_helpers import make_subscriber, messages, outbox, sqlite_only
+from tests.subscriber_helpers import AppSlot, make_subscriber, messages, outbox, sqlite_only
+from web.app import create_app
 
 ATTACK = (
     "=?utf-8?q?Eve=0D=0AReply-To:_evil@attacker.example=0D=0A"
@@ -41,6 +52,7 @@ ATTACK = (
 )
 DECODED = "Eve\r\nReply-To: evil@attacker.example\r\nContent-Type: text/html\r\n\r\n<h1>PWNED</h1>"
 RAW_BCC = "Eve\r\nBcc: victim@attacker.example"
+NEWSLETTER = str(Path(sys.executable).parent / "newsletter")
 
 
 def parsed(data: bytes) -> EmailMessage:
@@ -216,3 +228,79 @@ def test_create_from_snippets_refuses_a_control_character(
             session, settings=settings, snippet_ids=[snippet.id], actor="test", **values
         )
     assert caught.value.field == field
+
+
+@pytest.fixture
+def api_client(settings: Settings, engine: Engine) -> Iterator[httpx.Client]:
+    app_slot = AppSlot()
+    app_slot.app = create_app(settings)
+    with Session(engine, expire_on_commit=False) as session:
+        _, token = api_tokens.create(session, name="ops")
+        session.commit()
+    with live_server(app_slot) as base:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
+            yield client
+        deadline = time.monotonic() + 5
+        while engine.pool.checkedout() and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+
+
+@sqlite_only
+@pytest.mark.parametrize("field", ["subject", "preheader"])
+def test_the_api_answers_422_for_a_line_break_in_subject_or_preheader(
+    api_client: httpx.Client, engine: Engine, field: str
+) -> None:
+    with Session(engine, expire_on_commit=False) as session:
+        snippet = make_snippet(session, Settings(_env_file=None))  # type: ignore[call-arg]
+        session.commit()
+    body = {"subject": "Weekly", "preheader": "Reads", "snippet_ids": [snippet.id]}
+    body[field] = "Weekly\r\nBcc: victim@attacker.example"
+    response = api_client.post("/api/campaigns", json=body)
+    assert response.status_code == 422
+    assert f"field '{field}'" in response.json()["detail"]
+    assert api_client.get("/api/campaigns").json() == []
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    values = {
+        "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "NEWSLETTER_POSTAL_ADDRESS": "Pain Relief Weekly, 1 Main Street, Springfield",
+        "NEWSLETTER_SECRET_KEY": "cli-test-secret-0123456789",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    engine = db.get_engine(values["NEWSLETTER_DATABASE_URL"])
+    db.upgrade(engine)
+    yield values
+    db.dispose_engine(values["NEWSLETTER_DATABASE_URL"])
+
+
+def test_a_stored_line_break_subject_is_blocked_by_preflight_and_the_cli_exits_1(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The room refuses such a subject; one stored by hand (or before) must neither crash
+    a send nor leave the campaign in ``sending``."""
+    engine = db.get_engine(cli_env["NEWSLETTER_DATABASE_URL"])
+    with Session(engine, expire_on_commit=False) as session:
+        snippet = make_snippet(session, load_settings())
+        campaign = make_campaign(session, [snippet], subject="Weekly\r\nBcc: victim@x.example")
+        session.commit()
+    add_subscribers(engine, 2)
+    result = subprocess.run(
+        [NEWSLETTER, "campaigns", "send", str(campaign.id)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **cli_env},
+    )
+    assert result.returncode == 1, result
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and "control character" in line
+    with Session(engine) as session:
+        stored = session.get(Campaign, campaign.id)
+        assert stored is not None and stored.status != CampaignStatus.SENDING
+    assert not list((tmp_path / "outbox").glob("*.eml"))
