@@ -29,6 +29,7 @@ from sqlmodel import Session
 from campaigns import actions
 from campaigns.delivery.providers.base import BulkContent
 from campaigns.delivery.providers.outbox import OutboxProvider
+from campaigns.delivery.providers.sendgrid import SendGridProvider
 from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
 from campaigns.models import Campaign, CampaignStatus
 from newsletter import api_tokens, db
@@ -40,7 +41,8 @@ from subscribers.addresses import clean_name
 from subscribers.emails import confirmation_message
 from subscribers.signup import sign_up
 from tests.content_helpers import make_campaign, make_snippet
-from tests.delivery_helpers import HTML, TEXT, add_subscribers, recipient
+from tests.delivery_helpers import API_KEY, HTML, TEXT, add_subscribers, content, recipient
+from tests.fake_sendgrid import FakeSendGrid
 from tests.servers import live_server
 from tests.smtp_helpers import Sink, running
 from tests.subscriber_helpers import AppSlot, make_subscriber, messages, outbox, sqlite_only
@@ -304,3 +306,44 @@ def test_a_stored_line_break_subject_is_blocked_by_preflight_and_the_cli_exits_1
         stored = session.get(Campaign, campaign.id)
         assert stored is not None and stored.status != CampaignStatus.SENDING
     assert not list((tmp_path / "outbox").glob("*.eml"))
+
+
+# ---------------------------------------------------------------- SendGrid's JSON
+
+
+@pytest.fixture
+def fake_sendgrid() -> Iterator[FakeSendGrid]:
+    with FakeSendGrid(API_KEY) as server:
+        yield server
+
+
+def sendgrid_for(fake: FakeSendGrid) -> SendGridProvider:
+    return SendGridProvider(api_key=API_KEY, api_host=fake.url, timeout=5.0)
+
+
+def test_sendgrid_gets_no_hostile_name_and_no_hostile_subject(
+    fake_sendgrid: FakeSendGrid,
+) -> None:
+    provider = sendgrid_for(fake_sendgrid)
+    reader = recipient(1, name=RAW_BCC)
+    reader = dataclasses.replace(reader, values={**reader.values, **personal_values(RAW_BCC)})
+    provider.send_batch(content(), [reader])
+    [personalization] = fake_sendgrid.requests[0]["personalizations"]
+    assert personalization["to"] == [{"email": reader.email}]
+    message = OutgoingMessage(
+        to_email="eve@x.example",
+        to_name=DECODED,
+        subject="Hi",
+        html="<p>x</p>",
+        text="x",
+        from_email="news@example.com",
+    )
+    provider.send_message(message)
+    assert fake_sendgrid.requests[1]["personalizations"][0]["to"] == [{"email": "eve@x.example"}]
+    for hostile in (
+        dataclasses.replace(message, subject="Hi\r\nBcc: x@y.example"),
+        dataclasses.replace(message, headers={"List-Id": "x\nBcc: y@z.example"}),
+    ):
+        with pytest.raises(HeaderInjection):
+            provider.send_message(hostile)
+    assert len(fake_sendgrid.requests) == 2
