@@ -24,7 +24,8 @@ from campaigns.models import (
     Snippet,
 )
 from newsletter.clock import as_utc, utcnow
-from newsletter.errors import InvalidInput, NotFound, StateError
+from newsletter.errors import HeaderInjection, InvalidInput, NotFound, StateError
+from newsletter.headers import check_header_text
 from newsletter.settings import Settings
 
 S = CampaignStatus
@@ -162,6 +163,19 @@ def show(session: Session, *, settings: Settings, campaign_id: int) -> CampaignD
     )
 
 
+def _refuse_controls(**fields: str) -> None:
+    """InvalidInput naming the first field whose text newsletter.mail would refuse."""
+    for name, value in fields.items():
+        try:
+            check_header_text("Subject", value)
+        except HeaderInjection:
+            raise InvalidInput(
+                f"the {name} contains a control character (a line break ends a header, "
+                "RFC 5322 2.2); use plain text on one line",
+                field=name,
+            ) from None
+
+
 def create_from_snippets(
     session: Session,
     *,
@@ -171,9 +185,14 @@ def create_from_snippets(
     preheader: str = "",
     actor: str,
 ) -> CampaignView:
-    """An ad-hoc draft campaign with these snippets, in this order."""
+    """An ad-hoc draft campaign with these snippets, in this order.
+
+    Raises InvalidInput (field "subject"/"preheader") for an empty subject or a control
+    character (CR, LF, ...) in either: a line break ends a header (RFC 5322 2.2).
+    """
     if not subject.strip():
         raise InvalidInput("a campaign needs a subject", field="subject")
+    _refuse_controls(subject=subject, preheader=preheader)
     if not snippet_ids:
         raise InvalidInput("a campaign needs at least one snippet", field="snippet_ids")
     if len(set(snippet_ids)) != len(snippet_ids):

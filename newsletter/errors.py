@@ -157,3 +157,8 @@ class ProviderUnavailable(ProviderError):
     ) -> None:
         self.retry_after = retry_after
         super().__init__(message, status=status, response=response)
+
+
+class HeaderInjection(ContentError):
+    """A header value or display name holds a line break or another control character:
+    written out, it could end the header and start one of the sender's choosing."""

@@ -24,13 +24,19 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.header import Header
 from email.utils import format_datetime, make_msgid
 from html import escape
 from typing import Protocol
 
 from newsletter.clock import utcnow
 from newsletter.errors import ContentError
+from newsletter.headers import (  # re-exported: the one way to write a header
+    address_header as address_header,
+)
+from newsletter.headers import check_header_text as check_header_text
+from newsletter.headers import encoded_words as encoded_words
+from newsletter.headers import fold, one_line, safe_display_name
+from newsletter.headers import header_value as header_value
 from newsletter.settings import Settings
 
 # Placeholder keys, filled per recipient. ``name_html`` is the HTML-escaped name for the
@@ -63,10 +69,11 @@ def greeting(name: str | None) -> str:
 
 def personal_values(name: str | None) -> dict[str, str]:
     """The values of ``PERSONAL_KEYS`` for a reader's name (None or blank: no name)."""
+    name = one_line(name or "")  # a stored name never adds a line to the body either
     text = greeting(name)
     return {
-        NAME: name or "",
-        NAME_HTML: escape(name) if name else "",
+        NAME: name,
+        NAME_HTML: escape(name),
         GREETING: text,
         GREETING_HTML: escape(text),
     }
@@ -153,9 +160,6 @@ def build_mime(
 HOLE = re.compile(r"\[%(" + "|".join(re.escape(k) for k in PLACEHOLDER_KEYS) + r")%\]")
 _SOFT_BREAK = b"=\r\n"
 MAX_LINE = 998
-_FOLD_AT = 78
-_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
-_ESCAPES = re.compile(r'[\\"]')
 
 
 def qp(value: str) -> bytes:
@@ -175,42 +179,6 @@ def wire(data: bytes) -> bytes:
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return stuff(data) + b".\r\n"
-
-
-def fold(name: str, value: str) -> str:
-    """``Name: value`` folded at spaces into lines of at most 78 characters where possible."""
-    line = f"{name}: {value}"
-    if len(line) <= _FOLD_AT and "\r" not in line and "\n" not in line:
-        return line
-    words = " ".join(line.split()).split(" ")  # no bare CR/LF may reach the wire
-    lines = [words[0]]
-    for word in words[1:]:
-        if (
-            len(lines[-1]) + 1 + len(word) > _FOLD_AT
-            and len(lines) + len(lines[-1]) > len(name) + 2
-        ):
-            lines.append(" " + word)
-        else:
-            lines[-1] += " " + word
-    return "\r\n".join(lines)
-
-
-def header(name: str, value: str) -> str:
-    """A header line: folded ASCII, or RFC 2047 encoded words of at most 75 characters."""
-    if value.isascii():
-        return fold(name, value)
-    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
-    return f"{name}: {encoded}"
-
-
-def address(name: str | None, email: str, *, field: str = "To") -> str:
-    """``Name <a@b>`` for From/To, the name as encoded words when it is not ASCII."""
-    if not name:
-        return email
-    if name.isascii():  # formataddr's quoting, without its refusal of a UTF-8 address
-        name = _ESCAPES.sub(r"\\\g<0>", name)
-        return f'"{name}" <{email}>' if _SPECIALS.search(name) else f"{name} <{email}>"
-    return Header(name, "utf-8", header_name=field).encode(linesep="\r\n") + f" <{email}>"
 
 
 class MimeTemplate:
@@ -244,14 +212,16 @@ class MimeTemplate:
         self.personal_unsubscribe = personal_unsubscribe
         self.subject_holes = holes and bool(HOLE.search(subject))
         self.subject = subject
-        head = [fold("From", address(from_name, from_email, field="From"))]
-        if not self.subject_holes:
-            head.append(header("Subject", subject))
+        head = [address_header("From", from_name, from_email)]
+        if self.subject_holes:
+            check_header_text("Subject", subject)
+        else:
+            head.append(header_value("Subject", subject))
         if reply_to:
-            head.append(fold("Reply-To", reply_to))
+            head.append(address_header("Reply-To", None, reply_to))
         head.append("MIME-Version: 1.0")
         head.append(fold("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
-        head.extend(header(name, value) for name, value in (headers or {}).items())
+        head.extend(header_value(name, value) for name, value in (headers or {}).items())
         self.head = ("\r\n".join(head) + "\r\n").encode("utf-8")
         for line in self.head.split(b"\r\n"):
             if len(line) > MAX_LINE:
@@ -325,13 +295,17 @@ class MimeTemplate:
             for key, value in encoded.items():
                 if value.startswith(b".") or b"\r\n." in value:
                     encoded[key] = stuff(value)
-        to = address(to_name, to_email)
-        to = f"To: {to}" if len(to) < _FOLD_AT - 4 and "\n" not in to else fold("To", to)
+        to = address_header("To", safe_display_name(to_name), to_email)
         head = [f"Date: {date}\r\nMessage-ID: <{message_id}>\r\n{to}\r\n"]
         if self.personal_unsubscribe:
-            head.append(f"List-Unsubscribe: <{values[UNSUBSCRIBE_URL]}>\r\n")
+            unsubscribe = f"<{values[UNSUBSCRIBE_URL]}>"
+            head.append(header_value("List-Unsubscribe", unsubscribe) + "\r\n")
         if self.subject_holes:
-            subject = HOLE.sub(lambda m: values.get(m.group(1), m.group(0)), self.subject)
-            head.append(header("Subject", subject) + "\r\n")
+            # A value goes into the subject on one line: a stored name never breaks it.
+            subject = HOLE.sub(
+                lambda m: one_line(values[m.group(1)]) if m.group(1) in values else m.group(0),
+                self.subject,
+            )
+            head.append(header_value("Subject", subject) + "\r\n")
         body = b"".join(p if isinstance(p, bytes) else encoded[p] for p in pieces)
         return "".join(head).encode("utf-8") + self.head + body

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
@@ -22,6 +23,9 @@ MAX_NAME_LENGTH = 200
 _RAW_LIMIT = 1000  # never hand anything longer to the parser
 # Bidirectional overrides can make a name display as something else.
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# A line break followed by "Field-Name:" is a header injection attempt (RFC 5322 3.6.8
+# field name); a plain wrapped name (a CSV cell over two lines) is only collapsed.
+_INJECTED_FIELD = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]\s*[!-9;-~]+\s*:")
 
 
 def normalise_email(raw: object, *, where: str | None = None) -> str:
@@ -90,11 +94,27 @@ def normalise_for_hash(email: str) -> str:
 
 
 def clean_name(raw: object, *, where: str | None = None) -> str | None:
-    """A display name fit for a To: header and a greeting, or None when empty."""
+    """A display name fit for a To: header and a greeting, or None when empty.
+
+    Whitespace runs (tabs and line breaks included) become one space. Raises InvalidInput
+    (field "name") for: more than 200 characters; a control character (Unicode Cc, incl.
+    NUL and C1), a surrogate, a private-use character or a bidi override; a line break
+    followed by a header field name ("\\r\\nBcc:"); RFC 2047 encoded-word syntax
+    ("=?"), which some clients decode into anything, CR LF and a forged header included.
+    Every door (form, ``subscribers add``, CSV import, API) calls this.
+    """
     if raw is None:
         return None
     if not isinstance(raw, str):
         raise InvalidInput("the name must be text", where=where, field="name")
+    if _INJECTED_FIELD.search(raw):
+        raise InvalidInput(
+            "the name contains a line break followed by a header field", where=where, field="name"
+        )
+    if "=?" in raw:
+        raise InvalidInput(
+            'the name contains "=?" (RFC 2047 encoded-word syntax)', where=where, field="name"
+        )
     text = " ".join(raw.split())
     if not text:
         return None

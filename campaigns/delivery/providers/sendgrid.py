@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from http.client import HTTPException
 from typing import Any
@@ -44,6 +44,7 @@ from newsletter.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
+from newsletter.headers import check_header_text, safe_display_name
 from newsletter.mail import (
     GREETING,
     ONE_CLICK,
@@ -103,8 +104,20 @@ class _SerializedBody(str):
         return self.payload
 
 
-def _sender(email: str, name: str | None) -> dict[str, str]:
-    return {"email": email, "name": name} if name else {"email": email}
+def _sender(email: str, name: str | None, field: str = "From") -> dict[str, str]:
+    """SendGrid's ``{"email", "name"}``; values pass newsletter.mail's header check
+    (HeaderInjection), as SendGrid writes them into the From/To headers."""
+    check_header_text(field, email)
+    return {"email": email, "name": check_header_text(field, name)} if name else {"email": email}
+
+
+def _to(email: str, name: str | None) -> dict[str, str]:
+    """A recipient: a stored name that may not go into a header is left out, not sent."""
+    return _sender(email, safe_display_name(name), "To")
+
+
+def _headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name: check_header_text(name, value) for name, value in headers.items()}
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -219,16 +232,16 @@ class SendGridProvider(Provider):
     def _content(self, content: BulkContent) -> dict[str, Any]:
         body: dict[str, Any] = {
             "from": _sender(content.from_email, content.from_name),
-            "subject": content.subject_line,
+            "subject": check_header_text("Subject", content.subject_line),
             "content": [
                 {"type": "text/plain", "value": content.text},
                 {"type": "text/html", "value": content.html},
             ],
-            "headers": content.shared_headers(),
+            "headers": _headers(content.shared_headers()),
             "custom_args": {ARG_CAMPAIGN: str(content.campaign_id)},
         }
         if content.reply_to:
-            body["reply_to"] = {"email": content.reply_to}
+            body["reply_to"] = _sender(content.reply_to, None, "Reply-To")
         if content.categories:
             body["categories"] = list(content.categories)
         if self.sandbox:
@@ -240,9 +253,7 @@ class SendGridProvider(Provider):
         values = recipient.values
         if GREETING not in values:  # SendGrid would leave "[%greeting%]" in the email
             values = {**personal_values(recipient.name), **values}
-        to = {"email": recipient.email}
-        if recipient.name:
-            to["name"] = recipient.name
+        to = _to(recipient.email, recipient.name)
         # custom_args are three short decimal ids under fixed keys: far below 10,000 bytes.
         args = {ARG_CAMPAIGN: campaign_id}
         if not test:  # a test send has no ledger row to point at
@@ -252,10 +263,12 @@ class SendGridProvider(Provider):
             "to": [to],
             "substitutions": {_TAGS.get(key) or placeholder(key): v for key, v in values.items()},
             # Literal per recipient: SendGrid does not substitute inside headers.
-            "headers": {
-                "List-Unsubscribe": f"<{values[UNSUBSCRIBE_URL]}>",
-                "List-Unsubscribe-Post": ONE_CLICK,
-            },
+            "headers": _headers(
+                {
+                    "List-Unsubscribe": f"<{values[UNSUBSCRIBE_URL]}>",
+                    "List-Unsubscribe-Post": ONE_CLICK,
+                }
+            ),
             # Opaque ids only: SendGrid keeps custom_args long-term and cannot redact them.
             "custom_args": args,
         }
@@ -341,12 +354,9 @@ class SendGridProvider(Provider):
         return result
 
     def send_message(self, message: OutgoingMessage) -> str:
-        to = {"email": message.to_email}
-        if message.to_name:
-            to["name"] = message.to_name
-        personalization: dict[str, Any] = {"to": [to]}
+        personalization: dict[str, Any] = {"to": [_to(message.to_email, message.to_name)]}
         if message.headers:
-            personalization["headers"] = dict(message.headers)
+            personalization["headers"] = _headers(message.headers)
         if message.metadata:
             args = {CUSTOM_ARG_PREFIX + k: str(v) for k, v in message.metadata.items()}
             if len(json.dumps(args).encode()) >= MAX_CUSTOM_ARGS_BYTES:
@@ -355,14 +365,14 @@ class SendGridProvider(Provider):
         body: dict[str, Any] = {
             "personalizations": [personalization],
             "from": _sender(message.from_email, message.from_name),
-            "subject": message.subject,
+            "subject": check_header_text("Subject", message.subject),
             "content": [
                 {"type": "text/plain", "value": message.text},
                 {"type": "text/html", "value": message.html},
             ],
         }
         if message.reply_to:
-            body["reply_to"] = {"email": message.reply_to}
+            body["reply_to"] = _sender(message.reply_to, None, "Reply-To")
         if message.categories:
             body["categories"] = list(message.categories)
         if self.sandbox:
