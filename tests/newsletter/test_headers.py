@@ -40,12 +40,12 @@ from newsletter.settings import Settings, load_settings
 from subscribers.addresses import clean_name
 from subscribers.emails import confirmation_message
 from subscribers.signup import sign_up
-from tests.content_helpers import make_campaign, make_snippet
-from tests.delivery_helpers import API_KEY, HTML, TEXT, add_subscribers, content, recipient
-from tests.fake_sendgrid import FakeSendGrid
-from tests.servers import live_server
-from tests.smtp_helpers import Sink, running
-from tests.subscriber_helpers import AppSlot, make_subscriber, messages, outbox, sqlite_only
+from tests.support.content import make_campaign, make_snippet
+from tests.support.delivery import API_KEY, HTML, TEXT, add_subscribers, content, recipient
+from tests.support.fake_sendgrid import FakeSendGrid
+from tests.support.servers import live_server
+from tests.support.smtp import Sink, running
+from tests.support.subscribers import AppSlot, make_subscriber, messages, outbox, sqlite_only
 from web.app import create_app
 
 ATTACK = (
