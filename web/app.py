@@ -30,12 +30,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="newsletter-pipeline", version="0.1.0", openapi_tags=api.TAGS)
     app.state.settings = cfg
     app.state.engine = engine
-    app.state.webhook_verifier = webhooks.verifier_for(cfg)
     app.state.signup_limiter = RateLimiter(
         limit=cfg.signup_rate_limit, window=cfg.signup_rate_window_seconds
     )
     errors.register(app)
-    app.include_router(webhooks.router)
+    webhooks.mount(app, cfg)  # POST /webhooks/sendgrid, only when SendGrid sends our mail
     app.include_router(subscriber_pages.router)
     app.include_router(api.router)
     app.include_router(health.router)
