@@ -7,6 +7,9 @@
   complaint, unsubscribe) handed to ``subscribers.lifecycle``, event by event.
 - ``matching``: which delivery and which subscriber each event of a chunk is about.
 - ``counters``: counters and times on the delivery rows, folded per row, set-based.
+- ``people``: what events say about people (verdicts), told to ``subscribers.lifecycle``
+  one by one in arrival order, with the soft-bounce rules' facts loaded per chunk.
+- ``rowsets``: a chunk's rows as one JSON parameter the database unpacks.
 - ``erasure``: a person's erasure across both rooms, scrubbing the provider events we
   stored as well.
 

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from campaigns.models import Delivery, DeliveryBatch
 from campaigns.tracking.events import NormalisedEvent
+from campaigns.tracking.rowsets import among
 from subscribers.addresses import normalise_for_hash
 from subscribers.models import Subscriber
 
@@ -147,8 +147,11 @@ class Matcher:
         return None
 
     def _same_address(self, event: NormalisedEvent, subscriber_email: str | None) -> bool:
-        """Rule 2; a delivery without a (living) subscriber has no address to disagree with."""
-        if event.email is None or subscriber_email is None:
+        """Rule 2; a delivery without a (living) subscriber has no address to disagree with.
+
+        The same string agrees without normalising (which validates: ~16 µs an address).
+        """
+        if event.email is None or subscriber_email is None or subscriber_email == event.email:
             return True
         return subscriber_email == self.normal(event.email)
 
@@ -162,7 +165,7 @@ class Matcher:
     def _by_ids(self, ids: set[int]) -> dict[int, _Row]:
         if not ids:
             return {}
-        rows = self.session.execute(self._select().where(self._among(_delivery.c.id, ids)))
+        rows = self.session.execute(self._select().where(among(_delivery.c.id, ids, self.postgres)))
         return {r.id: _Row(*r) for r in rows}
 
     def _by_pairs(self, pairs: set[tuple[int, int]]) -> dict[tuple[int, int], _Row]:
@@ -174,7 +177,7 @@ class Matcher:
         for campaign_id, subscriber_ids in by_campaign.items():
             query = self._select().where(
                 _delivery.c.campaign_id == campaign_id,
-                self._among(_delivery.c.subscriber_id, subscriber_ids),
+                among(_delivery.c.subscriber_id, subscriber_ids, self.postgres),
             )
             for r in self.session.execute(query):
                 found.setdefault((r.campaign_id, r.subscriber_id), _Row(*r))
@@ -203,7 +206,7 @@ class Matcher:
                     ),
                 ).outerjoin(_subscriber, _subscriber.c.id == d.c.subscriber_id)
             )
-            .where(self._among(b.c.message_id, message_ids))
+            .where(among(b.c.message_id, message_ids, self.postgres))
         )
         found: dict[str, dict[int, _Row]] = defaultdict(dict)
         for message_id, *row in self.session.execute(query):
@@ -227,7 +230,9 @@ class Matcher:
     def _subscribers(self, column: Any, values: set[Any]) -> list[tuple[int, str]]:
         if not values:
             return []
-        query = sa.select(_subscriber.c.id, _subscriber.c.email).where(self._among(column, values))
+        query = sa.select(_subscriber.c.id, _subscriber.c.email).where(
+            among(column, values, self.postgres)
+        )
         return [(sid, email) for sid, email in self.session.execute(query)]
 
     def _decide(self, event: NormalisedEvent, row: _Row | None, people: _People) -> Match:
@@ -244,15 +249,6 @@ class Matcher:
             if person is not None:
                 return Match(subscriber_id=person)
         return NOTHING
-
-    def _among(self, column: Any, values: Iterable[Any]) -> sa.ColumnElement[bool]:
-        """``column IN (...)``; on PostgreSQL one array parameter (``= ANY(:values)``),
-        cheaper to plan than thousands of bound parameters."""
-        values = list(values)
-        if self.postgres:
-            kind = sa.Integer if isinstance(values[0], int) else sa.String
-            return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(kind)))
-        return column.in_(values)
 
 
 @dataclass(frozen=True)
