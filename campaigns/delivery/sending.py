@@ -41,7 +41,7 @@ from campaigns.content.rendering import render_campaign
 from campaigns.delivery import send_lease
 from campaigns.delivery.ledger import queue_deliveries
 from campaigns.delivery.providers.base import Provider, Recipient, SendStatus, bulk_content
-from campaigns.delivery.providers.factory import make_provider
+from campaigns.delivery.providers.factory import check_one_click_links, make_sending_provider
 from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.delivery.send_loop import ProgressCallback, SendLoop, SendProgress, SendReport
 from campaigns.models import Campaign, CampaignStatus
@@ -117,7 +117,7 @@ def send_campaign(
     starts, the batches in flight finish and are recorded, and the campaign stays
     'sending' for the next run to resume. Raises NotFound, StateError (not startable, or
     another sender holds the lease), ContentError (not renderable or failed preflight),
-    ConfigError (settings unfit for sending).
+    ConfigError (settings unfit for sending, such as an http:// base URL for real mail).
     """
     started = time.monotonic()
     campaign = session.get(Campaign, campaign_id)
@@ -126,6 +126,7 @@ def send_campaign(
     if S(campaign.status) not in STARTABLE:
         raise StateError(f"campaign {campaign_id} is {campaign.status}; it cannot be sent")
     settings.check_for_sending()
+    check_one_click_links(settings)
     holder = send_lease.new_holder()
     send_lease.claim(
         session, campaign_id=campaign_id, holder=holder, seconds=settings.lease_seconds
@@ -141,7 +142,7 @@ def send_campaign(
         session.commit()
         content = bulk_content(settings, campaign)
         if provider is None:
-            provider = make_provider(settings)
+            provider = make_sending_provider(settings)
         loop = SendLoop(
             session,
             settings=settings,
@@ -175,13 +176,14 @@ def test_send(
 ) -> str:
     """Send one copy marked as a test to ``to_email``; records nothing. Returns the message id.
 
-    Raises NotFound, ContentError, ProviderRejected (the copy was refused) or
-    ProviderUnavailable (not accepted this time; try again), and whatever the provider
-    raises for the whole batch.
+    Raises NotFound, ConfigError (an http:// base URL for real mail), ContentError,
+    ProviderRejected (the copy was refused) or ProviderUnavailable (not accepted this
+    time; try again), and whatever the provider raises for the whole batch.
     """
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound(f"no campaign with id {campaign_id}")
+    check_one_click_links(settings)
     _prepare(session, settings=settings, campaign=campaign, check=False)
     content = bulk_content(settings, campaign, test=True)
     links = RecipientLinks(settings)
@@ -190,7 +192,7 @@ def test_send(
     )
     own = provider is None
     if provider is None:
-        provider = make_provider(settings)
+        provider = make_sending_provider(settings)
     try:
         result = provider.send_batch(content, [recipient])
     finally:
