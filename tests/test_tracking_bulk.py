@@ -286,3 +286,34 @@ def test_a_large_request_takes_a_bounded_number_of_statements(
             )
         ).one()
     assert tuple(counts) == (readers, readers, readers, readers)
+
+
+def test_times_are_stored_as_the_database_stores_them_everywhere_else(
+    settings: Settings, engine: Engine
+) -> None:
+    """Written in bulk, a time must equal the same time bound the usual way, or SQL that
+    compares them (earliest times, reports by period) goes wrong; on SQLite they are text
+    of one format ('2026-11-24 09:01:00.000000')."""
+    with Session(engine, expire_on_commit=False) as session:
+        delivery = add_delivery(
+            session, add_campaign(session), add_subscriber(session, "p0@example.com")
+        )
+        apply_events(
+            session,
+            settings=settings,
+            events=[
+                normalise_event(sg_event("delivered", delivery, "p0@example.com", at=later(1)))
+            ],
+        )
+        session.commit()
+    d, t = Delivery.__table__, TrackingEvent.__table__
+    with engine.connect() as connection:
+        for column in (d.c.delivered_at, t.c.occurred_at):
+            same = sa.select(sa.func.count()).where(
+                column == sa.bindparam("at", later(1), type_=column.type)
+            )
+            assert connection.execute(same).scalar_one() == 1, column
+        earlier = sa.select(sa.func.count()).where(
+            t.c.received_at > sa.bindparam("at", later(0), type_=t.c.received_at.type)
+        )
+        assert connection.execute(earlier).scalar_one() == 1

@@ -1,7 +1,8 @@
 """What events do to their delivery rows: counters, first times, bounce and stop flags.
 
 Every change is order-free, so a chunk's events are folded per delivery in Python and
-written by one ``UPDATE delivery ... FROM`` the folded rows (``rowsets``), in SQL
+written by one ``UPDATE delivery ... FROM`` the folded rows (``rowsets``) per shape
+(the set of columns a row changes: delivered only, opened, clicked...), in SQL
 arithmetic (``open_count = open_count + r.opens``): counts are increments of distinct
 events, so concurrent webhook requests never lose one; times keep the earliest value
 (``sent_at`` keeps the one we recorded, else the first ``processed``); a hard bounce
@@ -10,6 +11,7 @@ outranks a soft one and is never downgraded.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,14 +67,13 @@ class Changes:
         elif kind is K.UNSUBSCRIBED:
             self.unsubscribed = True
 
-    def changes_anything(self) -> bool:
-        return self != NOTHING
+    def row(self, delivery_id: int) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """(the fields it changes, the row: ``id`` and those fields)."""
+        row = {n: v for n, v in self.__dict__.items() if v != _DEFAULTS[n]}
+        return tuple(row), {"id": delivery_id, **row}
 
-    def row(self, delivery_id: int) -> dict[str, Any]:
-        return {"id": delivery_id, **self.__dict__}
 
-
-NOTHING = Changes()
+_DEFAULTS = Changes().__dict__
 
 
 def _earliest(current: datetime | None, at: datetime) -> datetime:
@@ -80,46 +81,48 @@ def _earliest(current: datetime | None, at: datetime) -> datetime:
 
 
 def apply_changes(session: Session, events: Iterable[tuple[int, NormalisedEvent]]) -> int:
-    """Fold (delivery id, event) pairs per delivery and write them; returns rows changed."""
+    """Fold (delivery id, event) pairs per delivery and write them; returns rows written."""
     changes: dict[int, Changes] = {}
     for delivery_id, event in events:
         change = changes.get(delivery_id)
         if change is None:
             change = changes[delivery_id] = Changes()
         change.add(event)
-    rows = [c.row(d) for d, c in changes.items() if c.changes_anything()]
-    if not rows:
-        return 0
+    by_shape: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for delivery_id, change in changes.items():
+        shape, row = change.row(delivery_id)
+        if shape:
+            by_shape[shape].append(row)
     connection = session.connection()
-    rowset = _rowset(connection.dialect)
-    return connection.execute(_update(rowset), rowset.params(rows)).rowcount
+    for shape, rows in by_shape.items():
+        rowset = _rowset(connection.dialect, shape)
+        rowset.execute(connection, _update(rowset, shape), rows)
+    return sum(len(rows) for rows in by_shape.values())
 
 
-def _rowset(dialect: Any) -> RowSet:
-    time_type = _delivery.c.sent_at.type
-    columns: dict[str, Any] = {"id": sa.Integer()}
-    columns.update(dict.fromkeys(_TIMES, time_type))
-    columns.update(dict.fromkeys(_COUNTS, sa.Integer()))
-    columns["bounce"] = sa.String()
-    columns.update(dict.fromkeys(_FLAGS, sa.Boolean()))
-    return RowSet(dialect, "changes", columns)
+def _rowset(dialect: Any, shape: tuple[str, ...]) -> RowSet:
+    """The rows of one shape: ``id`` and the fields they change (fewer columns to unpack)."""
+    types = {n: _delivery.c.sent_at.type for n in _TIMES}
+    types.update(dict.fromkeys(_COUNTS, sa.Integer()))
+    types.update(bounce=sa.String(), **dict.fromkeys(_FLAGS, sa.Boolean()))
+    return RowSet(dialect, "changes", {"id": sa.Integer(), **{n: types[n] for n in shape}})
 
 
-def _update(rowset: RowSet) -> Any:
+def _update(rowset: RowSet, shape: tuple[str, ...]) -> Any:
+    """``UPDATE delivery ... FROM`` the rows, setting only the columns the shape changes."""
     d, r = _delivery.c, rowset.c
-    values: dict[str, Any] = {"sent_at": sa.func.coalesce(d.sent_at, r.sent_at)}
-    for name in _TIMES[1:]:  # the earliest
-        values[name] = sa.case(
-            (sa.and_(r[name].is_not(None), sa.or_(d[name].is_(None), d[name] > r[name])), r[name]),
-            else_=d[name],
-        )
-    for name, column in _COUNTS.items():
-        values[column] = d[column] + r[name]
-    values["bounce"] = sa.case(  # never downgrade a hard bounce
-        (r.bounce == "hard", "hard"),
-        (sa.and_(r.bounce == "soft", sa.or_(d.bounce.is_(None), d.bounce != "hard")), "soft"),
-        else_=d.bounce,
-    )
-    for name in _FLAGS:
-        values[name] = sa.or_(d[name], r[name])
+    values: dict[str, Any] = {}
+    for name in shape:
+        if name == "sent_at":
+            values[name] = sa.func.coalesce(d.sent_at, r.sent_at)
+        elif name in _TIMES:  # the earliest
+            values[name] = sa.case(
+                (sa.or_(d[name].is_(None), d[name] > r[name]), r[name]), else_=d[name]
+            )
+        elif name in _COUNTS:
+            values[_COUNTS[name]] = d[_COUNTS[name]] + r[name]
+        elif name == "bounce":  # never downgrade a hard bounce
+            values[name] = sa.case((d.bounce == "hard", "hard"), else_=r.bounce)
+        else:  # complained, unsubscribed
+            values[name] = sa.true()
     return sa.update(_delivery).where(d.id == r.id).values(**values)

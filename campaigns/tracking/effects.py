@@ -172,7 +172,7 @@ def _store(
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(_event.c.id, _event.c.event_id)
     )
-    inserted = connection.execute(statement, rowset.params(rows))
+    inserted = rowset.execute(connection, statement, rows)
     ids = {event_id: row_id for row_id, event_id in inserted}
     return [
         Stored(ids[e.event_id], e, m)

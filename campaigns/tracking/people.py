@@ -103,7 +103,8 @@ def tell(session: Session, settings: Settings, stored: Sequence[Stored]) -> set[
         return set()
     ids = {item.match.subscriber_id for item, _ in todo}
     postgres = session.get_bind().dialect.name == "postgresql"
-    list(session.scalars(sa.select(Subscriber).where(among(_subscriber.c.id, ids, postgres))))
+    query = sa.select(Subscriber).where(among(_subscriber.c.id, ids, postgres))
+    _held = list(session.scalars(query))  # kept while telling: the identity map is weak
     history = History.load(session, todo, postgres=postgres)
     try:
         with session.begin_nested():
