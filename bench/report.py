@@ -19,12 +19,13 @@ def header() -> str:
         f"{'database':<10} {'provider':<8} {'size':>9}  "
         f"{'assemble':>8} {'render':>7} {'queue':>7} {'send':>7}  "
         f"{'rcpt/s':>8} {'µs/rcpt':>7} {'RSS MB':>6} {'requests':>8} "
-        f"{'peer CPU':>8}  exactly once"
+        f"{'peer CPU':>8} {'events/s':>9}  exactly once"
     )
 
 
 def line(result: dict[str, Any]) -> str:
-    """One line of figures: seconds per stage, rate, memory, requests, the peer's CPU."""
+    """One line of figures: seconds per stage, rate, memory, requests, the peer's CPU, and
+    the webhook's events per second after a SendGrid run."""
     s = result["seconds"]
     unit = "HTTP" if result["provider"] == "sendgrid" else "SMTP"
     once = "yes" if result["exactly_once"] else "NO: " + "; ".join(result["problems"])
@@ -33,8 +34,14 @@ def line(result: dict[str, Any]) -> str:
         f"{s['assemble']:>7.2f}s {s['render']:>6.2f}s {s['queue']:>6.2f}s {s['send']:>6.2f}s  "
         f"{result['recipients_per_second']:>8,.0f} {result['microseconds_per_recipient']:>7.1f} "
         f"{result['peak_rss_mb']:>6.0f} {result['requests']:>8,} {unit} "
-        f"{result['peer_cpu_seconds']:>6.1f}s  {once}"
+        f"{result['peer_cpu_seconds']:>6.1f}s {_events_rate(result):>9}  {once}"
     )
+
+
+def _events_rate(result: dict[str, Any]) -> str:
+    """Webhook events applied per second (SendGrid runs), or a dash."""
+    events = result.get("events")
+    return f"{events['events_per_second']:,.0f}" if events else "-"
 
 
 def write_json(results: list[dict[str, Any]], path: Path) -> None:
@@ -76,8 +83,9 @@ def markdown(results: list[dict[str, Any]]) -> str:
     """The README's table: one row per run, the targets' figures first."""
     rows = [
         "| database | provider | N | assemble s | render s | queue s | send s | queue+send s "
-        "| rcpt/s end to end | peak RSS MB | requests | peer CPU s | load avg | exactly once |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| rcpt/s end to end | peak RSS MB | requests | peer CPU s | events/s | load avg "
+        "| exactly once |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     order = {"sqlite": 0, "postgresql": 1, "sendgrid": 0, "smtp": 1}
     for r in sorted(results, key=lambda r: (order[r["database"]], order[r["provider"]], r["size"])):
@@ -87,7 +95,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
             f"| {s['render']:.2f} | {s['queue']:.2f} | {s['send']:.2f} "
             f"| {r['queue_send_seconds']:.1f} | {r['recipients_per_second']:,.0f} "
             f"| {r['peak_rss_mb']:.0f} | {r['requests']:,} | {r['peer_cpu_seconds']:.1f} "
-            f"| {r.get('load_average_after', 0):.1f} | {'yes' if r['exactly_once'] else 'NO'} |"
+            f"| {_events_rate(r)} | {r.get('load_average_after', 0):.1f} "
+            f"| {'yes' if r['exactly_once'] else 'NO'} |"
         )
     return "\n".join(rows)
 

@@ -5,6 +5,8 @@ the fake SendGrid server or the SMTP sink starts in its own process; the four st
 in a child process (:mod:`bench.stages`) so its peak RSS is the sending process's own.
 Then the run is verified, from both ends, before anything is reported: the peer saw every
 recipient exactly once, and the ledger says every one was sent and nobody else queued.
+After a SendGrid run, SendGrid's events for it (one per recipient) go through the
+service's webhook in another child (:mod:`bench.events`), verified the same way.
 """
 
 from __future__ import annotations
@@ -66,10 +68,10 @@ def bench_settings(database_url: str, workdir: Path, provider: str, peer_url: st
     return values
 
 
-def _run_child(values: dict[str, Any]) -> dict[str, Any]:
-    """Run the four stages in a fresh interpreter; return its figures."""
+def _run_child(values: dict[str, Any], module: str = "bench.stages") -> dict[str, Any]:
+    """Run the four stages (or the events stage) in a fresh interpreter; return its figures."""
     process = subprocess.run(
-        [sys.executable, "-m", "bench.stages"],
+        [sys.executable, "-m", module],
         input=json.dumps(values),
         capture_output=True,
         text=True,
@@ -138,6 +140,9 @@ def run_one(spec: RunSpec, workdir: Path) -> dict[str, Any]:
         problems = _peer_problems(spec.provider, stats, spec.size)
         problems += _ledger_problems(url, child["campaign_id"], spec.size)
         db.dispose_engine(url)
+        # SendGrid posts its events back: the webhook at volume, on the ledger just sent.
+        events = _run_child(values, "bench.events") if spec.provider == "sendgrid" else None
+        problems += events["problems"] if events else []
     seconds = {stage: round(child["seconds"][stage], 3) for stage in STAGES}
     total = sum(seconds.values())
     queue_send = seconds["queue"] + seconds["send"]
@@ -166,6 +171,7 @@ def run_one(spec: RunSpec, workdir: Path) -> dict[str, Any]:
             * 1e6,
             2,
         ),
+        "events": events,
         "queued": child["queued"],
         "send_report": child["send_report"],
         "exactly_once": not problems,

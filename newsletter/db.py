@@ -5,21 +5,33 @@ The engine cache is the only global mutable state of the service: one pool per U
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 from newsletter.clock import as_utc
 from newsletter.errors import DatabaseError
+
+T = TypeVar("T")
+log = logging.getLogger("newsletter.db")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -253,6 +265,89 @@ def check_connection(engine: Engine) -> None:
         raise DatabaseError(f"cannot reach the database {where}: {_reason(err)}") from err
 
 
-def _reason(err: DBAPIError) -> str:
-    """The driver's own message, first line: what went wrong without SQLAlchemy's notes."""
-    return str(err.orig).strip().splitlines()[0] if err.orig else str(err).splitlines()[0]
+# ---------------------------------------------------------------- lost connections
+
+
+# SQLSTATEs of a connection that is gone (class 08) or a server that shut it down or is
+# not ready (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now):
+# PostgreSQL's Appendix A, "PostgreSQL Error Codes".
+_GONE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def connection_lost(err: BaseException) -> bool:
+    """True when ``err`` says the database connection is gone or the server cannot be
+    reached (PostgreSQL restarted, a backend terminated, a network cut): the same work
+    may succeed on a new connection. SQLite's errors never are: a file has nothing to
+    reconnect to, and "database is locked" has already waited ``busy_timeout``."""
+    if not isinstance(err, OperationalError | InterfaceError):
+        return False
+    if err.connection_invalidated:
+        return True
+    orig = err.orig
+    if not type(orig).__module__.startswith("psycopg"):
+        return False
+    state = getattr(orig, "sqlstate", None)
+    return state is None or state.startswith(_GONE_STATES)
+
+
+def _reason(err: BaseException) -> str:
+    orig = err.orig if isinstance(err, DBAPIError) else err
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
+def lost(err: BaseException, what: str, *, after: float | None = None) -> DatabaseError:
+    """The one-line DatabaseError for a connection lost while doing ``what``."""
+    waited = "" if after is None else f" and it did not come back within {after:g} s"
+    return DatabaseError(f"lost the database connection while {what} ({_reason(err)}){waited}")
+
+
+def rollback_quietly(session: Session) -> None:
+    """Roll back, when the connection may be gone already (nothing to keep then)."""
+    with contextlib.suppress(SQLAlchemyError):
+        session.rollback()
+
+
+@contextmanager
+def one_line_when_lost(what: str) -> Iterator[None]:
+    """Turn a lost connection escaping the block into a one-line DatabaseError."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as err:
+        if not connection_lost(err):
+            raise
+        raise lost(err, what) from err
+
+
+def retry_when_lost(
+    session: Session,
+    work: Callable[[], T],
+    *,
+    seconds: float,
+    what: str,
+    undo: Callable[[], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``work`` (one transaction's worth, ending in a commit or only reading) and, when
+    the connection is lost, roll back, ``undo`` what ``work`` changed outside the
+    database, wait and run it again on a new connection: backoff from 0.1 s doubling to
+    5 s, for at most ``seconds`` after the first failure (0: no retry). Then raise
+    DatabaseError in one line, naming ``what`` and the database's words.
+    """
+    delay, deadline = 0.1, None
+    while True:
+        try:
+            return work()
+        except (OperationalError, InterfaceError) as err:
+            if not connection_lost(err):
+                raise
+            rollback_quietly(session)
+            if undo is not None:
+                undo()
+            now = time.monotonic()
+            deadline = now + seconds if deadline is None else deadline
+            if now + delay > deadline:
+                raise lost(err, what, after=seconds) from err
+            log.warning("database connection lost while %s (%s); retrying", what, _reason(err))
+            sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -4,7 +4,9 @@ A lease is one row (``lease.name``) saying who holds it until when: ``scheduler`
 active instance, ``send:<id>`` for the one sender of a campaign. Taking or renewing it is a
 single ``UPDATE ... WHERE expires_at < now OR holder = me`` (or the first ``INSERT``), so
 on PostgreSQL and SQLite alike exactly one caller wins, without advisory locks. A holder
-renews well before expiry; when it dies, a standby takes over once ``expires_at`` passes.
+renews well before expiry; when it dies, a standby takes over once ``expires_at`` passes,
+or at once when the holder was a process of this host that is gone (holder strings carry
+host, pid and the process's start time: :func:`dead_on_this_host`).
 
 :class:`Leader` is that election as a loop the scheduler service drives: it says when
 this instance starts and stops leading; what leading means (running APScheduler) is the
@@ -18,11 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import SchedulerError
+from newsletter.holders import dead_on_this_host, instance_id
 from newsletter.models import Lease
 
 SCHEDULER_LEASE = "scheduler"
@@ -65,30 +65,6 @@ class LeaseInfo:
 
     def live(self, now: datetime) -> bool:
         return self.expires_at > now
-
-
-def instance_id() -> str:
-    """host:pid:random, unique across restarts and hosts, readable in logs."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def dead_on_this_host(holder: str) -> bool:
-    """True when ``holder`` (from :func:`instance_id`) names a gone process of this host.
-
-    Lets a restarted instance take over from its own killed predecessor at once rather
-    than wait for the lease to expire; holders on other hosts always wait for expiry.
-    """
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def acquire(
@@ -146,7 +122,7 @@ def renew(
 
 
 def take_over(
-    engine: Engine,
+    bind: Bind,
     *,
     holder: str,
     from_holder: str,
@@ -156,7 +132,7 @@ def take_over(
 ) -> bool:
     """Take the lease from ``from_holder`` known to be dead (same host, pid gone)."""
     now = as_utc(now or utcnow())
-    with engine.begin() as connection:
+    with _transaction(bind) as connection:
         result = connection.execute(
             _table.update()
             .where(_table.c.name == name, _table.c.holder == from_holder)
@@ -177,16 +153,16 @@ def holds(
     return lease is not None and lease.holder == holder and lease.live(as_utc(now or utcnow()))
 
 
-def take(engine: Engine, *, holder: str, ttl_seconds: float, name: str = SCHEDULER_LEASE) -> bool:
+def take(bind: Bind, *, holder: str, ttl_seconds: float, name: str = SCHEDULER_LEASE) -> bool:
     """Acquire or renew; or take over at once from a killed holder on this host."""
-    if acquire(engine, holder=holder, ttl_seconds=ttl_seconds, name=name):
+    if acquire(bind, holder=holder, ttl_seconds=ttl_seconds, name=name):
         return True
-    held = current(engine, name=name)
+    held = current(bind, name=name)
     if held is None or not dead_on_this_host(held.holder):
         return False
-    _event("taking over from a dead instance", holder=held.holder)
+    _event("taking over from a dead instance", lease=name, holder=held.holder)
     return take_over(
-        engine, holder=holder, from_holder=held.holder, ttl_seconds=ttl_seconds, name=name
+        bind, holder=holder, from_holder=held.holder, ttl_seconds=ttl_seconds, name=name
     )
 
 

@@ -185,6 +185,13 @@ class Settings(BaseSettings):
             raise ValueError(f"at most {MAX_DURATION // unit:,} (100 years)")
         return value
 
+    # Trust and faults (issue 12: webhook limits, database reconnects while sending).
+    # Events in one webhook request (413 beyond); the byte cap is webhook_max_bytes.
+    webhook_max_events: int = Field(default=100_000, ge=1)
+    # How long a sender keeps reconnecting to a database that went away mid-send before
+    # it stops with one line (the campaign stays 'sending': send again to resume).
+    database_reconnect_seconds: float = Field(default=60.0, ge=0)
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:

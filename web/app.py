@@ -50,7 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = cfg
     app.state.engine = engine
-    app.state.webhook_verifier = webhooks.verifier_for(cfg)
     app.state.trusted_proxies = clients.networks(cfg.trusted_proxies)
     salt = cfg.secret_key or ""
     app.state.signup_limiter = RateLimiter(
@@ -64,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine, limit=cfg.my_data_limit_per_hour, window=3600, bucket="my-data", salt=salt
     )
     errors.register(app)
-    app.include_router(webhooks.router)
+    webhooks.mount(app, cfg)  # POST /webhooks/sendgrid, only when SendGrid sends our mail
     app.include_router(subscriber_pages.router)
     app.include_router(my_data_pages.router)
     app.include_router(api.router)

@@ -3,8 +3,10 @@
 Two senders of the same campaign would each read the same queued rows and mail them
 twice. The lease (newsletter/leases.py, on the caller's session so that renewing it
 rides in the transaction that records a batch) is taken before sending, renewed while
-sending and released at the end. A sender killed with SIGKILL cannot release it; the next
-run takes over once it expires (``lease_seconds``).
+sending and released at the end. A sender killed with SIGKILL cannot release it: when it
+ran on this host and its process is gone (``newsletter.holders``: host, pid and process
+start time), the next run takes over at once; a sender on another host is waited for
+until its lease expires (``lease_seconds``), as we cannot see its processes.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ def lease_name(campaign_id: int) -> str:
 
 
 def claim(session: Session, *, campaign_id: int, holder: str, seconds: int) -> None:
-    """Take or renew the campaign's send lease, or raise StateError naming who holds it."""
+    """Take or renew the campaign's send lease, taking it at once from a dead sender of
+    this host; or raise StateError naming who holds it."""
     name = lease_name(campaign_id)
     connection = session.connection()
-    if leases.acquire(connection, holder=holder, ttl_seconds=seconds, name=name):
+    if leases.take(connection, holder=holder, ttl_seconds=seconds, name=name):
         return
     held = leases.current(connection, name=name)
     who, until = (held.holder, held.expires_at) if held else ("another sender", "soon")

@@ -7,17 +7,25 @@ caller's thread, between batches: reading the next batch while the provider work
 last, recording each outcome from the provider's typed result
 (``providers.base.BatchResult``) in the transaction that renews the send lease.
 ``campaigns.delivery.sending`` says how exactly-once holds and which faults do what.
+
+A lost database connection (PostgreSQL restarted, the backend terminated) does not lose
+an outcome: every step is one transaction that runs again, on a new connection, after a
+rollback (``newsletter.db.retry_when_lost``), the outcomes of the batches in flight
+still in hand; only when the database stays away longer than
+``database_reconnect_seconds`` does the run stop, with one line (DatabaseError).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TypeVar
 
 from sqlmodel import Session
 
@@ -26,70 +34,18 @@ from campaigns.delivery.ledger import delivery_counts
 from campaigns.delivery.ledger_batches import LedgerReader, record_accepted, record_failed
 from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
 from campaigns.delivery.recipient_links import RecipientLinks
+from campaigns.delivery.send_report import ProgressCallback, SendProgress, SendReport
 from campaigns.delivery.throttle import Pacer, backoff_seconds
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.workflow import transition
+from newsletter import db
 from newsletter.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from newsletter.settings import Settings
 
+__all__ = ["ProgressCallback", "SendLoop", "SendProgress", "SendReport"]
+
 S = CampaignStatus
-
-
-@dataclass(frozen=True)
-class SendProgress:
-    """Where a send stands, after every batch; counts are of the whole campaign."""
-
-    campaign_id: int
-    total: int
-    sent: int
-    skipped: int
-    failed: int
-    elapsed: float  # seconds since this run started
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.skipped + self.failed
-
-    @property
-    def rate(self) -> float:
-        """Messages accepted per second in this run."""
-        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
-
-
-ProgressCallback = Callable[[SendProgress], None]
-
-
-@dataclass
-class SendReport:
-    """What one run did: counts are of this run, ``queued`` is what is left after it."""
-
-    campaign_id: int
-    status: str
-    sent: int = 0
-    skipped: int = 0
-    failed: int = 0
-    queued: int = 0
-    seconds: float = 0.0
-    batches: int = 0
-    stopped: str | None = None  # why the run ended early, if it did
-
-    @property
-    def rate(self) -> float:
-        return self.sent / self.seconds if self.seconds > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "campaign_id": self.campaign_id,
-            "status": self.status,
-            "sent": self.sent,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "queued": self.queued,
-            "seconds": round(self.seconds, 3),
-            "rate": round(self.rate, 1),
-            "batches": self.batches,
-            "stopped": self.stopped,
-        }
+T = TypeVar("T")
 
 
 @dataclass
@@ -151,13 +107,13 @@ class SendLoop:
         self.started = started
         self.on_progress = on_progress
         self.should_stop = should_stop
-        self.before = delivery_counts(session, campaign_id=campaign_id)
+        self.before = self._db(lambda: delivery_counts(session, campaign_id=campaign_id))
         self.report = SendReport(campaign_id=campaign_id, status=S.SENDING)
-        self.reader = LedgerReader(
-            session,
-            campaign_id=campaign_id,
-            links=RecipientLinks(settings),
-            batch_size=self._batch_size(),
+        links = RecipientLinks(settings)
+        self.reader = self._db(
+            lambda: LedgerReader(
+                session, campaign_id=campaign_id, links=links, batch_size=self._batch_size()
+            )
         )
         self.pacer = Pacer(settings.send_rate_per_second)
         self.stop = threading.Event()
@@ -175,18 +131,34 @@ class SendLoop:
         return max(1, size)
 
     def run(self) -> SendReport:
-        """Send until the ledger has no queued row or something stops the run."""
+        """Send until the ledger has no queued row or something stops the run.
+
+        Raises DatabaseError (one line) when the database connection was lost and did not
+        come back within ``database_reconnect_seconds``: the campaign stays 'sending' and
+        the next run resumes it.
+        """
         workers = self.settings.send_concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
             while self._submit(pool, workers):
                 if not self.stop.is_set():
                     self._read_ahead()  # overlaps our database and token work with the request
-                done = self._collect()
-                self._keep_lease(renew=bool(done))
-                self.session.commit()  # each batch's outcome: together with its ledger rows
+                outcomes = self._wait()
+                # Each batch's outcome, with its ledger rows and the lease, in one commit;
+                # on a lost connection the whole of it again, on a new one.
+                self._db(partial(self._record_all, outcomes), undo=self._undo_point())
                 self._progress()
-                self._check_stop()
+                self._db(self._check_stop)
         return self._finish()
+
+    def _db(self, work: Callable[[], T], undo: Callable[[], None] | None = None) -> T:
+        """``work`` again on a new connection when the database connection was lost."""
+        return db.retry_when_lost(
+            self.session,
+            work,
+            seconds=self.settings.database_reconnect_seconds,
+            what=f"sending campaign {self.campaign_id} (it stays 'sending': send again to resume)",
+            undo=undo,
+        )
 
     # ------------------------------------------------------------ read and submit
 
@@ -194,8 +166,14 @@ class SendLoop:
         """Read the next batch into ``ready`` unless one is waiting or the ledger is done."""
         if self.ready is not None or self.exhausted:
             return
-        batch = self.reader.next_batch()
-        self.report.skipped += self.reader.take_skipped()
+        reader, last_id = self.reader, self.reader.last_id
+
+        def undo() -> None:  # read again from where this read started
+            reader.last_id = last_id
+            reader.take_skipped()
+
+        batch = self._db(reader.next_batch, undo=undo)
+        self.report.skipped += reader.take_skipped()
         if batch is None:
             self.exhausted = True
         else:
@@ -222,13 +200,31 @@ class SendLoop:
 
     # ------------------------------------------------------------ record outcomes
 
-    def _collect(self) -> set[Future[Outcome]]:
-        """Wait for a job to finish (at most until the lease is due) and record it."""
+    def _wait(self) -> list[Outcome]:
+        """Wait for jobs to finish, at most until the lease is due; their outcomes."""
         done, _ = wait(self.in_flight, timeout=self.renew_every, return_when=FIRST_COMPLETED)
         for future in done:
             del self.in_flight[future]
-            self._record(future.result())
-        return done
+        return [future.result() for future in done]
+
+    def _record_all(self, outcomes: list[Outcome]) -> None:
+        """Record the outcomes, keep the lease and commit: one transaction."""
+        for outcome in outcomes:
+            self._record(outcome)
+        self._keep_lease(renew=bool(outcomes))
+        self.session.commit()
+
+    def _undo_point(self) -> Callable[[], None]:
+        """What :meth:`_record_all` changes outside the database, to put back before it
+        runs again: the report's counts and the retries it queued."""
+        report, retries = dataclasses.replace(self.report), len(self.retries)
+
+        def undo() -> None:
+            self.report = dataclasses.replace(report)
+            while len(self.retries) > retries:
+                self.retries.pop()
+
+        return undo
 
     def _record(self, outcome: Outcome) -> None:
         """Write one job's outcome to the ledger, or stop, or schedule a retry."""
@@ -341,11 +337,17 @@ class SendLoop:
         """Count what is left; a run that sent everything marks the campaign sent."""
         report = self.report
         report.skipped += self.reader.take_skipped()
+        report.queued, report.status = self._db(self._close)
+        report.seconds = time.monotonic() - self.started
+        self._progress()
+        return report
+
+    def _close(self) -> tuple[int, str]:
+        """(rows still queued, the campaign's status), marking it sent when it is done."""
         counts = delivery_counts(self.session, campaign_id=self.campaign_id)
-        report.queued = counts.queued
         fresh = self.session.get(Campaign, self.campaign_id, populate_existing=True)
         assert fresh is not None
-        if report.stopped is None and counts.queued == 0 and fresh.status == S.SENDING:
+        if self.report.stopped is None and counts.queued == 0 and fresh.status == S.SENDING:
             transition(
                 self.session,
                 campaign=fresh,
@@ -354,7 +356,4 @@ class SendLoop:
                 reason=f"sent {counts.sent}, skipped {counts.skipped}, failed {counts.failed}",
             )
         self.session.commit()
-        report.status = fresh.status
-        report.seconds = time.monotonic() - self.started
-        self._progress()
-        return report
+        return counts.queued, fresh.status

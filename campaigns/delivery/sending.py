@@ -12,7 +12,8 @@ How exactly-once holds:
   with ``send_concurrency = 1`` (1000 recipients on SendGrid, ``smtp_batch_size`` on
   SMTP), at most ``send_concurrency`` batches otherwise. Nothing else is ever repeated
   and nothing is lost (tests/e2e/test_kill_resume.py measures it with SIGKILL).
-- A lease per campaign (campaigns.delivery.send_lease) keeps a second sender away.
+- A lease per campaign (campaigns.delivery.send_lease) keeps a second sender away; a
+  sender killed on this host is taken over at once, one on another host at expiry.
 
 Faults: 429/5xx/timeouts (ProviderUnavailable) and recipients the provider deferred are
 retried with exponential backoff and jitter (``throttle``), never sooner than the
@@ -20,7 +21,10 @@ provider's Retry-After; after ``retry_max_attempts`` the campaign goes to FAILED
 its rows still queued (send again to resume). A 400 (ProviderRejected) fails that batch
 only, a rejected recipient only itself. A 401/403 (ProviderAuthError) fails the campaign
 and nothing more is sent. Pause or cancel (another process changing the campaign's
-status) stops the loop between batches.
+status) stops the loop between batches. A lost database connection is retried on a new
+one, the batch outcomes in hand, for ``database_reconnect_seconds``; then the run stops
+with one DatabaseError line, the campaign still 'sending'. A real send (SendGrid, SMTP)
+with an ``http://`` base URL is refused before anything starts (RFC 8058, ``factory``).
 
 This module prepares a run (preflight, rendering, queueing, the lease, the provider) and
 sends single test copies; the loop itself, step by step, is
@@ -30,10 +34,14 @@ sends single test copies; the loop itself, step by step, is
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from typing import TypeVar
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from campaigns.content.preflight import preflight as run_preflight
@@ -41,11 +49,12 @@ from campaigns.content.rendering import render_campaign
 from campaigns.delivery import send_lease
 from campaigns.delivery.ledger import queue_deliveries
 from campaigns.delivery.providers.base import Provider, Recipient, SendStatus, bulk_content
-from campaigns.delivery.providers.factory import make_provider
+from campaigns.delivery.providers.factory import check_one_click_links, make_sending_provider
 from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.delivery.send_loop import ProgressCallback, SendLoop, SendProgress, SendReport
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.workflow import transition
+from newsletter import db
 from newsletter.errors import (
     ContentError,
     NotFound,
@@ -57,7 +66,9 @@ from newsletter.settings import Settings
 
 __all__ = ["SendProgress", "SendReport", "bulk_content", "send_campaign", "test_send"]
 
+log = logging.getLogger(__name__)
 S = CampaignStatus
+T = TypeVar("T")
 STARTABLE = (S.DRAFT, S.SCHEDULED, S.PAUSED, S.FAILED, S.SENDING)
 
 
@@ -117,52 +128,94 @@ def send_campaign(
     starts, the batches in flight finish and are recorded, and the campaign stays
     'sending' for the next run to resume. Raises NotFound, StateError (not startable, or
     another sender holds the lease), ContentError (not renderable or failed preflight),
-    ConfigError (settings unfit for sending).
+    ConfigError (settings unfit for sending, such as an http:// base URL for real mail),
+    DatabaseError (one line: the database went away for longer than
+    ``database_reconnect_seconds``; the campaign stays 'sending' for the next run).
     """
     started = time.monotonic()
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound(f"no campaign with id {campaign_id}")
-    if S(campaign.status) not in STARTABLE:
-        raise StateError(f"campaign {campaign_id} is {campaign.status}; it cannot be sent")
-    settings.check_for_sending()
-    holder = send_lease.new_holder()
+    with db.one_line_when_lost(f"sending campaign {campaign_id}"):
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise NotFound(f"no campaign with id {campaign_id}")
+        if S(campaign.status) not in STARTABLE:
+            raise StateError(f"campaign {campaign_id} is {campaign.status}; it cannot be sent")
+        settings.check_for_sending()
+        check_one_click_links(settings)
+        holder = send_lease.new_holder()
+        _retrying(
+            session, settings, campaign_id, partial(_claim, session, settings, campaign_id, holder)
+        )
+        own_provider = provider is None
+        try:
+            ready = partial(_ready, session, settings, campaign_id, actor=actor, check=preflight)
+            campaign = _retrying(session, settings, campaign_id, ready)
+            content = bulk_content(settings, campaign)
+            if provider is None:
+                provider = make_sending_provider(settings)
+            loop = SendLoop(
+                session,
+                settings=settings,
+                campaign_id=campaign_id,
+                content=content,
+                provider=provider,
+                holder=holder,
+                actor=actor,
+                started=started,
+                on_progress=on_progress,
+                should_stop=should_stop,
+            )
+            with fewer_gc_passes():
+                return loop.run()
+        finally:
+            if own_provider and provider is not None:
+                provider.close()
+            _release(session, campaign_id, holder)
+
+
+def _retrying(session: Session, settings: Settings, campaign_id: int, work: Callable[[], T]) -> T:
+    """``work`` (one transaction) again on a new connection when the database went away."""
+    return db.retry_when_lost(
+        session,
+        work,
+        seconds=settings.database_reconnect_seconds,
+        what=f"starting to send campaign {campaign_id}",
+    )
+
+
+def _claim(session: Session, settings: Settings, campaign_id: int, holder: str) -> None:
     send_lease.claim(
         session, campaign_id=campaign_id, holder=holder, seconds=settings.lease_seconds
     )
     session.commit()
-    own_provider = provider is None
+
+
+def _ready(
+    session: Session, settings: Settings, campaign_id: int, *, actor: str, check: bool
+) -> Campaign:
+    """Preflight or render, queue the first time, move to 'sending'; committed."""
+    campaign = session.get(Campaign, campaign_id)
+    assert campaign is not None
+    _prepare(session, settings=settings, campaign=campaign, check=check)
+    if campaign.queued_at is None:
+        queue_deliveries(session, campaign=campaign)
+    if campaign.status != S.SENDING:
+        transition(session, campaign=campaign, to=S.SENDING, actor=actor, reason="send")
+    session.commit()
+    return campaign
+
+
+def _release(session: Session, campaign_id: int, holder: str) -> None:
+    """Give the send lease up. With the database gone it cannot be: it expires, and the
+    next run on this host takes it at once (our process will be gone)."""
     try:
-        _prepare(session, settings=settings, campaign=campaign, check=preflight)
-        if campaign.queued_at is None:
-            queue_deliveries(session, campaign=campaign)
-        if campaign.status != S.SENDING:
-            transition(session, campaign=campaign, to=S.SENDING, actor=actor, reason="send")
-        session.commit()
-        content = bulk_content(settings, campaign)
-        if provider is None:
-            provider = make_provider(settings)
-        loop = SendLoop(
-            session,
-            settings=settings,
-            campaign_id=campaign_id,
-            content=content,
-            provider=provider,
-            holder=holder,
-            actor=actor,
-            started=started,
-            on_progress=on_progress,
-            should_stop=should_stop,
-        )
-        with fewer_gc_passes():
-            report = loop.run()
-    finally:
-        if own_provider and provider is not None:
-            provider.close()
         session.rollback()
         send_lease.release(session, campaign_id=campaign_id, holder=holder)
         session.commit()
-    return report
+    except (OperationalError, InterfaceError) as err:
+        if not db.connection_lost(err):
+            raise
+        db.rollback_quietly(session)
+        log.warning("the send lease of campaign %s was not released: %s", campaign_id, err.orig)
 
 
 def test_send(
@@ -175,13 +228,14 @@ def test_send(
 ) -> str:
     """Send one copy marked as a test to ``to_email``; records nothing. Returns the message id.
 
-    Raises NotFound, ContentError, ProviderRejected (the copy was refused) or
-    ProviderUnavailable (not accepted this time; try again), and whatever the provider
-    raises for the whole batch.
+    Raises NotFound, ConfigError (an http:// base URL for real mail), ContentError,
+    ProviderRejected (the copy was refused) or ProviderUnavailable (not accepted this
+    time; try again), and whatever the provider raises for the whole batch.
     """
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFound(f"no campaign with id {campaign_id}")
+    check_one_click_links(settings)
     _prepare(session, settings=settings, campaign=campaign, check=False)
     content = bulk_content(settings, campaign, test=True)
     links = RecipientLinks(settings)
@@ -190,7 +244,7 @@ def test_send(
     )
     own = provider is None
     if provider is None:
-        provider = make_provider(settings)
+        provider = make_sending_provider(settings)
     try:
         result = provider.send_batch(content, [recipient])
     finally:

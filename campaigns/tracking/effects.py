@@ -18,6 +18,15 @@ bounce has already stopped.
 What happens to a person (bounced, complained, unsubscribed, suppressed) is decided by the
 subscribers room; we only tell it what the provider saw. Machine opens are counted apart
 and never reach the subscribers room.
+
+In bulk: a webhook request may carry 100,000 events, so they are applied in chunks, each
+with a handful of set-based statements: one query for the event ids already stored, the
+matching (``matching.Matcher``), one ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` of the
+new events, and the delivery rows' changes folded per row (``counters``). Only events
+that say something about a person go one by one, in arrival order, through the
+subscribers room (``people``: hard and soft bounces, complaints, unsubscribes, and
+deliveries to an address with soft bounces to reset). The result is the same as applying
+the events one at a time in arrival order: same rows, same counts, same suppressions.
 """
 
 from __future__ import annotations
@@ -25,60 +34,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
-from campaigns.models import Delivery, DeliveryBatch, TrackingEvent
-from campaigns.tracking.events import EventKind, NormalisedEvent, RejectReason
-from newsletter.clock import as_utc
-from newsletter.errors import NewsletterError
+from campaigns.models import TrackingEvent
+from campaigns.tracking import people
+from campaigns.tracking.counters import apply_changes
+from campaigns.tracking.events import EventKind, NormalisedEvent
+from campaigns.tracking.matching import Match, Matcher
+from campaigns.tracking.people import Stored, Verdict, verdict
+from campaigns.tracking.rowsets import RowSet, among
+from newsletter.clock import utcnow
 from newsletter.settings import Settings
-from subscribers import lifecycle
-from subscribers.addresses import normalise_for_hash
-from subscribers.models import ConsentSource, Subscriber
+
+__all__ = ["ApplyResult", "Verdict", "apply_events", "verdict"]
 
 log = logging.getLogger(__name__)
 
-K, R = EventKind, RejectReason
-
-
-class Verdict(StrEnum):
-    """What an event says about the person behind the address."""
-
-    HARD_BOUNCE = "hard bounce"
-    SOFT_BOUNCE = "soft bounce"
-    COMPLAINT = "complaint"
-    UNSUBSCRIBE = "unsubscribe"
-    DELIVERED = "delivered"
-
-
-V = Verdict
-# A message rejected before sending says something about the address only by its reason.
-REJECTION_VERDICTS: dict[RejectReason, Verdict] = {
-    R.INVALID: V.HARD_BOUNCE,
-    R.BOUNCED: V.HARD_BOUNCE,
-    R.SPAM: V.COMPLAINT,
-    R.UNSUBSCRIBED: V.UNSUBSCRIBE,
-}
-KIND_VERDICTS: dict[EventKind, Verdict] = {
-    K.COMPLAINED: V.COMPLAINT,
-    K.UNSUBSCRIBED: V.UNSUBSCRIBE,
-    K.DELIVERED: V.DELIVERED,
-}
-
-
-def verdict(event: NormalisedEvent) -> Verdict | None:
-    """What ``event`` says about the person (None: nothing; machine opens never do)."""
-    if event.kind is K.REJECTED:
-        return REJECTION_VERDICTS.get(event.reject_reason) if event.reject_reason else None
-    if event.kind is K.BOUNCED:
-        return V.SOFT_BOUNCE if event.soft_bounce else V.HARD_BOUNCE
-    return KIND_VERDICTS.get(event.kind)
+K = EventKind
+CHUNK = 5000  # events per round of set-based statements
+_event = TrackingEvent.__table__  # type: ignore[attr-defined]
+_COLUMNS = (
+    "provider", "event_id", "kind", "raw_event", "campaign_id", "subscriber_id", "delivery_id",
+    "machine", "occurred_at", "payload",
+)  # fmt: skip
 
 
 @dataclass
@@ -97,285 +79,108 @@ class ApplyResult:
 def apply_events(
     session: Session, *, settings: Settings, events: Sequence[NormalisedEvent]
 ) -> ApplyResult:
-    """Store and apply a batch; safe to call again with the same events."""
+    """Store and apply a batch, in arrival order; safe to call again with the same events.
+
+    Flushes as it goes; the caller commits (the webhook's session does, once).
+    """
     result = ApplyResult(received=len(events))
-    for event in events:
-        stored = _store(session, event)
-        if stored is None:
-            result.duplicates += 1
-            continue
-        row, delivery, subscriber = stored
-        result.applied += 1
-        if event.kind is K.UNKNOWN:
-            result.unknown += 1
-        if delivery is None and subscriber is None:
-            result.unmatched += 1
-            log.info(
-                "tracking: %s event %s matches nothing of ours", event.raw_event, event.event_id
-            )
-        try:
-            with session.begin_nested():
-                _apply(session, settings, event, row, delivery, subscriber)
-        except NewsletterError as err:
-            result.failed += 1
-            log.warning("tracking: event %s not applied: %s", event.event_id, err)
+    matcher = Matcher(session)
+    for start in range(0, len(events), CHUNK):
+        _apply_chunk(session, settings, matcher, events[start : start + CHUNK], result)
     return result
 
 
-# ---------------------------------------------------------------- storing and matching
+def _apply_chunk(
+    session: Session,
+    settings: Settings,
+    matcher: Matcher,
+    events: Sequence[NormalisedEvent],
+    result: ApplyResult,
+) -> None:
+    new = _not_seen(session, events)
+    stored = _store(session, new, matcher.match(new)) if new else []
+    result.duplicates += len(events) - len(stored)
+    for item in stored:
+        result.applied += 1
+        if item.event.kind is K.UNKNOWN:
+            result.unknown += 1
+        if item.match.unmatched:
+            result.unmatched += 1
+            log.info(
+                "tracking: %s event %s matches nothing of ours",
+                item.event.raw_event,
+                item.event.event_id,
+            )
+    failed = people.tell(session, settings, stored)
+    result.failed += len(failed)
+    apply_changes(
+        session,
+        (
+            (item.match.delivery_id, item.event)
+            for item in stored
+            if item.match.delivery_id is not None and item.row_id not in failed
+        ),
+    )
+
+
+# ---------------------------------------------------------------- storing
+
+
+def _not_seen(session: Session, events: Sequence[NormalisedEvent]) -> list[NormalisedEvent]:
+    """The events whose id is new: not stored before, and the first of its id in the chunk."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    ids = {e.event_id for e in events}
+    query = sa.select(_event.c.event_id).where(among(_event.c.event_id, ids, postgres))
+    seen = set(session.scalars(query))
+    new = []
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            new.append(event)
+    return new
 
 
 def _store(
-    session: Session, event: NormalisedEvent
-) -> tuple[TrackingEvent, Delivery | None, Subscriber | None] | None:
-    """Record the event once; None when it was recorded before."""
-    if _seen(session, event):
-        return None
-    delivery = match_delivery(session, event)
-    subscriber = _subscriber_for(session, event, delivery)
-    row = TrackingEvent(
-        provider=event.provider,
-        event_id=event.event_id,
-        kind=event.kind.value,
-        raw_event=event.raw_event,
-        campaign_id=delivery.campaign_id if delivery else None,
-        subscriber_id=subscriber.id if subscriber else None,
-        delivery_id=delivery.id if delivery else None,
-        machine=event.machine,
-        occurred_at=event.occurred_at,
-        payload=_json_safe(event.payload),
+    session: Session, events: Sequence[NormalisedEvent], matches: Sequence[Match]
+) -> list[Stored]:
+    """Insert the events in one statement (``rowsets``); a row another request stored
+    meanwhile is skipped (ON CONFLICT DO NOTHING) and counts as a duplicate."""
+    received = utcnow()
+    rows = [
+        {
+            "provider": e.provider,
+            "event_id": e.event_id,
+            "kind": e.kind.value,
+            "raw_event": e.raw_event,
+            "campaign_id": m.campaign_id,
+            "subscriber_id": m.subscriber_id,
+            "delivery_id": m.delivery_id,
+            "machine": e.machine,
+            "occurred_at": e.occurred_at,
+            "payload": _json_safe(e.payload),
+        }
+        for e, m in zip(events, matches, strict=True)
+    ]
+    connection = session.connection()
+    rowset = RowSet(connection.dialect, "events", {c: _event.c[c].type for c in _COLUMNS})
+    insert = postgresql.insert if rowset.postgres else sqlite.insert
+    now = sa.bindparam("received_at", received, type_=_event.c.received_at.type)
+    source = sa.select(*(rowset.c[c] for c in _COLUMNS), now).where(sa.true())
+    statement = (
+        insert(_event)
+        .from_select([*_COLUMNS, "received_at"], source)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(_event.c.id, _event.c.event_id)
     )
-    try:
-        with session.begin_nested():  # a concurrent request may store the same event
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        return None
-    return row, delivery, subscriber
-
-
-def _seen(session: Session, event: NormalisedEvent) -> bool:
-    found = session.exec(
-        select(TrackingEvent.id).where(col(TrackingEvent.event_id) == event.event_id)
-    ).first()
-    return found is not None
-
-
-def match_delivery(session: Session, event: NormalisedEvent) -> Delivery | None:
-    """Our delivery for an event: by our own ids echoed back first, else by the message id.
-
-    The recipient address must agree with the delivery's subscriber, so ids echoed from
-    another installation sharing the provider account never touch the wrong person.
-    """
-    candidate: Delivery | None = None
-    if event.delivery_id is not None:
-        candidate = session.get(Delivery, event.delivery_id)
-        if candidate is not None and (
-            (event.campaign_id is not None and candidate.campaign_id != event.campaign_id)
-            or (event.subscriber_id is not None and candidate.subscriber_id != event.subscriber_id)
-        ):
-            candidate = None
-    elif event.campaign_id is not None and event.subscriber_id is not None:
-        candidate = session.exec(
-            select(Delivery).where(
-                col(Delivery.campaign_id) == event.campaign_id,
-                col(Delivery.subscriber_id) == event.subscriber_id,
-            )
-        ).first()
-    elif event.message_id:
-        candidate = _by_message_id(session, event)
-    if candidate is not None and not _same_address(session, event, candidate.subscriber_id):
-        log.warning(
-            "tracking: event %s names delivery %s but another address", event.event_id, candidate.id
-        )
-        return None
-    return candidate
-
-
-def _by_message_id(session: Session, event: NormalisedEvent) -> Delivery | None:
-    """A message id may name a whole request (SendGrid's: up to 1000 recipients).
-
-    The request's ``delivery_batch`` row names its campaign and delivery id range (the
-    message id column of ``delivery`` has no index: see migration 0003); the address
-    picks the one delivery of the request.
-    """
-    b = DeliveryBatch
-    ranges = session.exec(
-        select(b.campaign_id, b.first_delivery_id, b.last_delivery_id).where(
-            col(b.message_id) == event.message_id
-        )
-    ).all()
-    if not ranges:
-        return None
-    query = select(Delivery).where(
-        sa.or_(
-            *(
-                sa.and_(
-                    col(Delivery.campaign_id) == campaign_id,
-                    col(Delivery.id).between(first_id, last_id),
-                )
-                for campaign_id, first_id, last_id in ranges
-            )
-        ),
-        col(Delivery.provider_message_id) == event.message_id,
-    )
-    if event.email:
-        query = query.join(Subscriber, col(Subscriber.id) == col(Delivery.subscriber_id)).where(
-            col(Subscriber.email) == normalise_for_hash(event.email)
-        )
-    found = session.exec(query.limit(2)).all()
-    return found[0] if len(found) == 1 else None
-
-
-def _same_address(session: Session, event: NormalisedEvent, subscriber_id: int | None) -> bool:
-    if event.email is None or subscriber_id is None:
-        return True
-    subscriber = session.get(Subscriber, subscriber_id)
-    return subscriber is None or subscriber.email == normalise_for_hash(event.email)
-
-
-def _subscriber_for(
-    session: Session, event: NormalisedEvent, delivery: Delivery | None
-) -> Subscriber | None:
-    """The person: the delivery's, else by our id (address must agree), else by address.
-
-    Events without a delivery (a bounced confirmation email, say) still count: a hard
-    bounce or a complaint is about the address, whatever message caused it.
-    """
-    if delivery is not None:
-        return session.get(Subscriber, delivery.subscriber_id) if delivery.subscriber_id else None
-    if event.subscriber_id is not None:
-        subscriber = session.get(Subscriber, event.subscriber_id)
-        if subscriber is not None and _same_address(session, event, subscriber.id):
-            return subscriber
-    if event.email:
-        return lifecycle.find_by_email(session, email=event.email)
-    return None
+    inserted = rowset.execute(connection, statement, rows)
+    ids = {event_id: row_id for row_id, event_id in inserted}
+    return [
+        Stored(ids[e.event_id], e, m)
+        for e, m in zip(events, matches, strict=True)
+        if e.event_id in ids
+    ]
 
 
 def _json_safe(payload: Any) -> dict[str, Any]:
     """The raw event as stored JSON (it came from JSON, so this only copies)."""
     return dict(payload) if isinstance(payload, dict) else {"value": payload}
-
-
-# ---------------------------------------------------------------- effects
-
-
-def _apply(
-    session: Session,
-    settings: Settings,
-    event: NormalisedEvent,
-    row: TrackingEvent,
-    delivery: Delivery | None,
-    subscriber: Subscriber | None,
-) -> None:
-    at = event.occurred_at
-    if delivery is not None:
-        _update_delivery(session, delivery, event)
-    found = verdict(event)
-    if found is None or subscriber is None or subscriber.id is None:
-        return
-    detail = {
-        "provider": event.provider,
-        "event": event.raw_event,
-        "event_id": event.event_id,
-        "campaign_id": row.campaign_id,
-        "delivery_id": row.delivery_id,
-        "reason": event.reason,
-        "occurred_at": at.isoformat(),
-    }
-    sid = subscriber.id
-    if found is V.HARD_BOUNCE:
-        lifecycle.record_hard_bounce(session, subscriber_id=sid, detail=detail)
-    elif found is V.COMPLAINT:
-        lifecycle.record_complaint(session, subscriber_id=sid, detail=detail)
-    elif found is V.UNSUBSCRIBE:
-        lifecycle.unsubscribe(
-            session,
-            subscriber_id=sid,
-            source=ConsentSource.PROVIDER,
-            detail=detail,
-            reason=f"{event.raw_event} at {event.provider}",
-        )
-    elif found is V.SOFT_BOUNCE:
-        if _counts_as_soft_bounce(session, row, sid):
-            lifecycle.record_soft_bounce(
-                session, settings=settings, subscriber_id=sid, detail=detail
-            )
-    elif found is V.DELIVERED and _latest(session, sid, K.BOUNCED, row) <= as_utc(at):
-        lifecycle.reset_soft_bounces(session, subscriber_id=sid)
-
-
-def _delivery_values(event: NormalisedEvent) -> dict[str, Any]:
-    """The ledger columns an event changes, as SQL expressions (empty: none)."""
-    d, kind, at = Delivery, event.kind, event.occurred_at
-    if kind is K.QUEUED:
-        return {"sent_at": sa.func.coalesce(col(d.sent_at), _at(d.sent_at, at))}
-    if kind is K.DELIVERED:
-        return {"delivered_at": _earliest(col(d.delivered_at), at)}
-    if kind is K.OPENED and event.machine:
-        return {"machine_open_count": col(d.machine_open_count) + 1}
-    if kind is K.OPENED:
-        return {"open_count": col(d.open_count) + 1, "opened_at": _earliest(col(d.opened_at), at)}
-    if kind is K.CLICKED:
-        return {
-            "click_count": col(d.click_count) + 1,
-            "clicked_at": _earliest(col(d.clicked_at), at),
-        }
-    if kind is K.BOUNCED and event.soft_bounce:  # never downgrade a hard bounce
-        return {"bounce": sa.case((col(d.bounce) == "hard", "hard"), else_="soft")}
-    if kind is K.BOUNCED:
-        return {"bounce": "hard"}
-    if kind is K.COMPLAINED:
-        return {"complained": True}
-    if kind is K.UNSUBSCRIBED:
-        return {"unsubscribed": True}
-    return {}
-
-
-def _update_delivery(session: Session, delivery: Delivery, event: NormalisedEvent) -> None:
-    values = _delivery_values(event)
-    if not values:
-        return
-    # One UPDATE with SQL arithmetic: concurrent webhook requests never lose a count.
-    session.execute(
-        sa.update(Delivery).where(col(Delivery.id) == delivery.id).values(**values),
-        execution_options={"synchronize_session": False},
-    )
-    session.expire(delivery)
-
-
-def _at(column: Any, at: datetime) -> Any:
-    return sa.literal(at, type_=column.type)
-
-
-def _earliest(column: Any, at: datetime) -> Any:
-    value = _at(column, at)
-    return sa.case((column.is_(None), value), (column > value, value), else_=column)
-
-
-def _counts_as_soft_bounce(session: Session, row: TrackingEvent, subscriber_id: int) -> bool:
-    """One bounce per message, and only after the last delivery that got through."""
-    if row.delivery_id is not None:
-        earlier = session.exec(
-            select(TrackingEvent.id).where(
-                col(TrackingEvent.delivery_id) == row.delivery_id,
-                col(TrackingEvent.kind) == K.BOUNCED.value,
-                col(TrackingEvent.id) != row.id,
-            )
-        ).first()
-        if earlier is not None:
-            return False
-    return _latest(session, subscriber_id, K.DELIVERED, row) <= as_utc(row.occurred_at)
-
-
-def _latest(session: Session, subscriber_id: int, kind: EventKind, row: TrackingEvent) -> datetime:
-    """When the subscriber's most recent other event of ``kind`` happened (or the epoch)."""
-    latest = session.exec(
-        select(sa.func.max(TrackingEvent.occurred_at)).where(
-            col(TrackingEvent.subscriber_id) == subscriber_id,
-            col(TrackingEvent.kind) == kind.value,
-            col(TrackingEvent.id) != row.id,
-        )
-    ).one()
-    return as_utc(latest) if latest is not None else datetime.min.replace(tzinfo=UTC)

@@ -54,6 +54,14 @@ def test_bench_writes_one_verified_result_per_provider(sqlite_results: list[dict
         assert result["queued"] == SIZE
 
 
+def test_bench_posts_sendgrids_events_back_through_the_webhook(sqlite_results: list[dict]) -> None:
+    sendgrid, smtp = sqlite_results
+    events = sendgrid["events"]
+    assert (events["events"], events["requests"], events["problems"]) == (SIZE, 1, [])
+    assert events["events_per_second"] > 0 and events["seconds"] > 0
+    assert smtp["events"] is None  # SMTP has no provider events
+
+
 def test_bench_counts_http_requests_and_smtp_messages(sqlite_results: list[dict]) -> None:
     sendgrid, smtp = sqlite_results
     assert sendgrid["requests"] == 1  # 200 recipients fit in one 1000-personalization request

@@ -10,19 +10,25 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from campaigns.delivery import send_lease
 from campaigns.delivery.ledger import delivery_counts
 from campaigns.delivery.sending import send_campaign
+from newsletter import leases
+from newsletter.clock import utcnow
 from newsletter.errors import StateError
+from newsletter.holders import Holder
 from newsletter.settings import Settings
 from tests.conftest import make_settings
 from tests.support.delivery import API_KEY, add_subscribers, make_campaign
@@ -51,17 +57,20 @@ def fake() -> Iterator[FakeSendGrid]:
         yield server
 
 
-def start_sender(settings: Settings, fake: FakeSendGrid, campaign_id: int, cwd: Path):
+def start_sender(
+    settings: Settings, fake: FakeSendGrid, campaign_id: int, cwd: Path, lease_seconds: int = 3
+):
     env = {
         **os.environ,
         "NEWSLETTER_DATABASE_URL": settings.database_url,
         "NEWSLETTER_PROVIDER": "sendgrid",
+        "NEWSLETTER_BASE_URL": "https://news.example.com",
         "NEWSLETTER_SENDGRID_API_KEY": API_KEY,
         "NEWSLETTER_SENDGRID_API_HOST": fake.url,
         "NEWSLETTER_SENDGRID_BATCH_SIZE": str(BATCH),
         "NEWSLETTER_SECRET_KEY": settings.secret_key or "",
         "NEWSLETTER_POSTAL_ADDRESS": settings.postal_address or "",
-        "NEWSLETTER_LEASE_SECONDS": "3",
+        "NEWSLETTER_LEASE_SECONDS": str(lease_seconds),
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.Popen(
@@ -73,15 +82,20 @@ def start_sender(settings: Settings, fake: FakeSendGrid, campaign_id: int, cwd: 
     )
 
 
-def resume(settings: Settings, fake: FakeSendGrid, engine: Engine, campaign_id: int):
-    cfg = make_settings(
+def sender_settings(settings: Settings, fake: FakeSendGrid, lease_seconds: int = 3) -> Settings:
+    return make_settings(
         settings.database_url,
         Path(settings.outbox_dir).parent,
         provider="sendgrid",
+        base_url="https://news.example.com",
         sendgrid_api_key=API_KEY,
         sendgrid_api_host=fake.url,
-        lease_seconds=3,
+        lease_seconds=lease_seconds,
     )
+
+
+def resume(settings: Settings, fake: FakeSendGrid, engine: Engine, campaign_id: int):
+    cfg = sender_settings(settings, fake)
     deadline = time.monotonic() + 15
     while True:  # the killed sender's lease has to expire first
         with Session(engine) as session:
@@ -147,6 +161,42 @@ def test_kill_at_an_arbitrary_moment_loses_nobody(
     kill(process)
     resume(settings, fake, engine, campaign_id)
     print(f"\nkilled after {fake.accepted} requests; {len(fake.duplicates())} resent")
+    assert set(fake.deliveries) == everyone()
+    assert len(fake.duplicates()) <= BATCH  # at most the one batch in flight
+    with Session(engine) as session:
+        assert delivery_counts(session, campaign_id=campaign_id).sent == SUBSCRIBERS
+
+
+def test_a_sender_killed_on_this_host_is_taken_over_at_once(
+    settings: Settings, engine: Engine, fake: FakeSendGrid, tmp_path: Path
+):
+    """Issue 13.8: the killed sender's lease (30 s) still runs, but its process is gone
+    (and its pid not reused: the holder names the process's start time), so the next run
+    takes the lease at once instead of refusing for 30 seconds."""
+    add_subscribers(engine, SUBSCRIBERS)
+    with Session(engine) as session:
+        campaign_id = make_campaign(session).id
+    process = start_sender(settings, fake, campaign_id, tmp_path, lease_seconds=30)
+    wait_for(lambda: fake.accepted >= 2)
+    kill(process)
+    with engine.connect() as connection:
+        held = leases.current(connection, name=send_lease.lease_name(campaign_id))
+    assert held is not None
+    holder = Holder.parse(held.holder)
+    assert holder is not None
+    assert (holder.host, holder.pid) == (socket.gethostname(), process.pid)
+    assert holder.started is not None  # from /proc/<pid>/stat
+    assert held.expires_at > utcnow() + timedelta(seconds=15)  # far from expired
+    started = time.monotonic()
+    with Session(engine) as session:
+        report = send_campaign(  # once: no waiting, no retry
+            session,
+            settings=sender_settings(settings, fake, lease_seconds=30),
+            campaign_id=campaign_id,
+            preflight=False,
+        )
+    assert time.monotonic() - started < 15
+    assert report.status == "sent"
     assert set(fake.deliveries) == everyone()
     assert len(fake.duplicates()) <= BATCH  # at most the one batch in flight
     with Session(engine) as session:

@@ -46,6 +46,7 @@ def cfg(database_url: str, tmp_path: Path, fake: FakeSendGrid, keys: KeyPair) ->
         database_url,
         tmp_path,
         provider="sendgrid",
+        base_url="https://news.example.com",  # real mail: one-click links over HTTPS
         sendgrid_api_key=API_KEY,
         sendgrid_api_host=fake.url,
         sendgrid_webhook_public_key=keys.public,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,10 +17,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-from newsletter import db, leases
+from campaigns.delivery import send_lease
+from newsletter import db, holders, leases
 from newsletter.clock import utcnow
-from newsletter.errors import SchedulerError
+from newsletter.errors import SchedulerError, StateError
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -121,6 +124,67 @@ def test_take_waits_for_a_live_or_remote_holder(engine: Engine) -> None:
     leases.release(engine, holder=alive)
     leases.acquire(engine, holder="elsewhere:1:abcdef", ttl_seconds=300)
     assert not leases.take(engine, holder="b", ttl_seconds=30)
+
+
+def test_an_instance_id_carries_host_pid_and_the_process_start() -> None:
+    holder = leases.instance_id()
+    host, pid, start, tag = holder.split(":")
+    assert (host, int(pid)) == (socket.gethostname(), os.getpid())
+    assert int(start) == holders.process_start(os.getpid()) and int(start) > 0
+    assert len(tag) == 6 and holder != leases.instance_id()
+    assert not leases.dead_on_this_host(holder)  # this very process
+
+
+def test_a_reused_pid_is_not_taken_for_the_holder() -> None:
+    """The parent runs, but a holder naming its pid with another start time was a
+    process that died and whose pid the kernel gave to this one."""
+    parent = os.getppid()
+    start = holders.process_start(parent)
+    assert start is not None
+    host = socket.gethostname()
+    assert not leases.dead_on_this_host(f"{host}:{parent}:{start}:abcdef")
+    assert leases.dead_on_this_host(f"{host}:{parent}:{start + 1}:abcdef")
+    assert not leases.dead_on_this_host(f"elsewhere:{parent}:{start + 1}:abcdef")
+
+
+def test_a_killed_process_not_yet_reaped_is_dead() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = f"{socket.gethostname()}:{child.pid}:{holders.process_start(child.pid)}:abcdef"
+    try:
+        assert not leases.dead_on_this_host(holder)
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert leases.dead_on_this_host(holder)  # a zombie: its parent has not waited yet
+    finally:
+        child.wait(10)
+    assert leases.dead_on_this_host(holder)
+
+
+def test_the_send_lease_is_taken_at_once_only_from_a_dead_sender_of_this_host(
+    engine: Engine,
+) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    parent = os.getppid()
+    for held_by, taken in [
+        (f"{host}:{gone.pid}:{10**9}:abcdef", True),  # this host, process gone
+        (f"{host}:{parent}:{holders.process_start(parent)}:abcdef", False),  # alive
+        (f"elsewhere:{gone.pid}:{10**9}:abcdef", False),  # another host: wait for expiry
+    ]:
+        assert leases.acquire(engine, holder=held_by, ttl_seconds=300, name="send:7")
+        with Session(engine) as session:
+            if taken:
+                send_lease.claim(session, campaign_id=7, holder="next", seconds=30)
+            else:
+                with pytest.raises(StateError, match=f"being sent by {held_by}"):
+                    send_lease.claim(session, campaign_id=7, holder="next", seconds=30)
+            session.commit()
+        assert leases.current(engine, name="send:7").holder == ("next" if taken else held_by)
+        leases.release(engine, holder=leases.current(engine, name="send:7").holder, name="send:7")
 
 
 def test_a_lease_taken_on_a_connection_rides_in_the_callers_transaction(engine: Engine) -> None:

@@ -78,13 +78,6 @@ def test_a_link_page_answers_503_when_the_database_is_down(down: tuple[str, Sett
     assert_short_page(httpx.get(f"{base}/preferences/{token}"), cfg)
 
 
-def test_the_webhook_answers_503_so_the_provider_retries(down: tuple[str, Settings]) -> None:
-    base, _ = down
-    event = b'[{"event": "delivered", "email": "a@example.com", "timestamp": 1700000000}]'
-    response = httpx.post(f"{base}/webhooks/sendgrid", content=event)
-    assert (response.status_code, response.json()) == (503, DOWN)
-
-
 def test_healthz_answers_503_and_says_the_database_is_not_ok(
     down: tuple[str, Settings],
 ) -> None:

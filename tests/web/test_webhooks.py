@@ -37,7 +37,9 @@ def keys() -> KeyPair:
 
 @pytest.fixture
 def signed(database_url: str, tmp_path: Path, keys: KeyPair) -> Iterator[Settings]:
-    cfg = make_settings(database_url, tmp_path, sendgrid_webhook_public_key=keys.public)
+    cfg = make_settings(
+        database_url, tmp_path, provider="sendgrid", sendgrid_webhook_public_key=keys.public
+    )
     db.upgrade(db.get_engine(cfg.database_url))
     yield cfg
     db.dispose_engine(cfg.database_url)
@@ -188,15 +190,18 @@ def test_nan_is_not_json(server: str, keys: KeyPair) -> None:
     )
 
 
-def test_without_a_key_in_development_unsigned_batches_are_taken(
+def test_with_the_development_switch_unsigned_batches_are_taken(
     sqlite_settings: Settings, sqlite_engine: Engine
 ) -> None:
+    cfg = sqlite_settings.model_copy(
+        update={"provider": "sendgrid", "allow_unsigned_webhooks": True}
+    )
     with Session(sqlite_engine, expire_on_commit=False) as session:
         delivery = add_delivery(
             session, add_campaign(session), add_subscriber(session, "ann@example.com")
         )
     body = body_of(sg_event("delivered", delivery, "ann@example.com"))
-    with live_server(create_app(sqlite_settings)) as url:
+    with live_server(create_app(cfg)) as url:
         response = httpx.post(f"{url}/webhooks/sendgrid", content=body, headers=JSON)
     assert (response.status_code, response.json()["applied"]) == (200, 1)
 

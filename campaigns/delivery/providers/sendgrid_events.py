@@ -12,7 +12,7 @@ captured batch could be replayed forever; we refuse timestamps outside a toleran
 Parsing never fails on a single event: a malformed or unknown one is normalised to
 ``UNKNOWN`` and logged, because SendGrid retries a rejected batch for up to 72 hours and
 one bad event must not hold back the others. Only a body that is not a JSON array is
-refused (400).
+refused (400), and one with more events than a request may carry (413).
 """
 
 from __future__ import annotations
@@ -36,7 +36,13 @@ from sendgrid.helpers.eventwebhook import EventWebhook, EventWebhookHeader
 from campaigns.delivery.providers.sendgrid import ARG_CAMPAIGN, ARG_DELIVERY, ARG_SUBSCRIBER
 from campaigns.tracking.events import EventKind, NormalisedEvent, RejectReason
 from newsletter.clock import utcnow
-from newsletter.errors import ConfigError, InvalidInput, TokenExpired, TokenInvalid
+from newsletter.errors import (
+    ConfigError,
+    InvalidInput,
+    PayloadTooLarge,
+    TokenExpired,
+    TokenInvalid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +169,17 @@ def sign_payload(private_key: ec.EllipticCurvePrivateKey, payload: bytes, timest
     return base64.b64encode(signature).decode("ascii")
 
 
-def parse_batch(body: bytes) -> list[NormalisedEvent]:
-    """Normalise every event of a batch; InvalidInput when the body is not a JSON array."""
+def parse_batch(body: bytes, *, max_events: int | None = None) -> list[NormalisedEvent]:
+    """Normalise every event of a batch; InvalidInput when the body is not a JSON array,
+    PayloadTooLarge (413) when it holds more than ``max_events`` events."""
     try:
         data = json.loads(body, parse_constant=_no_constant)
     except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeError included
         raise InvalidInput(f"request body is not JSON: {err}") from err
     if not isinstance(data, list):
         raise InvalidInput("request body is not a JSON array of events")
+    if max_events is not None and len(data) > max_events:
+        raise PayloadTooLarge(f"event batch of {len(data)} events; at most {max_events} are taken")
     return [normalise_event(item) for item in data]
 
 

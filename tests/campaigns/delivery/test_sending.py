@@ -36,6 +36,7 @@ def fake() -> Iterator[FakeSendGrid]:
 def sg_settings(settings: Settings, fake: FakeSendGrid, **overrides: object) -> Settings:
     values = {
         "provider": "sendgrid",
+        "base_url": "https://news.example.com",  # real mail: one-click links over HTTPS
         "sendgrid_api_key": API_KEY,
         "sendgrid_api_host": fake.url,
         "sendgrid_timeout_seconds": 5.0,

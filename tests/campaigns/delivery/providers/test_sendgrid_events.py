@@ -170,6 +170,7 @@ def signed_settings(database_url: str, tmp_path: Path, keys: KeyPair) -> Setting
     return make_settings(
         database_url,
         tmp_path,
+        provider="sendgrid",
         sendgrid_webhook_public_key=keys.public,
         sendgrid_webhook_tolerance_seconds=600,
     )
@@ -276,7 +277,9 @@ def test_the_snapshot_sees_what_a_genuine_batch_writes(
 
 
 def test_production_without_a_public_key_refuses_to_start(tmp_path: Path) -> None:
-    cfg = make_settings(f"sqlite:///{tmp_path / 'p.db'}", tmp_path, environment="production")
+    cfg = make_settings(
+        f"sqlite:///{tmp_path / 'p.db'}", tmp_path, environment="production", provider="sendgrid"
+    )
     with pytest.raises(ConfigError, match="NEWSLETTER_ALLOW_UNSIGNED_WEBHOOKS"):
         create_app(cfg)
 
@@ -286,6 +289,7 @@ def test_production_may_accept_unsigned_webhooks_when_allowed(tmp_path: Path) ->
         f"sqlite:///{tmp_path / 'p.db'}",
         tmp_path,
         environment="production",
+        provider="sendgrid",
         allow_unsigned_webhooks=True,
     )
     routes = {r.path for r in iter_route_contexts(create_app(cfg).routes)}
@@ -301,6 +305,7 @@ def test_the_allow_unsigned_switch_is_read_from_the_environment_variable_it_name
         "NEWSLETTER_ENVIRONMENT": "production",
         "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789abcdef",
         "NEWSLETTER_POSTAL_ADDRESS": "Pain Relief Weekly, 12 Test Street, Springfield, USA",
+        "NEWSLETTER_PROVIDER": "sendgrid",
         "NEWSLETTER_ALLOW_UNSIGNED_WEBHOOKS": "true",
     }.items():
         monkeypatch.setenv(name, value)
@@ -316,6 +321,7 @@ def test_production_with_a_public_key_starts_and_refuses_unsigned_batches(
         f"sqlite:///{tmp_path / 'p.db'}",
         tmp_path,
         environment="production",
+        provider="sendgrid",
         sendgrid_webhook_public_key=keys.public,
     )
     with live_server(create_app(cfg)) as url:

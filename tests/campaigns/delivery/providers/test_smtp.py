@@ -204,6 +204,7 @@ def test_a_campaign_goes_out_through_smtp(sink, sqlite_settings: Settings, sqlit
         Path(sqlite_settings.outbox_dir).parent,
         provider="smtp",
         smtp_url=f"smtp://127.0.0.1:{port}",
+        base_url="https://news.example.com",  # real mail: one-click links over HTTPS
         send_concurrency=2,
     )
     with Session(sqlite_engine) as session:
@@ -306,6 +307,7 @@ def test_a_campaign_records_each_recipient_as_the_server_answered(
             Path(sqlite_settings.outbox_dir).parent,
             provider="smtp",
             smtp_url=f"smtp://127.0.0.1:{port}",
+            base_url="https://news.example.com",
             retry_base_seconds=0.01,
             retry_max_seconds=0.05,
         )
