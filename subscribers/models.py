@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -39,6 +40,12 @@ class SuppressionReason(StrEnum):
     ERASED = "erased"
 
 
+def new_link_key() -> str:
+    """A subscriber's link nonce: 16 random bytes as 32 hex digits. Every signed link
+    carries it (subscribers.tokens), so links die with the row they were made for."""
+    return secrets.token_hex(16)
+
+
 class SubscriberBase(SQLModel):
     email: str = Field(max_length=320, sa_column_kwargs={"unique": True}, index=False)
     name: str | None = Field(default=None, max_length=200)
@@ -62,9 +69,14 @@ class SubscriberPublic(SubscriberBase):
 
 class Subscriber(SubscriberBase, table=True):
     __tablename__ = "subscriber"
-    __table_args__ = (sa.Index("ix_subscriber_status_id", "status", "id"),)
+    # AUTOINCREMENT: SQLite would otherwise hand an erased person's id to the next row.
+    __table_args__ = (
+        sa.Index("ix_subscriber_status_id", "status", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    link_key: str = Field(default_factory=new_link_key, max_length=32)
     status: str = Field(default=SubscriberStatus.PENDING, sa_type=sa.String(20))
     source: str = Field(default=ConsentSource.FORM, sa_type=sa.String(20))
     consent_version: str | None = Field(default=None, max_length=64)
