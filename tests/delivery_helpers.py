@@ -35,15 +35,13 @@ def add_subscribers(
     pg = engine.dialect.name == "postgresql"
     topics = "CAST('[]' AS JSON)" if pg else "'[]'"
     name_sql = "'Reader ' || i" if name else "NULL"
-    # A random link key per row (subscribers.models.new_link_key: 32 hex digits).
-    key = "md5(random()::text || i)" if pg else "lower(hex(randomblob(16)))"
     statement = sa.text(
         "INSERT INTO subscriber (email, name, status, source, created_at, status_changed_at, "
-        "topics, soft_bounces, link_key) "
+        "topics, soft_bounces) "
         "WITH RECURSIVE n(i) AS (SELECT CAST(:start AS INTEGER) "
         "UNION ALL SELECT i + 1 FROM n WHERE i < :stop) "
         f"SELECT 'user' || i || '@example.com', {name_sql}, :status, 'import', "
-        f"CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, {topics}, 0, {key} FROM n"
+        f"CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, {topics}, 0 FROM n"
     )
     with engine.begin() as conn:
         conn.execute(statement, {"start": start, "stop": start + count - 1, "status": status})

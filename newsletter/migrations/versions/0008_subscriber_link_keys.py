@@ -8,7 +8,8 @@ Why: SQLite hands the largest deleted rowid to the next insert, so an erased per
 confirm or unsubscribe link named the stranger who signed up next. ``subscriber`` gets
 ``AUTOINCREMENT`` on SQLite (only a rebuild of the table can add it; PostgreSQL's
 sequence never reuses a value) and ``link_key``: 16 random bytes as hex, set for every
-existing row here and for new rows by ``subscribers.models.new_link_key``. Tokens carry
+existing row here (a per-row server default, which also covers rows inserted by raw
+SQL) and for new rows by ``subscribers.models.new_link_key``. Tokens carry
 it and ``subscribers.tokens.Tokens.check`` compares it, so links already sent (without
 a key) stop working: a one-time cost of the fix, the same as a secret-key change.
 
@@ -16,7 +17,6 @@ The rebuild drops the old table; with SQLite's foreign keys on, that deletes the
 ``consent_event`` rows by cascade, so they are kept aside and put back.
 """
 
-import secrets
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -27,7 +27,12 @@ down_revision: str | None = "0007"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
-_subscriber = sa.table("subscriber", sa.column("id", sa.Integer), sa.column("link_key"))
+# The database's own random 32 hex digits, evaluated per row (also for the rows that
+# exist when the column is added): subscribers.models.RandomLinkKey renders the same.
+_RANDOM_KEY = {
+    "sqlite": "(lower(hex(randomblob(16))))",
+    "postgresql": "md5(random()::text || clock_timestamp()::text)",
+}
 
 
 def _keep_consent(sqlite: bool) -> None:
@@ -43,25 +48,25 @@ def _restore_consent(sqlite: bool) -> None:
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    sqlite = bind.dialect.name == "sqlite"
-    op.add_column("subscriber", sa.Column("link_key", sa.String(length=32), nullable=True))
-    ids = bind.execute(sa.select(_subscriber.c.id)).scalars().all()
-    for start in range(0, len(ids), 10_000):
-        bind.execute(
-            _subscriber.update()
-            .where(_subscriber.c.id == sa.bindparam("row_id"))
-            .values(link_key=sa.bindparam("key")),
-            [{"row_id": i, "key": secrets.token_hex(16)} for i in ids[start : start + 10_000]],
-        )
-    _keep_consent(sqlite)
+    dialect = op.get_bind().dialect.name
+    column = sa.Column(
+        "link_key",
+        sa.String(length=32),
+        server_default=sa.text(_RANDOM_KEY[dialect]),
+        nullable=False,
+    )
+    if dialect != "sqlite":
+        # A volatile default: PostgreSQL rewrites the table and draws one per row.
+        op.add_column("subscriber", column)
+        return
+    # SQLite cannot add a column with a non-constant default, nor AUTOINCREMENT, to a
+    # table: both come with the rebuild, whose copy draws the default per row.
+    _keep_consent(True)
     with op.batch_alter_table(
-        "subscriber",
-        recreate="always" if sqlite else "auto",
-        table_kwargs={"sqlite_autoincrement": True},
+        "subscriber", recreate="always", table_kwargs={"sqlite_autoincrement": True}
     ) as batch:
-        batch.alter_column("link_key", existing_type=sa.String(length=32), nullable=False)
-    _restore_consent(sqlite)
+        batch.add_column(column)
+    _restore_consent(True)
 
 
 def downgrade() -> None:
