@@ -178,7 +178,8 @@ def _store(run: _Run, fresh: list[Entry]) -> list[tuple[Entry, int]]:
     template = {
         c.name: getattr(blank, c.name)
         for c in _SUBSCRIBER.columns
-        if c.name != "id" and getattr(blank, c.name) is not None  # NULL needs no parameter
+        # NULL needs no parameter; link_key is left to the column default, one per row.
+        if c.name not in ("id", "link_key") and getattr(blank, c.name) is not None
     }
     rows_ = [
         {

@@ -78,7 +78,7 @@ def confirmation_message(
             reason=_confirmation_reason(settings, subscriber), show_disclaimer=False
         ),
         "subscriber_name": subscriber.name,
-        "confirm_url": tokens.url(Purpose.CONFIRM, subscriber.id),
+        "confirm_url": tokens.url(Purpose.CONFIRM, subscriber),
         "site_url": brand["base_url"],
         "expiry_days": settings.confirm_token_max_age_days,
         "consent_text": settings.consent_text,
@@ -100,8 +100,8 @@ def welcome_message(
     assert subscriber.id is not None
     templates = templates or Templates(settings)
     tokens = Tokens(settings)
-    unsubscribe_url = tokens.url(Purpose.UNSUBSCRIBE, subscriber.id)
-    preferences_url = tokens.url(Purpose.PREFERENCES, subscriber.id)
+    unsubscribe_url = tokens.url(Purpose.UNSUBSCRIBE, subscriber)
+    preferences_url = tokens.url(Purpose.PREFERENCES, subscriber)
     context: dict[str, Any] = {
         "brand": brand_context(settings),
         "preheader": "What to expect, and how to leave whenever you like.",

@@ -183,13 +183,19 @@ def unsubscribe_by_link(
     posted: bytes = b"",
     ip: str | None = None,
     user_agent: str | None = None,
+    campaign_id: int | None = None,
 ) -> None:
     """The unsubscribe link's POST: the form button and RFC 8058 one-click alike.
 
     The signed link is the authority; ``posted`` (the body, b"" when too large) only
     tells whether a mailbox provider sent it. A subscriber who is gone (erased, or an
     expired sign-up) is already not mailed, which is what was asked: not an error.
+    ``campaign_id`` (signed in the link of a newsletter) goes into the history's detail:
+    the campaign report counts who left through that issue (campaigns.reports.figures).
     """
+    detail: dict[str, object] = {"one_click": ONE_CLICK in posted}
+    if campaign_id is not None:
+        detail["campaign_id"] = campaign_id
     with suppress(NotFound):
         lifecycle.unsubscribe(
             session,
@@ -198,7 +204,7 @@ def unsubscribe_by_link(
             reason="unsubscribed by link",
             ip=ip,
             user_agent=user_agent,
-            detail={"one_click": ONE_CLICK in posted},
+            detail=detail,
         )
 
 

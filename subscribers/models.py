@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import JSON, Column, Field, SQLModel
 
 from newsletter.clock import utcnow
@@ -39,6 +42,30 @@ class SuppressionReason(StrEnum):
     ERASED = "erased"
 
 
+def new_link_key() -> str:
+    """A subscriber's link nonce: 16 random bytes as 32 hex digits. Every signed link
+    carries it (subscribers.tokens), so links die with the row they were made for."""
+    return secrets.token_hex(16)
+
+
+class RandomLinkKey(sa.sql.expression.FunctionElement[str]):
+    """The database's own random 32 hex digits (the server default of ``link_key``), so a
+    row inserted by raw SQL (bulk loads, the benchmark) gets a key of its own too."""
+
+    type = sa.String(32)
+    inherit_cache = True
+
+
+@compiles(RandomLinkKey, "sqlite")
+def _random_key_sqlite(element: RandomLinkKey, compiler: Any, **kw: Any) -> str:
+    return "lower(hex(randomblob(16)))"
+
+
+@compiles(RandomLinkKey, "postgresql")
+def _random_key_postgresql(element: RandomLinkKey, compiler: Any, **kw: Any) -> str:
+    return "md5(random()::text || clock_timestamp()::text)"
+
+
 class SubscriberBase(SQLModel):
     email: str = Field(max_length=320, sa_column_kwargs={"unique": True}, index=False)
     name: str | None = Field(default=None, max_length=200)
@@ -62,9 +89,18 @@ class SubscriberPublic(SubscriberBase):
 
 class Subscriber(SubscriberBase, table=True):
     __tablename__ = "subscriber"
-    __table_args__ = (sa.Index("ix_subscriber_status_id", "status", "id"),)
+    # AUTOINCREMENT: SQLite would otherwise hand an erased person's id to the next row.
+    __table_args__ = (
+        sa.Index("ix_subscriber_status_id", "status", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
+    link_key: str = Field(
+        default_factory=new_link_key,
+        max_length=32,
+        sa_column_kwargs={"server_default": RandomLinkKey()},
+    )
     status: str = Field(default=SubscriberStatus.PENDING, sa_type=sa.String(20))
     source: str = Field(default=ConsentSource.FORM, sa_type=sa.String(20))
     consent_version: str | None = Field(default=None, max_length=64)

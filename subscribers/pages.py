@@ -92,7 +92,7 @@ class Pages:
             "confirmed",
             "Subscribed",
             already=already,
-            preferences_url=self.tokens.url(Purpose.PREFERENCES, subscriber.id),
+            preferences_url=self.tokens.url(Purpose.PREFERENCES, subscriber),
             send_day=WEEKDAYS[self.settings.send_weekday],
         )
 
@@ -149,7 +149,7 @@ class Pages:
             privacy_notice_url=self.settings.privacy_notice_url,
             data_action=f"/preferences/{token}/data",
             delete_url=f"/preferences/{token}/delete",
-            unsubscribe_url=self.tokens.url(Purpose.UNSUBSCRIBE, subscriber.id),
+            unsubscribe_url=self.tokens.url(Purpose.UNSUBSCRIBE, subscriber),
             topics=[
                 {"slug": slug, "label": label, "checked": slug in picked}
                 for slug, label in self.settings.topics.items()

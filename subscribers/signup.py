@@ -321,7 +321,7 @@ def confirm(
     expired and was deleted, StateError when the person has left since the link was sent
     (also when the unsubscribe came a moment before this click: it is never undone).
     """
-    subscriber_id = Tokens(settings).verify(Purpose.CONFIRM, token)
+    subscriber_id = Tokens(settings).check(session, Purpose.CONFIRM, token).subscriber_id
     try:
         subscriber = atomic.lock_subscriber(session, subscriber_id=subscriber_id)
     except NotFound as err:

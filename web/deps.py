@@ -31,7 +31,7 @@ from newsletter.settings import Settings
 from subscribers import forms
 from subscribers.pages import Pages
 from subscribers.ratelimit import RateLimiter
-from subscribers.tokens import Purpose
+from subscribers.tokens import LinkClaim, Purpose
 from web.clients import client_ip
 
 log = logging.getLogger(__name__)
@@ -153,14 +153,32 @@ def get_pages(request: Request) -> Pages:
 PagesDep = Annotated[Pages, Depends(get_pages)]
 
 
-def unsubscribe_link(token: str, pages: PagesDep) -> int:
-    """The subscriber id an unsubscribe link names; TokenError when it does not verify."""
-    return pages.tokens.verify(Purpose.UNSUBSCRIBE, token)
+def _checked(engine: Engine, pages: Pages, purpose: Purpose, token: str) -> LinkClaim:
+    """The claim of a link made for the person who holds its id now (Tokens.check), read
+    in a session of its own: the route's session opens its write transaction itself
+    (db.begin_write), never after a read made here."""
+    with Session(engine) as session:
+        return pages.tokens.check(session, purpose, token)
 
 
-def preferences_link(token: str, pages: PagesDep) -> int:
-    """The subscriber id a preferences link names; TokenError when it does not verify."""
-    return pages.tokens.verify(Purpose.PREFERENCES, token)
+def unsubscribe_claim(token: str, pages: PagesDep, engine: EngineDep) -> LinkClaim:
+    """Whose unsubscribe link this is and the issue it came in; TokenError when it does
+    not verify or names someone who is no longer that person."""
+    return _checked(engine, pages, Purpose.UNSUBSCRIBE, token)
+
+
+UnsubscribeClaimDep = Annotated[LinkClaim, Depends(unsubscribe_claim)]
+
+
+def unsubscribe_link(claim: UnsubscribeClaimDep) -> int:
+    """The subscriber id an unsubscribe link names (see unsubscribe_claim)."""
+    return claim.subscriber_id
+
+
+def preferences_link(token: str, pages: PagesDep, engine: EngineDep) -> int:
+    """The subscriber id a preferences link names; TokenError when it does not verify
+    or names someone who is no longer that person."""
+    return _checked(engine, pages, Purpose.PREFERENCES, token).subscriber_id
 
 
 UnsubscribeLinkDep = Annotated[int, Depends(unsubscribe_link)]

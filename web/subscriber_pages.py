@@ -27,6 +27,7 @@ from web.deps import (
     QueuedMailerDep,
     SessionDep,
     SettingsDep,
+    UnsubscribeClaimDep,
     UnsubscribeLinkDep,
     signup_rate_limit,
 )
@@ -111,7 +112,7 @@ def unsubscribe_form(
 
 @router.post("/unsubscribe/{token}")
 def unsubscribe(
-    subscriber_id: UnsubscribeLinkDep,
+    link: UnsubscribeClaimDep,
     posted: LinkPostDep,
     session: SessionDep,
     client: ClientDep,
@@ -120,10 +121,11 @@ def unsubscribe(
     """Form button and RFC 8058 one-click alike: 200, no redirect, effective at once."""
     forms.unsubscribe_by_link(
         session,
-        subscriber_id=subscriber_id,
+        subscriber_id=link.subscriber_id,
         posted=posted,
         ip=client.ip,
         user_agent=client.user_agent,
+        campaign_id=link.campaign_id,
     )
     return page(pages.unsubscribed())
 

@@ -49,6 +49,7 @@ class LedgerReader:
         self.session = session
         self.campaign_id = campaign_id
         self.links = links
+        links.for_campaign(campaign_id)  # unsubscribe links name the issue they came in
         self.batch_size = batch_size
         self.last_id = 0
         self._skipped = 0
@@ -63,6 +64,7 @@ class LedgerReader:
                 _delivery.c.subscriber_id,
                 _subscriber.c.email,
                 _subscriber.c.name,
+                _subscriber.c.link_key,
                 _subscriber.c.status,
                 _subscriber.c.paused_until,
                 # As text: decoding a million '[]' through the JSON type costs seconds.
@@ -107,7 +109,17 @@ class LedgerReader:
             batch: list[Recipient] = []
             skipped: dict[str, list[int]] = defaultdict(list)
             categories = self._categories
-            for delivery_id, subscriber_id, email, name, status, paused_until, topics, supp in rows:
+            for (
+                delivery_id,
+                subscriber_id,
+                email,
+                name,
+                key,
+                status,
+                paused_until,
+                topics,
+                supp,
+            ) in rows:
                 if subscriber_id is None or email is None:
                     skipped["subscriber erased"].append(delivery_id)
                 elif status != active:
@@ -121,7 +133,11 @@ class LedgerReader:
                 else:
                     batch.append(
                         Recipient(
-                            delivery_id, subscriber_id, email, name, values(subscriber_id, name)
+                            delivery_id,
+                            subscriber_id,
+                            email,
+                            name,
+                            values(subscriber_id, name, key),
                         )
                     )
             for reason, ids in skipped.items():

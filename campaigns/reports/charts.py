@@ -22,6 +22,7 @@ CHART_SIZE_PX = (int(CHART_INCHES[0] * CHART_DPI), int(CHART_INCHES[1] * CHART_D
 
 # Colour-blind-safe (Okabe-Ito) and one colour per meaning across both charts.
 COLOURS = {
+    "sent": "#0072B2",
     "delivered": "#0072B2",
     "opens": "#009E73",
     "clicks": "#E69F00",
@@ -32,6 +33,7 @@ COLOURS = {
     "signups": "#009E73",
 }
 LABELS = {
+    "sent": "Sent (no delivery events from this provider)",
     "delivered": "Delivered",
     "opens": "Opens (people)",
     "clicks": "Clicks",
@@ -55,10 +57,13 @@ def _save(figure: Figure, path: Path) -> Path:
 
 DELIVERY_SERIES = ("delivered", "bounces")
 ENGAGEMENT_SERIES = ("opens", "clicks", "unsubscribes", "complaints")
+SENT_SERIES = ("sent",)
+LINK_SERIES = ("unsubscribes",)
 
 
 def campaign_chart(timeline: Timeline, path: Path, *, title: str) -> Path:
-    """Per hour: deliveries and bounces above, engagement below (their scales differ)."""
+    """Per hour: deliveries and bounces above, engagement below (their scales differ).
+    Without provider events (outbox, SMTP): messages sent above, unsubscribes below."""
     figure = _figure()
     figure.suptitle(title, x=0.01, ha="left")
     if not timeline.buckets:
@@ -76,9 +81,14 @@ def campaign_chart(timeline: Timeline, path: Path, *, title: str) -> Path:
         axes.set_axis_off()
         return _save(figure, path)
     top, bottom = figure.subplots(2, 1, sharex=True)
+    above, below = (
+        (DELIVERY_SERIES, ENGAGEMENT_SERIES)
+        if timeline.provider_events
+        else (SENT_SERIES, LINK_SERIES)
+    )
     for axes, names, ylabel in (
-        (top, DELIVERY_SERIES, "messages per hour"),
-        (bottom, ENGAGEMENT_SERIES, "people per hour"),
+        (top, above, "messages per hour"),
+        (bottom, below, "people per hour"),
     ):
         for name in names:
             values = timeline.series.get(name, [])

@@ -5,6 +5,13 @@ tracking), so they are counts of people, not of events: a reader who opens five 
 one unique open. Machine opens (Apple Mail Privacy Protection) are shown apart and never
 count as opens. List growth is rebuilt from the consent history, the only record of when
 someone joined or left.
+
+Unsubscribes through a newsletter's own link (its token carries the campaign id, see
+subscribers.tokens) are recorded in the consent history with ``detail.campaign_id``; a
+campaign's unsubscribes are the people the provider reported plus those, each once.
+With the outbox or SMTP no delivery events come back (``provider_events`` False): the
+figures only events can give are "n/a", never a misleading 0, and the timeline shows
+what was sent per hour.
 """
 
 from __future__ import annotations
@@ -21,6 +28,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from campaigns.models import Campaign, Delivery, DeliveryStatus, TrackingEvent
+from campaigns.reports.sources import (
+    NA,
+    has_provider_events,
+    json_count,
+    link_unsubscribe_times,
+    link_unsubscribes_only,
+    sent_per_bucket,
+)
 from campaigns.tracking.events import EventKind
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import NotFound
@@ -51,6 +66,7 @@ class CampaignReport:
     status: str
     figures: list[Figure]
     warnings: list[str] = field(default_factory=list)
+    provider_events: bool = True  # False: outbox/SMTP, nothing reports deliveries back
 
     def figure(self, name: str) -> Figure:
         return next(f for f in self.figures if f.name == name)
@@ -61,8 +77,11 @@ class CampaignReport:
             "subject": self.subject,
             "week": self.week,
             "status": self.status,
-            "figures": {f.name: {"count": f.count, "rate": f.rate} for f in self.figures},
+            "figures": {
+                f.name: {"count": json_count(f.count), "rate": f.rate} for f in self.figures
+            },
             "warnings": list(self.warnings),
+            "provider_events": self.provider_events,
         }
 
 
@@ -103,7 +122,12 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
             )
         ).one()
     )
+    events = has_provider_events(session, campaign_id)
+    unsubs += link_unsubscribes_only(session, campaign_id)
     bounces = hard + soft
+    # Without provider events, delivered is unknown: rates that would be "of delivered"
+    # are given of sent instead.
+    base, base_name = (delivered, "delivered") if events else (sent, "sent")
     figures = [
         Figure("recipients", "Recipients", recipients),
         Figure("sent", "Sent", sent, _rate(sent, recipients), "recipients"),
@@ -112,10 +136,8 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
         Figure("bounces", "Bounces", bounces, _rate(bounces, sent), "sent"),
         Figure("hard_bounces", "Hard bounces", hard, _rate(hard, sent), "sent"),
         Figure("soft_bounces", "Soft bounces", soft, _rate(soft, sent), "sent"),
-        Figure(
-            "complaints", "Spam complaints", complaints, _rate(complaints, delivered), "delivered"
-        ),
-        Figure("unsubscribes", "Unsubscribes", unsubs, _rate(unsubs, delivered), "delivered"),
+        Figure("complaints", "Spam complaints", complaints, _rate(complaints, base), base_name),
+        Figure("unsubscribes", "Unsubscribes", unsubs, _rate(unsubs, base), base_name),
         Figure(
             "unique_opens", "Unique opens (people)", opens, _rate(opens, delivered), "delivered"
         ),
@@ -128,6 +150,8 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
         ),
         Figure("unique_clicks", "Unique clicks", clicks, _rate(clicks, delivered), "delivered"),
     ]
+    if not events:
+        figures = [_unknown(f) if f.name in EVENT_FIGURES else f for f in figures]
     return CampaignReport(
         campaign_id=campaign_id,
         subject=campaign.subject,
@@ -137,7 +161,16 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
         warnings=rate_warnings(
             complaints=complaints, delivered=delivered, bounces=bounces, sent=sent
         ),
+        provider_events=events,
     )
+
+
+# Figures only a provider's delivery events can give.
+EVENT_FIGURES = frozenset({"delivered", "unique_opens", "machine_opens", "unique_clicks"})
+
+
+def _unknown(figure: Figure) -> Figure:
+    return Figure(figure.name, figure.label, NA, None, figure.of)
 
 
 def rate_warnings(*, complaints: int, delivered: int, bounces: int, sent: int) -> list[str]:
@@ -182,26 +215,57 @@ TIMELINE_SERIES: dict[str, tuple[EventKind, ...]] = {
 
 @dataclass(frozen=True)
 class Timeline:
-    """Events per hour since the first one: ``series[name][i]`` belongs to ``buckets[i]``."""
+    """Events per hour since the first one: ``series[name][i]`` belongs to ``buckets[i]``.
+
+    Without provider events (``provider_events`` False) the series are "sent" (messages
+    handed to the outbox or SMTP server) and "unsubscribes" (through the issue's link)."""
 
     campaign_id: int
     buckets: list[datetime]
     series: dict[str, list[int]]
+    provider_events: bool = True
 
     def to_dict(self) -> dict[str, object]:
         return {
             "campaign_id": self.campaign_id,
             "buckets": [b.isoformat() for b in self.buckets],
             "series": self.series,
+            "provider_events": self.provider_events,
         }
 
 
 def campaign_timeline(
     session: Session, *, campaign_id: int, bucket: timedelta = timedelta(hours=1)
 ) -> Timeline:
-    """Deliveries and engagement over time, for a chart; machine opens are left out."""
+    """Deliveries and engagement over time, for a chart; machine opens are left out.
+    Link unsubscribes (consent history) count with the provider's; without provider
+    events, sent per bucket stands in for deliveries."""
     if session.get(Campaign, campaign_id) is None:
         raise NotFound(f"campaign {campaign_id} does not exist")
+    events = has_provider_events(session, campaign_id)
+    names = list(TIMELINE_SERIES) if events else ["sent", "unsubscribes"]
+    counted: list[tuple[datetime, str, int]] = [
+        (at, "unsubscribes", 1) for at in link_unsubscribe_times(session, campaign_id)
+    ]
+    if events:
+        counted += _event_times(session, campaign_id)
+    else:
+        counted += [
+            (at, "sent", n) for at, n in sent_per_bucket(session, campaign_id, bucket).items()
+        ]
+    if not counted:
+        return Timeline(campaign_id, [], {name: [] for name in names}, events)
+    step = bucket.total_seconds()
+    start = datetime.fromtimestamp(min(at.timestamp() for at, _, _ in counted) // step * step, UTC)
+    size = int((max(at for at, _, _ in counted) - start).total_seconds() // step) + 1
+    series = {name: [0] * size for name in names}
+    for at, name, n in counted:
+        series[name][int((at - start).total_seconds() // step)] += n
+    return Timeline(campaign_id, [start + i * bucket for i in range(size)], series, events)
+
+
+def _event_times(session: Session, campaign_id: int) -> list[tuple[datetime, str, int]]:
+    """(time, series, 1) of each provider event a timeline series counts."""
     kinds = [k for group in TIMELINE_SERIES.values() for k in group]
     rows = session.exec(
         select(TrackingEvent.occurred_at, TrackingEvent.kind).where(
@@ -210,17 +274,8 @@ def campaign_timeline(
             col(TrackingEvent.machine).is_(False),
         )
     ).all()
-    if not rows:
-        return Timeline(campaign_id, [], {name: [] for name in TIMELINE_SERIES})
-    step = bucket.total_seconds()
-    times = [as_utc(at) for at, _kind in rows]
-    start = datetime.fromtimestamp(min(t.timestamp() for t in times) // step * step, UTC)
-    size = int((max(times) - start).total_seconds() // step) + 1
-    series = {name: [0] * size for name in TIMELINE_SERIES}
     series_of = {k: name for name, group in TIMELINE_SERIES.items() for k in group}
-    for at, (_t, kind) in zip(times, rows, strict=True):
-        series[series_of[EventKind(kind)]][int((at - start).total_seconds() // step)] += 1
-    return Timeline(campaign_id, [start + i * bucket for i in range(size)], series)
+    return [(as_utc(at), series_of[EventKind(kind)], 1) for at, kind in rows]
 
 
 # ---------------------------------------------------------------- list growth per week

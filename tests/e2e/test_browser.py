@@ -198,7 +198,7 @@ def test_unsubscribe_page_button_and_preferences_page(
     with Session(engine) as session:
         subscriber = lifecycle.get_by_email(session, email="pat@example.com")
     assert subscriber.topics == ["sciatica"]
-    page.goto(Tokens(cfg).url(Purpose.UNSUBSCRIBE, subscriber.id))
+    page.goto(Tokens(cfg).url(Purpose.UNSUBSCRIBE, subscriber))
     assert_accessible(page)
     assert status_of(engine, "pat@example.com") == ("active", None)
     page.get_by_role("button", name="Unsubscribe").click()

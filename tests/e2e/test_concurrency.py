@@ -59,9 +59,12 @@ class Live:
 
     def tokens(self, subscriber_id: int) -> tuple[str, str]:
         tokens = Tokens(self.settings)
+        with Session(self.engine) as session:
+            subscriber = session.get(Subscriber, subscriber_id)
+        assert subscriber is not None
         return (
-            tokens.make(Purpose.CONFIRM, subscriber_id),
-            tokens.make(Purpose.UNSUBSCRIBE, subscriber_id),
+            tokens.make(Purpose.CONFIRM, subscriber),
+            tokens.make(Purpose.UNSUBSCRIBE, subscriber),
         )
 
 

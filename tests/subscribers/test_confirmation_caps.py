@@ -129,7 +129,7 @@ def test_a_click_answers_the_requests_so_a_reader_can_come_straight_back(
     by mistake and signing up again at once gets a confirmation, while a stranger's
     unanswered ones still cap it."""
     first = signed_up(session, settings, JANE).subscriber
-    token = Tokens(settings).make(Purpose.CONFIRM, first.id)
+    token = Tokens(settings).make(Purpose.CONFIRM, first)
     confirm(session, settings=settings, mailer=outbox(settings), token=token)
     lifecycle.unsubscribe(session, subscriber_id=first.id, source="form")
     session.commit()

@@ -18,6 +18,7 @@ from subscribers.signup import ConfirmOutcome, SignUpOutcome, confirm, sign_up
 from subscribers.suppression import is_suppressed
 from subscribers.tokens import Purpose, Tokens
 from tests.support.subscribers import (
+    Nobody,
     html_of,
     link,
     messages,
@@ -269,7 +270,7 @@ def test_confirm_twice_sends_one_welcome(session: Session, settings: Settings) -
 def test_expired_confirm_link_is_refused(session: Session, settings: Settings) -> None:
     result = signed_up(session, settings, "jane@example.com")
     old = Tokens(settings).make(
-        Purpose.CONFIRM, result.subscriber.id, issued_at=utcnow() - timedelta(days=8)
+        Purpose.CONFIRM, result.subscriber, issued_at=utcnow() - timedelta(days=8)
     )
     with pytest.raises(TokenExpired):
         confirm(session, settings=settings, mailer=outbox(settings), token=old)
@@ -279,7 +280,7 @@ def test_expired_confirm_link_is_refused(session: Session, settings: Settings) -
 def test_confirm_link_of_a_removed_sign_up_is_not_found(
     session: Session, settings: Settings
 ) -> None:
-    token = Tokens(settings).make(Purpose.CONFIRM, 12345)
+    token = Tokens(settings).make(Purpose.CONFIRM, Nobody(12345))
     with pytest.raises(NotFound, match="please sign up again"):
         confirm(session, settings=settings, mailer=outbox(settings), token=token)
 

@@ -274,7 +274,7 @@ def test_no_welcome_to_an_address_blocked_before_the_click(
 ) -> None:
     subscriber = signed_up(session, settings, "late@example.com").subscriber
     blocked(session, R.COMPLAINT, "late@example.com")
-    token = Tokens(settings).make(Purpose.CONFIRM, subscriber.id)
+    token = Tokens(settings).make(Purpose.CONFIRM, subscriber)
     confirm(session, settings=settings, mailer=outbox(settings), token=token)
     session.commit()
     subjects = [m["Subject"] for m in messages_to(settings, "late@example.com")]
@@ -287,7 +287,7 @@ def test_no_welcome_to_an_address_blocked_before_the_click(
 def test_welcome_after_a_return_the_person_confirmed(session: Session, settings: Settings) -> None:
     address = erased(session)
     subscriber = signed_up(session, settings, address).subscriber
-    token = Tokens(settings).make(Purpose.CONFIRM, subscriber.id)
+    token = Tokens(settings).make(Purpose.CONFIRM, subscriber)
     confirm(session, settings=settings, mailer=outbox(settings), token=token)
     session.commit()
     subjects = [m["Subject"] for m in messages_to(settings, address)]

@@ -121,3 +121,11 @@ def assert_history_exact(session: Session, subscriber: Subscriber) -> None:
                 lifecycle.S(after.from_status), lifecycle.S(after.to_status)
             ), after
     assert events[-1].to_status == subscriber.status, (subscriber.id, subscriber.status)
+
+
+class Nobody:
+    """A link owner no row matches: for links to an id that does not exist."""
+
+    def __init__(self, subscriber_id: int) -> None:
+        self.id = subscriber_id
+        self.link_key = "5f1c9a3e7b2d4086e1f7a9c35b0d82e4"

@@ -24,6 +24,7 @@ from tests.conftest import make_settings
 from tests.support.delivery import API_KEY
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.servers import free_port, live_server
+from tests.support.subscribers import Nobody
 from web.app import create_app
 
 DOWN = {"detail": "the database is unavailable; please try again later"}
@@ -74,7 +75,7 @@ def test_the_sign_up_page_answers_503_when_the_database_is_down(
 
 def test_a_link_page_answers_503_when_the_database_is_down(down: tuple[str, Settings]) -> None:
     base, cfg = down
-    token = Tokens(cfg).make(Purpose.PREFERENCES, 1)
+    token = Tokens(cfg).make(Purpose.PREFERENCES, Nobody(1))
     assert_short_page(httpx.get(f"{base}/preferences/{token}"), cfg)
 
 
@@ -113,7 +114,7 @@ def test_an_api_route_answers_503_when_the_tables_are_gone(
 
 def test_a_page_answers_503_when_the_tables_are_gone(dropped: tuple[str, str, Settings]) -> None:
     base, _, cfg = dropped
-    token = Tokens(cfg).make(Purpose.PREFERENCES, 1)
+    token = Tokens(cfg).make(Purpose.PREFERENCES, Nobody(1))
     assert_short_page(httpx.get(f"{base}/preferences/{token}"), cfg)
 
 

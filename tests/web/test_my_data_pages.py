@@ -23,7 +23,7 @@ from subscribers.models import ConsentEvent, Subscriber, Suppression
 from subscribers.preferences import update_preferences
 from subscribers.tokens import Purpose, Tokens
 from tests.support.servers import free_port, live_server
-from tests.support.subscribers import AppSlot, make_subscriber, sqlite_only
+from tests.support.subscribers import AppSlot, Nobody, make_subscriber, sqlite_only
 from web.app import create_app
 
 JANE = "jane@example.com"
@@ -36,7 +36,10 @@ class Site:
     engine: Engine
 
     def link(self, purpose: Purpose, subscriber_id: int) -> str:
-        return f"/{purpose.value}/{Tokens(self.settings).make(purpose, subscriber_id)}"
+        with Session(self.engine) as session:
+            subscriber = session.get(Subscriber, subscriber_id)
+        owner = subscriber if subscriber is not None else Nobody(subscriber_id)
+        return f"/{purpose.value}/{Tokens(self.settings).make(purpose, owner)}"
 
 
 @pytest.fixture(scope="module")

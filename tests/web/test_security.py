@@ -26,7 +26,7 @@ from tests.conftest import make_settings
 from tests.support.delivery import API_KEY
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.servers import live_server
-from tests.support.subscribers import make_subscriber, sqlite_only
+from tests.support.subscribers import Nobody, make_subscriber, sqlite_only
 from web.app import create_app
 from web.clients import client_ip, networks
 
@@ -64,7 +64,7 @@ def assert_secured(response: httpx.Response) -> None:
 @sqlite_only
 def test_every_answer_carries_the_security_headers(settings: Settings, engine: Engine) -> None:
     with serving(settings, signup_challenge=False) as (client, cfg):
-        bad_link = Tokens(cfg).make(Purpose.UNSUBSCRIBE, 1) + "x"
+        bad_link = Tokens(cfg).make(Purpose.UNSUBSCRIBE, Nobody(1)) + "x"
         answers = [
             client.get("/subscribe"),
             client.post("/subscribe", data={"email": "not an address", "consent": "yes"}),
@@ -132,9 +132,9 @@ def test_no_page_has_inline_script_and_every_asset_is_ours(
     tokens = Tokens(settings)
     paths = [
         "/subscribe",
-        f"/unsubscribe/{tokens.make(Purpose.UNSUBSCRIBE, active.id)}",
-        f"/preferences/{tokens.make(Purpose.PREFERENCES, active.id)}",
-        f"/preferences/{tokens.make(Purpose.PREFERENCES, active.id)}/delete",
+        f"/unsubscribe/{tokens.make(Purpose.UNSUBSCRIBE, active)}",
+        f"/preferences/{tokens.make(Purpose.PREFERENCES, active)}",
+        f"/preferences/{tokens.make(Purpose.PREFERENCES, active)}/delete",
         "/unsubscribe/bad-link",
         "/docs",
         "/redoc",

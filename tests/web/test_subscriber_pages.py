@@ -61,7 +61,7 @@ class Site:
         return subscriber
 
     def token(self, purpose: Purpose, subscriber: Subscriber) -> str:
-        return Tokens(self.settings).make(purpose, subscriber.id)
+        return Tokens(self.settings).make(purpose, subscriber)
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +297,7 @@ def test_expired_confirm_link_gets_a_clear_page(site: Site) -> None:
     site.subscribe("jane@example.com")
     subscriber = site.subscriber("jane@example.com")
     old = Tokens(site.settings).make(
-        Purpose.CONFIRM, subscriber.id, issued_at=utcnow() - timedelta(days=8)
+        Purpose.CONFIRM, subscriber, issued_at=utcnow() - timedelta(days=8)
     )
     response = site.client.get(f"/confirm/{old}")
     assert (response.status_code, h1(response)) == (400, "This link has expired")

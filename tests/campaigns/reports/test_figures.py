@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from campaigns.models import Campaign, DeliveryStatus
 from campaigns.reports.figures import (
+    NA,
     campaign_report,
     campaign_timeline,
     growth_dicts,
@@ -86,16 +87,20 @@ def test_the_report_has_every_figure_with_its_rate(session: Session, campaign: C
             "or blocking at this level",
             "bounce rate 33.33% is above 2%: clean the list before the next send",
         ],
+        "provider_events": True,
     }
 
 
-def test_a_campaign_without_events_reports_zero_rates_and_no_warning(
+def test_a_campaign_without_events_reports_what_is_unknown_as_such_and_no_warning(
     session: Session,
 ) -> None:
+    """Issue 13.6: no provider events (outbox, SMTP) is "n/a", not "Delivered 0 (0.00%)"."""
     campaign = add_campaign(session)
     add_delivery(session, campaign, add_subscriber(session, "a@example.com"))
     report = campaign_report(session, campaign_id=campaign.id)
-    assert (report.figure("delivered").count, report.figure("unique_opens").rate) == (0, 0.0)
+    assert (report.figure("delivered").count, report.figure("unique_opens").rate) == (NA, None)
+    assert report.to_dict()["figures"]["delivered"] == {"count": None, "rate": None}
+    assert report.provider_events is False
     assert report.warnings == []
 
 

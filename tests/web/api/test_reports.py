@@ -72,6 +72,7 @@ def test_the_report_answers_exact_json(server: str, token: str, campaign_id: int
             "unique_clicks": {"count": 0, "rate": 0.0},
         },
         "warnings": [],
+        "provider_events": True,
     }
 
 

@@ -1,0 +1,110 @@
+"""What a campaign's data can and cannot tell, for the report and the timeline.
+
+With SendGrid, delivery events come back through the webhook (``tracking_event``); with
+the outbox or SMTP nothing does, so deliveries, opens and clicks are unknown: they are
+``NA`` ("n/a"), never a misleading 0, and the chart shows what was sent per hour.
+Unsubscribes through a newsletter's own link are in the consent history: the link's
+token carries the campaign id (subscribers.tokens) and subscribers.forms writes it to
+the event's ``detail.campaign_id``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from campaigns.models import Delivery, DeliveryStatus, TrackingEvent
+from newsletter.clock import as_utc
+from subscribers.models import ConsentEvent, ConsentSource, SubscriberStatus
+
+
+class NotAvailable(int):
+    """A count the data cannot give (no provider events): written "n/a" in text and CSV,
+    null in JSON. An int (0) so that code formatting counts never breaks on it."""
+
+    def __new__(cls) -> NotAvailable:
+        return super().__new__(cls, 0)
+
+    def __format__(self, spec: str) -> str:
+        return "n/a"
+
+    def __str__(self) -> str:
+        return "n/a"
+
+    __repr__ = __str__
+
+
+NA = NotAvailable()
+
+
+def json_count(count: int) -> int | None:
+    return None if isinstance(count, NotAvailable) else count
+
+
+def has_provider_events(session: Session, campaign_id: int) -> bool:
+    """Whether any event came back for the campaign (SendGrid's webhook does; the
+    outbox and SMTP never send any)."""
+    found = session.exec(
+        select(TrackingEvent.id).where(col(TrackingEvent.campaign_id) == campaign_id).limit(1)
+    ).first()
+    return found is not None
+
+
+def link_unsubscribes(campaign_id: int) -> sa.ColumnElement[bool]:
+    """Consent rows of people who left through the campaign's own unsubscribe link."""
+    # The provider's own unsubscribe events carry the campaign too; they are counted
+    # from the delivery ledger and the tracking events instead.
+    return sa.and_(
+        col(ConsentEvent.to_status) == SubscriberStatus.UNSUBSCRIBED.value,
+        col(ConsentEvent.source) != ConsentSource.PROVIDER.value,
+        ConsentEvent.detail["campaign_id"].as_integer() == campaign_id,  # type: ignore[index]
+    )
+
+
+def link_unsubscribes_only(session: Session, campaign_id: int) -> int:
+    """People who left by the campaign's link and whom no provider event counted."""
+    counted = sa.exists().where(
+        col(Delivery.campaign_id) == campaign_id,
+        col(Delivery.subscriber_id) == col(ConsentEvent.subscriber_id),
+        col(Delivery.unsubscribed),
+    )
+    return int(
+        session.exec(
+            select(sa.func.count(sa.distinct(ConsentEvent.subscriber_id))).where(
+                link_unsubscribes(campaign_id), ~counted
+            )
+        ).one()
+    )
+
+
+def link_unsubscribe_times(session: Session, campaign_id: int) -> list[datetime]:
+    """When each person left through the campaign's link (first time only)."""
+    rows = session.exec(
+        select(ConsentEvent.subscriber_id, sa.func.min(ConsentEvent.at))
+        .where(link_unsubscribes(campaign_id))
+        .group_by(col(ConsentEvent.subscriber_id))
+    ).all()
+    return [as_utc(at) for _sid, at in rows]
+
+
+def sent_per_bucket(session: Session, campaign_id: int, bucket: timedelta) -> dict[datetime, int]:
+    """Messages sent per ``bucket`` (start of the bucket, UTC -> count), grouped in the
+    database: a million rows are never read one by one."""
+    step = int(bucket.total_seconds())
+    if session.get_bind().dialect.name == "postgresql":
+        epoch = sa.func.floor(sa.extract("epoch", col(Delivery.sent_at)) / step)
+    else:
+        epoch = sa.cast(sa.func.strftime("%s", col(Delivery.sent_at)), sa.Integer) / step
+    slot = sa.cast(epoch, sa.BigInteger).label("slot")
+    rows = session.exec(
+        select(slot, sa.func.count())
+        .where(
+            col(Delivery.campaign_id) == campaign_id,
+            col(Delivery.status) == DeliveryStatus.SENT,
+            col(Delivery.sent_at).is_not(None),
+        )
+        .group_by(slot)
+    ).all()
+    return {datetime.fromtimestamp(int(s) * step, UTC): int(n) for s, n in rows}
