@@ -39,6 +39,7 @@ class Mail(StrEnum):
 
     CONFIRMATION = "confirmation"  # the double opt-in request, first or again
     WELCOME = "welcome"
+    TEST = "test"  # a marketer's test copy of a campaign (campaigns test-send)
 
 
 def find_suppression(session: Session, *, email: str) -> Suppression | None:

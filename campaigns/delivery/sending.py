@@ -44,6 +44,7 @@ from typing import TypeVar
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
+from campaigns.actions import get_campaign
 from campaigns.content.preflight import preflight as run_preflight
 from campaigns.content.rendering import render_campaign
 from campaigns.delivery import send_lease
@@ -57,12 +58,13 @@ from campaigns.workflow import transition
 from newsletter import db
 from newsletter.errors import (
     ContentError,
-    NotFound,
     ProviderRejected,
     ProviderUnavailable,
     StateError,
+    Suppressed,
 )
 from newsletter.settings import Settings
+from subscribers.suppression import Mail, refusal
 
 __all__ = ["SendProgress", "SendReport", "bulk_content", "send_campaign", "test_send"]
 
@@ -134,9 +136,7 @@ def send_campaign(
     """
     started = time.monotonic()
     with db.one_line_when_lost(f"sending campaign {campaign_id}"):
-        campaign = session.get(Campaign, campaign_id)
-        if campaign is None:
-            raise NotFound(f"no campaign with id {campaign_id}")
+        campaign = get_campaign(session, campaign_id=campaign_id)
         if S(campaign.status) not in STARTABLE:
             raise StateError(f"campaign {campaign_id} is {campaign.status}; it cannot be sent")
         settings.check_for_sending()
@@ -228,13 +228,15 @@ def test_send(
 ) -> str:
     """Send one copy marked as a test to ``to_email``; records nothing. Returns the message id.
 
-    Raises NotFound, ConfigError (an http:// base URL for real mail), ContentError,
+    Raises NotFound, Suppressed (the address is on the suppression list), ConfigError
+    (an http:// base URL for real mail), ContentError,
     ProviderRejected (the copy was refused) or ProviderUnavailable (not accepted this
     time; try again), and whatever the provider raises for the whole batch.
     """
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound(f"no campaign with id {campaign_id}")
+    campaign = get_campaign(session, campaign_id=campaign_id)
+    refused = refusal(session, email=to_email, mail=Mail.TEST)
+    if refused is not None:
+        raise Suppressed(f"{to_email} is suppressed ({refused.reason}): no test copy goes to it")
     check_one_click_links(settings)
     _prepare(session, settings=settings, campaign=campaign, check=False)
     content = bulk_content(settings, campaign, test=True)

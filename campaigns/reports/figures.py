@@ -27,7 +27,8 @@ from fractions import Fraction
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from campaigns.models import Campaign, Delivery, DeliveryStatus, TrackingEvent
+from campaigns.actions import get_campaign
+from campaigns.models import Delivery, DeliveryStatus, TrackingEvent
 from campaigns.reports.sources import (
     NA,
     has_provider_events,
@@ -38,7 +39,6 @@ from campaigns.reports.sources import (
 )
 from campaigns.tracking.events import EventKind
 from newsletter.clock import as_utc, utcnow
-from newsletter.errors import NotFound
 from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 
 # Mailbox providers' limits (Gmail/Yahoo bulk sender rules; common ESP guidance). Compared
@@ -91,9 +91,7 @@ def _rate(count: int, of: int) -> float:
 
 def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
     """All figures of one campaign with rates and the warnings a sender must heed."""
-    campaign = session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound(f"campaign {campaign_id} does not exist")
+    campaign = get_campaign(session, campaign_id=campaign_id)
     d = Delivery
     positive = lambda column: sa.func.sum(sa.case((column, 1), else_=0))  # noqa: E731
     row = session.exec(
@@ -240,8 +238,7 @@ def campaign_timeline(
     """Deliveries and engagement over time, for a chart; machine opens are left out.
     Link unsubscribes (consent history) count with the provider's; without provider
     events, sent per bucket stands in for deliveries."""
-    if session.get(Campaign, campaign_id) is None:
-        raise NotFound(f"campaign {campaign_id} does not exist")
+    get_campaign(session, campaign_id=campaign_id)  # NotFound, in the one wording
     events = has_provider_events(session, campaign_id)
     names = list(TIMELINE_SERIES) if events else ["sent", "unsubscribes"]
     counted: list[tuple[datetime, str, int]] = [

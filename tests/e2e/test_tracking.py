@@ -174,6 +174,7 @@ def test_a_signed_batch_stops_three_addresses_and_next_week_skips_them(
                 "filtering or blocking at this level",
                 "bounce rate 20.00% is above 2%: clean the list before the next send",
             ],
+            "provider_events": True,
         },
     )
 

@@ -17,8 +17,10 @@ from campaigns.delivery.providers.sendgrid import SendGridProvider
 from campaigns.delivery.sending import SendProgress, send_campaign
 from campaigns.models import Campaign, CampaignStatus, Delivery
 from campaigns.workflow import transition
+from newsletter.errors import Suppressed
 from newsletter.settings import Settings
-from subscribers.models import Subscriber, Suppression
+from subscribers.models import Subscriber, Suppression, SuppressionReason
+from subscribers.suppression import suppress
 from subscribers.tokens import Purpose, Tokens
 from tests.conftest import make_settings
 from tests.support.delivery import API_KEY, add_subscribers, make_campaign
@@ -340,3 +342,24 @@ def test_test_send_marks_the_copy_and_records_nothing(
         assert session.execute(sa.select(sa.func.count()).select_from(Delivery)).scalar() == 0
     assert fake.requests[0]["subject"].startswith("[TEST] ")
     assert fake.deliveries == {"me@example.com": 1}
+
+
+@pytest.mark.parametrize("reason", [SuppressionReason.COMPLAINT, SuppressionReason.ERASED])
+def test_test_send_to_a_suppressed_address_is_refused_and_nothing_goes(
+    settings: Settings, engine: Engine, fake: FakeSendGrid, reason: SuppressionReason
+):
+    """The one suppression guard covers a marketer's test copy too (issue 12.4)."""
+    with Session(engine) as session:
+        campaign = make_campaign(session, status=CampaignStatus.DRAFT)
+        suppress(session, email="Victim@Example.com", reason=reason)
+        session.commit()
+        cfg = sg_settings(settings, fake)
+        with pytest.raises(Suppressed, match="suppressed"):
+            sending.test_send(
+                session,
+                settings=cfg,
+                campaign_id=campaign.id,
+                to_email="victim@example.com",
+                provider=SendGridProvider.from_settings(cfg),
+            )
+    assert fake.attempts == 0
