@@ -13,6 +13,7 @@
 - ``mail``: the message types and placeholders every mail path shares.
 - ``templating``: Jinja2 and MJML, with a user's template folder first.
 - ``jsonlog``: JSON-lines logs for long-running processes.
+- ``net``: fetching a URL someone named: which addresses (SSRF policy), one deadline, size.
 
 Nothing here imports a room (``subscribers``, ``campaigns``) or a door (``web``, ``cli``,
 ``scheduler``).

@@ -11,7 +11,11 @@ keeps its traceback::
     │   ├── InvalidEmail
     │   ├── ImportProblem         one bad row or entry of an import
     │   ├── PayloadTooLarge       a request body over its size limit (HTTP 413)
-    │   └── ChallengeFailed       a form's proof of work is missing, wrong, expired or used
+    │   ├── ChallengeFailed       a form's proof of work is missing, wrong, expired or used
+    │   └── FetchFailed           a URL we were given cannot be fetched (carries broken)
+    │       ├── FetchRefused      its address or a redirect's scheme is not allowed
+    │       ├── FetchTimedOut     the fetch's one deadline ran out
+    │       └── FetchTooLarge     the answer is over its size limit
     ├── TokenError                a signed link that does not verify
     │   ├── TokenExpired
     │   └── TokenInvalid          tampered, wrong purpose, or unknown key
@@ -72,6 +76,29 @@ class PayloadTooLarge(InvalidInput):
 class ChallengeFailed(InvalidInput):
     """The sign-up form's proof of work (ALTCHA) did not verify: missing, tampered,
     wrong, expired, or already used once."""
+
+
+class FetchFailed(InvalidInput):
+    """A URL someone named (a feed, an image or link of an issue) could not be fetched:
+    no such host, refused connection, TLS, or a broken answer. ``broken`` is True when the
+    server answered something that is not HTTP (another method may fare better)."""
+
+    def __init__(self, message: str, *, where: str | None = None, broken: bool = False) -> None:
+        super().__init__(message, where=where)
+        self.broken = broken
+
+
+class FetchRefused(FetchFailed):
+    """The fetch policy forbids it (``newsletter.net``): the host resolves only to loopback,
+    private, link-local or other non-public addresses, or a redirect leaves http(s)."""
+
+
+class FetchTimedOut(FetchFailed):
+    """The one deadline of a whole fetch ran out (connect, redirects, headers and body)."""
+
+
+class FetchTooLarge(FetchFailed):
+    """The answer is larger than the caller's limit (by Content-Length or bytes read)."""
 
 
 class TokenError(NewsletterError):

@@ -162,6 +162,18 @@ class Settings(BaseSettings):
     preflight_fetch_concurrency: int = Field(default=8, ge=1, le=32)
     preflight_fetch_deadline_seconds: float = Field(default=30.0, gt=0)
 
+    # --- Fetching URLs that others named (issue 12 point 8; the feeds engineer's block) ---
+    # A feed fetched by URL may be at most this large: its Content-Length is checked before
+    # the body is read, then the bytes as they arrive (a 200 MB feed once took 4.2 GB).
+    feed_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    # One clock for a whole feed fetch (connect, redirects, TLS, headers and every byte),
+    # so a server that trickles a byte every few seconds cannot hold an import for ever.
+    fetch_deadline_seconds: float = Field(default=30.0, gt=0)
+    # Feed fetches and preflight's fetch refuse hosts that resolve to loopback, private,
+    # link-local or other non-public addresses (a feed can name http://169.254.169.254/
+    # or the database's host: SSRF). On for feeds on an intranet, and for tests.
+    fetch_allow_private: bool = False
+
     # Scheduling
     timezone: str = "America/New_York"
     assemble_cron: str = "0 6 * * mon"

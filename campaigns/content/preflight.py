@@ -297,6 +297,7 @@ def _fetch_findings(
         timeout=settings.preflight_fetch_timeout_seconds,
         concurrency=settings.preflight_fetch_concurrency,
         deadline=deadline,
+        allow_private=settings.fetch_allow_private,
     )
     out = [f for c in checks if c.checked and not c.ok for f in _broken(c, items, sources, lines)]
     late = [c.url for c in checks if not c.checked]

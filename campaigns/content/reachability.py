@@ -8,9 +8,11 @@ once, bounded on every side so a send is never held up for long:
 - HEAD first; GET (reading one byte) when HEAD answers an HTTP error or breaks, because
   some servers and CDNs refuse or mishandle HEAD (RFC 9110 9.3.2 makes it optional to
   serve well); redirects are followed, at most five, to http(s) only;
-- ``timeout`` per request, at most ``concurrency`` requests at once, one ``deadline`` for
-  all of them: what has not answered by then is reported as not checked, and its
-  (daemon) thread is left to end at its own timeout.
+- the feed import's address policy (:mod:`newsletter.net`): a snippet from a feed can
+  name an internal URL, and preflight must not be the one that fetches it;
+- ``timeout`` for each whole request (not per read), at most ``concurrency`` requests at
+  once, one ``deadline`` for all of them: what has not answered by then is reported as
+  not checked, and its (daemon) thread is left to end at its own timeout.
 
 An image is broken unless it answers 2xx with an ``image/*`` Content-Type (when it names
 one: a login page answering 200 is no picture); a link unless it answers 2xx.
@@ -18,20 +20,16 @@ one: a login page answering 200 is no picture); a link unless it answers 2xx.
 
 from __future__ import annotations
 
-import http.client
-import socket
-import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
+from newsletter.errors import FetchFailed
+from newsletter.net import open_url
+
 USER_AGENT = "newsletter-pipeline/0.1 (+preflight link check)"
-MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -46,25 +44,6 @@ class UrlCheck:
     checked: bool = True
 
 
-class _HttpRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow at most MAX_REDIRECTS redirects, to http(s) only, keeping the method."""
-
-    max_redirections = MAX_REDIRECTS
-
-    def redirect_request(
-        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
-    ) -> urllib.request.Request | None:
-        if urlsplit(newurl).scheme.lower() not in ("http", "https"):
-            raise urllib.error.URLError(f"redirects to {newurl!r}, which is not http(s)")
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None:
-            new.method = req.get_method()  # urllib turns a redirected HEAD into a GET
-        return new
-
-
-_OPENER = urllib.request.build_opener(_HttpRedirects)
-
-
 class _Failed(Exception):
     """Why a request failed; ``retry``: GET may succeed where HEAD did not (an HTTP error
     status, a broken answer), unlike a host that does not resolve or answer."""
@@ -75,49 +54,38 @@ class _Failed(Exception):
         self.retry = retry
 
 
-def _request(url: str, method: str, timeout: float) -> str:
+def _request(url: str, method: str, timeout: float, allow_private: bool) -> str:
     """The Content-Type of a 2xx answer ("" if none); raises _Failed for anything else."""
-    request = urllib.request.Request(url, method=method, headers={"User-Agent": USER_AGENT})
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with open_url(
+            url,
+            method=method,
+            deadline_seconds=timeout,
+            allow_private=allow_private,
+            user_agent=USER_AGENT,
+        ) as response:
+            if not 200 <= response.status < 300:
+                raise _Failed(f"HTTP {response.status} {response.reason}".rstrip(), retry=True)
             if method == "GET":
                 response.read(1)  # the status line and headers are all we need
             headers = response.headers
             return headers.get_content_type() if headers["Content-Type"] else ""
-    except urllib.error.HTTPError as err:
-        err.close()
-        raise _Failed(f"HTTP {err.code} {err.reason}".rstrip(), retry=True) from err
-    except http.client.HTTPException as err:  # e.g. a server that hangs up on HEAD
-        raise _Failed(f"a broken HTTP answer ({type(err).__name__})", retry=True) from err
-    except urllib.error.URLError as err:
-        raise _Failed(_network_reason(err.reason, timeout), retry=False) from err
-    except OSError as err:  # TimeoutError and connection errors while reading
-        raise _Failed(_network_reason(err, timeout), retry=False) from err
+    except FetchFailed as err:  # a broken answer to HEAD may be a server that mishandles it
+        raise _Failed(err.reason, retry=err.broken) from err
 
 
-def _network_reason(reason: object, timeout: float) -> str:
-    if isinstance(reason, socket.gaierror):
-        return "the host name does not resolve"
-    if isinstance(reason, TimeoutError):
-        return f"no answer within {timeout:g} s"
-    if isinstance(reason, ConnectionRefusedError):
-        return "the connection was refused"
-    if isinstance(reason, ssl.SSLError):
-        return f"TLS failed: {getattr(reason, 'reason', None) or reason}"
-    return str(reason)
-
-
-def check_url(url: str, *, image: bool, timeout: float) -> UrlCheck:
-    """One URL, HEAD then (if that may help) GET; never raises."""
+def check_url(url: str, *, image: bool, timeout: float, allow_private: bool = False) -> UrlCheck:
+    """One URL, HEAD then (if that may help) GET, within ``timeout`` seconds each, to
+    addresses :mod:`newsletter.net`'s policy allows; never raises."""
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         return UrlCheck(url, image, False, "not an http(s) URL")
     try:
         try:
-            content_type = _request(url, "HEAD", timeout)
+            content_type = _request(url, "HEAD", timeout, allow_private)
         except _Failed as err:
             if not err.retry:
                 raise
-            content_type = _request(url, "GET", timeout)
+            content_type = _request(url, "GET", timeout, allow_private)
     except _Failed as err:
         return UrlCheck(url, image, False, err.reason)
     if image and content_type and not content_type.startswith("image/"):
@@ -126,12 +94,18 @@ def check_url(url: str, *, image: bool, timeout: float) -> UrlCheck:
 
 
 def check_urls(
-    urls: Mapping[str, bool], *, timeout: float, concurrency: int, deadline: float
+    urls: Mapping[str, bool],
+    *,
+    timeout: float,
+    concurrency: int,
+    deadline: float,
+    allow_private: bool = False,
 ) -> list[UrlCheck]:
     """Check ``urls`` (URL -> is an image), in their order; within ``deadline`` seconds.
 
     Runs ``concurrency`` daemon threads; each request's timeout is cut to what is left
     of the deadline. URLs not answered in time come back with ``checked=False``.
+    ``allow_private`` is NEWSLETTER_FETCH_ALLOW_PRIVATE (see :mod:`newsletter.net`).
     """
     pending = list(urls)
     results: dict[str, UrlCheck] = {}
@@ -145,7 +119,9 @@ def check_urls(
                 if not pending or left <= 0:
                     return
                 url = pending.pop(0)
-            result = check_url(url, image=urls[url], timeout=min(timeout, left))
+            result = check_url(
+                url, image=urls[url], timeout=min(timeout, left), allow_private=allow_private
+            )
             if not result.ok and left < timeout and time.monotonic() >= ends:
                 continue  # cut short by the deadline, not by the server's own timeout
             with lock:

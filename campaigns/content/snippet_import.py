@@ -4,29 +4,36 @@ The normal path is the customer's blog feed, imported weekly, so an import must 
 idempotent (upsert on the canonical URL) and forgiving: a bad entry is reported with
 its position and skipped, the good ones are kept. Feed HTML is reduced to plain text
 with nh3 (never by regex) and every link is made absolute.
+
+A feed is read entry by entry (:mod:`campaigns.content.feeds`), so its size costs time,
+not memory; one fetched by URL is bounded in size, in time and in where it may connect
+(:func:`fetch_feed`, :mod:`newsletter.net`).
 """
 
 from __future__ import annotations
 
-import codecs
-import html
-import re
-import urllib.error
-import urllib.request
-from calendar import timegm
+import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
-import feedparser
 import frontmatter
-import nh3
 import yaml
 from markdown_it import MarkdownIt
 from sqlmodel import Session
 
+from campaigns.content.feeds import (
+    FeedNotWellFormed,
+    FeedStream,
+    absolute_url,
+    entry_values,
+    html_to_text,
+    needs_base,
+    parse_whole,
+)
 from campaigns.content.snippets import (
     UpsertOutcome,
     canonical_url,
@@ -34,21 +41,22 @@ from campaigns.content.snippets import (
     upsert_snippet,
 )
 from newsletter.clock import as_utc
-from newsletter.errors import ImportProblem, InvalidInput
+from newsletter.db import savepoint
+from newsletter.errors import (
+    FetchFailed,
+    FetchTimedOut,
+    FetchTooLarge,
+    ImportProblem,
+    InvalidInput,
+)
+from newsletter.net import open_url
 from newsletter.settings import Settings
-from newsletter.text import decode_text, utf16_encoding
+from newsletter.text import decode_text
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
-FETCH_TIMEOUT_SECONDS = 30
-FETCH_MAX_BYTES = 10 * 1024 * 1024
 USER_AGENT = "newsletter-pipeline/0.1 (+snippet import)"
-# Block elements become line breaks before all tags go, so "a</p><p>b" reads "a b".
-# fmt: off
-_BLOCK_TAGS = {
-    "p", "br", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
-    "tr", "td", "th", "section", "article", "figure", "figcaption", "pre",
-}
-# fmt: on
+FEED_TYPES = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.8"
+READ_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -74,33 +82,24 @@ class ImportReport:
         }
 
 
-def html_to_text(markup: str) -> str:
-    """Readable plain text from untrusted HTML: tags and scripts gone, entities decoded."""
-    if not markup:
-        return ""
-    blocks = nh3.clean(markup, tags=_BLOCK_TAGS, attributes={}, strip_comments=True)
-    # After nh3 the remaining tags are canonical and attribute-free (<p>, </p>, <br>):
-    # each becomes a space, then a second pass with no tags at all drops anything left.
-    for tag in _BLOCK_TAGS:
-        blocks = blocks.replace(f"<{tag}>", " ").replace(f"</{tag}>", " ")
-    text = nh3.clean(blocks, tags=set(), strip_comments=True)
-    return collapse_whitespace(html.unescape(text))
-
-
 def import_snippets(session: Session, *, settings: Settings, source: str) -> ImportReport:
     """Import from a Markdown file or folder, or a feed file or http(s) URL.
 
     One bad entry is a line in ``report.problems`` and the rest are kept; a source that
-    cannot be read at all (no such file, not a feed, HTTP error) raises InvalidInput.
+    cannot be read at all (no such file, not a feed, HTTP error, over a fetch limit)
+    raises InvalidInput (a FetchFailed for the fetch) and leaves no snippet behind.
     The caller commits.
     """
-    report = ImportReport()
     if urlsplit(source).scheme.lower() in ("http", "https"):
-        data, final_url = fetch_url(source)
-        _import_feed(
-            session, settings=settings, data=data, name=source, base=final_url, report=report
+        data, final_url = fetch_feed(source, settings=settings)
+        return _import_feed(
+            session,
+            settings=settings,
+            open_source=lambda: io.BytesIO(data),
+            name=source,
+            base=final_url,
         )
-        return report
+    report = ImportReport()
     path = Path(source)
     if path.is_dir():
         files = sorted(
@@ -121,33 +120,38 @@ def import_snippets(session: Session, *, settings: Settings, source: str) -> Imp
         raise InvalidInput("no such file or folder", where=str(path))
     if path.suffix.lower() in MARKDOWN_SUFFIXES:
         _import_markdown(session, settings=settings, path=path, name=path.name, report=report)
-    else:
-        _import_feed(
-            session,
-            settings=settings,
-            data=path.read_bytes(),
-            name=path.name,
-            base=None,
-            report=report,
-        )
-    return report
+        return report
+    return _import_feed(
+        session, settings=settings, open_source=lambda: path.open("rb"), name=path.name, base=None
+    )
 
 
-def fetch_url(url: str) -> tuple[bytes, str]:
-    """The feed's bytes and its final URL (after redirects: the base for relative links)."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+def fetch_feed(url: str, *, settings: Settings) -> tuple[bytes, str]:
+    """The feed's bytes and its final URL (after redirects: the base for relative links).
+
+    Bounded three ways (issue 12 point 8): at most ``feed_max_bytes`` (Content-Length
+    first, then the bytes as they arrive), one deadline of ``fetch_deadline_seconds``
+    for the whole fetch, and only addresses :mod:`newsletter.net`'s policy allows
+    (``fetch_allow_private``). Raises InvalidInput for an HTTP error status, and the
+    FetchFailed kinds otherwise, each one line naming the URL and the setting to change.
+    """
     try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
-            data = response.read(FETCH_MAX_BYTES + 1)
-            final = response.geturl()
-    except urllib.error.HTTPError as err:
-        raise InvalidInput(f"cannot fetch the feed: HTTP {err.code}", where=url) from err
-    except (urllib.error.URLError, TimeoutError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise InvalidInput(f"cannot fetch the feed: {reason}", where=url) from err
-    if len(data) > FETCH_MAX_BYTES:
-        raise InvalidInput(f"the feed is larger than {FETCH_MAX_BYTES} bytes", where=url)
-    return data, final
+        with open_url(
+            url,
+            deadline_seconds=settings.fetch_deadline_seconds,
+            allow_private=settings.fetch_allow_private,
+            user_agent=USER_AGENT,
+            headers={"Accept": FEED_TYPES},
+        ) as response:
+            if not 200 <= response.status < 300:
+                raise InvalidInput(f"cannot fetch the feed: HTTP {response.status}", where=url)
+            return response.body(settings.feed_max_bytes), response.url
+    except FetchFailed as err:
+        hint = {
+            FetchTooLarge: " (NEWSLETTER_FEED_MAX_BYTES)",
+            FetchTimedOut: " (NEWSLETTER_FETCH_DEADLINE_SECONDS)",
+        }.get(type(err), "")
+        raise type(err)(f"cannot fetch the feed: {err.reason}{hint}", where=url) from err
 
 
 # ---------------------------------------------------------------- Markdown
@@ -208,7 +212,7 @@ def _markdown_snippet(path: Path, name: str) -> dict[str, Any]:
         "summary": html_to_text(str(summary)),
         "url": str(url),
         # A site-relative image ("/images/x.jpg") belongs to the article's site.
-        "image_url": _absolute(image, str(url)) if image else None,
+        "image_url": absolute_url(image, str(url)) if image else None,
         "image_alt": _opt_str(meta.get("image_alt")),
         "category": _opt_str(meta.get("category")) or "general",
         "tags": [str(t) for t in tags],
@@ -254,53 +258,99 @@ def _import_feed(
     session: Session,
     *,
     settings: Settings,
-    data: bytes,
+    open_source: Callable[[], BinaryIO],
     name: str,
     base: str | None,
-    report: ImportReport,
-) -> None:
-    # No content-location for feedparser: it would resolve relative links against the
-    # feed's URL before we see them, so the same feed imported from a file and from its
-    # URL (or via a feed proxy) would give different, duplicate snippets.
-    parsed = feedparser.parse(feed_bytes(data, name=name))
+) -> ImportReport:
+    """Stream the feed into snippets; a feed that is not well-formed XML is read again,
+    whole, by feedparser's forgiving parser, after what the stream saved is rolled back
+    (a savepoint), so no entry is counted twice and a fault leaves nothing behind."""
+    try:
+        with savepoint(session), open_source() as source:
+            return _stream_feed(session, settings=settings, source=source, name=name, base=base)
+    except FeedNotWellFormed:
+        pass
+    with open_source() as source:
+        parsed = parse_whole(source.read(), name=name)
     if not parsed.get("version") and not parsed.entries:
         reason = parsed.get("bozo_exception")
         raise InvalidInput(
             "not an RSS or Atom feed" + (f" ({reason})" if reason else ""), where=name
         )
-    # Relative entry links resolve against the site's <link>, else the feed's own URL.
-    site = _absolute(parsed.feed.get("link") or "", base or "")
-    base_url = site if urlsplit(site).scheme in ("http", "https") else (base or "")
-    seen: dict[str, int] = {}
-    for position, entry in enumerate(parsed.entries, start=1):
-        where = f"{name}: entry {position}"
-        try:
-            values = _feed_snippet(entry, base_url=base_url, feed_name=name, where=where)
-            link = _dedupe_key(values["url"])
-            if link in seen:
-                raise ImportProblem(f"same link as entry {seen[link]}; skipped", where=where)
-            seen[link] = position
-            _save(session, settings=settings, values=values, where=where, report=report)
-        except ImportProblem as problem:
-            report.problems.append(str(problem))
+    entries = _FeedEntries(session, settings=settings, name=name, base=base)
+    for entry in parsed.entries:
+        entries.add(entry, site=parsed.feed.get("link"))
+    return entries.finish(site=parsed.feed.get("link"))
 
 
-_XML_ENCODING = re.compile(rb"""^(<\?xml[^>]*?encoding\s*=\s*)(["'])[^"']*\2""")
+def _stream_feed(
+    session: Session, *, settings: Settings, source: BinaryIO, name: str, base: str | None
+) -> ImportReport:
+    stream = FeedStream(name=name)
+    entries = _FeedEntries(session, settings=settings, name=name, base=base)
+    while chunk := source.read(READ_CHUNK):
+        for entry in stream.write(chunk):
+            entries.add(entry, site=stream.link)
+    for entry in stream.close():
+        entries.add(entry, site=stream.link)
+    if not stream.version and not entries.count:
+        raise InvalidInput("not an RSS or Atom feed", where=name)
+    return entries.finish(site=stream.link)
 
 
-def feed_bytes(data: bytes, *, name: str) -> bytes:
-    """A feed's bytes as feedparser reads them best; InvalidInput for BOM-less UTF-16.
+class _FeedEntries:
+    """Entries to snippets, in document order, numbered from 1 as the feed has them.
 
-    feedparser honours the XML declaration's encoding (a windows-1252 feed stays one), so
-    bytes are only touched when a byte-order mark says more: a UTF-8 BOM is dropped, and
-    UTF-16 with a BOM becomes UTF-8 with its declaration saying so (feedparser trusts a
-    declared "UTF-8" over the BOM and fails). XML 1.0, appendix F.
+    Relative links resolve against the site's ``<link>``, else the feed's own URL. The
+    site's link usually comes before the entries (Atom's schema puts it there, RFC 4287
+    4.1.1); an entry that needs it before it is known waits, with every entry after it
+    (so the order, and which of two equal links is "the same as" the other, stay), until
+    it appears or the feed ends. Only such entries are held; the rest are saved at once.
     """
-    encoding = utf16_encoding(data)
-    if encoding is None:
-        return data.removeprefix(codecs.BOM_UTF8)
-    text = decode_text(data, source=name)  # raises, naming UTF-16, when there is no BOM
-    return _XML_ENCODING.sub(rb'\1"utf-8"', text.encode("utf-8"), count=1)
+
+    def __init__(
+        self, session: Session, *, settings: Settings, name: str, base: str | None
+    ) -> None:
+        self.session, self.settings, self.name, self.base = session, settings, name, base
+        self.report = ImportReport()
+        self.count = 0
+        self._seen: dict[str, int] = {}  # canonical link -> position, for duplicates
+        self._waiting: list[tuple[int, Any]] = []
+
+    def add(self, entry: Any, *, site: str | None) -> None:
+        self.count += 1
+        if site is not None and self._waiting:
+            self._flush(site)
+        if self._waiting or (site is None and needs_base(entry)):
+            self._waiting.append((self.count, entry))
+        else:
+            self._save(self.count, entry, site)
+
+    def finish(self, *, site: str | None) -> ImportReport:
+        self._flush(site)
+        return self.report
+
+    def _flush(self, site: str | None) -> None:
+        waiting, self._waiting = self._waiting, []
+        for position, entry in waiting:
+            self._save(position, entry, site)
+
+    def _save(self, position: int, entry: Any, site: str | None) -> None:
+        where = f"{self.name}: entry {position}"
+        # Relative entry links resolve against the site's <link>, else the feed's own URL.
+        site_url = absolute_url(site or "", self.base or "")
+        base_url = site_url if urlsplit(site_url).scheme in ("http", "https") else self.base
+        try:
+            values = entry_values(entry, base_url=base_url or "", feed_name=self.name, where=where)
+            link = _dedupe_key(values["url"])
+            if link in self._seen:
+                raise ImportProblem(f"same link as entry {self._seen[link]}; skipped", where=where)
+            self._seen[link] = position
+            _save(
+                self.session, settings=self.settings, values=values, where=where, report=self.report
+            )
+        except ImportProblem as problem:
+            self.report.problems.append(str(problem))
 
 
 def _dedupe_key(url: str) -> str:
@@ -308,69 +358,6 @@ def _dedupe_key(url: str) -> str:
         return canonical_url(url)
     except InvalidInput:
         return url  # refused later, with its reason
-
-
-def _absolute(url: str, base_url: str) -> str:
-    url = url.strip()
-    if urlsplit(url).scheme:
-        return url
-    return urljoin(base_url, url) if base_url else url
-
-
-def _feed_snippet(entry: Any, *, base_url: str, feed_name: str, where: str) -> dict[str, Any]:
-    title = html_to_text(entry.get("title", ""))
-    if not title:
-        raise ImportProblem("missing title", where=where)
-    link = entry.get("link") or ""
-    if not link.strip():
-        raise ImportProblem("missing link", where=where)
-    link = _absolute(link, base_url)
-    if urlsplit(link).scheme not in ("http", "https"):
-        raise ImportProblem(
-            f"link {link!r} is not an http(s) URL and there is no base URL to resolve it against",
-            where=where,
-        )
-    body = entry.get("summary") or ""
-    if not body and entry.get("content"):
-        body = entry["content"][0].get("value", "")
-    summary = html_to_text(body)
-    if not summary:
-        raise ImportProblem("missing summary", where=where)
-    image_url, image_alt = _feed_image(entry)
-    terms = [t.get("term") for t in entry.get("tags") or [] if t.get("term")]
-    return {
-        "title": title,
-        "summary": summary,
-        "url": link,
-        "image_url": _absolute(image_url, base_url) if image_url else None,
-        "image_alt": image_alt or (title if image_url else None),
-        "category": html_to_text(terms[0]) if terms else "general",
-        "tags": [html_to_text(t) for t in terms],
-        "author": html_to_text(entry.get("author", "")) or None,
-        "published_at": _entry_date(entry),
-        "source": f"feed:{feed_name}",
-    }
-
-
-def _feed_image(entry: Any) -> tuple[str | None, str | None]:
-    for media in entry.get("media_content") or []:
-        if media.get("url") and media.get("medium", "image") == "image":
-            return media["url"], None
-    for thumb in entry.get("media_thumbnail") or []:
-        if thumb.get("url"):
-            return thumb["url"], None
-    for link in entry.get("links") or []:
-        if link.get("rel") == "enclosure" and str(link.get("type", "")).startswith("image/"):
-            return link.get("href"), None
-    return None, None
-
-
-def _entry_date(entry: Any) -> datetime | None:
-    """The entry's date; None (no date) makes it new as of its first import."""
-    stamp = entry.get("published_parsed") or entry.get("updated_parsed")
-    if stamp is None:
-        return None
-    return datetime.fromtimestamp(timegm(stamp), tz=UTC)
 
 
 def _save(

@@ -169,8 +169,10 @@ def test_import_keeps_the_good_entries_when_one_is_bad(env: dict[str, str], tmp_
 
 
 def test_import_from_the_blog_feed_url_makes_every_link_absolute_on_the_blog(
-    env: dict[str, str],
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("NEWSLETTER_FETCH_ALLOW_PRIVATE", "true")  # the blog is on 127.0.0.1
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             pass

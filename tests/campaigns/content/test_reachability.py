@@ -85,6 +85,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._answer(404, "text/html", b"<html>Not found</html>")
 
+    def _trickle(self) -> None:
+        """The answer's head, a byte every 0.2 s: never late for a per-read timeout."""
+        self.close_connection = True
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n\r\n":
+                self.wfile.write(bytes([byte]))
+                time.sleep(0.2)
+        except OSError:
+            pass  # the client gave up: what we want
+
     def _serve(self) -> None:
         site = self.site
         with site.lock:
@@ -92,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
             site.active += 1
             site.most_at_once = max(site.most_at_once, site.active)
         try:
-            self._route()
+            self._trickle() if self.path == "/img/trickle.png" else self._route()
         finally:
             with site.lock:
                 site.active -= 1
@@ -122,6 +132,7 @@ def fetching(settings: Settings, **overrides: object) -> Settings:
         "preflight_fetch_timeout_seconds": 3.0,
         "preflight_fetch_concurrency": 4,
         "preflight_fetch_deadline_seconds": 10.0,
+        "fetch_allow_private": True,  # the site is on 127.0.0.1
         **overrides,
     }
     return settings.model_copy(update=values)
@@ -289,6 +300,37 @@ def test_a_broken_link_in_a_template_points_at_the_template(
 def test_check_url_refuses_what_is_not_http() -> None:
     result = check_url("ftp://127.0.0.1/x.png", image=True, timeout=1)
     assert (result.ok, result.reason) == (False, "not an http(s) URL")
+
+
+def test_an_image_on_a_private_address_is_not_fetched_by_default(
+    session: Session, settings: Settings, site: Site
+) -> None:
+    """An imported feed can name internal URLs: preflight keeps the feed fetch's policy."""
+    cfg = fetching(settings, fetch_allow_private=False)
+    inside = snippet(session, cfg, site, "/img/ok.png")
+    findings = check(session, cfg, inside)
+    assert found(findings) == [
+        ("error", "image-broken", inside.id, "image_url"),
+        ("warning", "link-broken", inside.id, "url"),
+    ]
+    for finding in findings:
+        assert "(refused: 127.0.0.1 is a loopback address (NEWSLETTER_FETCH_ALLOW_PRIVATE))" in (
+            finding.message
+        )
+    assert site.hits == []  # never asked
+
+
+def test_a_trickling_image_is_cut_off_by_its_timeout(
+    session: Session, settings: Settings, site: Site
+) -> None:
+    """The per-request timeout bounds the whole request, not each read."""
+    cfg = fetching(settings, preflight_fetch_timeout_seconds=0.6)
+    trickle = snippet(session, cfg, site, "/img/trickle.png")
+    started = time.monotonic()
+    findings = check(session, cfg, trickle)
+    assert time.monotonic() - started < 3.0
+    assert found(findings) == [("error", "image-broken", trickle.id, "image_url")]
+    assert "within 0.6 s" in findings[0].message
 
 
 def test_the_fetch_setting_reads_on_and_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -292,6 +292,11 @@ def test_a_file_that_is_not_a_feed_is_an_error(
 # ---------------------------------------------------------------- from a URL
 
 
+def local(settings: Settings) -> Settings:
+    """Settings that let a fetch reach the test's server on 127.0.0.1 (refused by default)."""
+    return settings.model_copy(update={"fetch_allow_private": True})
+
+
 @pytest.fixture
 def feed_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A real HTTP server on 127.0.0.1 serving ``tmp_path/www``."""
@@ -320,7 +325,7 @@ def test_feed_from_url_resolves_relative_links_against_the_feed_url(
     base, root = feed_server
     (root / "feeds").mkdir()
     write(root / "feeds", "rss.xml", rss(item(link="/articles/a"), channel_link=""))
-    report = import_snippets(session, settings=settings, source=f"{base}/feeds/rss.xml")
+    report = import_snippets(session, settings=local(settings), source=f"{base}/feeds/rss.xml")
     assert (report.created, report.problems) == (1, [])
     assert f"{base}/articles/a" in snippets(session)
 
@@ -330,7 +335,7 @@ def test_unreachable_feed_url_is_a_clear_error(
 ) -> None:
     base, _ = feed_server
     with pytest.raises(InvalidInput, match="HTTP 404"):
-        import_snippets(session, settings=settings, source=f"{base}/missing.xml")
+        import_snippets(session, settings=local(settings), source=f"{base}/missing.xml")
 
 
 def test_shipped_feed_from_its_url_gives_the_same_snippets_as_the_file(
@@ -338,7 +343,7 @@ def test_shipped_feed_from_its_url_gives_the_same_snippets_as_the_file(
 ) -> None:
     base, root = feed_server
     (root / "feed.xml").write_bytes((CONTENT_DIR / "feed.xml").read_bytes())
-    from_url = import_snippets(session, settings=settings, source=f"{base}/feed.xml")
+    from_url = import_snippets(session, settings=local(settings), source=f"{base}/feed.xml")
     from_file = import_snippets(session, settings=settings, source=str(CONTENT_DIR / "feed.xml"))
     assert (from_url.created, from_url.problems, from_file.created) == (6, [], 0)
     stored = snippets(session)
@@ -361,7 +366,7 @@ def test_atom_feed_from_url_resolves_relative_links_against_the_feed_url(
   </entry>
 </feed>"""
     write(root / "feeds", "a.atom", atom)
-    report = import_snippets(session, settings=settings, source=f"{base}/feeds/a.atom")
+    report = import_snippets(session, settings=local(settings), source=f"{base}/feeds/a.atom")
     assert (report.created, report.problems) == (1, [])
     assert f"{base}/feeds/posts/cramps" in snippets(session)
 
@@ -434,7 +439,7 @@ def test_feed_in_utf16_with_a_bom_imports_from_a_file_and_a_url(
     base, root = feed_server
     feed = rss(item(title="Caf\u00e9 stretches")).replace('encoding="UTF-8"', 'encoding="UTF-16"')
     (root / "u16.xml").write_bytes(feed.encode("utf-16"))
-    from_url = import_snippets(session, settings=settings, source=f"{base}/u16.xml")
+    from_url = import_snippets(session, settings=local(settings), source=f"{base}/u16.xml")
     assert (from_url.created, from_url.problems) == (1, [])
     assert snippets(session)["https://blog.example.com/a"].title == "Caf\u00e9 stretches"
     # The same feed declaring UTF-8 (an editor re-saved it without fixing the declaration).
@@ -453,7 +458,7 @@ def test_feed_in_utf16_without_a_bom_names_the_encoding(
     (tmp_path / "nobom.xml").write_bytes(data)
     for source in (f"{base}/nobom.xml", str(tmp_path / "nobom.xml")):
         with pytest.raises(InvalidInput, match=r"looks like UTF-16.*save it as UTF-8"):
-            import_snippets(session, settings=settings, source=source)
+            import_snippets(session, settings=local(settings), source=source)
 
 
 def test_feed_declaring_windows_1252_is_still_read_in_its_encoding(
