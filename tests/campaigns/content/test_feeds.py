@@ -20,7 +20,7 @@ from campaigns.content.snippet_import import import_snippets
 from campaigns.models import Snippet
 from newsletter.errors import InvalidInput
 from newsletter.settings import Settings
-from tests.content_helpers import CONTENT_DIR
+from tests.support.content import CONTENT_DIR
 
 
 def item(n: int, link: str | None = None, body: str = "A summary.") -> str:
