@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from campaigns import weekly_plan, workflow
+from campaigns.delivery.ledger import delivery_counts
 from campaigns.models import (
     Campaign,
     CampaignLog,
     CampaignSnippet,
     CampaignStatus,
-    Delivery,
-    DeliveryStatus,
     Snippet,
 )
 from newsletter.clock import as_utc, utcnow
@@ -104,20 +102,8 @@ def get_campaign(session: Session, *, campaign_id: int, lock: bool = False) -> C
 
 
 def progress(session: Session, *, campaign_id: int) -> Progress:
-    """Delivery counts by status: how far a send has got."""
-    rows = session.exec(
-        select(Delivery.status, sa.func.count())
-        .where(Delivery.campaign_id == campaign_id)
-        .group_by(Delivery.status)
-    ).all()
-    counts = {status: count for status, count in rows}
-    return Progress(
-        queued=counts.get(DeliveryStatus.QUEUED, 0),
-        sent=counts.get(DeliveryStatus.SENT, 0),
-        skipped=counts.get(DeliveryStatus.SKIPPED, 0),
-        failed=counts.get(DeliveryStatus.FAILED, 0),
-        total=sum(counts.values()),
-    )
+    """Delivery counts by status: how far a send has got (the ledger's one count)."""
+    return Progress(**delivery_counts(session, campaign_id=campaign_id).as_dict())
 
 
 def list_campaigns(
