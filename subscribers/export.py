@@ -23,13 +23,13 @@ from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
 ExportFormat = Literal["csv", "json"]
 
 
-def _iso(value: datetime | date | None) -> str | None:
+def iso(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _event_dict(event: ConsentEvent) -> dict[str, Any]:
+def event_dict(event: ConsentEvent) -> dict[str, Any]:
     return {
-        "at": _iso(event.at),
+        "at": iso(event.at),
         "from_status": event.from_status,
         "to_status": event.to_status,
         "reason": event.reason,
@@ -63,14 +63,14 @@ def subscriber_records(
                 "email": sub.email,
                 "name": sub.name,
                 "status": sub.status,
-                "consented_at": _iso(sub.confirmed_at),
+                "consented_at": iso(sub.confirmed_at),
                 "source": sub.source,
                 "ip": proof_ip,
                 "consent_version": sub.consent_version,
-                "created_at": _iso(sub.created_at),
+                "created_at": iso(sub.created_at),
                 "topics": list(sub.topics or []),
-                "paused_until": _iso(sub.paused_until),
-                "history": [_event_dict(e) for e in history],
+                "paused_until": iso(sub.paused_until),
+                "history": [event_dict(e) for e in history],
             }
         )
     return records

@@ -7,31 +7,12 @@ this room cannot see those tables.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import Session
 
 from subscribers import lifecycle
-from subscribers.models import ConsentEvent
-
-
-def _iso(value: datetime | date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _event(event: ConsentEvent) -> dict[str, Any]:
-    return {
-        "at": _iso(event.at),
-        "from_status": event.from_status,
-        "to_status": event.to_status,
-        "reason": event.reason,
-        "source": event.source,
-        "ip": event.ip,
-        "user_agent": event.user_agent,
-        "consent_version": event.consent_version,
-        "detail": event.detail,
-    }
+from subscribers.export import event_dict, iso
 
 
 def personal_record(session: Session, *, subscriber_id: int) -> dict[str, Any]:
@@ -52,15 +33,15 @@ def personal_record(session: Session, *, subscriber_id: int) -> dict[str, Any]:
             "name": subscriber.name,
             "status": subscriber.status,
             "source": subscriber.source,
-            "created_at": _iso(subscriber.created_at),
-            "confirmed_at": _iso(subscriber.confirmed_at),
+            "created_at": iso(subscriber.created_at),
+            "confirmed_at": iso(subscriber.confirmed_at),
             "consent_version": subscriber.consent_version,
             "topics": list(subscriber.topics or []),
             "topics_consent_version": subscriber.topics_consent_version,
-            "topics_consented_at": _iso(subscriber.topics_consented_at),
-            "paused_until": _iso(subscriber.paused_until),
+            "topics_consented_at": iso(subscriber.topics_consented_at),
+            "paused_until": iso(subscriber.paused_until),
         },
         "consent_history": [
-            _event(e) for e in lifecycle.history(session, subscriber_id=subscriber_id)
+            event_dict(e) for e in lifecycle.history(session, subscriber_id=subscriber_id)
         ],
     }
