@@ -25,7 +25,9 @@ def serve(
     import uvicorn
 
     engine_for(settings())  # fail here, in one line, if the settings or database are bad
-    uvicorn.run(WEB_APP, factory=True, host=host, port=port, workers=workers, proxy_headers=True)
+    # uvicorn's proxy_headers would believe X-Forwarded-For from any local peer before the
+    # app sees it; the app alone decides, from NEWSLETTER_TRUSTED_PROXIES (web/clients.py).
+    uvicorn.run(WEB_APP, factory=True, host=host, port=port, workers=workers, proxy_headers=False)
 
 
 def demo(

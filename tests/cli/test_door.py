@@ -143,3 +143,21 @@ def test_serve_with_an_unreachable_database_is_one_line_and_exit_1(tmp_path: Pat
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.startswith("error: cannot reach the database")
     assert result.stderr.count("\n") == 1
+
+
+def test_serve_leaves_forwarded_headers_to_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn must not rewrite the client from X-Forwarded-For: web/clients.py decides
+    # whom to believe, from NEWSLETTER_TRUSTED_PROXIES only.
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **kwargs: seen.update(kwargs))
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", f"sqlite:///{tmp_path / 'n.db'}")
+    result = CliRunner().invoke(app, ["serve", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert seen["proxy_headers"] is False
