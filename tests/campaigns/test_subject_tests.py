@@ -136,8 +136,9 @@ def test_a_winner_chosen_by_hand_goes_to_the_rest(sqlite_settings: Settings, sql
     assert subjects_sent(settings) == {A: 10, B: 10 + 30}
 
 
-def test_a_winner_is_refused_before_the_sample_is_sent(session: Session, engine: Engine):
-    campaign = started_test(session, engine)
+def test_a_winner_is_refused_before_the_sample_is_sent(sqlite_engine: Engine):
+    session = Session(sqlite_engine)
+    campaign = started_test(session, sqlite_engine)
     with pytest.raises(StateError, match="the sample is not sent yet"):
         subject_tests.choose_winner(session, campaign_id=campaign.id, label="A", actor="test")
 
@@ -157,7 +158,8 @@ def test_resuming_while_the_test_waits_sends_nobody_else(
     assert sum(subjects_sent(settings).values()) == 20
 
 
-def test_a_test_needs_two_or_three_different_subjects(session: Session, engine: Engine):
+def test_a_test_needs_two_or_three_different_subjects(sqlite_engine: Engine):
+    session = Session(sqlite_engine)
     campaign = make_campaign(session, status=CampaignStatus.DRAFT)
     with pytest.raises(InvalidInput, match="2 or 3 subjects"):
         subject_tests.create_test(session, campaign_id=campaign.id, subjects=[A], actor="t")
