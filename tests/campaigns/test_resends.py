@@ -83,7 +83,7 @@ def test_a_second_resend_is_refused(sqlite_settings: Settings, sqlite_engine: En
             session, campaign_id=campaign.id, subject=AGAIN, after=timedelta(days=3), actor="t"
         )
         session.commit()
-        with pytest.raises(StateError, match="already has a resend .* at most one per campaign"):
+        with pytest.raises(StateError, match=r"already has a resend .* at most one per campaign"):
             resends.request_resend(
                 session,
                 campaign_id=campaign.id,
