@@ -214,6 +214,15 @@ def decide_due(session: Session, *, now: datetime, actor: str) -> list[tuple[int
     return chosen
 
 
+def show_test(session: Session, *, campaign_id: int) -> dict[str, object]:
+    """The campaign's test as :func:`describe` gives it; NotFound without one."""
+    get_campaign(session, campaign_id=campaign_id)
+    described = describe(session, campaign_id=campaign_id)
+    if described is None:
+        raise NotFound(f"campaign {campaign_id} has no subject test")
+    return described
+
+
 def describe(session: Session, *, campaign_id: int) -> dict[str, object] | None:
     """The test for people and JSON: settings, phase, each variant's human figures with
     the z-test against the best other, and the winner; None without a test."""

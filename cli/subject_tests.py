@@ -37,15 +37,15 @@ def subject_test(
     as_json: bool = output.json_option(),
 ) -> None:
     """Send 2-3 subjects to a sample; after --wait the best (by people, never machines)
-    goes to the rest. With --winner, crown one by hand."""
+    goes to the rest. With --winner, crown one by hand; with neither, show the test."""
     from campaigns import subject_tests
 
-    if winner is None and not subjects:
-        output.bad_usage("give 2 or 3 --subject, or --winner", param_hint="--subject")
     if winner is not None and subjects:
         output.bad_usage("--winner chooses for an existing test; no --subject with it")
     with session_for(settings()) as session:
-        if winner is not None:
+        if winner is None and not subjects:
+            data = subject_tests.show_test(session, campaign_id=campaign_id)
+        elif winner is not None:
             data = subject_tests.choose_winner(
                 session, campaign_id=campaign_id, label=winner, actor=actor()
             )
@@ -62,12 +62,18 @@ def subject_test(
             )
     if as_json:
         output.print_json(data)
-        return
-    if winner is not None:
+    elif winner is not None:
         output.say(f"campaign {campaign_id}: variant {data['winner']} won; the rest gets it next")
-        return
+    elif not subjects:
+        for line in variant_lines(data):
+            output.say(line)
+    else:
+        _created(campaign_id, len(subjects), sample, metric, wait)
+
+
+def _created(campaign_id: int, variants: int, sample: int, metric: str, wait: timedelta) -> None:
     output.say(
-        f"campaign {campaign_id}: subject test of {len(subjects)} variants to "
+        f"campaign {campaign_id}: subject test of {output.plural(variants, 'variant')} to "
         f"{sample} % of the audience, winner by human {metric} {_span(wait)} after the "
         "sample; "
         "send or schedule the campaign to start it"

@@ -95,7 +95,8 @@ def test_subject_test_mistakes_are_one_line(
     env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     cid = draft(env, 3)
-    assert "give 2 or 3 --subject" in refused(capsys, "campaigns", "subject-test", cid, code=2)
+    assert "has no subject test" in refused(capsys, "campaigns", "subject-test", cid)
+    assert "2 or 3 subjects" in refused(capsys, "campaigns", "subject-test", cid, "--subject", "A")
     assert "not a duration" in refused(
         capsys,
         "campaigns", "subject-test", cid, "--subject", "A", "--subject", "B", "--wait", "soon",
