@@ -77,6 +77,13 @@ def request_resend(
     existing = session.get(CampaignResend, campaign_id)
     if existing is not None:
         raise StateError(_already(campaign_id, existing))
+    resent_from = session.exec(
+        select(CampaignResend.campaign_id).where(CampaignResend.resend_campaign_id == campaign_id)
+    ).first()
+    if resent_from is not None:
+        raise StateError(
+            f"campaign {campaign_id} is the resend of campaign {resent_from}: it is not resent"
+        )
     if campaign.status != S.SENT or campaign.finished_at is None:
         raise StateError(
             f"campaign {campaign_id} is {campaign.status}: a resend follows a sent campaign"
@@ -85,7 +92,7 @@ def request_resend(
         campaign_id=campaign_id,
         subject=subject,
         after_seconds=int(after.total_seconds()),
-        due_at=as_utc(campaign.finished_at) + after,
+        due_at=(as_utc(campaign.finished_at) + after).replace(microsecond=0),
         requested_at=now or utcnow(),
         requested_by=actor,
     )
@@ -102,7 +109,7 @@ def request_resend(
 def _already(campaign_id: int, resend: CampaignResend) -> str:
     return (
         f"campaign {campaign_id} already has a resend ({resend.subject!r}, due "
-        f"{as_utc(resend.due_at).isoformat()}): at most one per campaign"
+        f"{_iso(resend.due_at)}): at most one per campaign"
     )
 
 
@@ -237,13 +244,17 @@ def describe(session: Session, *, campaign_id: int) -> dict[str, object] | None:
     resend = session.get(CampaignResend, campaign_id)
     if resend is None:
         return None
-    when = lambda value: None if value is None else as_utc(value).isoformat()  # noqa: E731
     return {
         "subject": resend.subject,
         "after_seconds": resend.after_seconds,
-        "due_at": when(resend.due_at),
+        "due_at": _iso(resend.due_at),
         "requested_by": resend.requested_by,
-        "triggered_at": when(resend.triggered_at),
+        "triggered_at": _iso(resend.triggered_at),
         "resend_campaign_id": resend.resend_campaign_id,
         "recipients": resend.recipients,
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    """UTC to the second, as people read it and JSON carries it."""
+    return None if value is None else as_utc(value).isoformat(timespec="seconds")

@@ -232,17 +232,21 @@ def describe(session: Session, *, campaign_id: int) -> dict[str, object] | None:
     variants = {v.label: v.subject for v in variant_rows(session, campaign_id)}
     rows = variant_figures(session, campaign_id=campaign_id, subjects=variants, metric=test.metric)
     heads = {v.label: v.preheader for v in variant_rows(session, campaign_id)}
-    when = lambda value: None if value is None else as_utc(value).isoformat()  # noqa: E731
     return {
         "metric": test.metric,
         "sample_percent": test.sample_percent,
         "sample_size": test.sample_size,
         "wait_seconds": test.wait_seconds,
         "phase": test.phase,
-        "sample_sent_at": when(test.sample_sent_at),
-        "decide_at": when(test.decide_at),
+        "sample_sent_at": _iso(test.sample_sent_at),
+        "decide_at": _iso(test.decide_at),
         "winner": test.winner,
-        "decided_at": when(test.decided_at),
+        "decided_at": _iso(test.decided_at),
         "decided_by": test.decided_by,
         "variants": [{**r.as_dict(), "preheader": heads[r.label]} for r in rows],
     }
+
+
+def _iso(value: datetime | None) -> str | None:
+    """UTC to the second, as people read it and JSON carries it."""
+    return None if value is None else as_utc(value).isoformat(timespec="seconds")

@@ -204,7 +204,7 @@ def finish_run(session: Session, *, campaign: Campaign, actor: str) -> bool:
     test = session.get(SubjectTest, campaign.id)
     if test is None or test.phase not in (SAMPLE, WAITING):
         return False
-    now = utcnow()
+    now = utcnow().replace(microsecond=0)
     if test.phase == SAMPLE:
         test.phase, test.sample_sent_at = WAITING, now
         test.decide_at = now + timedelta(seconds=test.wait_seconds)
@@ -216,6 +216,6 @@ def finish_run(session: Session, *, campaign: Campaign, actor: str) -> bool:
         to=S.PAUSED,
         actor=actor,
         reason=f"subject test: the sample is sent; the rest waits for the winner, due "
-        f"{as_utc(test.decide_at).isoformat()}",
+        f"{as_utc(test.decide_at).isoformat(timespec='seconds')}",
     )
     return True
