@@ -12,9 +12,7 @@ from sqlmodel import Session, select
 
 from campaigns import jobs, subject_tests
 from campaigns.delivery.sending import send_campaign
-from campaigns.delivery.variant_sends import draw_sample
 from campaigns.models import Campaign, CampaignStatus, Delivery, VariantDelivery
-from campaigns.reports.variants import two_proportion_z
 from newsletter.errors import InvalidInput, StateError
 from newsletter.settings import Settings
 from tests.support.delivery import add_subscribers, make_campaign
@@ -67,14 +65,6 @@ def decide_at(session: Session, campaign_id: int) -> datetime:
 
 def subjects_sent(settings: Settings) -> Counter[str]:
     return Counter(str(m["Subject"]) for m in messages(settings))
-
-
-def test_the_sample_is_drawn_reproducibly_and_split_evenly():
-    people = list(range(1, 1001))
-    drawn = draw_sample(7, people, percent=20, variants=3)
-    assert drawn == draw_sample(7, list(reversed(people)), percent=20, variants=3)
-    assert sorted(Counter(drawn.values()).values()) == [66, 67, 67]
-    assert set(draw_sample(8, people, percent=20, variants=3)) != set(drawn)  # seeded by campaign
 
 
 def test_human_clicks_choose_the_winner_while_machine_opens_favour_the_other(
@@ -165,11 +155,3 @@ def test_a_test_needs_two_or_three_different_subjects(sqlite_engine: Engine):
         subject_tests.create_test(session, campaign_id=campaign.id, subjects=[A], actor="t")
     with pytest.raises(InvalidInput, match="different"):
         subject_tests.create_test(session, campaign_id=campaign.id, subjects=[A, A], actor="t")
-
-
-def test_the_two_proportion_z_test_matches_the_textbook():
-    # p1 = 0.15, p2 = 0.25, pooled 0.2: z = -0.10 / sqrt(0.2 * 0.8 * 2/200) = -2.5
-    z, p = two_proportion_z(30, 200, 50, 200)  # type: ignore[misc]
-    assert z == pytest.approx(-2.5)
-    assert p == pytest.approx(0.012419, abs=1e-6)
-    assert two_proportion_z(0, 100, 0, 100) is None
