@@ -208,7 +208,11 @@ def decide_due(session: Session, *, now: datetime, actor: str) -> list[tuple[int
     ).all()
     chosen = []
     for campaign_id in due:
-        described = choose_winner(session, campaign_id=campaign_id, actor=actor, now=now)
+        try:
+            described = choose_winner(session, campaign_id=campaign_id, actor=actor, now=now)
+        except StateError:  # chosen by hand, resumed or cancelled meanwhile: not ours now
+            session.rollback()
+            continue
         session.commit()
         chosen.append((campaign_id, str(described["winner"])))
     return chosen
