@@ -150,9 +150,10 @@ def send_campaign(
             ready = partial(_ready, session, settings, campaign_id, actor=actor, check=preflight)
             campaign = _retrying(session, settings, campaign_id, ready)
             # A subject test's variants (issue 16); (content, None) for every other campaign.
-            content, variants = run_contents(
-                session, campaign=campaign, content=bulk_content(settings, campaign)
+            contents = partial(
+                run_contents, session, campaign=campaign, content=bulk_content(settings, campaign)
             )
+            content, variants = _retrying(session, settings, campaign_id, contents)
             if provider is None:
                 provider = make_sending_provider(settings)
             loop = SendLoop(
