@@ -138,6 +138,8 @@ def _queue_sample(
             sa.insert(_variant_delivery),
             [{"delivery_id": d, "campaign_id": campaign.id, "label": drawn[s]} for d, s in queued],
         )
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(sa.text("ANALYZE delivery"))  # as queue_deliveries, for the reads
     for variant in variants:
         if variant.preheader != campaign.preheader:
             copy = Campaign(
