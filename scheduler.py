@@ -137,13 +137,24 @@ def housekeeping_job(instance: str) -> None:
     _scheduled(job_runs.HOUSEKEEPING, instance)
 
 
+# Issue 16: subject-test winners and resends, checked on the dispatch interval.
+def subject_tests_job(instance: str) -> None:
+    _scheduled(job_runs.SUBJECT_TESTS, instance)
+
+
+def resends_job(instance: str) -> None:
+    _scheduled(job_runs.RESENDS, instance)
+
+
 def add_jobs(scheduler: BaseScheduler, settings: Settings, *, instance: str) -> None:
-    """Put the three jobs in the store (fixed ids), run by ``instance`` from now on."""
+    """Put the jobs in the store (fixed ids), run by ``instance`` from now on."""
     every = settings.dispatch_interval_seconds
     specs: list[tuple[str, Callable[[str], None], BaseTrigger]] = [
         (job_runs.WEEKLY_ASSEMBLY, weekly_assembly_job, assembly_trigger(settings)),
         (job_runs.DISPATCH, dispatch_job, IntervalTrigger(seconds=every)),
         (job_runs.HOUSEKEEPING, housekeeping_job, housekeeping_trigger(settings)),
+        (job_runs.SUBJECT_TESTS, subject_tests_job, IntervalTrigger(seconds=every)),
+        (job_runs.RESENDS, resends_job, IntervalTrigger(seconds=every)),
     ]
     for job_id, func, trigger in specs:
         kwargs = {"instance": instance}
@@ -265,6 +276,9 @@ class Service:
             settings, who = self.settings, self.instance
             if self._due(job_runs.WEEKLY_ASSEMBLY, assembly_trigger(settings), now):
                 run_job(job_runs.WEEKLY_ASSEMBLY, settings, now, instance=who)
+            # Issue 16: before dispatch, which then sends a winner's rest and a resend.
+            run_job(job_runs.SUBJECT_TESTS, settings, now, instance=who)
+            run_job(job_runs.RESENDS, settings, now, instance=who)
             run_job(
                 job_runs.DISPATCH,
                 settings,

@@ -8,6 +8,7 @@ and why. Times are stored in UTC and shown in the newsletter's time zone as well
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
@@ -68,6 +69,9 @@ class CampaignDetail(CampaignView):
     snippet_ids: list[int]
     progress: Progress
     log: list[LogEntry]
+    # Issue 16: campaigns.subject_tests.describe and campaigns.resends.describe (or None).
+    subject_test: dict[str, Any] | None = None
+    resend: dict[str, Any] | None = None
 
 
 def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
@@ -121,6 +125,9 @@ def list_campaigns(
 
 
 def show(session: Session, *, settings: Settings, campaign_id: int) -> CampaignDetail:
+    # Imported here: both modules look campaigns up with get_campaign from this one.
+    from campaigns import resends, subject_tests
+
     campaign = get_campaign(session, campaign_id=campaign_id)
     snippet_ids = session.exec(
         select(CampaignSnippet.snippet_id)
@@ -146,6 +153,8 @@ def show(session: Session, *, settings: Settings, campaign_id: int) -> CampaignD
             )
             for entry in log
         ],
+        subject_test=subject_tests.describe(session, campaign_id=campaign_id),
+        resend=resends.describe(session, campaign_id=campaign_id),
     )
 
 

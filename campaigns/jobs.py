@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns import actions, weekly_plan, workflow
+from campaigns import actions, resends, subject_tests, weekly_plan, workflow
 from campaigns.content.assembly import AssembledIssue, assemble_week
 from campaigns.content.preflight import require_preflight
 from campaigns.delivery.sending import send_campaign
@@ -219,10 +219,43 @@ def housekeeping(settings: Settings, now: datetime, *, instance: str = ACTOR) ->
     return note
 
 
+# ---------------------------------------------------------------- issue 16
+
+
+def subject_test_winners(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
+    """Choose the winner of every subject test whose wait is over; the campaign goes back
+    to 'sending' and the next dispatch sends the winner to the rest."""
+    engine = _engine(settings)
+    with job_runs.recording(engine, job=job_runs.SUBJECT_TESTS, instance=instance, now=now) as note:
+        with db.session_scope(engine) as session:
+            chosen = subject_tests.decide_due(session, now=as_utc(now), actor=ACTOR)
+        if not chosen:
+            note.outcome = job_runs.IDLE
+        note.detail = "; ".join(f"campaign {cid}: variant {label} won" for cid, label in chosen)
+    return note
+
+
+def due_resends(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
+    """Turn due resends into campaigns scheduled now (the next dispatch sends them)."""
+    engine = _engine(settings)
+    with job_runs.recording(engine, job=job_runs.RESENDS, instance=instance, now=now) as note:
+        with db.session_scope(engine) as session:
+            made = resends.trigger_due(session, now=as_utc(now), actor=ACTOR)
+        if not made:
+            note.outcome = job_runs.IDLE
+        note.detail = "; ".join(
+            f"campaign {cid}: resend is campaign {new} to {n} who did not open"
+            for cid, new, n in made
+        )
+    return note
+
+
 RUNNERS: dict[str, Callable[..., RunNote]] = {
     job_runs.WEEKLY_ASSEMBLY: weekly_assembly,
     job_runs.DISPATCH: dispatch,
     job_runs.HOUSEKEEPING: housekeeping,
+    job_runs.SUBJECT_TESTS: subject_test_winners,
+    job_runs.RESENDS: due_resends,
 }
 
 

@@ -7,13 +7,25 @@ one-line errors) and :mod:`cli.context` the settings and database wiring.
 
 from __future__ import annotations
 
-from cli import api_tokens, campaigns, db, output, scheduler, snippets, subscribers, toplevel
+from cli import (
+    api_tokens,
+    campaigns,
+    db,
+    output,
+    scheduler,
+    snippets,
+    subject_tests,
+    subscribers,
+    toplevel,
+)
 
 app = output.App(help="Run the weekly newsletter.", pretty_exceptions_enable=False)
 app.add_typer(db.app, name="db")
 app.add_typer(snippets.app, name="snippets")
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(campaigns.app, name="campaigns")
+campaigns.app.command("subject-test")(subject_tests.subject_test)  # issue 16
+campaigns.app.command("resend")(subject_tests.resend)  # issue 16
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(api_tokens.app, name="api-tokens")
 app.command("serve")(toplevel.serve)

@@ -11,6 +11,7 @@ from rich.table import Column
 
 from cli import output, params
 from cli.context import actor, session_for, settings
+from cli.subject_tests import resend_line, variant_lines
 
 if TYPE_CHECKING:
     from campaigns.actions import CampaignView
@@ -238,6 +239,8 @@ def report(
         ),
         title=f"Campaign {campaign_id} ({figures.status}): {figures.subject}",
     )
+    for line in variant_lines(figures.subject_test):
+        output.say(line)
     for warning in figures.warnings:
         output.say(f"warning: {warning}", style="bold red")
     for written in (result.csv, result.chart):
@@ -316,6 +319,8 @@ def show(
     )
     if detail.error:
         output.say(f"  error:     {detail.error}")
+    for line in variant_lines(detail.subject_test) + resend_line(detail.resend):
+        output.say(line)
     for entry in detail.log:
         output.say(
             f"  {entry.at:%Y-%m-%d %H:%M}Z  {entry.from_status or '-'} -> "

@@ -11,7 +11,8 @@ the room's function rather than repeating it.
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+import re
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -145,3 +146,19 @@ def path_or_url(value: str) -> str:
     if _stat(Path(value)) is None:
         raise typer.BadParameter(f"{value!r} is neither an http(s) URL nor a file or folder")
     return value
+
+
+# Issue 16: --wait 4h, --after 3d.
+_DURATION = re.compile(r"(\d{1,6})([mhd])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(value: str) -> timedelta:
+    """A duration such as ``90m``, ``4h``, ``3d`` or ``1d12h``; BadParameter otherwise."""
+    if isinstance(value, timedelta):
+        return value
+    text = value.strip().lower()
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise typer.BadParameter(f"{value!r} is not a duration such as 90m, 4h, 3d or 1d12h")
+    return sum((timedelta(**{_UNITS[u]: int(n)}) for n, u in parts), timedelta())

@@ -25,6 +25,9 @@ WEEKLY_ASSEMBLY = "weekly_assembly"
 DISPATCH = "dispatch"
 HOUSEKEEPING = "housekeeping"
 JOBS = (WEEKLY_ASSEMBLY, DISPATCH, HOUSEKEEPING)
+# Issue 16: choosing subject-test winners and triggering resends, on the dispatch interval.
+SUBJECT_TESTS = "subject_tests"
+RESENDS = "resends"
 # APScheduler's SQLAlchemyJobStore table (read here for next run times, never written).
 JOBSTORE_TABLE = "apscheduler_jobs"
 

@@ -21,7 +21,7 @@ import dataclasses
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +36,7 @@ from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider
 from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.delivery.send_report import ProgressCallback, SendProgress, SendReport
 from campaigns.delivery.throttle import Pacer, backoff_seconds
+from campaigns.delivery.variant_sends import finish_run, labels_of
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.workflow import transition
 from newsletter import db
@@ -55,6 +56,7 @@ class Job:
     recipients: list[Recipient]
     attempt: int = 0
     not_before: float = 0.0  # time.monotonic() before which it must not be tried
+    content: BulkContent | None = None  # a subject test's variant; None: the run's content
 
 
 @dataclass
@@ -75,7 +77,7 @@ def attempt(provider: Provider, content: BulkContent, job: Job, stop: threading.
     if stop.is_set():
         return Outcome(job, abandoned=True)
     try:
-        return Outcome(job, result=provider.send_batch(content, job.recipients))
+        return Outcome(job, result=provider.send_batch(job.content or content, job.recipients))
     except ProviderError as err:
         return Outcome(job, error=err)
 
@@ -96,8 +98,10 @@ class SendLoop:
         started: float,
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
+        variants: Mapping[str, BulkContent] | None = None,
     ) -> None:
         self.session = session
+        self.variants = variants  # label -> content while a subject test's sample goes out
         self.settings = settings
         self.campaign_id = campaign_id
         self.content = content
@@ -118,7 +122,7 @@ class SendLoop:
         self.pacer = Pacer(settings.send_rate_per_second)
         self.stop = threading.Event()
         self.retries: deque[Job] = deque()
-        self.ready: Job | None = None  # the next batch, read while the provider works
+        self.ready: deque[Job] = deque()  # the next batch, read while the provider works
         self.exhausted = False  # the reader has no more queued rows
         self.in_flight: dict[Future[Outcome], Job] = {}
         self.renew_every = max(1.0, settings.lease_seconds / 3)
@@ -164,7 +168,7 @@ class SendLoop:
 
     def _read_ahead(self) -> None:
         """Read the next batch into ``ready`` unless one is waiting or the ledger is done."""
-        if self.ready is not None or self.exhausted:
+        if self.ready or self.exhausted:
             return
         reader, last_id = self.reader, self.reader.last_id
 
@@ -172,20 +176,35 @@ class SendLoop:
             reader.last_id = last_id
             reader.take_skipped()
 
-        batch = self._db(reader.next_batch, undo=undo)
+        jobs = self._db(lambda: self._jobs(reader.next_batch()), undo=undo)
         self.report.skipped += reader.take_skipped()
-        if batch is None:
+        if jobs is None:
             self.exhausted = True
         else:
-            self.ready = Job(batch)
+            self.ready.extend(jobs)
+
+    def _jobs(self, batch: list[Recipient] | None) -> list[Job] | None:
+        """A batch as one job; with variants, one job per run of the same variant (the
+        sample is queued grouped by variant, so a batch has few runs and a run's id range
+        holds only its own queued rows, as ``record_sent_range`` needs)."""
+        if batch is None or not self.variants:
+            return None if batch is None else [Job(batch)]
+        label = labels_of(self.session, [r.delivery_id for r in batch])
+        jobs: list[Job] = []
+        for recipient in batch:
+            content = self.variants.get(label.get(recipient.delivery_id, ""))
+            if jobs and jobs[-1].content is content:
+                jobs[-1].recipients.append(recipient)
+            else:
+                jobs.append(Job([recipient], content=content))
+        return jobs
 
     def _next_job(self) -> Job | None:
         """A retry first, else the batch read ahead; None when there is nothing to send."""
         if self.retries:
             return self.retries.popleft()
         self._read_ahead()
-        job, self.ready = self.ready, None
-        return job
+        return self.ready.popleft() if self.ready else None
 
     def _submit(self, pool: ThreadPoolExecutor, workers: int) -> bool:
         """Fill the free workers, paced; False when nothing is in flight (the run is over)."""
@@ -273,7 +292,12 @@ class SendLoop:
             return
         wait_seconds = backoff_seconds(settings, job.attempt, retry_after)
         self.retries.append(
-            Job(recipients, attempt=job.attempt + 1, not_before=time.monotonic() + wait_seconds)
+            Job(
+                recipients,
+                attempt=job.attempt + 1,
+                not_before=time.monotonic() + wait_seconds,
+                content=job.content,
+            )
         )
 
     def _halt(self, reason: str) -> None:
@@ -347,7 +371,9 @@ class SendLoop:
         counts = delivery_counts(self.session, campaign_id=self.campaign_id)
         fresh = self.session.get(Campaign, self.campaign_id, populate_existing=True)
         assert fresh is not None
-        if self.report.stopped is None and counts.queued == 0 and fresh.status == S.SENDING:
+        done = self.report.stopped is None and counts.queued == 0 and fresh.status == S.SENDING
+        # A subject test's sample (issue 16): paused until the winner, not sent.
+        if done and not finish_run(self.session, campaign=fresh, actor=self.actor):
             transition(
                 self.session,
                 campaign=fresh,

@@ -48,11 +48,11 @@ from campaigns.actions import get_campaign
 from campaigns.content.preflight import preflight as run_preflight
 from campaigns.content.rendering import render_campaign
 from campaigns.delivery import send_lease
-from campaigns.delivery.ledger import queue_deliveries
 from campaigns.delivery.providers.base import Provider, Recipient, SendStatus, bulk_content
 from campaigns.delivery.providers.factory import check_one_click_links, make_sending_provider
 from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.delivery.send_loop import ProgressCallback, SendLoop, SendProgress, SendReport
+from campaigns.delivery.variant_sends import queue_for_send, run_contents
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.workflow import transition
 from newsletter import db
@@ -149,7 +149,11 @@ def send_campaign(
         try:
             ready = partial(_ready, session, settings, campaign_id, actor=actor, check=preflight)
             campaign = _retrying(session, settings, campaign_id, ready)
-            content = bulk_content(settings, campaign)
+            # A subject test's variants (issue 16); (content, None) for every other campaign.
+            contents = partial(
+                run_contents, session, campaign=campaign, content=bulk_content(settings, campaign)
+            )
+            content, variants = _retrying(session, settings, campaign_id, contents)
             if provider is None:
                 provider = make_sending_provider(settings)
             loop = SendLoop(
@@ -163,6 +167,7 @@ def send_campaign(
                 started=started,
                 on_progress=on_progress,
                 should_stop=should_stop,
+                variants=variants,
             )
             with fewer_gc_passes():
                 return loop.run()
@@ -196,8 +201,7 @@ def _ready(
     campaign = session.get(Campaign, campaign_id)
     assert campaign is not None
     _prepare(session, settings=settings, campaign=campaign, check=check)
-    if campaign.queued_at is None:
-        queue_deliveries(session, campaign=campaign)
+    queue_for_send(session, settings=settings, campaign=campaign)  # once; a subject test's phase
     if campaign.status != S.SENDING:
         transition(session, campaign=campaign, to=S.SENDING, actor=actor, reason="send")
     session.commit()

@@ -27,6 +27,7 @@ from fractions import Fraction
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from campaigns import subject_tests
 from campaigns.actions import get_campaign
 from campaigns.models import Delivery, DeliveryStatus, TrackingEvent
 from campaigns.reports.sources import (
@@ -67,6 +68,8 @@ class CampaignReport:
     figures: list[Figure]
     warnings: list[str] = field(default_factory=list)
     provider_events: bool = True  # False: outbox/SMTP, nothing reports deliveries back
+    # Issue 16: the subject test's variants, human figures, z-test and winner, if any.
+    subject_test: dict[str, object] | None = None
 
     def figure(self, name: str) -> Figure:
         return next(f for f in self.figures if f.name == name)
@@ -82,7 +85,7 @@ class CampaignReport:
             },
             "warnings": list(self.warnings),
             "provider_events": self.provider_events,
-        }
+        } | ({"subject_test": self.subject_test} if self.subject_test is not None else {})
 
 
 def _rate(count: int, of: int) -> float:
@@ -160,6 +163,7 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
             complaints=complaints, delivered=delivered, bounces=bounces, sent=sent
         ),
         provider_events=events,
+        subject_test=subject_tests.describe(session, campaign_id=campaign_id),
     )
 
 

@@ -110,7 +110,12 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 # Values for the other required options of commands that take a campaign ID.
-REQUIRED = {"--to": "reader@example.com", "--out": "preview", "--at": "2030-01-08T09:00"}
+REQUIRED = {
+    "--to": "reader@example.com",
+    "--out": "preview",
+    "--at": "2030-01-08T09:00",
+    "--subject": "Did you miss it?",
+}
 # campaigns/delivery/sending.py (send_campaign, test_send) looks the campaign up itself,
 # with its own words; reported to the delivery room: it should call actions.get_campaign.
 OWN_WORDS: set[tuple[str, ...]] = set()  # every room now says it in one wording

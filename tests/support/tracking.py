@@ -160,3 +160,31 @@ def database_snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
             )
             for table in SQLModel.metadata.sorted_tables
         }
+
+
+def engagement(
+    session: Session,
+    settings: Settings,
+    delivery: Delivery,
+    kind: str,
+    *,
+    machine: bool = False,
+    at: datetime = T0,
+) -> None:
+    """One opened or clicked event for ``delivery``, machine or human, applied as the
+    webhook applies it (issue 16: subject tests and resends count only people)."""
+    from campaigns.tracking.events import EventKind, NormalisedEvent
+
+    event = NormalisedEvent(
+        provider="sendgrid",
+        kind=EventKind(kind),
+        raw_event="open" if kind == "opened" else "click",
+        event_id=f"evt-{next(_ids):06d}",
+        occurred_at=at,
+        campaign_id=delivery.campaign_id,
+        subscriber_id=delivery.subscriber_id,
+        delivery_id=delivery.id,
+        machine=machine,
+    )
+    apply_events(session, settings=settings, events=[event])
+    session.commit()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from web.api import campaigns, previews, reports
+from web.api import campaigns, previews, reports, subject_tests
 from web.api.common import COMMON
 from web.deps import api_token
 
@@ -32,3 +32,4 @@ router = APIRouter(
 router.include_router(campaigns.router)
 router.include_router(previews.router)
 router.include_router(reports.router)
+router.include_router(subject_tests.router)  # issue 16

@@ -1,0 +1,110 @@
+"""Resends to non-openers: only those without a human open get it (a machine open does not
+count), never someone who left meanwhile, once per reader and once per campaign."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from campaigns import actions, jobs, resends
+from campaigns.delivery.sending import send_campaign
+from campaigns.models import Campaign, CampaignStatus, Delivery
+from newsletter.errors import InvalidInput, StateError
+from newsletter.settings import Settings
+from subscribers import lifecycle
+from subscribers.models import Subscriber
+from tests.support.delivery import add_subscribers, make_campaign
+from tests.support.subscribers import messages
+from tests.support.tracking import engagement
+
+AGAIN = "In case you missed it: five stretches for sciatica"
+
+
+def sent_campaign(session: Session, settings: Settings, engine: Engine) -> Campaign:
+    add_subscribers(engine, 6)
+    campaign = make_campaign(session)
+    send_campaign(session, settings=settings, campaign_id=campaign.id, preflight=False)
+    session.expire_all()
+    return campaign
+
+
+def delivery_to(session: Session, campaign_id: int, number: int) -> Delivery:
+    subscriber = session.exec(
+        select(Subscriber).where(Subscriber.email == f"user{number}@example.com")
+    ).one()
+    return session.exec(
+        select(Delivery).where(
+            Delivery.campaign_id == campaign_id, Delivery.subscriber_id == subscriber.id
+        )
+    ).one()
+
+
+def resent_to(settings: Settings) -> list[str]:
+    return sorted(
+        str(m["To"]).split("<")[-1].rstrip(">") for m in messages(settings) if m["Subject"] == AGAIN
+    )
+
+
+def test_a_resend_reaches_only_the_non_openers(
+    settings: Settings, engine: Engine, session: Session
+):
+    campaign = sent_campaign(session, settings, engine)
+    engagement(session, settings, delivery_to(session, campaign.id, 1), "opened")
+    engagement(session, settings, delivery_to(session, campaign.id, 2), "clicked")  # implies open
+    engagement(session, settings, delivery_to(session, campaign.id, 3), "opened", machine=True)
+    engagement(session, settings, delivery_to(session, campaign.id, 4), "clicked", machine=True)
+    resends.request_resend(
+        session, campaign_id=campaign.id, subject=AGAIN, after=timedelta(days=3), actor="test"
+    )
+    session.commit()
+    due = datetime.fromisoformat(str(resends.describe(session, campaign_id=campaign.id)["due_at"]))
+    assert jobs.due_resends(settings, due - timedelta(minutes=1)).outcome == "idle"
+    assert "to 4 who did not open" in jobs.due_resends(settings, due).detail
+    # Queued, then gone before the send: the send-time guard keeps the mail back.
+    leaver = session.exec(select(Subscriber).where(Subscriber.email == "user6@example.com")).one()
+    lifecycle.unsubscribe(session, subscriber_id=leaver.id, source="cli")
+    session.commit()
+    jobs.dispatch(settings, due)
+    jobs.dispatch(settings, due + timedelta(minutes=1))
+    assert resent_to(settings) == [f"user{n}@example.com" for n in (3, 4, 5)]
+    shown = actions.show(session, settings=settings, campaign_id=campaign.id).resend
+    assert shown is not None and (shown["subject"], shown["recipients"]) == (AGAIN, 4)
+    follow_up = session.get(Campaign, shown["resend_campaign_id"])
+    assert follow_up is not None and follow_up.status == CampaignStatus.SENT
+
+
+def test_a_second_resend_is_refused(sqlite_settings: Settings, sqlite_engine: Engine):
+    with Session(sqlite_engine) as session:
+        campaign = sent_campaign(session, sqlite_settings, sqlite_engine)
+        resends.request_resend(
+            session, campaign_id=campaign.id, subject=AGAIN, after=timedelta(days=3), actor="t"
+        )
+        session.commit()
+        with pytest.raises(StateError, match=r"already has a resend .* at most one per campaign"):
+            resends.request_resend(
+                session,
+                campaign_id=campaign.id,
+                subject="Again",
+                after=timedelta(days=1),
+                actor="t",
+            )
+
+
+def test_a_resend_follows_a_sent_campaign_only(sqlite_engine: Engine):
+    session = Session(sqlite_engine)
+    campaign = make_campaign(session, status=CampaignStatus.DRAFT)
+    with pytest.raises(StateError, match="a resend follows a sent campaign"):
+        resends.request_resend(
+            session, campaign_id=campaign.id, subject=AGAIN, after=timedelta(days=3), actor="t"
+        )
+    with pytest.raises(InvalidInput, match="control character"):
+        resends.request_resend(
+            session,
+            campaign_id=campaign.id,
+            subject="a\nBcc: x",
+            after=timedelta(days=3),
+            actor="t",
+        )
