@@ -137,14 +137,21 @@ def housekeeping_job(instance: str) -> None:
     _scheduled(job_runs.HOUSEKEEPING, instance)
 
 
+def release_waves_job(instance: str) -> None:
+    """Issue 16: local-time waves, released at the dispatch's interval."""
+    _scheduled(job_runs.RELEASE_WAVES, instance)
+
+
 def add_jobs(scheduler: BaseScheduler, settings: Settings, *, instance: str) -> None:
-    """Put the three jobs in the store (fixed ids), run by ``instance`` from now on."""
+    """Put the jobs in the store (fixed ids), run by ``instance`` from now on."""
     every = settings.dispatch_interval_seconds
     specs: list[tuple[str, Callable[[str], None], BaseTrigger]] = [
         (job_runs.WEEKLY_ASSEMBLY, weekly_assembly_job, assembly_trigger(settings)),
         (job_runs.DISPATCH, dispatch_job, IntervalTrigger(seconds=every)),
         (job_runs.HOUSEKEEPING, housekeeping_job, housekeeping_trigger(settings)),
     ]
+    # Issue 16: the local-time waves.
+    specs.append((job_runs.RELEASE_WAVES, release_waves_job, IntervalTrigger(seconds=every)))
     for job_id, func, trigger in specs:
         kwargs = {"instance": instance}
         existing = scheduler.get_job(job_id)
@@ -265,6 +272,8 @@ class Service:
             settings, who = self.settings, self.instance
             if self._due(job_runs.WEEKLY_ASSEMBLY, assembly_trigger(settings), now):
                 run_job(job_runs.WEEKLY_ASSEMBLY, settings, now, instance=who)
+            # Issue 16: waves due now are queued before the dispatch sends.
+            run_job(job_runs.RELEASE_WAVES, settings, now, instance=who)
             run_job(
                 job_runs.DISPATCH,
                 settings,

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from campaigns import actions, weekly_plan, workflow
 from campaigns.content.assembly import AssembledIssue, assemble_week
 from campaigns.content.preflight import require_preflight
+from campaigns.delivery import waves
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
 from newsletter import db, job_runs
@@ -140,6 +141,7 @@ def dispatch(
                         campaign_id=campaign_id,
                         should_stop=should_stop,
                         actor=ACTOR,
+                        now=as_utc(now),
                     )
                 if report.stopped == "stop requested":
                     note.outcome = INTERRUPTED
@@ -219,10 +221,33 @@ def housekeeping(settings: Settings, now: datetime, *, instance: str = ACTOR) ->
     return note
 
 
+# ---------------------------------------------------------------- issue 16: local time
+
+
+def release_waves(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
+    """Queue the readers of every local-time wave whose instant has come, for campaigns
+    that are sending (campaigns.delivery.waves); the next dispatch sends them."""
+    engine = _engine(settings)
+    with job_runs.recording(engine, job=job_runs.RELEASE_WAVES, instance=instance, now=now) as note:
+        with db.session_scope(engine) as session:
+            due = waves.campaigns_with_due_waves(session, now=as_utc(now))
+            lines = []
+            for campaign_id in due:
+                released = waves.release_due(
+                    session, settings=settings, campaign_id=campaign_id, now=as_utc(now)
+                )
+                lines.append(f"campaign {campaign_id}: released {released} wave(s)")
+        if not due:
+            note.outcome = job_runs.IDLE
+        note.detail = "; ".join(lines)
+    return note
+
+
 RUNNERS: dict[str, Callable[..., RunNote]] = {
     job_runs.WEEKLY_ASSEMBLY: weekly_assembly,
     job_runs.DISPATCH: dispatch,
     job_runs.HOUSEKEEPING: housekeeping,
+    job_runs.RELEASE_WAVES: release_waves,
 }
 
 

@@ -247,7 +247,8 @@ class CampaignWave(SQLModel, table=True):
     )
     zones: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     local_time: str = Field(max_length=5)  # "07:00", the wall time asked for
-    late: bool = False  # the zones' hour had passed when scheduled (--late now|next-day)
+    # The zones' hour had passed when scheduled: "now" or "next-day" (--late); None: on time.
+    late: str | None = Field(default=None, max_length=10)
     release_at: datetime = Field(sa_type=UTCDateTime)
     status: str = Field(default=WaveStatus.QUEUED, sa_type=sa.String(20))
     recipients: int = 0  # counted when scheduled, recounted when released

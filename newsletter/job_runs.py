@@ -24,7 +24,9 @@ from newsletter.models import JobRun
 WEEKLY_ASSEMBLY = "weekly_assembly"
 DISPATCH = "dispatch"
 HOUSEKEEPING = "housekeeping"
-JOBS = (WEEKLY_ASSEMBLY, DISPATCH, HOUSEKEEPING)
+# Issue 16: releases the local-time waves whose instant has come (campaigns.delivery.waves).
+RELEASE_WAVES = "release_waves"
+JOBS = (WEEKLY_ASSEMBLY, DISPATCH, HOUSEKEEPING, RELEASE_WAVES)
 # APScheduler's SQLAlchemyJobStore table (read here for next run times, never written).
 JOBSTORE_TABLE = "apscheduler_jobs"
 

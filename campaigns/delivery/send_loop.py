@@ -29,7 +29,7 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from campaigns.delivery import send_lease
+from campaigns.delivery import send_lease, waves
 from campaigns.delivery.ledger import delivery_counts
 from campaigns.delivery.ledger_batches import LedgerReader, record_accepted, record_failed
 from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
@@ -347,7 +347,10 @@ class SendLoop:
         counts = delivery_counts(self.session, campaign_id=self.campaign_id)
         fresh = self.session.get(Campaign, self.campaign_id, populate_existing=True)
         assert fresh is not None
-        if self.report.stopped is None and counts.queued == 0 and fresh.status == S.SENDING:
+        done = counts.queued == 0 and not waves.unreleased(
+            self.session, campaign_id=self.campaign_id
+        )
+        if self.report.stopped is None and done and fresh.status == S.SENDING:
             transition(
                 self.session,
                 campaign=fresh,

@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("campaign_id", sa.Integer(), nullable=False),
         sa.Column("zones", sa.JSON(), nullable=False),
         sa.Column("local_time", sa.String(length=5), nullable=False),
-        sa.Column("late", sa.Boolean(), nullable=False),
+        sa.Column("late", sa.String(length=10), nullable=True),
         sa.Column("release_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("recipients", sa.Integer(), nullable=False),
