@@ -144,6 +144,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
         **body,
         "snippet_ids": [second.id, first.id],
         "progress": {"queued": 0, "sent": 0, "skipped": 0, "failed": 0, "total": 0},
+        "waves": [],  # issue 16: sent at one instant, not at local times
         "log": [
             {
                 "at": shown["log"][0]["at"],
@@ -310,8 +311,9 @@ def test_every_api_operation_is_summarised_and_needs_the_bearer_token(
         for method, operation in item.items()
     ]
     assert (
-        len(operations) == 9
-    )  # list, create, show, schedule, pause, resume, cancel, preview, report
+        len(operations) == 10
+    )  # list, create, show, schedule, schedule-local (issue 16), pause, resume, cancel,
+    # preview, report
     for name, operation in operations:
         assert operation.get("summary"), name
         assert operation["security"] == [{"HTTPBearer": []}], name
@@ -340,7 +342,7 @@ def test_healthz_reports_database_jobs_and_no_active_instance(
                 "last_instance": None,
                 "next_run_at": None,
             }
-            for job in ("weekly_assembly", "dispatch", "housekeeping")
+            for job in ("weekly_assembly", "dispatch", "housekeeping", "release_waves")
         ],
     }
 
