@@ -273,7 +273,7 @@ def save_preferences(
     if errors:
         return PreferencesForm(subscriber, chosen, errors)
     try:
-        zone = optional_timezone(form.first("timezone_choice"))
+        zone = optional_timezone(form.first("timezone_choice"), field="time zone")
         updated = preferences.update_preferences(
             session,
             settings=settings,
