@@ -24,7 +24,7 @@ from newsletter.settings import Settings
 from subscribers import lifecycle
 from subscribers.models import Subscriber
 from tests.support.content import make_campaign, make_snippet
-from tests.support.subscribers import make_subscriber
+from tests.support.subscribers import make_subscriber, sqlite_only
 
 SEVEN = time(7, 0)
 SUNDAY = date(2026, 3, 29)
@@ -265,6 +265,7 @@ def test_a_wave_released_twice_queues_nobody_twice(cfg: Settings, engine: Engine
     assert outbox_recipients(cfg, campaign_id) == 2
 
 
+@sqlite_only  # nothing dialect-specific beyond the tests above
 def test_a_paused_campaign_releases_no_further_wave_until_resumed(
     cfg: Settings, engine: Engine
 ) -> None:
