@@ -121,6 +121,8 @@ def dispatch(
     with job_runs.recording(engine, job=job_runs.DISPATCH, instance=instance, now=now) as note:
         with db.session_scope(engine) as session:
             ids = [c.id for c in actions.sending_campaigns(session)]
+            # Issue 16: a campaign between its local-time waves waits for the next one.
+            ids = [i for i in ids if i and not waves.waiting(session, campaign_id=i, now=now)]
             ids += [c.id for c in actions.due_campaigns(session, now=as_utc(now))]
         if not ids:
             note.outcome = job_runs.IDLE

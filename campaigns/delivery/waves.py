@@ -33,7 +33,14 @@ from pydantic import BaseModel
 from sqlmodel import Session, col, delete, select
 
 from campaigns.delivery.ledger import campaign_categories, delivery_counts, queue_deliveries
-from campaigns.models import Campaign, CampaignStatus, CampaignWave, WaveStatus
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    CampaignWave,
+    Delivery,
+    DeliveryStatus,
+    WaveStatus,
+)
 from newsletter import db
 from newsletter.clock import as_utc
 from newsletter.errors import InvalidInput
@@ -335,6 +342,25 @@ def campaigns_with_due_waves(session: Session, *, now: datetime) -> list[int]:
             .order_by(CampaignWave.campaign_id)
         ).all()
     )
+
+
+def waiting(session: Session, *, campaign_id: int, now: datetime) -> bool:
+    """True for a campaign between waves: no wave due by ``now``, one still to come, and
+    nothing queued in the ledger. A dispatch has nothing to do for it yet."""
+    next_at = session.execute(
+        sa.select(sa.func.min(CampaignWave.release_at)).where(
+            CampaignWave.campaign_id == campaign_id,
+            CampaignWave.status == W.QUEUED.value,
+        )
+    ).scalar_one()
+    if next_at is None or as_utc(next_at) <= as_utc(now):
+        return False  # no waves (a campaign sent at one instant), or one is due
+    queued = session.execute(
+        sa.select(Delivery.id)  # type: ignore[call-overload]
+        .where(Delivery.campaign_id == campaign_id, Delivery.status == DeliveryStatus.QUEUED)
+        .limit(1)
+    ).first()
+    return queued is None
 
 
 def views(session: Session, *, campaign_id: int) -> list[WaveView]:

@@ -290,3 +290,14 @@ def test_a_paused_campaign_releases_no_further_wave_until_resumed(
         session.commit()
     tick(cfg, SEVEN_LOCAL["Europe/London"] + timedelta(minutes=5))
     assert delivered(engine, campaign_id) == {"tok@example.com", "lon@example.com"}
+
+
+@sqlite_only
+def test_between_waves_the_dispatch_has_nothing_to_do(cfg: Settings, engine: Engine) -> None:
+    add_readers(engine, {"tok@example.com": "Asia/Tokyo", "lon@example.com": "Europe/London"})
+    campaign_id = draft(engine, cfg)
+    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    tick(cfg, SEVEN_LOCAL["Asia/Tokyo"])
+    assert jobs.dispatch(cfg, SEVEN_LOCAL["Asia/Tokyo"] + timedelta(hours=1)).outcome == "idle"
+    assert jobs.dispatch(cfg, SEVEN_LOCAL["Europe/London"]).outcome == "ok"
+    assert delivered(engine, campaign_id) == {"tok@example.com", "lon@example.com"}
