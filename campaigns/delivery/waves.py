@@ -257,7 +257,7 @@ def release_wave(
     if won.rowcount != 1:  # type: ignore[attr-defined]
         return None
     every_zone = sorted({z for w in waves_of(session, campaign_id=campaign.id) for z in w.zones})
-    added = queue_again(
+    added = queue_wave(
         session, settings=settings, campaign=campaign, wave=wave, zones=every_zone, now=now
     )
     session.execute(
@@ -269,7 +269,7 @@ def release_wave(
     return added
 
 
-def queue_again(
+def queue_wave(
     session: Session,
     *,
     settings: Settings,
@@ -317,12 +317,9 @@ def release_due(session: Session, *, settings: Settings, campaign_id: int, now: 
         ).one()
         wave = session.get(CampaignWave, wave_id, populate_existing=True)
         sending = campaign.status == CampaignStatus.SENDING.value
-        if (
-            sending
-            and wave is not None
-            and release_wave(session, settings=settings, campaign=campaign, wave=wave, now=now)
-        ):
-            released += 1
+        if sending and wave is not None:
+            added = release_wave(session, settings=settings, campaign=campaign, wave=wave, now=now)
+            released += added is not None  # a wave may reach nobody, and still be released
         session.commit()
     return released
 

@@ -223,7 +223,9 @@ def test_a_reader_who_unsubscribes_before_their_wave_gets_nothing(
         assert london.id is not None
         lifecycle.unsubscribe(session, subscriber_id=london.id, source="form")
         session.commit()
-    tick(cfg, SEVEN_LOCAL["Europe/London"])
+    note = jobs.release_waves(cfg, SEVEN_LOCAL["Europe/London"])
+    assert note.detail == f"campaign {campaign_id}: released 1 wave(s)"  # of nobody
+    jobs.dispatch(cfg, SEVEN_LOCAL["Europe/London"])
     tick(cfg, SEVEN_LOCAL["America/New_York"])
     assert delivered(engine, campaign_id) == {"tok@example.com"}
     assert ledger_rows(engine, campaign_id) == 1  # never queued: the guard ran at release
@@ -250,7 +252,7 @@ def test_a_wave_released_twice_queues_nobody_twice(cfg: Settings, engine: Engine
         wave = session.exec(select(CampaignWave).where(CampaignWave.release_at == tokyo)).one()
         assert campaign is not None
         # Forced through once more, below the compare-and-set: the ledger's uniqueness holds.
-        added = waves.queue_again(
+        added = waves.queue_wave(
             session,
             settings=cfg,
             campaign=campaign,
