@@ -12,9 +12,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from campaigns.content.preview import CHROMIUM_ARGS
 from newsletter.settings import Settings
 from subscribers import lifecycle
 from subscribers.models import Subscriber
@@ -155,3 +157,24 @@ def test_the_preferences_page_refuses_an_unknown_zone_and_keeps_the_old(
     with Session(engine) as session:
         reader = session.get(Subscriber, reader_id)
         assert reader is not None and reader.timezone == "Asia/Tokyo"
+
+
+@pytest.mark.browser
+@sqlite_only
+def test_in_chromium_our_script_sends_the_browsers_zone(
+    client: httpx.Client, engine: Engine, chromium_path: str
+) -> None:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(timezone_id="Europe/Berlin").new_page()
+            page.goto(f"{client.base_url}/subscribe")
+            page.get_by_label("Email address").fill("gus@example.com")
+            page.get_by_label("Yes, send me").check()
+            page.get_by_role("button", name="Subscribe").click()
+            page.locator("h1", has_text="Please check your inbox").wait_for()
+        finally:
+            browser.close()
+    # (Chromium names some zones by their older tz link, Asia/Kolkata as Asia/Calcutta:
+    # both are tz names zoneinfo loads, so either is kept.)
+    assert zone_of(engine, "gus@example.com") == "Europe/Berlin"
