@@ -303,3 +303,37 @@ def test_between_waves_the_dispatch_has_nothing_to_do(cfg: Settings, engine: Eng
     assert jobs.dispatch(cfg, SEVEN_LOCAL["Asia/Tokyo"] + timedelta(hours=1)).outcome == "idle"
     assert jobs.dispatch(cfg, SEVEN_LOCAL["Europe/London"]).outcome == "ok"
     assert delivered(engine, campaign_id) == {"tok@example.com", "lon@example.com"}
+
+
+@sqlite_only
+def test_a_cancelled_campaign_never_releases_its_later_waves(cfg: Settings, engine: Engine) -> None:
+    add_readers(engine, {"tok@example.com": "Asia/Tokyo", "lon@example.com": "Europe/London"})
+    campaign_id = draft(engine, cfg)
+    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    tick(cfg, SEVEN_LOCAL["Asia/Tokyo"])
+    with Session(engine) as session:
+        actions.cancel(session, settings=cfg, campaign_id=campaign_id, actor="test")
+        session.commit()
+    tick(cfg, SEVEN_LOCAL["America/New_York"])
+    assert delivered(engine, campaign_id) == {"tok@example.com"}
+    assert ledger_rows(engine, campaign_id) == 1
+
+
+@sqlite_only
+def test_scheduling_for_one_instant_again_drops_the_waves(cfg: Settings, engine: Engine) -> None:
+    add_readers(engine, {"tok@example.com": "Asia/Tokyo"})
+    campaign_id = draft(engine, cfg)
+    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    with Session(engine) as session:
+        actions.schedule(
+            session,
+            settings=cfg,
+            campaign_id=campaign_id,
+            at_utc=SEVEN_LOCAL["America/New_York"],
+            actor="test",
+            now=SATURDAY_NOON,
+        )
+        session.commit()
+        assert actions.show(session, settings=cfg, campaign_id=campaign_id).waves == []
+    tick(cfg, SEVEN_LOCAL["America/New_York"])
+    assert delivered(engine, campaign_id) == {"tok@example.com"}
