@@ -337,3 +337,18 @@ def test_scheduling_for_one_instant_again_drops_the_waves(cfg: Settings, engine:
         assert actions.show(session, settings=cfg, campaign_id=campaign_id).waves == []
     tick(cfg, SEVEN_LOCAL["America/New_York"])
     assert delivered(engine, campaign_id) == {"tok@example.com"}
+
+
+@sqlite_only
+def test_a_reader_who_joins_later_with_a_zone_without_a_wave_goes_with_the_lists(
+    cfg: Settings, engine: Engine
+) -> None:
+    add_readers(engine, {"tok@example.com": "Asia/Tokyo"})
+    campaign_id = draft(engine, cfg)
+    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    add_readers(engine, {"ber@example.com": "Europe/Berlin"})
+    tick(cfg, SEVEN_LOCAL["Asia/Tokyo"])
+    tick(cfg, SEVEN_LOCAL["Europe/Berlin"])
+    assert delivered(engine, campaign_id) == {"tok@example.com"}
+    tick(cfg, SEVEN_LOCAL["America/New_York"])  # the list's zone
+    assert delivered(engine, campaign_id) == {"tok@example.com", "ber@example.com"}
