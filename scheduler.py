@@ -146,6 +146,11 @@ def resends_job(instance: str) -> None:
     _scheduled(job_runs.RESENDS, instance)
 
 
+def release_waves_job(instance: str) -> None:
+    """Issue 16: local-time waves, released at the dispatch's interval."""
+    _scheduled(job_runs.RELEASE_WAVES, instance)
+
+
 def add_jobs(scheduler: BaseScheduler, settings: Settings, *, instance: str) -> None:
     """Put the jobs in the store (fixed ids), run by ``instance`` from now on."""
     every = settings.dispatch_interval_seconds
@@ -156,6 +161,8 @@ def add_jobs(scheduler: BaseScheduler, settings: Settings, *, instance: str) -> 
         (job_runs.SUBJECT_TESTS, subject_tests_job, IntervalTrigger(seconds=every)),
         (job_runs.RESENDS, resends_job, IntervalTrigger(seconds=every)),
     ]
+    # Issue 16: the local-time waves.
+    specs.append((job_runs.RELEASE_WAVES, release_waves_job, IntervalTrigger(seconds=every)))
     for job_id, func, trigger in specs:
         kwargs = {"instance": instance}
         existing = scheduler.get_job(job_id)
@@ -276,7 +283,9 @@ class Service:
             settings, who = self.settings, self.instance
             if self._due(job_runs.WEEKLY_ASSEMBLY, assembly_trigger(settings), now):
                 run_job(job_runs.WEEKLY_ASSEMBLY, settings, now, instance=who)
-            # Issue 16: before dispatch, which then sends a winner's rest and a resend.
+            # Issue 16: waves due now are queued, winners chosen and resends made before
+            # the dispatch sends them.
+            run_job(job_runs.RELEASE_WAVES, settings, now, instance=who)
             run_job(job_runs.SUBJECT_TESTS, settings, now, instance=who)
             run_job(job_runs.RESENDS, settings, now, instance=who)
             run_job(

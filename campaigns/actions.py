@@ -7,14 +7,16 @@ and why. Times are stored in UTC and shown in the newsletter's time zone as well
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
 from campaigns import weekly_plan, workflow
+from campaigns.delivery import waves
 from campaigns.delivery.ledger import delivery_counts
+from campaigns.delivery.waves import WaveView
 from campaigns.models import (
     Campaign,
     CampaignLog,
@@ -72,6 +74,8 @@ class CampaignDetail(CampaignView):
     # Issue 16: campaigns.subject_tests.describe and campaigns.resends.describe (or None).
     subject_test: dict[str, Any] | None = None
     resend: dict[str, Any] | None = None
+    # Issue 16: the local-time waves, earliest first (empty: one send at scheduled_at).
+    waves: list[WaveView] = []
 
 
 def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
@@ -155,6 +159,7 @@ def show(session: Session, *, settings: Settings, campaign_id: int) -> CampaignD
         ],
         subject_test=subject_tests.describe(session, campaign_id=campaign_id),
         resend=resends.describe(session, campaign_id=campaign_id),
+        waves=waves.views(session, campaign_id=campaign_id),
     )
 
 
@@ -232,26 +237,77 @@ def schedule(
         raise InvalidInput(f"{weekly_plan.format_local(at, settings)} is in the past", field="at")
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
     when = f"for {at.isoformat()} ({weekly_plan.format_local(at, settings)})"
+    if campaign.started_at is None:  # one instant for everyone: no local-time waves
+        waves.drop_waves(session, campaign_id=campaign_id)
+    _to_scheduled(
+        session,
+        campaign,
+        at=at,
+        actor=actor,
+        reason=reason or f"scheduled {when}",
+        moved=reason or f"rescheduled {when}",
+    )
+    return view(campaign, settings=settings)
+
+
+def _to_scheduled(
+    session: Session, campaign: Campaign, *, at: datetime, actor: str, reason: str, moved: str
+) -> None:
+    """Scheduled for ``at``: a move for a scheduled campaign, else the transition."""
     if campaign.status == S.SCHEDULED:
         campaign.scheduled_at = at
         session.add(campaign)
-        workflow.log_event(
-            session, campaign=campaign, actor=actor, reason=reason or f"rescheduled {when}"
-        )
+        workflow.log_event(session, campaign=campaign, actor=actor, reason=moved)
     else:
         if campaign.status == S.PAUSED and campaign.started_at is not None:
-            raise StateError(f"campaign {campaign_id} was paused while sending; resume it instead")
-        workflow.transition(
-            session,
-            campaign=campaign,
-            to=S.SCHEDULED,
-            actor=actor,
-            reason=reason or f"scheduled {when}",
-        )
+            raise StateError(f"campaign {campaign.id} was paused while sending; resume it instead")
+        workflow.transition(session, campaign=campaign, to=S.SCHEDULED, actor=actor, reason=reason)
         campaign.scheduled_at = at
         session.add(campaign)
     session.flush()
-    return view(campaign, settings=settings)
+
+
+def schedule_local(
+    session: Session,
+    *,
+    settings: Settings,
+    campaign_id: int,
+    local_time: str,
+    late: str = waves.Late.NEXT_DAY.value,
+    on: date | None = None,
+    actor: str,
+    now: datetime | None = None,
+) -> CampaignDetail:
+    """Send at ``local_time`` ("HH:MM") in each reader's zone (issue 16).
+
+    One wave per distinct UTC instant (campaigns.delivery.waves); the campaign is
+    scheduled for the first, and the scheduler releases the others when they come.
+    ``on`` is the date in each zone's calendar (default: each zone's date now); ``late``
+    ("now" or "next-day") is for zones whose hour has already passed. Raises InvalidInput
+    (fields local_time, late), NotFound, StateError (it has started sending, or cannot
+    be scheduled from its state).
+    """
+    at = waves.parse_local_time(local_time)
+    try:
+        policy = waves.Late(late)
+    except ValueError:
+        raise InvalidInput(f"{late!r} is not one of: now, next-day", field="late") from None
+    now = as_utc(now or utcnow())
+    campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    if campaign.started_at is not None:
+        raise StateError(f"campaign {campaign_id} has started sending; it cannot be planned again")
+    planned = waves.replace_waves(
+        session, settings=settings, campaign=campaign, at=at, late=policy, now=now, day=on
+    )
+    zones = sum(len(w.zones) for w in planned)
+    reason = (
+        f"scheduled at {at:%H:%M} local time{f' on {on.isoformat()}' if on else ''}: "
+        f"{len(planned)} wave(s) for {zones} zone(s), late zones {policy.value}"
+    )
+    _to_scheduled(
+        session, campaign, at=planned[0].release_at, actor=actor, reason=reason, moved=reason
+    )
+    return show(session, settings=settings, campaign_id=campaign_id)
 
 
 def pause(

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from campaigns import actions, resends, subject_tests, weekly_plan, workflow
 from campaigns.content.assembly import AssembledIssue, assemble_week
 from campaigns.content.preflight import require_preflight
+from campaigns.delivery import waves
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
 from newsletter import db, job_runs
@@ -120,6 +121,8 @@ def dispatch(
     with job_runs.recording(engine, job=job_runs.DISPATCH, instance=instance, now=now) as note:
         with db.session_scope(engine) as session:
             ids = [c.id for c in actions.sending_campaigns(session)]
+            # Issue 16: a campaign between its local-time waves waits for the next one.
+            ids = [i for i in ids if i and not waves.waiting(session, campaign_id=i, now=now)]
             ids += [c.id for c in actions.due_campaigns(session, now=as_utc(now))]
         if not ids:
             note.outcome = job_runs.IDLE
@@ -140,6 +143,7 @@ def dispatch(
                         campaign_id=campaign_id,
                         should_stop=should_stop,
                         actor=ACTOR,
+                        now=as_utc(now),
                     )
                 if report.stopped == "stop requested":
                     note.outcome = INTERRUPTED
@@ -250,12 +254,35 @@ def due_resends(settings: Settings, now: datetime, *, instance: str = ACTOR) -> 
     return note
 
 
+# ---------------------------------------------------------------- issue 16: local time
+
+
+def release_waves(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
+    """Queue the readers of every local-time wave whose instant has come, for campaigns
+    that are sending (campaigns.delivery.waves); the next dispatch sends them."""
+    engine = _engine(settings)
+    with job_runs.recording(engine, job=job_runs.RELEASE_WAVES, instance=instance, now=now) as note:
+        with db.session_scope(engine) as session:
+            due = waves.campaigns_with_due_waves(session, now=as_utc(now))
+            lines = []
+            for campaign_id in due:
+                released = waves.release_due(
+                    session, settings=settings, campaign_id=campaign_id, now=as_utc(now)
+                )
+                lines.append(f"campaign {campaign_id}: released {released} wave(s)")
+        if not due:
+            note.outcome = job_runs.IDLE
+        note.detail = "; ".join(lines)
+    return note
+
+
 RUNNERS: dict[str, Callable[..., RunNote]] = {
     job_runs.WEEKLY_ASSEMBLY: weekly_assembly,
     job_runs.DISPATCH: dispatch,
     job_runs.HOUSEKEEPING: housekeeping,
     job_runs.SUBJECT_TESTS: subject_test_winners,
     job_runs.RESENDS: due_resends,
+    job_runs.RELEASE_WAVES: release_waves,
 }
 
 

@@ -312,3 +312,38 @@ class CampaignResend(SQLModel, table=True):
     resend_campaign_id: int | None = Field(default=None)
     triggered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     recipients: int | None = Field(default=None)
+
+
+class WaveStatus(StrEnum):
+    QUEUED = "queued"  # waiting for its instant
+    RELEASED = "released"  # its readers are in the ledger
+    SENT = "sent"  # shown only: released, and none of the campaign's rows still queued
+
+
+class CampaignWave(SQLModel, table=True):
+    """Issue 16 (local-time delivery): the readers of some zones, released at one instant.
+
+    A campaign sent "at 07:00 in each reader's zone" has one wave per distinct UTC
+    instant; zones that share an offset on that date share a wave.
+    """
+
+    __tablename__ = "campaign_wave"
+    __table_args__ = (sa.Index("ix_campaign_wave_status_release_at", "status", "release_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(
+        sa_column=Column(
+            sa.Integer,
+            sa.ForeignKey("campaign.id", ondelete="CASCADE"),
+            index=True,
+            nullable=False,
+        )
+    )
+    zones: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    local_time: str = Field(max_length=5)  # "07:00", the wall time asked for
+    # The zones' hour had passed when scheduled: "now" or "next-day" (--late); None: on time.
+    late: str | None = Field(default=None, max_length=10)
+    release_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default=WaveStatus.QUEUED, sa_type=sa.String(20))
+    recipients: int = 0  # counted when scheduled, recounted when released
+    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

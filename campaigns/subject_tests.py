@@ -31,6 +31,7 @@ from campaigns.delivery.variant_sends import (
     WAITING,
     variant_rows,
 )
+from campaigns.delivery.waves import has_waves
 from campaigns.models import Campaign, CampaignStatus, CampaignVariant, SubjectTest
 from campaigns.reports.variants import leader, variant_figures
 from campaigns.workflow import transition
@@ -108,6 +109,13 @@ def create_test(
         )
     if session.get(SubjectTest, campaign_id) is not None:
         raise StateError(f"campaign {campaign_id} already has a subject test")
+    if has_waves(session, campaign_id=campaign_id):
+        # The sample and the rest are queued by the test's phases, local-time waves by
+        # zone: the two cannot both decide who is queued when.
+        raise StateError(
+            f"campaign {campaign_id} is sent at the readers' local time: a subject test needs "
+            "one send time (schedule it with --at first)"
+        )
     session.add(
         SubjectTest(
             campaign_id=campaign_id,

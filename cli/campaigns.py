@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Column
 
+from cli import local_time as local_time_cli
 from cli import output, params
 from cli.context import actor, session_for, settings
 from cli.subject_tests import resend_line, variant_lines
@@ -321,6 +322,7 @@ def show(
         output.say(f"  error:     {detail.error}")
     for line in variant_lines(detail.subject_test) + resend_line(detail.resend):
         output.say(line)
+    local_time_cli.say_waves(detail)
     for entry in detail.log:
         output.say(
             f"  {entry.at:%Y-%m-%d %H:%M}Z  {entry.from_status or '-'} -> "
@@ -331,19 +333,30 @@ def show(
 @app.command("schedule")
 def schedule(
     campaign_id: int = params.campaign_id("The campaign to schedule."),
-    at: datetime = typer.Option(
-        ...,
+    at: datetime | None = typer.Option(
+        None,
         "--at",
         metavar="ISO_DATETIME",
         parser=params.parse_when,
         help="When to send; without an offset, in NEWSLETTER_TIMEZONE.",
     ),
+    local_time: str | None = local_time_cli.local_time_option(),
+    late: str = local_time_cli.late_option(),
+    on: date | None = local_time_cli.on_option(),
     reason: str = typer.Option("", "--reason", help=REASON_HELP),
     as_json: bool = output.json_option(),
 ) -> None:
-    """Queue a draft or paused campaign (or move a scheduled one) for --at."""
+    """Queue a draft or paused campaign (or move a scheduled one) for --at, or for
+    --local-time in each reader's zone."""
     from campaigns import actions, weekly_plan
 
+    if (at is None) == (local_time is None):
+        output.bad_usage("give either --at or --local-time", param_hint="'--at'")
+    if local_time is not None:
+        return local_time_cli.schedule_local(
+            campaign_id, local_time=local_time, late=late, on=on, as_json=as_json
+        )
+    assert at is not None
     cfg = settings()
     when = weekly_plan.local_to_utc(at, cfg)
     with session_for(cfg) as session:

@@ -266,6 +266,8 @@ def show(
     output.say(f"subscriber {data['id']}: {data['email']} ({data['status']})")
     if data["suppressed"]:
         output.say(f"suppressed: {data['suppressed']}")
+    zone = data["timezone"] or "none (the list's)"
+    output.say(f"time zone: {zone}")
     output.print_table(
         ("at", "change", "reason", "source", "ip", "consent version"),
         (

@@ -24,10 +24,13 @@ from newsletter.models import JobRun
 WEEKLY_ASSEMBLY = "weekly_assembly"
 DISPATCH = "dispatch"
 HOUSEKEEPING = "housekeeping"
-JOBS = (WEEKLY_ASSEMBLY, DISPATCH, HOUSEKEEPING)
 # Issue 16: choosing subject-test winners and triggering resends, on the dispatch interval.
 SUBJECT_TESTS = "subject_tests"
 RESENDS = "resends"
+# Issue 16: releases the local-time waves whose instant has come (campaigns.delivery.waves).
+RELEASE_WAVES = "release_waves"
+
+JOBS = (WEEKLY_ASSEMBLY, DISPATCH, HOUSEKEEPING, RELEASE_WAVES, SUBJECT_TESTS, RESENDS)
 # APScheduler's SQLAlchemyJobStore table (read here for next run times, never written).
 JOBSTORE_TABLE = "apscheduler_jobs"
 

@@ -192,6 +192,7 @@ def _store(run: _Run, fresh: list[Entry]) -> list[tuple[Entry, int]]:
             "status_changed_at": run.now,
             "confirmed_at": e.consented_at,
             "topics": [],
+            "timezone": e.timezone,
         }
         for e in fresh
     ]

@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from newsletter.errors import ImportProblem, InvalidInput
+from newsletter.timezones import optional_timezone
 from subscribers.addresses import clean_name, normalise_email
 
-IMPORT_COLUMNS = ("email", "name", "consented_at", "source", "ip")
+# "timezone": issue 16, the reader's IANA zone (empty = the list's).
+IMPORT_COLUMNS = ("email", "name", "consented_at", "source", "ip", "timezone")
 # Written by export; accepted (and mostly ignored) by import so an export re-imports.
 EXPORT_COLUMNS = (
     *IMPORT_COLUMNS,
@@ -197,6 +199,7 @@ class Entry:
     origin: str
     status: str
     consent_version: str | None
+    timezone: str | None = None  # issue 16
 
 
 def _parse_consented_at(raw: str, *, now: datetime) -> datetime:
@@ -242,4 +245,5 @@ def check_row(row: Row, *, seen: dict[str, int], now: datetime) -> Entry:
         origin=values.get("source", "")[:200],
         status=values.get("status", "").lower(),
         consent_version=values.get("consent_version") or None,
+        timezone=optional_timezone(values.get("timezone")),
     )

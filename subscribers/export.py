@@ -70,6 +70,7 @@ def subscriber_records(
                 "created_at": iso(sub.created_at),
                 "topics": list(sub.topics or []),
                 "paused_until": iso(sub.paused_until),
+                "timezone": sub.timezone,
                 "history": [event_dict(e) for e in history],
             }
         )

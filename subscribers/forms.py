@@ -20,6 +20,7 @@ from newsletter import db
 from newsletter.errors import ChallengeFailed, ConsentError, InvalidInput, NotFound, StateError
 from newsletter.mail import Mailer
 from newsletter.settings import Settings
+from newsletter.timezones import optional_timezone
 from subscribers import challenge, lifecycle, preferences, signup
 from subscribers.addresses import email_hash
 from subscribers.models import (
@@ -31,8 +32,14 @@ from subscribers.models import (
 )
 from subscribers.pages import sentence
 
-SIGN_UP_FIELDS = frozenset({"email", "name", "consent", "website", challenge.FIELD})
-PREFERENCES_FIELDS = frozenset({"topics", "topics_consent", "pause_weeks"})
+# Issue 16: "timezone" is filled by our script from the browser (Intl API), hidden;
+# "timezone_choice" is the <select> a reader may use instead (it wins when chosen).
+TIMEZONE_FIELDS = frozenset({"timezone", "timezone_choice"})
+SIGN_UP_FIELDS = (
+    frozenset({"email", "name", "consent", "website", challenge.FIELD}) | TIMEZONE_FIELDS
+)
+PREFERENCES_FIELDS = frozenset({"topics", "topics_consent", "pause_weeks", "timezone_choice"})
+TIMEZONE_UNKNOWN = "Please choose your time zone from the list."
 # A field people never see (hidden by CSS and aria-hidden) that form-filling bots fill in.
 HONEYPOT = "website"
 CONSENT_MISSING = "Please tick the box to confirm that you want the newsletter."
@@ -120,6 +127,10 @@ def sign_up_from_form(
     if values.get("consent") != "yes":
         return SignUpForm(values, [CONSENT_MISSING])
     try:
+        zone = zone_from_form(form)
+    except InvalidInput:
+        return SignUpForm(values, [TIMEZONE_UNKNOWN])
+    try:
         with db.savepoint(session):  # a refused address keeps nothing of the sign-up
             signup.sign_up(
                 session,
@@ -130,10 +141,26 @@ def sign_up_from_form(
                 source=ConsentSource.FORM,
                 ip=ip,
                 user_agent=user_agent,
+                timezone=zone,
             )
     except InvalidInput as err:
         return SignUpForm(values, [sentence(err.reason)])
     return SignUpForm(values, [])
+
+
+def zone_from_form(form: PostedForm) -> str | None:
+    """The reader's zone (issue 16): the one chosen in the select, else the browser's.
+
+    A browser's value that is not an IANA name (an old browser, a bot) is dropped: the
+    reader then gets the list's zone. A chosen one that is not raises InvalidInput.
+    """
+    chosen = optional_timezone(form.first("timezone_choice"), field="timezone_choice")
+    if chosen is not None:
+        return chosen
+    try:
+        return optional_timezone(form.first("timezone"))
+    except InvalidInput:
+        return None
 
 
 def confirmation_not_sent(session: Session, *, email: str) -> None:
@@ -235,7 +262,8 @@ def save_preferences(
     user_agent: str | None = None,
 ) -> PreferencesForm:
     """The preferences form: ticked ``topics`` with their own consent box
-    (``topics_consent`` = "yes", GDPR art. 9) and ``pause_weeks``.
+    (``topics_consent`` = "yes", GDPR art. 9), ``pause_weeks`` and ``timezone_choice``
+    (an IANA name, "" for the list's; issue 16).
 
     Raises StateError when the subscriber is no longer active.
     """
@@ -245,7 +273,8 @@ def save_preferences(
     if errors:
         return PreferencesForm(subscriber, chosen, errors)
     try:
-        preferences.update_preferences(
+        zone = optional_timezone(form.first("timezone_choice"), field="time zone")
+        updated = preferences.update_preferences(
             session,
             settings=settings,
             subscriber_id=subscriber_id,
@@ -255,6 +284,9 @@ def save_preferences(
             ip=ip,
             user_agent=user_agent,
         )
+        if "timezone_choice" in form.fields:  # issue 16: "" = the list's zone
+            updated.timezone = zone
+            session.add(updated)
     except (InvalidInput, ConsentError) as err:
         session.rollback()  # the session holds only this change: keep none of it
         reason = err.reason if isinstance(err, InvalidInput) else str(err)

@@ -85,6 +85,8 @@ class SubscriberPublic(SubscriberBase):
     confirmed_at: datetime | None
     topics: list[str]
     paused_until: date | None
+    # Issue 16 (local-time delivery): the reader's IANA zone; None = the list's.
+    timezone: str | None = None
 
 
 class Subscriber(SubscriberBase, table=True):
@@ -113,6 +115,8 @@ class Subscriber(SubscriberBase, table=True):
     topics_consented_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     paused_until: date | None = None
     soft_bounces: int = 0
+    # Issue 16 (local-time delivery): the reader's IANA time zone; None = the list's.
+    timezone: str | None = Field(default=None, max_length=64)
 
 
 class ConsentEvent(SQLModel, table=True):

@@ -20,7 +20,8 @@ def personal_record(session: Session, *, subscriber_id: int) -> dict[str, Any]:
 
         {"subscription": {"email", "name", "status", "source", "created_at",
                           "confirmed_at", "consent_version", "topics",
-                          "topics_consent_version", "topics_consented_at", "paused_until"},
+                          "topics_consent_version", "topics_consented_at", "paused_until",
+                          "timezone"},
          "consent_history": [{"at", "from_status", "to_status", "reason", "source", "ip",
                               "user_agent", "consent_version", "detail"}, ...]}
 
@@ -40,6 +41,7 @@ def personal_record(session: Session, *, subscriber_id: int) -> dict[str, Any]:
             "topics_consent_version": subscriber.topics_consent_version,
             "topics_consented_at": iso(subscriber.topics_consented_at),
             "paused_until": iso(subscriber.paused_until),
+            "timezone": subscriber.timezone,  # issue 16
         },
         "consent_history": [
             event_dict(e) for e in lifecycle.history(session, subscriber_id=subscriber_id)

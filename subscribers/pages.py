@@ -25,6 +25,7 @@ from newsletter.errors import (
 )
 from newsletter.settings import Settings
 from newsletter.templating import Templates, brand_context
+from newsletter.timezones import COMMON_ZONES
 from subscribers.emails import WEEKDAYS
 from subscribers.models import Subscriber
 from subscribers.tokens import Purpose, Tokens
@@ -81,6 +82,7 @@ class Pages:
             privacy_notice_url=self.settings.privacy_notice_url,
             challenge_url=CHALLENGE_URL if self.settings.signup_challenge else None,
             limit_per_hour=self.settings.signup_limit_per_hour,
+            zones=zone_options(given.get("timezone_choice")),
         )
 
     def check_inbox(self) -> str:
@@ -158,6 +160,8 @@ class Pages:
             topics_consented=bool(subscriber.topics),
             pause_options=options,
             paused_until=paused.isoformat() if paused else None,
+            zones=zone_options(subscriber.timezone),
+            list_zone=self.settings.timezone,
             errors=list(errors),
             saved=saved,
         )
@@ -271,3 +275,15 @@ class Pages:
         return self.message(
             heading="Please try again in a few minutes", message=message, link=BACK_TO_FORM
         )
+
+
+def zone_options(current: str | None) -> list[dict[str, Any]]:
+    """The time zone select's options (issue 16): the common zones, plus ``current`` when
+    it is another one, so a stored zone is shown, not silently replaced."""
+    zones = list(COMMON_ZONES)
+    if current and current not in zones:
+        zones.insert(0, current)
+    return [
+        {"value": zone, "label": zone.replace("_", " "), "selected": zone == current}
+        for zone in zones
+    ]

@@ -151,6 +151,7 @@ class _Ask:
     ip: str | None
     user_agent: str | None
     now: datetime | None
+    timezone: str | None = None  # issue 16: the reader's IANA zone
 
     @property
     def self_service(self) -> bool:
@@ -177,8 +178,12 @@ def sign_up(
     ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
+    timezone: str | None = None,
 ) -> SignUpResult:
     """Start (or restart) double opt-in for ``email``.
+
+    ``timezone`` (issue 16) is the reader's IANA zone name, already checked
+    (newsletter.timezones); None keeps the one stored, if any.
 
     Raises InvalidEmail/InvalidInput for bad input, and Suppressed when an operator
     (``source`` other than the form) names a suppressed address; the form gets the
@@ -193,6 +198,7 @@ def sign_up(
         ip=ip,
         user_agent=user_agent,
         now=now,
+        timezone=timezone,
     )
     # Each turn either answers or saw a concurrent request change what it read: another
     # sign-up inserted the address first (answer as for a known address), or an expiry
@@ -243,6 +249,7 @@ def _sign_up_new(session: Session, ask: _Ask) -> SignUpResult | None:
     subscriber = Subscriber(
         email=ask.address,
         name=ask.name,
+        timezone=ask.timezone,
         status=S.PENDING.value,
         source=ask.source.value,
         consent_version=ask.settings.consent_version,
@@ -275,6 +282,8 @@ def _sign_up_known(session: Session, ask: _Ask, subscriber: Subscriber) -> SignU
         return SignUpResult(subscriber, SignUpOutcome.THROTTLED)
     if ask.name:
         subscriber.name = ask.name
+    if ask.timezone:
+        subscriber.timezone = ask.timezone
     subscriber.consent_version = ask.settings.consent_version
     if status is S.PENDING:
         lifecycle.record_event(

@@ -56,19 +56,25 @@ def queue_deliveries(
     campaign: Campaign,
     topics: Sequence[str] | None = None,
     on_date: date | None = None,
+    where: sa.ColumnElement[bool] | None = None,
 ) -> int:
     """Queue every eligible subscriber for ``campaign``; return how many rows were added.
 
-    ``topics`` defaults to the categories of the campaign's snippets. Idempotent: a
-    subscriber already in the ledger is left alone. The caller commits.
+    ``topics`` defaults to the categories of the campaign's snippets. ``where`` narrows
+    the audience by a condition on the subscriber table (a local-time wave's zones,
+    campaigns.delivery.waves). Idempotent: a subscriber already in the ledger is left
+    alone. The caller commits.
     """
     assert campaign.id is not None
     dialect = session.get_bind().dialect.name
     if topics is None:
         topics = campaign_categories(session, campaign_id=campaign.id)
-    audience = eligible_subscribers(
+    eligible = eligible_subscribers(
         dialect=dialect, topics=topics, on_date=on_date or utcnow().date()
-    ).subquery()
+    )
+    if where is not None:
+        eligible = eligible.where(where)
+    audience = eligible.subquery()
     source = sa.select(
         sa.literal(campaign.id).label("campaign_id"),
         audience.c.id.label("subscriber_id"),

@@ -29,7 +29,7 @@ from typing import TypeVar
 
 from sqlmodel import Session
 
-from campaigns.delivery import send_lease
+from campaigns.delivery import send_lease, waves
 from campaigns.delivery.ledger import delivery_counts
 from campaigns.delivery.ledger_batches import LedgerReader, record_accepted, record_failed
 from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
@@ -371,7 +371,12 @@ class SendLoop:
         counts = delivery_counts(self.session, campaign_id=self.campaign_id)
         fresh = self.session.get(Campaign, self.campaign_id, populate_existing=True)
         assert fresh is not None
-        done = self.report.stopped is None and counts.queued == 0 and fresh.status == S.SENDING
+        done = (
+            self.report.stopped is None
+            and counts.queued == 0
+            and fresh.status == S.SENDING
+            and not waves.unreleased(self.session, campaign_id=self.campaign_id)
+        )
         # A subject test's sample (issue 16): paused until the winner, not sent.
         if done and not finish_run(self.session, campaign=fresh, actor=self.actor):
             transition(

@@ -38,6 +38,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
@@ -47,7 +48,7 @@ from sqlmodel import Session
 from campaigns.actions import get_campaign
 from campaigns.content.preflight import preflight as run_preflight
 from campaigns.content.rendering import render_campaign
-from campaigns.delivery import send_lease
+from campaigns.delivery import send_lease, waves
 from campaigns.delivery.providers.base import Provider, Recipient, SendStatus, bulk_content
 from campaigns.delivery.providers.factory import check_one_click_links, make_sending_provider
 from campaigns.delivery.recipient_links import RecipientLinks
@@ -56,6 +57,7 @@ from campaigns.delivery.variant_sends import queue_for_send, run_contents
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.workflow import transition
 from newsletter import db
+from newsletter.clock import utcnow
 from newsletter.errors import (
     ContentError,
     ProviderRejected,
@@ -118,8 +120,13 @@ def send_campaign(
     actor: str = "system",
     preflight: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    now: datetime | None = None,
 ) -> SendReport:
     """Queue (first time), then send every queued delivery of a campaign; resumable.
+
+    A campaign sent at a local time (issue 16) has its waves due by ``now`` (default: the
+    clock) queued instead (campaigns.delivery.waves), and stays 'sending' until the
+    scheduler has released and this has sent the last one.
 
     Commits as it goes (one transaction per batch). ``provider`` defaults to the one
     ``settings`` names, created and closed here. Before the first send, preflight runs
@@ -149,6 +156,15 @@ def send_campaign(
         try:
             ready = partial(_ready, session, settings, campaign_id, actor=actor, check=preflight)
             campaign = _retrying(session, settings, campaign_id, ready)
+            if waves.has_waves(session, campaign_id=campaign_id):
+                release = partial(
+                    waves.release_due,
+                    session,
+                    settings=settings,
+                    campaign_id=campaign_id,
+                    now=now or utcnow(),
+                )
+                _retrying(session, settings, campaign_id, release)
             # A subject test's variants (issue 16); (content, None) for every other campaign.
             contents = partial(
                 run_contents, session, campaign=campaign, content=bulk_content(settings, campaign)
@@ -201,7 +217,13 @@ def _ready(
     campaign = session.get(Campaign, campaign_id)
     assert campaign is not None
     _prepare(session, settings=settings, campaign=campaign, check=check)
-    queue_for_send(session, settings=settings, campaign=campaign)  # once; a subject test's phase
+    if waves.has_waves(session, campaign_id=campaign_id):
+        # Issue 16: sent at a local time; the scheduler queues each wave in its turn.
+        if campaign.queued_at is None:
+            campaign.queued_at = utcnow()
+            session.add(campaign)
+    else:
+        queue_for_send(session, settings=settings, campaign=campaign)  # once; a test's phase
     if campaign.status != S.SENDING:
         transition(session, campaign=campaign, to=S.SENDING, actor=actor, reason="send")
     session.commit()

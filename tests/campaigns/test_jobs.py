@@ -289,12 +289,12 @@ def test_next_runs_are_shown_only_while_an_instance_holds_the_lease(engine: Engi
     plan_next_runs(engine, now + timedelta(hours=1))
     stopped = job_runs.status(engine, now=now)
     assert stopped.active_instance is None
-    assert [j.next_run_at for j in stopped.jobs] == [None, None, None]
+    assert [j.next_run_at for j in stopped.jobs] == [None] * len(job_runs.JOBS)
 
     assert leases.acquire(engine, holder="host:1:abc", ttl_seconds=30, now=now)
     running = job_runs.status(engine, now=now + timedelta(seconds=1))
     assert running.active_instance == "host:1:abc"
-    assert [j.next_run_at for j in running.jobs] == [now + timedelta(hours=1)] * 3
+    assert [j.next_run_at for j in running.jobs] == [now + timedelta(hours=1)] * len(job_runs.JOBS)
     expired = job_runs.status(engine, now=now + timedelta(seconds=31))
     assert (expired.active_instance, expired.jobs[0].next_run_at) == (None, None)
 

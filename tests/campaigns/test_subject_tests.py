@@ -155,3 +155,46 @@ def test_a_test_needs_two_or_three_different_subjects(sqlite_engine: Engine):
         subject_tests.create_test(session, campaign_id=campaign.id, subjects=[A], actor="t")
     with pytest.raises(InvalidInput, match="different"):
         subject_tests.create_test(session, campaign_id=campaign.id, subjects=[A, A], actor="t")
+
+
+def test_a_campaign_sent_at_local_time_cannot_get_a_subject_test(
+    sqlite_settings: Settings, sqlite_engine: Engine
+) -> None:
+    from campaigns import actions
+
+    add_subscribers(sqlite_engine, 3)
+    with Session(sqlite_engine, expire_on_commit=False) as session:
+        campaign = make_campaign(session, status=CampaignStatus.DRAFT, subject="Weekly")
+        actions.schedule_local(
+            session,
+            settings=sqlite_settings,
+            campaign_id=campaign.id,
+            local_time="07:00",
+            late="next-day",
+            on=None,
+            actor="test",
+            now=datetime(2030, 1, 7, 12, 0),
+        )
+        session.commit()
+        with pytest.raises(StateError, match="local time"):
+            subject_tests.create_test(session, campaign_id=campaign.id, subjects=[A, B], actor="t")
+
+
+def test_a_campaign_with_a_subject_test_cannot_be_sent_at_local_time(
+    sqlite_settings: Settings, sqlite_engine: Engine
+) -> None:
+    from campaigns import actions
+
+    with Session(sqlite_engine, expire_on_commit=False) as session:
+        campaign = started_test(session, sqlite_engine, audience=3)
+        with pytest.raises(StateError, match="subject test"):
+            actions.schedule_local(
+                session,
+                settings=sqlite_settings,
+                campaign_id=campaign.id,
+                local_time="07:00",
+                late="next-day",
+                on=None,
+                actor="test",
+                now=datetime(2030, 1, 7, 12, 0),
+            )

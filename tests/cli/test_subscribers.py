@@ -332,5 +332,5 @@ def test_expected_error_exits_1_with_one_line_on_stderr(
         1,
         "",
         f"error: {bad}:1: missing column 'email'; expected columns: email, name, "
-        "consented_at, source, ip\n",
+        "consented_at, source, ip, timezone\n",
     )

@@ -176,6 +176,9 @@ def test_scheduler_status_before_any_run(env: dict[str, str]) -> None:
         ("weekly_assembly", None, None),
         ("dispatch", None, None),
         ("housekeeping", None, None),
+        ("release_waves", None, None),
+        ("subject_tests", None, None),
+        ("resends", None, None),
     ]
 
 

@@ -167,7 +167,7 @@ def test_wrong_header_is_a_clear_error(session: Session, settings: Settings) -> 
         run_import(session, settings, "mail,full name\nann@example.com,Ann\n")
     assert str(caught.value) == (
         "people.csv:1: missing column 'email'; expected columns: email, name, consented_at, "
-        "source, ip"
+        "source, ip, timezone"
     )
 
 
@@ -344,7 +344,7 @@ def test_semicolon_separated_file_is_refused_with_a_hint(
         run_import(session, settings, "email;name\nann@example.com;Ann\n")
     assert str(caught.value) == (
         "people.csv:1: missing column 'email' (the columns are separated by ';'; save the file "
-        "with commas); expected columns: email, name, consented_at, source, ip"
+        "with commas); expected columns: email, name, consented_at, source, ip, timezone"
     )
 
 

@@ -137,6 +137,7 @@ def test_download_my_data_is_everything_we_hold_as_json(site: Site, jane: int) -
     }
     assert data["subscription"]["email"] == JANE
     assert data["subscription"]["topics"] == ["sciatica"]
+    assert data["subscription"]["timezone"] is None  # issue 16: a stored zone is theirs too
     assert data["consent_history"][0]["reason"] == "test fixture"
     assert len(data["consent_history"]) == 2  # the fixture's event and the topics' consent
     [delivery] = data["deliveries"]

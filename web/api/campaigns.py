@@ -3,6 +3,9 @@ as ``newsletter campaigns`` does; every change is logged as ``api:<token name>``
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Literal
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
@@ -26,6 +29,19 @@ class ScheduleRequest(BaseModel):
     at: str = Field(
         description="ISO 8601; without an offset it is the newsletter's local time",
         examples=["2026-12-01T09:00", "2026-12-01T14:00:00Z"],
+    )
+
+
+class LocalScheduleRequest(BaseModel):
+    """Issue 16: send at a wall time in each reader's time zone."""
+
+    local_time: str = Field(description="HH:MM, 24-hour", examples=["07:00"], max_length=5)
+    late: Literal["now", "next-day"] = Field(
+        default="next-day",
+        description="zones whose hour has passed: at once, or at that hour the next day",
+    )
+    on: date | None = Field(
+        default=None, description="the date in each reader's calendar (default: their today)"
     )
 
 
@@ -101,6 +117,30 @@ def schedule_campaign(
         settings=settings,
         campaign_id=campaign_id,
         at_utc=weekly_plan.parse_when(body.at, settings),
+        actor=actor,
+    )
+
+
+@router.post(
+    "/{campaign_id}/schedule-local",
+    response_model=actions.CampaignDetail,
+    responses=CHANGE,
+    summary="Schedule a campaign at a local time in each reader's zone (waves)",
+)
+def schedule_campaign_local(
+    campaign_id: CampaignId,
+    body: LocalScheduleRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+) -> actions.CampaignDetail:
+    return actions.schedule_local(
+        session,
+        settings=settings,
+        campaign_id=campaign_id,
+        local_time=body.local_time,
+        late=body.late,
+        on=body.on,
         actor=actor,
     )
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from campaigns.models import Campaign, CampaignStatus
-from newsletter import api_tokens
+from newsletter import api_tokens, job_runs
 from newsletter.settings import Settings
 from tests.support.content import make_snippet
 from tests.support.servers import live_server
@@ -144,6 +144,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
         **body,
         "snippet_ids": [second.id, first.id],
         "progress": {"queued": 0, "sent": 0, "skipped": 0, "failed": 0, "total": 0},
+        "waves": [],  # issue 16: sent at one instant, not at local times
         "log": [
             {
                 "at": shown["log"][0]["at"],
@@ -186,6 +187,38 @@ def test_schedule_in_the_past_is_422(api: tuple[httpx.Client, Engine]) -> None:
     assert (response.status_code, response.json()) == (
         422,
         {"detail": "field 'at': 2020-01-01 09:00 UTC is in the past"},
+    )
+
+
+def test_schedule_at_a_local_time_answers_with_the_waves(
+    api: tuple[httpx.Client, Engine],
+) -> None:
+    client, engine = api
+    cid = campaign_in(engine, S.DRAFT)
+    response = client.post(
+        f"/api/campaigns/{cid}/schedule-local",
+        json={"local_time": "07:00", "late": "now", "on": "2030-03-31"},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["scheduled_at"]) == ("scheduled", "2030-03-31T07:00:00Z")
+    assert [(w["zones"], w["release_at"], w["status"]) for w in body["waves"]] == [
+        (["UTC"], "2030-03-31T07:00:00Z", "queued")  # no reader yet: the list's zone
+    ]
+
+
+def test_schedule_at_a_local_time_that_is_not_hh_mm_is_422(
+    api: tuple[httpx.Client, Engine],
+) -> None:
+    client, engine = api
+    cid = campaign_in(engine, S.DRAFT)
+    response = client.post(f"/api/campaigns/{cid}/schedule-local", json={"local_time": "7h"})
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "detail": "field 'local_time': '7h' is not a time of day as HH:MM (24-hour), "
+            "such as 07:00"
+        },
     )
 
 
@@ -311,9 +344,9 @@ def test_every_api_operation_is_summarised_and_needs_the_bearer_token(
         if path.startswith("/api/")
         for method, operation in item.items()
     ]
-    # list, create, show, schedule, pause, resume, cancel, preview, report; issue 16: create
-    # and show a subject test, choose its winner, ask for a resend
-    assert len(operations) == 13
+    # list, create, show, schedule, pause, resume, cancel, preview, report; issue 16:
+    # schedule-local, create and show a subject test, choose its winner, ask for a resend
+    assert len(operations) == 14
     for name, operation in operations:
         assert operation.get("summary"), name
         assert operation["security"] == [{"HTTPBearer": []}], name
@@ -342,7 +375,7 @@ def test_healthz_reports_database_jobs_and_no_active_instance(
                 "last_instance": None,
                 "next_run_at": None,
             }
-            for job in ("weekly_assembly", "dispatch", "housekeeping")
+            for job in job_runs.JOBS
         ],
     }
 
