@@ -149,7 +149,7 @@ def show(session: Session, *, settings: Settings, campaign_id: int) -> CampaignD
     )
 
 
-def _refuse_controls(**fields: str) -> None:
+def refuse_controls(**fields: str) -> None:
     """InvalidInput naming the first field whose text newsletter.mail would refuse."""
     for name, value in fields.items():
         try:
@@ -178,7 +178,7 @@ def create_from_snippets(
     """
     if not subject.strip():
         raise InvalidInput("a campaign needs a subject", field="subject")
-    _refuse_controls(subject=subject, preheader=preheader)
+    refuse_controls(subject=subject, preheader=preheader)
     if not snippet_ids:
         raise InvalidInput("a campaign needs at least one snippet", field="snippet_ids")
     if len(set(snippet_ids)) != len(snippet_ids):
@@ -301,4 +301,22 @@ def sending_campaigns(session: Session) -> list[Campaign]:
         session.exec(
             select(Campaign).where(Campaign.status == S.SENDING).order_by(col(Campaign.id))
         ).all()
+    )
+
+
+def send_now(session: Session, *, settings: Settings, campaign_id: int, actor: str) -> CampaignView:
+    """Hand a draft, scheduled or paused (not yet started) campaign to the scheduler for
+    now (issue 14): it is scheduled at this moment, and the next dispatch (every
+    ``dispatch_interval_seconds``) runs preflight and sends it. The web doors never send
+    in-request: a send to a large list outlives a request, and the scheduler holds the
+    lease that keeps one sender per campaign. Raises StateError, NotFound."""
+    now = utcnow()
+    return schedule(
+        session,
+        settings=settings,
+        campaign_id=campaign_id,
+        at_utc=now,
+        actor=actor,
+        reason="send now",
+        now=now,
     )

@@ -218,3 +218,18 @@ class TrackingEvent(SQLModel, table=True):
     occurred_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+# Issue 14 (the console's snippet library): a retired snippet is never picked again.
+class SnippetRetirement(SQLModel, table=True):
+    """A snippet taken out of use (migration 0009b); unretiring deletes the row."""
+
+    __tablename__ = "snippet_retirement"
+
+    snippet_id: int = Field(
+        sa_column=Column(
+            sa.Integer, sa.ForeignKey("snippet.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    retired_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    retired_by: str = Field(max_length=100)

@@ -7,7 +7,17 @@ one-line errors) and :mod:`cli.context` the settings and database wiring.
 
 from __future__ import annotations
 
-from cli import api_tokens, campaigns, db, output, scheduler, snippets, subscribers, toplevel
+from cli import (
+    api_tokens,
+    campaign_edits,  # noqa: F401 (registers edit, duplicate, reassemble on campaigns)
+    campaigns,
+    db,
+    output,
+    scheduler,
+    snippets,
+    subscribers,
+    toplevel,
+)
 
 app = output.App(help="Run the weekly newsletter.", pretty_exceptions_enable=False)
 app.add_typer(db.app, name="db")

@@ -22,7 +22,8 @@ keeps its traceback::
     ├── ConsentError              the consent rules forbid this change
     │   └── Suppressed            the address is on the suppression list: no mail may start
     ├── StateError                an illegal state transition (HTTP 409)
-    │   └── StatusChanged         the status changed under us (a concurrent request won)
+    │   ├── StatusChanged         the status changed under us (a concurrent request won)
+    │   └── CampaignLocked        the campaign is sending or went out: its content is fixed
     ├── RateLimited               too many tries from one client (carries retry_after)
     ├── TemplateError             Jinja2 or MJML failed (carries template and line)
     ├── ContentError              not enough snippets, preflight failed
@@ -136,6 +137,11 @@ class Suppressed(ConsentError):
 
 class StatusChanged(StateError):
     """A compare-and-set status change found another status than the one it read."""
+
+
+class CampaignLocked(StateError):
+    """An edit of a campaign whose content is fixed: it is sending, sent, paused mid-send,
+    failed mid-send or cancelled (issue 14). The message says why and what to do instead."""
 
 
 class TemplateError(NewsletterError):

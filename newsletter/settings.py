@@ -237,6 +237,10 @@ class Settings(BaseSettings):
             return [str(item).strip() for item in value]
         return value
 
+    # Issue 14 (part B, the campaign editor): how often the console's live progress
+    # stream reads a send's counts, in seconds.
+    console_progress_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -1,0 +1,30 @@
+// The console's own script (issue 14): live progress of a send from Server-Sent Events.
+// No framework, no CDN. Without this script the progress page still shows the numbers
+// and a "Refresh" link.
+(function () {
+  "use strict";
+  var box = document.getElementById("progress");
+  if (!box || !window.EventSource) { return; }
+  var bar = document.getElementById("progress-bar");
+  var source = new EventSource(box.getAttribute("data-stream"));
+
+  function show(data) {
+    box.querySelectorAll("[data-field]").forEach(function (el) {
+      var name = el.getAttribute("data-field");
+      if (name === "note") { return; }
+      var value = data[name];
+      el.textContent = value === null || value === undefined ? "\u2014" : String(value);
+    });
+    if (bar) { bar.value = data.percent; bar.textContent = data.percent + "%"; }
+  }
+
+  source.addEventListener("progress", function (event) { show(JSON.parse(event.data)); });
+  source.addEventListener("done", function (event) {
+    var data = JSON.parse(event.data);
+    show(data);
+    source.close();
+    var note = box.querySelector("[data-field=note]");
+    if (note) { note.textContent = "Finished."; }
+    box.setAttribute("data-finished", "true");
+  });
+}());
