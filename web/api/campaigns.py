@@ -1,5 +1,6 @@
 """``/api/campaigns``: list, create, show, schedule, pause, resume and cancel campaigns,
-as ``newsletter campaigns`` does; every change is logged as ``api:<token name>``."""
+as ``newsletter campaigns`` does; every change is logged as ``api-token:<token name>``,
+in the campaign's log and the audit log."""
 
 from __future__ import annotations
 
