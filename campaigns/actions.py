@@ -1,8 +1,9 @@
 """What marketers do with campaigns: create, list, show, schedule, pause, resume, cancel.
 
-The CLI and the HTTP API both call these functions, so both enforce the same rules: every
-state change goes through :func:`campaigns.workflow.transition` and is logged with who
-and why. Times are stored in UTC and shown in the newsletter's time zone as well.
+The CLI, the HTTP API and the console call these functions, so all enforce the same
+rules: every state change goes through :func:`campaigns.workflow.transition` and is
+logged with who and why, in the campaign's log and in the audit log (newsletter.audit).
+Times are stored in UTC and shown in the newsletter's time zone as well.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from campaigns.models import (
     CampaignStatus,
     Snippet,
 )
+from newsletter import audit
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import HeaderInjection, InvalidInput, NotFound, StateError
 from newsletter.headers import check_header_text
@@ -204,7 +206,27 @@ def create_from_snippets(
         )
     )
     session.flush()
+    audit.record(
+        session,
+        actor,
+        "campaign.create",
+        "campaign",
+        campaign.id,
+        after={"subject": campaign.subject, "snippet_ids": snippet_ids},
+    )
     return view(campaign, settings=settings)
+
+
+def _audited(
+    session: Session, *, actor: str, action: str, campaign: Campaign, before: dict[str, object]
+) -> None:
+    """The audit log's entry for a change of status or time (newsletter.audit)."""
+    after = {"status": campaign.status, "scheduled_at": campaign.scheduled_at}
+    audit.record(session, actor, f"campaign.{action}", "campaign", campaign.id, before, after)
+
+
+def _state(campaign: Campaign) -> dict[str, object]:
+    return {"status": campaign.status, "scheduled_at": campaign.scheduled_at}
 
 
 def schedule(
@@ -222,6 +244,7 @@ def schedule(
     if at < (now or utcnow()) - PAST_TOLERANCE:
         raise InvalidInput(f"{weekly_plan.format_local(at, settings)} is in the past", field="at")
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    before = _state(campaign)
     when = f"for {at.isoformat()} ({weekly_plan.format_local(at, settings)})"
     if campaign.status == S.SCHEDULED:
         campaign.scheduled_at = at
@@ -242,6 +265,7 @@ def schedule(
         campaign.scheduled_at = at
         session.add(campaign)
     session.flush()
+    _audited(session, actor=actor, action="schedule", campaign=campaign, before=before)
     return view(campaign, settings=settings)
 
 
@@ -250,10 +274,12 @@ def pause(
 ) -> CampaignView:
     """Hold a scheduled or sending campaign; a send loop stops before its next batch."""
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    before = _state(campaign)
     workflow.transition(
         session, campaign=campaign, to=S.PAUSED, actor=actor, reason=reason or "paused"
     )
     session.flush()
+    _audited(session, actor=actor, action="pause", campaign=campaign, before=before)
     return view(campaign, settings=settings)
 
 
@@ -265,10 +291,12 @@ def resume(
     if campaign.status != S.PAUSED:
         raise StateError(f"campaign {campaign_id} is {campaign.status}, not paused")
     target = S.SENDING if campaign.started_at is not None else S.SCHEDULED
+    before = _state(campaign)
     workflow.transition(
         session, campaign=campaign, to=target, actor=actor, reason=reason or "resumed"
     )
     session.flush()
+    _audited(session, actor=actor, action="resume", campaign=campaign, before=before)
     return view(campaign, settings=settings)
 
 
@@ -277,10 +305,12 @@ def cancel(
 ) -> CampaignView:
     """Stop a campaign for good; deliveries already sent stay sent."""
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    before = _state(campaign)
     workflow.transition(
         session, campaign=campaign, to=S.CANCELLED, actor=actor, reason=reason or "cancelled"
     )
     session.flush()
+    _audited(session, actor=actor, action="cancel", campaign=campaign, before=before)
     return view(campaign, settings=settings)
 
 

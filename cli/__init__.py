@@ -17,6 +17,7 @@ from cli import (
     snippets,
     subscribers,
     toplevel,
+    users,
 )
 
 app = output.App(help="Run the weekly newsletter.", pretty_exceptions_enable=False)
@@ -26,6 +27,7 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(api_tokens.app, name="api-tokens")
+app.add_typer(users.app, name="users")
 app.command("serve")(toplevel.serve)
 app.command("demo")(toplevel.demo)
 

@@ -135,7 +135,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
         "started_at": None,
         "finished_at": None,
         "created_at": body["created_at"],
-        "created_by": "api:ops",
+        "created_by": "api-token:ops",
         "error": None,
     }
     assert client.get("/api/campaigns").json() == [body]
@@ -149,7 +149,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
                 "at": shown["log"][0]["at"],
                 "from_status": None,
                 "to_status": "draft",
-                "actor": "api:ops",
+                "actor": "api-token:ops",
                 "reason": f"created from snippets {second.id}, {first.id}",
             }
         ],
@@ -217,7 +217,7 @@ def test_legal_change_answers_the_new_state(
     response = client.post(f"/api/campaigns/{cid}/{op}", json=body)
     assert (response.status_code, response.json()["status"]) == (200, end.value)
     log = client.get(f"/api/campaigns/{cid}").json()["log"]
-    assert log[-1]["actor"] == "api:ops"
+    assert log[-1]["actor"] == "api-token:ops"
 
 
 ILLEGAL = [

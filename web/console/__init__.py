@@ -1,0 +1,19 @@
+"""The marketer's console under ``/admin/`` (issue 14): server-rendered pages and plain
+HTML forms, one module per resource, all behind a signed-in session (web/console/deps.py).
+
+Each route parses the request, calls one room function and renders a template of
+``templates/console/``; errors go to the one map (web/errors.py), which answers a console
+page, or the sign-in page for a request without a session.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from web.console import auth, dashboard
+from web.console.deps import PREFIX
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False, default_response_class=HTMLResponse)
+router.include_router(auth.router)
+router.include_router(dashboard.router)
