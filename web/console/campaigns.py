@@ -38,9 +38,8 @@ PREVIEW_POLICY = policy(
         "frame-ancestors": "'self'",
         "base-uri": "'none'",
         "form-action": "'none'",
-        "sandbox": "",
     }
-)
+) + "; sandbox"
 PREVIEW_HEADERS = {"Content-Security-Policy": PREVIEW_POLICY, "X-Frame-Options": "SAMEORIGIN"}
 
 
