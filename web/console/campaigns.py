@@ -30,16 +30,19 @@ Reader = Annotated[Literal["named", "unnamed"], Query()]
 EDITOR_POLICY = policy({**BASE_POLICY, "frame-src": "'self'"})
 # A preview is an email: inline styles (MJML writes them), images only from us or data:
 # (no remote fetch from the console), no script at all, framed only by our own pages.
-PREVIEW_POLICY = policy(
-    {
-        "default-src": "'none'",
-        "style-src": "'unsafe-inline'",
-        "img-src": "'self' data:",
-        "frame-ancestors": "'self'",
-        "base-uri": "'none'",
-        "form-action": "'none'",
-    }
-) + "; sandbox"
+PREVIEW_POLICY = (
+    policy(
+        {
+            "default-src": "'none'",
+            "style-src": "'unsafe-inline'",
+            "img-src": "'self' data:",
+            "frame-ancestors": "'self'",
+            "base-uri": "'none'",
+            "form-action": "'none'",
+        }
+    )
+    + "; sandbox"
+)
 PREVIEW_HEADERS = {"Content-Security-Policy": PREVIEW_POLICY, "X-Frame-Options": "SAMEORIGIN"}
 
 

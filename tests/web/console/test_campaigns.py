@@ -72,7 +72,7 @@ def test_the_editor_shows_hints_findings_previews_and_buttons_for_every_snippet(
     assert "14 characters; 40-130 read best; add a few words" in html  # "Preheader text"
     assert html.count("<iframe sandbox ") == 3  # desktop, mobile, text part
     for snippet_id in ids:
-        assert f'aria-label="Move up: Article' in html and f'id="snippet-{snippet_id}"' in html
+        assert 'aria-label="Move up: Article' in html and f'id="snippet-{snippet_id}"' in html
     assert "No findings: ready to send." in html
 
 
