@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -61,3 +62,16 @@ def sign_in(client: httpx.Client, email: str, password: str = PASSWORD) -> None:
     )
     assert response.status_code == 303, response.text
     assert response.headers["location"] == "/admin/"
+
+
+def add_users_cheaply(engine: Engine, users: dict[str, Role]) -> None:
+    """``add_user`` for module-scoped fixtures, where the autouse cheap hasher of
+    tests/conftest.py is not in force yet (issue 14 part B)."""
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "hasher", lambda: cheap)
+        for email, role in users.items():
+            add_user(engine, email, role)

@@ -60,6 +60,17 @@ def list_page(
 
 
 FormText = Annotated[str, Form(max_length=20_000)]
+EMPTY_FORM: dict[str, Any] = {
+    "title": "",
+    "summary": "",
+    "url": "",
+    "image_url": "",
+    "image_alt": "",
+    "category": "general",
+    "published_at": None,
+    "pinned": False,
+    "campaigns": [],
+}
 
 
 def _form_values(
@@ -88,6 +99,7 @@ def _form_page(
     status: int = 200,
     saved: bool = False,
 ) -> HTMLResponse:
+    values = {**EMPTY_FORM, **values}
     return render(
         request,
         "console/snippet_form.html.j2",

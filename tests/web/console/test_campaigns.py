@@ -19,7 +19,14 @@ from newsletter.accounts import Role
 from newsletter.clock import utcnow
 from newsletter.settings import Settings
 from tests.conftest import make_settings
-from tests.support.console import EDITOR, VIEWER, add_user, console_client, csrf_of, sign_in
+from tests.support.console import (
+    EDITOR,
+    VIEWER,
+    add_users_cheaply,
+    console_client,
+    csrf_of,
+    sign_in,
+)
 from tests.support.content import make_campaign, make_snippet
 from tests.support.subscribers import AppSlot
 
@@ -32,8 +39,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, S
     settings = make_settings(f"sqlite:///{root / 'console.db'}", root)
     engine = db.get_engine(settings.database_url)
     db.upgrade(engine)
-    add_user(engine, EDITOR, Role.editor)
-    add_user(engine, VIEWER, Role.viewer)
+    add_users_cheaply(engine, {EDITOR: Role.editor, VIEWER: Role.viewer})
     yield engine, settings
     db.dispose_engine(settings.database_url)
 
