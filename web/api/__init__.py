@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from web.api import campaigns, previews, reports
+from web.api import campaigns, previews, reports, subscribers
 from web.api.common import COMMON
 from web.deps import api_token
 
@@ -22,6 +22,11 @@ TAGS = [
         "`newsletter api-tokens create NAME`. Times are UTC (`scheduled_at`) with the "
         "newsletter's local time beside them (`scheduled_at_local`).",
     },
+    {
+        "name": "subscribers",
+        "description": "Search the list and show one person with their consent history, "
+        "as the console and `newsletter subscribers list|show` do.",
+    },
 ]
 
 router = APIRouter(
@@ -32,3 +37,4 @@ router = APIRouter(
 router.include_router(campaigns.router)
 router.include_router(previews.router)
 router.include_router(reports.router)
+router.include_router(subscribers.router)

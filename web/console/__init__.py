@@ -11,10 +11,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from web.console import auth, dashboard, subscribers
+from web.console import audit, auth, dashboard, reports, subscribers
 from web.console.deps import PREFIX
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, default_response_class=HTMLResponse)
 router.include_router(auth.router)
 router.include_router(dashboard.router)
 router.include_router(subscribers.router)
+router.include_router(reports.router)
+router.include_router(audit.router)
