@@ -192,8 +192,8 @@ def _console(request: Request, err: Exception, status: int) -> Response:
         return console_page(
             request,
             "console/error.html.j2",
-            status=status,
-            headers=_headers(err, status) if status != 401 else None,
+            http_status=status,
+            http_headers=_headers(err, status) if status != 401 else None,
             title="Something went wrong" if status >= 500 else "Not done",
             message=message,
             status_code=status,

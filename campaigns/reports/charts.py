@@ -8,6 +8,7 @@ registry, no GUI backend, safe in a web worker. The figure size and dpi are fixe
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -49,8 +50,10 @@ def _figure() -> Figure:
     return figure
 
 
-def _save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _save(figure: Figure, path: Path | IO[bytes]) -> Path | IO[bytes]:
+    """Write the PNG to a file (its folder created) or a binary stream (the console)."""
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=CHART_DPI)
     return path
 
@@ -61,7 +64,7 @@ SENT_SERIES = ("sent",)
 LINK_SERIES = ("unsubscribes",)
 
 
-def campaign_chart(timeline: Timeline, path: Path, *, title: str) -> Path:
+def campaign_chart(timeline: Timeline, path: Path | IO[bytes], *, title: str) -> Path | IO[bytes]:
     """Per hour: deliveries and bounces above, engagement below (their scales differ).
     Without provider events (outbox, SMTP): messages sent above, unsubscribes below."""
     figure = _figure()
@@ -113,7 +116,9 @@ def campaign_chart(timeline: Timeline, path: Path, *, title: str) -> Path:
     return _save(figure, path)
 
 
-def growth_chart(growth: list[GrowthWeek], path: Path, *, title: str = "List growth") -> Path:
+def growth_chart(
+    growth: list[GrowthWeek], path: Path | IO[bytes], *, title: str = "List growth"
+) -> Path | IO[bytes]:
     """Active subscribers per week above; sign-ups and unsubscribes as bars below."""
     figure = _figure()
     figure.suptitle(title, x=0.01, ha="left")

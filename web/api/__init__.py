@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from web.api import campaigns, previews, reports, snippets
+from web.api import campaigns, previews, reports, snippets, subscribers
 from web.api.common import COMMON
 from web.deps import api_token
 
@@ -27,6 +27,11 @@ TAGS = [
         "description": "The snippet library, as `newsletter snippets` does: list with "
         "filters, create, edit, retire and unretire. Summaries are Markdown, kept as text.",
     },
+    {
+        "name": "subscribers",
+        "description": "Search the list and show one person with their consent history, "
+        "as the console and `newsletter subscribers list|show` do.",
+    },
 ]
 
 router = APIRouter(
@@ -38,3 +43,4 @@ router.include_router(campaigns.router)
 router.include_router(previews.router)
 router.include_router(reports.router)
 router.include_router(snippets.router)
+router.include_router(subscribers.router)

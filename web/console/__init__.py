@@ -11,7 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from web.console import auth, campaigns, dashboard, progress, snippets
+from web.console import audit, auth, campaigns, dashboard, progress, reports, snippets, subscribers
 from web.console.deps import PREFIX
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, default_response_class=HTMLResponse)
@@ -20,3 +20,6 @@ router.include_router(dashboard.router)
 router.include_router(snippets.router)
 router.include_router(progress.router)
 router.include_router(campaigns.router)
+router.include_router(subscribers.router)
+router.include_router(reports.router)
+router.include_router(audit.router)

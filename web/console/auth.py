@@ -42,7 +42,7 @@ def _login_page(
     response = render(
         request,
         "console/login.html.j2",
-        status=status,
+        http_status=status,
         title="Log in",
         login_csrf=token,
         email=email,

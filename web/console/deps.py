@@ -19,6 +19,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -27,6 +28,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
+from campaigns import weekly_plan
 from newsletter import db
 from newsletter.accounts import ConsoleUser, Role
 from newsletter.errors import NotSignedIn, PermissionDenied
@@ -217,8 +219,19 @@ def keep_login_csrf(request: Request, response: Response, settings: Settings) ->
 def templates_for(request: Request) -> Templates:
     templates = getattr(request.app.state, "console_templates", None)
     if templates is None:
-        templates = request.app.state.console_templates = Templates(request.app.state.settings)
+        settings: Settings = request.app.state.settings
+        templates = Templates(settings)
+        # Times are stored in UTC and shown in the list's time zone (NEWSLETTER_TIMEZONE).
+        templates.html_env.filters["local"] = lambda value: local_time(value, settings)
+        request.app.state.console_templates = templates
     return templates
+
+
+def local_time(value: datetime | str | None, settings: Settings) -> str:
+    """A UTC instant (or its ISO 8601 text) as people read it: "2026-12-01 09:00 EST"."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return weekly_plan.format_local(value, settings) or "—"
 
 
 def nav_for(request: Request, user: ConsoleUser | None) -> list[dict[str, Any]]:
@@ -240,12 +253,13 @@ def render(
     request: Request,
     template: str,
     *,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
+    http_status: int = 200,
+    http_headers: dict[str, str] | None = None,
     **context: Any,
 ) -> HTMLResponse:
     """A console page: ``template`` with ``user``, ``csrf_token``, ``nav``, ``brand`` and
-    ``can_edit``/``is_owner`` added to ``context``; never cached."""
+    ``can_edit``/``is_owner`` added to ``context``; never cached. (``http_status`` and
+    ``http_headers`` are named so that a template may have its own ``status``.)"""
     settings: Settings = request.app.state.settings
     user: ConsoleUser | None = getattr(request.state, "console_user", None)
     console: ConsoleSession | None = getattr(request.state, "console_session", None)
@@ -260,4 +274,4 @@ def render(
         **context,
     }
     html = templates_for(request).render_page(template, values)
-    return HTMLResponse(html, status_code=status, headers={**NO_STORE, **(headers or {})})
+    return HTMLResponse(html, status_code=http_status, headers={**NO_STORE, **(http_headers or {})})

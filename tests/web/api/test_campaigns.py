@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from campaigns.models import Campaign, CampaignStatus
-from newsletter import api_tokens
+from newsletter import api_tokens, audit
 from newsletter.settings import Settings
 from tests.support.content import make_campaign, make_snippet
 from tests.support.servers import live_server
@@ -218,6 +218,15 @@ def test_legal_change_answers_the_new_state(
     assert (response.status_code, response.json()["status"]) == (200, end.value)
     log = client.get(f"/api/campaigns/{cid}").json()["log"]
     assert log[-1]["actor"] == "api-token:ops"
+    with Session(engine) as session:  # and the audit log (issue 14)
+        entry = audit.recent(session, limit=1).entries[0]
+    assert (entry.actor, entry.action, entry.target_id) == (
+        "api-token:ops",
+        f"campaign.{op}",
+        str(cid),
+    )
+    assert (entry.before or {})["status"] == start.value
+    assert (entry.after or {})["status"] == end.value
 
 
 ILLEGAL = [
@@ -310,8 +319,9 @@ def test_every_api_operation_is_summarised_and_needs_the_bearer_token(
         for method, operation in item.items()
     ]
     # campaigns: list, create, show, edit, schedule, pause, resume, cancel, send, test-send,
-    # duplicate, reassemble, preview, report; snippets: list, create, edit, retire, unretire
-    assert len(operations) == 19
+    # duplicate, reassemble, preview, report; snippets: list, create, edit, retire, unretire;
+    # subscribers: list, show
+    assert len(operations) == 21
     for name, operation in operations:
         assert operation.get("summary"), name
         assert operation["security"] == [{"HTTPBearer": []}], name

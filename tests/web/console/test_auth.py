@@ -146,3 +146,12 @@ def test_a_disabled_user_is_out_at_the_next_request(
         accounts.disable_user(session, EDITOR)
         session.commit()
     assert client.get("/admin/").status_code == 303
+
+
+def test_a_viewer_post_to_an_editor_action_is_refused(client: httpx.Client) -> None:
+    sign_in(client, VIEWER)
+    token = csrf_of(client, "/admin/")
+    response = client.post(
+        "/admin/subscribers/add", data={"csrf_token": token, "email": "new@example.com"}
+    )
+    assert response.status_code == 403
