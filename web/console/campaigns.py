@@ -84,7 +84,7 @@ def editor_page(
     return render(
         request,
         "console/campaign_editor.html.j2",
-        headers={"Content-Security-Policy": EDITOR_POLICY},
+        http_headers={"Content-Security-Policy": EDITOR_POLICY},
         title=f"Campaign {campaign_id}",
         state=state,
         c=state.view,

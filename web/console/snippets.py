@@ -103,7 +103,7 @@ def _form_page(
     return render(
         request,
         "console/snippet_form.html.j2",
-        status=status,
+        http_status=status,
         title=f"Snippet {snippet_id}" if snippet_id else "New snippet",
         v=values,
         snippet_id=snippet_id,

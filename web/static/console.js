@@ -12,7 +12,7 @@
     box.querySelectorAll("[data-field]").forEach(function (el) {
       var name = el.getAttribute("data-field");
       if (name === "note") { return; }
-      var value = data[name];
+      var value = name === "percent" ? Number(data.percent).toFixed(1) : data[name];
       el.textContent = value === null || value === undefined ? "\u2014" : String(value);
     });
     if (bar) { bar.value = data.percent; bar.textContent = data.percent + "%"; }
@@ -25,6 +25,8 @@
     source.close();
     var note = box.querySelector("[data-field=note]");
     if (note) { note.textContent = "Finished."; }
+    var report = document.getElementById("report-link");
+    if (report) { report.hidden = false; }
     box.setAttribute("data-finished", "true");
   });
 }());
