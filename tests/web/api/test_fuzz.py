@@ -25,8 +25,7 @@ API = r"^/(api/|healthz$)"
 # schemas, negative data, 405 with Allow, authentication).
 EXCLUDED = [schemathesis.checks.positive_data_acceptance]
 FUZZ = settings(
-    # 15 per operation: 22 operations since issue 14 (10 before, at 25), about the same time.
-    max_examples=15,
+    max_examples=25,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     derandomize=True,
