@@ -3,7 +3,8 @@ the owner created with the CLI, log in, add a snippet, assemble this week's issu
 change its subject, swap a snippet, look at both previews, send a test, schedule it,
 let the scheduler's dispatch send it (at a controlled time), watch progress reach
 100%, open the report. A viewer who tries to change anything and a POST without the
-CSRF token are refused."""
+CSRF token are refused. axe finds no serious or critical violation on the snippet form,
+the editor and the progress page."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from tests.support.console import PASSWORD, VIEWER, add_user
 from tests.support.content import make_snippet
 from tests.support.delivery import add_subscribers
 from tests.support.servers import free_port, live_server
+from tests.web.console.test_accessibility import serious_violations
 from web.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -118,6 +120,7 @@ def test_a_marketers_week_in_the_console(
     expect(page.locator(".markdown strong")).to_have_text("slow")
     page.get_by_role("button", name="Save snippet").click()
     expect(page.get_by_role("status")).to_have_text("Saved.")
+    assert serious_violations(page) == []
 
     # Assemble this week's issue and change its subject.
     page.goto(f"{base}/admin/campaigns")
@@ -138,6 +141,8 @@ def test_a_marketers_week_in_the_console(
     page.get_by_role("button", name="Add", exact=True).click()
     page.get_by_role("button", name="Move up: The spare article").click()
     expect(titles).to_have_text([before[0], "The spare article", before[1]])
+
+    assert serious_violations(page) == []
 
     # Both previews: the real rendered email for a named and an unnamed reader.
     desktop = page.frame_locator("iframe[title^='Desktop preview']")
@@ -169,6 +174,7 @@ def test_a_marketers_week_in_the_console(
     expect(page.locator("[data-field=percent]")).to_have_text("100.0")
     expect(page.locator("[data-field=sent]")).to_have_text(str(READERS))
     expect(page.locator("[data-field=status]")).to_have_text("sent")
+    assert serious_violations(page) == []
     page.get_by_role("link", name="Open the report").click()
     expect(page.locator("h1")).to_have_text("Your back will thank you")
 
