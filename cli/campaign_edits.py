@@ -49,8 +49,6 @@ def edit(
     """Change the subject, preheader or snippets of a campaign that is not sending yet."""
     from campaigns.editing import edit_campaign, length_hints
 
-    if subject is None and preheader is None and snippets is None:
-        output.bad_usage("give --subject, --preheader or --snippets")
     ids = None
     if snippets is not None:
         try:
@@ -68,6 +66,9 @@ def edit(
             preheader=preheader,
             snippet_ids_in_order=ids,
         )
+    if subject is None and preheader is None and snippets is None:
+        # After the lookup, so an unknown campaign is the one wording everywhere (exit 1).
+        output.bad_usage("give --subject, --preheader or --snippets")
     _show(view, "edited", as_json)
     if not as_json:
         for hint in length_hints(view.subject, view.preheader):

@@ -55,9 +55,12 @@ def test_edit_reorder_duplicate_and_retire_from_the_command_line(env: dict[str, 
     assert changed["title"] == "A better title"
     assert run("snippets", "retire", str(ids[0]), "--json")["retired"] is True
     assert run("snippets", "retire", str(ids[0]), "--undo", "--json")["retired"] is False
+    nothing = runner.invoke(app, ["campaigns", "edit", str(issue["id"])])
+    assert nothing.exit_code == 2
+    assert "give --subject, --preheader or --snippets" in nothing.output
 
 
-def test_an_unknown_campaign_is_our_error_and_no_change_asked_is_wrong_usage(
+def test_an_unknown_campaign_is_our_error(
     env: dict[str, str],
 ) -> None:
     # CliRunner lets our error through; cli.output.run prints it as one line, exit 1.
@@ -66,6 +69,3 @@ def test_an_unknown_campaign_is_our_error_and_no_change_asked_is_wrong_usage(
         NotFound,
         "campaign 99 does not exist",
     )
-    nothing = runner.invoke(app, ["campaigns", "edit", "1"])
-    assert nothing.exit_code == 2
-    assert "give --subject, --preheader or --snippets" in nothing.output
