@@ -43,6 +43,7 @@ class LiveProgress:
     expected_finish_local: str | None
     started_at: datetime | None
     started_by: str | None
+    scheduled_by: str | None
     finished: bool
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +60,16 @@ def started_by(session: Session, *, campaign_id: int) -> str | None:
         select(CampaignLog.actor)
         .where(CampaignLog.campaign_id == campaign_id, CampaignLog.to_status == S.SENDING)
         .order_by(col(CampaignLog.id))
+    ).first()
+
+
+def scheduled_by(session: Session, *, campaign_id: int) -> str | None:
+    """Who last scheduled the campaign (a console user, an API token, the CLI or the
+    weekly job): the scheduler's dispatch starts the send, this is who asked for it."""
+    return session.exec(
+        select(CampaignLog.actor)
+        .where(CampaignLog.campaign_id == campaign_id, CampaignLog.to_status == S.SCHEDULED)
+        .order_by(col(CampaignLog.id).desc())
     ).first()
 
 
@@ -91,5 +102,6 @@ def live_progress(
         expected_finish_local=weekly_plan.format_local(finish, settings),
         started_at=campaign.started_at,
         started_by=started_by(session, campaign_id=campaign_id),
+        scheduled_by=scheduled_by(session, campaign_id=campaign_id),
         finished=S(campaign.status) in FINISHED,
     )

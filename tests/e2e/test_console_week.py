@@ -174,6 +174,8 @@ def test_a_marketers_week_in_the_console(
     expect(page.locator("[data-field=percent]")).to_have_text("100.0")
     expect(page.locator("[data-field=sent]")).to_have_text(str(READERS))
     expect(page.locator("[data-field=status]")).to_have_text("sent")
+    expect(page.locator("[data-field=started_by]")).to_have_text("scheduler")
+    expect(page.locator("[data-field=scheduled_by]")).to_have_text(OWNER)
     assert serious_violations(page) == []
     page.get_by_role("link", name="Open the report").click()
     expect(page.locator("h1")).to_have_text("Your back will thank you")
