@@ -9,7 +9,7 @@ page, or the sign-in page for a request without a session.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from web.console import audit, auth, dashboard, reports, subscribers
 from web.console.deps import PREFIX
@@ -20,3 +20,9 @@ router.include_router(dashboard.router)
 router.include_router(subscribers.router)
 router.include_router(reports.router)
 router.include_router(audit.router)
+
+
+@router.get("")
+def console_root() -> Response:
+    """``/admin`` without its slash: to the dashboard (a path, never the Host header)."""
+    return RedirectResponse(f"{PREFIX}/", status_code=308)

@@ -4,19 +4,13 @@ growth and what needs attention (campaigns.reports.overview.dashboard)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from campaigns.reports import overview
 from web.console.deps import CurrentUser, render
 from web.deps import SessionDep, SettingsDep
 
 router = APIRouter()
-
-
-@router.get("")
-def console_root() -> Response:
-    """``/admin`` without its slash: to the dashboard (a path, never the Host header)."""
-    return RedirectResponse("/admin/", status_code=308)
 
 
 @router.get("/")
