@@ -21,8 +21,10 @@ def _password(from_stdin: bool) -> str:
 
 @app.command("create")
 def create(
-    email: str = typer.Argument(..., help="Their email address; they sign in with it."),
-    role: str = typer.Option("editor", "--role", help="owner, editor or viewer."),
+    email: str = typer.Argument(
+        ..., metavar="EMAIL", help="Their email address; they sign in with it."
+    ),
+    role: str = typer.Option("editor", "--role", metavar="ROLE", help="owner, editor or viewer."),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the password from the first line of stdin."
     ),
@@ -62,7 +64,7 @@ def list_(as_json: bool = output.json_option()) -> None:
 
 @app.command("disable")
 def disable(
-    email: str = typer.Argument(..., help="The user to stop from signing in."),
+    email: str = typer.Argument(..., metavar="EMAIL", help="The user to stop from signing in."),
     as_json: bool = output.json_option(),
 ) -> None:
     """Stop a user from signing in; their open session ends at their next click."""

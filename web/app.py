@@ -23,6 +23,7 @@ from web import (
     subscriber_pages,
     webhooks,
 )
+from web.console.limits import ConsoleBodyLimit
 from web.security import SecurityHeaders
 
 
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(console.router)
     assets.install(app)
+    app.add_middleware(ConsoleBodyLimit, settings=cfg)  # before any form is read
     app.add_middleware(
         SecurityHeaders,
         https=cfg.base_url.lower().startswith("https://"),

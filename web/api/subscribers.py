@@ -19,6 +19,8 @@ from web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/subscribers", tags=["subscribers"])
 
+# No control characters: PostgreSQL refuses NUL in text, and no address has any.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 NO_SUBSCRIBER: dict[int | str, dict[str, object]] = {404: error("no subscriber has that address")}
 
 
@@ -30,7 +32,9 @@ NO_SUBSCRIBER: dict[int | str, dict[str, object]] = {404: error("no subscriber h
 def list_subscribers(
     session: SessionDep,
     settings: SettingsDep,
-    q: Annotated[str, Query(max_length=320, description="part of the address")] = "",
+    q: Annotated[
+        str, Query(max_length=320, pattern=PRINTABLE, description="part of the address")
+    ] = "",
     status: SubscriberStatus | None = None,
     topic: Annotated[str | None, Query(max_length=100, description="a topic's slug")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -56,6 +60,8 @@ def list_subscribers(
 )
 def show_subscriber(
     session: SessionDep,
-    email: Annotated[str, Path(max_length=320, description="the address, any case")],
+    email: Annotated[
+        str, Path(max_length=320, pattern=PRINTABLE, description="the address, any case")
+    ],
 ) -> SubscriberRecord:
     return subscriber_record(session, email=email)

@@ -9,7 +9,7 @@ page, or the sign-in page for a request without a session.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from web.console import audit, auth, campaigns, dashboard, progress, reports, snippets, subscribers
 from web.console.deps import PREFIX
@@ -23,3 +23,9 @@ router.include_router(campaigns.router)
 router.include_router(subscribers.router)
 router.include_router(reports.router)
 router.include_router(audit.router)
+
+
+@router.get("")
+def console_root() -> Response:
+    """``/admin`` without its slash: to the dashboard (a path, never the Host header)."""
+    return RedirectResponse(f"{PREFIX}/", status_code=308)

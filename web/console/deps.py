@@ -165,8 +165,12 @@ def same_token(sent: object, expected: str) -> bool:
     return hmac.compare_digest(sent.encode(), expected.encode())
 
 
+FILE_FORM_SLACK = 64 * 1024  # a multipart body's fields and boundaries beside its file
+
+
 async def posted_token(request: Request) -> object:
-    """The form's ``csrf_token`` field (urlencoded or multipart); None when there is none."""
+    """The form's ``csrf_token`` field (urlencoded or multipart); None when there is none.
+    Its size was checked before (web/console/limits.py)."""
     try:
         form = await request.form()
     except (MultiPartException, StarletteHTTPException):

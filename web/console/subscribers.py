@@ -50,7 +50,7 @@ def subscriber_list(
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
-    q: Annotated[str, Query(max_length=320)] = "",
+    q: Annotated[str, Query(max_length=320, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
     status: Annotated[str, Query(max_length=20)] = "",
     topic: Annotated[str, Query(max_length=100)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,

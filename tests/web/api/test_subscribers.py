@@ -13,12 +13,19 @@ from sqlmodel import Session
 from newsletter import api_tokens
 from newsletter.settings import Settings
 from tests.support.servers import live_server
-from tests.support.subscribers import make_subscriber
+from tests.support.subscribers import AppSlot, make_subscriber
 from web.app import create_app
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[AppSlot, str]]:
+    slot = AppSlot()
+    with live_server(slot) as base:
+        yield slot, base
+
+
 @pytest.fixture
-def api(settings: Settings, engine: Engine) -> Iterator[httpx.Client]:
+def api(settings: Settings, engine: Engine, server: tuple[AppSlot, str]) -> Iterator[httpx.Client]:
     with Session(engine, expire_on_commit=False) as session:
         _, token = api_tokens.create(session, name="crm")
         for address, status, topics in (
@@ -30,13 +37,12 @@ def api(settings: Settings, engine: Engine) -> Iterator[httpx.Client]:
             person.topics = topics
             session.add(person)
         session.commit()
-    with (
-        live_server(create_app(settings)) as base,
-        httpx.Client(
-            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10
-        ) as client,
-    ):
+    slot, base = server
+    slot.app = create_app(settings)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         yield client
+    slot.app = None
 
 
 def emails(body: dict) -> list[str]:

@@ -155,3 +155,16 @@ def test_a_viewer_post_to_an_editor_action_is_refused(client: httpx.Client) -> N
         "/admin/subscribers/add", data={"csrf_token": token, "email": "new@example.com"}
     )
     assert response.status_code == 403
+
+
+def test_an_oversized_form_is_refused_before_it_is_read(
+    client: httpx.Client, sqlite_settings: Settings
+) -> None:
+    body = b"email=" + b"a" * sqlite_settings.form_max_bytes
+    response = client.post(
+        "/admin/login",
+        content=body,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    assert response.text == f"form larger than {sqlite_settings.form_max_bytes} bytes"
