@@ -55,7 +55,9 @@ def _back(campaign_id: int, done: str) -> RedirectResponse:
 
 
 @router.get("")
-def list_page(request: Request, session: SessionDep, settings: SettingsDep, user: CurrentUser):
+def list_page(
+    request: Request, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> HTMLResponse:
     rows = editor_view.campaign_rows(session, settings=settings)
     return render(request, "console/campaigns.html.j2", title="Campaigns", rows=rows)
 
