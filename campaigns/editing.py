@@ -40,39 +40,51 @@ HEADLINE_MAX = 300
 
 @dataclass(frozen=True)
 class LengthHint:
-    """Advice about one field's length: ``ok`` False when the marketer should look again."""
+    """Advice about one field's length: ``ok`` False when the marketer should look again;
+    ``low``..``high`` the lengths that read well, ``short``/``long`` the advice outside
+    them (the console's script updates the hint as the marketer types)."""
 
     field: str
     length: int
     ok: bool
     message: str
+    low: int
+    high: int
+    advice: str
+    short: str
+    long: str
 
 
 def length_hints(subject: str, preheader: str) -> list[LengthHint]:
     """The subject's and preheader's lengths against what inboxes show (see the module)."""
-    s, p = len(subject.strip()), len(preheader.strip())
-    subject_ok = 0 < s <= SUBJECT_HINT_MAX
-    preheader_ok = PREHEADER_HINT_MIN <= p <= PREHEADER_HINT_MAX
-    return [
-        LengthHint(
+    specs = (
+        (
             "subject",
-            s,
-            subject_ok,
-            f"{s} characters; inboxes show about {SUBJECT_HINT_MAX}"
-            + ("" if subject_ok else "; shorten it so the end is not cut"),
+            subject,
+            1,
+            SUBJECT_HINT_MAX,
+            f"inboxes show about {SUBJECT_HINT_MAX}",
+            "type a subject",
+            "shorten it so the end is not cut",
         ),
-        LengthHint(
+        (
             "preheader",
-            p,
-            preheader_ok,
-            f"{p} characters; {PREHEADER_HINT_MIN}-{PREHEADER_HINT_MAX} read best"
-            + (
-                ""
-                if preheader_ok
-                else ("; add a few words" if p < PREHEADER_HINT_MIN else "; shorten it")
-            ),
+            preheader,
+            PREHEADER_HINT_MIN,
+            PREHEADER_HINT_MAX,
+            f"{PREHEADER_HINT_MIN}-{PREHEADER_HINT_MAX} read best",
+            "add a few words",
+            "shorten it",
         ),
-    ]
+    )
+    hints = []
+    for name, text, low, high, advice, short, long in specs:
+        n = len(text.strip())
+        ok = low <= n <= high
+        fix = "" if ok else f"; {short if n < low else long}"
+        message = f"{n} characters; {advice}{fix}"
+        hints.append(LengthHint(name, n, ok, message, low, high, advice, short, long))
+    return hints
 
 
 def locked_reason(campaign: Campaign) -> str | None:

@@ -131,6 +131,7 @@ def test_a_marketers_week_in_the_console(
     expect(titles).to_have_count(3)
     assert titles.first.inner_text() == "Five stretches for a stiff back"
     page.get_by_label("Subject", exact=True).fill("Your back will thank you")
+    expect(page.locator("#subject-hint")).to_have_text("24 characters; inboxes show about 60")
     page.get_by_role("button", name="Save subject and preheader").click()
     expect(page.get_by_label("Subject", exact=True)).to_have_value("Your back will thank you")
 

@@ -1,6 +1,23 @@
-// The console's own script (issue 14): live progress of a send from Server-Sent Events.
-// No framework, no CDN. Without this script the progress page still shows the numbers
-// and a "Refresh" link.
+// The console's own script (issue 14): length hints that follow the typing in the
+// campaign editor, and live progress of a send from Server-Sent Events. No framework, no
+// CDN. Without it the hints show the saved lengths and the progress page the numbers at
+// load, with a "Refresh" link.
+(function () {
+  "use strict";
+  document.querySelectorAll("p[data-for]").forEach(function (hint) {
+    var input = document.getElementById(hint.getAttribute("data-for"));
+    if (!input) { return; }
+    input.addEventListener("input", function () {
+      var n = input.value.trim().length;
+      var low = Number(hint.getAttribute("data-low"));
+      var high = Number(hint.getAttribute("data-high"));
+      var fix = n < low ? hint.getAttribute("data-short") : n > high ? hint.getAttribute("data-long") : "";
+      hint.textContent = n + " characters; " + hint.getAttribute("data-advice") + (fix ? "; " + fix : "");
+      hint.className = "hint " + (fix ? "hint-warn" : "hint-ok");
+    });
+  });
+}());
+
 (function () {
   "use strict";
   var box = document.getElementById("progress");
