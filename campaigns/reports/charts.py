@@ -7,6 +7,7 @@ registry, no GUI backend, safe in a web worker. The figure size and dpi are fixe
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -105,11 +106,16 @@ def campaign_chart(timeline: Timeline, path: Path | IO[bytes], *, title: str) ->
                 label=LABELS[name],
             )
         axes.set_ylabel(ylabel)
-        axes.set_ylim(bottom=0)
+        # At least 0..1: an all-zero series otherwise gets ticks of 0.006 people.
+        tallest = max([0, *(v for name in names for v in timeline.series.get(name, []))])
+        axes.set_ylim(0, max(1, tallest * 1.15))
         axes.grid(True, alpha=0.3)
         axes.spines[["top", "right"]].set_visible(False)
         axes.legend(loc="upper right", frameon=False, ncols=len(names))
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(timeline.buckets) == 1:  # one hour alone: autoscale would span years
+        only = timeline.buckets[0]
+        bottom.set_xlim(only - timedelta(hours=2), only + timedelta(hours=2))
     locator = AutoDateLocator()
     bottom.xaxis.set_major_locator(locator)
     bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
