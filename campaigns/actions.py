@@ -1,8 +1,9 @@
 """What marketers do with campaigns: create, list, show, schedule, pause, resume, cancel.
 
-The CLI and the HTTP API both call these functions, so both enforce the same rules: every
-state change goes through :func:`campaigns.workflow.transition` and is logged with who
-and why. Times are stored in UTC and shown in the newsletter's time zone as well.
+The CLI, the HTTP API and the console call these functions, so all enforce the same
+rules: every state change goes through :func:`campaigns.workflow.transition` and is
+logged with who and why, in the campaign's log and in the audit log (newsletter.audit).
+Times are stored in UTC and shown in the newsletter's time zone as well.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from campaigns.models import (
     CampaignStatus,
     Snippet,
 )
+from newsletter import audit
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import HeaderInjection, InvalidInput, NotFound, StateError
 from newsletter.headers import check_header_text
@@ -163,7 +165,7 @@ def show(session: Session, *, settings: Settings, campaign_id: int) -> CampaignD
     )
 
 
-def _refuse_controls(**fields: str) -> None:
+def refuse_controls(**fields: str) -> None:
     """InvalidInput naming the first field whose text newsletter.mail would refuse."""
     for name, value in fields.items():
         try:
@@ -192,7 +194,7 @@ def create_from_snippets(
     """
     if not subject.strip():
         raise InvalidInput("a campaign needs a subject", field="subject")
-    _refuse_controls(subject=subject, preheader=preheader)
+    refuse_controls(subject=subject, preheader=preheader)
     if not snippet_ids:
         raise InvalidInput("a campaign needs at least one snippet", field="snippet_ids")
     if len(set(snippet_ids)) != len(snippet_ids):
@@ -218,7 +220,27 @@ def create_from_snippets(
         )
     )
     session.flush()
+    audit.record(
+        session,
+        actor,
+        "campaign.create",
+        "campaign",
+        campaign.id,
+        after={"subject": campaign.subject, "snippet_ids": snippet_ids},
+    )
     return view(campaign, settings=settings)
+
+
+def _audited(
+    session: Session, *, actor: str, action: str, campaign: Campaign, before: dict[str, object]
+) -> None:
+    """The audit log's entry for a change of status or time (newsletter.audit)."""
+    after = {"status": campaign.status, "scheduled_at": campaign.scheduled_at}
+    audit.record(session, actor, f"campaign.{action}", "campaign", campaign.id, before, after)
+
+
+def _state(campaign: Campaign) -> dict[str, object]:
+    return {"status": campaign.status, "scheduled_at": campaign.scheduled_at}
 
 
 def schedule(
@@ -236,6 +258,7 @@ def schedule(
     if at < (now or utcnow()) - PAST_TOLERANCE:
         raise InvalidInput(f"{weekly_plan.format_local(at, settings)} is in the past", field="at")
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    before = _state(campaign)
     when = f"for {at.isoformat()} ({weekly_plan.format_local(at, settings)})"
     if campaign.started_at is None:  # one instant for everyone: no local-time waves
         waves.drop_waves(session, campaign_id=campaign_id)
@@ -247,6 +270,8 @@ def schedule(
         reason=reason or f"scheduled {when}",
         moved=reason or f"rescheduled {when}",
     )
+    session.flush()
+    _audited(session, actor=actor, action="schedule", campaign=campaign, before=before)
     return view(campaign, settings=settings)
 
 
@@ -264,7 +289,6 @@ def _to_scheduled(
         workflow.transition(session, campaign=campaign, to=S.SCHEDULED, actor=actor, reason=reason)
         campaign.scheduled_at = at
         session.add(campaign)
-    session.flush()
 
 
 def schedule_local(
@@ -296,6 +320,7 @@ def schedule_local(
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
     if campaign.started_at is not None:
         raise StateError(f"campaign {campaign_id} has started sending; it cannot be planned again")
+    before = _state(campaign)
     planned = waves.replace_waves(
         session, settings=settings, campaign=campaign, at=at, late=policy, now=now, day=on
     )
@@ -307,6 +332,8 @@ def schedule_local(
     _to_scheduled(
         session, campaign, at=planned[0].release_at, actor=actor, reason=reason, moved=reason
     )
+    session.flush()
+    _audited(session, actor=actor, action="schedule-local", campaign=campaign, before=before)
     return show(session, settings=settings, campaign_id=campaign_id)
 
 
@@ -315,10 +342,12 @@ def pause(
 ) -> CampaignView:
     """Hold a scheduled or sending campaign; a send loop stops before its next batch."""
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    before = _state(campaign)
     workflow.transition(
         session, campaign=campaign, to=S.PAUSED, actor=actor, reason=reason or "paused"
     )
     session.flush()
+    _audited(session, actor=actor, action="pause", campaign=campaign, before=before)
     return view(campaign, settings=settings)
 
 
@@ -330,10 +359,12 @@ def resume(
     if campaign.status != S.PAUSED:
         raise StateError(f"campaign {campaign_id} is {campaign.status}, not paused")
     target = S.SENDING if campaign.started_at is not None else S.SCHEDULED
+    before = _state(campaign)
     workflow.transition(
         session, campaign=campaign, to=target, actor=actor, reason=reason or "resumed"
     )
     session.flush()
+    _audited(session, actor=actor, action="resume", campaign=campaign, before=before)
     return view(campaign, settings=settings)
 
 
@@ -342,10 +373,12 @@ def cancel(
 ) -> CampaignView:
     """Stop a campaign for good; deliveries already sent stay sent."""
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    before = _state(campaign)
     workflow.transition(
         session, campaign=campaign, to=S.CANCELLED, actor=actor, reason=reason or "cancelled"
     )
     session.flush()
+    _audited(session, actor=actor, action="cancel", campaign=campaign, before=before)
     return view(campaign, settings=settings)
 
 
@@ -366,4 +399,22 @@ def sending_campaigns(session: Session) -> list[Campaign]:
         session.exec(
             select(Campaign).where(Campaign.status == S.SENDING).order_by(col(Campaign.id))
         ).all()
+    )
+
+
+def send_now(session: Session, *, settings: Settings, campaign_id: int, actor: str) -> CampaignView:
+    """Hand a draft, scheduled or paused (not yet started) campaign to the scheduler for
+    now (issue 14): it is scheduled at this moment, and the next dispatch (every
+    ``dispatch_interval_seconds``) runs preflight and sends it. The web doors never send
+    in-request: a send to a large list outlives a request, and the scheduler holds the
+    lease that keeps one sender per campaign. Raises StateError, NotFound."""
+    now = utcnow()
+    return schedule(
+        session,
+        settings=settings,
+        campaign_id=campaign_id,
+        at_utc=now,
+        actor=actor,
+        reason="send now",
+        now=now,
     )

@@ -347,3 +347,18 @@ class CampaignWave(SQLModel, table=True):
     status: str = Field(default=WaveStatus.QUEUED, sa_type=sa.String(20))
     recipients: int = 0  # counted when scheduled, recounted when released
     released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# Issue 14 (the console's snippet library): a retired snippet is never picked again.
+class SnippetRetirement(SQLModel, table=True):
+    """A snippet taken out of use (migration 0009b); unretiring deletes the row."""
+
+    __tablename__ = "snippet_retirement"
+
+    snippet_id: int = Field(
+        sa_column=Column(
+            sa.Integer, sa.ForeignKey("snippet.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    retired_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    retired_by: str = Field(max_length=100)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cli import (
     api_tokens,
+    campaign_edits,  # noqa: F401 (registers edit, duplicate, reassemble on campaigns)
     campaigns,
     db,
     output,
@@ -17,6 +18,7 @@ from cli import (
     subject_tests,
     subscribers,
     toplevel,
+    users,
 )
 
 app = output.App(help="Run the weekly newsletter.", pretty_exceptions_enable=False)
@@ -28,6 +30,7 @@ campaigns.app.command("subject-test")(subject_tests.subject_test)  # issue 16
 campaigns.app.command("resend")(subject_tests.resend)  # issue 16
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(api_tokens.app, name="api-tokens")
+app.add_typer(users.app, name="users")
 app.command("serve")(toplevel.serve)
 app.command("demo")(toplevel.demo)
 

@@ -1,4 +1,4 @@
-"""``newsletter snippets``: the snippet library (import, list, add)."""
+"""``newsletter snippets``: the snippet library (import, list, add, edit, retire)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from cli import output, params
-from cli.context import session_for, settings
+from cli.context import actor, session_for, settings
 
 app = output.App(help="The snippet library.")
 
@@ -125,3 +125,69 @@ def add(
         output.print_json(public)
         return
     output.say(f"snippet {public['id']} added: {public['title']}")
+
+
+# ---------------------------------------------------------------- issue 14: editing
+
+
+@app.command("edit")
+def edit(
+    snippet_id: int = typer.Argument(..., min=1, metavar="ID", help="The snippet to change."),
+    title: str | None = typer.Option(None, "--title"),
+    summary: str | None = typer.Option(None, "--summary", help="Markdown; kept as plain text."),
+    url: str | None = typer.Option(None, "--url"),
+    image_url: str | None = typer.Option(None, "--image-url"),
+    image_alt: str | None = typer.Option(None, "--image-alt"),
+    category: str | None = typer.Option(None, "--category"),
+    published: datetime | None = typer.Option(
+        None, "--published", metavar="ISO_DATE", parser=params.parse_when
+    ),
+    pinned: bool | None = typer.Option(None, "--pinned/--not-pinned"),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Change some fields of a snippet; the others stay."""
+    from campaigns.content.snippet_library import edit_snippet
+
+    given = {
+        "title": title,
+        "summary": summary,
+        "url": url,
+        "image_url": image_url,
+        "image_alt": image_alt,
+        "category": category,
+        "published_at": published,
+        "pinned": pinned,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes:
+        output.bad_usage("give at least one field to change, e.g. --title")
+    cfg = settings()
+    with session_for(cfg) as session:
+        entry = edit_snippet(
+            session, settings=cfg, snippet_id=snippet_id, changes=changes, actor=actor()
+        )
+        data = entry.to_dict()
+    if as_json:
+        output.print_json(data)
+        return
+    output.say(f"snippet {data['id']} changed: {data['title']}")
+
+
+@app.command("retire")
+def retire(
+    snippet_id: int = typer.Argument(..., min=1, metavar="ID", help="The snippet to retire."),
+    undo: bool = typer.Option(False, "--undo", help="Put a retired snippet back in use."),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Retire a snippet: no issue picks it again (issues that have it keep it)."""
+    from campaigns.content.snippet_library import retire as retire_snippet
+    from campaigns.content.snippet_library import unretire
+
+    cfg = settings()
+    with session_for(cfg) as session:
+        change = unretire if undo else retire_snippet
+        data = change(session, snippet_id=snippet_id, actor=actor()).to_dict()
+    if as_json:
+        output.print_json(data)
+        return
+    output.say(f"snippet {data['id']} {'back in use' if undo else 'retired'}: {data['title']}")

@@ -22,8 +22,13 @@ keeps its traceback::
     ├── ConsentError              the consent rules forbid this change
     │   └── Suppressed            the address is on the suppression list: no mail may start
     ├── StateError                an illegal state transition (HTTP 409)
-    │   └── StatusChanged         the status changed under us (a concurrent request won)
+    │   ├── StatusChanged         the status changed under us (a concurrent request won)
+    │   └── CampaignLocked        the campaign is sending or went out: its content is fixed
     ├── RateLimited               too many tries from one client (carries retry_after)
+    ├── AccessError               the console's sign-in and roles (issue 14)
+    │   ├── LoginFailed           wrong email or password, or a disabled user
+    │   ├── NotSignedIn           no console session, or it expired (pages redirect)
+    │   └── PermissionDenied      the user's role does not allow this, or a bad CSRF token
     ├── TemplateError             Jinja2 or MJML failed (carries template and line)
     ├── ContentError              not enough snippets, preflight failed
     ├── SchedulerError            another instance is active, lease lost
@@ -130,12 +135,34 @@ class RateLimited(NewsletterError):
         super().__init__(message)
 
 
+class AccessError(NewsletterError):
+    """Who may use the marketer's console, and for what (issue 14)."""
+
+
+class LoginFailed(AccessError):
+    """Wrong email or password, or a disabled user: one message for all three, so a
+    login form does not tell which addresses have an account."""
+
+
+class NotSignedIn(AccessError):
+    """No console session, or it expired or does not verify: sign in again."""
+
+
+class PermissionDenied(AccessError):
+    """Signed in, but the role does not allow this (or a form's CSRF token is wrong)."""
+
+
 class Suppressed(ConsentError):
     """An operator's act (``subscribers add``, an import) would mail a suppressed address."""
 
 
 class StatusChanged(StateError):
     """A compare-and-set status change found another status than the one it read."""
+
+
+class CampaignLocked(StateError):
+    """An edit of a campaign whose content is fixed: it is sending, sent, paused mid-send,
+    failed mid-send or cancelled (issue 14). The message says why and what to do instead."""
 
 
 class TemplateError(NewsletterError):

@@ -204,6 +204,13 @@ class Settings(BaseSettings):
     # it stops with one line (the campaign stays 'sending': send again to resume).
     database_reconnect_seconds: float = Field(default=60.0, ge=0)
 
+    # --- The marketer's console (issue 14) ---
+    # A console session (a signed cookie) lasts this long after sign-in.
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 31)
+    # Failed sign-ins allowed per client IP, and per email, in a sliding window.
+    console_login_limit: int = Field(default=10, ge=1)
+    console_login_window_seconds: int = Field(default=900, ge=1)
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
@@ -236,6 +243,10 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(str(item).strip(), strict=False)  # ValueError: refused
             return [str(item).strip() for item in value]
         return value
+
+    # Issue 14 (part B, the campaign editor): how often the console's live progress
+    # stream reads a send's counts, in seconds.
+    console_progress_interval_seconds: float = Field(default=1.0, gt=0, le=60)
 
     @property
     def is_sqlite(self) -> bool:

@@ -30,6 +30,7 @@ class ConsentSource(StrEnum):
     CLI = "cli"
     PROVIDER = "provider"  # webhook events: bounces, complaints, unsubscribes
     SYSTEM = "system"
+    CONSOLE = "console"  # a marketer in the console at /admin/ (issue 14)
 
 
 class SuppressionReason(StrEnum):

@@ -104,6 +104,24 @@ class RateLimiter:
             session.execute(sa.delete(table).where(table.c.expires_at <= now))
             return None
 
+    def wait(self, key: str) -> float | None:
+        """Without counting a hit: None when ``key`` may go on now, else the seconds until
+        it may. For limits that count only failures (console sign-ins): ask first, and
+        :meth:`hit` when the try failed."""
+        now = self._clock()
+        table = RateHit.__table__
+        with db.session_scope(self.engine) as session:
+            count, oldest = session.execute(
+                sa.select(sa.func.count(), sa.func.min(table.c.at)).where(
+                    table.c.bucket == self.bucket,
+                    table.c.key == self._stored_key(key),
+                    table.c.at > now - self.window,
+                )
+            ).one()
+        if count >= self.limit:
+            return max(oldest + self.window - now, 0.0)
+        return None
+
     def check(self, key: str, *, what: str) -> None:
         """Count one hit; RateLimited (with ``retry_after``, seconds) when over the limit."""
         wait = self.hit(key)

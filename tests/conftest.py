@@ -127,3 +127,17 @@ def chromium_path() -> str:
     if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
         pytest.skip(NO_CHROMIUM)
     return str(CHROMIUM)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id at its smallest cost for tests (console users, issue 14): the production
+    parameters take about 0.3 s per hash on a loaded CI machine. Production's own
+    parameters are checked in tests/newsletter/test_accounts.py."""
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from newsletter import accounts
+
+    cheap = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8, parallelism=1),))
+    monkeypatch.setattr(accounts, "hasher", lambda: cheap)

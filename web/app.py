@@ -16,12 +16,14 @@ from web import (
     api,
     assets,
     clients,
+    console,
     errors,
     health,
     my_data_pages,
     subscriber_pages,
     webhooks,
 )
+from web.console.limits import ConsoleBodyLimit
 from web.security import SecurityHeaders
 
 
@@ -62,13 +64,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.my_data_limiter = RateLimiter(
         engine, limit=cfg.my_data_limit_per_hour, window=3600, bucket="my-data", salt=salt
     )
+    # Failed console sign-ins, per client IP and per email (web/console/auth.py).
+    app.state.console_login_limiter = RateLimiter(
+        engine,
+        limit=cfg.console_login_limit,
+        window=cfg.console_login_window_seconds,
+        bucket="console-login",
+        salt=salt,
+    )
     errors.register(app)
     webhooks.mount(app, cfg)  # POST /webhooks/sendgrid, only when SendGrid sends our mail
     app.include_router(subscriber_pages.router)
     app.include_router(my_data_pages.router)
     app.include_router(api.router)
     app.include_router(health.router)
+    app.include_router(console.router)
     assets.install(app)
+    app.add_middleware(ConsoleBodyLimit, settings=cfg)  # before any form is read
     app.add_middleware(
         SecurityHeaders,
         https=cfg.base_url.lower().startswith("https://"),

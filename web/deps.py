@@ -222,8 +222,9 @@ ApiTokenDep = Annotated[ApiTokenPublic, Depends(api_token)]
 
 
 def api_actor(token: ApiTokenDep) -> str:
-    """Who an API change is logged as: ``api:<token name>``."""
-    return f"api:{token.name}"
+    """Who an API change is logged as, in campaign logs and the audit log:
+    ``api-token:<token name>``."""
+    return f"api-token:{token.name}"
 
 
 ActorDep = Annotated[str, Depends(api_actor)]

@@ -8,7 +8,9 @@ and on who asked, told apart by the path:
   (``/subscribe/challenge``, fetched by a script), answered ``{"detail": "<message>"}``;
 - ``page``: people on the subscriber pages, answered with a page from
   :meth:`subscribers.pages.Pages.error`;
-- ``webhook``: the email provider under ``/webhooks/``, answered like the API.
+- ``webhook``: the email provider under ``/webhooks/``, answered like the API;
+- ``console``: marketers under ``/admin/`` (issue 14), answered with a console page; a
+  request without a session (NotSignedIn) is sent to the sign-in page with 303.
 
 A server or database fault answers 503 (RFC 9110 15.6.4: try again later) with a short
 body naming no host, URL or SQL; the log gets the reason. A broken constraint or bad
@@ -25,18 +27,21 @@ from typing import NamedTuple
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsletter import job_runs
 from newsletter.errors import (
+    AccessError,
     ConfigError,
     DatabaseError,
     InvalidInput,
+    LoginFailed,
     NewsletterError,
     NotFound,
+    NotSignedIn,
     PayloadTooLarge,
     ProviderError,
     RateLimited,
@@ -45,6 +50,9 @@ from newsletter.errors import (
 )
 from subscribers.pages import CHALLENGE_URL
 from subscribers.tokens import Purpose
+from web.console.deps import LOGIN_PATH
+from web.console.deps import PREFIX as CONSOLE_PREFIX
+from web.console.deps import render as console_page
 from web.deps import pages_for
 from web.health import PATH as HEALTH_PATH
 from web.responses import page
@@ -59,6 +67,7 @@ class Surface(StrEnum):
     API = "api"
     PAGE = "page"
     WEBHOOK = "webhook"
+    CONSOLE = "console"
 
 
 class Statuses(NamedTuple):
@@ -67,23 +76,28 @@ class Statuses(NamedTuple):
     api: int
     page: int
     webhook: int
+    console: int
 
 
 def _same(status: int) -> Statuses:
-    return Statuses(status, status, status)
+    return Statuses(status, status, status, status)
 
 
 # The most specific class wins (method resolution order); None: a bug, answered 500.
 STATUSES: dict[type[Exception], Statuses | None] = {
     # The bearer token (RFC 6750 3.1), a signed link, the webhook's signature.
-    TokenError: Statuses(api=401, page=400, webhook=403),
+    TokenError: Statuses(api=401, page=400, webhook=403, console=400),
+    # The console (issue 14): no session sends a browser to sign in (RFC 9110 15.4.4).
+    NotSignedIn: Statuses(api=401, page=401, webhook=401, console=303),
+    LoginFailed: _same(401),
+    AccessError: _same(403),
     # A page's ids come from signed links: a record gone means a dead link.
-    NotFound: Statuses(api=404, page=400, webhook=404),
+    NotFound: Statuses(api=404, page=400, webhook=404, console=404),
     StateError: _same(409),
     PayloadTooLarge: _same(413),
     # 422 where a JSON body parsed but says something impossible (as FastAPI's own
     # validation answers); 400 for a form or an event batch that cannot be read.
-    InvalidInput: Statuses(api=422, page=400, webhook=400),
+    InvalidInput: Statuses(api=422, page=400, webhook=400, console=400),
     RateLimited: _same(429),
     ProviderError: _same(503),
     ConfigError: _same(503),
@@ -107,6 +121,8 @@ def surface_of(request: Request) -> Surface:
         return Surface.API
     if path.startswith("/webhooks/"):
         return Surface.WEBHOOK
+    if path == CONSOLE_PREFIX or path.startswith(CONSOLE_PREFIX + "/"):
+        return Surface.CONSOLE
     return Surface.PAGE
 
 
@@ -161,6 +177,31 @@ def _page(request: Request, err: Exception, status: int) -> Response:
     return page(pages.error(shown, purpose=purpose), status, _headers(err, status))
 
 
+def _console(request: Request, err: Exception, status: int) -> Response:
+    """A console page saying what went wrong; to the sign-in page when not signed in
+    (a relative Location: never built from the Host header)."""
+    if status == 303:
+        return RedirectResponse(LOGIN_PATH, status_code=303, headers={"Cache-Control": "no-store"})
+    if isinstance(err, (DatabaseError, SQLAlchemyError)):
+        message = DATABASE_DOWN
+    elif isinstance(err, _HIDDEN):
+        message = SERVICE_DOWN
+    else:
+        message = str(err)
+    try:
+        return console_page(
+            request,
+            "console/error.html.j2",
+            http_status=status,
+            http_headers=_headers(err, status) if status != 401 else None,
+            title="Something went wrong" if status >= 500 else "Not done",
+            message=message,
+            status_code=status,
+        )
+    except NewsletterError:  # a template or setting fault: no page can be rendered
+        return PlainTextResponse(message, status)
+
+
 def answer(request: Request, err: Exception) -> Response:
     """The answer to ``err`` for this request's caller (an exception handler)."""
     surface = surface_of(request)
@@ -171,6 +212,8 @@ def answer(request: Request, err: Exception) -> Response:
         log.warning("%s %s answered %d: %s", request.method, request.url.path, status, _reason(err))
     if surface is Surface.PAGE:
         return _page(request, err, status)
+    if surface is Surface.CONSOLE:
+        return _console(request, err, status)
     return _json(request, err, status)
 
 

@@ -18,7 +18,13 @@ from sqlmodel import Session, col, select
 
 from campaigns import weekly_plan
 from campaigns.content.snippets import collapse_whitespace, trim_text
-from campaigns.models import Campaign, CampaignSnippet, CampaignStatus, Snippet
+from campaigns.models import (
+    Campaign,
+    CampaignSnippet,
+    CampaignStatus,
+    Snippet,
+    SnippetRetirement,
+)
 from newsletter import db
 from newsletter.clock import utcnow
 from newsletter.errors import ContentError
@@ -83,12 +89,12 @@ def _freshness(snippet: Snippet) -> tuple[float, str]:
     return (-snippet.published_at.timestamp(), snippet.url)
 
 
-def _last_used(session: Session) -> dict[int, tuple[datetime, int]]:
-    """Per snippet, when a live (not cancelled) campaign last used it."""
+def _last_used(session: Session, *, ignore: int | None = None) -> dict[int, tuple[datetime, int]]:
+    """Per snippet, when a live (not cancelled) campaign other than ``ignore`` last used it."""
     rows = session.exec(
         select(CampaignSnippet.snippet_id, Campaign)
         .join(Campaign, col(Campaign.id) == col(CampaignSnippet.campaign_id))
-        .where(Campaign.status != CampaignStatus.CANCELLED)
+        .where(Campaign.status != CampaignStatus.CANCELLED, Campaign.id != (ignore or 0))
     ).all()
     used: dict[int, tuple[datetime, int]] = {}
     for snippet_id, campaign in rows:
@@ -99,12 +105,19 @@ def _last_used(session: Session) -> dict[int, tuple[datetime, int]]:
     return used
 
 
-def select_snippets(session: Session, *, settings: Settings, week: str) -> list[IssueItem]:
-    """The snippets for a new issue, by the rules above; ContentError when too few fit."""
+def select_snippets(
+    session: Session, *, settings: Settings, week: str, ignore: int | None = None
+) -> list[IssueItem]:
+    """The snippets for a new issue, by the rules above; ContentError when too few fit.
+
+    Retired snippets are never picked; ``ignore`` is a campaign being re-assembled, whose
+    own snippets count as unused.
+    """
     wanted = settings.snippets_per_issue
     cap = settings.max_per_category
-    used = _last_used(session)
-    everything = session.exec(select(Snippet)).all()
+    used = _last_used(session, ignore=ignore)
+    retired = select(SnippetRetirement.snippet_id)
+    everything = session.exec(select(Snippet).where(col(Snippet.id).not_in(retired))).all()
     fresh = sorted((s for s in everything if s.id not in used), key=_freshness)
 
     picked: list[IssueItem] = []

@@ -7,7 +7,9 @@ registry, no GUI backend, safe in a web worker. The figure size and dpi are fixe
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import IO
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
@@ -49,8 +51,10 @@ def _figure() -> Figure:
     return figure
 
 
-def _save(figure: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _save(figure: Figure, path: Path | IO[bytes]) -> Path | IO[bytes]:
+    """Write the PNG to a file (its folder created) or a binary stream (the console)."""
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png", dpi=CHART_DPI)
     return path
 
@@ -61,7 +65,7 @@ SENT_SERIES = ("sent",)
 LINK_SERIES = ("unsubscribes",)
 
 
-def campaign_chart(timeline: Timeline, path: Path, *, title: str) -> Path:
+def campaign_chart(timeline: Timeline, path: Path | IO[bytes], *, title: str) -> Path | IO[bytes]:
     """Per hour: deliveries and bounces above, engagement below (their scales differ).
     Without provider events (outbox, SMTP): messages sent above, unsubscribes below."""
     figure = _figure()
@@ -102,18 +106,25 @@ def campaign_chart(timeline: Timeline, path: Path, *, title: str) -> Path:
                 label=LABELS[name],
             )
         axes.set_ylabel(ylabel)
-        axes.set_ylim(bottom=0)
+        # At least 0..1: an all-zero series otherwise gets ticks of 0.006 people.
+        tallest = max([0, *(v for name in names for v in timeline.series.get(name, []))])
+        axes.set_ylim(0, max(1, tallest * 1.15))
         axes.grid(True, alpha=0.3)
         axes.spines[["top", "right"]].set_visible(False)
         axes.legend(loc="upper right", frameon=False, ncols=len(names))
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(timeline.buckets) == 1:  # one hour alone: autoscale would span years
+        only = timeline.buckets[0]
+        bottom.set_xlim(only - timedelta(hours=2), only + timedelta(hours=2))
     locator = AutoDateLocator()
     bottom.xaxis.set_major_locator(locator)
     bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     return _save(figure, path)
 
 
-def growth_chart(growth: list[GrowthWeek], path: Path, *, title: str = "List growth") -> Path:
+def growth_chart(
+    growth: list[GrowthWeek], path: Path | IO[bytes], *, title: str = "List growth"
+) -> Path | IO[bytes]:
     """Active subscribers per week above; sign-ups and unsubscribes as bars below."""
     figure = _figure()
     figure.suptitle(title, x=0.01, ha="left")

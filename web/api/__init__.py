@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from web.api import campaigns, previews, reports, subject_tests
+from web.api import campaigns, previews, reports, snippets, subject_tests, subscribers
 from web.api.common import COMMON
 from web.deps import api_token
 
@@ -21,6 +21,16 @@ TAGS = [
         "campaigns` does. Send `Authorization: Bearer <token>` with a token from "
         "`newsletter api-tokens create NAME`. Times are UTC (`scheduled_at`) with the "
         "newsletter's local time beside them (`scheduled_at_local`).",
+    },
+    {
+        "name": "snippets",
+        "description": "The snippet library, as `newsletter snippets` does: list with "
+        "filters, create, edit, retire and unretire. Summaries are Markdown, kept as text.",
+    },
+    {
+        "name": "subscribers",
+        "description": "Search the list and show one person with their consent history, "
+        "as the console and `newsletter subscribers list|show` do.",
     },
 ]
 
@@ -33,3 +43,5 @@ router.include_router(campaigns.router)
 router.include_router(previews.router)
 router.include_router(reports.router)
 router.include_router(subject_tests.router)  # issue 16
+router.include_router(snippets.router)
+router.include_router(subscribers.router)

@@ -1,5 +1,7 @@
-"""``/api/campaigns``: list, create, show, schedule, pause, resume and cancel campaigns,
-as ``newsletter campaigns`` does; every change is logged as ``api:<token name>``."""
+"""``/api/campaigns``: list, create, show, edit, send, test-send, schedule, pause, resume,
+cancel, duplicate and re-assemble campaigns,
+as ``newsletter campaigns`` does; every change is logged as ``api-token:<token name>``,
+in the campaign's log and the audit log."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from campaigns import actions, weekly_plan
+from campaigns import actions, editing, weekly_plan
+from campaigns.delivery import proofs
 from campaigns.models import CampaignStatus
 from web.api.common import CHANGE, NOT_FOUND, CampaignId, RowId
 from web.deps import ActorDep, SessionDep, SettingsDep
@@ -209,3 +212,108 @@ def cancel_campaign(
         actor=actor,
         reason=body.reason if body else "",
     )
+
+
+# ---------------------------------------------------------------- issue 14: editing
+
+
+class CampaignEdit(BaseModel):
+    """Any of the three; ``snippet_ids`` is the whole list in its new order."""
+
+    subject: str | None = Field(default=None, max_length=300)
+    preheader: str | None = Field(default=None, max_length=300)
+    snippet_ids: list[RowId] | None = Field(
+        default=None, min_length=1, json_schema_extra={"uniqueItems": True}
+    )
+
+
+class TestSendRequest(BaseModel):
+    to: list[str] = Field(min_length=1, max_length=10, description="addresses to send a test to")
+
+
+class TestSendResult(BaseModel):
+    campaign_id: int
+    sent_to: list[str]
+
+
+@router.patch(
+    "/{campaign_id}",
+    response_model=actions.CampaignView,
+    responses=CHANGE,
+    summary="Edit the subject, preheader or snippets (in order) of a campaign not yet sending",
+)
+def edit_campaign(
+    campaign_id: CampaignId,
+    body: CampaignEdit,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+) -> actions.CampaignView:
+    """409 with the reason when the campaign is sending, sent or otherwise fixed."""
+    return editing.edit_campaign(
+        session,
+        settings=settings,
+        campaign_id=campaign_id,
+        actor=actor,
+        subject=body.subject,
+        preheader=body.preheader,
+        snippet_ids_in_order=body.snippet_ids,
+    )
+
+
+@router.post(
+    "/{campaign_id}/send",
+    response_model=actions.CampaignView,
+    status_code=202,
+    responses=CHANGE,
+    summary="Send now: the scheduler's next dispatch runs preflight and sends it",
+)
+def send_campaign(
+    campaign_id: CampaignId, session: SessionDep, settings: SettingsDep, actor: ActorDep
+) -> actions.CampaignView:
+    """Accepted, not done: follow it with ``GET /api/campaigns/{id}`` (progress)."""
+    return actions.send_now(session, settings=settings, campaign_id=campaign_id, actor=actor)
+
+
+@router.post(
+    "/{campaign_id}/test-send",
+    response_model=TestSendResult,
+    responses=CHANGE,
+    summary="Send one copy marked as a test to each address given; records no delivery",
+)
+def test_send_campaign(
+    campaign_id: CampaignId,
+    body: TestSendRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+) -> TestSendResult:
+    sent = proofs.send_test_copies(
+        session, settings=settings, campaign_id=campaign_id, addresses=body.to, actor=actor
+    )
+    return TestSendResult(campaign_id=campaign_id, sent_to=sent)
+
+
+@router.post(
+    "/{campaign_id}/duplicate",
+    response_model=actions.CampaignView,
+    status_code=201,
+    responses=NOT_FOUND,
+    summary="A new draft with the same subject, preheader and snippets",
+)
+def duplicate_campaign(
+    campaign_id: CampaignId, session: SessionDep, settings: SettingsDep, actor: ActorDep
+) -> actions.CampaignView:
+    return editing.duplicate(session, settings=settings, campaign_id=campaign_id, actor=actor)
+
+
+@router.post(
+    "/{campaign_id}/reassemble",
+    response_model=actions.CampaignView,
+    responses=CHANGE,
+    summary="Pick the snippets again by the weekly rules",
+)
+def reassemble_campaign(
+    campaign_id: CampaignId, session: SessionDep, settings: SettingsDep, actor: ActorDep
+) -> actions.CampaignView:
+    return editing.reassemble(session, settings=settings, campaign_id=campaign_id, actor=actor)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009g"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009b"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 

@@ -9,12 +9,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from campaigns.models import Campaign, CampaignStatus
-from newsletter import api_tokens, job_runs
+from newsletter import api_tokens, audit, job_runs
 from newsletter.settings import Settings
-from tests.support.content import make_snippet
+from tests.support.content import make_campaign, make_snippet
 from tests.support.servers import live_server
 from tests.support.subscribers import AppSlot
 from web.app import create_app
@@ -135,7 +135,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
         "started_at": None,
         "finished_at": None,
         "created_at": body["created_at"],
-        "created_by": "api:ops",
+        "created_by": "api-token:ops",
         "error": None,
     }
     assert client.get("/api/campaigns").json() == [body]
@@ -150,7 +150,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
                 "at": shown["log"][0]["at"],
                 "from_status": None,
                 "to_status": "draft",
-                "actor": "api:ops",
+                "actor": "api-token:ops",
                 "reason": f"created from snippets {second.id}, {first.id}",
             }
         ],
@@ -252,7 +252,16 @@ def test_legal_change_answers_the_new_state(
     response = client.post(f"/api/campaigns/{cid}/{op}", json=body)
     assert (response.status_code, response.json()["status"]) == (200, end.value)
     log = client.get(f"/api/campaigns/{cid}").json()["log"]
-    assert log[-1]["actor"] == "api:ops"
+    assert log[-1]["actor"] == "api-token:ops"
+    with Session(engine) as session:  # and the audit log (issue 14)
+        entry = audit.recent(session, limit=1).entries[0]
+    assert (entry.actor, entry.action, entry.target_id) == (
+        "api-token:ops",
+        f"campaign.{op}",
+        str(cid),
+    )
+    assert (entry.before or {})["status"] == start.value
+    assert (entry.after or {})["status"] == end.value
 
 
 ILLEGAL = [
@@ -344,9 +353,11 @@ def test_every_api_operation_is_summarised_and_needs_the_bearer_token(
         if path.startswith("/api/")
         for method, operation in item.items()
     ]
-    # list, create, show, schedule, pause, resume, cancel, preview, report; issue 16:
-    # schedule-local, create and show a subject test, choose its winner, ask for a resend
-    assert len(operations) == 14
+    # campaigns: list, create, show, edit, schedule, pause, resume, cancel, send, test-send,
+    # duplicate, reassemble, preview, report; snippets: list, create, edit, retire, unretire;
+    # subscribers: list, show; issue 16: schedule-local, create and show a subject test,
+    # choose its winner, ask for a resend
+    assert len(operations) == 26
     for name, operation in operations:
         assert operation.get("summary"), name
         assert operation["security"] == [{"HTTPBearer": []}], name
@@ -418,3 +429,70 @@ def test_a_method_not_allowed_names_the_allowed_ones(api: tuple[httpx.Client, En
     assert (response.status_code, response.json()) == (405, {"detail": "Method Not Allowed"})
     assert response.headers["allow"] == "GET, POST"
     assert client.put("/api/campaigns/1/pause").headers["allow"] == "POST"
+
+
+# ---------------------------------------------------------------- issue 14: editing
+
+
+def _draft(engine: Engine, snippets: int = 2) -> tuple[int, list[int]]:
+    with Session(engine, expire_on_commit=False) as session:
+        cfg = Settings(_env_file=None)  # type: ignore[call-arg]
+        made = [make_snippet(session, cfg) for _ in range(snippets)]
+        campaign = make_campaign(session, made)
+        session.commit()
+        return campaign.id or 0, [s.id or 0 for s in made]
+
+
+def test_patch_edits_subject_and_snippet_order_and_the_audit_log_names_the_token(
+    api: tuple[httpx.Client, Engine],
+) -> None:
+    client, engine = api
+    cid, (first, second) = _draft(engine)
+    response = client.patch(
+        f"/api/campaigns/{cid}", json={"subject": "Sciatica, eased", "snippet_ids": [second, first]}
+    )
+    assert (response.status_code, response.json()["subject"]) == (200, "Sciatica, eased")
+    assert client.get(f"/api/campaigns/{cid}").json()["snippet_ids"] == [second, first]
+    from newsletter.audit import AuditEntry
+
+    with Session(engine) as session:
+        entry = session.exec(select(AuditEntry).where(AuditEntry.action == "campaign.edit")).one()
+    assert (entry.actor, entry.target_id) == ("api-token:ops", str(cid))
+
+
+def test_patch_of_a_sending_campaign_is_409_with_the_reason(
+    api: tuple[httpx.Client, Engine],
+) -> None:
+    client, engine = api
+    cid = campaign_in(engine, S.SENDING, started=True)
+    response = client.patch(f"/api/campaigns/{cid}", json={"subject": "Too late"})
+    assert (response.status_code, response.json()) == (
+        409,
+        {
+            "detail": f"campaign {cid} is sending: readers are getting this content now; "
+            "duplicate it to edit a copy"
+        },
+    )
+
+
+def test_send_hands_the_campaign_to_the_scheduler_now(api: tuple[httpx.Client, Engine]) -> None:
+    client, engine = api
+    cid, _ = _draft(engine, 1)
+    response = client.post(f"/api/campaigns/{cid}/send")
+    assert (response.status_code, response.json()["status"]) == (202, "scheduled")
+    assert client.get(f"/api/campaigns/{cid}").json()["log"][-1]["reason"] == "send now"
+
+
+def test_test_send_and_duplicate(api: tuple[httpx.Client, Engine]) -> None:
+    client, engine = api
+    cid, ids = _draft(engine, 1)
+    sent = client.post(f"/api/campaigns/{cid}/test-send", json={"to": ["Me@Example.com"]})
+    assert (sent.status_code, sent.json()) == (
+        200,
+        {"campaign_id": cid, "sent_to": ["me@example.com"]},
+    )
+    bad = client.post(f"/api/campaigns/{cid}/test-send", json={"to": ["nope"]})
+    assert bad.status_code == 422 and "'nope'" in bad.json()["detail"]
+    copy = client.post(f"/api/campaigns/{cid}/duplicate")
+    assert copy.status_code == 201
+    assert client.get(f"/api/campaigns/{copy.json()['id']}").json()["snippet_ids"] == ids

@@ -1,0 +1,305 @@
+"""The snippet library as marketers edit it: create, edit, retire, search and import.
+
+The console, the API and the CLI call these; :mod:`campaigns.content.snippets` keeps the
+rules of one snippet (canonical URL, trimming). Summaries are typed as Markdown and kept
+as the plain text a card shows (emails carry text, so ``**bold**`` never reaches a reader
+as asterisks); :func:`markdown_preview` shows the marketer how the Markdown reads. Every
+change is written to the audit log with the actor the door passes in.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+import nh3
+from markdown_it import MarkdownIt
+from sqlmodel import Session, col, delete, select
+
+from campaigns.content import snippets
+from campaigns.content.feeds import html_to_text
+from campaigns.content.snippet_import import MARKDOWN_SUFFIXES, ImportReport, import_snippets
+from campaigns.models import Campaign, CampaignSnippet, Snippet, SnippetPublic, SnippetRetirement
+from newsletter import audit
+from newsletter.errors import InvalidInput, StateError
+from newsletter.settings import Settings
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})
+# What a preview may show of rendered Markdown (nh3 drops everything else, scripts too).
+PREVIEW_TAGS = {"p", "br", "strong", "em", "a", "ul", "ol", "li", "code", "blockquote"}
+EDITABLE_FIELDS = (
+    "title",
+    "summary",
+    "url",
+    "image_url",
+    "image_alt",
+    "category",
+    "published_at",
+    "pinned",
+)
+MAX_UPLOAD_FILES = 200
+
+
+def summary_text(markdown: str) -> str:
+    """The plain text a card shows for a Markdown summary."""
+    return html_to_text(_MARKDOWN.render(markdown or ""))
+
+
+def markdown_preview(markdown: str) -> str:
+    """Safe HTML of a Markdown summary for a preview: no raw HTML, no script, no style;
+    links keep only ``href`` (http, https, mailto) and get ``rel="noopener noreferrer"``."""
+    return nh3.clean(
+        _MARKDOWN.render(markdown or ""),
+        tags=PREVIEW_TAGS,
+        attributes={"a": {"href"}},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+    )
+
+
+def _public(snippet: Snippet) -> dict[str, Any]:
+    return SnippetPublic.model_validate(snippet).model_dump(
+        mode="json", include=set(EDITABLE_FIELDS)
+    )
+
+
+def _as_values(data: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(data) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput("unknown field", field=sorted(unknown)[0])
+    values = dict(data)
+    if "summary" in values:
+        values["summary"] = summary_text(str(values["summary"] or ""))
+    if "published_at" in values and not hasattr(values["published_at"], "tzinfo"):
+        values["published_at"] = snippets.parse_published(values["published_at"])
+    return values
+
+
+def create_snippet(
+    session: Session,
+    *,
+    settings: Settings,
+    data: Mapping[str, Any],
+    actor: str,
+    source: str = "manual",
+) -> LibraryEntry:
+    """A new snippet from the fields of :data:`EDITABLE_FIELDS` (summary in Markdown).
+
+    Raises InvalidInput naming the field (empty title or summary, a URL that is not
+    absolute http(s), a URL already in the library).
+    """
+    values = _as_values(data)
+    values.setdefault("published_at", None)
+    snippet = snippets.add_snippet(
+        session, settings=settings, data={**values, "source": source[:500]}
+    )
+    audit.record(session, actor, "snippet.create", "snippet", snippet.id, after=_public(snippet))
+    return entry(session, snippet_id=snippet.id or 0)
+
+
+def edit_snippet(
+    session: Session,
+    *,
+    settings: Settings,
+    snippet_id: int,
+    changes: Mapping[str, Any],
+    actor: str,
+) -> LibraryEntry:
+    """Change some fields (summary in Markdown), validated like a new snippet; NotFound,
+    InvalidInput. Campaigns not yet sending show the change at their next rendering."""
+    before = _public(snippets.get_snippet(session, snippet_id=snippet_id))
+    snippet = snippets.update_snippet(
+        session, settings=settings, snippet_id=snippet_id, changes=_as_values(changes)
+    )
+    after = _public(snippet)
+    if after != before:
+        audit.record(
+            session, actor, "snippet.edit", "snippet", snippet_id, before=before, after=after
+        )
+    return entry(session, snippet_id=snippet_id)
+
+
+def is_retired(session: Session, *, snippet_id: int) -> bool:
+    return session.get(SnippetRetirement, snippet_id) is not None
+
+
+def retire(session: Session, *, snippet_id: int, actor: str) -> LibraryEntry:
+    """Take a snippet out of use: assembly never picks it again (issues that have it keep
+    it). StateError when it is retired already, NotFound."""
+    snippets.get_snippet(session, snippet_id=snippet_id)
+    if is_retired(session, snippet_id=snippet_id):
+        raise StateError(f"snippet {snippet_id} is retired already")
+    session.add(SnippetRetirement(snippet_id=snippet_id, retired_by=actor[:100]))
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "snippet.retire",
+        "snippet",
+        snippet_id,
+        before={"retired": False},
+        after={"retired": True},
+    )
+    return entry(session, snippet_id=snippet_id)
+
+
+def unretire(session: Session, *, snippet_id: int, actor: str) -> LibraryEntry:
+    """Put a retired snippet back in use; StateError when it is not retired, NotFound."""
+    snippets.get_snippet(session, snippet_id=snippet_id)
+    if not is_retired(session, snippet_id=snippet_id):
+        raise StateError(f"snippet {snippet_id} is not retired")
+    session.exec(delete(SnippetRetirement).where(col(SnippetRetirement.snippet_id) == snippet_id))
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "snippet.unretire",
+        "snippet",
+        snippet_id,
+        before={"retired": True},
+        after={"retired": False},
+    )
+    return entry(session, snippet_id=snippet_id)
+
+
+@dataclass(frozen=True)
+class SnippetFilter:
+    """What the library list shows: ``query`` in the title, summary or URL (any case);
+    ``used``: in some live campaign or in none; ``retired`` False hides retired ones."""
+
+    query: str = ""
+    category: str | None = None
+    used: bool | None = None
+    pinned: bool | None = None
+    retired: bool | None = False
+
+
+@dataclass(frozen=True)
+class LibraryEntry:
+    listing: snippets.SnippetListing
+    retired: bool
+
+    @property
+    def snippet(self) -> Snippet:
+        return self.listing.snippet
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.listing.to_dict(), "retired": self.retired}
+
+
+def _keep(entry: LibraryEntry, wanted: SnippetFilter) -> bool:
+    s = entry.snippet
+    query = wanted.query.strip().lower()
+    checks = (
+        not query or any(query in (v or "").lower() for v in (s.title, s.summary, s.url)),
+        wanted.category is None or s.category == wanted.category,
+        wanted.used is None or bool(entry.listing.used_in) == wanted.used,
+        wanted.pinned is None or s.pinned == wanted.pinned,
+        wanted.retired is None or entry.retired == wanted.retired,
+    )
+    return all(checks)
+
+
+def search_snippets(
+    session: Session, *, wanted: SnippetFilter | None = None, limit: int = 500
+) -> list[LibraryEntry]:
+    """The snippets that pass ``wanted``, freshest first, at most ``limit``."""
+    wanted = wanted or SnippetFilter()
+    retired = set(session.exec(select(SnippetRetirement.snippet_id)).all())
+    entries = (
+        LibraryEntry(listing, listing.snippet.id in retired)
+        for listing in snippets.list_snippets(session)
+    )
+    return [e for e in entries if _keep(e, wanted)][:limit]
+
+
+def entry(session: Session, *, snippet_id: int) -> LibraryEntry:
+    """One snippet with its campaigns and whether it is retired; NotFound."""
+    snippet = snippets.get_snippet(session, snippet_id=snippet_id)
+    uses = session.exec(
+        select(CampaignSnippet, Campaign)
+        .join(Campaign, col(Campaign.id) == col(CampaignSnippet.campaign_id))
+        .where(CampaignSnippet.snippet_id == snippet_id)
+        .order_by(col(Campaign.id))
+    ).all()
+    listing = snippets.SnippetListing(
+        snippet,
+        [snippets.CampaignUse(c.id or 0, c.week, c.status, link.resent) for link, c in uses],
+    )
+    return LibraryEntry(listing, is_retired(session, snippet_id=snippet_id))
+
+
+def categories(session: Session) -> list[str]:
+    """Every category slug in the library, sorted."""
+    return sorted(set(session.exec(select(Snippet.category)).all()))
+
+
+@dataclass(frozen=True)
+class LibraryPage:
+    entries: list[LibraryEntry]
+    categories: list[str]
+
+
+def library_page(session: Session, *, wanted: SnippetFilter) -> LibraryPage:
+    """The console's list: the snippets that pass ``wanted`` and every category to filter by."""
+    return LibraryPage(search_snippets(session, wanted=wanted), categories(session))
+
+
+def _audit_import(session: Session, actor: str, source: str, report: ImportReport) -> None:
+    audit.record(
+        session,
+        actor,
+        "snippet.import",
+        "snippet_import",
+        None,
+        after={"source": source, **report.to_dict()},
+    )
+
+
+def import_feed(session: Session, *, settings: Settings, url: str, actor: str) -> ImportReport:
+    """Import an RSS/Atom feed URL (campaigns.content.snippet_import): good entries kept,
+    bad ones listed in ``report.problems``; FetchFailed or InvalidInput when the feed
+    cannot be read at all. Only http(s) URLs: a door never names a server path."""
+    if not url.strip().lower().startswith(("http://", "https://")):
+        raise InvalidInput("give the feed's http(s) URL", field="url")
+    report = import_snippets(session, settings=settings, source=url.strip())
+    _audit_import(session, actor, url.strip(), report)
+    return report
+
+
+def import_markdown_files(
+    session: Session, *, settings: Settings, files: list[tuple[str, bytes]], actor: str
+) -> ImportReport:
+    """Import uploaded Markdown files (name, bytes) like ``snippets import FOLDER``: each
+    bad file is a line in ``report.problems`` naming it; a file not ending .md is one too."""
+    if not files:
+        raise InvalidInput("choose at least one Markdown (.md) file", field="files")
+    if len(files) > MAX_UPLOAD_FILES:
+        raise InvalidInput(f"at most {MAX_UPLOAD_FILES} files at once", field="files")
+    skipped: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="snippet-upload-") as folder:
+        written = 0
+        for number, (raw_name, data) in enumerate(files, start=1):
+            name = PurePath(raw_name.replace("\\", "/")).name or f"file-{number}"
+            if not name.lower().endswith(MARKDOWN_SUFFIXES):
+                skipped.append(f"{name}: not a Markdown file (.md)")
+                continue
+            (Path(folder) / f"{number:03d}-{name}").write_bytes(data)
+            written += 1
+        report = (
+            import_snippets(session, settings=settings, source=folder)
+            if written
+            else ImportReport()
+        )
+    report.problems = skipped + [_strip_number(p) for p in report.problems]
+    _audit_import(session, actor, f"{len(files)} uploaded file(s)", report)
+    return report
+
+
+def _strip_number(problem: str) -> str:
+    """'003-a.md:1: ...' -> 'a.md:1: ...': the name as the marketer uploaded it."""
+    head, sep, rest = problem.partition("-")
+    return rest if sep and head.isdigit() and len(head) == 3 else problem

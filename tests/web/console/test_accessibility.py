@@ -1,0 +1,97 @@
+"""Every console page in Debian's chromium, as a marketer signs in and goes round: axe-core
+(axe-playwright-python) finds no serious or critical violation, and no page asks another
+host for anything (no CDN, no font service, no analytics)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, sync_playwright
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from newsletter.accounts import Role
+from newsletter.settings import Settings
+from tests.conftest import CHROMIUM
+from tests.support.console import OWNER, PASSWORD, add_user, console_client
+from tests.support.subscribers import AppSlot, make_subscriber
+from tests.support.tracking import add_campaign, add_delivery, add_subscriber
+
+SERIOUS = {"serious", "critical"}
+
+
+@pytest.fixture
+def page(
+    sqlite_settings: Settings,
+    sqlite_engine: Engine,
+    console_server: tuple[AppSlot, str],
+    chromium_path: str,
+) -> Iterator[tuple[Page, str, list[str]]]:
+    """A signed-out page of chromium on the console, and every URL it requests."""
+    add_user(sqlite_engine, OWNER, Role.owner)
+    with (
+        console_client(console_server, sqlite_settings) as client,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        requested: list[str] = []
+        tab = browser.new_page(viewport={"width": 1280, "height": 900})
+        tab.on("request", lambda request: requested.append(request.url))
+        yield tab, str(client.base_url).rstrip("/"), requested
+        browser.close()
+
+
+def serious_violations(page: Page) -> list[str]:
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v.get("impact") in SERIOUS
+    ]
+
+
+def test_every_console_page_passes_axe_and_asks_only_our_host(
+    page: tuple[Page, str, list[str]], sqlite_engine: Engine
+) -> None:
+    tab, base, requested = page
+    with Session(sqlite_engine) as session:
+        jane = make_subscriber(session, "jane@example.com", name="Jane")
+        campaign = add_campaign(session, subject="Five stretches for sciatica")
+        add_delivery(session, campaign, add_subscriber(session, "ann@example.com"))
+        jane_id, campaign_id = jane.id, campaign.id
+
+    tab.goto(f"{base}/admin/")  # redirected to sign in
+    assert tab.url == f"{base}/admin/login"
+    problems = {"/admin/login": serious_violations(tab)}
+    tab.get_by_label("Email").fill(OWNER)
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Log in").click()
+    tab.wait_for_url(f"{base}/admin/")
+
+    tab.goto(f"{base}/admin/subscribers")
+    tab.get_by_label("CSV file").set_input_files(
+        files=[{"name": "people.csv", "mimeType": "text/csv", "buffer": b"email\nbad\n"}]
+    )
+    tab.get_by_role("button", name="Import").click()
+    tab.wait_for_selector("text=Done:")
+    problems[urlsplit(tab.url).path.rsplit("/", 1)[0] + "/<job>"] = serious_violations(tab)
+
+    for path in (
+        "/admin/",
+        "/admin/subscribers",
+        f"/admin/subscribers/{jane_id}",
+        f"/admin/subscribers/{jane_id}/erase",
+        "/admin/reports",
+        f"/admin/reports/{campaign_id}",
+        "/admin/audit",
+        "/admin/subscribers/999999",  # the error page
+    ):
+        tab.goto(f"{base}{path}")
+        problems[path] = serious_violations(tab)
+
+    assert {path: found for path, found in problems.items() if found} == {}
+    elsewhere = [url for url in requested if not url.startswith(base + "/")]
+    assert elsewhere == []

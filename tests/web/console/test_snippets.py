@@ -1,0 +1,125 @@
+"""The console's snippet library (web/console/snippets.py): list and filters, the form and
+its Markdown preview, retire, and the Markdown upload with its bad-entries report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from campaigns.content.snippet_library import is_retired
+from campaigns.models import Snippet
+from newsletter import db
+from newsletter.accounts import Role
+from newsletter.settings import Settings
+from tests.conftest import make_settings
+from tests.support.console import EDITOR, add_users_cheaply, console_client, csrf_of, sign_in
+from tests.support.content import make_snippet
+from tests.support.subscribers import AppSlot
+
+GOOD_MD = (
+    b"---\ntitle: Sitting well\nurl: https://blog.example.com/sitting\ndate: 2026-11-20\n"
+    b"---\nFeet flat.\n"
+)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Settings]]:
+    root = tmp_path_factory.mktemp("console-snippets")
+    settings = make_settings(f"sqlite:///{root / 'console.db'}", root)
+    engine = db.get_engine(settings.database_url)
+    db.upgrade(engine)
+    add_users_cheaply(engine, {EDITOR: Role.editor})
+    yield engine, settings
+    db.dispose_engine(settings.database_url)
+
+
+@pytest.fixture(scope="module")
+def editor(
+    shared: tuple[Engine, Settings], console_server: tuple[AppSlot, str]
+) -> Iterator[httpx.Client]:
+    with console_client(console_server, shared[1]) as client:
+        sign_in(client, EDITOR)
+        yield client
+
+
+FORM = {
+    "title": "Ten-minute walk",
+    "summary": "Walk **daily**: <script>x</script>",
+    "url": "https://blog.example.com/walk",
+    "category": "back-pain",
+    "published": "2026-11-20",
+}
+
+
+def test_preview_renders_the_markdown_without_saving(editor: httpx.Client) -> None:
+    token = csrf_of(editor, "/admin/snippets/new")
+    page = editor.post(
+        "/admin/snippets/new", data={**FORM, "csrf_token": token, "action": "preview"}
+    )
+    assert page.status_code == 200
+    assert "Walk <strong>daily</strong>: &lt;script&gt;x&lt;/script&gt;" in page.text
+    assert "Ten-minute walk" not in editor.get("/admin/snippets").text
+
+
+def test_save_creates_the_snippet_and_opens_its_page(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    token = csrf_of(editor, "/admin/snippets/new")
+    saved = editor.post("/admin/snippets/new", data={**FORM, "csrf_token": token})
+    assert saved.status_code == 303
+    snippet_id = int(saved.headers["location"].split("/")[-1].split("?")[0])
+    with Session(shared[0]) as session:
+        snippet = session.get(Snippet, snippet_id)
+        assert snippet is not None
+        # Markdown reduced to text; typed markup stays text (escaped wherever it is shown).
+        assert (snippet.summary, snippet.category) == (
+            "Walk daily: <script>x</script>",
+            "back-pain",
+        )
+    assert "Saved." in editor.get(saved.headers["location"]).text
+
+
+def test_a_bad_url_shows_the_form_again_with_one_line(editor: httpx.Client) -> None:
+    token = csrf_of(editor, "/admin/snippets/new")
+    page = editor.post("/admin/snippets/new", data={**FORM, "url": "ftp://x", "csrf_token": token})
+    assert page.status_code == 400
+    assert "field &#39;url&#39;: &#39;ftp://x&#39; is not an absolute http(s) URL" in page.text
+
+
+def test_the_list_filters_and_retire_hides_a_snippet(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    with Session(engine) as session:
+        snippet = make_snippet(session, settings, title="Leg cramps at night", category="cramps")
+        session.commit()
+        sid = snippet.id or 0
+    found = editor.get("/admin/snippets", params={"q": "cramps at", "category": "cramps"}).text
+    assert "Leg cramps at night" in found and "1 snippet<" in found
+    token = csrf_of(editor, f"/admin/snippets/{sid}")
+    assert (
+        editor.post(f"/admin/snippets/{sid}/retire", data={"csrf_token": token}).status_code == 303
+    )
+    with Session(engine) as session:
+        assert is_retired(session, snippet_id=sid)
+    assert "Leg cramps at night" not in editor.get("/admin/snippets").text
+    assert "Leg cramps at night" in editor.get("/admin/snippets", params={"retired": "yes"}).text
+
+
+def test_uploaded_markdown_is_imported_and_the_bad_file_reported(editor: httpx.Client) -> None:
+    token = csrf_of(editor, "/admin/snippets/import")
+    page = editor.post(
+        "/admin/snippets/import/files",
+        data={"csrf_token": token},
+        files=[
+            ("files", ("sitting.md", GOOD_MD, "text/markdown")),
+            ("files", ("broken.md", b"no front matter", "text/markdown")),
+        ],
+    )
+    assert page.status_code == 200, page.text
+    assert "1 created, 0 updated, 0 unchanged, 1 skipped." in page.text
+    assert "broken.md:1: front matter missing" in page.text

@@ -1,0 +1,263 @@
+"""The console's campaigns: the list, the campaign editor, its previews and its actions.
+
+``GET /admin/campaigns`` lists them; ``GET /admin/campaigns/{id}`` is the editor. Every
+change is a plain HTML form posting to its own route (works without JavaScript), checked
+for an editor's role and the session's CSRF token, and answered with a redirect back to
+the editor (303, so a reload never posts twice). The previews are the real rendered
+email, served by :func:`preview` into ``<iframe sandbox>`` (no script, no form, no
+same-origin access runs inside), with the text part beside them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from campaigns import actions, editing, editor_view, weekly_plan
+from campaigns.delivery import proofs
+from newsletter.accounts import ConsoleUser, Role
+from web.console.deps import PREFIX, CsrfDep, CurrentUser, render, require_role
+from web.deps import SessionDep, SettingsDep
+from web.security import BASE_POLICY, policy
+
+router = APIRouter(prefix="/campaigns")
+
+Editor = Annotated[ConsoleUser, Depends(require_role(Role.editor))]
+Reader = Annotated[Literal["named", "unnamed"], Query()]
+# The editor frames its own previews; nothing else may frame anything.
+EDITOR_POLICY = policy({**BASE_POLICY, "frame-src": "'self'"})
+# A preview is an email: inline styles (MJML writes them), images only from us or data:
+# (no remote fetch from the console), no script at all, framed only by our own pages.
+PREVIEW_POLICY = (
+    policy(
+        {
+            "default-src": "'none'",
+            "style-src": "'unsafe-inline'",
+            "img-src": "'self' data:",
+            "frame-ancestors": "'self'",
+            "base-uri": "'none'",
+            "form-action": "'none'",
+        }
+    )
+    + "; sandbox"
+)
+PREVIEW_HEADERS = {"Content-Security-Policy": PREVIEW_POLICY, "X-Frame-Options": "SAMEORIGIN"}
+
+
+def _editor_url(campaign_id: int, done: str = "") -> str:
+    return f"{PREFIX}/campaigns/{campaign_id}" + (f"?done={done}" if done else "")
+
+
+def _back(campaign_id: int, done: str) -> RedirectResponse:
+    return RedirectResponse(_editor_url(campaign_id, done), status_code=303)
+
+
+@router.get("")
+def list_page(
+    request: Request, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> HTMLResponse:
+    rows = editor_view.campaign_rows(session, settings=settings)
+    return render(request, "console/campaigns.html.j2", title="Campaigns", rows=rows)
+
+
+@router.post("/assemble")
+def assemble(session: SessionDep, settings: SettingsDep, user: Editor, _: CsrfDep) -> Response:
+    """This week's issue: built now, or the one already built."""
+    issue = editing.assemble_this_week(session, settings=settings, actor=user.email)
+    assert issue.campaign.id is not None
+    return _back(issue.campaign.id, "assembled" if issue.created else "existing")
+
+
+@router.get("/{campaign_id}")
+def editor_page(
+    campaign_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    done: Annotated[str, Query(max_length=40)] = "",
+    check: Annotated[str, Query(max_length=10)] = "",
+) -> HTMLResponse:
+    state = editor_view.editor_state(
+        session, settings=settings, campaign_id=campaign_id, check_links=check == "links"
+    )
+    return render(
+        request,
+        "console/campaign_editor.html.j2",
+        http_headers={"Content-Security-Policy": EDITOR_POLICY},
+        title=f"Campaign {campaign_id}",
+        state=state,
+        c=state.view,
+        done=DONE.get(done, ""),
+        default_when=weekly_plan.format_local(state.view.scheduled_at, settings) or "",
+        timezone=settings.timezone,
+    )
+
+
+DONE = {
+    "assembled": "This week's issue is assembled.",
+    "existing": "This week's issue was already assembled: here it is.",
+    "headlines": "Subject and preheader saved.",
+    "snippets": "Snippets changed.",
+    "reassembled": "Snippets picked again.",
+    "test": "Test sent.",
+    "scheduled": "Scheduled.",
+    "send": "Handed to the scheduler: it sends at its next run.",
+    "paused": "Paused.",
+    "resumed": "Resumed.",
+    "cancelled": "Cancelled.",
+    "duplicated": "This is the copy: a new draft.",
+}
+
+
+@router.get("/{campaign_id}/preview")
+def preview(
+    campaign_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    reader: Reader = "named",
+) -> HTMLResponse:
+    """The rendered email for the editor's sandboxed frames."""
+    html = editor_view.preview_html(
+        session, settings=settings, campaign_id=campaign_id, named=reader == "named"
+    )
+    return HTMLResponse(html, headers=PREVIEW_HEADERS)
+
+
+@router.get("/{campaign_id}/preview.txt")
+def preview_text(
+    campaign_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    reader: Reader = "named",
+) -> PlainTextResponse:
+    text = editor_view.preview_text(
+        session, settings=settings, campaign_id=campaign_id, named=reader == "named"
+    )
+    return PlainTextResponse(text, headers=PREVIEW_HEADERS)
+
+
+@router.post("/{campaign_id}/headlines")
+def headlines(
+    campaign_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Editor,
+    _: CsrfDep,
+    subject: Annotated[str, Form(max_length=1000)] = "",
+    preheader: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    editing.edit_campaign(
+        session,
+        settings=settings,
+        campaign_id=campaign_id,
+        actor=user.email,
+        subject=subject,
+        preheader=preheader,
+    )
+    return _back(campaign_id, "headlines")
+
+
+@router.post("/{campaign_id}/snippets")
+def change_snippets(
+    campaign_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Editor,
+    _: CsrfDep,
+    snippet_id: Annotated[int, Form(ge=1)],
+    change: Annotated[Literal["add", "remove", "up", "down"], Form()],
+) -> Response:
+    """Add, remove or move one snippet (the editor's buttons, never drag only)."""
+    common = {"settings": settings, "campaign_id": campaign_id, "snippet_id": snippet_id}
+    if change == "add":
+        editing.add_snippet(session, actor=user.email, **common)
+    elif change == "remove":
+        editing.remove_snippet(session, actor=user.email, **common)
+    else:
+        offset = -1 if change == "up" else 1
+        editing.move_snippet(session, actor=user.email, offset=offset, **common)
+    return RedirectResponse(
+        _editor_url(campaign_id, "snippets") + f"#snippet-{snippet_id}", status_code=303
+    )
+
+
+@router.post("/{campaign_id}/reassemble")
+def reassemble(
+    campaign_id: int, session: SessionDep, settings: SettingsDep, user: Editor, _: CsrfDep
+) -> Response:
+    editing.reassemble(session, settings=settings, campaign_id=campaign_id, actor=user.email)
+    return _back(campaign_id, "reassembled")
+
+
+@router.post("/{campaign_id}/test-send")
+def test_send(
+    campaign_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Editor,
+    _: CsrfDep,
+    to: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    proofs.send_test_copies(
+        session,
+        settings=settings,
+        campaign_id=campaign_id,
+        addresses=proofs.split_addresses(to),
+        actor=user.email,
+    )
+    return _back(campaign_id, "test")
+
+
+@router.post("/{campaign_id}/schedule")
+def schedule(
+    campaign_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Editor,
+    _: CsrfDep,
+    at: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """``at`` from a datetime-local field: the newsletter's local time."""
+    actions.schedule(
+        session,
+        settings=settings,
+        campaign_id=campaign_id,
+        at_utc=weekly_plan.parse_when(at, settings),
+        actor=user.email,
+    )
+    return _back(campaign_id, "scheduled")
+
+
+ACTIONS = {
+    "send": (actions.send_now, "send"),
+    "pause": (actions.pause, "paused"),
+    "resume": (actions.resume, "resumed"),
+    "cancel": (actions.cancel, "cancelled"),
+}
+
+
+@router.post("/{campaign_id}/{verb}")
+def change_state(
+    campaign_id: int,
+    verb: Literal["send", "pause", "resume", "cancel", "duplicate"],
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Editor,
+    _: CsrfDep,
+) -> Response:
+    """Send now, pause, resume, cancel or duplicate: one button each."""
+    if verb == "duplicate":
+        copy = editing.duplicate(
+            session, settings=settings, campaign_id=campaign_id, actor=user.email
+        )
+        return _back(copy.id, "duplicated")
+    action, done = ACTIONS[verb]
+    action(session, settings=settings, campaign_id=campaign_id, actor=user.email)
+    if verb == "send":
+        return RedirectResponse(f"{PREFIX}/campaigns/{campaign_id}/progress", status_code=303)
+    return _back(campaign_id, done)

@@ -1,0 +1,269 @@
+"""The console's snippet library: the list with search and filters, the create and edit
+form with a rendered preview of the Markdown summary, retire and unretire, and imports
+(a feed URL, or Markdown files uploaded) with the report of bad entries.
+
+Forms post to their own routes, checked for an editor's role and the CSRF token. The
+form's "Preview" button shows the rendered Markdown without saving (no JavaScript needed).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from campaigns.content import snippet_library as library
+from newsletter.accounts import ConsoleUser, Role
+from newsletter.errors import InvalidInput
+from web.console.deps import PREFIX, CsrfDep, CurrentUser, render, require_role
+from web.deps import SessionDep, SettingsDep
+
+router = APIRouter(prefix="/snippets")
+
+Editor = Annotated[ConsoleUser, Depends(require_role(Role.editor))]
+Choice = Literal["", "yes", "no"]
+MAX_UPLOAD_BYTES = 1_000_000  # per Markdown file
+
+
+def _tristate(value: Choice) -> bool | None:
+    return None if value == "" else value == "yes"
+
+
+@router.get("")
+def list_page(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    q: Annotated[str, Query(max_length=200)] = "",
+    category: Annotated[str, Query(max_length=100)] = "",
+    used: Choice = "",
+    pinned: Choice = "",
+    retired: Choice = "no",
+) -> HTMLResponse:
+    wanted = library.SnippetFilter(
+        query=q,
+        category=category or None,
+        used=_tristate(used),
+        pinned=_tristate(pinned),
+        retired=_tristate(retired),
+    )
+    listing = library.library_page(session, wanted=wanted)
+    return render(
+        request,
+        "console/snippets.html.j2",
+        title="Snippets",
+        entries=listing.entries,
+        categories=listing.categories,
+        f={"q": q, "category": category, "used": used, "pinned": pinned, "retired": retired},
+    )
+
+
+FormText = Annotated[str, Form(max_length=20_000)]
+EMPTY_FORM: dict[str, Any] = {
+    "title": "",
+    "summary": "",
+    "url": "",
+    "image_url": "",
+    "image_alt": "",
+    "category": "general",
+    "published_at": None,
+    "pinned": False,
+    "campaigns": [],
+}
+
+
+def _form_values(
+    title: str, summary: str, url: str, image_url: str, image_alt: str, category: str,
+    published: str, pinned: str,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "title": title,
+        "summary": summary,
+        "url": url,
+        "image_url": image_url or None,
+        "image_alt": image_alt or None,
+        "category": category or "general",
+        "published_at": published or None,
+        "pinned": pinned == "on",
+    }
+
+
+def _form_page(
+    request: Request,
+    *,
+    values: dict[str, Any],
+    snippet_id: int | None = None,
+    retired: bool = False,
+    error: str = "",
+    status: int = 200,
+    saved: bool = False,
+) -> HTMLResponse:
+    values = {**EMPTY_FORM, **values}
+    return render(
+        request,
+        "console/snippet_form.html.j2",
+        http_status=status,
+        title=f"Snippet {snippet_id}" if snippet_id else "New snippet",
+        v=values,
+        snippet_id=snippet_id,
+        retired=retired,
+        preview=library.markdown_preview(str(values.get("summary") or "")),
+        error=error,
+        saved=saved,
+    )
+
+
+@router.get("/new")
+def new_form(request: Request, user: Editor) -> HTMLResponse:
+    return _form_page(request, values={"category": "general"})
+
+
+@router.get("/import")
+def import_form(request: Request, user: Editor) -> HTMLResponse:
+    return render(request, "console/snippet_import.html.j2", title="Import snippets", report=None)
+
+
+@router.post("/import/feed")
+def import_feed(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Editor,
+    _: CsrfDep,
+    url: Annotated[str, Form(max_length=2000)] = "",
+) -> HTMLResponse:
+    report = library.import_feed(session, settings=settings, url=url, actor=user.email)
+    return render(
+        request,
+        "console/snippet_import.html.j2",
+        title="Import snippets",
+        report=report,
+        source=url,
+    )
+
+
+@router.post("/import/files")
+async def import_files(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Editor,
+    _: CsrfDep,
+    files: Annotated[list[UploadFile], File()],
+) -> HTMLResponse:
+    uploads = []
+    for upload in files:
+        data = await upload.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise InvalidInput(f"{upload.filename}: over {MAX_UPLOAD_BYTES:,} bytes", field="files")
+        uploads.append((upload.filename or "upload.md", data))
+    report = library.import_markdown_files(
+        session, settings=settings, files=uploads, actor=user.email
+    )
+    return render(
+        request,
+        "console/snippet_import.html.j2",
+        title="Import snippets",
+        report=report,
+        source=f"{len(uploads)} file(s)",
+    )
+
+
+@router.get("/{snippet_id}")
+def edit_form(
+    snippet_id: int,
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    saved: Annotated[str, Query(max_length=5)] = "",
+) -> HTMLResponse:
+    entry = library.entry(session, snippet_id=snippet_id)
+    s = entry.snippet
+    values = {
+        "title": s.title,
+        "summary": s.summary,
+        "url": s.url,
+        "image_url": s.image_url or "",
+        "image_alt": s.image_alt or "",
+        "category": s.category,
+        "published_at": s.published_at.date().isoformat(),
+        "pinned": s.pinned,
+        "campaigns": entry.listing.used_in,
+    }
+    return _form_page(
+        request, values=values, snippet_id=snippet_id, retired=entry.retired, saved=bool(saved)
+    )
+
+
+@router.post("/new")
+def create(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Editor,
+    _: CsrfDep,
+    title: FormText = "",
+    summary: FormText = "",
+    url: FormText = "",
+    image_url: FormText = "",
+    image_alt: FormText = "",
+    category: FormText = "",
+    published: FormText = "",
+    pinned: FormText = "",
+    action: Annotated[Literal["save", "preview"], Form()] = "save",
+) -> Response:
+    values = _form_values(title, summary, url, image_url, image_alt, category, published, pinned)
+    if action == "preview":
+        return _form_page(request, values=values)
+    try:
+        entry = library.create_snippet(
+            session, settings=settings, data=values, actor=user.email, source="console"
+        )
+    except InvalidInput as err:
+        return _form_page(request, values=values, error=str(err), status=400)
+    return RedirectResponse(f"{PREFIX}/snippets/{entry.snippet.id}?saved=1", status_code=303)
+
+
+@router.post("/{snippet_id}")
+def save(
+    snippet_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Editor,
+    _: CsrfDep,
+    title: FormText = "",
+    summary: FormText = "",
+    url: FormText = "",
+    image_url: FormText = "",
+    image_alt: FormText = "",
+    category: FormText = "",
+    published: FormText = "",
+    pinned: FormText = "",
+    action: Annotated[Literal["save", "preview"], Form()] = "save",
+) -> Response:
+    values = _form_values(title, summary, url, image_url, image_alt, category, published, pinned)
+    if action == "preview":
+        return _form_page(request, values=values, snippet_id=snippet_id)
+    try:
+        library.edit_snippet(
+            session, settings=settings, snippet_id=snippet_id, changes=values, actor=user.email
+        )
+    except InvalidInput as err:
+        return _form_page(request, values=values, snippet_id=snippet_id, error=str(err), status=400)
+    return RedirectResponse(f"{PREFIX}/snippets/{snippet_id}?saved=1", status_code=303)
+
+
+@router.post("/{snippet_id}/{change}")
+def retire(
+    snippet_id: int,
+    change: Literal["retire", "unretire"],
+    session: SessionDep,
+    user: Editor,
+    _: CsrfDep,
+) -> Response:
+    """Retire a snippet (no issue picks it again) or put it back in use."""
+    act = library.retire if change == "retire" else library.unretire
+    act(session, snippet_id=snippet_id, actor=user.email)
+    return RedirectResponse(f"{PREFIX}/snippets/{snippet_id}", status_code=303)
