@@ -24,7 +24,9 @@ from campaigns.content.assembly import AssembledIssue, assemble_week
 from campaigns.content.preflight import require_preflight
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
-from newsletter import db, job_runs
+from campaigns.outgoing_webhooks import deliver as deliver_webhooks
+from campaigns.webhook_delivery import due_count
+from newsletter import db, job_runs, metrics
 from newsletter.clock import as_utc
 from newsletter.errors import ContentError, NewsletterError, StateError
 from newsletter.job_runs import RunNote
@@ -248,9 +250,11 @@ def run(
         note = RUNNERS[job](settings, now, instance=instance, **extra)
     except Exception as err:
         _event("job failed", logging.ERROR, job=job, instance=instance, error=str(err))
+        metrics.job_run(job, job_runs.FAILED)
         if not isinstance(err, NewsletterError):
             raise
         return None
+    metrics.job_run(job, note.outcome)
     _event(
         "job finished",
         job=job,
@@ -265,3 +269,35 @@ def run(
 def _event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
     """A structured log line: ``fields`` become JSON keys under the scheduler's logging."""
     log.log(level, msg, extra={"fields": {"event": msg, **fields}})
+
+
+# ---------------------------------------------------------------- outgoing webhooks (issue 16)
+
+
+def webhook_delivery(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote | None:
+    """Deliver the outgoing webhooks due at ``now``. It runs every few seconds, so a run
+    with nothing due is neither recorded nor logged (None); one with work is both."""
+    engine = _engine(settings)
+    if due_count(engine, now=as_utc(now)) == 0:
+        return None
+    started = time.monotonic()
+    with job_runs.recording(
+        engine, job=job_runs.WEBHOOK_DELIVERY, instance=instance, now=now
+    ) as note:
+        report = deliver_webhooks(engine, settings=settings, now=as_utc(now))
+        note.detail = (
+            f"delivered {report.delivered}, to retry {report.retrying}, failed {report.failed}"
+            + (f"; disabled endpoints {report.disabled}" if report.disabled else "")
+        )
+        if report.failed:
+            note.outcome = job_runs.FAILED
+    metrics.job_run(job_runs.WEBHOOK_DELIVERY, note.outcome)
+    _event(
+        "job finished",
+        job=job_runs.WEBHOOK_DELIVERY,
+        instance=instance,
+        outcome=note.outcome,
+        detail=note.detail,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return note

@@ -8,6 +8,7 @@ one-line errors) and :mod:`cli.context` the settings and database wiring.
 from __future__ import annotations
 
 from cli import api_tokens, campaigns, db, output, scheduler, snippets, subscribers, toplevel
+from cli import webhooks as outgoing_webhooks  # issue 16 point 4
 
 app = output.App(help="Run the weekly newsletter.", pretty_exceptions_enable=False)
 app.add_typer(db.app, name="db")
@@ -16,6 +17,7 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(api_tokens.app, name="api-tokens")
+app.add_typer(outgoing_webhooks.app, name="webhooks")
 app.command("serve")(toplevel.serve)
 app.command("demo")(toplevel.demo)
 

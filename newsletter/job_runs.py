@@ -25,6 +25,8 @@ WEEKLY_ASSEMBLY = "weekly_assembly"
 DISPATCH = "dispatch"
 HOUSEKEEPING = "housekeeping"
 JOBS = (WEEKLY_ASSEMBLY, DISPATCH, HOUSEKEEPING)
+# Outgoing webhooks (issue 16 point 4): every few seconds, recorded only when it had work.
+WEBHOOK_DELIVERY = "webhook_delivery"
 # APScheduler's SQLAlchemyJobStore table (read here for next run times, never written).
 JOBSTORE_TABLE = "apscheduler_jobs"
 

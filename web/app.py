@@ -18,6 +18,7 @@ from web import (
     clients,
     errors,
     health,
+    metrics,
     my_data_pages,
     subscriber_pages,
     webhooks,
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(my_data_pages.router)
     app.include_router(api.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)  # GET /metrics (issue 17 point 2)
     assets.install(app)
     app.add_middleware(
         SecurityHeaders,

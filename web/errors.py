@@ -47,6 +47,7 @@ from subscribers.pages import CHALLENGE_URL
 from subscribers.tokens import Purpose
 from web.deps import pages_for
 from web.health import PATH as HEALTH_PATH
+from web.metrics import PATH as METRICS_PATH
 from web.responses import page
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ _PURPOSES = {purpose.value: purpose for purpose in Purpose}
 
 def surface_of(request: Request) -> Surface:
     path = request.url.path
-    if path.startswith("/api/") or path in (HEALTH_PATH, CHALLENGE_URL):
+    if path.startswith("/api/") or path in (HEALTH_PATH, CHALLENGE_URL, METRICS_PATH):
         return Surface.API
     if path.startswith("/webhooks/"):
         return Surface.WEBHOOK

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from web.api import campaigns, previews, reports
+from web.api import campaigns, previews, reports, webhooks
 from web.api.common import COMMON
 from web.deps import api_token
 
@@ -22,6 +22,11 @@ TAGS = [
         "`newsletter api-tokens create NAME`. Times are UTC (`scheduled_at`) with the "
         "newsletter's local time beside them (`scheduled_at_local`).",
     },
+    {
+        "name": "webhooks",
+        "description": "Outgoing webhook endpoints (Standard Webhooks), as `newsletter "
+        "webhooks` does: add (the answer carries the signing secret), list, remove, log.",
+    },
 ]
 
 router = APIRouter(
@@ -32,3 +37,4 @@ router = APIRouter(
 router.include_router(campaigns.router)
 router.include_router(previews.router)
 router.include_router(reports.router)
+router.include_router(webhooks.router)  # issue 16 point 4
