@@ -35,7 +35,7 @@ def webhook_receiver(*statuses: int) -> Iterator[Receiver]:
     receiver = Receiver(url="", statuses=list(statuses) or [200])
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             with lock:
