@@ -20,7 +20,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -133,7 +133,8 @@ class _Fixed:
 
 
 def exposition(queued: Mapping[int, int]) -> tuple[bytes, str]:
-    """The text format (Prometheus exposition format 0.0.4) and its content type.
+    """The text format (Prometheus exposition format 0.0.4, which every Prometheus
+    server reads; prometheus-client's "latest" 1.0.0 needs Prometheus 3) and its type.
 
     ``queued``: recipients still queued per campaign id, read from the ledger at scrape
     time (a gauge no process could keep: the ledger is the truth).
@@ -149,4 +150,4 @@ def exposition(queued: Mapping[int, int]) -> tuple[bytes, str]:
     for campaign_id, count in sorted(queued.items()):
         family.add_metric([str(campaign_id)], count)
     registry.register(_Fixed([family]))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4
