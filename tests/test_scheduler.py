@@ -269,7 +269,8 @@ def test_while_a_service_runs_healthz_names_it_and_every_next_run(
 ) -> None:
     export(base, monkeypatch)
     with live_server(create_app(base)) as url, running(base) as service:
-        wait_for("the jobs in the store", lambda: len(job_runs.next_runs(engine)) == 3)
+        # The three of job_runs.JOBS and the outgoing webhooks' delivery.
+        wait_for("the jobs in the store", lambda: len(job_runs.next_runs(engine)) == 4)
         body = httpx.get(f"{url}/healthz", timeout=10).json()
         stopped = service.stop_event
     assert (body["database_ok"], body["active_instance"]) == (True, service.instance)
