@@ -10,15 +10,14 @@ from cli.context import engine_for, session_for, settings
 
 app = output.App(help="Outgoing webhooks (Standard Webhooks): endpoints and deliveries.")
 
-ENDPOINT_ID_HELP = "The endpoint's id (from `webhooks list`)."
-
 
 @app.command("add")
 def add(
-    url: str = typer.Argument(..., help="Where to POST events: an https:// URL."),
+    url: str = typer.Argument(..., metavar="URL", help="Where to POST events: an https:// URL."),
     events: list[str] = typer.Option(
         [],
         "--event",
+        metavar="NAME",
         help="An event to send (repeat for more); none: all. subscriber.created, "
         "subscriber.confirmed, subscriber.unsubscribed, subscriber.bounced, "
         "subscriber.complained, campaign.sent, campaign.finished.",
@@ -65,7 +64,7 @@ def list_(as_json: bool = output.json_option()) -> None:
 @app.command("remove")
 def remove(
     endpoint_id: int = typer.Argument(
-        ..., metavar="ID", parser=params.parse_id, help=ENDPOINT_ID_HELP
+        ..., metavar="ID", parser=params.parse_id, help="The endpoint to remove (its id)."
     ),
     as_json: bool = output.json_option(),
 ) -> None:
@@ -83,7 +82,7 @@ def remove(
 @app.command("log")
 def log(
     endpoint_id: int = typer.Argument(
-        ..., metavar="ID", parser=params.parse_id, help=ENDPOINT_ID_HELP
+        ..., metavar="ID", parser=params.parse_id, help="The endpoint whose log to show (its id)."
     ),
     limit: int = typer.Option(50, min=1, max=1000, help="How many attempts, newest first."),
     as_json: bool = output.json_option(),

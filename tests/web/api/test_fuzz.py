@@ -65,4 +65,4 @@ def test_the_api_holds_with_a_token(settings: Settings, token: str) -> None:
 
 def test_the_api_holds_without_a_token(settings: Settings, engine: Engine) -> None:
     ran = fuzz(create_app(settings), {})
-    assert len(ran) == 10
+    assert len(ran) == 14
