@@ -133,6 +133,7 @@ def _due(now: datetime, *columns: object) -> sa.Select:  # type: ignore[type-arg
 def _claim(engine: Engine, now: datetime, limit: int) -> list[_Claimed]:
     claimed: list[_Claimed] = []
     with db.session_scope(engine) as session:
+        db.begin_write(session)  # SQLite: the write lock first, then read what to claim
         query = _due(now, WebhookMessage, WebhookEndpoint).order_by(
             col(WebhookMessage.next_attempt_at), col(WebhookMessage.id)
         )
