@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -263,3 +264,17 @@ def test_removing_an_endpoint_drops_its_messages_and_log(
     assert (
         lite_session.execute(sa.select(sa.func.count()).select_from(WebhookMessage)).scalar() == 0
     )
+
+
+def test_two_deliverers_at_once_send_each_message_once(
+    engine: Engine, session: Session, local: Settings
+) -> None:
+    with webhook_receiver(200) as receiver:
+        add(session, local, receiver.url)
+        for name in ("ann", "bob", "cat", "dan", "eve", "fay"):
+            signed_up(session, local, f"{name}@example.com")
+        with ThreadPoolExecutor(2) as pool:
+            reports = list(pool.map(lambda _: deliver_due(engine, settings=local), range(2)))
+    assert sum(r.delivered for r in reports) == 6
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert len(ids) == len(set(ids)) == 6
