@@ -197,7 +197,8 @@ def _post(settings: Settings, claimed: _Claimed) -> _Answer:
             status = response.status
             response.read(ANSWER_MAX_BYTES)
     except FetchFailed as err:
-        error = err.reason[:500]
+        redirected = err.reason.startswith("more than 0 redirects")
+        error = "answered with a redirect, which is not followed" if redirected else err.reason
     if status is not None and not 200 <= status <= 299:
         error = f"HTTP {status}"
     return _Answer(status, error, int((time.monotonic() - began) * 1000))
@@ -234,7 +235,7 @@ def _record(
             at=now,
             status_code=answer.status_code,
             outcome=outcome,
-            error=answer.error,
+            error=answer.error[:500],
             duration_ms=answer.duration_ms,
         )
     )
