@@ -86,7 +86,8 @@ _SUBSCRIBER_COUNTERS = {
 def batch_done(
     provider: str, *, seconds: float, sent: int, failed: int, status: int | None
 ) -> None:
-    """One batch's answer: its latency, recipients accepted and refused, and a 429/5xx."""
+    """One batch's answer: its latency, recipients accepted and refused, and ``status``
+    when the provider answered "try later" with HTTP 429 or a 5xx (others are ignored)."""
     BATCH_SECONDS.labels(provider).observe(seconds)
     if sent:
         MESSAGES_SENT.labels(provider).inc(sent)

@@ -242,7 +242,8 @@ class SendLoop:
             seconds=outcome.seconds,
             sent=self.report.sent - sent,
             failed=self.report.failed - failed,
-            status=getattr(error, "status", None),
+            # 429 and 5xx come as ProviderUnavailable (an SMTP 5xx reply is a rejection)
+            status=error.status if isinstance(error, ProviderUnavailable) else None,
         )
 
     def _record_outcome(self, outcome: Outcome) -> None:
