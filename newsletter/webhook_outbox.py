@@ -97,6 +97,9 @@ class WebhookAttempt(SQLModel, table=True):
     duration_ms: int = 0
 
 
+_CACHE = "webhook_outbox.endpoints"
+
+
 def new_msg_id() -> str:
     """``msg_`` and 128 random bits, URL-safe: unique per event, stable across retries."""
     return "msg_" + secrets.token_urlsafe(16)
@@ -129,19 +132,13 @@ def emit(
     ``data`` is what the receiver gets; keep personal data to what it needs (an address
     and a subscriber id, never a name or an IP).
     """
-    endpoints = session.exec(
-        select(WebhookEndpoint.id, WebhookEndpoint.events).where(
-            col(WebhookEndpoint.disabled_at).is_(None)
-        )
-    ).all()
-    targets = [eid for eid, events in endpoints if wants(list(events or []), event.value)]
+    targets = [eid for eid, events in _endpoints(session) if wants(events, event.value)]
     if not targets:
         return 0
     when = at or utcnow()
     payload = body(event.value, data, when)
     msg_id = new_msg_id()
     for endpoint_id in targets:
-        assert endpoint_id is not None
         session.add(
             WebhookMessage(
                 msg_id=msg_id,
@@ -154,3 +151,20 @@ def emit(
         )
     session.flush()
     return len(targets)
+
+
+def _endpoints(session: Session) -> list[tuple[int, list[str]]]:
+    """The enabled endpoints and their events, read once per transaction: a provider's
+    event batch can stop thousands of readers in one transaction, each one an emit."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_CACHE)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]
+    rows = session.exec(
+        select(WebhookEndpoint.id, WebhookEndpoint.events).where(
+            col(WebhookEndpoint.disabled_at).is_(None)
+        )
+    ).all()
+    endpoints = [(int(eid), list(events or [])) for eid, events in rows if eid is not None]
+    session.info[_CACHE] = (transaction, endpoints)
+    return endpoints
