@@ -26,7 +26,7 @@ from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
 from campaigns.outgoing_webhooks import deliver as deliver_webhooks
 from campaigns.webhook_delivery import due_count
-from newsletter import db, job_runs, metrics
+from newsletter import db, job_runs, metrics, webhook_outbox
 from newsletter.clock import as_utc
 from newsletter.errors import ContentError, NewsletterError, StateError
 from newsletter.job_runs import RunNote
@@ -209,15 +209,20 @@ def missed(
 
 
 def housekeeping(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
-    """Expire unconfirmed sign-ups and prune old job runs."""
+    """Expire unconfirmed sign-ups, prune old job runs and old outgoing webhook messages."""
     engine = _engine(settings)
     with job_runs.recording(engine, job=job_runs.HOUSEKEEPING, instance=instance, now=now) as note:
         with db.session_scope(engine) as session:
             expired = expire_pending(session, settings=settings, now=as_utc(now))
+            hooks = webhook_outbox.prune(
+                session, now=as_utc(now), retention_days=settings.webhook_retention_days
+            )
         pruned = job_runs.prune(
             engine, now=as_utc(now), retention_days=settings.job_run_retention_days
         )
-        note.detail = f"expired {expired} pending sign-ups, pruned {pruned} job runs"
+        note.detail = f"expired {expired} pending sign-ups, pruned {pruned} job runs" + (
+            f" and {hooks} old webhook messages" if hooks else ""
+        )
     return note
 
 

@@ -215,6 +215,9 @@ class Settings(BaseSettings):
     webhook_disable_after_days: float = Field(default=5.0, gt=0)
     # How often the scheduler delivers what is due (a delivery is tried this soon at most).
     webhook_deliver_interval_seconds: int = Field(default=5, ge=1)
+    # Delivered and given-up messages (their payloads hold addresses) are deleted by the
+    # nightly housekeeping after this long.
+    webhook_retention_days: int = Field(default=30, ge=1)
     # /metrics needs "Authorization: Bearer <token>" when set; open otherwise.
     metrics_token: str | None = None
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -80,6 +80,8 @@ class WebhookMessage(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Whom a subscriber event names, so erasure can take the message with the person.
+    subscriber_id: int | None = Field(default=None, index=True)
 
 
 class WebhookAttempt(SQLModel, table=True):
@@ -147,6 +149,7 @@ def emit(
                 payload=payload,
                 created_at=when,
                 next_attempt_at=when,
+                subscriber_id=data.get("subscriber_id"),
             )
         )
     session.flush()
@@ -168,3 +171,27 @@ def _endpoints(session: Session) -> list[tuple[int, list[str]]]:
     endpoints = [(int(eid), list(events or [])) for eid, events in rows if eid is not None]
     session.info[_CACHE] = (transaction, endpoints)
     return endpoints
+
+
+def _drop(session: Session, condition: sa.ColumnElement[bool]) -> int:
+    """Delete the messages that meet ``condition`` and their attempts; how many."""
+    ids = select(WebhookMessage.id).where(condition)
+    session.execute(sa.delete(WebhookAttempt).where(col(WebhookAttempt.message_id).in_(ids)))
+    return int(session.execute(sa.delete(WebhookMessage).where(condition)).rowcount)  # type: ignore[attr-defined]
+
+
+def forget_subscriber(session: Session, *, subscriber_id: int) -> int:
+    """Erasure (GDPR Art. 17): every message naming the subscriber goes, sent or not."""
+    return _drop(session, col(WebhookMessage.subscriber_id) == subscriber_id)
+
+
+def prune(session: Session, *, now: datetime, retention_days: int) -> int:
+    """Delete delivered and given-up messages (with their attempts) older than
+    ``retention_days``: the log is for diagnosis, and payloads hold addresses."""
+    return _drop(
+        session,
+        sa.and_(
+            col(WebhookMessage.status) != MessageStatus.PENDING.value,
+            col(WebhookMessage.created_at) < now - timedelta(days=retention_days),
+        ),
+    )

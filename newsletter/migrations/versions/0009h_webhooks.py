@@ -8,7 +8,7 @@ Issue 16 point 4 (newsletter.webhook_outbox). New tables only: an event is a
 ``webhook_message`` row written in the transaction of the change it reports, and the
 deliverer sends it afterwards, writing a ``webhook_attempt`` row per try. The partial
 index on due messages keeps the deliverer's every-few-seconds look cheap once delivered
-messages pile up.
+messages pile up; ``subscriber_id`` lets erasure take a person's messages with them.
 """
 
 from collections.abc import Sequence
@@ -47,9 +47,11 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("subscriber_id", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_webhook_message_endpoint_id", "webhook_message", ["endpoint_id"])
+    op.create_index("ix_webhook_message_subscriber_id", "webhook_message", ["subscriber_id"])
     op.create_index(
         "ix_webhook_message_next_attempt_at",
         "webhook_message",
