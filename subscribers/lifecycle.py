@@ -133,14 +133,15 @@ def _announce(
 ) -> None:
     """Queue the outgoing webhook (in this transaction) and count it for /metrics.
 
-    The payload carries the address and the id only: what a receiver needs to match
-    the reader in its own system, nothing more (GDPR Art. 5(1)(c), data minimisation).
+    The payload carries the address and the id only (the event's type says what
+    happened): what a receiver needs to match the reader in its own system, nothing
+    more (GDPR Art. 5(1)(c), data minimisation).
     """
     assert subscriber.id is not None
     emit(
         session,
         webhook_event,
-        {"subscriber_id": subscriber.id, "email": subscriber.email, "status": subscriber.status},
+        {"subscriber_id": subscriber.id, "email": subscriber.email},
         at=at,
     )
     metrics.subscriber_event(webhook_event.value.removeprefix("subscriber."))
