@@ -231,7 +231,9 @@ ActorDep = Annotated[str, Depends(api_actor)]
 
 
 # --- /metrics (issue 17 point 2) ---
-metrics_bearer = HTTPBearer(auto_error=False, description="NEWSLETTER_METRICS_TOKEN")
+metrics_bearer = HTTPBearer(
+    auto_error=False, scheme_name="MetricsBearer", description="NEWSLETTER_METRICS_TOKEN"
+)
 
 
 def metrics_access(
