@@ -1,5 +1,5 @@
-"""Outgoing webhooks (issue 16 point 4): endpoints, delivery on the specification's
-schedule, and each endpoint's delivery log.
+"""Outgoing webhooks (issue 16 point 4): endpoints, each endpoint's delivery log, and
+delivering what is due.
 
 Events are queued where they happen (newsletter.webhook_outbox.emit, in the transaction
 of the change) and delivered later by campaigns/webhook_delivery.py, which writes the

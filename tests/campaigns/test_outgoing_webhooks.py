@@ -30,7 +30,7 @@ from subscribers import lifecycle
 from subscribers.models import SubscriberStatus
 from tests.support.delivery import add_subscribers, make_campaign
 from tests.support.subscribers import signed_up
-from tests.support.webhook_receiver import Received, Receiver, webhook_receiver
+from tests.support.webhook_receiver import Received, webhook_receiver
 
 
 @pytest.fixture
@@ -146,9 +146,7 @@ def test_a_finished_send_announces_campaign_sent_then_finished(
     assert (finished["campaign_id"], finished["status"]) == (campaign.id, "sent")
 
 
-def _schedule_run(
-    engine: Engine, settings: Settings, receiver: Receiver, start: datetime
-) -> list[str]:
+def _schedule_run(engine: Engine, settings: Settings, start: datetime) -> list[str]:
     """Deliver at each retry time (and just before it); the outcome of each try."""
     outcomes = [deliver_due(engine, settings=settings, now=start)]
     at = start
@@ -171,7 +169,7 @@ def test_a_failing_receiver_is_retried_on_the_specifications_schedule(
         _, secret = add(session, settings, receiver.url)
         signed_up(session, settings, "ann@example.com")
         start = utcnow()
-        outcomes = _schedule_run(sqlite_engine, settings, receiver, start)
+        outcomes = _schedule_run(sqlite_engine, settings, start)
 
     assert outcomes == ["retrying", "retrying", "delivered", "-", "-", "-", "-"]
     assert len(receiver.received) == 3
@@ -187,7 +185,7 @@ def test_a_message_is_given_up_after_the_last_retry(
         endpoint_id, _ = add(session, settings, receiver.url)
         signed_up(session, settings, "ann@example.com")
         start = utcnow()
-        outcomes = _schedule_run(sqlite_engine, settings, receiver, start)
+        outcomes = _schedule_run(sqlite_engine, settings, start)
         later = deliver_due(sqlite_engine, settings=settings, now=start + timedelta(days=3))
         log = outgoing_webhooks.delivery_log(session, endpoint_id=endpoint_id)
 
