@@ -33,7 +33,7 @@ from newsletter.settings import Settings, load_settings
 from tests.support.content import make_campaign, make_snippet
 from tests.support.delivery import add_subscribers
 from tests.support.servers import live_server
-from tests.support.subscribers import make_subscriber
+from tests.support.subscribers import make_subscriber, sqlite_only
 from tests.support.webhook_receiver import webhook_receiver
 from web.app import create_app
 
@@ -346,6 +346,7 @@ def test_the_assembly_cron_stays_at_six_local_across_both_dst_changes(base: Sett
 # ---------------------------------------------------------------- issues 16 and 17
 
 
+@sqlite_only  # the delivery is tested on both databases in tests/campaigns; budget
 def test_the_leader_delivers_outgoing_webhooks_within_seconds_and_says_it_leads(
     base: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
