@@ -26,12 +26,16 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# No ``*_created`` series beside every counter: nothing here charts them, and the
+# multi-process mode has none, so the two modes expose the same names.
+disable_created_metrics()
 
 MESSAGES_SENT = Counter(
     "newsletter_messages_sent", "Recipients the provider accepted.", ["provider"]
