@@ -3,7 +3,7 @@ delivering what is due.
 
 Events are queued where they happen (newsletter.webhook_outbox.emit, in the transaction
 of the change) and delivered later by campaigns/webhook_delivery.py, which writes the
-log read here. What the doors call: add, list, remove, log (``newsletter webhooks``,
+log read here. What the doors call: add, list, enable, remove, log (``newsletter webhooks``,
 ``/api/webhooks``), and :func:`deliver` for ``webhooks deliver``.
 
 Endpoint URLs are https (an http one only for 127.0.0.1 or localhost, when
@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from campaigns.webhook_delivery import BATCH, LOCAL_HOSTS, DeliveryReport, deliver_due
-from newsletter.errors import InvalidInput, NotFound
+from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.settings import Settings
 from newsletter.webhook_outbox import WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
 
@@ -149,6 +149,18 @@ def remove_endpoint(session: Session, *, endpoint_id: int) -> EndpointView:
     session.delete(endpoint)
     session.flush()
     return view
+
+
+def enable_endpoint(session: Session, *, endpoint_id: int) -> EndpointView:
+    """Enable a disabled endpoint again (its receiver is fixed): the messages it missed
+    while disabled are tried at the next delivery. NotFound, or StateError if enabled."""
+    endpoint = _endpoint(session, endpoint_id)
+    if endpoint.disabled_at is None:
+        raise StateError(f"webhook endpoint {endpoint_id} is not disabled")
+    endpoint.disabled_at = endpoint.disabled_reason = endpoint.failing_since = None
+    session.add(endpoint)
+    session.flush()
+    return _view(endpoint)
 
 
 def delivery_log(session: Session, *, endpoint_id: int, limit: int = 100) -> list[AttemptView]:

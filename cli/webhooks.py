@@ -1,5 +1,5 @@
 """``newsletter webhooks``: outgoing webhook endpoints (issue 16 point 4): add, list,
-remove, log, and deliver what is due (the scheduler does that every few seconds)."""
+enable, remove, log, and deliver what is due (the scheduler does that every few seconds)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,24 @@ def remove(
         output.print_json(endpoint.model_dump(mode="json"))
         return
     output.say(f"webhook endpoint {endpoint.id} removed ({endpoint.url})")
+
+
+@app.command("enable")
+def enable(
+    endpoint_id: int = typer.Argument(
+        ..., metavar="ID", parser=params.parse_id, help="The disabled endpoint to enable (its id)."
+    ),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Enable a disabled endpoint again; what it missed is delivered next."""
+    from campaigns import outgoing_webhooks
+
+    with session_for(settings()) as session:
+        endpoint = outgoing_webhooks.enable_endpoint(session, endpoint_id=endpoint_id)
+    if as_json:
+        output.print_json(endpoint.model_dump(mode="json"))
+        return
+    output.say(f"webhook endpoint {endpoint.id} enabled ({endpoint.url})")
 
 
 @app.command("log")

@@ -23,7 +23,7 @@ from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
 from campaigns.webhook_delivery import RETRY_DELAYS, deliver_due
 from newsletter.clock import utcnow
-from newsletter.errors import InvalidInput
+from newsletter.errors import InvalidInput, StateError
 from newsletter.settings import Settings
 from newsletter.webhook_outbox import WebhookMessage
 from subscribers import lifecycle
@@ -272,3 +272,23 @@ def test_two_deliverers_at_once_send_each_message_once(
     assert sum(r.delivered for r in reports) == 6
     ids = [r.headers["webhook-id"] for r in receiver.received]
     assert len(ids) == len(set(ids)) == 6
+
+
+def test_an_endpoint_enabled_again_gets_the_messages_left_pending(
+    sqlite_engine: Engine, lite_session: Session, lite: Settings
+) -> None:
+    with webhook_receiver(500, 500, 200) as receiver:
+        endpoint_id, _ = add(lite_session, lite, receiver.url)
+        signed_up(lite_session, lite, "ann@example.com")
+        start = utcnow()
+        deliver_due(sqlite_engine, settings=lite, now=start)  # 500: failing from now
+        signed_up(lite_session, lite, "bob@example.com")
+        later = start + timedelta(days=5)
+        disabled = deliver_due(sqlite_engine, settings=lite, now=later)  # 500: disabled
+        outgoing_webhooks.enable_endpoint(lite_session, endpoint_id=endpoint_id)
+        lite_session.commit()
+        report = deliver_due(sqlite_engine, settings=lite, now=later + timedelta(minutes=3))
+        with pytest.raises(StateError, match="not disabled"):
+            outgoing_webhooks.enable_endpoint(lite_session, endpoint_id=endpoint_id)
+    assert disabled.disabled == [endpoint_id]
+    assert report.delivered == 1 and len(receiver.received) == 3

@@ -1,6 +1,6 @@
 """``/api/webhooks``: outgoing webhook endpoints (issue 16 point 4), as ``newsletter
-webhooks`` does: add (the answer carries the signing secret, once), list, remove, and
-each endpoint's delivery log."""
+webhooks`` does: add (the answer carries the signing secret, once), list, enable,
+remove, and each endpoint's delivery log."""
 
 from __future__ import annotations
 
@@ -58,6 +58,16 @@ def list_endpoints(session: SessionDep) -> list[outgoing_webhooks.EndpointView]:
 )
 def remove_endpoint(endpoint_id: EndpointId, session: SessionDep) -> outgoing_webhooks.EndpointView:
     return outgoing_webhooks.remove_endpoint(session, endpoint_id=endpoint_id)
+
+
+@router.post(
+    "/{endpoint_id}/enable",
+    response_model=outgoing_webhooks.EndpointView,
+    responses={**NO_ENDPOINT, 409: error("the endpoint is not disabled")},
+    summary="Enable a disabled endpoint again; what it missed is delivered next",
+)
+def enable_endpoint(endpoint_id: EndpointId, session: SessionDep) -> outgoing_webhooks.EndpointView:
+    return outgoing_webhooks.enable_endpoint(session, endpoint_id=endpoint_id)
 
 
 @router.get(

@@ -310,8 +310,8 @@ def test_every_api_operation_is_summarised_and_needs_the_bearer_token(
         for method, operation in item.items()
     ]
     # list, create, show, schedule, pause, resume, cancel, preview, report; and the
-    # outgoing webhooks' add, list, remove, log
-    assert len(operations) == 13
+    # outgoing webhooks' add, list, enable, remove, log
+    assert len(operations) == 14
     for name, operation in operations:
         assert operation.get("summary"), name
         assert operation["security"] == [{"HTTPBearer": []}], name

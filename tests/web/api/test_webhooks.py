@@ -1,4 +1,4 @@
-"""/api/webhooks over real HTTP: add (with the secret, once), list, log, remove."""
+"""/api/webhooks over real HTTP: add (with the secret, once), list, log, enable, remove."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def test_an_endpoint_is_added_listed_logged_and_removed(api: httpx.Client) -> No
     assert [(e["id"], e["url"]) for e in listed] == [(body["id"], "https://example.com/h")]
     assert "secret" not in listed[0]
     assert api.get(f"/webhooks/{body['id']}/log").json() == []
+    assert api.post(f"/webhooks/{body['id']}/enable").status_code == 409  # not disabled
     assert api.delete(f"/webhooks/{body['id']}").status_code == 200
     assert api.get(f"/webhooks/{body['id']}/log").status_code == 404
 
