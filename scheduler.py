@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from campaigns import jobs, weekly_plan
-from newsletter import clock, db, job_runs, jsonlog, leases
+from newsletter import clock, db, job_runs, jsonlog, leases, metrics
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.settings import Settings, load_settings
 
@@ -151,6 +151,19 @@ def release_waves_job(instance: str) -> None:
     _scheduled(job_runs.RELEASE_WAVES, instance)
 
 
+def webhook_delivery_job(instance: str) -> None:
+    """Outgoing webhooks (issue 16 point 4): deliver what is due, every few seconds."""
+    settings = load_settings()
+    engine = db.get_engine(settings.database_url)
+    if not leases.leads(engine, holder=instance):
+        return
+    try:
+        jobs.webhook_delivery(settings, clock.utcnow(), instance=instance)
+    except NewsletterError as err:
+        _event("job failed", logging.ERROR, job=job_runs.WEBHOOK_DELIVERY, error=str(err))
+        metrics.job_run(job_runs.WEBHOOK_DELIVERY, job_runs.FAILED)
+
+
 def add_jobs(scheduler: BaseScheduler, settings: Settings, *, instance: str) -> None:
     """Put the jobs in the store (fixed ids), run by ``instance`` from now on."""
     every = settings.dispatch_interval_seconds
@@ -160,6 +173,12 @@ def add_jobs(scheduler: BaseScheduler, settings: Settings, *, instance: str) -> 
         (job_runs.HOUSEKEEPING, housekeeping_job, housekeeping_trigger(settings)),
         (job_runs.SUBJECT_TESTS, subject_tests_job, IntervalTrigger(seconds=every)),
         (job_runs.RESENDS, resends_job, IntervalTrigger(seconds=every)),
+        # Outgoing webhooks (issue 16 point 4).
+        (
+            job_runs.WEBHOOK_DELIVERY,
+            webhook_delivery_job,
+            IntervalTrigger(seconds=settings.webhook_deliver_interval_seconds),
+        ),
     ]
     # Issue 16: the local-time waves.
     specs.append((job_runs.RELEASE_WAVES, release_waves_job, IntervalTrigger(seconds=every)))
@@ -232,6 +251,7 @@ class Service:
         add_jobs(scheduler, self.settings, instance=self.instance)
         scheduler.resume()
         self.scheduler = scheduler
+        metrics.scheduler_leads(True)  # issue 17 point 2
         _event("active: running the jobs", instance=self.instance)
 
     def _missed(self, event: JobExecutionEvent) -> None:
@@ -247,6 +267,7 @@ class Service:
         _event("stopping the jobs", instance=self.instance, reason=why)
         self.scheduler.shutdown(wait=True)  # the batch in flight finishes and is recorded
         self.scheduler = None
+        metrics.scheduler_leads(False)  # issue 17 point 2
 
     # -- the two ways to run
     def run_forever(self) -> int:
@@ -297,6 +318,7 @@ class Service:
             )
             if self._due(job_runs.HOUSEKEEPING, housekeeping_trigger(settings), now):
                 run_job(job_runs.HOUSEKEEPING, settings, now, instance=who)
+            jobs.webhook_delivery(settings, now, instance=who)  # issue 16 point 4
         finally:
             self.leader.release()
         return 0

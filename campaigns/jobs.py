@@ -25,7 +25,9 @@ from campaigns.content.preflight import require_preflight
 from campaigns.delivery import waves
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
-from newsletter import db, job_runs
+from campaigns.outgoing_webhooks import deliver as deliver_webhooks
+from campaigns.webhook_delivery import due_count
+from newsletter import db, job_runs, metrics, webhook_outbox
 from newsletter.clock import as_utc
 from newsletter.errors import ContentError, NewsletterError, StateError
 from newsletter.job_runs import RunNote
@@ -211,15 +213,20 @@ def missed(
 
 
 def housekeeping(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
-    """Expire unconfirmed sign-ups and prune old job runs."""
+    """Expire unconfirmed sign-ups, prune old job runs and old outgoing webhook messages."""
     engine = _engine(settings)
     with job_runs.recording(engine, job=job_runs.HOUSEKEEPING, instance=instance, now=now) as note:
         with db.session_scope(engine) as session:
             expired = expire_pending(session, settings=settings, now=as_utc(now))
+            hooks = webhook_outbox.prune(
+                session, now=as_utc(now), retention_days=settings.webhook_retention_days
+            )
         pruned = job_runs.prune(
             engine, now=as_utc(now), retention_days=settings.job_run_retention_days
         )
-        note.detail = f"expired {expired} pending sign-ups, pruned {pruned} job runs"
+        note.detail = f"expired {expired} pending sign-ups, pruned {pruned} job runs" + (
+            f" and {hooks} old webhook messages" if hooks else ""
+        )
     return note
 
 
@@ -308,9 +315,11 @@ def run(
         note = RUNNERS[job](settings, now, instance=instance, **extra)
     except Exception as err:
         _event("job failed", logging.ERROR, job=job, instance=instance, error=str(err))
+        metrics.job_run(job, job_runs.FAILED)
         if not isinstance(err, NewsletterError):
             raise
         return None
+    metrics.job_run(job, note.outcome)
     _event(
         "job finished",
         job=job,
@@ -325,3 +334,35 @@ def run(
 def _event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
     """A structured log line: ``fields`` become JSON keys under the scheduler's logging."""
     log.log(level, msg, extra={"fields": {"event": msg, **fields}})
+
+
+# ---------------------------------------------------------------- outgoing webhooks (issue 16)
+
+
+def webhook_delivery(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote | None:
+    """Deliver the outgoing webhooks due at ``now``. It runs every few seconds, so a run
+    with nothing due is neither recorded nor logged (None); one with work is both."""
+    engine = _engine(settings)
+    if due_count(engine, now=as_utc(now)) == 0:
+        return None
+    started = time.monotonic()
+    with job_runs.recording(
+        engine, job=job_runs.WEBHOOK_DELIVERY, instance=instance, now=now
+    ) as note:
+        report = deliver_webhooks(engine, settings=settings, now=as_utc(now))
+        note.detail = (
+            f"delivered {report.delivered}, to retry {report.retrying}, failed {report.failed}"
+            + (f"; disabled endpoints {report.disabled}" if report.disabled else "")
+        )
+        if report.failed:
+            note.outcome = job_runs.FAILED
+    metrics.job_run(job_runs.WEBHOOK_DELIVERY, note.outcome)
+    _event(
+        "job finished",
+        job=job_runs.WEBHOOK_DELIVERY,
+        instance=instance,
+        outcome=note.outcome,
+        detail=note.detail,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return note

@@ -6,6 +6,8 @@ Anything not in :data:`TRANSITIONS` is a :class:`StateError` (HTTP 409 at the AP
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
@@ -13,6 +15,7 @@ from sqlmodel import Session
 from campaigns.models import Campaign, CampaignLog, CampaignStatus
 from newsletter.clock import utcnow
 from newsletter.errors import StateError
+from newsletter.webhook_outbox import WebhookEvent, emit
 
 S = CampaignStatus
 
@@ -80,7 +83,37 @@ def transition(
             at=now,
         )
     )
+    _announce(session, campaign, started="started_at" in values, at=now)
     return campaign
+
+
+def _announce(session: Session, campaign: Campaign, *, started: bool, at: datetime) -> None:
+    """Outgoing webhooks (issue 16 point 4), in the transition's transaction:
+    ``campaign.sent`` when its first send begins, ``campaign.finished`` when a campaign
+    that began sending ends for good (sent, or cancelled part-way; ``status`` says which).
+    A failed send is not the end: it can be resumed."""
+    if started:
+        kind = WebhookEvent.CAMPAIGN_SENT
+    elif campaign.status in (S.SENT, S.CANCELLED) and campaign.started_at is not None:
+        kind = WebhookEvent.CAMPAIGN_FINISHED
+    else:
+        return
+    emit(
+        session,
+        kind,
+        {
+            "campaign_id": campaign.id,
+            "subject": campaign.subject,
+            "status": campaign.status,
+            "started_at": _iso(campaign.started_at),
+            "finished_at": _iso(campaign.finished_at),
+        },
+        at=at,
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def log_event(session: Session, *, campaign: Campaign, actor: str, reason: str) -> None:

@@ -20,6 +20,7 @@ from cli import (
     toplevel,
     users,
 )
+from cli import webhooks as outgoing_webhooks  # issue 16 point 4
 
 app = output.App(help="Run the weekly newsletter.", pretty_exceptions_enable=False)
 app.add_typer(db.app, name="db")
@@ -31,6 +32,7 @@ campaigns.app.command("resend")(subject_tests.resend)  # issue 16
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(api_tokens.app, name="api-tokens")
 app.add_typer(users.app, name="users")
+app.add_typer(outgoing_webhooks.app, name="webhooks")
 app.command("serve")(toplevel.serve)
 app.command("demo")(toplevel.demo)
 

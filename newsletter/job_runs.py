@@ -31,6 +31,8 @@ RESENDS = "resends"
 RELEASE_WAVES = "release_waves"
 
 JOBS = (WEEKLY_ASSEMBLY, DISPATCH, HOUSEKEEPING, RELEASE_WAVES, SUBJECT_TESTS, RESENDS)
+# Outgoing webhooks (issue 16 point 4): every few seconds, recorded only when it had work.
+WEBHOOK_DELIVERY = "webhook_delivery"
 # APScheduler's SQLAlchemyJobStore table (read here for next run times, never written).
 JOBSTORE_TABLE = "apscheduler_jobs"
 

@@ -252,13 +252,16 @@ def open_url(
     headers: Mapping[str, str] | None = None,
     max_redirects: int = MAX_REDIRECTS,
     resolve: Resolver = socket.getaddrinfo,
+    body: bytes | None = None,
 ) -> Iterator[Response]:
-    """GET or HEAD ``url`` under the policy above; yields the final answer, any status.
+    """GET or HEAD ``url`` (or POST ``body``: outgoing webhooks) under the policy above;
+    yields the final answer, any status.
 
-    Redirects keep the method. Raises (as the context is entered, or from reads inside
-    it) FetchRefused (address or scheme), FetchTimedOut (``deadline_seconds`` for the
-    whole fetch), FetchFailed (no such host, refused connection, TLS, too many
-    redirects; ``broken=True`` for an answer that is not HTTP), all with ``where`` = URL.
+    Redirects keep the method (and the body). Raises (as the context is entered, or
+    from reads inside it) FetchRefused (address or scheme), FetchTimedOut
+    (``deadline_seconds`` for the whole fetch), FetchFailed (no such host, refused
+    connection, TLS, too many redirects; ``broken=True`` for an answer that is not
+    HTTP), all with ``where`` = URL.
     """
     clock = _Deadline(deadline_seconds)
     request_headers = {"User-Agent": user_agent, "Accept-Encoding": "identity"}
@@ -271,7 +274,7 @@ def open_url(
             connection = _connect(url, clock, allow_private, resolve, redirected=hop > 0)
             parts = urlsplit(url)
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            raw = _exchange(connection, method, target, request_headers, clock, url)
+            raw = _exchange(connection, method, target, request_headers, clock, url, body)
             location = raw.headers.get("Location")
             if raw.status not in REDIRECTS or not location:
                 answered = True
@@ -336,10 +339,11 @@ def _exchange(
     headers: Mapping[str, str],
     clock: _Deadline,
     url: str,
+    body: bytes | None = None,
 ) -> http.client.HTTPResponse:
     """Send the request and read the answer's head, within the deadline."""
     try:
-        connection.request(method, target, headers=dict(headers))
+        connection.request(method, target, body=body, headers=dict(headers))
         return connection.getresponse()
     except (OSError, http.client.HTTPException) as err:
         raise _failure(err, clock, answered=False, where=url) from err

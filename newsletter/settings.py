@@ -210,6 +210,22 @@ class Settings(BaseSettings):
     # Failed sign-ins allowed per client IP, and per email, in a sliding window.
     console_login_limit: int = Field(default=10, ge=1)
     console_login_window_seconds: int = Field(default=900, ge=1)
+    # --- Outgoing webhooks (issue 16 point 4) and metrics (issue 17 point 2) ---
+    # Endpoint URLs must be https; http://127.0.0.1 and http://localhost only when this is
+    # on (tests, a receiver on the same machine), which also lets deliveries reach them.
+    webhook_allow_local: bool = False
+    # One delivery's whole exchange (connect, TLS, request, answer): short, so a slow
+    # receiver cannot hold the deliverer (the specification asks receivers to answer fast).
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # An endpoint whose deliveries have all failed for this long is disabled, with a notice.
+    webhook_disable_after_days: float = Field(default=5.0, gt=0)
+    # How often the scheduler delivers what is due (a delivery is tried this soon at most).
+    webhook_deliver_interval_seconds: int = Field(default=5, ge=1)
+    # Delivered and given-up messages (their payloads hold addresses) are deleted by the
+    # nightly housekeeping after this long.
+    webhook_retention_days: int = Field(default=30, ge=1)
+    # /metrics needs "Authorization: Bearer <token>" when set; open otherwise.
+    metrics_token: str | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, delete
 
 from newsletter.errors import NotFound
+from newsletter.webhook_outbox import forget_subscriber
 from subscribers import lifecycle
 from subscribers.addresses import email_hash, normalise_for_hash
 from subscribers.models import ConsentEvent
@@ -40,6 +41,7 @@ def erase(session: Session, *, email: str) -> ErasureResult:
         events = len(lifecycle.history(session, subscriber_id=subscriber.id or 0))
         # Explicit, so erasure does not depend on the database enforcing the cascade.
         session.exec(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber.id))
+        forget_subscriber(session, subscriber_id=subscriber.id or 0)  # outgoing webhooks
         session.delete(subscriber)
         session.flush()
     forget_address(session, email=address)

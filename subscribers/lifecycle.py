@@ -21,9 +21,11 @@ from typing import Any
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select, update
 
+from newsletter import metrics
 from newsletter.clock import utcnow
 from newsletter.errors import NotFound, StateError, StatusChanged
 from newsletter.settings import Settings
+from newsletter.webhook_outbox import WebhookEvent, emit
 from subscribers.addresses import normalise_for_hash
 from subscribers.atomic import lock_subscriber, set_status_if
 from subscribers.models import (
@@ -52,6 +54,13 @@ TRANSITIONS: dict[SubscriberStatus, frozenset[SubscriberStatus]] = {
 STOPPED = frozenset({S.UNSUBSCRIBED, S.BOUNCED, S.COMPLAINED})
 # A complaint outranks a bounce, which outranks an unsubscribe.
 STOP_RANK = {S.UNSUBSCRIBED: 1, S.BOUNCED: 2, S.COMPLAINED: 3}
+# Outgoing webhooks (issue 16 point 4): the event each new status announces.
+ANNOUNCED = {
+    S.ACTIVE: WebhookEvent.SUBSCRIBER_CONFIRMED,
+    S.UNSUBSCRIBED: WebhookEvent.SUBSCRIBER_UNSUBSCRIBED,
+    S.BOUNCED: WebhookEvent.SUBSCRIBER_BOUNCED,
+    S.COMPLAINED: WebhookEvent.SUBSCRIBER_COMPLAINED,
+}
 
 
 def can_transition(from_status: SubscriberStatus, to_status: SubscriberStatus) -> bool:
@@ -114,7 +123,28 @@ def record_event(
     )
     session.add(event)
     session.flush()
+    if initial:
+        _announce(session, subscriber, WebhookEvent.SUBSCRIBER_CREATED, event.at)
     return event
+
+
+def _announce(
+    session: Session, subscriber: Subscriber, webhook_event: WebhookEvent, at: datetime
+) -> None:
+    """Queue the outgoing webhook (in this transaction) and count it for /metrics.
+
+    The payload carries the address and the id only (the event's type says what
+    happened): what a receiver needs to match the reader in its own system, nothing
+    more (GDPR Art. 5(1)(c), data minimisation).
+    """
+    assert subscriber.id is not None
+    emit(
+        session,
+        webhook_event,
+        {"subscriber_id": subscriber.id, "email": subscriber.email},
+        at=at,
+    )
+    metrics.subscriber_event(webhook_event.value.removeprefix("subscriber."))
 
 
 def transition(
@@ -169,6 +199,8 @@ def transition(
     )
     session.add(event)
     session.flush()
+    if to_status in ANNOUNCED:
+        _announce(session, subscriber, ANNOUNCED[to_status], when)
     return event
 
 

@@ -25,15 +25,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 import scheduler
-from campaigns import weekly_plan
+from campaigns import outgoing_webhooks, weekly_plan
 from campaigns.models import Campaign, CampaignStatus, Delivery, Snippet
-from newsletter import job_runs, jsonlog, leases
+from newsletter import job_runs, jsonlog, leases, metrics
 from newsletter.models import JobRun
 from newsletter.settings import Settings, load_settings
 from tests.support.content import make_campaign, make_snippet
 from tests.support.delivery import add_subscribers
 from tests.support.servers import live_server
-from tests.support.subscribers import make_subscriber
+from tests.support.subscribers import make_subscriber, sqlite_only
+from tests.support.webhook_receiver import webhook_receiver
 from web.app import create_app
 
 NY = ZoneInfo("America/New_York")
@@ -269,9 +270,9 @@ def test_while_a_service_runs_healthz_names_it_and_every_next_run(
 ) -> None:
     export(base, monkeypatch)
     with live_server(create_app(base)) as url, running(base) as service:
-        wait_for(
-            "the jobs in the store", lambda: set(job_runs.next_runs(engine)) == set(job_runs.JOBS)
-        )
+        # job_runs.JOBS and the outgoing webhooks' delivery.
+        every = {*job_runs.JOBS, job_runs.WEBHOOK_DELIVERY}
+        wait_for("the jobs in the store", lambda: set(job_runs.next_runs(engine)) == every)
         body = httpx.get(f"{url}/healthz", timeout=10).json()
         stopped = service.stop_event
     assert (body["database_ok"], body["active_instance"]) == (True, service.instance)
@@ -341,3 +342,24 @@ def test_the_assembly_cron_stays_at_six_local_across_both_dst_changes(base: Sett
         "03-08 06:00 EST",
         "03-15 06:00 EDT",
     ]
+
+
+# ---------------------------------------------------------------- issues 16 and 17
+
+
+@sqlite_only  # the delivery is tested on both databases in tests/campaigns; budget
+def test_the_leader_delivers_outgoing_webhooks_within_seconds_and_says_it_leads(
+    base: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = base.model_copy(
+        update={"webhook_allow_local": True, "webhook_deliver_interval_seconds": 1}
+    )
+    export(cfg, monkeypatch)
+    with webhook_receiver(200) as receiver, running(cfg):
+        with Session(engine) as session:
+            outgoing_webhooks.add_endpoint(session, settings=cfg, url=receiver.url, events=[])
+            make_subscriber(session, "hooked@example.com")
+        wait_for("the webhook", lambda: len(receiver.received) == 1, timeout=10)
+        assert metrics.SCHEDULER_LEADER._value.get() == 1
+    assert metrics.SCHEDULER_LEADER._value.get() == 0
+    assert b'"subscriber.created"' in receiver.received[0].body

@@ -19,6 +19,7 @@ from web import (
     console,
     errors,
     health,
+    metrics,
     my_data_pages,
     subscriber_pages,
     webhooks,
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(health.router)
     app.include_router(console.router)
+    app.include_router(metrics.router)  # GET /metrics (issue 17 point 2)
     assets.install(app)
     app.add_middleware(ConsoleBodyLimit, settings=cfg)  # before any form is read
     app.add_middleware(

@@ -10,6 +10,7 @@ dependency never builds a response.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
 from collections.abc import Iterator
@@ -228,3 +229,26 @@ def api_actor(token: ApiTokenDep) -> str:
 
 
 ActorDep = Annotated[str, Depends(api_actor)]
+
+
+# --- /metrics (issue 17 point 2) ---
+metrics_bearer = HTTPBearer(
+    auto_error=False, scheme_name="MetricsBearer", description="NEWSLETTER_METRICS_TOKEN"
+)
+
+
+def metrics_access(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(metrics_bearer)],
+) -> None:
+    """With NEWSLETTER_METRICS_TOKEN set, a scrape must bring it as a bearer token (RFC
+    6750); TokenInvalid otherwise (401). Compared in constant time."""
+    expected = settings.metrics_token
+    if not expected:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise TokenInvalid("missing or wrong metrics token")
+
+
+MetricsAccessDep = Annotated[None, Depends(metrics_access)]

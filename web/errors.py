@@ -55,6 +55,7 @@ from web.console.deps import PREFIX as CONSOLE_PREFIX
 from web.console.deps import render as console_page
 from web.deps import pages_for
 from web.health import PATH as HEALTH_PATH
+from web.metrics import PATH as METRICS_PATH
 from web.responses import page
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ _PURPOSES = {purpose.value: purpose for purpose in Purpose}
 
 def surface_of(request: Request) -> Surface:
     path = request.url.path
-    if path.startswith("/api/") or path in (HEALTH_PATH, CHALLENGE_URL):
+    if path.startswith("/api/") or path in (HEALTH_PATH, CHALLENGE_URL, METRICS_PATH):
         return Surface.API
     if path.startswith("/webhooks/"):
         return Surface.WEBHOOK

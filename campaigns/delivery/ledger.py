@@ -17,7 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from campaigns.models import Campaign, CampaignSnippet, Delivery, DeliveryStatus, Snippet
+from campaigns.models import (
+    Campaign,
+    CampaignSnippet,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    Snippet,
+)
 from newsletter.clock import utcnow
 from subscribers.audience import eligible_subscribers
 
@@ -131,3 +138,25 @@ def delivery_counts(session: Session, *, campaign_id: int) -> DeliveryCounts:
         skipped=counts.get(DeliveryStatus.SKIPPED.value, 0),
         failed=counts.get(DeliveryStatus.FAILED.value, 0),
     )
+
+
+# Campaigns whose ledger may still hold queued rows (a sent or cancelled one is done).
+_OPEN = (CampaignStatus.SENDING.value, CampaignStatus.PAUSED.value, CampaignStatus.FAILED.value)
+
+
+def queued_per_campaign(session: Session) -> dict[int, int]:
+    """Recipients still queued per campaign id, for /metrics (issue 17 point 2).
+
+    Only campaigns that started and have not ended are counted (through the
+    ``(campaign_id, id)`` index), so a scrape stays cheap however many rows went out.
+    """
+    rows = session.execute(
+        sa.select(_delivery.c.campaign_id, sa.func.count())
+        .join(Campaign, Campaign.id == _delivery.c.campaign_id)  # type: ignore[arg-type]
+        .where(
+            Campaign.status.in_(_OPEN),  # type: ignore[attr-defined]
+            _delivery.c.status == DeliveryStatus.QUEUED.value,
+        )
+        .group_by(_delivery.c.campaign_id)
+    )
+    return {int(campaign_id): int(count) for campaign_id, count in rows}

@@ -39,7 +39,7 @@ from campaigns.delivery.throttle import Pacer, backoff_seconds
 from campaigns.delivery.variant_sends import finish_run, labels_of
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.workflow import transition
-from newsletter import db
+from newsletter import db, metrics
 from newsletter.errors import ProviderAuthError, ProviderError, ProviderUnavailable
 from newsletter.settings import Settings
 
@@ -67,6 +67,7 @@ class Outcome:
     result: BatchResult | None = None
     error: ProviderError | None = None
     abandoned: bool = False  # the loop stopped before this job was tried
+    seconds: float = 0.0  # the provider's time on it (metrics: batch latency)
 
 
 def attempt(provider: Provider, content: BulkContent, job: Job, stop: threading.Event) -> Outcome:
@@ -76,10 +77,12 @@ def attempt(provider: Provider, content: BulkContent, job: Job, stop: threading.
             return Outcome(job, abandoned=True)
     if stop.is_set():
         return Outcome(job, abandoned=True)
+    began = time.monotonic()
     try:
-        return Outcome(job, result=provider.send_batch(job.content or content, job.recipients))
+        result = provider.send_batch(job.content or content, job.recipients)
     except ProviderError as err:
-        return Outcome(job, error=err)
+        return Outcome(job, error=err, seconds=time.monotonic() - began)
+    return Outcome(job, result=result, seconds=time.monotonic() - began)
 
 
 class SendLoop:
@@ -250,6 +253,19 @@ class SendLoop:
         if outcome.abandoned:
             return
         self.report.batches += 1
+        error = outcome.error
+        sent, failed = self.report.sent, self.report.failed
+        self._record_outcome(outcome)
+        metrics.batch_done(
+            self.settings.provider,
+            seconds=outcome.seconds,
+            sent=self.report.sent - sent,
+            failed=self.report.failed - failed,
+            # 429 and 5xx come as ProviderUnavailable (an SMTP 5xx reply is a rejection)
+            status=error.status if isinstance(error, ProviderUnavailable) else None,
+        )
+
+    def _record_outcome(self, outcome: Outcome) -> None:
         job, error = outcome.job, outcome.error
         if isinstance(error, ProviderAuthError):
             self._halt(f"the provider refused to go on (fix it, then send again): {error}")

@@ -47,6 +47,7 @@ from campaigns.tracking.events import EventKind, NormalisedEvent
 from campaigns.tracking.matching import Match, Matcher
 from campaigns.tracking.people import Stored, Verdict, verdict
 from campaigns.tracking.rowsets import RowSet, among
+from newsletter import metrics
 from newsletter.clock import utcnow
 from newsletter.settings import Settings
 
@@ -87,6 +88,7 @@ def apply_events(
     matcher = Matcher(session)
     for start in range(0, len(events), CHUNK):
         _apply_chunk(session, settings, matcher, events[start : start + CHUNK], result)
+    metrics.provider_events_received(event.kind.value for event in events)  # issue 17
     return result
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 import scheduler
-from campaigns import jobs, weekly_plan
+from campaigns import jobs, outgoing_webhooks, weekly_plan
 from campaigns.models import Campaign, CampaignStatus, Delivery
 from newsletter import job_runs
 from newsletter.models import JobRun
@@ -22,6 +22,7 @@ from subscribers.models import Subscriber
 from tests.support.content import make_snippet
 from tests.support.delivery import add_subscribers
 from tests.support.subscribers import make_subscriber
+from tests.support.webhook_receiver import webhook_receiver
 
 NY = ZoneInfo("America/New_York")
 CATEGORIES = ("back-pain", "sciatica", "leg-cramps")
@@ -314,3 +315,26 @@ def test_failed_jobs_are_those_whose_last_run_failed(engine: Engine) -> None:
     ):
         pass
     assert job_runs.status(engine, now=start).failed_jobs() == []
+
+
+# ---------------------------------------------------------------- outgoing webhooks (issue 16)
+
+
+def test_webhook_delivery_records_a_run_only_when_something_was_due(
+    sqlite_settings: Settings, sqlite_engine: Engine
+) -> None:
+    settings = sqlite_settings.model_copy(update={"webhook_allow_local": True})
+    now = datetime.now(UTC)
+    assert jobs.webhook_delivery(settings, now) is None  # nothing due: no run, no log line
+    with webhook_receiver(200) as receiver, Session(sqlite_engine) as session:
+        outgoing_webhooks.add_endpoint(session, settings=settings, url=receiver.url, events=[])
+        make_subscriber(session, "ann@example.com")
+        note = jobs.webhook_delivery(settings, datetime.now(UTC))
+    assert note is not None and (note.outcome, note.detail) == (
+        "ok",
+        "delivered 1, to retry 0, failed 0",
+    )
+    assert len(receiver.received) == 1
+    with Session(sqlite_engine) as session:
+        kinds = session.exec(select(JobRun.job)).all()
+    assert kinds == [job_runs.WEBHOOK_DELIVERY]

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from newsletter.errors import NotFound
 from newsletter.settings import Settings
+from newsletter.webhook_outbox import WebhookEndpoint, WebhookMessage
 from subscribers import lifecycle
 from subscribers.addresses import email_hash
 from subscribers.csv_io import import_csv
@@ -113,3 +114,17 @@ def test_erased_person_can_come_back_only_by_double_opt_in(
     result = signed_up(session, settings, "jane@example.com")
     assert result.subscriber.status == "pending"
     assert is_suppressed(session, email="jane@example.com")
+
+
+def test_erase_takes_the_persons_outgoing_webhook_messages_with_them(
+    session: Session, settings: Settings
+) -> None:
+    endpoint = WebhookEndpoint(url="https://example.com/h", events=[], secret="whsec_AAAA")
+    session.add(endpoint)
+    session.commit()
+    make_subscriber(session, "ann@example.com")
+    make_subscriber(session, "bob@example.com")
+    erase(session, email="ann@example.com")
+    session.commit()
+    left = session.exec(select(WebhookMessage.payload)).all()
+    assert len(left) == 1 and "bob@example.com" in left[0]

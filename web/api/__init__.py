@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from web.api import campaigns, previews, reports, snippets, subject_tests, subscribers
+from web.api import campaigns, previews, reports, snippets, subject_tests, subscribers, webhooks
 from web.api.common import COMMON
 from web.deps import api_token
 
@@ -32,6 +32,11 @@ TAGS = [
         "description": "Search the list and show one person with their consent history, "
         "as the console and `newsletter subscribers list|show` do.",
     },
+    {
+        "name": "webhooks",
+        "description": "Outgoing webhook endpoints (Standard Webhooks), as `newsletter "
+        "webhooks` does: add (the answer carries the signing secret), list, remove, log.",
+    },
 ]
 
 router = APIRouter(
@@ -45,3 +50,4 @@ router.include_router(reports.router)
 router.include_router(subject_tests.router)  # issue 16
 router.include_router(snippets.router)
 router.include_router(subscribers.router)
+router.include_router(webhooks.router)  # issue 16 point 4

@@ -1,0 +1,203 @@
+"""Outgoing webhooks (issue 16 point 4): endpoints, each endpoint's delivery log, and
+delivering what is due.
+
+Events are queued where they happen (newsletter.webhook_outbox.emit, in the transaction
+of the change) and delivered later by campaigns/webhook_delivery.py, which writes the
+log read here. What the doors call: add, list, enable, remove, log (``newsletter webhooks``,
+``/api/webhooks``), and :func:`deliver` for ``webhooks deliver``.
+
+Endpoint URLs are https (an http one only for 127.0.0.1 or localhost, when
+``webhook_allow_local`` is on); deliveries go through newsletter/net.py's address policy,
+so a URL that resolves to a private address is refused at delivery time too.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from campaigns.webhook_delivery import BATCH, LOCAL_HOSTS, DeliveryReport, deliver_due
+from newsletter.errors import InvalidInput, NotFound, StateError
+from newsletter.settings import Settings
+from newsletter.webhook_outbox import WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
+
+EVENTS = tuple(e.value for e in WebhookEvent)
+EventName = WebhookEvent  # what the API's schema lists as the allowed event names
+
+
+class EndpointView(BaseModel):
+    id: int
+    url: str
+    events: list[str]  # [] = every event
+    created_at: datetime
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    failing_since: datetime | None
+
+
+class AttemptView(BaseModel):
+    id: int
+    message_id: int
+    msg_id: str
+    event_type: str
+    at: datetime
+    status_code: int | None
+    outcome: str  # delivered, retrying, failed, disabled
+    error: str
+    duration_ms: int
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+def new_secret() -> str:
+    """A signing secret in the specification's form: ``whsec_`` and base64 of 24 random
+    bytes (192 bits; the specification asks for 24 to 64)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+
+
+def check_url(settings: Settings, url: str) -> str:
+    """``url`` stripped, or InvalidInput: https with a host, http only for a local host
+    when NEWSLETTER_WEBHOOK_ALLOW_LOCAL is on; no user:password (it would be logged)."""
+    url = url.strip()
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018  (a malformed port raises here)
+    except ValueError:
+        raise InvalidInput("not a valid URL (its port)", field="url") from None
+    if len(url) > 2000 or not host or parts.scheme.lower() not in ("http", "https"):
+        raise InvalidInput("give an https:// URL with a host, at most 2000 characters", field="url")
+    if parts.username or parts.password:
+        raise InvalidInput("put no user name or password in the URL", field="url")
+    local = host.lower() in LOCAL_HOSTS
+    if parts.scheme.lower() == "http" and not (local and settings.webhook_allow_local):
+        raise InvalidInput(
+            "must be https:// (http:// only for 127.0.0.1 or localhost, with "
+            "NEWSLETTER_WEBHOOK_ALLOW_LOCAL)",
+            field="url",
+        )
+    return url
+
+
+def check_events(events: list[str]) -> list[str]:
+    """The event names, each once, in the order given; InvalidInput names an unknown one."""
+    chosen: list[str] = []
+    for name in (e.strip() for e in events):
+        if name not in EVENTS:
+            raise InvalidInput(
+                f"unknown event {name!r}; one of: {', '.join(EVENTS)}", field="events"
+            )
+        if name not in chosen:
+            chosen.append(name)
+    return chosen
+
+
+def _view(endpoint: WebhookEndpoint) -> EndpointView:
+    assert endpoint.id is not None
+    return EndpointView(
+        id=endpoint.id,
+        url=endpoint.url,
+        events=list(endpoint.events or []),
+        created_at=endpoint.created_at,
+        disabled_at=endpoint.disabled_at,
+        disabled_reason=endpoint.disabled_reason,
+        failing_since=endpoint.failing_since,
+    )
+
+
+def add_endpoint(
+    session: Session, *, settings: Settings, url: str, events: list[str]
+) -> tuple[EndpointView, str]:
+    """A new endpoint for ``events`` (empty: all); returns it and its signing secret.
+
+    Raises InvalidInput for a URL :func:`check_url` refuses or an unknown event name.
+    """
+    endpoint = WebhookEndpoint(
+        url=check_url(settings, url), events=check_events(events), secret=new_secret()
+    )
+    session.add(endpoint)
+    session.flush()
+    return _view(endpoint), endpoint.secret
+
+
+def _endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        raise NotFound(f"no webhook endpoint with id {endpoint_id}")
+    return endpoint
+
+
+def list_endpoints(session: Session) -> list[EndpointView]:
+    rows = session.exec(select(WebhookEndpoint).order_by(col(WebhookEndpoint.id))).all()
+    return [_view(e) for e in rows]
+
+
+def remove_endpoint(session: Session, *, endpoint_id: int) -> EndpointView:
+    """Delete the endpoint, its undelivered messages and its log; NotFound if none."""
+    endpoint = _endpoint(session, endpoint_id)
+    view = _view(endpoint)
+    for table in (WebhookAttempt, WebhookMessage):
+        session.execute(sa.delete(table).where(col(table.endpoint_id) == endpoint_id))
+    session.delete(endpoint)
+    session.flush()
+    return view
+
+
+def enable_endpoint(session: Session, *, endpoint_id: int) -> EndpointView:
+    """Enable a disabled endpoint again (its receiver is fixed): the messages it missed
+    while disabled are tried at the next delivery. NotFound, or StateError if enabled."""
+    endpoint = _endpoint(session, endpoint_id)
+    if endpoint.disabled_at is None:
+        raise StateError(f"webhook endpoint {endpoint_id} is not disabled")
+    endpoint.disabled_at = endpoint.disabled_reason = endpoint.failing_since = None
+    session.add(endpoint)
+    session.flush()
+    return _view(endpoint)
+
+
+def delivery_log(session: Session, *, endpoint_id: int, limit: int = 100) -> list[AttemptView]:
+    """The endpoint's latest attempts, newest first; NotFound for an unknown endpoint."""
+    _endpoint(session, endpoint_id)
+    rows = session.exec(
+        select(WebhookAttempt, WebhookMessage.msg_id, WebhookMessage.event_type)
+        .join(WebhookMessage, col(WebhookMessage.id) == col(WebhookAttempt.message_id))
+        .where(WebhookAttempt.endpoint_id == endpoint_id)
+        .order_by(col(WebhookAttempt.at).desc(), col(WebhookAttempt.id).desc())
+        .limit(max(1, min(limit, 1000)))
+    ).all()
+    return [
+        AttemptView(
+            id=a.id or 0,
+            message_id=a.message_id,
+            msg_id=msg_id,
+            event_type=event_type,
+            at=a.at,
+            status_code=a.status_code,
+            outcome=a.outcome,
+            error=a.error,
+            duration_ms=a.duration_ms,
+        )
+        for a, msg_id, event_type in rows
+    ]
+
+
+def deliver(engine: Engine, *, settings: Settings, now: datetime | None = None) -> DeliveryReport:
+    """Deliver what is due until nothing due is left (a round at most BATCH each);
+    stops after a round that delivered nothing, so a dead receiver does not spin."""
+    total = DeliveryReport()
+    while True:
+        report = deliver_due(engine, settings=settings, now=now)
+        total.delivered += report.delivered
+        total.retrying += report.retrying
+        total.failed += report.failed
+        total.disabled += report.disabled
+        if report.tried < BATCH:
+            return total
