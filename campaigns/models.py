@@ -110,6 +110,8 @@ class Campaign(CampaignBase, table=True):
     text: str | None = Field(default=None, sa_type=sa.Text)
     queued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = Field(default=None, sa_type=sa.Text)
+    # Issue 15: our click and open tracking for this campaign (``campaigns track ID --off``).
+    tracking: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
 
 
 class CampaignSnippet(SQLModel, table=True):
@@ -182,6 +184,8 @@ class Delivery(SQLModel, table=True):
     bounce: str | None = Field(default=None, sa_type=sa.String(10))  # hard | soft
     complained: bool = False
     unsubscribed: bool = False
+    # Issue 15: clicks by a machine (a security scanner), counted apart from click_count.
+    machine_click_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class DeliveryBatch(SQLModel, table=True):
@@ -218,3 +222,19 @@ class TrackingEvent(SQLModel, table=True):
     occurred_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class CampaignLink(SQLModel, table=True):
+    """Issue 15: the article links of one campaign, numbered when the campaign is compiled
+    for sending. A click redirect names a position here, never a URL, so only URLs that
+    were in that campaign can be reached through ``/r/...`` (no open redirect)."""
+
+    __tablename__ = "campaign_link"
+
+    campaign_id: int = Field(
+        sa_column=Column(
+            sa.Integer, sa.ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    position: int = Field(sa_column=Column(sa.Integer, primary_key=True, autoincrement=False))
+    url: str = Field(sa_type=sa.Text)  # as sent: UTM tags added

@@ -15,7 +15,7 @@ from sqlmodel import Session, delete
 from newsletter.errors import NotFound
 from subscribers import lifecycle
 from subscribers.addresses import email_hash, normalise_for_hash
-from subscribers.models import ConsentEvent
+from subscribers.models import ConsentEvent, TrackingOptOut
 from subscribers.suppression import find_suppression, forget_address
 
 
@@ -40,6 +40,7 @@ def erase(session: Session, *, email: str) -> ErasureResult:
         events = len(lifecycle.history(session, subscriber_id=subscriber.id or 0))
         # Explicit, so erasure does not depend on the database enforcing the cascade.
         session.exec(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber.id))
+        session.exec(delete(TrackingOptOut).where(TrackingOptOut.subscriber_id == subscriber.id))
         session.delete(subscriber)
         session.flush()
     forget_address(session, email=address)

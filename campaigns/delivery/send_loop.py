@@ -37,6 +37,7 @@ from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.delivery.send_report import ProgressCallback, SendProgress, SendReport
 from campaigns.delivery.throttle import Pacer, backoff_seconds
 from campaigns.models import Campaign, CampaignStatus
+from campaigns.tracking.links import TrackingValues
 from campaigns.workflow import transition
 from newsletter import db
 from newsletter.errors import ProviderAuthError, ProviderError, ProviderUnavailable
@@ -96,6 +97,7 @@ class SendLoop:
         started: float,
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
+        tracking: TrackingValues | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
@@ -110,6 +112,7 @@ class SendLoop:
         self.before = self._db(lambda: delivery_counts(session, campaign_id=campaign_id))
         self.report = SendReport(campaign_id=campaign_id, status=S.SENDING)
         links = RecipientLinks(settings)
+        links.tracking = tracking  # issue 15: our click and open links, per reader
         self.reader = self._db(
             lambda: LedgerReader(
                 session, campaign_id=campaign_id, links=links, batch_size=self._batch_size()

@@ -49,11 +49,19 @@ from campaigns.content.preflight import preflight as run_preflight
 from campaigns.content.rendering import render_campaign
 from campaigns.delivery import send_lease
 from campaigns.delivery.ledger import queue_deliveries
-from campaigns.delivery.providers.base import Provider, Recipient, SendStatus, bulk_content
+from campaigns.delivery.providers.base import (
+    BulkContent,
+    Provider,
+    Recipient,
+    SendStatus,
+    bulk_content,
+)
 from campaigns.delivery.providers.factory import check_one_click_links, make_sending_provider
 from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.delivery.send_loop import ProgressCallback, SendLoop, SendProgress, SendReport
+from campaigns.delivery.tracked_content import tracked_content
 from campaigns.models import Campaign, CampaignStatus
+from campaigns.tracking.links import TrackingValues
 from campaigns.workflow import transition
 from newsletter import db
 from newsletter.errors import (
@@ -149,7 +157,9 @@ def send_campaign(
         try:
             ready = partial(_ready, session, settings, campaign_id, actor=actor, check=preflight)
             campaign = _retrying(session, settings, campaign_id, ready)
-            content = bulk_content(settings, campaign)
+            content, tracking = _retrying(
+                session, settings, campaign_id, partial(_compiled, session, settings, campaign)
+            )
             if provider is None:
                 provider = make_sending_provider(settings)
             loop = SendLoop(
@@ -163,6 +173,7 @@ def send_campaign(
                 started=started,
                 on_progress=on_progress,
                 should_stop=should_stop,
+                tracking=tracking,
             )
             with fewer_gc_passes():
                 return loop.run()
@@ -204,6 +215,15 @@ def _ready(
     return campaign
 
 
+def _compiled(
+    session: Session, settings: Settings, campaign: Campaign
+) -> tuple[BulkContent, TrackingValues | None]:
+    """The content as sent, its link table committed (issue 15: our own tracking)."""
+    compiled = tracked_content(session, settings=settings, campaign=campaign)
+    session.commit()
+    return compiled
+
+
 def _release(session: Session, campaign_id: int, holder: str) -> None:
     """Give the send lease up. With the database gone it cannot be: it expires, and the
     next run on this host takes it at once (our process will be gone)."""
@@ -239,7 +259,7 @@ def test_send(
         raise Suppressed(f"{to_email} is suppressed ({refused.reason}): no test copy goes to it")
     check_one_click_links(settings)
     _prepare(session, settings=settings, campaign=campaign, check=False)
-    content = bulk_content(settings, campaign, test=True)
+    content, _ = tracked_content(session, settings=settings, campaign=campaign, test=True)
     links = RecipientLinks(settings)
     recipient = Recipient(
         delivery_id=0, subscriber_id=0, email=to_email, name=None, values=links.values(0, None)

@@ -46,6 +46,8 @@ class BulkContent:
     list_id: str
     categories: tuple[str, ...] = ()
     test: bool = False
+    # Issue 15: our own click and open tracking is in the content; the provider's stays off.
+    tracking: bool = False
 
     @property
     def subject_line(self) -> str:
