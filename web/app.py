@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from campaigns.tracking.hits import Recorder
 from newsletter import db
 from newsletter.settings import Settings, load_settings
 from subscribers.ratelimit import RateLimiter
@@ -20,6 +21,7 @@ from web import (
     health,
     my_data_pages,
     subscriber_pages,
+    tracking,
     webhooks,
 )
 from web.security import SecurityHeaders
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served offline by web.assets
         redoc_url=None,
         redirect_slashes=False,
+        lifespan=tracking.lifespan,  # writes the last clicks and opens on shutdown
     )
     app.state.settings = cfg
     app.state.engine = engine
@@ -62,12 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.my_data_limiter = RateLimiter(
         engine, limit=cfg.my_data_limit_per_hour, window=3600, bucket="my-data", salt=salt
     )
+    app.state.tracking = Recorder(engine, cfg)  # issue 15: /r/ and /o/, written in bulk
     errors.register(app)
     webhooks.mount(app, cfg)  # POST /webhooks/sendgrid, only when SendGrid sends our mail
     app.include_router(subscriber_pages.router)
     app.include_router(my_data_pages.router)
     app.include_router(api.router)
     app.include_router(health.router)
+    app.include_router(tracking.router)
     assets.install(app)
     app.add_middleware(
         SecurityHeaders,
