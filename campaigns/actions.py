@@ -54,6 +54,7 @@ class CampaignView(BaseModel):
     created_at: datetime
     created_by: str
     error: str | None
+    tracking: bool = True  # issue 15: our click and open tracking for this campaign
 
 
 class LogEntry(BaseModel):
@@ -85,6 +86,7 @@ def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
         created_at=campaign.created_at,
         created_by=campaign.created_by,
         error=campaign.error,
+        tracking=campaign.tracking is not False,
     )
 
 
@@ -280,6 +282,32 @@ def cancel(
     workflow.transition(
         session, campaign=campaign, to=S.CANCELLED, actor=actor, reason=reason or "cancelled"
     )
+    session.flush()
+    return view(campaign, settings=settings)
+
+
+def track(
+    session: Session, *, settings: Settings, campaign_id: int, on: bool, actor: str
+) -> CampaignView:
+    """Issue 15: switch our click and open tracking for one campaign (logged). A sent or
+    cancelled campaign's links are out already: StateError. A paused send resumes with
+    the new choice for the readers not yet sent to."""
+    campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    if campaign.status in (S.SENT, S.CANCELLED):
+        raise StateError(f"campaign {campaign_id} is {campaign.status}; its links are out")
+    if campaign.tracking != on:
+        campaign.tracking = on
+        session.add(campaign)
+        reason = f"tracking {'on' if on else 'off'}"
+        session.add(
+            CampaignLog(
+                campaign_id=campaign_id,
+                from_status=campaign.status,
+                to_status=campaign.status,
+                actor=actor,
+                reason=reason,
+            )
+        )
     session.flush()
     return view(campaign, settings=settings)
 

@@ -32,7 +32,7 @@ from subscribers.models import (
 from subscribers.pages import sentence
 
 SIGN_UP_FIELDS = frozenset({"email", "name", "consent", "website", challenge.FIELD})
-PREFERENCES_FIELDS = frozenset({"topics", "topics_consent", "pause_weeks"})
+PREFERENCES_FIELDS = frozenset({"topics", "topics_consent", "pause_weeks", "do_not_track"})
 # A field people never see (hidden by CSS and aria-hidden) that form-filling bots fill in.
 HONEYPOT = "website"
 CONSENT_MISSING = "Please tick the box to confirm that you want the newsletter."
@@ -74,6 +74,7 @@ class PreferencesForm:
     chosen: list[str] | None = None
     errors: list[str] = field(default_factory=list)
     saved: bool = False
+    do_not_track: bool = False  # issue 15: the reader's "do not track me" box
 
 
 def _form_errors(form: PostedForm, expected: frozenset[str]) -> list[str]:
@@ -217,6 +218,13 @@ def active_subscriber(session: Session, *, subscriber_id: int) -> Subscriber:
     return subscriber
 
 
+def preferences_of(session: Session, *, subscriber_id: int) -> PreferencesForm:
+    """The preferences form as stored (StateError as :func:`active_subscriber`)."""
+    subscriber = active_subscriber(session, subscriber_id=subscriber_id)
+    refused = preferences.tracking_refused(session, subscriber_id)
+    return PreferencesForm(subscriber, do_not_track=refused)
+
+
 def pause_weeks(raw: str, *, settings: Settings) -> int | None:
     """The pause field: "" keeps the pause as it is (the form's first option), "0"
     resumes, n pauses for n weeks; InvalidInput otherwise."""
@@ -242,8 +250,9 @@ def save_preferences(
     subscriber = active_subscriber(session, subscriber_id=subscriber_id)
     chosen = None if form.problem else list(form.fields.get("topics", []))
     errors = _form_errors(form, PREFERENCES_FIELDS)
+    do_not_track = form.first("do_not_track") == "yes"
     if errors:
-        return PreferencesForm(subscriber, chosen, errors)
+        return PreferencesForm(subscriber, chosen, errors, do_not_track=do_not_track)
     try:
         preferences.update_preferences(
             session,
@@ -254,9 +263,10 @@ def save_preferences(
             pause_weeks=pause_weeks(form.first("pause_weeks"), settings=settings),
             ip=ip,
             user_agent=user_agent,
+            do_not_track=do_not_track,
         )
     except (InvalidInput, ConsentError) as err:
         session.rollback()  # the session holds only this change: keep none of it
         reason = err.reason if isinstance(err, InvalidInput) else str(err)
-        return PreferencesForm(subscriber, chosen, [sentence(reason)])
-    return PreferencesForm(subscriber, saved=True)
+        return PreferencesForm(subscriber, chosen, [sentence(reason)], do_not_track=do_not_track)
+    return PreferencesForm(subscriber, saved=True, do_not_track=do_not_track)

@@ -120,9 +120,11 @@ class Pages:
         saved: bool = False,
         chosen: Sequence[str] | None = None,
         today: date | None = None,
+        do_not_track: bool = False,
     ) -> str:
         """The topics and pause form; ``chosen`` (topic slugs) overrides the stored topics
-        when a refused form comes back; ``today`` (UTC) decides whether a pause still runs."""
+        when a refused form comes back; ``today`` (UTC) decides whether a pause still runs;
+        ``do_not_track`` ticks the "do not track me" box (issue 15)."""
         assert subscriber.id is not None
         today = today or utcnow().date()
         picked = set(subscriber.topics or []) if chosen is None else set(chosen)
@@ -160,6 +162,7 @@ class Pages:
             paused_until=paused.isoformat() if paused else None,
             errors=list(errors),
             saved=saved,
+            do_not_track=do_not_track,
         )
 
     def delete_data(self, subscriber: Subscriber, *, token: str) -> str:

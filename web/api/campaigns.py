@@ -1,4 +1,4 @@
-"""``/api/campaigns``: list, create, show, schedule, pause, resume and cancel campaigns,
+"""``/api/campaigns``: list, create, show, schedule, pause, resume, cancel and track campaigns,
 as ``newsletter campaigns`` does; every change is logged as ``api:<token name>``."""
 
 from __future__ import annotations
@@ -168,4 +168,26 @@ def cancel_campaign(
         campaign_id=campaign_id,
         actor=actor,
         reason=body.reason if body else "",
+    )
+
+
+class TrackingRequest(BaseModel):
+    tracking: bool = Field(description="our click and open tracking links (issue 15)")
+
+
+@router.post(
+    "/{campaign_id}/tracking",
+    response_model=actions.CampaignView,
+    responses=CHANGE,
+    summary="Switch click and open tracking for a campaign not yet sent",
+)
+def track_campaign(
+    campaign_id: CampaignId,
+    body: TrackingRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+) -> actions.CampaignView:
+    return actions.track(
+        session, settings=settings, campaign_id=campaign_id, on=body.tracking, actor=actor
     )
