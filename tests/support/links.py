@@ -11,6 +11,7 @@ from campaigns.delivery.sending import send_campaign
 from campaigns.models import Campaign
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
+from subscribers.preferences import update_preferences
 from tests.support.content import make_campaign, make_snippet
 from tests.support.subscribers import html_of, make_subscriber, outbox, text_of
 
@@ -26,8 +27,11 @@ def sent_issue(
     links: int = 3,
     urls: list[str] | None = None,
     tracking: bool = True,
+    do_not_track: tuple[int, ...] = (),
 ) -> tuple[Campaign, list[Subscriber]]:
-    """A weekly issue of ``links`` articles sent through the outbox to ``readers`` readers."""
+    """A weekly issue of ``links`` articles sent through the outbox to ``readers`` readers
+    (reader<i>@example.com), those numbered in ``do_not_track`` having asked not to be
+    tracked on the preferences page."""
     snippets = (
         [make_snippet(session, settings, url=u) for u in urls]
         if urls
@@ -37,6 +41,12 @@ def sent_issue(
     campaign.tracking = tracking
     session.commit()
     people = [make_subscriber(session, f"reader{i}@example.com") for i in range(readers)]
+    for i in do_not_track:
+        update_preferences(
+            session, settings=settings, subscriber_id=people[i].id or 0, topics=[],
+            topics_consent=False, do_not_track=True,
+        )  # fmt: skip
+    session.commit()
     report = send_campaign(
         session, settings=settings, campaign_id=campaign.id, provider=outbox(settings),
         preflight=False,
