@@ -53,14 +53,10 @@ PLACEHOLDER_KEYS = (UNSUBSCRIBE_URL, PREFERENCES_URL, NAME, NAME_HTML, GREETING,
 # The keys whose values come from the reader's name alone (see personal_values).
 PERSONAL_KEYS = (NAME, NAME_HTML, GREETING, GREETING_HTML)
 
-# Issue 15: tracked content (campaigns.tracking.links) has a hole per article link,
-# ``link_<n>`` in the text part and ``link_<n>_h`` (HTML-escaped) in the HTML part, and
-# ``open_pixel`` (the pixel's <img>, or nothing) before </body>. Each reader's values make
-# them redirects through /r/... or the plain URLs (a reader who asked not to be tracked).
-LINK_KEY = "link_{}"
-LINK_HTML_KEY = "link_{}_h"
-OPEN_PIXEL = "open_pixel"
-_TRACKING_KEYS = r"|link_\d+(?:_h)?|" + OPEN_PIXEL
+# Issue 15: tracked content (campaigns.tracking.links) carries one hole per reader,
+# ``track``: the reader's signed token inside every /r/ link and the /o/ pixel. A reader
+# who asked not to be tracked gets the campaign's plain variant, which has no hole.
+TRACK = "track"
 
 # Newsletter headers per RFC 8058 (one-click) and RFC 2919 (List-Id).
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -166,9 +162,7 @@ def build_mime(
 
 # ---------------------------------------------------------------- the encoder
 
-HOLE = re.compile(
-    r"\[%(" + "|".join(re.escape(k) for k in PLACEHOLDER_KEYS) + _TRACKING_KEYS + r")%\]"
-)
+HOLE = re.compile(r"\[%(" + "|".join(re.escape(k) for k in (*PLACEHOLDER_KEYS, TRACK)) + r")%\]")
 _SOFT_BREAK = b"=\r\n"
 MAX_LINE = 998
 

@@ -145,6 +145,7 @@ class LedgerReader:
                             email,
                             name,
                             values(subscriber_id, name, key, not not_tracked),
+                            bool(not_tracked),
                         )
                     )
             for reason, ids in skipped.items():

@@ -22,7 +22,7 @@ from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from campaigns.tracking.links import TrackingValues
-from newsletter.mail import PREFERENCES_URL, UNSUBSCRIBE_URL, personal_values
+from newsletter.mail import PREFERENCES_URL, TRACK, UNSUBSCRIBE_URL, personal_values
 from newsletter.settings import Settings
 from subscribers.tokens import Purpose
 
@@ -91,7 +91,7 @@ class RecipientLinks:
         self._preferences = _PurposeSigner(settings, Purpose.PREFERENCES, base)
         if self._unsubscribe.sep != self._preferences.sep:  # pragma: no cover - drift guard
             raise RuntimeError("the two purposes sign with different separators")
-        self.tracking: TrackingValues | None = None  # our click and open links, if on
+        self.tracking: TrackingValues | None = None  # issue 15: our click and open links
         self.for_campaign(campaign_id)
         self.new_batch()
 
@@ -110,7 +110,8 @@ class RecipientLinks:
     ) -> dict[str, str]:
         """Every placeholder value of ``newsletter.mail``: the two links, the name and the
         greeting ("Hello Jane," / "Hello,"), raw for the text part and escaped for HTML;
-        with :attr:`tracking`, the article links and pixel (plain ones unless ``tracked``).
+        with :attr:`tracking`, the reader's token for the article links and pixel, unless
+        not ``tracked`` (the reader then gets the content's plain variant, with no hole).
 
         ``link_key`` is the subscriber's (hex digits, ``subscribers.models.new_link_key``);
         empty only for a test send, whose links then name no one and never verify."""
@@ -129,6 +130,6 @@ class RecipientLinks:
         values[PREFERENCES_URL] = (
             preferences.prefix + (value + sep + preferences.sign(value)).decode()
         )
-        if self.tracking is not None:
-            values.update(self.tracking.values(subscriber_id, link_key, tracked=tracked))
+        if self.tracking is not None and tracked and link_key:
+            values[TRACK] = self.tracking.token(subscriber_id, link_key)
         return values

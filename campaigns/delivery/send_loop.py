@@ -56,6 +56,7 @@ class Job:
     recipients: list[Recipient]
     attempt: int = 0
     not_before: float = 0.0  # time.monotonic() before which it must not be tried
+    content: BulkContent | None = None  # None: the loop's; else the plain variant (issue 15)
 
 
 @dataclass
@@ -76,7 +77,7 @@ def attempt(provider: Provider, content: BulkContent, job: Job, stop: threading.
     if stop.is_set():
         return Outcome(job, abandoned=True)
     try:
-        return Outcome(job, result=provider.send_batch(content, job.recipients))
+        return Outcome(job, result=provider.send_batch(job.content or content, job.recipients))
     except ProviderError as err:
         return Outcome(job, error=err)
 
@@ -98,11 +99,13 @@ class SendLoop:
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
         tracking: TrackingValues | None = None,
+        plain_content: BulkContent | None = None,
     ) -> None:
         self.session = session
         self.settings = settings
         self.campaign_id = campaign_id
         self.content = content
+        self.plain_content = plain_content  # for readers who asked not to be tracked
         self.provider = provider
         self.holder = holder
         self.actor = actor
@@ -121,7 +124,7 @@ class SendLoop:
         self.pacer = Pacer(settings.send_rate_per_second)
         self.stop = threading.Event()
         self.retries: deque[Job] = deque()
-        self.ready: Job | None = None  # the next batch, read while the provider works
+        self.ready: deque[Job] = deque()  # the next batch, read while the provider works
         self.exhausted = False  # the reader has no more queued rows
         self.in_flight: dict[Future[Outcome], Job] = {}
         self.renew_every = max(1.0, settings.lease_seconds / 3)
@@ -167,7 +170,7 @@ class SendLoop:
 
     def _read_ahead(self) -> None:
         """Read the next batch into ``ready`` unless one is waiting or the ledger is done."""
-        if self.ready is not None or self.exhausted:
+        if self.ready or self.exhausted:
             return
         reader, last_id = self.reader, self.reader.last_id
 
@@ -180,15 +183,22 @@ class SendLoop:
         if batch is None:
             self.exhausted = True
         else:
-            self.ready = Job(batch)
+            self.ready.extend(self._jobs(batch))
+
+    def _jobs(self, batch: list[Recipient]) -> list[Job]:
+        """A batch as jobs: readers not to be tracked apart, with the plain content."""
+        if self.plain_content is None or not any(r.plain for r in batch):
+            return [Job(batch)]
+        tracked = [r for r in batch if not r.plain]
+        plain = [r for r in batch if r.plain]
+        return [j for j in (Job(tracked), Job(plain, content=self.plain_content)) if j.recipients]
 
     def _next_job(self) -> Job | None:
         """A retry first, else the batch read ahead; None when there is nothing to send."""
         if self.retries:
             return self.retries.popleft()
         self._read_ahead()
-        job, self.ready = self.ready, None
-        return job
+        return self.ready.popleft() if self.ready else None
 
     def _submit(self, pool: ThreadPoolExecutor, workers: int) -> bool:
         """Fill the free workers, paced; False when nothing is in flight (the run is over)."""
@@ -276,7 +286,7 @@ class SendLoop:
             return
         wait_seconds = backoff_seconds(settings, job.attempt, retry_after)
         self.retries.append(
-            Job(recipients, attempt=job.attempt + 1, not_before=time.monotonic() + wait_seconds)
+            Job(recipients, job.attempt + 1, time.monotonic() + wait_seconds, job.content)
         )
 
     def _halt(self, reason: str) -> None:

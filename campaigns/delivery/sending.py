@@ -157,7 +157,7 @@ def send_campaign(
         try:
             ready = partial(_ready, session, settings, campaign_id, actor=actor, check=preflight)
             campaign = _retrying(session, settings, campaign_id, ready)
-            content, tracking = _retrying(
+            content, plain, tracking = _retrying(
                 session, settings, campaign_id, partial(_compiled, session, settings, campaign)
             )
             if provider is None:
@@ -174,6 +174,7 @@ def send_campaign(
                 on_progress=on_progress,
                 should_stop=should_stop,
                 tracking=tracking,
+                plain_content=plain,
             )
             with fewer_gc_passes():
                 return loop.run()
@@ -217,7 +218,7 @@ def _ready(
 
 def _compiled(
     session: Session, settings: Settings, campaign: Campaign
-) -> tuple[BulkContent, TrackingValues | None]:
+) -> tuple[BulkContent, BulkContent | None, TrackingValues | None]:
     """The content as sent, its link table committed (issue 15: our own tracking)."""
     compiled = tracked_content(session, settings=settings, campaign=campaign)
     session.commit()
@@ -259,7 +260,7 @@ def test_send(
         raise Suppressed(f"{to_email} is suppressed ({refused.reason}): no test copy goes to it")
     check_one_click_links(settings)
     _prepare(session, settings=settings, campaign=campaign, check=False)
-    content, _ = tracked_content(session, settings=settings, campaign=campaign, test=True)
+    content, _, _ = tracked_content(session, settings=settings, campaign=campaign, test=True)
     links = RecipientLinks(settings)
     recipient = Recipient(
         delivery_id=0, subscriber_id=0, email=to_email, name=None, values=links.values(0, None)

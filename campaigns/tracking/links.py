@@ -3,10 +3,11 @@
 A campaign is *compiled* for sending once (:func:`compile_links`): its article links
 (the URLs of its snippets, wherever they appear as an ``href`` or on a line of the text
 part) get their UTM tags (``campaigns.content.utm``) and a number, stored in
-``campaign_link``; each becomes a hole (``newsletter.mail.LINK_KEY``) and the HTML gets
-an ``open_pixel`` hole before ``</body>``. Per reader, :class:`TrackingValues` fills the
-holes with ``{base}/r/{token}/{n}`` and an ``<img src="{base}/o/{token}">``, or, for a
-reader who asked not to be tracked, the plain URLs and nothing.
+``campaign_link``, and become ``{base}/r/[%track%]/{n}``; the HTML gets the pixel
+``<img src="{base}/o/[%track%]">`` before ``</body>``. So a reader's copy differs from the
+next one's by a single short value, the token (``newsletter.mail.TRACK``), which
+:class:`TrackingValues` makes; a reader who asked not to be tracked gets the compiled
+*plain* variant instead (tagged links, no pixel, no hole).
 
 The token names the campaign and the reader and is signed once per reader, whatever the
 number of links (one ``hmac.digest`` call, about 1 µs): ``{campaign}.{subscriber}.{mac}``
@@ -24,7 +25,7 @@ from __future__ import annotations
 import base64
 import hmac
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape, unescape
 
@@ -33,7 +34,7 @@ from sqlmodel import Session
 
 from campaigns.content.utm import UtmTags, tag_all
 from campaigns.models import Campaign, CampaignLink, CampaignSnippet, Snippet
-from newsletter.mail import LINK_HTML_KEY, LINK_KEY, OPEN_PIXEL, placeholder
+from newsletter.mail import TRACK, placeholder
 from newsletter.settings import Settings
 
 PURPOSE = b"newsletter.track"
@@ -90,10 +91,13 @@ def verify(keys: Sequence[bytes], parts: TokenParts, link_key: str) -> bool:
 
 @dataclass(frozen=True)
 class CompiledLinks:
-    """A campaign's content as sent: ``tracked`` content has holes for ``urls``."""
+    """A campaign's content as sent: tracked (with ``[%track%]`` holes) when ``tracked``;
+    ``plain_*`` always has the tagged links and no pixel (readers not to be tracked)."""
 
     html: str
     text: str
+    plain_html: str
+    plain_text: str
     urls: tuple[str, ...]  # position n -> the URL as sent (UTM tags added)
     tracked: bool
 
@@ -156,58 +160,48 @@ def compile_links(
             )
             session.flush()
     position = {url: n for n, url in enumerate(originals)}
+    base = settings.base_url.rstrip("/")
+    hole = placeholder(TRACK)
+    plain = _rewrite(html, text, position, lambda n: sent[n])
+    if not tracked:
+        return CompiledLinks(*plain, *plain, tuple(sent), False)
+    html, text = _rewrite(html, text, position, lambda n: f"{base}/r/{hole}/{n}")
+    pixel = (
+        f'<img src="{base}/o/{hole}" width="1" height="1" alt="" '
+        'style="display:block;border:0;width:1px;height:1px">'
+    )
+    html, found = _BODY_END.subn(lambda m: pixel + m.group(0), html, count=1)
+    if not found:
+        html += pixel
+    return CompiledLinks(html, text, *plain, tuple(sent), True)
 
-    def html_link(n: int) -> str:
-        return placeholder(LINK_HTML_KEY.format(n)) if tracked else escape(sent[n])
 
-    def text_link(n: int) -> str:
-        return placeholder(LINK_KEY.format(n)) if tracked else sent[n]
+def _rewrite(
+    html: str, text: str, position: dict[str, int], link: Callable[[int], str]
+) -> tuple[str, str]:
+    """Each article URL (``position``: URL -> number) replaced by ``link(number)``: in the
+    HTML where it is a whole ``href`` (escaped), in the text where it stands alone."""
 
     def href(match: re.Match[str]) -> str:
         n = position.get(unescape(match.group(1)))
-        return match.group(0) if n is None else f'href="{html_link(n)}"'
+        return match.group(0) if n is None else f'href="{escape(link(n))}"'
 
     html = _HREF.sub(href, html)
     for url, n in sorted(position.items(), key=lambda item: -len(item[0])):
-        text = re.sub(rf"(?<!\S){re.escape(url)}(?!\S)", lambda _m, n=n: text_link(n), text)
-    if tracked:
-        pixel = placeholder(OPEN_PIXEL)
-        html, found = _BODY_END.subn(lambda m: pixel + m.group(0), html, count=1)
-        if not found:
-            html += pixel
-    return CompiledLinks(html, text, tuple(sent), tracked)
+        text = re.sub(rf"(?<!\S){re.escape(url)}(?!\S)", lambda _m, n=n: link(n), text)
+    return html, text
 
 
 # ---------------------------------------------------------------- per reader
 
 
 class TrackingValues:
-    """The link and pixel hole values of one campaign's readers (the send loop's hot path)."""
+    """The ``track`` hole's value for each reader of one campaign (the send loop's hot path:
+    one ``hmac.digest`` per reader)."""
 
-    def __init__(self, settings: Settings, *, campaign_id: int, urls: Sequence[str]) -> None:
+    def __init__(self, settings: Settings, *, campaign_id: int) -> None:
         self.campaign_id = campaign_id
         self.key = tracking_keys(settings)[0]
-        base = settings.base_url.rstrip("/")
-        self.redirect = f"{base}/r/"
-        self.pixel = f"{base}/o/"
-        self.keys = [
-            (LINK_KEY.format(n), LINK_HTML_KEY.format(n), f"/{n}") for n in range(len(urls))
-        ]
-        self.plain = {OPEN_PIXEL: ""}
-        for n, url in enumerate(urls):
-            self.plain[LINK_KEY.format(n)] = url
-            self.plain[LINK_HTML_KEY.format(n)] = escape(url)
 
-    def values(self, subscriber_id: int, link_key: str, *, tracked: bool) -> dict[str, str]:
-        """Hole values for one reader: redirects and the pixel, or plain links and nothing."""
-        if not tracked or not link_key:  # a test send's reader has no key: plain links
-            return self.plain
-        token = make_token(self.key, self.campaign_id, subscriber_id, link_key)
-        prefix = self.redirect + token
-        values = {
-            OPEN_PIXEL: f'<img src="{self.pixel}{token}" width="1" height="1" alt="" '
-            'style="display:block;border:0;width:1px;height:1px">'
-        }
-        for text_key, html_key, suffix in self.keys:
-            values[text_key] = values[html_key] = prefix + suffix
-        return values
+    def token(self, subscriber_id: int, link_key: str) -> str:
+        return make_token(self.key, self.campaign_id, subscriber_id, link_key)

@@ -30,6 +30,9 @@ class Recipient:
     name: str | None
     # Placeholder values (newsletter.mail.PLACEHOLDER_KEYS) for this recipient.
     values: Mapping[str, str]
+    # Issue 15: the reader asked not to be tracked: the send loop gives them the campaign's
+    # plain variant (no tracking links, no pixel).
+    plain: bool = False
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,14 @@ def test_compiling_numbers_the_links_and_leaves_holes_in_both_parts(
     assert compiled.urls == tuple(
         f"{s.url}?utm_source=newsletter&utm_medium=email&utm_campaign=2026-W49" for s in snippets
     )
-    assert 'href="[%link_0_h%]"' in compiled.html and 'href="[%link_1_h%]"' in compiled.html
+    base = settings.base_url
+    assert f'href="{base}/r/[%track%]/0"' in compiled.html
+    assert f'href="{base}/r/[%track%]/1"' in compiled.html
     assert snippets[0].url not in compiled.html and snippets[0].url not in compiled.text
-    assert "[%link_0%]" in compiled.text and "[%link_1%]" in compiled.text
-    assert compiled.html.index("[%open_pixel%]") < compiled.html.index("</body>")
+    assert f"{base}/r/[%track%]/1\n" in compiled.text
+    assert compiled.html.index(f'<img src="{base}/o/[%track%]"') < compiled.html.index("</body>")
+    assert "[%track%]" not in compiled.plain_html + compiled.plain_text
+    assert "utm_source=newsletter&amp;utm_medium" in compiled.plain_html
     assert stored_links(session, campaign.id or 0) == list(compiled.urls)
 
 

@@ -47,9 +47,10 @@ def test_our_tracking_turns_sendgrids_click_and_open_tracking_off(
 ):
     body = send(settings, session, fake)
     assert body["tracking_settings"] == OFF
-    values = body["personalizations"][0]["substitutions"]
-    assert values["[%link_0%]"].startswith("https://news.example.com/r/")
-    assert values["[%open_pixel%]"].startswith('<img src="https://news.example.com/o/')
+    token = body["personalizations"][0]["substitutions"]["[%track%]"]
+    html = next(c["value"] for c in body["content"] if c["type"] == "text/html")
+    assert len(token) <= 24 and "https://news.example.com/r/[%track%]/0" in html
+    assert '<img src="https://news.example.com/o/[%track%]"' in html
 
 
 @sqlite_only
@@ -58,4 +59,4 @@ def test_without_our_tracking_sendgrids_account_settings_apply(
 ):
     body = send(settings, session, fake, tracking=False)
     assert "tracking_settings" not in body
-    assert "[%link_0%]" not in body["personalizations"][0]["substitutions"]
+    assert "[%track%]" not in body["personalizations"][0]["substitutions"]
