@@ -23,8 +23,10 @@ open redirect, and the tracked links of a 10-link issue cost one MAC, not ten.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import re
+from binascii import b2a_base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape, unescape
@@ -196,12 +198,30 @@ def _rewrite(
 
 
 class TrackingValues:
-    """The ``track`` hole's value for each reader of one campaign (the send loop's hot path:
-    one ``hmac.digest`` per reader)."""
+    """The ``track`` hole's value for each reader of one campaign (the send loop's hot path).
+
+    The same tokens as :func:`make_token` (a test pins it), with HMAC's keyed SHA-256
+    states made once and copied per reader (RFC 2104: H(K^opad, H(K^ipad, m))), as
+    ``recipient_links`` does for its SHA-1 tokens: about a third of ``hmac.digest``'s cost.
+    """
 
     def __init__(self, settings: Settings, *, campaign_id: int) -> None:
         self.campaign_id = campaign_id
-        self.key = tracking_keys(settings)[0]
+        key = tracking_keys(settings)[0].ljust(64, b"\0")  # SHA-256 block: 64 bytes
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+        self._head = b"%d." % campaign_id
 
     def token(self, subscriber_id: int, link_key: str) -> str:
-        return make_token(self.key, self.campaign_id, subscriber_id, link_key)
+        ids = self._head + b"%d" % subscriber_id
+        inner = self._inner.copy()
+        inner.update(ids + b"." + link_key.encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        mac = b2a_base64(outer.digest()[:MAC_BYTES], newline=False).translate(_URLSAFE)
+        return (ids + b"." + mac).decode()
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_URLSAFE = bytes.maketrans(b"+/", b"-_")

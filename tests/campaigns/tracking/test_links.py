@@ -125,3 +125,13 @@ def test_a_test_copy_is_never_tracked(settings: Settings, session: Session):
     )  # fmt: skip
     message = messages(settings)[0]
     assert redirects(message, html=True) == [] and pixel(message) is None
+
+
+@sqlite_only
+def test_the_send_loops_tokens_are_the_verified_ones(settings: Settings):
+    from campaigns.tracking.links import TrackingValues
+
+    fast = TrackingValues(settings, campaign_id=77)
+    key = tracking_keys(settings)[0]
+    for subscriber_id, link_key in ((1, KEY), (123_456_789, "f" * 32)):
+        assert fast.token(subscriber_id, link_key) == make_token(key, 77, subscriber_id, link_key)
