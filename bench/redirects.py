@@ -31,6 +31,7 @@ import json
 import os
 import random
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -93,7 +94,7 @@ def _prepare(url: str, readers: int) -> list[str]:
     return [make_token(key, cid, sid, link_key) for sid, link_key in ids]
 
 
-def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
+def _serve(url: str, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "NEWSLETTER_DATABASE_URL": url,
@@ -101,21 +102,35 @@ def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
         "NEWSLETTER_BASE_URL": f"http://127.0.0.1:{port}",
     }
     args = [sys.executable, "-m", "uvicorn", "web.app:create_app", "--factory"]
-    args += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    args += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", *extra]
     return subprocess.Popen(args, env=env)
 
 
+def _wait_for(port: int, server: subprocess.Popen[bytes]) -> None:
+    """Until uvicorn accepts connections (it migrates and imports first)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("uvicorn did not start")
+
+
 async def _client(
-    port: int, tokens: list[str], rate: float, until: float, latencies: list[float]
-) -> int:
+    port: int, tokens: list[str], rate: float, until: float, latencies: list[float],
+    cold: bool = False,
+) -> int:  # fmt: skip
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     interval = 1 / rate if rate else 0.0
     due = time.perf_counter() + random.random() * interval
     errors = 0
-    while time.perf_counter() < until:
+    while time.perf_counter() < until and (tokens or not cold):
         n = random.randrange(LINKS)
+        token = tokens.pop() if cold else random.choice(tokens)  # cold: each reader once
         request = (
-            f"GET /r/{random.choice(tokens)}/{n} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"GET /r/{token}/{n} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "User-Agent: Mozilla/5.0 (bench) Firefox/128.0\r\n\r\n"
         ).encode()
         if interval:  # open loop: latency counts from when the request was due
@@ -138,12 +153,15 @@ async def _client(
     return errors
 
 
-async def _load(port: int, tokens: list[str], clients: int, rate: float, seconds: float) -> dict:
+async def _load(
+    port: int, tokens: list[str], clients: int, rate: float, seconds: float, cold: bool = False
+) -> dict:
     latencies: list[float] = []
     until = time.perf_counter() + seconds
     started = time.perf_counter()
+    todo = random.sample(tokens, len(tokens)) if cold else tokens
     errors = await asyncio.gather(
-        *(_client(port, tokens, rate / clients, until, latencies) for _ in range(clients))
+        *(_client(port, todo, rate / clients, until, latencies, cold) for _ in range(clients))
     )
     wall = time.perf_counter() - started
     latencies.sort()
@@ -152,6 +170,7 @@ async def _load(port: int, tokens: list[str], clients: int, rate: float, seconds
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
 
     return {
+        "phase": "first click of each reader (cache cold)" if cold else "clicks (cache warm)",
         "target_rps": rate or "max",
         "requests": len(latencies),
         "rps": round(len(latencies) / wall),
@@ -161,6 +180,13 @@ async def _load(port: int, tokens: list[str], clients: int, rate: float, seconds
         "max_ms": round(latencies[-1] * 1000, 2),
         "errors": sum(errors),
     }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc): the server's own cost, which a
+    loaded machine's latency figures hide."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _clicks(url: str) -> int:
@@ -173,12 +199,17 @@ def _clicks(url: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readers", type=int, default=10_000)
+    parser.add_argument("--readers", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--rates", default="500,1000,0", help="requests/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--cold-rate", type=float, default=200.0,
+        help="first: each reader's first click at this rate (-1: skip)",
+    )  # fmt: skip
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--uvicorn", default="", help='more uvicorn options: "--http h11"')
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -186,12 +217,21 @@ def main() -> None:
     ):
         tokens = _prepare(url, args.readers)
         port = 18000 + os.getpid() % 1000
-        server = _serve(url, port)
+        server = _serve(url, port, args.uvicorn.split())
         try:
-            time.sleep(3)
+            _wait_for(port, server)
             results = []
-            for rate in (float(r) for r in args.rates.split(",")):
-                result = asyncio.run(_load(port, tokens, args.clients, rate, args.seconds))
+            phases = [(args.cold_rate, True)] if args.cold_rate >= 0 else []
+            phases += [(float(r), False) for r in args.rates.split(",")]
+            for rate, cold in phases:
+                cpu = _cpu_seconds(server.pid)
+                result = asyncio.run(
+                    _load(
+                        port, tokens, args.clients, rate, args.seconds * (10 if cold else 1), cold
+                    )
+                )
+                used = _cpu_seconds(server.pid) - cpu
+                result["server_cpu_us_per_request"] = round(used / result["requests"] * 1e6)
                 results.append(result)
                 print(json.dumps(result))
             sent = sum(r["requests"] for r in results)

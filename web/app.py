@@ -74,6 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tracking.router)
     assets.install(app)
+    # Cached /r/ clicks answered before routing; inside SecurityHeaders, which runs last.
+    app.add_middleware(
+        tracking.FastClicks, room=app.state.tracking, trusted=app.state.trusted_proxies
+    )
     app.add_middleware(
         SecurityHeaders,
         https=cfg.base_url.lower().startswith("https://"),

@@ -111,6 +111,35 @@ class Recorder:
         self._add(EventKind.CLICKED, parts, position, url, method, user_agent, ip)
         return url
 
+    def can_answer_now(self, token: str) -> bool:
+        """Whether :meth:`click_now` would answer ``token`` from the caches (and its URLs
+        are plain ASCII, as an HTTP header carries them)."""
+        parts = parse_token(token)
+        if parts is None:
+            return False
+        links = self._links.get(parts.campaign_id)
+        cached = self._link_keys.get(parts.subscriber_id)
+        return (
+            links is not None
+            and all(u.isascii() for u in links)
+            and cached is not None
+            and cached[1] > time.monotonic()
+        )
+
+    def click_now(
+        self, token: str, position: int, *, method: str, user_agent: str | None, ip: str | None
+    ) -> str | None:
+        """:meth:`click` when both caches know the answer, never touching the database (the
+        web door calls it on its event loop); None when :meth:`click` must run instead."""
+        parts = parse_token(token)
+        if parts is None:
+            raise LinkNotFound("this link is not one of ours, or it was changed on the way")
+        links = self._links.get(parts.campaign_id)
+        cached = self._link_keys.get(parts.subscriber_id)
+        if links is None or cached is None or cached[1] <= time.monotonic():
+            return None
+        return self.click(token, position, method=method, user_agent=user_agent, ip=ip)
+
     def open(self, token: str, *, method: str, user_agent: str | None, ip: str | None) -> bool:
         """Record an open of the pixel; False (nothing recorded) for a token that fails."""
         parts = parse_token(token)

@@ -29,7 +29,7 @@ import re
 from binascii import b2a_base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from html import escape, unescape
+from html import escape
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -42,7 +42,6 @@ from newsletter.settings import Settings
 PURPOSE = b"newsletter.track"
 MAC_BYTES = 12
 _link = CampaignLink.__table__  # type: ignore[attr-defined]
-_HREF = re.compile(r'href="([^"]*)"')
 _BODY_END = re.compile(r"</body>", re.IGNORECASE)
 
 
@@ -182,14 +181,11 @@ def _rewrite(
     html: str, text: str, position: dict[str, int], link: Callable[[int], str]
 ) -> tuple[str, str]:
     """Each article URL (``position``: URL -> number) replaced by ``link(number)``: in the
-    HTML where it is a whole ``href`` (escaped), in the text where it stands alone."""
-
-    def href(match: re.Match[str]) -> str:
-        n = position.get(unescape(match.group(1)))
-        return match.group(0) if n is None else f'href="{escape(link(n))}"'
-
-    html = _HREF.sub(href, html)
+    HTML as the exact ``href="..."`` attribute our templates render (the URL escaped, as
+    Jinja2's autoescape and MJML write it: we never parse HTML by regex), in the text
+    where it stands alone between whitespace."""
     for url, n in sorted(position.items(), key=lambda item: -len(item[0])):
+        html = html.replace(f'href="{escape(url)}"', f'href="{escape(link(n))}"')
         text = re.sub(rf"(?<!\S){re.escape(url)}(?!\S)", lambda _m, n=n: link(n), text)
     return html, text
 
