@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, select
 
 from campaigns import weekly_plan, workflow
@@ -19,6 +20,7 @@ from campaigns.models import (
     CampaignLog,
     CampaignSnippet,
     CampaignStatus,
+    CampaignTrackingOff,
     Snippet,
 )
 from newsletter.clock import as_utc, utcnow
@@ -86,8 +88,14 @@ def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
         created_at=campaign.created_at,
         created_by=campaign.created_by,
         error=campaign.error,
-        tracking=campaign.tracking is not False,
+        tracking=_tracking(campaign),
     )
+
+
+def _tracking(campaign: Campaign) -> bool:
+    """The campaign's own tracking switch (issue 15), read in the campaign's session."""
+    session = object_session(campaign)
+    return session is None or session.get(CampaignTrackingOff, campaign.id) is None
 
 
 def get_campaign(session: Session, *, campaign_id: int, lock: bool = False) -> Campaign:
@@ -295,15 +303,18 @@ def track(
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
     if campaign.status in (S.SENT, S.CANCELLED):
         raise StateError(f"campaign {campaign_id} is {campaign.status}; its links are out")
-    if campaign.tracking != on:
-        campaign.tracking = on
-        session.add(campaign)
-        reason = f"tracking {'on' if on else 'off'}"
+    off = session.get(CampaignTrackingOff, campaign_id)
+    if (off is None) != on:
+        if on:
+            session.delete(off)
+        else:
+            session.add(CampaignTrackingOff(campaign_id=campaign_id))
+        status, reason = campaign.status, f"tracking {'on' if on else 'off'}"
         session.add(
             CampaignLog(
                 campaign_id=campaign_id,
-                from_status=campaign.status,
-                to_status=campaign.status,
+                from_status=status,
+                to_status=status,
                 actor=actor,
                 reason=reason,
             )

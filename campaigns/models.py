@@ -110,8 +110,6 @@ class Campaign(CampaignBase, table=True):
     text: str | None = Field(default=None, sa_type=sa.Text)
     queued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = Field(default=None, sa_type=sa.Text)
-    # Issue 15: our click and open tracking for this campaign (``campaigns track ID --off``).
-    tracking: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
 
 
 class CampaignSnippet(SQLModel, table=True):
@@ -238,3 +236,17 @@ class CampaignLink(SQLModel, table=True):
     )
     position: int = Field(sa_column=Column(sa.Integer, primary_key=True, autoincrement=False))
     url: str = Field(sa_type=sa.Text)  # as sent: UTM tags added
+
+
+class CampaignTrackingOff(SQLModel, table=True):
+    """Issue 15: a campaign sent without our click and open tracking
+    (``campaigns track ID --off``); a table of its own, so ``campaign`` keeps its columns."""
+
+    __tablename__ = "campaign_tracking_off"
+
+    campaign_id: int = Field(
+        sa_column=Column(
+            sa.Integer, sa.ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

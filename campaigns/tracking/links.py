@@ -35,7 +35,13 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from campaigns.content.utm import UtmTags, tag_all
-from campaigns.models import Campaign, CampaignLink, CampaignSnippet, Snippet
+from campaigns.models import (
+    Campaign,
+    CampaignLink,
+    CampaignSnippet,
+    CampaignTrackingOff,
+    Snippet,
+)
 from newsletter.mail import TRACK, placeholder
 from newsletter.settings import Settings
 
@@ -103,9 +109,9 @@ class CompiledLinks:
     tracked: bool
 
 
-def tracking_on(settings: Settings, campaign: Campaign) -> bool:
-    """Both switches: ``NEWSLETTER_TRACKING`` and the campaign's own."""
-    return settings.tracking and campaign.tracking is not False
+def tracking_on(session: Session, settings: Settings, campaign_id: int) -> bool:
+    """Both switches: ``NEWSLETTER_TRACKING`` and the campaign's own (``campaigns track``)."""
+    return settings.tracking and session.get(CampaignTrackingOff, campaign_id) is None
 
 
 def article_urls(session: Session, campaign_id: int) -> list[str]:
@@ -141,7 +147,7 @@ def compile_links(
     """
     assert campaign.id is not None
     html, text = campaign.html or "", campaign.text or ""
-    tracked = tracking_on(settings, campaign) if tracked is None else tracked
+    tracked = tracking_on(session, settings, campaign.id) if tracked is None else tracked
     originals = article_urls(session, campaign.id)
     tags = (
         UtmTags.for_campaign(settings, week=campaign.week, campaign_id=campaign.id)

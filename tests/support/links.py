@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from sqlmodel import Session
 
 from campaigns.delivery.sending import send_campaign
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignTrackingOff
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
 from subscribers.preferences import update_preferences
@@ -38,7 +38,8 @@ def sent_issue(
         else [make_snippet(session, settings) for _ in range(links)]
     )
     campaign = make_campaign(session, snippets, week="2026-W49")
-    campaign.tracking = tracking
+    if not tracking:
+        session.add(CampaignTrackingOff(campaign_id=campaign.id))
     session.commit()
     people = [make_subscriber(session, f"reader{i}@example.com") for i in range(readers)]
     for i in do_not_track:

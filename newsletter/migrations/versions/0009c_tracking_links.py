@@ -7,10 +7,10 @@ Create Date: 2026-11-30
 ``campaign_link``: each campaign's article links, numbered when it is compiled for
 sending; a click redirect names a (campaign, position), never a URL, so nothing outside a
 campaign can be reached through it. ``tracking_opt_out``: readers who asked not to be
-tracked (their own table: ``subscriber`` is read by every send batch). ``campaign.tracking``:
-the per-campaign switch (``campaigns track ID --off``). ``delivery.machine_click_count``:
-scanner clicks counted beside the human ones (adding a column with a constant default
-rewrites no rows on PostgreSQL 11+ and SQLite).
+tracked (their own table: ``subscriber`` is read by every send batch).
+``campaign_tracking_off``: campaigns switched off (``campaigns track ID --off``).
+``delivery.machine_click_count``: scanner clicks counted beside the human ones (adding a
+column with a constant default rewrites no rows on PostgreSQL 11+ and SQLite).
 """
 
 from collections.abc import Sequence
@@ -40,8 +40,12 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["subscriber_id"], ["subscriber.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("subscriber_id"),
     )
-    op.add_column(
-        "campaign", sa.Column("tracking", sa.Boolean(), server_default=sa.true(), nullable=False)
+    op.create_table(
+        "campaign_tracking_off",
+        sa.Column("campaign_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["campaign_id"], ["campaign.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("campaign_id"),
     )
     op.add_column(
         "delivery",
@@ -52,7 +56,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("delivery") as batch:
         batch.drop_column("machine_click_count")
-    with op.batch_alter_table("campaign") as batch:
-        batch.drop_column("tracking")
+    op.drop_table("campaign_tracking_off")
     op.drop_table("tracking_opt_out")
     op.drop_table("campaign_link")

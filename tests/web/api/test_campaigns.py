@@ -137,6 +137,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
         "created_at": body["created_at"],
         "created_by": "api:ops",
         "error": None,
+        "tracking": True,
     }
     assert client.get("/api/campaigns").json() == [body]
     shown = client.get(f"/api/campaigns/{body['id']}").json()
@@ -309,9 +310,8 @@ def test_every_api_operation_is_summarised_and_needs_the_bearer_token(
         if path.startswith("/api/")
         for method, operation in item.items()
     ]
-    assert (
-        len(operations) == 9
-    )  # list, create, show, schedule, pause, resume, cancel, preview, report
+    # list, create, show, schedule, pause, resume, cancel, tracking, preview, report
+    assert len(operations) == 10
     for name, operation in operations:
         assert operation.get("summary"), name
         assert operation["security"] == [{"HTTPBearer": []}], name
@@ -383,3 +383,17 @@ def test_a_method_not_allowed_names_the_allowed_ones(api: tuple[httpx.Client, En
     assert (response.status_code, response.json()) == (405, {"detail": "Method Not Allowed"})
     assert response.headers["allow"] == "GET, POST"
     assert client.put("/api/campaigns/1/pause").headers["allow"] == "POST"
+
+
+def test_tracking_is_switched_per_campaign(api: tuple[httpx.Client, Engine]) -> None:
+    client, engine = api
+    with Session(engine, expire_on_commit=False) as session:
+        snippet = make_snippet(session, Settings(_env_file=None))  # type: ignore[call-arg]
+        session.commit()
+    created = client.post("/api/campaigns", json={"subject": "S", "snippet_ids": [snippet.id]})
+    cid = created.json()["id"]
+    off = client.post(f"/api/campaigns/{cid}/tracking", json={"tracking": False})
+    assert off.status_code == 200 and off.json()["tracking"] is False
+    assert client.get(f"/api/campaigns/{cid}").json()["tracking"] is False
+    bad = client.post(f"/api/campaigns/{cid}/tracking", json={"tracking": "maybe"})
+    assert bad.status_code == 422
