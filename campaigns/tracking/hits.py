@@ -51,6 +51,7 @@ from subscribers.models import Subscriber
 log = logging.getLogger(__name__)
 
 PROVIDER = "newsletter"  # tracking_event.provider of our own events
+PERSONAL_FIELDS = ("user_agent",)  # what erasure scrubs from their payload (no IP is kept)
 KEY_SECONDS = 300.0  # how long a reader's link key is trusted from the cache
 MAX_KEYS = 100_000
 MAX_BUFFER = 200_000  # hits kept while the database is away; the oldest go first
