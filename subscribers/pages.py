@@ -14,6 +14,7 @@ from newsletter.clock import utcnow
 from newsletter.errors import (
     ConfigError,
     DatabaseError,
+    LinkNotFound,
     NewsletterError,
     NotFound,
     PayloadTooLarge,
@@ -251,6 +252,8 @@ class Pages:
                 message="There are no preferences to change for this address.",
                 link={"url": "/subscribe", "text": "Subscribe"},
             )
+        if isinstance(err, LinkNotFound):  # issue 15: a click link of ours, changed on the way
+            return self.message(heading="This link leads nowhere", message=sentence(str(err)))
         if isinstance(err, NotFound):
             return self.message(
                 heading="This sign-up has expired", message=sentence(str(err)), link=SIGN_UP_AGAIN

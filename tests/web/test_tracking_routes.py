@@ -119,6 +119,7 @@ def test_a_tampered_token_answers_404_and_redirects_nowhere(sent: Sent):
     assert answer.status_code == 404
     assert "location" not in answer.headers
     assert answer.headers["content-type"].startswith("text/html")
+    assert "This link leads nowhere" in answer.text
 
 
 @sqlite_only
