@@ -7,7 +7,7 @@ SIZES ?= 10000,100000
 # `make bench BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test` for PostgreSQL
 BENCH_DATABASE_URL ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-redirects clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test: lint
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench --sizes $(SIZES) --chart bench/results.png \
+		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
+
+# Issue 15: /r/ redirect latency under 200 concurrent clients, and click ingestion.
+bench-redirects: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.redirects --json bench/redirects.json \
 		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
 
 clean:

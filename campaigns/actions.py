@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy.orm import object_session
 from sqlmodel import Session, col, select
 
 from campaigns import weekly_plan, workflow
@@ -23,6 +24,7 @@ from campaigns.models import (
     CampaignLog,
     CampaignSnippet,
     CampaignStatus,
+    CampaignTrackingOff,
     Snippet,
 )
 from newsletter import audit
@@ -59,6 +61,7 @@ class CampaignView(BaseModel):
     created_at: datetime
     created_by: str
     error: str | None
+    tracking: bool = True  # issue 15: our click and open tracking for this campaign
 
 
 class LogEntry(BaseModel):
@@ -95,7 +98,14 @@ def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
         created_at=campaign.created_at,
         created_by=campaign.created_by,
         error=campaign.error,
+        tracking=_tracking(campaign),
     )
+
+
+def _tracking(campaign: Campaign) -> bool:
+    """The campaign's own tracking switch (issue 15), read in the campaign's session."""
+    session = object_session(campaign)
+    return session is None or session.get(CampaignTrackingOff, campaign.id) is None
 
 
 def get_campaign(session: Session, *, campaign_id: int, lock: bool = False) -> Campaign:
@@ -379,6 +389,35 @@ def cancel(
     )
     session.flush()
     _audited(session, actor=actor, action="cancel", campaign=campaign, before=before)
+    return view(campaign, settings=settings)
+
+
+def track(
+    session: Session, *, settings: Settings, campaign_id: int, on: bool, actor: str
+) -> CampaignView:
+    """Issue 15: switch our click and open tracking for one campaign (logged). A sent or
+    cancelled campaign's links are out already: StateError. A paused send resumes with
+    the new choice for the readers not yet sent to."""
+    campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    if campaign.status in (S.SENT, S.CANCELLED):
+        raise StateError(f"campaign {campaign_id} is {campaign.status}; its links are out")
+    off = session.get(CampaignTrackingOff, campaign_id)
+    if (off is None) != on:
+        if on:
+            session.delete(off)
+        else:
+            session.add(CampaignTrackingOff(campaign_id=campaign_id))
+        status, reason = campaign.status, f"tracking {'on' if on else 'off'}"
+        session.add(
+            CampaignLog(
+                campaign_id=campaign_id,
+                from_status=status,
+                to_status=status,
+                actor=actor,
+                reason=reason,
+            )
+        )
+    session.flush()
     return view(campaign, settings=settings)
 
 

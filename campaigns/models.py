@@ -182,6 +182,8 @@ class Delivery(SQLModel, table=True):
     bounce: str | None = Field(default=None, sa_type=sa.String(10))  # hard | soft
     complained: bool = False
     unsubscribed: bool = False
+    # Issue 15: clicks by a machine (a security scanner), counted apart from click_count.
+    machine_click_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class DeliveryBatch(SQLModel, table=True):
@@ -362,3 +364,34 @@ class SnippetRetirement(SQLModel, table=True):
     )
     retired_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     retired_by: str = Field(max_length=100)
+
+
+# Issue 15 (our own click and open tracking): migration 0009c.
+class CampaignLink(SQLModel, table=True):
+    """Issue 15: the article links of one campaign, numbered when the campaign is compiled
+    for sending. A click redirect names a position here, never a URL, so only URLs that
+    were in that campaign can be reached through ``/r/...`` (no open redirect)."""
+
+    __tablename__ = "campaign_link"
+
+    campaign_id: int = Field(
+        sa_column=Column(
+            sa.Integer, sa.ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    position: int = Field(sa_column=Column(sa.Integer, primary_key=True, autoincrement=False))
+    url: str = Field(sa_type=sa.Text)  # as sent: UTM tags added
+
+
+class CampaignTrackingOff(SQLModel, table=True):
+    """Issue 15: a campaign sent without our click and open tracking
+    (``campaigns track ID --off``); a table of its own, so ``campaign`` keeps its columns."""
+
+    __tablename__ = "campaign_tracking_off"
+
+    campaign_id: int = Field(
+        sa_column=Column(
+            sa.Integer, sa.ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -395,3 +395,21 @@ def _change_command(name: str, doc: str) -> None:
 _change_command("pause", "Hold a scheduled or sending campaign (sending stops between batches).")
 _change_command("resume", "Resume a paused campaign.")
 _change_command("cancel", "Cancel a campaign for good.")
+
+
+@app.command("track")
+def track(
+    campaign_id: int = params.campaign_id("The campaign to switch tracking for."),
+    on: bool = typer.Option(..., "--on/--off", help="Our click and open tracking links."),
+    as_json: bool = output.json_option(),
+) -> None:
+    """Switch our click and open tracking for one campaign (before it is sent)."""
+    from campaigns import actions
+
+    cfg = settings()
+    with session_for(cfg) as session:
+        data = actions.track(session, settings=cfg, campaign_id=campaign_id, on=on, actor=actor())
+    if as_json:
+        output.print_json(data.model_dump(mode="json"))
+    else:
+        output.say(f"campaign {data.id} ({data.status}): tracking {'on' if on else 'off'}")

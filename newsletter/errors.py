@@ -57,6 +57,11 @@ class NotFound(NewsletterError):
     pass
 
 
+class LinkNotFound(NotFound):
+    """Issue 15: a click or pixel link that is not one we made (tampered, foreign, or a
+    link number outside its campaign): answered 404, never redirected."""
+
+
 class InvalidInput(NewsletterError):
     def __init__(self, message: str, *, where: str | None = None, field: str | None = None) -> None:
         self.where = where

@@ -53,6 +53,11 @@ PLACEHOLDER_KEYS = (UNSUBSCRIBE_URL, PREFERENCES_URL, NAME, NAME_HTML, GREETING,
 # The keys whose values come from the reader's name alone (see personal_values).
 PERSONAL_KEYS = (NAME, NAME_HTML, GREETING, GREETING_HTML)
 
+# Issue 15: tracked content (campaigns.tracking.links) carries one hole per reader,
+# ``track``: the reader's signed token inside every /r/ link and the /o/ pixel. A reader
+# who asked not to be tracked gets the campaign's plain variant, which has no hole.
+TRACK = "track"
+
 # Newsletter headers per RFC 8058 (one-click) and RFC 2919 (List-Id).
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -157,7 +162,7 @@ def build_mime(
 
 # ---------------------------------------------------------------- the encoder
 
-HOLE = re.compile(r"\[%(" + "|".join(re.escape(k) for k in PLACEHOLDER_KEYS) + r")%\]")
+HOLE = re.compile(r"\[%(" + "|".join(re.escape(k) for k in (*PLACEHOLDER_KEYS, TRACK)) + r")%\]")
 _SOFT_BREAK = b"=\r\n"
 MAX_LINE = 998
 

@@ -226,6 +226,22 @@ class Settings(BaseSettings):
     webhook_retention_days: int = Field(default=30, ge=1)
     # /metrics needs "Authorization: Bearer <token>" when set; open otherwise.
     metrics_token: str | None = None
+    # Issue 15 (points 1-3): our own click and open tracking, machines apart, UTM tags.
+    # Click redirects (/r/...) and the open pixel (/o/...) in every newsletter; off: plain links.
+    tracking: bool = True
+    # The in-process buffer of clicks and opens is written every so often or at so many.
+    tracking_flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    tracking_flush_events: int = Field(default=1000, ge=1)
+    # Clicks on every link of a message within this window are a scanner's (machine).
+    tracking_burst_seconds: float = Field(default=2.0, ge=0, le=60)
+    # Opens by a known prefetcher this soon after sending are the prefetcher's (machine).
+    tracking_prefetch_seconds: float = Field(default=10.0, ge=0, le=3600)
+    utm: bool = True
+    utm_source: str = Field(default="newsletter", min_length=1, max_length=100)
+    utm_medium: str = Field(default="email", min_length=1, max_length=100)
+    utm_campaign: str | None = Field(default=None, max_length=100)  # None: the issue's week
+    # Tag only links to these domains (and their subdomains); empty: every article link.
+    utm_only_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("database_url")
     @classmethod
@@ -263,6 +279,17 @@ class Settings(BaseSettings):
     # Issue 14 (part B, the campaign editor): how often the console's live progress
     # stream reads a send's counts, in seconds.
     console_progress_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("utm_only_domains", mode="before")
+    @classmethod
+    def _domain_list(cls, value: object) -> object:
+        """Comma-separated text or a JSON list of host names, kept in lower case."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list):
+            return [str(item).strip().lower().strip(".") for item in value if str(item).strip()]
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -16,7 +16,7 @@ from newsletter.errors import NotFound
 from newsletter.webhook_outbox import forget_subscriber
 from subscribers import lifecycle
 from subscribers.addresses import email_hash, normalise_for_hash
-from subscribers.models import ConsentEvent
+from subscribers.models import ConsentEvent, TrackingOptOut
 from subscribers.suppression import find_suppression, forget_address
 
 
@@ -42,6 +42,7 @@ def erase(session: Session, *, email: str) -> ErasureResult:
         # Explicit, so erasure does not depend on the database enforcing the cascade.
         session.exec(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber.id))
         forget_subscriber(session, subscriber_id=subscriber.id or 0)  # outgoing webhooks
+        session.exec(delete(TrackingOptOut).where(TrackingOptOut.subscriber_id == subscriber.id))
         session.delete(subscriber)
         session.flush()
     forget_address(session, email=address)

@@ -38,7 +38,9 @@ TIMEZONE_FIELDS = frozenset({"timezone", "timezone_choice"})
 SIGN_UP_FIELDS = (
     frozenset({"email", "name", "consent", "website", challenge.FIELD}) | TIMEZONE_FIELDS
 )
-PREFERENCES_FIELDS = frozenset({"topics", "topics_consent", "pause_weeks", "timezone_choice"})
+PREFERENCES_FIELDS = frozenset(
+    {"topics", "topics_consent", "pause_weeks", "timezone_choice", "do_not_track"}
+)
 TIMEZONE_UNKNOWN = "Please choose your time zone from the list."
 # A field people never see (hidden by CSS and aria-hidden) that form-filling bots fill in.
 HONEYPOT = "website"
@@ -81,6 +83,7 @@ class PreferencesForm:
     chosen: list[str] | None = None
     errors: list[str] = field(default_factory=list)
     saved: bool = False
+    do_not_track: bool = False  # issue 15: the reader's "do not track me" box
 
 
 def _form_errors(form: PostedForm, expected: frozenset[str]) -> list[str]:
@@ -244,6 +247,13 @@ def active_subscriber(session: Session, *, subscriber_id: int) -> Subscriber:
     return subscriber
 
 
+def preferences_of(session: Session, *, subscriber_id: int) -> PreferencesForm:
+    """The preferences form as stored (StateError as :func:`active_subscriber`)."""
+    subscriber = active_subscriber(session, subscriber_id=subscriber_id)
+    refused = preferences.tracking_refused(session, subscriber_id)
+    return PreferencesForm(subscriber, do_not_track=refused)
+
+
 def pause_weeks(raw: str, *, settings: Settings) -> int | None:
     """The pause field: "" keeps the pause as it is (the form's first option), "0"
     resumes, n pauses for n weeks; InvalidInput otherwise."""
@@ -270,8 +280,9 @@ def save_preferences(
     subscriber = active_subscriber(session, subscriber_id=subscriber_id)
     chosen = None if form.problem else list(form.fields.get("topics", []))
     errors = _form_errors(form, PREFERENCES_FIELDS)
+    do_not_track = form.first("do_not_track") == "yes"
     if errors:
-        return PreferencesForm(subscriber, chosen, errors)
+        return PreferencesForm(subscriber, chosen, errors, do_not_track=do_not_track)
     try:
         zone = optional_timezone(form.first("timezone_choice"), field="time zone")
         updated = preferences.update_preferences(
@@ -283,6 +294,7 @@ def save_preferences(
             pause_weeks=pause_weeks(form.first("pause_weeks"), settings=settings),
             ip=ip,
             user_agent=user_agent,
+            do_not_track=do_not_track,
         )
         if "timezone_choice" in form.fields:  # issue 16: "" = the list's zone
             updated.timezone = zone
@@ -290,5 +302,5 @@ def save_preferences(
     except (InvalidInput, ConsentError) as err:
         session.rollback()  # the session holds only this change: keep none of it
         reason = err.reason if isinstance(err, InvalidInput) else str(err)
-        return PreferencesForm(subscriber, chosen, [sentence(reason)])
-    return PreferencesForm(subscriber, saved=True)
+        return PreferencesForm(subscriber, chosen, [sentence(reason)], do_not_track=do_not_track)
+    return PreferencesForm(subscriber, saved=True, do_not_track=do_not_track)

@@ -169,3 +169,18 @@ class ConfirmationSend(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email_hash: str = Field(max_length=64)
     sent_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class TrackingOptOut(SQLModel, table=True):
+    """Issue 15: a reader who asked not to be tracked (the preferences page): plain links
+    and no open pixel in every newsletter. A table of its own rather than a column on the
+    busy ``subscriber`` table; erased with the subscriber (ON DELETE CASCADE)."""
+
+    __tablename__ = "tracking_opt_out"
+
+    subscriber_id: int = Field(
+        sa_column=Column(
+            sa.Integer, sa.ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -14,6 +14,7 @@ from newsletter.clock import utcnow
 from newsletter.errors import (
     ConfigError,
     DatabaseError,
+    LinkNotFound,
     NewsletterError,
     NotFound,
     PayloadTooLarge,
@@ -122,9 +123,11 @@ class Pages:
         saved: bool = False,
         chosen: Sequence[str] | None = None,
         today: date | None = None,
+        do_not_track: bool = False,
     ) -> str:
         """The topics and pause form; ``chosen`` (topic slugs) overrides the stored topics
-        when a refused form comes back; ``today`` (UTC) decides whether a pause still runs."""
+        when a refused form comes back; ``today`` (UTC) decides whether a pause still runs;
+        ``do_not_track`` ticks the "do not track me" box (issue 15)."""
         assert subscriber.id is not None
         today = today or utcnow().date()
         picked = set(subscriber.topics or []) if chosen is None else set(chosen)
@@ -164,6 +167,7 @@ class Pages:
             list_zone=self.settings.timezone,
             errors=list(errors),
             saved=saved,
+            do_not_track=do_not_track,
         )
 
     def delete_data(self, subscriber: Subscriber, *, token: str) -> str:
@@ -252,6 +256,8 @@ class Pages:
                 message="There are no preferences to change for this address.",
                 link={"url": "/subscribe", "text": "Subscribe"},
             )
+        if isinstance(err, LinkNotFound):  # issue 15: a click link of ours, changed on the way
+            return self.message(heading="This link leads nowhere", message=sentence(str(err)))
         if isinstance(err, NotFound):
             return self.message(
                 heading="This sign-up has expired", message=sentence(str(err)), link=SIGN_UP_AGAIN

@@ -17,7 +17,7 @@ from newsletter.clock import utcnow
 from newsletter.errors import ConsentError, InvalidInput, StateError
 from newsletter.settings import Settings
 from subscribers import atomic, lifecycle
-from subscribers.models import ConsentSource, Subscriber, SubscriberStatus
+from subscribers.models import ConsentSource, Subscriber, SubscriberStatus, TrackingOptOut
 
 
 def is_paused(subscriber: Subscriber, *, today: date) -> bool:
@@ -58,9 +58,11 @@ def update_preferences(
     user_agent: str | None = None,
     source: ConsentSource = ConsentSource.FORM,
     now: datetime | None = None,
+    do_not_track: bool | None = None,
 ) -> Subscriber:
     """Set topics (with their separate consent) and pause; ``pause_weeks`` 0 resumes,
-    None leaves the pause as it is.
+    None leaves the pause as it is; ``do_not_track`` (issue 15) True: plain links and no
+    open pixel from the next newsletter on, None leaves it as it is.
 
     The row is taken first (atomic.lock_subscriber), so a concurrent unsubscribe either
     lands before (StateError here) or after this history row, never under it.
@@ -90,6 +92,9 @@ def update_preferences(
         subscriber.paused_until = now.date() + timedelta(weeks=pause_weeks) if pause_weeks else None
 
     detail: dict[str, object] = {"paused_until": _iso(subscriber.paused_until)}
+    if do_not_track is not None and do_not_track != tracking_refused(session, subscriber_id):
+        _set_tracking_refused(session, subscriber_id, do_not_track, now)
+        detail["do_not_track"] = do_not_track
     if chosen != list(subscriber.topics or []):
         detail["topics"] = chosen
     consent_version = None
@@ -124,3 +129,19 @@ def update_preferences(
 
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def tracking_refused(session: Session, subscriber_id: int) -> bool:
+    """Whether the reader asked not to be tracked (issue 15: plain links, no pixel)."""
+    return session.get(TrackingOptOut, subscriber_id) is not None
+
+
+def _set_tracking_refused(
+    session: Session, subscriber_id: int, refused: bool, now: datetime
+) -> None:
+    row = session.get(TrackingOptOut, subscriber_id)
+    if refused and row is None:
+        session.add(TrackingOptOut(subscriber_id=subscriber_id, created_at=now))
+    elif not refused and row is not None:
+        session.delete(row)
+    session.flush()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from campaigns.tracking.hits import Recorder
 from newsletter import db
 from newsletter.settings import Settings, load_settings
 from subscribers.ratelimit import RateLimiter
@@ -22,6 +23,7 @@ from web import (
     metrics,
     my_data_pages,
     subscriber_pages,
+    tracking,
     webhooks,
 )
 from web.console.limits import ConsoleBodyLimit
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served offline by web.assets
         redoc_url=None,
         redirect_slashes=False,
+        lifespan=tracking.lifespan,  # writes the last clicks and opens on shutdown
     )
     app.state.settings = cfg
     app.state.engine = engine
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bucket="console-login",
         salt=salt,
     )
+    app.state.tracking = Recorder(engine, cfg)  # issue 15: /r/ and /o/, written in bulk
     errors.register(app)
     webhooks.mount(app, cfg)  # POST /webhooks/sendgrid, only when SendGrid sends our mail
     app.include_router(subscriber_pages.router)
@@ -81,8 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(console.router)
     app.include_router(metrics.router)  # GET /metrics (issue 17 point 2)
+    app.include_router(tracking.router)
     assets.install(app)
     app.add_middleware(ConsoleBodyLimit, settings=cfg)  # before any form is read
+    # Cached /r/ clicks answered before routing; inside SecurityHeaders, which runs last.
+    app.add_middleware(
+        tracking.FastClicks, room=app.state.tracking, trusted=app.state.trusted_proxies
+    )
     app.add_middleware(
         SecurityHeaders,
         https=cfg.base_url.lower().startswith("https://"),

@@ -38,6 +38,7 @@ from newsletter.errors import (
     ConfigError,
     DatabaseError,
     InvalidInput,
+    LinkNotFound,
     LoginFailed,
     NewsletterError,
     NotFound,
@@ -94,6 +95,7 @@ STATUSES: dict[type[Exception], Statuses | None] = {
     AccessError: _same(403),
     # A page's ids come from signed links: a record gone means a dead link.
     NotFound: Statuses(api=404, page=400, webhook=404, console=404),
+    LinkNotFound: _same(404),  # /r/...: not a link of ours; no redirect
     StateError: _same(409),
     PayloadTooLarge: _same(413),
     # 422 where a JSON body parsed but says something impossible (as FastAPI's own

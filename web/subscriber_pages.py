@@ -134,8 +134,8 @@ def unsubscribe(
 def preferences_form(
     token: str, subscriber_id: PreferencesLinkDep, session: SessionDep, pages: PagesDep
 ) -> HTMLResponse:
-    subscriber = forms.active_subscriber(session, subscriber_id=subscriber_id)
-    return page(pages.preferences(subscriber, token=token))
+    stored = forms.preferences_of(session, subscriber_id=subscriber_id)
+    return page(pages.preferences(stored.subscriber, token=token, do_not_track=stored.do_not_track))
 
 
 # The link is checked before the form is read: a bad link is told as such, whatever came.
@@ -163,5 +163,6 @@ def preferences_save(
         errors=answer.errors,
         saved=answer.saved,
         chosen=answer.chosen,
+        do_not_track=answer.do_not_track,
     )
     return page(html, 400 if answer.errors else 200)

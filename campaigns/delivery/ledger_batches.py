@@ -31,12 +31,13 @@ from campaigns.delivery.providers.base import BatchResult, Recipient
 from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.models import Campaign, Delivery, DeliveryBatch, DeliveryStatus
 from newsletter.clock import utcnow
-from subscribers.models import Subscriber, SubscriberStatus, Suppression
+from subscribers.models import Subscriber, SubscriberStatus, Suppression, TrackingOptOut
 
 _delivery = Delivery.__table__
 _batch = DeliveryBatch.__table__
 _subscriber = Subscriber.__table__
 _suppression = Suppression.__table__
+_opt_out = TrackingOptOut.__table__
 _QUEUED = DeliveryStatus.QUEUED.value
 
 
@@ -58,6 +59,10 @@ class LedgerReader:
         suppressed = sa.exists(
             sa.select(1).where(_suppression.c.email == _subscriber.c.email)
         ).label("suppressed")
+        # Issue 15: a reader who asked not to be tracked gets plain links (no pixel).
+        not_tracked = sa.exists(
+            sa.select(1).where(_opt_out.c.subscriber_id == _delivery.c.subscriber_id)
+        ).label("not_tracked")
         self._query = (
             sa.select(
                 _delivery.c.id,
@@ -70,6 +75,7 @@ class LedgerReader:
                 # As text: decoding a million '[]' through the JSON type costs seconds.
                 sa.cast(_subscriber.c.topics, sa.Text),
                 suppressed,
+                not_tracked,
             )
             .select_from(
                 _delivery.outerjoin(_subscriber, _subscriber.c.id == _delivery.c.subscriber_id)
@@ -119,6 +125,7 @@ class LedgerReader:
                 paused_until,
                 topics,
                 supp,
+                not_tracked,
             ) in rows:
                 if subscriber_id is None or email is None:
                     skipped["subscriber erased"].append(delivery_id)
@@ -137,7 +144,8 @@ class LedgerReader:
                             subscriber_id,
                             email,
                             name,
-                            values(subscriber_id, name, key),
+                            values(subscriber_id, name, key, not not_tracked),
+                            bool(not_tracked),
                         )
                     )
             for reason, ids in skipped.items():
@@ -223,13 +231,19 @@ def _record_batch(
 
 
 def record_accepted(
-    session: Session, *, campaign_id: int, job: Sequence[Recipient], result: BatchResult
+    session: Session,
+    *,
+    campaign_id: int,
+    job: Sequence[Recipient],
+    result: BatchResult,
+    ranged: bool = True,
 ) -> int:
     """Mark what the provider accepted of ``job`` sent; returns how many rows. The caller commits.
 
     Per-message ids (SMTP, the outbox) go on their rows in one executemany. A request's
     shared id (``result.request_ids``: SendGrid) also gets its ``delivery_batch`` row, and
-    when one request took the whole job the rows are marked by one range update.
+    when one request took the whole job the rows are marked by one range update, unless
+    ``ranged`` is False (the job's ids interleave with another job's queued rows).
     """
     accepted = result.accepted
     if not accepted:
@@ -239,7 +253,7 @@ def record_accepted(
     by_request: dict[str | None, list[int]] = defaultdict(list)
     for delivery_id, message_id in accepted.items():
         by_request[message_id].append(delivery_id)
-    if len(by_request) == 1 and len(accepted) == len(job):
+    if ranged and len(by_request) == 1 and len(accepted) == len(job):
         return record_sent_range(
             session,
             campaign_id=campaign_id,

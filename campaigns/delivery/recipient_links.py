@@ -21,7 +21,8 @@ from typing import Any
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
-from newsletter.mail import PREFERENCES_URL, UNSUBSCRIBE_URL, personal_values
+from campaigns.tracking.links import TrackingValues
+from newsletter.mail import PREFERENCES_URL, TRACK, UNSUBSCRIBE_URL, personal_values
 from newsletter.settings import Settings
 from subscribers.tokens import Purpose
 
@@ -90,6 +91,7 @@ class RecipientLinks:
         self._preferences = _PurposeSigner(settings, Purpose.PREFERENCES, base)
         if self._unsubscribe.sep != self._preferences.sep:  # pragma: no cover - drift guard
             raise RuntimeError("the two purposes sign with different separators")
+        self.tracking: TrackingValues | None = None  # issue 15: our click and open links
         self.for_campaign(campaign_id)
         self.new_batch()
 
@@ -103,9 +105,13 @@ class RecipientLinks:
         self._stamp = self._unsubscribe.timestamp()
         self._tail = self._unsubscribe.sep + self._stamp
 
-    def values(self, subscriber_id: int, name: str | None, link_key: str = "") -> dict[str, str]:
+    def values(
+        self, subscriber_id: int, name: str | None, link_key: str = "", tracked: bool = True
+    ) -> dict[str, str]:
         """Every placeholder value of ``newsletter.mail``: the two links, the name and the
-        greeting ("Hello Jane," / "Hello,"), raw for the text part and escaped for HTML.
+        greeting ("Hello Jane," / "Hello,"), raw for the text part and escaped for HTML;
+        with :attr:`tracking`, the reader's token for the article links and pixel, unless
+        not ``tracked`` (the reader then gets the content's plain variant, with no hole).
 
         ``link_key`` is the subscriber's (hex digits, ``subscribers.models.new_link_key``);
         empty only for a test send, whose links then name no one and never verify."""
@@ -124,4 +130,6 @@ class RecipientLinks:
         values[PREFERENCES_URL] = (
             preferences.prefix + (value + sep + preferences.sign(value)).decode()
         )
+        if self.tracking is not None and tracked and link_key:
+            values[TRACK] = self.tracking.token(subscriber_id, link_key)
         return values

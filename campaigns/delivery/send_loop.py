@@ -38,6 +38,7 @@ from campaigns.delivery.send_report import ProgressCallback, SendProgress, SendR
 from campaigns.delivery.throttle import Pacer, backoff_seconds
 from campaigns.delivery.variant_sends import finish_run, labels_of
 from campaigns.models import Campaign, CampaignStatus
+from campaigns.tracking.links import TrackingValues
 from campaigns.workflow import transition
 from newsletter import db, metrics
 from newsletter.errors import ProviderAuthError, ProviderError, ProviderUnavailable
@@ -56,7 +57,13 @@ class Job:
     recipients: list[Recipient]
     attempt: int = 0
     not_before: float = 0.0  # time.monotonic() before which it must not be tried
-    content: BulkContent | None = None  # a subject test's variant; None: the run's content
+    # None: the run's content; else a subject test's variant (issue 16) or the plain
+    # variant for readers not to be tracked (issue 15).
+    content: BulkContent | None = None
+    # Its rows are all of the campaign's queued rows between its first and last id (a whole
+    # batch, a variant's run): one range update may mark them sent. Not so for a batch
+    # split into tracked and plain readers, whose ids interleave.
+    ranged: bool = True
 
 
 @dataclass
@@ -102,12 +109,15 @@ class SendLoop:
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
         variants: Mapping[str, BulkContent] | None = None,
+        tracking: TrackingValues | None = None,
+        plain_content: BulkContent | None = None,
     ) -> None:
         self.session = session
         self.variants = variants  # label -> content while a subject test's sample goes out
         self.settings = settings
         self.campaign_id = campaign_id
         self.content = content
+        self.plain_content = plain_content  # for readers who asked not to be tracked
         self.provider = provider
         self.holder = holder
         self.actor = actor
@@ -117,6 +127,7 @@ class SendLoop:
         self.before = self._db(lambda: delivery_counts(session, campaign_id=campaign_id))
         self.report = SendReport(campaign_id=campaign_id, status=S.SENDING)
         links = RecipientLinks(settings)
+        links.tracking = tracking  # issue 15: our click and open links, per reader
         self.reader = self._db(
             lambda: LedgerReader(
                 session, campaign_id=campaign_id, links=links, batch_size=self._batch_size()
@@ -187,11 +198,21 @@ class SendLoop:
             self.ready.extend(jobs)
 
     def _jobs(self, batch: list[Recipient] | None) -> list[Job] | None:
-        """A batch as one job; with variants, one job per run of the same variant (the
-        sample is queued grouped by variant, so a batch has few runs and a run's id range
-        holds only its own queued rows, as ``record_sent_range`` needs)."""
-        if batch is None or not self.variants:
-            return None if batch is None else [Job(batch)]
+        """A batch as jobs: per variant of a subject test, then readers not to be tracked
+        apart with the plain content (None at the end of the ledger)."""
+        if batch is None:
+            return None
+        jobs = self._variant_jobs(batch)
+        if self.plain_content is None or not any(r.plain for r in batch):
+            return jobs
+        return [part for job in jobs for part in self._plain_apart(job)]
+
+    def _variant_jobs(self, batch: list[Recipient]) -> list[Job]:
+        """One job per run of the same variant (the sample is queued grouped by variant, so
+        a batch has few runs and a run's id range holds only its own queued rows, as
+        ``record_sent_range`` needs); the whole batch when there is no test."""
+        if not self.variants:
+            return [Job(batch)]
         label = labels_of(self.session, [r.delivery_id for r in batch])
         jobs: list[Job] = []
         for recipient in batch:
@@ -201,6 +222,23 @@ class SendLoop:
             else:
                 jobs.append(Job([recipient], content=content))
         return jobs
+
+    def _plain_apart(self, job: Job) -> list[Job]:
+        """Readers who asked not to be tracked get the plain content (with a variant's
+        subject, when the job is a variant's); their ids interleave, so no range update."""
+        assert self.plain_content is not None
+        plain = [r for r in job.recipients if r.plain]
+        if not plain:
+            return [job]
+        tracked = [r for r in job.recipients if not r.plain]
+        plain_content = self.plain_content
+        if job.content is not None:
+            plain_content = dataclasses.replace(plain_content, subject=job.content.subject)
+        parts = (
+            Job(tracked, content=job.content, ranged=False),
+            Job(plain, content=plain_content, ranged=False),
+        )
+        return [part for part in parts if part.recipients]
 
     def _next_job(self) -> Job | None:
         """A retry first, else the batch read ahead; None when there is nothing to send."""
@@ -283,7 +321,11 @@ class SendLoop:
     def _record_result(self, job: Job, result: BatchResult) -> None:
         """Accepted rows sent, rejected ones failed; deferred ones (or unanswered) retried."""
         self.report.sent += record_accepted(
-            self.session, campaign_id=self.campaign_id, job=job.recipients, result=result
+            self.session,
+            campaign_id=self.campaign_id,
+            job=job.recipients,
+            result=result,
+            ranged=job.ranged,
         )
         self.report.failed += record_failed(self.session, errors=result.rejected)
         deferred = result.deferred
@@ -313,6 +355,7 @@ class SendLoop:
                 attempt=job.attempt + 1,
                 not_before=time.monotonic() + wait_seconds,
                 content=job.content,
+                ranged=job.ranged,
             )
         )
 

@@ -49,12 +49,20 @@ from campaigns.actions import get_campaign
 from campaigns.content.preflight import preflight as run_preflight
 from campaigns.content.rendering import render_campaign
 from campaigns.delivery import send_lease, waves
-from campaigns.delivery.providers.base import Provider, Recipient, SendStatus, bulk_content
+from campaigns.delivery.providers.base import (
+    BulkContent,
+    Provider,
+    Recipient,
+    SendStatus,
+    bulk_content,
+)
 from campaigns.delivery.providers.factory import check_one_click_links, make_sending_provider
 from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.delivery.send_loop import ProgressCallback, SendLoop, SendProgress, SendReport
+from campaigns.delivery.tracked_content import tracked_content
 from campaigns.delivery.variant_sends import queue_for_send, run_contents
 from campaigns.models import Campaign, CampaignStatus
+from campaigns.tracking.links import TrackingValues
 from campaigns.workflow import transition
 from newsletter import db
 from newsletter.clock import utcnow
@@ -165,10 +173,11 @@ def send_campaign(
                     now=now or utcnow(),
                 )
                 _retrying(session, settings, campaign_id, release)
-            # A subject test's variants (issue 16); (content, None) for every other campaign.
-            contents = partial(
-                run_contents, session, campaign=campaign, content=bulk_content(settings, campaign)
+            content, plain, tracking = _retrying(
+                session, settings, campaign_id, partial(_compiled, session, settings, campaign)
             )
+            # A subject test's variants (issue 16); (content, None) for every other campaign.
+            contents = partial(run_contents, session, campaign=campaign, content=content)
             content, variants = _retrying(session, settings, campaign_id, contents)
             if provider is None:
                 provider = make_sending_provider(settings)
@@ -184,6 +193,8 @@ def send_campaign(
                 on_progress=on_progress,
                 should_stop=should_stop,
                 variants=variants,
+                tracking=tracking,
+                plain_content=plain,
             )
             with fewer_gc_passes():
                 return loop.run()
@@ -230,6 +241,15 @@ def _ready(
     return campaign
 
 
+def _compiled(
+    session: Session, settings: Settings, campaign: Campaign
+) -> tuple[BulkContent, BulkContent | None, TrackingValues | None]:
+    """The content as sent, its link table committed (issue 15: our own tracking)."""
+    compiled = tracked_content(session, settings=settings, campaign=campaign)
+    session.commit()
+    return compiled
+
+
 def _release(session: Session, campaign_id: int, holder: str) -> None:
     """Give the send lease up. With the database gone it cannot be: it expires, and the
     next run on this host takes it at once (our process will be gone)."""
@@ -265,7 +285,7 @@ def test_send(
         raise Suppressed(f"{to_email} is suppressed ({refused.reason}): no test copy goes to it")
     check_one_click_links(settings)
     _prepare(session, settings=settings, campaign=campaign, check=False)
-    content = bulk_content(settings, campaign, test=True)
+    content, _, _ = tracked_content(session, settings=settings, campaign=campaign, test=True)
     links = RecipientLinks(settings)
     recipient = Recipient(
         delivery_id=0, subscriber_id=0, email=to_email, name=None, values=links.values(0, None)

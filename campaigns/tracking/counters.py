@@ -27,7 +27,12 @@ from campaigns.tracking.rowsets import RowSet
 K = EventKind
 _delivery = Delivery.__table__  # type: ignore[attr-defined]
 _TIMES = ("sent_at", "delivered_at", "opened_at", "clicked_at")
-_COUNTS = {"opens": "open_count", "machine_opens": "machine_open_count", "clicks": "click_count"}
+_COUNTS = {
+    "opens": "open_count",
+    "machine_opens": "machine_open_count",
+    "clicks": "click_count",
+    "machine_clicks": "machine_click_count",  # issue 15: a scanner's clicks, apart
+}
 _FLAGS = ("complained", "unsubscribed")
 
 
@@ -42,6 +47,7 @@ class Changes:
     opens: int = 0
     machine_opens: int = 0
     clicks: int = 0
+    machine_clicks: int = 0
     bounce: str | None = None  # "hard" | "soft"
     complained: bool = False
     unsubscribed: bool = False
@@ -57,6 +63,8 @@ class Changes:
         elif kind is K.OPENED:
             self.opens += 1
             self.opened_at = _earliest(self.opened_at, at)
+        elif kind is K.CLICKED and event.machine:
+            self.machine_clicks += 1
         elif kind is K.CLICKED:
             self.clicks += 1
             self.clicked_at = _earliest(self.clicked_at, at)

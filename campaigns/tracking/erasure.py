@@ -13,6 +13,7 @@ from sqlmodel import Session, col, or_, select
 
 from campaigns.delivery.providers import sendgrid_events
 from campaigns.models import Delivery, TrackingEvent
+from campaigns.tracking import hits
 from subscribers.addresses import normalise_for_hash
 from subscribers.erasure import ErasureResult, erase
 from subscribers.lifecycle import find_by_email
@@ -20,6 +21,7 @@ from subscribers.lifecycle import find_by_email
 # Fields of each provider's raw events that identify a person.
 PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     sendgrid_events.PROVIDER: sendgrid_events.PERSONAL_FIELDS,
+    hits.PROVIDER: hits.PERSONAL_FIELDS,  # issue 15: our own clicks and opens
 }
 
 

@@ -9,8 +9,9 @@ event name is always kept (``raw_event``), and an event we do not know becomes
 provider retry a batch forever.
 
 What our rules need beyond the kind travels as flags: ``machine`` (an open by a privacy
-proxy, not a person) and ``reject_reason`` (why a message bounced or was rejected; a
-``blocked`` bounce is a soft one, :attr:`NormalisedEvent.soft_bounce`).
+proxy or a click by a link scanner, not a person) and ``reject_reason`` (why a message
+bounced or was rejected; a ``blocked`` bounce is a soft one,
+:attr:`NormalisedEvent.soft_bounce`).
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ class NormalisedEvent:
     delivery_id: int | None = None
     # The provider's message id (SendGrid: X-Message-Id, the part before the first dot).
     message_id: str | None = None
-    machine: bool = False  # an open by a proxy (Apple Mail Privacy Protection), not a person
+    # An open by a proxy (Apple Mail Privacy Protection) or a click by a scanner, not a
+    # person (issue 15: the rules are campaigns.tracking.classify's).
+    machine: bool = False
     reject_reason: RejectReason | None = None  # for BOUNCED and REJECTED
     reason: str | None = None  # the provider's or the receiving server's words
     url: str | None = None

@@ -283,3 +283,21 @@ def test_db_current_has_json(env: dict[str, str]) -> None:
         "up_to_date": False,
     }
     assert run("db", "upgrade", "--json")["up_to_date"] is True
+
+
+def test_track_switches_a_campaigns_tracking_and_refuses_a_sent_one(env: dict[str, str]) -> None:
+    cid = draft(env)
+    assert run("campaigns", "show", str(cid), "--json")["tracking"] is True
+    assert run("campaigns", "track", str(cid), "--off", "--json")["tracking"] is False
+    assert run("campaigns", "track", str(cid), "--on") == f"campaign {cid} (draft): tracking on\n"
+    log = run("campaigns", "show", str(cid), "--json")["log"]
+    assert [e["reason"] for e in log][-2:] == ["tracking off", "tracking on"]
+    run("campaigns", "send", str(cid))
+    refused = subprocess.run(
+        [NEWSLETTER, "campaigns", "track", str(cid), "--off"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        f"error: campaign {cid} is sent; its links are out\n",
+    )

@@ -59,12 +59,23 @@ def validate(body: Any) -> list[str]:
     if not isinstance(sender, dict) or not sender.get("email"):
         raise Invalid("The from object must be provided for every email send.", "from.email")
     _check_content(body.get("content"))
+    _check_tracking(body.get("tracking_settings", {}))
     _check_strings(body.get("headers", {}), "headers")
     _check_strings(body.get("custom_args", {}), "custom_args")
     seen: dict[str, None] = {}  # an ordered set
     for index, item in enumerate(personalizations):
         _check_personalization(body, f"personalizations.{index}", item, seen)
     return list(seen)
+
+
+def _check_tracking(settings: Any) -> None:
+    """tracking_settings as the v3 Mail Send reference has them: each a {"enable": bool}."""
+    known = {"click_tracking", "open_tracking", "subscription_tracking", "ganalytics"}
+    if not isinstance(settings, dict) or set(settings) - known:
+        raise Invalid("Invalid tracking_settings.", "tracking_settings")
+    for name, value in settings.items():
+        if not isinstance(value, dict) or not isinstance(value.get("enable"), bool):
+            raise Invalid("The enable field must be a boolean.", f"tracking_settings.{name}")
 
 
 def _check_content(content: Any) -> None:

@@ -595,3 +595,20 @@ def test_oversize_preferences_form_is_refused_cleanly(site: Site) -> None:
     )
     assert (response.status_code, h1(response)) == (413, "That was too much data")
     assert site.subscriber("jane@example.com").topics == []
+
+
+@sqlite_only
+def test_do_not_track_me_from_the_preferences_page(site: Site) -> None:
+    from subscribers.preferences import tracking_refused
+
+    subscriber = site.confirmed("jane@example.com")
+    url = f"/preferences/{site.token(Purpose.PREFERENCES, subscriber)}"
+    box = 'name="do_not_track" value="yes"'
+    assert f"{box}>" in site.client.get(url).text  # unticked
+    saved = site.client.post(url, data={"do_not_track": "yes"})
+    assert saved.status_code == 200 and f"{box} checked>" in saved.text
+    with site.session() as session:
+        assert tracking_refused(session, subscriber.id or 0)
+    site.client.post(url, data={})
+    with site.session() as session:
+        assert not tracking_refused(session, subscriber.id or 0)

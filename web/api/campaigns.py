@@ -1,5 +1,5 @@
 """``/api/campaigns``: list, create, show, edit, send, test-send, schedule, pause, resume,
-cancel, duplicate and re-assemble campaigns,
+cancel, track, duplicate and re-assemble campaigns,
 as ``newsletter campaigns`` does; every change is logged as ``api-token:<token name>``,
 in the campaign's log and the audit log."""
 
@@ -317,3 +317,25 @@ def reassemble_campaign(
     campaign_id: CampaignId, session: SessionDep, settings: SettingsDep, actor: ActorDep
 ) -> actions.CampaignView:
     return editing.reassemble(session, settings=settings, campaign_id=campaign_id, actor=actor)
+
+
+class TrackingRequest(BaseModel):
+    tracking: bool = Field(description="our click and open tracking links (issue 15)")
+
+
+@router.post(
+    "/{campaign_id}/tracking",
+    response_model=actions.CampaignView,
+    responses=CHANGE,
+    summary="Switch click and open tracking for a campaign not yet sent",
+)
+def track_campaign(
+    campaign_id: CampaignId,
+    body: TrackingRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: ActorDep,
+) -> actions.CampaignView:
+    return actions.track(
+        session, settings=settings, campaign_id=campaign_id, on=body.tracking, actor=actor
+    )

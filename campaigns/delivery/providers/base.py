@@ -30,6 +30,9 @@ class Recipient:
     name: str | None
     # Placeholder values (newsletter.mail.PLACEHOLDER_KEYS) for this recipient.
     values: Mapping[str, str]
+    # Issue 15: the reader asked not to be tracked: the send loop gives them the campaign's
+    # plain variant (no tracking links, no pixel).
+    plain: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class BulkContent:
     list_id: str
     categories: tuple[str, ...] = ()
     test: bool = False
+    # Issue 15: our own click and open tracking is in the content; the provider's stays off.
+    tracking: bool = False
 
     @property
     def subject_line(self) -> str:

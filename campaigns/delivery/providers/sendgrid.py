@@ -246,6 +246,11 @@ class SendGridProvider(Provider):
             body["categories"] = list(content.categories)
         if self.sandbox:
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        if content.tracking:  # our redirects and pixel are in the content: never wrap twice
+            body["tracking_settings"] = {
+                "click_tracking": {"enable": False, "enable_text": False},
+                "open_tracking": {"enable": False},
+            }
         return body
 
     @staticmethod

@@ -60,3 +60,19 @@ def test_erasure_unlinks_the_persons_deliveries_and_keeps_the_counts(session: Se
 
     rows = session.exec(select(Delivery.subscriber_id).where(Delivery.campaign_id == campaign.id))
     assert sorted(rows, key=lambda v: v is None) == [stay.id, None]
+
+
+def test_erasure_scrubs_the_user_agent_of_our_own_clicks(session: Session) -> None:
+    subscriber = make_subscriber(session, "gone@example.com")
+    event = TrackingEvent(
+        provider="newsletter", event_id="nl-1", kind="clicked", raw_event="click",
+        subscriber_id=subscriber.id, occurred_at=WHEN,
+        payload={"link": 0, "method": "GET", "user_agent": "Mail/1", "machine": None},
+    )  # fmt: skip
+    session.add(event)
+    session.commit()
+    erase_person(session, email="gone@example.com")
+    session.commit()
+    assert session.get(TrackingEvent, event.id).payload == {
+        "link": 0, "method": "GET", "machine": None,
+    }  # fmt: skip

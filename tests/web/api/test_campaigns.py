@@ -137,6 +137,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
         "created_at": body["created_at"],
         "created_by": "api-token:ops",
         "error": None,
+        "tracking": True,
     }
     assert client.get("/api/campaigns").json() == [body]
     shown = client.get(f"/api/campaigns/{body['id']}").json()
@@ -354,11 +355,11 @@ def test_every_api_operation_is_summarised_and_needs_the_bearer_token(
         for method, operation in item.items()
     ]
     # campaigns: list, create, show, edit, schedule, pause, resume, cancel, send, test-send,
-    # duplicate, reassemble, preview, report; snippets: list, create, edit, retire, unretire;
-    # subscribers: list, show; issue 16: schedule-local, create and show a subject test,
-    # choose its winner, ask for a resend; the outgoing webhooks' add, list, enable,
-    # remove, log
-    assert len(operations) == 31
+    # duplicate, reassemble, tracking, preview, report; snippets: list, create, edit,
+    # retire, unretire; subscribers: list, show; issue 16: schedule-local, create and show
+    # a subject test, choose its winner, ask for a resend; the outgoing webhooks' add,
+    # list, enable, remove, log
+    assert len(operations) == 32
     for name, operation in operations:
         assert operation.get("summary"), name
         assert operation["security"] == [{"HTTPBearer": []}], name
@@ -497,3 +498,17 @@ def test_test_send_and_duplicate(api: tuple[httpx.Client, Engine]) -> None:
     copy = client.post(f"/api/campaigns/{cid}/duplicate")
     assert copy.status_code == 201
     assert client.get(f"/api/campaigns/{copy.json()['id']}").json()["snippet_ids"] == ids
+
+
+def test_tracking_is_switched_per_campaign(api: tuple[httpx.Client, Engine]) -> None:
+    client, engine = api
+    with Session(engine, expire_on_commit=False) as session:
+        snippet = make_snippet(session, Settings(_env_file=None))  # type: ignore[call-arg]
+        session.commit()
+    created = client.post("/api/campaigns", json={"subject": "S", "snippet_ids": [snippet.id]})
+    cid = created.json()["id"]
+    off = client.post(f"/api/campaigns/{cid}/tracking", json={"tracking": False})
+    assert off.status_code == 200 and off.json()["tracking"] is False
+    assert client.get(f"/api/campaigns/{cid}").json()["tracking"] is False
+    bad = client.post(f"/api/campaigns/{cid}/tracking", json={"tracking": "maybe"})
+    assert bad.status_code == 422
