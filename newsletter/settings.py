@@ -204,6 +204,18 @@ class Settings(BaseSettings):
     # it stops with one line (the campaign stays 'sending': send again to resume).
     database_reconnect_seconds: float = Field(default=60.0, ge=0)
 
+    # Issue 15, points 5 and 6: bounces with SMTP (VERP, the bounce mailbox, deferrals).
+    # With a bounce domain, each SMTP message's envelope sender is bounces+TOKEN@<domain>.
+    bounce_domain: str | None = None
+    # imaps://user:password@host:993/INBOX, or imap://...?starttls=1; read by `bounces fetch`.
+    bounce_imap_url: str | None = None
+    bounce_processed_folder: str = "Processed"  # where read bounces are moved
+    bounce_fetch_interval_seconds: int = Field(default=300, ge=10)
+    # A recipient the receiving server defers (SMTP 4xx) is tried again after these waits,
+    # the last one repeating, up to deferral_max_retries; then the delivery fails.
+    deferral_retry_minutes: list[int] = Field(default_factory=lambda: [5, 30, 120, 360])
+    deferral_max_retries: int = Field(default=6, ge=1)
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:

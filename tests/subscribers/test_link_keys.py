@@ -224,7 +224,7 @@ def test_0008_gives_existing_rows_keys_and_keeps_their_history(engine: Engine) -
             ],
         )
     db.upgrade(engine)
-    assert db.current_revision(engine) == "0008"
+    assert db.current_revision(engine) == "0009d"
     with engine.connect() as conn:
         keys = conn.execute(sa.text("SELECT link_key FROM subscriber")).scalars().all()
         events = conn.execute(sa.text("SELECT count(*) FROM consent_event")).scalar_one()

@@ -110,7 +110,7 @@ def test_temporary_refusal_defers_that_recipient(sink):
     handler.refuse["r2@example.com"] = "451 4.7.1 try later"
     with provider_for(port) as provider:
         result = provider.send_batch(content(), [recipient(1), recipient(2)])
-    assert set(result.accepted) == {1001} and "451" in result.deferred[1002]
+    assert set(result.accepted) == {1001} and "451" in result.transient[1002]
 
 
 def test_server_down_is_unavailable():
