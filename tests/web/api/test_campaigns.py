@@ -143,7 +143,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
     assert shown == {
         **body,
         "snippet_ids": [second.id, first.id],
-        "progress": {"queued": 0, "sent": 0, "skipped": 0, "failed": 0, "total": 0},
+        "progress": {"queued": 0, "sent": 0, "skipped": 0, "failed": 0, "total": 0, "deferred": 0},
         "log": [
             {
                 "at": shown["log"][0]["at"],
