@@ -137,14 +137,22 @@ def housekeeping_job(instance: str) -> None:
     _scheduled(job_runs.HOUSEKEEPING, instance)
 
 
+def bounces_job(instance: str) -> None:
+    _scheduled(job_runs.BOUNCES, instance)
+
+
 def add_jobs(scheduler: BaseScheduler, settings: Settings, *, instance: str) -> None:
-    """Put the three jobs in the store (fixed ids), run by ``instance`` from now on."""
+    """Put the jobs in the store (fixed ids), run by ``instance`` from now on; the bounces
+    job only with SMTP or a bounce mailbox (issue 15)."""
     every = settings.dispatch_interval_seconds
     specs: list[tuple[str, Callable[[str], None], BaseTrigger]] = [
         (job_runs.WEEKLY_ASSEMBLY, weekly_assembly_job, assembly_trigger(settings)),
         (job_runs.DISPATCH, dispatch_job, IntervalTrigger(seconds=every)),
         (job_runs.HOUSEKEEPING, housekeeping_job, housekeeping_trigger(settings)),
     ]
+    if jobs.bounces_wanted(settings):
+        bounce_every = IntervalTrigger(seconds=settings.bounce_fetch_interval_seconds)
+        specs.append((job_runs.BOUNCES, bounces_job, bounce_every))
     for job_id, func, trigger in specs:
         kwargs = {"instance": instance}
         existing = scheduler.get_job(job_id)
@@ -274,6 +282,8 @@ class Service:
             )
             if self._due(job_runs.HOUSEKEEPING, housekeeping_trigger(settings), now):
                 run_job(job_runs.HOUSEKEEPING, settings, now, instance=who)
+            if jobs.bounces_wanted(settings):
+                run_job(job_runs.BOUNCES, settings, now, instance=who)
         finally:
             self.leader.release()
         return 0

@@ -7,7 +7,17 @@ one-line errors) and :mod:`cli.context` the settings and database wiring.
 
 from __future__ import annotations
 
-from cli import api_tokens, campaigns, db, output, scheduler, snippets, subscribers, toplevel
+from cli import (
+    api_tokens,
+    bounces,
+    campaigns,
+    db,
+    output,
+    scheduler,
+    snippets,
+    subscribers,
+    toplevel,
+)
 
 app = output.App(help="Run the weekly newsletter.", pretty_exceptions_enable=False)
 app.add_typer(db.app, name="db")
@@ -16,6 +26,7 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(campaigns.app, name="campaigns")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(api_tokens.app, name="api-tokens")
+app.add_typer(bounces.app, name="bounces")
 app.command("serve")(toplevel.serve)
 app.command("demo")(toplevel.demo)
 

@@ -24,7 +24,8 @@ from newsletter.models import JobRun
 WEEKLY_ASSEMBLY = "weekly_assembly"
 DISPATCH = "dispatch"
 HOUSEKEEPING = "housekeeping"
-JOBS = (WEEKLY_ASSEMBLY, DISPATCH, HOUSEKEEPING)
+BOUNCES = "bounces"  # issue 15: the bounce mailbox and due deferrals (SMTP)
+JOBS = (WEEKLY_ASSEMBLY, DISPATCH, HOUSEKEEPING, BOUNCES)
 # APScheduler's SQLAlchemyJobStore table (read here for next run times, never written).
 JOBSTORE_TABLE = "apscheduler_jobs"
 

@@ -261,8 +261,9 @@ def fetch_bounces(
     FetchFailed (the server cannot be reached or refused the login), one line each.
     """
     report = FetchReport()
+    box = mailbox or Mailbox.from_settings(settings)  # its setting's errors first
     owners = Owners(session, settings)
-    with mailbox or Mailbox.from_settings(settings) as box:
+    with box:
         for uid, raw in box.messages():
             report.messages += 1
             bounces = parse_bounce(raw)

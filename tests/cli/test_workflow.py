@@ -184,6 +184,7 @@ def test_scheduler_status_before_any_run(env: dict[str, str]) -> None:
         ("weekly_assembly", None, None),
         ("dispatch", None, None),
         ("housekeeping", None, None),
+        ("bounces", None, None),
     ]
 
 
