@@ -200,7 +200,7 @@ def test_a_refused_sender_stops_the_campaign(
 ):
     handler, port = answers
     handler.refuse_sender = "553 5.7.1 Sender address rejected: not owned by you"
-    cid, report = send_six(sqlite_engine, smtp_settings(sqlite_settings, port))
+    _cid, report = send_six(sqlite_engine, smtp_settings(sqlite_settings, port))
     assert report.status == "failed" and "553" in (report.stopped or "")
     assert set(statuses(sqlite_engine).values()) == {"queued"}  # nobody bounced for it
 
