@@ -150,10 +150,11 @@ def dovecot() -> Iterator[Dovecot]:
     port = free_port()
     conf = root / "dovecot.conf"
     conf.write_text(_config(root, port, who.pw_uid, who.pw_gid, who.pw_name))
+    errors = (root / "stderr.log").open("wb")
     process = subprocess.Popen(
         [str(DOVECOT), "-F", "-c", str(conf)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         start_new_session=True,
     )
     server = Dovecot(port, root)
@@ -166,6 +167,7 @@ def dovecot() -> Iterator[Dovecot]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
+        errors.close()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -173,9 +175,9 @@ def _wait_until_up(server: Dovecot, process: subprocess.Popen[bytes], root: Path
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
-            stderr = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"dovecot exited ({process.returncode}): {stderr} {log[-2000:]}")
+            logs = [root / "stderr.log", root / "dovecot.log"]
+            text = " ".join(p.read_text()[-2000:] for p in logs if p.exists())
+            raise RuntimeError(f"dovecot exited ({process.returncode}): {text}")
         try:
             server.connect().logout()
             return
