@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, PositiveInt, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -213,7 +213,9 @@ class Settings(BaseSettings):
     bounce_fetch_interval_seconds: int = Field(default=300, ge=10)
     # A recipient the receiving server defers (SMTP 4xx) is tried again after these waits,
     # the last one repeating, up to deferral_max_retries; then the delivery fails.
-    deferral_retry_minutes: list[int] = Field(default_factory=lambda: [5, 30, 120, 360])
+    deferral_retry_minutes: list[PositiveInt] = Field(
+        default_factory=lambda: [5, 30, 120, 360], min_length=1
+    )
     deferral_max_retries: int = Field(default=6, ge=1)
 
     @field_validator("database_url")

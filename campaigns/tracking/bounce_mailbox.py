@@ -73,6 +73,12 @@ class ImapConfig:
         )
 
 
+def _why(err: BaseException) -> str:
+    """An imaplib error in words (it carries the server's bytes as they came)."""
+    first = err.args[0] if err.args else None
+    return first.decode(errors="replace") if isinstance(first, bytes) else str(err)
+
+
 def _quoted(folder: str) -> str:
     """A mailbox name as an IMAP quoted string (imaplib sends arguments as given)."""
     return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -122,7 +128,7 @@ class Mailbox:
                 imap.create(_quoted(self.processed))  # NO when it exists: fine
         except (imaplib.IMAP4.error, OSError) as err:
             self.close()
-            raise FetchFailed(f"{where}: {err}") from err
+            raise FetchFailed(f"{where}: {_why(err)}") from err
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -157,7 +163,7 @@ class Mailbox:
                 if isinstance(raw, bytes):
                     yield uid, raw
         except (imaplib.IMAP4.error, OSError) as err:
-            raise FetchFailed(f"the bounce mailbox {self.config.host}: {err}") from err
+            raise FetchFailed(f"the bounce mailbox {self.config.host}: {_why(err)}") from err
 
     def done(self, uid: bytes) -> None:
         """Put a read message away in the processed folder."""
@@ -171,4 +177,4 @@ class Mailbox:
             self._check(imap.uid("COPY", uid, target), "copy")
             self._check(imap.uid("STORE", uid, "+FLAGS.SILENT", r"(\Seen \Deleted)"), "flag")
         except (imaplib.IMAP4.error, OSError) as err:
-            raise FetchFailed(f"the bounce mailbox {self.config.host}: {err}") from err
+            raise FetchFailed(f"the bounce mailbox {self.config.host}: {_why(err)}") from err

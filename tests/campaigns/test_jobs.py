@@ -314,3 +314,15 @@ def test_failed_jobs_are_those_whose_last_run_failed(engine: Engine) -> None:
     ):
         pass
     assert job_runs.status(engine, now=start).failed_jobs() == []
+
+
+def test_the_bounces_job_is_idle_without_smtp_or_a_bounce_mailbox(cfg: Settings) -> None:
+    note = jobs.bounces(cfg, local(2026, 12, 1, 9, 5))
+    assert (note.outcome, jobs.bounces_wanted(cfg)) == ("idle", False)
+
+
+def test_the_bounces_job_retries_deferrals_with_smtp(cfg: Settings) -> None:
+    smtp = cfg.model_copy(update={"provider": "smtp", "smtp_url": "smtp://127.0.0.1:9"})
+    note = jobs.bounces(smtp, local(2026, 12, 1, 9, 5))
+    assert jobs.bounces_wanted(smtp) and note.outcome == "ok"
+    assert note.detail == "deferred: tried 0, sent 0, put off again 0"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.smtp import free_port
+from tests.support.smtp import free_port, self_signed
 
 DOVECOT = Path("/usr/sbin/dovecot")
 SAMPLES = Path(__file__).parent / "dsn"
@@ -55,11 +55,16 @@ def dsn_sample(name: str, *, verp: str, recipient: str, message_id: str) -> byte
 class Dovecot:
     port: int
     root: Path
+    tls_port: int | None = None  # IMAPS (implicit TLS), with a self-signed certificate
     user: str = USER
     password: str = PASSWORD
 
     def url(self, folder: str = "INBOX") -> str:
         return f"imap://{self.user}:{self.password}@127.0.0.1:{self.port}/{folder}?starttls=0"
+
+    def tls_url(self, folder: str = "INBOX", *, verify: bool = False) -> str:
+        query = "" if verify else "?verify=0"
+        return f"imaps://{self.user}:{self.password}@127.0.0.1:{self.tls_port}/{folder}{query}"
 
     def connect(self) -> imaplib.IMAP4:
         imap = imaplib.IMAP4("127.0.0.1", self.port, timeout=10)
@@ -82,14 +87,19 @@ class Dovecot:
             imap.logout()
 
 
-def _config(root: Path, port: int, uid: int, gid: int, who: str) -> str:
+def _config(root: Path, port: int, uid: int, gid: int, who: str, tls_port: int) -> str:
+    ssl = (
+        f"ssl = yes\nssl_cert = <{root}/cert.pem\nssl_key = <{root}/key.pem"
+        if tls_port
+        else "ssl = no"
+    )
     return f"""
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {who}
@@ -114,7 +124,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -132,8 +144,9 @@ service stats {{
 
 
 @contextmanager
-def dovecot() -> Iterator[Dovecot]:
-    """A running private Dovecot; stopped and its folder removed at the end.
+def dovecot(*, tls: bool = False) -> Iterator[Dovecot]:
+    """A running private Dovecot; stopped and its folder removed at the end. ``tls``: also
+    IMAPS and STARTTLS with a self-signed certificate for 127.0.0.1.
 
     Its folder is a fresh one under the system's temporary directory, readable by the mail
     user (pytest's tmp_path is private to root, and Dovecot's processes are not root).
@@ -147,9 +160,11 @@ def dovecot() -> Iterator[Dovecot]:
     for path in (root, *root.iterdir()):
         shutil.chown(path, who.pw_uid, who.pw_gid)
     (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
-    port = free_port()
+    port, tls_port = free_port(), free_port() if tls else 0
+    if tls:
+        self_signed(root)
     conf = root / "dovecot.conf"
-    conf.write_text(_config(root, port, who.pw_uid, who.pw_gid, who.pw_name))
+    conf.write_text(_config(root, port, who.pw_uid, who.pw_gid, who.pw_name, tls_port))
     errors = (root / "stderr.log").open("wb")
     process = subprocess.Popen(
         [str(DOVECOT), "-F", "-c", str(conf)],
@@ -157,7 +172,7 @@ def dovecot() -> Iterator[Dovecot]:
         stderr=errors,
         start_new_session=True,
     )
-    server = Dovecot(port, root)
+    server = Dovecot(port, root, tls_port or None)
     try:
         _wait_until_up(server, process, root)
         yield server
