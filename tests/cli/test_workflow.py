@@ -184,7 +184,6 @@ def test_scheduler_status_before_any_run(env: dict[str, str]) -> None:
         ("weekly_assembly", None, None),
         ("dispatch", None, None),
         ("housekeeping", None, None),
-        ("bounces", None, None),
     ]
 
 

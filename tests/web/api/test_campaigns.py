@@ -340,7 +340,7 @@ def test_healthz_reports_database_jobs_and_no_active_instance(
                 "last_instance": None,
                 "next_run_at": None,
             }
-            for job in ("weekly_assembly", "dispatch", "housekeeping", "bounces")
+            for job in ("weekly_assembly", "dispatch", "housekeeping")
         ],
     }
 
