@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import replace
 from pathlib import Path
 
@@ -54,3 +55,12 @@ def test_an_old_secret_key_still_verifies(tmp_path):
 def test_other_addresses_are_no_claim(tmp_path):
     assert Verp.claim("news@example.com") is None
     assert Verp.claim("bounces+1.2.short@example.com") is None
+    assert Verp.claim("bounces+1.2.0123456789abcdef012g@example.com") is None
+
+
+def test_the_mac_is_plain_hmac_sha256_under_the_purpose_key(tmp_path):
+    maker = verp(tmp_path)
+    claim = Verp.claim(maker.return_path(0x7B, 0x6F855, KEY))
+    purpose_key = hmac.digest(b"test-secret-key-0123456789abcdef", b"newsletter.verp", "sha256")
+    expected = hmac.new(purpose_key, f"7b.6f855.{KEY}".encode(), "sha256").digest()[:10]
+    assert claim is not None and claim.mac == expected.hex()

@@ -8,7 +8,7 @@ from campaigns.tracking.bounces import parse_bounce
 from campaigns.tracking.events import RejectReason
 from tests.support.imap import dsn_sample
 
-VERP = "bounces+7.2a.abcdefghijklmnop@bounce.news.example.com"
+VERP = "bounces+7.2a.0123456789abcdef0123@bounce.news.example.com"
 OURS = "7.102.0123456789abcdef@news.example.com"
 ADDRESS = "ann@example.org"
 
