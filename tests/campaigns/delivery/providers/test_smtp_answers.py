@@ -152,19 +152,19 @@ def test_each_message_carries_its_own_signed_verp_return_path(
 
 
 def test_a_due_deferral_is_sent_again_and_leaves_the_ledger_sent(
-    sqlite_settings: Settings, sqlite_engine: Engine, answers: tuple[Answers, int]
+    settings: Settings, engine: Engine, answers: tuple[Answers, int]
 ):
     handler, port = answers
-    cfg = smtp_settings(sqlite_settings, port)
-    send_six(sqlite_engine, cfg)
+    cfg = smtp_settings(settings, port)
+    send_six(engine, cfg)
     del handler.refuse["user3@example.com"]  # the greylisting is over
-    with Session(sqlite_engine) as session:
+    with Session(engine) as session:
         early = retry_due(session, settings=cfg, now=utcnow() + timedelta(minutes=4))
         later = retry_due(session, settings=cfg, now=utcnow() + timedelta(minutes=6))
         left = session.exec(sa.select(DeliveryDeferral)).all()
     assert early.tried == 0  # the first wait is 5 minutes
     assert (later.tried, later.sent) == (1, 1) and not left
-    assert statuses(sqlite_engine)[3] == "sent"
+    assert statuses(engine)[3] == "sent"
     assert handler.messages[-1][1] == ["user3@example.com"]
 
 
@@ -215,3 +215,14 @@ def test_credentials_for_a_server_without_auth_are_a_config_error():
     assert isinstance(caught.value, ProviderConfigError)
     assert "offers no AUTH" in str(caught.value) and "cannot reach" not in str(caught.value)
     assert time.monotonic() - started < 2 and handler.messages == []  # no retries
+
+
+def test_a_421_mid_batch_defers_the_rest_and_bounces_nobody():
+    handler = Sink(pipelining=True)
+    handler.refuse["r2@example.com"] = "421 4.3.2 System shutting down"
+    with running(handler) as (_controller, port):
+        config = SmtpConfig.parse(f"smtp://127.0.0.1:{port}")
+        with SmtpProvider(config, timeout=5) as provider:
+            result = provider.send_batch(content(), [recipient(1), recipient(2), recipient(3)])
+    assert set(result.accepted) == {1001} and set(result.deferred) == {1002, 1003}
+    assert result.rejected == {} and result.transient == {}
