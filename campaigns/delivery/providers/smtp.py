@@ -285,7 +285,12 @@ class SmtpProvider(Provider):
         if code == 250:
             result.accept((delivery_id,), message_id)
             return
-        reason = f"{code} {text}" if stage == MESSAGE else f"{code} {stage} refused: {text}"
+        if stage == MESSAGE:
+            reason = f"{code} {text}"
+        elif stage == LOCAL:
+            reason = f"{code} not sent: {text}"
+        else:
+            reason = f"{code} {stage} refused: {text}"
         if code == 421 or (stage == "MAIL FROM" and code < 500):
             raise smtplib.SMTPResponseException(code, reason)
         if (stage == "MAIL FROM" or code in (530, 535)) and not result.settled:
