@@ -29,6 +29,7 @@ def fetch(as_json: bool = output.json_option()) -> None:
         f"{report.duplicates} read before, {report.unmatched} about nobody of ours; "
         f"{report.moved} moved to {cfg.bounce_processed_folder}, "
         f"{report.not_bounces} left (not bounces)"
+        + (f", {report.unreadable} left unreadable" if report.unreadable else "")
     )
 
 

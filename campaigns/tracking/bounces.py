@@ -216,7 +216,8 @@ class FetchReport:
     soft: int = 0
     duplicates: int = 0  # read before: nothing done again
     unmatched: int = 0  # a bounce about nobody we can prove
-    not_bounces: int = 0  # left in the mailbox (auto-replies, answers, unreadable)
+    not_bounces: int = 0  # left in the mailbox (auto-replies, answers)
+    unreadable: int = 0  # left too: the parsers failed on it (logged)
     moved: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -266,7 +267,12 @@ def fetch_bounces(
     with box:
         for uid, raw in box.messages():
             report.messages += 1
-            bounces = parse_bounce(raw)
+            try:
+                bounces = parse_bounce(raw)
+            except Exception:  # a third-party parser on mail from anyone: never stop the run
+                log.exception("bounces: message %s could not be parsed; left in place", uid)
+                report.unreadable += 1
+                continue
             if not bounces:
                 report.not_bounces += 1
                 continue
