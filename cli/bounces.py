@@ -12,8 +12,8 @@ app = output.App(help="Bounces with SMTP: read the bounce mailbox, retry deferre
 def fetch(as_json: bool = output.json_option()) -> None:
     """Read the bounce mailbox (NEWSLETTER_BOUNCE_IMAP_URL) once into suppression.
 
-    Hard bounces stop an address at once, soft ones after NEWSLETTER_SOFT_BOUNCE_LIMIT in
-    a row; read bounces move to NEWSLETTER_BOUNCE_PROCESSED_FOLDER, other mail stays.
+    Hard bounces stop an address at once, soft ones after NEWSLETTER_SOFT_BOUNCE_LIMIT.
+    Read bounces move to NEWSLETTER_BOUNCE_PROCESSED_FOLDER; other mail stays.
     """
     from campaigns.tracking.bounces import fetch_bounces
 
