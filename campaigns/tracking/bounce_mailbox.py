@@ -92,7 +92,7 @@ class Mailbox:
         self.processed = processed
         self.timeout = timeout
         self._imap: imaplib.IMAP4 | None = None
-        self._move = False
+        self.moves = False  # whether the server offers MOVE (RFC 6851), known after login
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Mailbox:
@@ -123,7 +123,7 @@ class Mailbox:
             self._check(imap.select(_quoted(cfg.folder)), f"select {cfg.folder}")
             # Capabilities after login (RFC 9051 6.2.2: they may change with it).
             offered = b" ".join(self._check(imap.capability(), "capability") or [b""])
-            self._move = b"MOVE" in offered.upper().split()
+            self.moves = b"MOVE" in offered.upper().split()
             with contextlib.suppress(imaplib.IMAP4.error):
                 imap.create(_quoted(self.processed))  # NO when it exists: fine
         except (imaplib.IMAP4.error, OSError) as err:
@@ -171,7 +171,7 @@ class Mailbox:
         assert imap is not None
         target = _quoted(self.processed)
         try:
-            if self._move:
+            if self.moves:
                 self._check(imap.uid("MOVE", uid, target), "move")
                 return
             self._check(imap.uid("COPY", uid, target), "copy")

@@ -34,6 +34,7 @@ from tests.support.smtp import free_port, self_signed
 DOVECOT = Path("/usr/sbin/dovecot")
 SAMPLES = Path(__file__).parent / "dsn"
 USER, PASSWORD = "bounces", "b0unce-pass"
+WITHOUT_MOVE = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UIDPLUS"
 
 
 def skip_without_dovecot() -> None:
@@ -87,7 +88,9 @@ class Dovecot:
             imap.logout()
 
 
-def _config(root: Path, port: int, uid: int, gid: int, who: str, tls_port: int) -> str:
+def _config(
+    root: Path, port: int, uid: int, gid: int, who: str, tls_port: int, capability: str
+) -> str:
     ssl = (
         f"ssl = yes\nssl_cert = <{root}/cert.pem\nssl_key = <{root}/key.pem"
         if tls_port
@@ -109,6 +112,7 @@ first_valid_uid = {uid}
 last_valid_uid = {uid}
 first_valid_gid = {gid}
 mail_location = maildir:{root}/mail/%u
+{capability}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/passwd
@@ -144,9 +148,10 @@ service stats {{
 
 
 @contextmanager
-def dovecot(*, tls: bool = False) -> Iterator[Dovecot]:
+def dovecot(*, tls: bool = False, move: bool = True) -> Iterator[Dovecot]:
     """A running private Dovecot; stopped and its folder removed at the end. ``tls``: also
-    IMAPS and STARTTLS with a self-signed certificate for 127.0.0.1.
+    IMAPS and STARTTLS with a self-signed certificate for 127.0.0.1; ``move=False``: MOVE
+    (RFC 6851) left out of the capabilities it announces, as older servers do.
 
     Its folder is a fresh one under the system's temporary directory, readable by the mail
     user (pytest's tmp_path is private to root, and Dovecot's processes are not root).
@@ -164,7 +169,8 @@ def dovecot(*, tls: bool = False) -> Iterator[Dovecot]:
     if tls:
         self_signed(root)
     conf = root / "dovecot.conf"
-    conf.write_text(_config(root, port, who.pw_uid, who.pw_gid, who.pw_name, tls_port))
+    capability = "" if move else f"imap_capability = {WITHOUT_MOVE}"
+    conf.write_text(_config(root, port, who.pw_uid, who.pw_gid, who.pw_name, tls_port, capability))
     errors = (root / "stderr.log").open("wb")
     process = subprocess.Popen(
         [str(DOVECOT), "-F", "-c", str(conf)],

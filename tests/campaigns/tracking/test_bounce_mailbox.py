@@ -65,3 +65,13 @@ def test_the_url_gives_folder_and_percent_decoded_login():
     assert (config.user, config.password, config.folder, config.port) == (
         "bounce@example.com", "p/ss", "Bounces", 993
     )  # fmt: skip
+
+
+def test_without_move_a_read_message_is_copied_then_expunged():
+    with dovecot(move=False) as old:
+        old.append(NOTE)
+        with Mailbox(ImapConfig.parse(old.url()), processed="Processed") as box:
+            uids = [uid for uid, _raw in box.messages()]
+            assert not box.moves
+            box.done(uids[0])
+        assert (old.count("INBOX"), old.count("Processed")) == (0, 1)
