@@ -22,8 +22,8 @@ Faults: 429/5xx/timeouts (ProviderUnavailable) and recipients the provider did n
 to resume). A 400 (ProviderRejected) fails that batch only, a rejected recipient only
 itself; a receiving server's refusal of one recipient is a bounce (5yz) or a deferral of
 that recipient alone on its own schedule (4yz; ``outcomes``, ``deferrals``). A 401/403
-(ProviderAuthError) fails the campaign and nothing more is sent. Pause or cancel (another process changing the campaign's
-status) stops the loop between batches. A lost database connection is retried on a new
+(ProviderAuthError) fails the campaign and nothing more is sent. Pause or cancel
+(another process changing the campaign's status) stops the loop between batches. A lost database connection is retried on a new
 one, the batch outcomes in hand, for ``database_reconnect_seconds``; then the run stops
 with one DatabaseError line, the campaign still 'sending'. A real send (SendGrid, SMTP)
 with an ``http://`` base URL is refused before anything starts (RFC 8058, ``factory``).
