@@ -164,8 +164,13 @@ def webhook_delivery_job(instance: str) -> None:
         metrics.job_run(job_runs.WEBHOOK_DELIVERY, job_runs.FAILED)
 
 
+def bounces_job(instance: str) -> None:
+    _scheduled(job_runs.BOUNCES, instance)
+
+
 def add_jobs(scheduler: BaseScheduler, settings: Settings, *, instance: str) -> None:
-    """Put the jobs in the store (fixed ids), run by ``instance`` from now on."""
+    """Put the jobs in the store (fixed ids), run by ``instance`` from now on; the bounces
+    job only with SMTP or a bounce mailbox (issue 15)."""
     every = settings.dispatch_interval_seconds
     specs: list[tuple[str, Callable[[str], None], BaseTrigger]] = [
         (job_runs.WEEKLY_ASSEMBLY, weekly_assembly_job, assembly_trigger(settings)),
@@ -182,6 +187,9 @@ def add_jobs(scheduler: BaseScheduler, settings: Settings, *, instance: str) -> 
     ]
     # Issue 16: the local-time waves.
     specs.append((job_runs.RELEASE_WAVES, release_waves_job, IntervalTrigger(seconds=every)))
+    if jobs.bounces_wanted(settings):
+        bounce_every = IntervalTrigger(seconds=settings.bounce_fetch_interval_seconds)
+        specs.append((job_runs.BOUNCES, bounces_job, bounce_every))
     for job_id, func, trigger in specs:
         kwargs = {"instance": instance}
         existing = scheduler.get_job(job_id)
@@ -319,6 +327,8 @@ class Service:
             if self._due(job_runs.HOUSEKEEPING, housekeeping_trigger(settings), now):
                 run_job(job_runs.HOUSEKEEPING, settings, now, instance=who)
             jobs.webhook_delivery(settings, now, instance=who)  # issue 16 point 4
+            if jobs.bounces_wanted(settings):
+                run_job(job_runs.BOUNCES, settings, now, instance=who)
         finally:
             self.leader.release()
         return 0

@@ -44,6 +44,7 @@ class Progress(BaseModel):
     skipped: int = 0
     failed: int = 0
     total: int = 0
+    deferred: int = 0  # issue 15: put off by the receiving server, tried again later
 
 
 class CampaignView(BaseModel):

@@ -23,9 +23,11 @@ from campaigns import actions, resends, subject_tests, weekly_plan, workflow
 from campaigns.content.assembly import AssembledIssue, assemble_week
 from campaigns.content.preflight import require_preflight
 from campaigns.delivery import waves
+from campaigns.delivery.deferred_sends import retry_due
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
 from campaigns.outgoing_webhooks import deliver as deliver_webhooks
+from campaigns.tracking.bounces import fetch_bounces
 from campaigns.webhook_delivery import due_count
 from newsletter import db, job_runs, metrics, webhook_outbox
 from newsletter.clock import as_utc
@@ -283,6 +285,39 @@ def release_waves(settings: Settings, now: datetime, *, instance: str = ACTOR) -
     return note
 
 
+def bounces_wanted(settings: Settings) -> bool:
+    """Whether the bounces job has anything to do: SMTP deferrals, or a bounce mailbox."""
+    return settings.provider == "smtp" or bool(settings.bounce_imap_url)
+
+
+def bounces(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
+    """Issue 15: send due deferrals again (SMTP) and read the bounce mailbox, if set.
+
+    A mailbox that cannot be read fails the run (recorded, logged); the next run tries again.
+    """
+    engine = _engine(settings)
+    with job_runs.recording(engine, job=job_runs.BOUNCES, instance=instance, now=now) as note:
+        lines = []
+        if settings.provider == "smtp":
+            with db.session_scope(engine) as session:
+                retried = retry_due(session, settings=settings, now=as_utc(now))
+            lines.append(
+                f"deferred: tried {retried.tried}, sent {retried.sent}, "
+                f"put off again {retried.deferred}"
+            )
+        if settings.bounce_imap_url:
+            with db.session_scope(engine) as session:
+                read = fetch_bounces(session, settings=settings)
+            lines.append(
+                f"mailbox: {read.messages} messages, {read.bounces} new bounces, "
+                f"{read.not_bounces} left"
+            )
+        if not lines:
+            note.outcome = job_runs.IDLE
+        note.detail = "; ".join(lines) or "no SMTP provider and no bounce mailbox"
+    return note
+
+
 RUNNERS: dict[str, Callable[..., RunNote]] = {
     job_runs.WEEKLY_ASSEMBLY: weekly_assembly,
     job_runs.DISPATCH: dispatch,
@@ -290,6 +325,7 @@ RUNNERS: dict[str, Callable[..., RunNote]] = {
     job_runs.SUBJECT_TESTS: subject_test_winners,
     job_runs.RESENDS: due_resends,
     job_runs.RELEASE_WAVES: release_waves,
+    job_runs.BOUNCES: bounces,
 }
 
 

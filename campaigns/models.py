@@ -27,6 +27,9 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    # Issue 15: the receiving server put this recipient off (SMTP 4yz); tried again on its
+    # own schedule (campaigns.delivery.deferrals, the row's DeliveryDeferral).
+    DEFERRED = "deferred"
 
 
 class SnippetBase(SQLModel):
@@ -395,3 +398,20 @@ class CampaignTrackingOff(SQLModel, table=True):
         )
     )
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+# Issue 15 (deferrals of SMTP 4yz answers): migration 0009d.
+class DeliveryDeferral(SQLModel, table=True):
+    """Issue 15: a recipient the receiving server put off (SMTP 4yz), and when to try again.
+
+    A table of its own, not columns of the hot ``delivery`` table: few rows ever have one.
+    The row goes when its delivery is sent, bounces or fails for good.
+    """
+
+    __tablename__ = "delivery_deferral"
+
+    delivery_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    campaign_id: int = Field(index=True)
+    tries: int = 1  # how many times the receiving server put it off
+    due_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    reason: str = Field(default="", sa_type=sa.Text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cli import (
     api_tokens,
+    bounces,
     campaign_edits,  # noqa: F401 (registers edit, duplicate, reassemble on campaigns)
     campaigns,
     db,
@@ -33,6 +34,7 @@ app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(api_tokens.app, name="api-tokens")
 app.add_typer(users.app, name="users")
 app.add_typer(outgoing_webhooks.app, name="webhooks")
+app.add_typer(bounces.app, name="bounces")
 app.command("serve")(toplevel.serve)
 app.command("demo")(toplevel.demo)
 

@@ -40,6 +40,8 @@ def _send_summary(campaign_id: int, report: SendReport) -> None:
         f"campaign {campaign_id}: {report.status}; sent {report.sent}, skipped "
         f"{report.skipped}, failed {report.failed}, still queued {report.queued} "
         f"in {report.seconds:.1f} s ({report.rate:,.0f}/s)"
+        + (f"; bounced {report.bounced}" if report.bounced else "")
+        + (f"; deferred {report.deferred}, tried again later" if report.deferred else "")
     )
     if report.stopped:
         output.say_err(f"stopped: {report.stopped}")
@@ -316,7 +318,9 @@ def show(
     output.say(f"  scheduled: {detail.scheduled_at_local or '-'}")
     output.say(
         f"  progress:  queued {p.queued}, sent {p.sent}, skipped {p.skipped}, "
-        f"failed {p.failed} (of {p.total})"
+        f"failed {p.failed}"
+        + (f", deferred {p.deferred}" if p.deferred else "")
+        + f" (of {p.total})"
     )
     if detail.error:
         output.say(f"  error:     {detail.error}")

@@ -201,6 +201,11 @@ class ProviderAuthError(ProviderError):
     pass
 
 
+class ProviderConfigError(ProviderAuthError, ConfigError):
+    """The provider's settings cannot work with what the server offers (credentials for an
+    SMTP server without AUTH): stops the campaign at once, no retries (issue 15)."""
+
+
 class ProviderRejected(ProviderError):
     pass
 

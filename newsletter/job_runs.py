@@ -33,6 +33,9 @@ RELEASE_WAVES = "release_waves"
 JOBS = (WEEKLY_ASSEMBLY, DISPATCH, HOUSEKEEPING, RELEASE_WAVES, SUBJECT_TESTS, RESENDS)
 # Outgoing webhooks (issue 16 point 4): every few seconds, recorded only when it had work.
 WEBHOOK_DELIVERY = "webhook_delivery"
+# Issue 15: the bounce mailbox and due deferrals; scheduled only with SMTP or a mailbox,
+# so the status lists it once it has run or is planned.
+BOUNCES = "bounces"
 # APScheduler's SQLAlchemyJobStore table (read here for next run times, never written).
 JOBSTORE_TABLE = "apscheduler_jobs"
 
@@ -150,13 +153,15 @@ def status(engine: Engine, *, now: datetime | None = None) -> SchedulerStatus:
     upcoming = next_runs(engine) if live else {}
     jobs = []
     with engine.connect() as connection:
-        for job in JOBS:
+        for job in (*JOBS, BOUNCES):
             last = connection.execute(
                 sa.select(_table)
                 .where(_table.c.job == job)
                 .order_by(_table.c.started_at.desc(), _table.c.id.desc())
                 .limit(1)
             ).first()
+            if job == BOUNCES and last is None and job not in upcoming:
+                continue  # not scheduled here (no SMTP, no bounce mailbox)
             jobs.append(
                 JobStatus(
                     job=job,

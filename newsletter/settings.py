@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, PositiveInt, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -242,6 +242,19 @@ class Settings(BaseSettings):
     utm_campaign: str | None = Field(default=None, max_length=100)  # None: the issue's week
     # Tag only links to these domains (and their subdomains); empty: every article link.
     utm_only_domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Issue 15, points 5 and 6: bounces with SMTP (VERP, the bounce mailbox, deferrals).
+    # With a bounce domain, each SMTP message's envelope sender is bounces+TOKEN@<domain>.
+    bounce_domain: str | None = None
+    # imaps://user:password@host:993/INBOX, or imap://...?starttls=1; read by `bounces fetch`.
+    bounce_imap_url: str | None = None
+    bounce_processed_folder: str = "Processed"  # where read bounces are moved
+    bounce_fetch_interval_seconds: int = Field(default=300, ge=10)
+    # A recipient the receiving server defers (SMTP 4xx) is tried again after these waits,
+    # the last one repeating, up to deferral_max_retries; then the delivery fails.
+    deferral_retry_minutes: list[PositiveInt] = Field(
+        default_factory=lambda: [5, 30, 120, 360], min_length=1
+    )
+    deferral_max_retries: int = Field(default=6, ge=1)
 
     @field_validator("database_url")
     @classmethod

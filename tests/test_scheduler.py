@@ -363,3 +363,18 @@ def test_the_leader_delivers_outgoing_webhooks_within_seconds_and_says_it_leads(
         assert metrics.SCHEDULER_LEADER._value.get() == 1
     assert metrics.SCHEDULER_LEADER._value.get() == 0
     assert b'"subscriber.created"' in receiver.received[0].body
+
+
+def test_the_bounces_job_is_planned_only_with_smtp_or_a_bounce_mailbox(
+    settings: Settings, engine: Engine
+) -> None:
+    smtp = settings.model_copy(update={"provider": "smtp", "smtp_url": "smtp://127.0.0.1:9"})
+    planned = {}
+    for name, cfg in (("outbox", settings), ("smtp", smtp)):
+        store = scheduler.new_scheduler(cfg, engine)
+        store.start(paused=True)
+        scheduler.add_jobs(store, cfg, instance=GONE)
+        planned[name] = {job.id: job.trigger for job in store.get_jobs()}
+        store.shutdown(wait=False)
+    assert job_runs.BOUNCES not in planned["outbox"]
+    assert str(planned["smtp"][job_runs.BOUNCES]) == "interval[0:05:00]"

@@ -37,10 +37,11 @@ class DeliveryCounts:
     sent: int = 0
     skipped: int = 0
     failed: int = 0
+    deferred: int = 0  # issue 15: put off by the receiving server, tried again later
 
     @property
     def total(self) -> int:
-        return self.queued + self.sent + self.skipped + self.failed
+        return self.queued + self.sent + self.skipped + self.failed + self.deferred
 
     def as_dict(self) -> dict[str, int]:
         return {**asdict(self), "total": self.total}
@@ -137,6 +138,7 @@ def delivery_counts(session: Session, *, campaign_id: int) -> DeliveryCounts:
         sent=counts.get(DeliveryStatus.SENT.value, 0),
         skipped=counts.get(DeliveryStatus.SKIPPED.value, 0),
         failed=counts.get(DeliveryStatus.FAILED.value, 0),
+        deferred=counts.get(DeliveryStatus.DEFERRED.value, 0),
     )
 
 

@@ -111,7 +111,7 @@ class LedgerReader:
             self.last_id = rows[-1][0]
             today: date = utcnow().date()
             self.links.new_batch()
-            values = self.links.values
+            values, return_path = self.links.values, self.links.return_path
             batch: list[Recipient] = []
             skipped: dict[str, list[int]] = defaultdict(list)
             categories = self._categories
@@ -145,7 +145,8 @@ class LedgerReader:
                             email,
                             name,
                             values(subscriber_id, name, key, not not_tracked),
-                            bool(not_tracked),
+                            plain=bool(not_tracked),
+                            return_path=return_path(subscriber_id, key),
                         )
                     )
             for reason, ids in skipped.items():

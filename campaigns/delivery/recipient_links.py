@@ -21,6 +21,7 @@ from typing import Any
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
+from campaigns.delivery.verp import Verp
 from campaigns.tracking.links import TrackingValues
 from newsletter.mail import PREFERENCES_URL, TRACK, UNSUBSCRIBE_URL, personal_values
 from newsletter.settings import Settings
@@ -92,11 +93,13 @@ class RecipientLinks:
         if self._unsubscribe.sep != self._preferences.sep:  # pragma: no cover - drift guard
             raise RuntimeError("the two purposes sign with different separators")
         self.tracking: TrackingValues | None = None  # issue 15: our click and open links
+        self._verp = Verp(settings) if settings.bounce_domain else None
         self.for_campaign(campaign_id)
         self.new_batch()
 
     def for_campaign(self, campaign_id: int | None) -> None:
         """Name the newsletter the links go out in (None: links in no issue, a test send)."""
+        self._campaign_id = campaign_id
         # The end of the compact JSON list tokens.link_payload makes.
         self._close = b"]" if campaign_id is None else b",%d]" % campaign_id
 
@@ -104,6 +107,12 @@ class RecipientLinks:
         """Take a fresh timestamp (once per batch: tokens expire by it)."""
         self._stamp = self._unsubscribe.timestamp()
         self._tail = self._unsubscribe.sep + self._stamp
+
+    def return_path(self, subscriber_id: int, link_key: str) -> str | None:
+        """The recipient's VERP envelope sender; None without a bounce domain or an issue."""
+        if self._verp is None or self._campaign_id is None:
+            return None
+        return self._verp.return_path(self._campaign_id, subscriber_id, link_key)
 
     def values(
         self, subscriber_id: int, name: str | None, link_key: str = "", tracked: bool = True

@@ -31,7 +31,8 @@ from sqlmodel import Session
 
 from campaigns.delivery import send_lease, waves
 from campaigns.delivery.ledger import delivery_counts
-from campaigns.delivery.ledger_batches import LedgerReader, record_accepted, record_failed
+from campaigns.delivery.ledger_batches import LedgerReader, record_failed
+from campaigns.delivery.outcomes import record_outcome
 from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
 from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.delivery.send_report import ProgressCallback, SendProgress, SendReport
@@ -319,23 +320,24 @@ class SendLoop:
             self._record_result(job, outcome.result)
 
     def _record_result(self, job: Job, result: BatchResult) -> None:
-        """Accepted rows sent, rejected ones failed; deferred ones (or unanswered) retried."""
-        self.report.sent += record_accepted(
+        """Accepted rows sent, rejected ones failed (bounces told), those the receiving
+        server put off deferred on their own schedule; the rest (unanswered) retried."""
+        tally = record_outcome(
             self.session,
+            self.settings,
             campaign_id=self.campaign_id,
             job=job.recipients,
             result=result,
             ranged=job.ranged,
         )
-        self.report.failed += record_failed(self.session, errors=result.rejected)
-        deferred = result.deferred
-        statuses = result.statuses
-        retry = [
-            r for r in job.recipients if r.delivery_id in deferred or r.delivery_id not in statuses
-        ]
-        if retry:
-            reason = next(iter(deferred.values()), "not accepted")
-            self._retry(job, retry, result.retry_after, reason)
+        report = self.report
+        report.sent += tally.sent
+        report.failed += tally.failed
+        report.bounced += tally.bounced
+        report.deferred += tally.deferred
+        if tally.retry:
+            reason = next(iter(result.deferred.values()), "not accepted")
+            self._retry(job, tally.retry, result.retry_after, reason)
 
     def _retry(
         self, job: Job, recipients: list[Recipient], retry_after: float | None, reason: str
@@ -443,7 +445,8 @@ class SendLoop:
                 campaign=fresh,
                 to=S.SENT,
                 actor=self.actor,
-                reason=f"sent {counts.sent}, skipped {counts.skipped}, failed {counts.failed}",
+                reason=f"sent {counts.sent}, skipped {counts.skipped}, failed {counts.failed}"
+                + (f"; finished with {counts.deferred} deferred" if counts.deferred else ""),
             )
         self.session.commit()
         return counts.queued, fresh.status

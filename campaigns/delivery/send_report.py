@@ -44,6 +44,10 @@ class SendReport:
     seconds: float = 0.0
     batches: int = 0
     stopped: str | None = None  # why the run ended early, if it did
+    # Issue 15: of ``failed``, refused by the receiving server (bounces); and recipients it
+    # put off (deferred, tried again on their own schedule).
+    bounced: int = 0
+    deferred: int = 0
 
     @property
     def rate(self) -> float:
@@ -61,4 +65,6 @@ class SendReport:
             "rate": round(self.rate, 1),
             "batches": self.batches,
             "stopped": self.stopped,
+            "bounced": self.bounced,
+            "deferred": self.deferred,
         }

@@ -15,16 +15,19 @@ How exactly-once holds:
 - A lease per campaign (campaigns.delivery.send_lease) keeps a second sender away; a
   sender killed on this host is taken over at once, one on another host at expiry.
 
-Faults: 429/5xx/timeouts (ProviderUnavailable) and recipients the provider deferred are
-retried with exponential backoff and jitter (``throttle``), never sooner than the
-provider's Retry-After; after ``retry_max_attempts`` the campaign goes to FAILED with
-its rows still queued (send again to resume). A 400 (ProviderRejected) fails that batch
-only, a rejected recipient only itself. A 401/403 (ProviderAuthError) fails the campaign
-and nothing more is sent. Pause or cancel (another process changing the campaign's
-status) stops the loop between batches. A lost database connection is retried on a new
-one, the batch outcomes in hand, for ``database_reconnect_seconds``; then the run stops
-with one DatabaseError line, the campaign still 'sending'. A real send (SendGrid, SMTP)
-with an ``http://`` base URL is refused before anything starts (RFC 8058, ``factory``).
+Faults: 429/5xx/timeouts (ProviderUnavailable) and recipients the provider did not take
+(a lost connection, an SMTP 421) are retried with exponential backoff and jitter
+(``throttle``), never sooner than the provider's Retry-After; after
+``retry_max_attempts`` the campaign goes to FAILED with its rows still queued (send
+again to resume). A 400 (ProviderRejected) fails that batch only, a rejected recipient
+only itself; a receiving server's refusal of one recipient is a bounce (5yz) or a
+deferral of that recipient alone on its own schedule (4yz; ``outcomes``, ``deferrals``).
+A 401/403 (ProviderAuthError) fails the campaign and nothing more is sent. Pause or
+cancel (another process changing the campaign's status) stops the loop between batches.
+A lost database connection is retried on a new one, the batch outcomes in hand, for
+``database_reconnect_seconds``; then the run stops with one DatabaseError line, the
+campaign still 'sending'. A real send (SendGrid, SMTP) with an ``http://`` base URL is
+refused before anything starts (RFC 8058, ``factory``).
 
 This module prepares a run (preflight, rendering, queueing, the lease, the provider) and
 sends single test copies; the loop itself, step by step, is

@@ -45,9 +45,15 @@ def json_count(count: int) -> int | None:
 
 def has_provider_events(session: Session, campaign_id: int) -> bool:
     """Whether any event came back for the campaign (SendGrid's webhook does; the
-    outbox and SMTP never send any)."""
+    outbox and SMTP never send any). Bounces we record ourselves with SMTP (issue 15:
+    the server's replies, the bounce mailbox) say nothing about deliveries or opens."""
     found = session.exec(
-        select(TrackingEvent.id).where(col(TrackingEvent.campaign_id) == campaign_id).limit(1)
+        select(TrackingEvent.id)
+        .where(
+            col(TrackingEvent.campaign_id) == campaign_id,
+            col(TrackingEvent.provider).not_in(("smtp", "imap")),
+        )
+        .limit(1)
     ).first()
     return found is not None
 

@@ -338,3 +338,17 @@ def test_webhook_delivery_records_a_run_only_when_something_was_due(
     with Session(sqlite_engine) as session:
         kinds = session.exec(select(JobRun.job)).all()
     assert kinds == [job_runs.WEBHOOK_DELIVERY]
+
+
+def test_the_bounces_job_is_idle_without_smtp_or_a_bounce_mailbox(cfg: Settings) -> None:
+    note = jobs.bounces(cfg, local(2026, 12, 1, 9, 5))
+    assert (note.outcome, jobs.bounces_wanted(cfg)) == ("idle", False)
+
+
+def test_the_bounces_job_retries_deferrals_with_smtp(cfg: Settings, engine: Engine) -> None:
+    smtp = cfg.model_copy(update={"provider": "smtp", "smtp_url": "smtp://127.0.0.1:9"})
+    assert [j.job for j in job_runs.status(engine).jobs].count("bounces") == 0
+    note = jobs.bounces(smtp, local(2026, 12, 1, 9, 5))
+    assert jobs.bounces_wanted(smtp) and note.outcome == "ok"
+    assert note.detail == "deferred: tried 0, sent 0, put off again 0"
+    assert [j.job for j in job_runs.status(engine).jobs][-1] == "bounces"  # listed once run

@@ -90,7 +90,14 @@ def test_show_gives_progress_and_the_log(env: dict[str, str]) -> None:
     add_subscribers(engine, 3)
     run("campaigns", "send", str(cid), "--json")
     shown = run("campaigns", "show", str(cid), "--json")
-    assert shown["progress"] == {"queued": 0, "sent": 3, "skipped": 0, "failed": 0, "total": 3}
+    assert shown["progress"] == {
+        "queued": 0,
+        "sent": 3,
+        "skipped": 0,
+        "failed": 0,
+        "total": 3,
+        "deferred": 0,
+    }
     assert [(e["from_status"], e["to_status"]) for e in shown["log"]] == [
         ("draft", "sending"),
         ("sending", "sent"),
@@ -121,6 +128,7 @@ def test_show_gives_progress_while_a_campaign_is_sending(env: dict[str, str]) ->
         "skipped": 0,
         "failed": 0,
         "total": 150,
+        "deferred": 0,
     }
     text = run("campaigns", "show", str(cid))
     assert "  status:    sending\n" in text

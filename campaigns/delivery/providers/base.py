@@ -33,6 +33,8 @@ class Recipient:
     # Issue 15: the reader asked not to be tracked: the send loop gives them the campaign's
     # plain variant (no tracking links, no pixel).
     plain: bool = False
+    # Issue 15: the VERP envelope sender (campaigns.delivery.verp) when a bounce domain is set.
+    return_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,10 +108,14 @@ class SendStatus(StrEnum):
 
     ACCEPTED = "accepted"  # taken for delivery: anymail's "queued" / "sent"
     REJECTED = "rejected"  # refused for good (SMTP 5xx, a request SendGrid refused): failed
-    DEFERRED = "deferred"  # not taken this time (SMTP 4xx, connection lost): try again
+    DEFERRED = "deferred"  # not taken this time (connection lost, server busy): try again
+    # Issue 15: the receiving server refused this recipient alone for now (SMTP 4yz to
+    # RCPT or the message, RFC 5321 4.2.1): the ledger row waits on its own schedule.
+    TRANSIENT = "transient"
 
 
 ACCEPTED, REJECTED, DEFERRED = SendStatus.ACCEPTED, SendStatus.REJECTED, SendStatus.DEFERRED
+TRANSIENT = SendStatus.TRANSIENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,9 @@ class RecipientStatus:
     status: SendStatus
     message_id: str | None = None  # accepted: the provider's id, where it gives one
     reason: str | None = None  # rejected or deferred: why, in the provider's words
+    # Issue 15: the receiving server's own reply ("550 5.1.1 User unknown"), when a
+    # rejection came from it (a bounce) rather than from us or the provider's request.
+    reply: str | None = None
 
 
 @dataclass
@@ -142,13 +151,22 @@ class BatchResult:
     def defer(self, delivery_ids: Iterable[int], reason: str) -> None:
         self.statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(DEFERRED, None, reason)))
 
+    def bounce(self, delivery_id: int, reason: str, reply: str) -> None:
+        """The receiving server refused this recipient for good (SMTP 5yz): a bounce."""
+        self.statuses[delivery_id] = RecipientStatus(REJECTED, None, reason, reply)
+
+    def postpone(self, delivery_id: int, reason: str) -> None:
+        """The receiving server refused this recipient for now (SMTP 4yz)."""
+        self.statuses[delivery_id] = RecipientStatus(TRANSIENT, None, reason)
+
     def has(self, status: SendStatus) -> bool:
         return any(s.status is status for s in self.statuses.values())
 
     @property
     def settled(self) -> bool:
-        """Whether any recipient was accepted or rejected: more than a whole-batch deferral."""
-        return self.has(ACCEPTED) or self.has(REJECTED)
+        """Whether any recipient was accepted, rejected or put off by the receiving server:
+        more than a whole-batch deferral."""
+        return self.has(ACCEPTED) or self.has(REJECTED) or self.has(TRANSIENT)
 
     def _with(self, status: SendStatus) -> dict[int, RecipientStatus]:
         return {i: s for i, s in self.statuses.items() if s.status is status}
@@ -167,6 +185,16 @@ class BatchResult:
     def deferred(self) -> dict[int, str]:
         """Delivery id -> reason of every deferred recipient."""
         return {i: s.reason or "deferred" for i, s in self._with(DEFERRED).items()}
+
+    @property
+    def transient(self) -> dict[int, str]:
+        """Delivery id -> reason of every recipient the receiving server put off (4yz)."""
+        return {i: s.reason or "deferred" for i, s in self._with(TRANSIENT).items()}
+
+    @property
+    def bounced(self) -> dict[int, str]:
+        """Delivery id -> the receiving server's reply, of every rejection that was a bounce."""
+        return {i: s.reply for i, s in self._with(REJECTED).items() if s.reply}
 
 
 class Provider(ABC):

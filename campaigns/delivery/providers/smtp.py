@@ -26,10 +26,8 @@ import ssl
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from campaigns.delivery.providers.base import (
     BatchResult,
@@ -38,10 +36,12 @@ from campaigns.delivery.providers.base import (
     Recipient,
     SendStatus,
 )
+from campaigns.delivery.providers.smtp_config import SmtpConfig
 from newsletter.clock import utcnow
 from newsletter.errors import (
     ConfigError,
     ProviderAuthError,
+    ProviderConfigError,
     ProviderRejected,
     ProviderUnavailable,
 )
@@ -50,57 +50,26 @@ from newsletter.settings import Settings
 
 __all__ = ["DKIM_HEADERS", "SmtpConfig", "SmtpProvider"]
 
-_TRUE = {"1", "true", "yes", "on"}
 _UNSAFE_ADDRESS = re.compile(r"[\x00-\x20<>]")  # would break out of the SMTP command
 _STAGES = (("MAIL FROM", (250,)), ("RCPT TO", (250, 251)), ("DATA", (354,)))
+LOCAL, MESSAGE = "not sent", "message"  # stages beside the three commands: ours, the end of DATA
 DKIM_HEADERS = [  # what DKIM signs: the headers a receiver shows or acts on
     *b"From To Subject Date Message-ID MIME-Version Content-Type".split(),
     *b"List-Id List-Unsubscribe List-Unsubscribe-Post".split(),
 ]
 
 
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    implicit_tls: bool
-    starttls: bool
-    verify: bool
-
-    @classmethod
-    def parse(cls, url: str) -> SmtpConfig:
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ConfigError(
-                "NEWSLETTER_SMTP_URL must look like smtp://user:pass@host:587?starttls=1 "
-                f"or smtps://user:pass@host:465 (got scheme {parts.scheme!r})"
-            )
-        query = {k: v[-1].lower() for k, v in parse_qs(parts.query).items()}
-        implicit = parts.scheme == "smtps"
-        try:
-            port = parts.port or (465 if implicit else 25)
-        except ValueError as err:
-            raise ConfigError(f"NEWSLETTER_SMTP_URL has an invalid port: {err}") from err
-        return cls(
-            host=parts.hostname,
-            port=port,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            implicit_tls=implicit,
-            starttls=not implicit and query.get("starttls", "1" if port == 587 else "0") in _TRUE,
-            verify=query.get("verify", "1") in _TRUE,
-        )
+Refusal = tuple[str, int, str]  # (stage, SMTP code, the reply's text)
+Item = tuple[int, str, bytes, str, str]  # delivery id, address, wire bytes, message id, sender
 
 
-def _envelope(conn: smtplib.SMTP, sender: str, to: str) -> bytes | tuple[int, str]:
+def _envelope(conn: smtplib.SMTP, sender: str, to: str) -> bytes | Refusal:
     """MAIL FROM, RCPT TO and DATA lines, or why they cannot be sent to this server."""
     utf8 = not (sender.isascii() and to.isascii())
     if utf8 and not conn.has_extn("smtputf8"):
-        return 553, f"RCPT TO refused: {to} needs SMTPUTF8, which the server lacks"
+        return LOCAL, 553, f"{to} needs SMTPUTF8, which the server lacks"
     if _UNSAFE_ADDRESS.search(sender) or _UNSAFE_ADDRESS.search(to):
-        return 553, f"not sent: {sender!r} to {to!r} would break the SMTP command"
+        return LOCAL, 553, f"{sender!r} to {to!r} would break the SMTP command"
     option = " SMTPUTF8" if utf8 else ""  # RFC 6531
     return f"MAIL FROM:<{sender}>{option}\r\nRCPT TO:<{to}>\r\nDATA\r\n".encode()
 
@@ -191,6 +160,13 @@ class SmtpProvider(Provider):
                     )
                 conn.starttls(context=self.tls_context)
                 conn.ehlo()
+            if cfg.username and not conn.has_extn("auth"):
+                conn.close()
+                raise ProviderConfigError(
+                    f"the SMTP server {cfg.host}:{cfg.port} offers no AUTH, but "
+                    "NEWSLETTER_SMTP_URL names a user: remove the user and password, or "
+                    "point it at the server's submission port"
+                )
             if cfg.username:
                 conn.login(cfg.username, cfg.password or "")
         except smtplib.SMTPAuthenticationError as err:
@@ -260,7 +236,7 @@ class SmtpProvider(Provider):
     @staticmethod
     def _envelope_refusal(
         conn: smtplib.SMTP, commands: bytes, *, pipelined: bool, sent: bool = False
-    ) -> tuple[int, str] | None:
+    ) -> Refusal | None:
         """MAIL, RCPT, DATA; None when the server waits for the message, else the refusal.
 
         Pipelined (RFC 2920): one write, three replies read in order; ``sent`` when the
@@ -282,7 +258,7 @@ class SmtpProvider(Provider):
         refusal = None
         for (stage, expected), (code, reply) in zip(_STAGES, replies, strict=False):
             if code not in expected:
-                refusal = (code, f"{stage} refused: {reply.decode(errors='replace')}")
+                refusal = (stage, code, reply.decode(errors="replace"))
                 break
         if refusal is None:
             return None
@@ -295,21 +271,42 @@ class SmtpProvider(Provider):
         return refusal
 
     @staticmethod
-    def _record(
-        result: BatchResult, delivery_id: int, message_id: str, code: int, text: str
-    ) -> None:
-        """One message's reply: 250 accepted, 5xx rejected, anything else deferred."""
+    def _record(result: BatchResult, item: Item, refusal: Refusal) -> None:
+        """One recipient's answer (RFC 5321 4.2.1), classified by who it is about.
+
+        250: accepted. A 5yz to RCPT, DATA or the message: that recipient bounced; a 4yz
+        there: that recipient is deferred alone. 421, or a refusal of MAIL FROM, is about
+        the server or our sender: raised (SMTPResponseException) as a connection fault,
+        or ProviderAuthError (stop the campaign) for a 5yz to MAIL FROM when nothing of
+        the batch was settled yet, else this one is deferred (the batch's retry meets it).
+        """
+        delivery_id, message_id = item[0], item[3]
+        stage, code, text = refusal
         if code == 250:
             result.accept((delivery_id,), message_id)
-        elif code in (530, 535) and not result.has(SendStatus.ACCEPTED):
-            raise ProviderAuthError(f"the SMTP server wants authentication: {text}", status=code)
-        elif 500 <= code < 600:
-            result.reject((delivery_id,), f"{code} {text}")
+            return
+        if stage == MESSAGE:
+            reason = f"{code} {text}"
+        elif stage == LOCAL:
+            reason = f"{code} not sent: {text}"
         else:
-            result.defer((delivery_id,), f"{code} {text}")
+            reason = f"{code} {stage} refused: {text}"
+        if code == 421 or (stage == "MAIL FROM" and code < 500):
+            raise smtplib.SMTPResponseException(code, reason)
+        if (stage == "MAIL FROM" or code in (530, 535)) and not result.settled:
+            raise ProviderAuthError(f"the SMTP server refused to go on: {reason}", status=code)
+        if stage == "MAIL FROM" or code in (530, 535):
+            result.defer((delivery_id,), reason)
+        elif stage == LOCAL or not 400 <= code < 600:
+            result.reject((delivery_id,), reason)
+        elif code >= 500:
+            result.bounce(delivery_id, reason, f"{code} {text}")
+        else:
+            result.postpone(delivery_id, reason)
 
-    def _deliver(self, items: Sequence[tuple[int, str, bytes, str]], sender: str) -> BatchResult:
-        """Send (delivery id, address, wire bytes, message id) items over this thread's connection.
+    def _deliver(self, items: Sequence[Item]) -> BatchResult:
+        """Send (delivery id, address, wire bytes, message id, envelope sender) items over
+        this thread's connection.
 
         With PIPELINING the end of one message and the next MAIL, RCPT, DATA go in one
         write (RFC 2920 3.1 allows it): one round trip per message. Each reply is recorded
@@ -319,25 +316,25 @@ class SmtpProvider(Provider):
         conn, fresh = self._connection()
         index, sent_ahead = 0, False  # sent_ahead: items[index]'s commands already went out
         while index < len(items):
-            delivery_id, address, data, message_id = items[index]
+            _id, address, data, _mid, sender = items[index]
             pipelined = conn.has_extn("pipelining")
             body_sent = False
             try:
                 commands = _envelope(conn, sender, address)
                 if isinstance(commands, tuple):  # never reaches the wire
-                    refusal: tuple[int, str] | None = commands
+                    refusal: Refusal | None = commands
                 else:
                     refusal = self._envelope_refusal(
                         conn, commands, pipelined=pipelined, sent=sent_ahead
                     )
                 sent_ahead = False
                 if refusal is not None:
+                    self._record(result, items[index], refusal)
                     index += 1
-                    self._record(result, delivery_id, message_id, *refusal)
                     continue
                 message = data
                 following = (
-                    _envelope(conn, sender, items[index + 1][1])
+                    _envelope(conn, items[index + 1][4], items[index + 1][1])
                     if pipelined and index + 1 < len(items)
                     else None
                 )
@@ -346,9 +343,9 @@ class SmtpProvider(Provider):
                 body_sent = True
                 conn.send(message)
                 code, reply = conn.getreply()
+                self._record(result, items[index], (MESSAGE, code, reply.decode(errors="replace")))
                 index += 1
                 sent_ahead = isinstance(following, bytes)
-                self._record(result, delivery_id, message_id, code, reply.decode(errors="replace"))
             except ProviderAuthError:
                 self._drop()  # replies may still be due on it
                 raise
@@ -381,15 +378,18 @@ class SmtpProvider(Provider):
                 data = template.render(*to, date=date, message_id=message_id, wire=True)
             else:
                 data = wire(self._sign(template.render(*to, date=date, message_id=message_id)))
-            items.append((recipient.delivery_id, recipient.email, data, message_id))
-        return self._deliver(items, content.from_email)
+            sender = recipient.return_path or content.from_email
+            items.append((recipient.delivery_id, recipient.email, data, message_id, sender))
+        return self._deliver(items)
 
     def send_message(self, message: OutgoingMessage) -> str:
         domain = message.from_email.rpartition("@")[2] or "localhost"
         message_id = make_msgid(domain=domain).strip("<>")
         data = self._sign(build_mime(message, message_id=message_id))
-        result = self._deliver([(0, message.to_email, wire(data), message_id)], message.from_email)
-        status = result.statuses[0]
+        item = (0, message.to_email, wire(data), message_id, message.from_email)
+        status = self._deliver([item]).statuses[0]
         if status.status is SendStatus.REJECTED:
             raise ProviderRejected(f"the SMTP server refused {message.to_email}: {status.reason}")
+        if status.status is SendStatus.TRANSIENT:
+            raise ProviderUnavailable(f"{message.to_email} put off: {status.reason}")
         return message_id

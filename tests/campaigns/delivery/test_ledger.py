@@ -85,6 +85,7 @@ def test_queueing_twice_adds_nobody_twice(session: Session, engine: Engine):
         "sent": 0,
         "skipped": 0,
         "failed": 0,
+        "deferred": 0,
         "total": 55,
     }
     assert campaign.queued_at is not None

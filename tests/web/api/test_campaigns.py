@@ -144,7 +144,14 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
     assert shown == {
         **body,
         "snippet_ids": [second.id, first.id],
-        "progress": {"queued": 0, "sent": 0, "skipped": 0, "failed": 0, "total": 0},
+        "progress": {
+            "queued": 0,
+            "sent": 0,
+            "skipped": 0,
+            "failed": 0,
+            "total": 0,
+            "deferred": 0,
+        },
         "waves": [],  # issue 16: sent at one instant, not at local times
         "log": [
             {
