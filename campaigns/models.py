@@ -110,6 +110,8 @@ class Campaign(CampaignBase, table=True):
     text: str | None = Field(default=None, sa_type=sa.Text)
     queued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = Field(default=None, sa_type=sa.Text)
+    # Issue 15 (archive): left out of /archive/ and its Atom feed (migration 0009e).
+    archive_excluded: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class CampaignSnippet(SQLModel, table=True):

@@ -52,6 +52,11 @@ class NotFound(NewsletterError):
     pass
 
 
+class PageNotFound(NotFound):
+    """A public page that does not exist, such as an archive issue not published (issue
+    15): 404 on pages too, where a dead signed link's NotFound answers 400."""
+
+
 class InvalidInput(NewsletterError):
     def __init__(self, message: str, *, where: str | None = None, field: str | None = None) -> None:
         self.where = where

@@ -204,6 +204,10 @@ class Settings(BaseSettings):
     # it stops with one line (the campaign stays 'sending': send again to resume).
     database_reconnect_seconds: float = Field(default=60.0, ge=0)
 
+    # Issue 15 (the public archive): issues per /archive/ page, entries in its Atom feed.
+    archive_page_size: int = Field(default=20, ge=1, le=200)
+    archive_feed_entries: int = Field(default=20, ge=1, le=200)
+
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:

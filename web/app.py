@@ -14,6 +14,7 @@ from newsletter.settings import Settings, load_settings
 from subscribers.ratelimit import RateLimiter
 from web import (
     api,
+    archive,
     assets,
     clients,
     errors,
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(my_data_pages.router)
     app.include_router(api.router)
     app.include_router(health.router)
+    app.include_router(archive.router)
     assets.install(app)
     app.add_middleware(
         SecurityHeaders,

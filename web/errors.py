@@ -4,7 +4,7 @@ Routes and dependencies raise; nothing else in the door turns an error into a st
 The status depends on the error's class (its most specific class in :data:`STATUSES`)
 and on who asked, told apart by the path:
 
-- ``api``: programs under ``/api/``, ``/healthz`` and the sign-up form's challenge
+- ``api``: programs under ``/api/``, ``/healthz``, ``/readyz`` and the sign-up form's challenge
   (``/subscribe/challenge``, fetched by a script), answered ``{"detail": "<message>"}``;
 - ``page``: people on the subscriber pages, answered with a page from
   :meth:`subscribers.pages.Pages.error`;
@@ -37,6 +37,7 @@ from newsletter.errors import (
     InvalidInput,
     NewsletterError,
     NotFound,
+    PageNotFound,
     PayloadTooLarge,
     ProviderError,
     RateLimited,
@@ -47,6 +48,7 @@ from subscribers.pages import CHALLENGE_URL
 from subscribers.tokens import Purpose
 from web.deps import pages_for
 from web.health import PATH as HEALTH_PATH
+from web.health import READY_PATH
 from web.responses import page
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ STATUSES: dict[type[Exception], Statuses | None] = {
     TokenError: Statuses(api=401, page=400, webhook=403),
     # A page's ids come from signed links: a record gone means a dead link.
     NotFound: Statuses(api=404, page=400, webhook=404),
+    PageNotFound: _same(404),  # a public page (the archive), not a signed link
     StateError: _same(409),
     PayloadTooLarge: _same(413),
     # 422 where a JSON body parsed but says something impossible (as FastAPI's own
@@ -103,7 +106,7 @@ _PURPOSES = {purpose.value: purpose for purpose in Purpose}
 
 def surface_of(request: Request) -> Surface:
     path = request.url.path
-    if path.startswith("/api/") or path in (HEALTH_PATH, CHALLENGE_URL):
+    if path.startswith("/api/") or path in (HEALTH_PATH, READY_PATH, CHALLENGE_URL):
         return Surface.API
     if path.startswith("/webhooks/"):
         return Surface.WEBHOOK
