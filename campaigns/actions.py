@@ -54,6 +54,8 @@ class CampaignView(BaseModel):
     created_at: datetime
     created_by: str
     error: str | None
+    # Issue 15: listed in the public archive and its feed (``campaigns archive --exclude``).
+    in_archive: bool = True
 
 
 class LogEntry(BaseModel):
@@ -85,6 +87,7 @@ def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
         created_at=campaign.created_at,
         created_by=campaign.created_by,
         error=campaign.error,
+        in_archive=not campaign.archive_excluded,
     )
 
 

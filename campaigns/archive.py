@@ -236,13 +236,14 @@ def _body(html: str) -> str:
 
 
 def set_archived(
-    session: Session, *, campaign_id: int, included: bool, actor: str
+    session: Session, *, campaign_id: int, included: bool | None, actor: str
 ) -> ArchivedState:
     """Include a campaign in the archive or leave it out (caller commits); logged with
-    who. NotFound for an unknown campaign. Any status: a draft can be left out early."""
-    campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
-    if campaign.archive_excluded == (not included):
-        return ArchivedState(campaign_id, included, changed=False)
+    who. ``included`` None only tells where it stands. NotFound for an unknown campaign.
+    Any status: a draft can be left out before it is sent."""
+    campaign = get_campaign(session, campaign_id=campaign_id, lock=included is not None)
+    if included is None or campaign.archive_excluded == (not included):
+        return ArchivedState(campaign_id, not campaign.archive_excluded, changed=False)
     campaign.archive_excluded = not included
     session.add(campaign)
     reason = "included in the archive" if included else "left out of the archive"

@@ -32,3 +32,4 @@ router = APIRouter(
 router.include_router(campaigns.router)
 router.include_router(previews.router)
 router.include_router(reports.router)
+router.include_router(reports.comparison_router)

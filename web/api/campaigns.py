@@ -1,4 +1,4 @@
-"""``/api/campaigns``: list, create, show, schedule, pause, resume and cancel campaigns,
+"""``/api/campaigns``: list, create, show, schedule, pause, resume, cancel and archive campaigns,
 as ``newsletter campaigns`` does; every change is logged as ``api:<token name>``."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from campaigns import actions, weekly_plan
+from campaigns import actions, archive, weekly_plan
 from campaigns.models import CampaignStatus
 from web.api.common import CHANGE, NOT_FOUND, CampaignId, RowId
 from web.deps import ActorDep, SessionDep, SettingsDep
@@ -31,6 +31,18 @@ class ScheduleRequest(BaseModel):
 
 class ChangeRequest(BaseModel):
     reason: str = Field(default="", max_length=500)
+
+
+class ArchiveRequest(BaseModel):
+    """Issue 15: whether the campaign is listed in the public archive and its feed."""
+
+    in_archive: bool
+
+
+class ArchiveState(BaseModel):
+    campaign_id: int
+    in_archive: bool
+    changed: bool = Field(description="false when the campaign already was so")
 
 
 @router.get(
@@ -169,3 +181,19 @@ def cancel_campaign(
         actor=actor,
         reason=body.reason if body else "",
     )
+
+
+@router.put(
+    "/{campaign_id}/archive",
+    response_model=ArchiveState,
+    responses=NOT_FOUND,
+    summary="Include a campaign in the public archive or leave it out",
+)
+def archive_campaign(
+    campaign_id: CampaignId, body: ArchiveRequest, session: SessionDep, actor: ActorDep
+) -> ArchiveState:
+    """As `newsletter campaigns archive ID --include/--exclude`; logged with who."""
+    state = archive.set_archived(
+        session, campaign_id=campaign_id, included=body.in_archive, actor=actor
+    )
+    return ArchiveState(**state.to_dict())

@@ -137,6 +137,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
         "created_at": body["created_at"],
         "created_by": "api:ops",
         "error": None,
+        "in_archive": True,
     }
     assert client.get("/api/campaigns").json() == [body]
     shown = client.get(f"/api/campaigns/{body['id']}").json()
@@ -309,9 +310,8 @@ def test_every_api_operation_is_summarised_and_needs_the_bearer_token(
         if path.startswith("/api/")
         for method, operation in item.items()
     ]
-    assert (
-        len(operations) == 9
-    )  # list, create, show, schedule, pause, resume, cancel, preview, report
+    # list, create, show, schedule, pause, resume, cancel, archive, preview, report, comparison
+    assert len(operations) == 11
     for name, operation in operations:
         assert operation.get("summary"), name
         assert operation["security"] == [{"HTTPBearer": []}], name
@@ -383,3 +383,26 @@ def test_a_method_not_allowed_names_the_allowed_ones(api: tuple[httpx.Client, En
     assert (response.status_code, response.json()) == (405, {"detail": "Method Not Allowed"})
     assert response.headers["allow"] == "GET, POST"
     assert client.put("/api/campaigns/1/pause").headers["allow"] == "POST"
+
+
+def test_a_campaign_is_left_out_of_the_archive_and_back_in(
+    api: tuple[httpx.Client, Engine],
+) -> None:
+    client, engine = api
+    with Session(engine, expire_on_commit=False) as session:
+        campaign = Campaign(subject="Archived?")
+        session.add(campaign)
+        session.commit()
+    out = client.put(f"/api/campaigns/{campaign.id}/archive", json={"in_archive": False})
+    assert out.json() == {"campaign_id": campaign.id, "in_archive": False, "changed": True}
+    assert client.get(f"/api/campaigns/{campaign.id}").json()["in_archive"] is False
+    again = client.put(f"/api/campaigns/{campaign.id}/archive", json={"in_archive": False})
+    assert again.json()["changed"] is False
+    back = client.put(f"/api/campaigns/{campaign.id}/archive", json={"in_archive": True})
+    assert back.json() == {"campaign_id": campaign.id, "in_archive": True, "changed": True}
+    log = client.get(f"/api/campaigns/{campaign.id}").json()["log"]
+    assert [e["reason"] for e in log[-2:]] == [
+        "left out of the archive",
+        "included in the archive",
+    ]
+    assert log[-1]["actor"] == "api:ops"
