@@ -58,6 +58,12 @@ def issue_url(settings: Settings, campaign: Campaign) -> str:
     return site_url(settings, ARCHIVE_PATH + slug(campaign))
 
 
+def is_web_version(settings: Settings, url: str) -> bool:
+    """Whether ``url`` is an issue's own page in our archive: it opens only once sending
+    begins, so preflight does not fetch it (it would be a 404 before the send)."""
+    return url.startswith(site_url(settings, ARCHIVE_PATH))
+
+
 def _anchor(href: str) -> re.Pattern[str]:
     """An ``<a>`` element whose href is exactly ``href`` (as our templates write it)."""
     return re.compile(r'<a\b[^>]*\bhref="' + re.escape(href) + r'"[^>]*>.*?</a>', re.S)
