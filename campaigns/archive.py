@@ -173,11 +173,11 @@ def issue_page(session: Session, *, settings: Settings, slug_text: str) -> Issue
     return IssuePage(html=html, image_origins=_image_origins(html))
 
 
-_IMG_SRC = re.compile(r"<img\b[^>]*?\bsrc=\"(https://[^\"/]+)[^\"]*\"", re.I)
+_IMG_SRC = re.compile(r"<img\b[^>]*?\bsrc=\"(https?://[^\"/?#]+)[^\"]*\"", re.I)
 
 
 def _image_origins(html: str) -> list[str]:
-    """The distinct https origins of the page's images (http ones are not allowed)."""
+    """The distinct origins (``scheme://host[:port]``) of the page's images."""
     return sorted({m.group(1).lower() for m in _IMG_SRC.finditer(html)})
 
 

@@ -45,10 +45,9 @@ def compare(
         output.print_table(
             (
                 Column("ID", justify="right"),
-                "Issue",
-                "Subject",
+                Column("Issue", no_wrap=True),
                 Column("Delivered", justify="right"),
-                Column("Open rate (people)", justify="right"),
+                Column("Open rate", justify="right"),
                 Column("Click rate", justify="right"),
                 Column("Unsubscribes", justify="right"),
                 Column("Bounces", justify="right"),
@@ -57,7 +56,6 @@ def compare(
                 (
                     str(i.campaign_id),
                     i.label,
-                    i.subject,
                     f"{i.delivered:,}",
                     _rate(i.human_open_rate),
                     _rate(i.click_rate),
@@ -67,7 +65,7 @@ def compare(
                 for i in issues
             ),
             title=f"The last {output.plural(len(issues), 'issue')}, oldest first "
-            "(rates of delivered)",
+            "(rates of delivered; opens by people, not machines)",
         )
     if result.chart is not None:
         output.say(f"wrote {result.chart}")

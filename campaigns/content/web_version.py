@@ -64,9 +64,11 @@ def is_web_version(settings: Settings, url: str) -> bool:
     return url.startswith(site_url(settings, ARCHIVE_PATH))
 
 
-def _anchor(href: str) -> re.Pattern[str]:
-    """An ``<a>`` element whose href is exactly ``href`` (as our templates write it)."""
-    return re.compile(r'<a\b[^>]*\bhref="' + re.escape(href) + r'"[^>]*>.*?</a>', re.S)
+def _anchor(href: str, *, any_origin: bool = False) -> re.Pattern[str]:
+    """An ``<a>`` element whose href is exactly ``href`` (as our templates write it), or
+    with ``any_origin`` one that ends with it (sent before ``base_url`` changed)."""
+    start = r'[^"]*' if any_origin else ""
+    return re.compile(r'<a\b[^>]*\bhref="' + start + re.escape(href) + r'"[^>]*>.*?</a>', re.S)
 
 
 def web_html(settings: Settings, campaign: Campaign) -> str:
@@ -85,10 +87,11 @@ def web_html(settings: Settings, campaign: Campaign) -> str:
             link.format(signup, f"Subscribe to {escape(settings.newsletter_name)}"),
         ),
         (placeholder(PREFERENCES_URL), link.format(archive, "Past issues")),
-        (issue_url(settings, campaign), link.format(archive, "All past issues")),
     )
     for href, anchor in replacements:
         html = _anchor(href).sub(lambda _m, a=anchor: a, html)
+    own = _anchor(ARCHIVE_PATH + slug(campaign), any_origin=True)
+    html = own.sub(lambda _m: link.format(archive, "All past issues"), html)
     values = {key: signup for key in (UNSUBSCRIBE_URL, PREFERENCES_URL)}
     values.update(personal_values(None))
     html = personalise(html, values)

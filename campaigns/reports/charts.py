@@ -182,7 +182,10 @@ def comparison_chart(
         )
     top.set_ylabel("of delivered")
     top.yaxis.set_major_formatter(PercentFormatter(1.0))
-    top.set_ylim(bottom=0)
+    highest = max(
+        [0.01, *(v for i in issues for v in (i.human_open_rate, i.click_rate) if v is not None)]
+    )
+    top.set_ylim(0, highest * 1.35)  # headroom for the legend
     width = 0.4
     bottom.bar(
         [p - width / 2 for p in positions],

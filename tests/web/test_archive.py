@@ -95,6 +95,7 @@ def test_the_web_version_holds_no_personal_data_of_the_reader(
     assert "[%" not in page  # no placeholder left unfilled
     assert "Hello," in page
     assert '<a href="https://news.example.com/subscribe"' in page
+    assert ">All past issues</a>" in page and "View this issue in your browser" not in page
     assert "Five stretches for sciatica" in page
 
 
