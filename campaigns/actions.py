@@ -16,6 +16,7 @@ from campaigns import weekly_plan, workflow
 from campaigns.delivery.ledger import delivery_counts
 from campaigns.models import (
     Campaign,
+    CampaignArchiveExclusion,
     CampaignLog,
     CampaignSnippet,
     CampaignStatus,
@@ -54,8 +55,6 @@ class CampaignView(BaseModel):
     created_at: datetime
     created_by: str
     error: str | None
-    # Issue 15: listed in the public archive and its feed (``campaigns archive --exclude``).
-    in_archive: bool = True
 
 
 class LogEntry(BaseModel):
@@ -70,6 +69,8 @@ class CampaignDetail(CampaignView):
     snippet_ids: list[int]
     progress: Progress
     log: list[LogEntry]
+    # Issue 15: listed in the public archive and its feed (``campaigns archive --exclude``).
+    in_archive: bool = True
 
 
 def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
@@ -87,7 +88,6 @@ def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
         created_at=campaign.created_at,
         created_by=campaign.created_by,
         error=campaign.error,
-        in_archive=not campaign.archive_excluded,
     )
 
 
@@ -139,6 +139,7 @@ def show(session: Session, *, settings: Settings, campaign_id: int) -> CampaignD
         **view(campaign, settings=settings).model_dump(),
         snippet_ids=list(snippet_ids),
         progress=progress(session, campaign_id=campaign_id),
+        in_archive=session.get(CampaignArchiveExclusion, campaign_id) is None,
         log=[
             LogEntry(
                 at=entry.at,

@@ -1,8 +1,8 @@
 """The public archive of sent issues (issue 15, point 4): a listing, each issue's page, and
 an Atom feed, so readers and search engines find past issues.
 
-- Listed (page and feed): campaigns that were sent (``sent``) and not left out
-  (``campaign.archive_excluded``), newest first by the time sending began.
+- Listed (page and feed): campaigns that were sent (``sent``) and not left out (no
+  ``campaign_archive_exclusion`` row), newest first by the time sending began.
 - An issue's page (:mod:`campaigns.content.web_version`) is reachable once sending has
   begun, since every copy carries a "view in browser" link to it; a campaign left out of
   the archive keeps its page for those readers, marked ``noindex`` and never listed.
@@ -35,7 +35,7 @@ from campaigns.content.web_version import (
     slug,
     web_html,
 )
-from campaigns.models import Campaign, CampaignStatus
+from campaigns.models import Campaign, CampaignArchiveExclusion, CampaignStatus
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import PageNotFound
 from newsletter.settings import Settings
@@ -93,10 +93,12 @@ def _issue(settings: Settings, campaign: Campaign) -> ArchivedIssue:
 
 
 def _listed() -> sa.ColumnElement[bool]:
-    return sa.and_(
-        col(Campaign.status) == CampaignStatus.SENT.value,
-        col(Campaign.archive_excluded).is_(False),
-    )
+    left_out = sa.exists().where(col(CampaignArchiveExclusion.campaign_id) == col(Campaign.id))
+    return sa.and_(col(Campaign.status) == CampaignStatus.SENT.value, ~left_out)
+
+
+def _left_out(session: Session, campaign_id: int) -> bool:
+    return session.get(CampaignArchiveExclusion, campaign_id) is not None
 
 
 def archived_issues(
@@ -164,7 +166,7 @@ def issue_page(session: Session, *, settings: Settings, slug_text: str) -> Issue
             "canonical": issue_url(settings, campaign),
             "description": campaign.preheader or campaign.subject,
             "feed_url": site_url(settings, FEED_PATH),
-            "listed": not campaign.archive_excluded,
+            "listed": not _left_out(session, campaign.id),
             "brand": brand_context(settings),
         },
     )
@@ -242,10 +244,13 @@ def set_archived(
     who. ``included`` None only tells where it stands. NotFound for an unknown campaign.
     Any status: a draft can be left out before it is sent."""
     campaign = get_campaign(session, campaign_id=campaign_id, lock=included is not None)
-    if included is None or campaign.archive_excluded == (not included):
-        return ArchivedState(campaign_id, not campaign.archive_excluded, changed=False)
-    campaign.archive_excluded = not included
-    session.add(campaign)
+    exclusion = session.get(CampaignArchiveExclusion, campaign_id)
+    if included is None or included == (exclusion is None):
+        return ArchivedState(campaign_id, exclusion is None, changed=False)
+    if included:
+        session.delete(exclusion)
+    else:
+        session.add(CampaignArchiveExclusion(campaign_id=campaign_id, excluded_by=actor[:100]))
     reason = "included in the archive" if included else "left out of the archive"
     workflow.log_event(session, campaign=campaign, actor=actor, reason=reason)
     session.flush()

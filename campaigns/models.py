@@ -110,8 +110,6 @@ class Campaign(CampaignBase, table=True):
     text: str | None = Field(default=None, sa_type=sa.Text)
     queued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     error: str | None = Field(default=None, sa_type=sa.Text)
-    # Issue 15 (archive): left out of /archive/ and its Atom feed (migration 0009e).
-    archive_excluded: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class CampaignSnippet(SQLModel, table=True):
@@ -220,3 +218,18 @@ class TrackingEvent(SQLModel, table=True):
     occurred_at: datetime = Field(sa_type=UTCDateTime)
     received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     payload: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class CampaignArchiveExclusion(SQLModel, table=True):
+    """Issue 15: a campaign left out of the public archive and its feed (migration 0009e).
+    No row: listed once sent."""
+
+    __tablename__ = "campaign_archive_exclusion"
+
+    campaign_id: int = Field(
+        sa_column=Column(
+            sa.Integer, sa.ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    excluded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    excluded_by: str = Field(max_length=100)

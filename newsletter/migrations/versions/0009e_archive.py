@@ -1,12 +1,13 @@
-"""A campaign can be left out of the public archive (issue 15, point 4).
+"""Campaigns left out of the public archive (issue 15, point 4).
 
 Revision ID: 0009e
 Revises: 0008
 Create Date: 2026-11-30
 
-``campaign.archive_excluded``: false for every existing and new campaign (a server
-default, so rows inserted by raw SQL are archived too). ``campaign`` is written once per
-state change, never per recipient, so a column there costs the send nothing.
+A table of its own rather than a column on ``campaign``: a row says "left out"
+(``campaigns archive ID --exclude``), no row means listed, so every existing and new
+campaign is archived without touching the campaign table (which code at older
+revisions, and other branches' migrations, keep writing with their own columns).
 """
 
 from collections.abc import Sequence
@@ -21,12 +22,18 @@ depends_on: Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("campaign") as batch:
-        batch.add_column(
-            sa.Column("archive_excluded", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    op.create_table(
+        "campaign_archive_exclusion",
+        sa.Column(
+            "campaign_id",
+            sa.Integer(),
+            sa.ForeignKey("campaign.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("excluded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("excluded_by", sa.String(length=100), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("campaign") as batch:
-        batch.drop_column("archive_excluded")
+    op.drop_table("campaign_archive_exclusion")

@@ -137,7 +137,6 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
         "created_at": body["created_at"],
         "created_by": "api:ops",
         "error": None,
-        "in_archive": True,
     }
     assert client.get("/api/campaigns").json() == [body]
     shown = client.get(f"/api/campaigns/{body['id']}").json()
@@ -145,6 +144,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
         **body,
         "snippet_ids": [second.id, first.id],
         "progress": {"queued": 0, "sent": 0, "skipped": 0, "failed": 0, "total": 0},
+        "in_archive": True,
         "log": [
             {
                 "at": shown["log"][0]["at"],
