@@ -16,6 +16,7 @@ from newsletter.errors import (
     DatabaseError,
     NewsletterError,
     NotFound,
+    PageNotFound,
     PayloadTooLarge,
     ProviderError,
     RateLimited,
@@ -247,6 +248,12 @@ class Pages:
                 heading="You are not subscribed",
                 message="There are no preferences to change for this address.",
                 link={"url": "/subscribe", "text": "Subscribe"},
+            )
+        if isinstance(err, PageNotFound):  # a public page (the archive), not a link of ours
+            return self.message(
+                heading="This page does not exist",
+                message=sentence(str(err)),
+                link={"url": "/archive/", "text": "See all past issues"},
             )
         if isinstance(err, NotFound):
             return self.message(

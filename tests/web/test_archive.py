@@ -136,7 +136,10 @@ def test_a_draft_or_unknown_issue_is_not_found(site: tuple[str, Session, Setting
     draft = make_campaign(session, [make_snippet(session, settings)], subject="Not yet")
     session.commit()
     for path in (f"/archive/{draft.id}-not-yet", "/archive/999999", "/archive/nothing"):
-        assert httpx.get(f"{base}{path}").status_code == 404, path
+        response = httpx.get(f"{base}{path}")
+        assert response.status_code == 404, path
+        assert "<h1>This page does not exist</h1>" in response.text, path
+        assert "Not yet" not in response.text  # the draft's subject is nobody's business
 
 
 def test_the_listing_is_newest_first_and_links_its_atom_feed(
