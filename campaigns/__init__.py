@@ -13,11 +13,13 @@ Four sub-rooms, each a package:
 Beside them, the campaign's life cycle:
 
 - ``models``: the tables (snippet, campaign, campaign_snippet, campaign_log, delivery,
-  delivery_batch, tracking_event).
+  delivery_batch, tracking_event, campaign_archive_exclusion).
 - ``workflow``: the state machine; every status change is a logged compare-and-set.
 - ``weekly_plan``: the weekly send slot in local wall time, ISO weeks, time zones.
 - ``actions``: what people do with campaigns (create, show, schedule, pause, resume,
   cancel); the CLI and the HTTP API both call these.
+- ``archive``: the public archive of sent issues (listing, each issue's page, Atom feed)
+  and leaving a campaign out of it.
 - ``jobs``: the scheduler's job bodies (weekly assembly, dispatch, housekeeping) as plain
   functions of (settings, now).
 - ``demo``: this week's issue end to end on a throwaway SQLite database.

@@ -21,6 +21,7 @@ from campaigns.delivery.ledger import delivery_counts
 from campaigns.delivery.waves import WaveView
 from campaigns.models import (
     Campaign,
+    CampaignArchiveExclusion,
     CampaignLog,
     CampaignSnippet,
     CampaignStatus,
@@ -82,6 +83,8 @@ class CampaignDetail(CampaignView):
     resend: dict[str, Any] | None = None
     # Issue 16: the local-time waves, earliest first (empty: one send at scheduled_at).
     waves: list[WaveView] = []
+    # Issue 15: listed in the public archive and its feed (``campaigns archive --exclude``).
+    in_archive: bool = True
 
 
 def view(campaign: Campaign, *, settings: Settings) -> CampaignView:
@@ -160,6 +163,7 @@ def show(session: Session, *, settings: Settings, campaign_id: int) -> CampaignD
         **view(campaign, settings=settings).model_dump(),
         snippet_ids=list(snippet_ids),
         progress=progress(session, campaign_id=campaign_id),
+        in_archive=session.get(CampaignArchiveExclusion, campaign_id) is None,
         log=[
             LogEntry(
                 at=entry.at,

@@ -415,3 +415,18 @@ class DeliveryDeferral(SQLModel, table=True):
     tries: int = 1  # how many times the receiving server put it off
     due_at: datetime = Field(sa_type=UTCDateTime, index=True)
     reason: str = Field(default="", sa_type=sa.Text)
+
+
+class CampaignArchiveExclusion(SQLModel, table=True):
+    """Issue 15: a campaign left out of the public archive and its feed (migration 0009e).
+    No row: listed once sent."""
+
+    __tablename__ = "campaign_archive_exclusion"
+
+    campaign_id: int = Field(
+        sa_column=Column(
+            sa.Integer, sa.ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    excluded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    excluded_by: str = Field(max_length=100)

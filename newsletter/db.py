@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -253,6 +254,39 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether this instance may take traffic (issue 17, ``GET /readyz``).
+
+    ``ready`` when the database answers and its Alembic revision is the code's head;
+    otherwise ``reason`` says which, in one line naming no host or password.
+    """
+
+    ready: bool
+    database_ok: bool
+    revision: str | None
+    head: str | None
+    reason: str | None = None
+
+
+def readiness(engine: Engine) -> Readiness:
+    """Connect, and compare the database's revision with the newest migration's.
+
+    Never raises for a database that is down or half migrated: that is the answer.
+    """
+    head = head_revision()
+    try:
+        check_connection(engine)
+        revision = current_revision(engine)
+    except (DatabaseError, DBAPIError) as err:
+        log.warning("not ready: %s", err)
+        return Readiness(False, False, None, head, "the database is unreachable")
+    if revision != head:
+        reason = f"migrations are not current: database at {revision or 'none'}, code at {head}"
+        return Readiness(False, True, revision, head, reason)
+    return Readiness(True, True, revision, head)
 
 
 def check_connection(engine: Engine) -> None:

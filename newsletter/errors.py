@@ -62,6 +62,11 @@ class LinkNotFound(NotFound):
     link number outside its campaign): answered 404, never redirected."""
 
 
+class PageNotFound(NotFound):
+    """A public page that does not exist, such as an archive issue not published (issue
+    15): 404 on pages too, where a dead signed link's NotFound answers 400."""
+
+
 class InvalidInput(NewsletterError):
     def __init__(self, message: str, *, where: str | None = None, field: str | None = None) -> None:
         self.where = where

@@ -255,6 +255,9 @@ class Settings(BaseSettings):
         default_factory=lambda: [5, 30, 120, 360], min_length=1
     )
     deferral_max_retries: int = Field(default=6, ge=1)
+    # Issue 15 (the public archive): issues per /archive/ page, entries in its Atom feed.
+    archive_page_size: int = Field(default=20, ge=1, le=200)
+    archive_feed_entries: int = Field(default=20, ge=1, le=200)
 
     @field_validator("database_url")
     @classmethod

@@ -17,6 +17,7 @@ from newsletter.errors import (
     LinkNotFound,
     NewsletterError,
     NotFound,
+    PageNotFound,
     PayloadTooLarge,
     ProviderError,
     RateLimited,
@@ -258,6 +259,12 @@ class Pages:
             )
         if isinstance(err, LinkNotFound):  # issue 15: a click link of ours, changed on the way
             return self.message(heading="This link leads nowhere", message=sentence(str(err)))
+        if isinstance(err, PageNotFound):  # a public page (the archive), not a link of ours
+            return self.message(
+                heading="This page does not exist",
+                message=sentence(str(err)),
+                link={"url": "/archive/", "text": "See all past issues"},
+            )
         if isinstance(err, NotFound):
             return self.message(
                 heading="This sign-up has expired", message=sentence(str(err)), link=SIGN_UP_AGAIN

@@ -15,6 +15,7 @@ from newsletter.settings import Settings, load_settings
 from subscribers.ratelimit import RateLimiter
 from web import (
     api,
+    archive,
     assets,
     clients,
     console,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console.router)
     app.include_router(metrics.router)  # GET /metrics (issue 17 point 2)
     app.include_router(tracking.router)
+    app.include_router(archive.router)
     assets.install(app)
     app.add_middleware(ConsoleBodyLimit, settings=cfg)  # before any form is read
     # Cached /r/ clicks answered before routing; inside SecurityHeaders, which runs last.

@@ -4,7 +4,7 @@ Routes and dependencies raise; nothing else in the door turns an error into a st
 The status depends on the error's class (its most specific class in :data:`STATUSES`)
 and on who asked, told apart by the path:
 
-- ``api``: programs under ``/api/``, ``/healthz`` and the sign-up form's challenge
+- ``api``: programs under ``/api/``, ``/healthz``, ``/readyz`` and the sign-up form's challenge
   (``/subscribe/challenge``, fetched by a script), answered ``{"detail": "<message>"}``;
 - ``page``: people on the subscriber pages, answered with a page from
   :meth:`subscribers.pages.Pages.error`;
@@ -43,6 +43,7 @@ from newsletter.errors import (
     NewsletterError,
     NotFound,
     NotSignedIn,
+    PageNotFound,
     PayloadTooLarge,
     ProviderError,
     RateLimited,
@@ -56,6 +57,7 @@ from web.console.deps import PREFIX as CONSOLE_PREFIX
 from web.console.deps import render as console_page
 from web.deps import pages_for
 from web.health import PATH as HEALTH_PATH
+from web.health import READY_PATH
 from web.metrics import PATH as METRICS_PATH
 from web.responses import page
 
@@ -96,6 +98,7 @@ STATUSES: dict[type[Exception], Statuses | None] = {
     # A page's ids come from signed links: a record gone means a dead link.
     NotFound: Statuses(api=404, page=400, webhook=404, console=404),
     LinkNotFound: _same(404),  # /r/...: not a link of ours; no redirect
+    PageNotFound: _same(404),  # a public page (the archive), not a signed link
     StateError: _same(409),
     PayloadTooLarge: _same(413),
     # 422 where a JSON body parsed but says something impossible (as FastAPI's own
@@ -120,7 +123,7 @@ _PURPOSES = {purpose.value: purpose for purpose in Purpose}
 
 def surface_of(request: Request) -> Surface:
     path = request.url.path
-    if path.startswith("/api/") or path in (HEALTH_PATH, CHALLENGE_URL, METRICS_PATH):
+    if path.startswith("/api/") or path in (HEALTH_PATH, READY_PATH, CHALLENGE_URL, METRICS_PATH):
         return Surface.API
     if path.startswith("/webhooks/"):
         return Surface.WEBHOOK

@@ -46,6 +46,7 @@ from campaigns.content.html_checks import (
 from campaigns.content.reachability import UrlCheck, check_urls
 from campaigns.content.rendering import HTML_TEMPLATE, TEXT_TEMPLATE, RenderedIssue, render_campaign
 from campaigns.content.snippets import collapse_whitespace
+from campaigns.content.web_version import is_web_version
 from campaigns.models import Campaign
 from newsletter.errors import ContentError, TemplateError
 from newsletter.mail import NAME, NAME_HTML, UNSUBSCRIBE_URL, placeholder
@@ -289,7 +290,7 @@ def _fetch_findings(
         *((i.src, True, i.line) for i in audit.images),
         *((a.href, False, a.line) for a in audit.links),
     ]:
-        if is_http_url(url) and url not in urls:
+        if is_http_url(url) and url not in urls and not is_web_version(settings, url):
             urls[url], lines[url] = image, line
     deadline = settings.preflight_fetch_deadline_seconds
     checks = check_urls(

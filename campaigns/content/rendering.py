@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import Session
 
 from campaigns.content.assembly import IssueItem, issue_items, snippet_view
+from campaigns.content.web_version import issue_url
 from campaigns.models import Campaign, CampaignStatus
 from newsletter.errors import ContentError
 from newsletter.mail import (
@@ -79,6 +80,7 @@ def campaign_context(
         ),
         "week": campaign.week,
         "week_label": week_label(campaign.week),
+        "web_version_url": issue_url(settings, campaign) if campaign.id else "",
         "name": placeholder(NAME_HTML if html else NAME),
         "greeting": placeholder(GREETING_HTML if html else GREETING),
         "snippets": [snippet_view(item, settings=settings) for item in items],

@@ -14,8 +14,9 @@ from typing import IO
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 
+from campaigns.reports.comparison import Comparison
 from campaigns.reports.figures import GrowthWeek, Timeline
 
 CHART_DPI = 100
@@ -33,6 +34,8 @@ COLOURS = {
     "unsubscribes": "#56B4E9",
     "active": "#0072B2",
     "signups": "#009E73",
+    "human_open_rate": "#009E73",
+    "click_rate": "#E69F00",
 }
 LABELS = {
     "sent": "Sent (no delivery events from this provider)",
@@ -164,4 +167,58 @@ def growth_chart(
         axes.spines[["top", "right"]].set_visible(False)
         axes.legend(loc="upper left", frameon=False, ncols=2)
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # people come whole
+    return _save(figure, path)
+
+
+def comparison_chart(
+    comparison: Comparison, path: Path, *, title: str = "The last issues compared"
+) -> Path:
+    """Per issue, oldest left: human open rate and click rate (of delivered) above;
+    unsubscribes and bounces as bars below. An issue whose opens nobody could count
+    leaves a gap in the lines, never a 0."""
+    figure = _figure()
+    figure.suptitle(title, x=0.01, ha="left")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1))
+    issues = comparison.issues
+    positions = list(range(len(issues)))
+    for name, label in (("human_open_rate", "Open rate (people)"), ("click_rate", "Click rate")):
+        values = [getattr(i, name) for i in issues]
+        top.plot(
+            positions,
+            [float("nan") if v is None else v for v in values],
+            marker="o",
+            linewidth=2.2,
+            color=COLOURS[name],
+            label=label,
+        )
+    top.set_ylabel("of delivered")
+    top.yaxis.set_major_formatter(PercentFormatter(1.0))
+    highest = max(
+        [0.01, *(v for i in issues for v in (i.human_open_rate, i.click_rate) if v is not None)]
+    )
+    top.set_ylim(0, highest * 1.35)  # headroom for the legend
+    width = 0.4
+    bottom.bar(
+        [p - width / 2 for p in positions],
+        [i.unsubscribes for i in issues],
+        width,
+        color=COLOURS["unsubscribes"],
+        label="Unsubscribes",
+    )
+    bottom.bar(
+        [p + width / 2 for p in positions],
+        [i.bounces for i in issues],
+        width,
+        color=COLOURS["bounces"],
+        label="Bounces",
+    )
+    bottom.set_ylabel("people per issue")
+    tallest = max([1, *(i.unsubscribes for i in issues), *(i.bounces for i in issues)])
+    bottom.set_ylim(0, tallest * 1.3)
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.set_xticks(positions, [i.label for i in issues], rotation=45, ha="right")
+    for axes in (top, bottom):
+        axes.grid(True, axis="y", alpha=0.3)
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.legend(loc="upper left", frameon=False, ncols=2)
     return _save(figure, path)

@@ -1,4 +1,5 @@
-"""Reports written to files on request: a campaign's figures as CSV and chart, list growth.
+"""Reports written to files on request: a campaign's figures as CSV and chart, list growth,
+the comparison of the last issues.
 
 The figures and charts themselves live in :mod:`campaigns.reports.figures` and
 :mod:`campaigns.reports.charts`; this module decides what to compute for the files asked
@@ -13,7 +14,8 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from campaigns.reports.charts import campaign_chart, growth_chart
+from campaigns.reports.charts import campaign_chart, comparison_chart, growth_chart
+from campaigns.reports.comparison import Comparison, compare_issues
 from campaigns.reports.figures import (
     CampaignReport,
     GrowthWeek,
@@ -86,3 +88,27 @@ def write_growth(session: Session, *, weeks: int, chart_file: Path | None = None
     growth = list_growth(session, weeks=weeks)
     chart = growth_chart(growth, chart_file) if chart_file is not None else None
     return GrowthFiles(weeks=growth, chart=chart)
+
+
+@dataclass(frozen=True)
+class ComparisonFiles:
+    """The last issues compared (oldest first) and the chart written (None: not asked)."""
+
+    comparison: Comparison
+    chart: Path | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        data = self.comparison.to_dict()
+        if self.chart is not None:
+            data["chart"] = str(self.chart)
+        return data
+
+
+def write_comparison(
+    session: Session, *, last: int, chart_file: Path | None = None
+) -> ComparisonFiles:
+    """The last ``last`` sent issues compared; also a PNG (1000x500 px) at ``chart_file``.
+    Raises InvalidInput for ``last`` outside 1..104, before any file is written."""
+    comparison = compare_issues(session, last=last)
+    chart = comparison_chart(comparison, chart_file) if chart_file is not None else None
+    return ComparisonFiles(comparison=comparison, chart=chart)

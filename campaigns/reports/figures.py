@@ -9,9 +9,12 @@ someone joined or left.
 Unsubscribes through a newsletter's own link (its token carries the campaign id, see
 subscribers.tokens) are recorded in the consent history with ``detail.campaign_id``; a
 campaign's unsubscribes are the people the provider reported plus those, each once.
-With the outbox or SMTP no delivery events come back (``provider_events`` False): the
-figures only events can give are "n/a", never a misleading 0, and the timeline shows
-what was sent per hour.
+The figures are the same for every provider (issue 15, point 7; see
+campaigns/reports/sources.py): delivered is sent less bounced and rejected; opens and
+clicks are "n/a" only while nothing could have counted them, never a misleading 0.
+Rates of engagement, complaints and unsubscribes are fractions of delivered; bounces
+and rejections are fractions of sent (a bounced message was never delivered). When no
+event came back (``provider_events`` False) the timeline shows what was sent per hour.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from campaigns.actions import get_campaign
 from campaigns.models import Delivery, DeliveryStatus, TrackingEvent
 from campaigns.reports.sources import (
     NA,
+    delivered_count,
+    has_engagement_data,
     has_provider_events,
     json_count,
     link_unsubscribe_times,
@@ -101,7 +106,6 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
         select(  # type: ignore[call-overload]
             sa.func.count(),
             positive(col(d.status) == DeliveryStatus.SENT),
-            positive(col(d.delivered_at).is_not(None)),
             positive(col(d.bounce) == "hard"),
             positive(col(d.bounce) == "soft"),
             positive(col(d.complained)),
@@ -111,7 +115,7 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
             positive(col(d.click_count) > 0),
         ).where(col(d.campaign_id) == campaign_id)
     ).one()
-    recipients, sent, delivered, hard, soft, complaints, unsubs, opens, machine, clicks = (
+    recipients, sent, hard, soft, complaints, unsubs, opens, machine, clicks = (
         int(v or 0) for v in row
     )
     # Messages the provider refused to send; the figure keeps its published name, "dropped".
@@ -126,9 +130,8 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
     events = has_provider_events(session, campaign_id)
     unsubs += link_unsubscribes_only(session, campaign_id)
     bounces = hard + soft
-    # Without provider events, delivered is unknown: rates that would be "of delivered"
-    # are given of sent instead.
-    base, base_name = (delivered, "delivered") if events else (sent, "sent")
+    delivered = delivered_count(sent=sent, bounces=bounces, rejected=rejected)
+    base, base_name = delivered, "delivered"
     figures = [
         Figure("recipients", "Recipients", recipients),
         Figure("sent", "Sent", sent, _rate(sent, recipients), "recipients"),
@@ -151,7 +154,7 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
         ),
         Figure("unique_clicks", "Unique clicks", clicks, _rate(clicks, delivered), "delivered"),
     ]
-    if not events:
+    if not has_engagement_data(session, campaign_id):
         figures = [_unknown(f) if f.name in EVENT_FIGURES else f for f in figures]
     return CampaignReport(
         campaign_id=campaign_id,
@@ -167,8 +170,8 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
     )
 
 
-# Figures only a provider's delivery events can give.
-EVENT_FIGURES = frozenset({"delivered", "unique_opens", "machine_opens", "unique_clicks"})
+# Figures only events can give (a provider's, or our own open and click tracking).
+EVENT_FIGURES = frozenset({"unique_opens", "machine_opens", "unique_clicks"})
 
 
 def _unknown(figure: Figure) -> Figure:

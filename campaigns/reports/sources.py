@@ -1,8 +1,13 @@
 """What a campaign's data can and cannot tell, for the report and the timeline.
 
-With SendGrid, delivery events come back through the webhook (``tracking_event``); with
-the outbox or SMTP nothing does, so deliveries, opens and clicks are unknown: they are
-``NA`` ("n/a"), never a misleading 0, and the chart shows what was sent per hour.
+Every figure is read from our own records, whatever the provider (issue 15, point 7):
+the delivery ledger, which :mod:`campaigns.tracking.effects` updates from normalised
+events (SendGrid's webhook, our own open pixel and click redirects, bounces read back
+for SMTP), and the consent history. ``delivered`` is what was sent less what bounced or
+was rejected (:func:`delivered_count`), so it needs no provider's "delivered" event.
+Opens and clicks are ``NA`` ("n/a"), never a misleading 0, only while nothing could
+have counted them (:func:`has_engagement_data`); the chart then shows what was sent per
+hour.
 Unsubscribes through a newsletter's own link are in the consent history: the link's
 token carries the campaign id (subscribers.tokens) and subscribers.forms writes it to
 the event's ``detail.campaign_id``.
@@ -56,6 +61,30 @@ def has_provider_events(session: Session, campaign_id: int) -> bool:
         .limit(1)
     ).first()
     return found is not None
+
+
+def has_engagement_data(session: Session, campaign_id: int) -> bool:
+    """Whether opens and clicks of the campaign can be told: an event came back (any
+    provider's, or our own tracking's) or the ledger counts an open or a click."""
+    if has_provider_events(session, campaign_id):
+        return True
+    engaged = sa.or_(
+        col(Delivery.open_count) > 0,
+        col(Delivery.machine_open_count) > 0,
+        col(Delivery.click_count) > 0,
+    )
+    found = session.exec(
+        select(Delivery.id).where(col(Delivery.campaign_id) == campaign_id, engaged).limit(1)
+    ).first()
+    return found is not None
+
+
+def delivered_count(*, sent: int, bounces: int, rejected: int) -> int:
+    """Messages delivered: sent (accepted by the provider or the SMTP server) less those
+    that bounced (a failure notice, RFC 3464, or a provider's bounce event) or that the
+    provider rejected. The same rule for every provider; SendGrid's own "delivered"
+    events agree once every message has an outcome."""
+    return max(sent - bounces - rejected, 0)
 
 
 def link_unsubscribes(campaign_id: int) -> sa.ColumnElement[bool]:

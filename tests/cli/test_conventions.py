@@ -143,7 +143,8 @@ def test_a_missing_campaign_is_one_wording_everywhere(
         word
         for p in command.params
         if p.param_type_name == "option" and p.required
-        for word in (p.opts[0], REQUIRED[p.opts[0]])
+        # a required switch (--on/--off) is its first spelling alone
+        for word in ((p.opts[0],) if p.is_flag else (p.opts[0], REQUIRED[p.opts[0]]))
     ] + ONE_OF.get(path, [])
     result = runner.invoke(app, [*path, "999", *options])
     assert result.exit_code == 1

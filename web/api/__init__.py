@@ -51,3 +51,4 @@ router.include_router(subject_tests.router)  # issue 16
 router.include_router(snippets.router)
 router.include_router(subscribers.router)
 router.include_router(webhooks.router)  # issue 16 point 4
+router.include_router(reports.comparison_router)

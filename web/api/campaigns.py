@@ -1,5 +1,5 @@
 """``/api/campaigns``: list, create, show, edit, send, test-send, schedule, pause, resume,
-cancel, track, duplicate and re-assemble campaigns,
+cancel, track, archive, duplicate and re-assemble campaigns,
 as ``newsletter campaigns`` does; every change is logged as ``api-token:<token name>``,
 in the campaign's log and the audit log."""
 
@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from campaigns import actions, editing, weekly_plan
+from campaigns import actions, archive, editing, weekly_plan
 from campaigns.delivery import proofs
 from campaigns.models import CampaignStatus
 from web.api.common import CHANGE, NOT_FOUND, CampaignId, RowId
@@ -50,6 +50,18 @@ class LocalScheduleRequest(BaseModel):
 
 class ChangeRequest(BaseModel):
     reason: str = Field(default="", max_length=500)
+
+
+class ArchiveRequest(BaseModel):
+    """Issue 15: whether the campaign is listed in the public archive and its feed."""
+
+    in_archive: bool
+
+
+class ArchiveState(BaseModel):
+    campaign_id: int
+    in_archive: bool
+    changed: bool = Field(description="false when the campaign already was so")
 
 
 @router.get(
@@ -339,3 +351,19 @@ def track_campaign(
     return actions.track(
         session, settings=settings, campaign_id=campaign_id, on=body.tracking, actor=actor
     )
+
+
+@router.put(
+    "/{campaign_id}/archive",
+    response_model=ArchiveState,
+    responses=NOT_FOUND,
+    summary="Include a campaign in the public archive or leave it out",
+)
+def archive_campaign(
+    campaign_id: CampaignId, body: ArchiveRequest, session: SessionDep, actor: ActorDep
+) -> ArchiveState:
+    """As `newsletter campaigns archive ID --include/--exclude`; logged with who."""
+    state = archive.set_archived(
+        session, campaign_id=campaign_id, included=body.in_archive, actor=actor
+    )
+    return ArchiveState(**state.to_dict())

@@ -94,14 +94,34 @@ def test_the_report_has_every_figure_with_its_rate(session: Session, campaign: C
 def test_a_campaign_without_events_reports_what_is_unknown_as_such_and_no_warning(
     session: Session,
 ) -> None:
-    """Issue 13.6: no provider events (outbox, SMTP) is "n/a", not "Delivered 0 (0.00%)"."""
+    """Issue 13.6: with nothing to count opens (outbox, SMTP, tracking off) they are
+    "n/a", not "0 (0.00%)"; issue 15.7: delivered is sent less bounced and rejected,
+    known for every provider."""
     campaign = add_campaign(session)
     add_delivery(session, campaign, add_subscriber(session, "a@example.com"))
     report = campaign_report(session, campaign_id=campaign.id)
-    assert (report.figure("delivered").count, report.figure("unique_opens").rate) == (NA, None)
-    assert report.to_dict()["figures"]["delivered"] == {"count": None, "rate": None}
+    assert (report.figure("unique_opens").count, report.figure("unique_opens").rate) == (NA, None)
+    assert report.to_dict()["figures"]["unique_clicks"] == {"count": None, "rate": None}
+    assert report.to_dict()["figures"]["delivered"] == {"count": 1, "rate": 1.0}
     assert report.provider_events is False
     assert report.warnings == []
+
+
+def test_opens_counted_in_the_ledger_are_figures_whatever_the_provider(session: Session) -> None:
+    """Issue 15.7: an open recorded in the ledger (our own tracking, no provider event)
+    is a count, and a bounce lowers delivered without any "delivered" event."""
+    campaign = add_campaign(session)
+    opened = add_delivery(session, campaign, add_subscriber(session, "a@example.com"))
+    bounced = add_delivery(session, campaign, add_subscriber(session, "b@example.com"))
+    add_delivery(session, campaign, add_subscriber(session, "c@example.com"))
+    opened.open_count, bounced.bounce = 1, "hard"
+    session.add_all([opened, bounced])
+    session.commit()
+    figures = campaign_report(session, campaign_id=campaign.id).to_dict()["figures"]
+    assert figures["delivered"] == {"count": 2, "rate": 0.666667}
+    assert figures["unique_opens"] == {"count": 1, "rate": 0.5}
+    assert figures["unique_clicks"] == {"count": 0, "rate": 0.0}
+    assert figures["bounces"] == {"count": 1, "rate": 0.333333}
 
 
 def test_an_unknown_campaign_is_not_found(session: Session) -> None:

@@ -1,7 +1,8 @@
 """A campaign's report tells the truth (issue 13.6), over real HTTP under uvicorn on
 SQLite and PostgreSQL: readers who leave through the issue's own RFC 8058 one-click link
-are counted as that issue's unsubscribes, and with the outbox (no delivery events come
-back) deliveries, opens and clicks read "n/a" while the chart shows what was sent."""
+are counted as that issue's unsubscribes, and with the outbox (no events come back)
+opens and clicks read "n/a" while deliveries are sent less bounced and rejected (issue
+15.7) and the chart shows what was sent."""
 
 from __future__ import annotations
 
@@ -79,20 +80,22 @@ def test_the_issues_own_link_counts_as_its_unsubscribe(
 
     report = campaign_report(session, campaign_id=campaign_id)
     assert (report.figure("sent").count, report.figure("unsubscribes").count) == (3, 1)
-    assert report.figure("unsubscribes").rate == 0.333333  # of sent: delivered is unknown
-    assert report.figure("unsubscribes").of == "sent"
+    # Issue 15.7: delivered is sent less bounced and rejected, for every provider.
+    assert report.figure("unsubscribes").rate == 0.333333
+    assert report.figure("unsubscribes").of == "delivered"
 
     data = report.to_dict()
     assert data["provider_events"] is False
-    for name in ("delivered", "unique_opens", "machine_opens", "unique_clicks"):
+    assert data["figures"]["delivered"] == {"count": 3, "rate": 1.0}
+    for name in ("unique_opens", "machine_opens", "unique_clicks"):
         assert data["figures"][name] == {"count": None, "rate": None}, name
     assert data["figures"]["unsubscribes"] == {"count": 1, "rate": 0.333333}
 
     lines = report_csv(report).splitlines()
-    assert f"{campaign_id},delivered,Delivered,n/a,,sent" in lines
+    assert f"{campaign_id},delivered,Delivered,3,1.000000,sent" in lines
     assert f"{campaign_id},unique_opens,Unique opens (people),n/a,,delivered" in lines
-    assert f"{campaign_id},unsubscribes,Unsubscribes,1,0.333333,sent" in lines
-    assert f"{report.figure('delivered').count:,}" == "n/a"  # what a text table prints
+    assert f"{campaign_id},unsubscribes,Unsubscribes,1,0.333333,delivered" in lines
+    assert f"{report.figure('unique_opens').count:,}" == "n/a"  # what a text table prints
 
     timeline = campaign_timeline(session, campaign_id=campaign_id)
     assert timeline.provider_events is False

@@ -153,6 +153,7 @@ def test_create_from_snippets_then_list_and_show(api: tuple[httpx.Client, Engine
             "deferred": 0,
         },
         "waves": [],  # issue 16: sent at one instant, not at local times
+        "in_archive": True,
         "log": [
             {
                 "at": shown["log"][0]["at"],
@@ -362,11 +363,11 @@ def test_every_api_operation_is_summarised_and_needs_the_bearer_token(
         for method, operation in item.items()
     ]
     # campaigns: list, create, show, edit, schedule, pause, resume, cancel, send, test-send,
-    # duplicate, reassemble, tracking, preview, report; snippets: list, create, edit,
-    # retire, unretire; subscribers: list, show; issue 16: schedule-local, create and show
-    # a subject test, choose its winner, ask for a resend; the outgoing webhooks' add,
-    # list, enable, remove, log
-    assert len(operations) == 32
+    # duplicate, reassemble, tracking, archive, preview, report; the comparison; snippets:
+    # list, create, edit, retire, unretire; subscribers: list, show; issue 16:
+    # schedule-local, create and show a subject test, choose its winner, ask for a resend;
+    # the outgoing webhooks' add, list, enable, remove, log
+    assert len(operations) == 34
     for name, operation in operations:
         assert operation.get("summary"), name
         assert operation["security"] == [{"HTTPBearer": []}], name
@@ -519,3 +520,26 @@ def test_tracking_is_switched_per_campaign(api: tuple[httpx.Client, Engine]) -> 
     assert client.get(f"/api/campaigns/{cid}").json()["tracking"] is False
     bad = client.post(f"/api/campaigns/{cid}/tracking", json={"tracking": "maybe"})
     assert bad.status_code == 422
+
+
+def test_a_campaign_is_left_out_of_the_archive_and_back_in(
+    api: tuple[httpx.Client, Engine],
+) -> None:
+    client, engine = api
+    with Session(engine, expire_on_commit=False) as session:
+        campaign = Campaign(subject="Archived?")
+        session.add(campaign)
+        session.commit()
+    out = client.put(f"/api/campaigns/{campaign.id}/archive", json={"in_archive": False})
+    assert out.json() == {"campaign_id": campaign.id, "in_archive": False, "changed": True}
+    assert client.get(f"/api/campaigns/{campaign.id}").json()["in_archive"] is False
+    again = client.put(f"/api/campaigns/{campaign.id}/archive", json={"in_archive": False})
+    assert again.json()["changed"] is False
+    back = client.put(f"/api/campaigns/{campaign.id}/archive", json={"in_archive": True})
+    assert back.json() == {"campaign_id": campaign.id, "in_archive": True, "changed": True}
+    log = client.get(f"/api/campaigns/{campaign.id}").json()["log"]
+    assert [e["reason"] for e in log[-2:]] == [
+        "left out of the archive",
+        "included in the archive",
+    ]
+    assert log[-1]["actor"] == "api-token:ops"

@@ -89,3 +89,28 @@ def test_an_unknown_campaign_is_404(server: str, token: str) -> None:
         404,
         {"detail": "campaign 4040 does not exist"},
     )
+
+
+def test_the_comparison_lists_the_last_issues_with_rates_of_delivered(
+    server: str, token: str, campaign_id: int
+) -> None:
+    response = httpx.get(
+        f"{server}/api/reports/comparison",
+        params={"last": 12},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200
+    (line,) = response.json()["issues"]
+    assert (line["campaign_id"], line["delivered"], line["human_open_rate"]) == (
+        campaign_id,
+        2,
+        0.5,
+    )
+    assert response.json()["rates_of"]["human_open_rate"] == "delivered"
+
+
+def test_the_comparison_refuses_an_issue_count_out_of_range(server: str, token: str) -> None:
+    response = httpx.get(
+        f"{server}/api/reports/comparison?last=105", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 422
