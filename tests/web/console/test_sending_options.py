@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from campaigns import subject_tests
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import CampaignStatus
-from newsletter import db
+from newsletter import audit, db
 from newsletter.accounts import Role
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
@@ -73,6 +73,13 @@ def _sent(engine: Engine, settings: Settings) -> int:
     with Session(engine) as session:
         send_campaign(session, settings=settings, campaign_id=cid, preflight=False)
     return cid
+
+
+def _audited(engine: Engine, campaign_id: int) -> str:
+    """The action of the audit log's newest entry about the campaign, by the editor."""
+    with Session(engine) as session:
+        entries = audit.recent(session, limit=500).entries
+    return next(e.action for e in entries if e.target_id == str(campaign_id) and e.actor == EDITOR)
 
 
 def _post(client: httpx.Client, cid: int, path: str, **data: object) -> httpx.Response:
@@ -131,6 +138,7 @@ def test_subject_test_form_creates_the_variants_shown_with_their_human_figures(
     assert "Five stretches<br>" in html and "Your back in five minutes<br>" in html
     assert html.count("For sciatica</span>") == 2  # one preheader goes with every subject
     assert "Choose this winner" not in html  # the sample is not sent yet
+    assert _audited(shared[0], cid) == "campaign.subject_test"
 
 
 def test_a_winner_is_chosen_by_hand_once_the_sample_is_sent(
@@ -157,6 +165,7 @@ def test_a_winner_is_chosen_by_hand_once_the_sample_is_sent(
     html = editor.get(done.headers["location"]).text
     assert "Winner: <strong>B</strong> (chosen by editor@example.com" in html
     assert "Choose this winner" not in html
+    assert _audited(engine, cid) == "campaign.subject_test_winner"
 
 
 def test_a_room_refusal_is_one_clear_line_on_a_console_page(
@@ -182,6 +191,7 @@ def test_resend_form_on_a_sent_campaign_shows_the_resend(
     assert "<dt>Subject</dt><dd>In case you missed it</dd>" in html
     assert "counted when it is due" in html
     assert 'name="after_days"' not in html  # once per campaign
+    assert _audited(shared[0], cid) == "campaign.resend"
 
 
 def test_a_viewer_reads_the_options_but_every_change_is_refused(
