@@ -78,10 +78,18 @@ def fill(engine: sa.Engine, settings: object) -> dict[str, int]:
                 engagement(session, settings, delivery, "opened")
         for url in ("https://crm.example.com/hooks/newsletter", "https://hooks.example.org/t"):
             outgoing_webhooks.add_endpoint(
-                session, settings=settings, url=url, events=["subscriber.unsubscribed"]
+                session,
+                settings=settings,
+                url=url,
+                events=["subscriber.unsubscribed"],
+                actor=OWNER,
             )
         endpoint, _ = outgoing_webhooks.add_endpoint(
-            session, settings=settings, url="https://old.example.net/webhook", events=[]
+            session,
+            settings=settings,
+            url="https://old.example.net/webhook",
+            events=[],
+            actor=OWNER,
         )
         session.execute(
             sa.update(WebhookEndpoint)

@@ -71,7 +71,7 @@ def add_endpoint(
     this once (a redirect would have to carry it in a URL or a cookie). The session
     commits before the answer is sent (web/deps.py), so a shown secret is a stored one."""
     created, secret = outgoing_webhooks.add_endpoint(
-        session, settings=settings, url=url, events=event
+        session, settings=settings, url=url, events=event, actor=user.email
     )
     return render(
         request,
@@ -84,13 +84,13 @@ def add_endpoint(
 
 @router.post("/{endpoint_id}/remove")
 def remove_endpoint(endpoint_id: int, session: SessionDep, user: OwnerUser, _: CsrfDep) -> Response:
-    outgoing_webhooks.remove_endpoint(session, endpoint_id=endpoint_id)
+    outgoing_webhooks.remove_endpoint(session, endpoint_id=endpoint_id, actor=user.email)
     return _back("removed")
 
 
 @router.post("/{endpoint_id}/enable")
 def enable_endpoint(endpoint_id: int, session: SessionDep, user: OwnerUser, _: CsrfDep) -> Response:
-    outgoing_webhooks.enable_endpoint(session, endpoint_id=endpoint_id)
+    outgoing_webhooks.enable_endpoint(session, endpoint_id=endpoint_id, actor=user.email)
     return _back("enabled")
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from campaigns import outgoing_webhooks
 from campaigns.webhook_delivery import deliver_due
-from newsletter import db
+from newsletter import audit, db
 from newsletter.accounts import Role
 from newsletter.clock import utcnow
 from newsletter.settings import Settings
@@ -52,13 +52,15 @@ def owner(
 def _add(engine: Engine, settings: Settings, url: str) -> int:
     with Session(engine) as session:
         endpoint, _secret = outgoing_webhooks.add_endpoint(
-            session, settings=settings, url=url, events=[]
+            session, settings=settings, url=url, events=[], actor="test"
         )
         session.commit()
         return endpoint.id
 
 
-def test_adding_an_endpoint_shows_its_secret_once_and_lists_it(owner: httpx.Client) -> None:
+def test_adding_an_endpoint_shows_its_secret_once_lists_it_and_audits_it(
+    owner: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
     token = csrf_of(owner, "/admin/webhooks")
     added = owner.post(
         "/admin/webhooks",
@@ -76,6 +78,10 @@ def test_adding_an_endpoint_shows_its_secret_once_and_lists_it(owner: httpx.Clie
     row = listed.split('<td class="url">https://hooks.example.com/added</td>', 1)[1]
     assert row.split("</tr>", 1)[0].count("subscriber.unsubscribed, campaign.sent") == 1
     assert secret.group(1) not in listed
+    with Session(shared[0]) as session:
+        entry = audit.recent(session, limit=1).entries[0]
+    assert (entry.actor, entry.action) == (OWNER, "webhook.add")
+    assert secret.group(1) not in str(entry.after)
 
 
 def test_a_url_the_room_refuses_is_one_line_on_the_page(owner: httpx.Client) -> None:
