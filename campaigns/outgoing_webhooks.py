@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from campaigns.webhook_delivery import BATCH, LOCAL_HOSTS, DeliveryReport, deliver_due
+from newsletter import audit
 from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.settings import Settings
 from newsletter.webhook_outbox import WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
@@ -113,10 +114,18 @@ def _view(endpoint: WebhookEndpoint) -> EndpointView:
     )
 
 
+def _audited(session: Session, actor: str, action: str, view: EndpointView) -> None:
+    """Issue 14's rule: every change from the console or the API is in the audit log
+    (the URL and events, never the secret)."""
+    after = {"url": view.url, "events": view.events, "disabled_at": view.disabled_at}
+    audit.record(session, actor, f"webhook.{action}", "webhook_endpoint", view.id, after=after)
+
+
 def add_endpoint(
-    session: Session, *, settings: Settings, url: str, events: list[str]
+    session: Session, *, settings: Settings, url: str, events: list[str], actor: str
 ) -> tuple[EndpointView, str]:
     """A new endpoint for ``events`` (empty: all); returns it and its signing secret.
+    ``actor`` is who the audit log names.
 
     Raises InvalidInput for a URL :func:`check_url` refuses or an unknown event name.
     """
@@ -125,7 +134,9 @@ def add_endpoint(
     )
     session.add(endpoint)
     session.flush()
-    return _view(endpoint), endpoint.secret
+    view = _view(endpoint)
+    _audited(session, actor, "add", view)
+    return view, endpoint.secret
 
 
 def _endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
@@ -140,7 +151,7 @@ def list_endpoints(session: Session) -> list[EndpointView]:
     return [_view(e) for e in rows]
 
 
-def remove_endpoint(session: Session, *, endpoint_id: int) -> EndpointView:
+def remove_endpoint(session: Session, *, endpoint_id: int, actor: str) -> EndpointView:
     """Delete the endpoint, its undelivered messages and its log; NotFound if none."""
     endpoint = _endpoint(session, endpoint_id)
     view = _view(endpoint)
@@ -148,10 +159,11 @@ def remove_endpoint(session: Session, *, endpoint_id: int) -> EndpointView:
         session.execute(sa.delete(table).where(col(table.endpoint_id) == endpoint_id))
     session.delete(endpoint)
     session.flush()
+    _audited(session, actor, "remove", view)
     return view
 
 
-def enable_endpoint(session: Session, *, endpoint_id: int) -> EndpointView:
+def enable_endpoint(session: Session, *, endpoint_id: int, actor: str) -> EndpointView:
     """Enable a disabled endpoint again (its receiver is fixed): the messages it missed
     while disabled are tried at the next delivery. NotFound, or StateError if enabled."""
     endpoint = _endpoint(session, endpoint_id)
@@ -160,7 +172,9 @@ def enable_endpoint(session: Session, *, endpoint_id: int) -> EndpointView:
     endpoint.disabled_at = endpoint.disabled_reason = endpoint.failing_since = None
     session.add(endpoint)
     session.flush()
-    return _view(endpoint)
+    view = _view(endpoint)
+    _audited(session, actor, "enable", view)
+    return view
 
 
 def delivery_log(session: Session, *, endpoint_id: int, limit: int = 100) -> list[AttemptView]:

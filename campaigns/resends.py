@@ -35,6 +35,7 @@ from campaigns.models import (
     TrackingEvent,
 )
 from campaigns.reports.variants import HUMAN_OPEN_KINDS
+from newsletter import audit
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import HeaderInjection, InvalidInput, StateError
 from newsletter.headers import check_header_text
@@ -103,6 +104,8 @@ def request_resend(
         raise StateError(f"campaign {campaign_id} already has a resend") from None
     described = describe(session, campaign_id=campaign_id)
     assert described is not None
+    # Issue 14's rule: every change from the console or the API is in the audit log.
+    audit.record(session, actor, "campaign.resend", "campaign", campaign_id, after=described)
     return described
 
 

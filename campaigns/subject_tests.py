@@ -35,6 +35,7 @@ from campaigns.delivery.waves import has_waves
 from campaigns.models import Campaign, CampaignStatus, CampaignVariant, SubjectTest
 from campaigns.reports.variants import leader, variant_figures
 from campaigns.workflow import transition
+from newsletter import audit
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import HeaderInjection, InvalidInput, NotFound, StateError
 from newsletter.headers import check_header_text
@@ -132,6 +133,16 @@ def create_test(
     session.flush()
     described = describe(session, campaign_id=campaign_id)
     assert described is not None
+    # Issue 14's rule: every change from the console or the API is in the audit log.
+    settings_after = {
+        "subjects": {label: subject for label, subject, _head in variants},
+        "sample_percent": sample_percent,
+        "wait_seconds": int(wait.total_seconds()),
+        "metric": metric,
+    }
+    audit.record(
+        session, actor, "campaign.subject_test", "campaign", campaign_id, after=settings_after
+    )
     return described
 
 
@@ -186,6 +197,14 @@ def choose_winner(
     session.flush()
     described = describe(session, campaign_id=campaign_id)
     assert described is not None
+    audit.record(
+        session,
+        actor,
+        "campaign.subject_test_winner",
+        "campaign",
+        campaign_id,
+        after={"winner": label},
+    )
     return described
 
 

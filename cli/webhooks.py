@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from cli import output, params
-from cli.context import engine_for, session_for, settings
+from cli.context import actor, engine_for, session_for, settings
 
 app = output.App(help="Outgoing webhooks (Standard Webhooks): endpoints and deliveries.")
 
@@ -30,7 +30,7 @@ def add(
     cfg = settings()
     with session_for(cfg) as session:
         endpoint, secret = outgoing_webhooks.add_endpoint(
-            session, settings=cfg, url=url, events=events
+            session, settings=cfg, url=url, events=events, actor=actor()
         )
     if as_json:
         output.print_json({**endpoint.model_dump(mode="json"), "secret": secret})
@@ -72,7 +72,9 @@ def remove(
     from campaigns import outgoing_webhooks
 
     with session_for(settings()) as session:
-        endpoint = outgoing_webhooks.remove_endpoint(session, endpoint_id=endpoint_id)
+        endpoint = outgoing_webhooks.remove_endpoint(
+            session, endpoint_id=endpoint_id, actor=actor()
+        )
     if as_json:
         output.print_json(endpoint.model_dump(mode="json"))
         return
@@ -90,7 +92,9 @@ def enable(
     from campaigns import outgoing_webhooks
 
     with session_for(settings()) as session:
-        endpoint = outgoing_webhooks.enable_endpoint(session, endpoint_id=endpoint_id)
+        endpoint = outgoing_webhooks.enable_endpoint(
+            session, endpoint_id=endpoint_id, actor=actor()
+        )
     if as_json:
         output.print_json(endpoint.model_dump(mode="json"))
         return

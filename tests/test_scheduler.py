@@ -357,7 +357,9 @@ def test_the_leader_delivers_outgoing_webhooks_within_seconds_and_says_it_leads(
     export(cfg, monkeypatch)
     with webhook_receiver(200) as receiver, running(cfg):
         with Session(engine) as session:
-            outgoing_webhooks.add_endpoint(session, settings=cfg, url=receiver.url, events=[])
+            outgoing_webhooks.add_endpoint(
+                session, settings=cfg, url=receiver.url, events=[], actor="test"
+            )
             make_subscriber(session, "hooked@example.com")
         wait_for("the webhook", lambda: len(receiver.received) == 1, timeout=10)
         assert metrics.SCHEDULER_LEADER._value.get() == 1

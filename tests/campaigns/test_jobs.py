@@ -327,7 +327,9 @@ def test_webhook_delivery_records_a_run_only_when_something_was_due(
     now = datetime.now(UTC)
     assert jobs.webhook_delivery(settings, now) is None  # nothing due: no run, no log line
     with webhook_receiver(200) as receiver, Session(sqlite_engine) as session:
-        outgoing_webhooks.add_endpoint(session, settings=settings, url=receiver.url, events=[])
+        outgoing_webhooks.add_endpoint(
+            session, settings=settings, url=receiver.url, events=[], actor="test"
+        )
         make_subscriber(session, "ann@example.com")
         note = jobs.webhook_delivery(settings, datetime.now(UTC))
     assert note is not None and (note.outcome, note.detail) == (

@@ -53,7 +53,7 @@ def lite_session(sqlite_engine: Engine) -> Iterator[Session]:
 
 def add(session: Session, settings: Settings, url: str, *events: str) -> tuple[int, str]:
     endpoint, secret = outgoing_webhooks.add_endpoint(
-        session, settings=settings, url=url, events=list(events)
+        session, settings=settings, url=url, events=list(events), actor="test"
     )
     session.commit()
     return endpoint.id, secret
@@ -253,7 +253,7 @@ def test_removing_an_endpoint_drops_its_messages_and_log(
 ) -> None:
     endpoint_id, _ = add(lite_session, lite, "http://127.0.0.1:9/x")
     signed_up(lite_session, lite, "ann@example.com")
-    outgoing_webhooks.remove_endpoint(lite_session, endpoint_id=endpoint_id)
+    outgoing_webhooks.remove_endpoint(lite_session, endpoint_id=endpoint_id, actor="test")
     lite_session.commit()
     assert (
         lite_session.execute(sa.select(sa.func.count()).select_from(WebhookMessage)).scalar() == 0
@@ -285,10 +285,10 @@ def test_an_endpoint_enabled_again_gets_the_messages_left_pending(
         signed_up(lite_session, lite, "bob@example.com")
         later = start + timedelta(days=5)
         disabled = deliver_due(sqlite_engine, settings=lite, now=later)  # 500: disabled
-        outgoing_webhooks.enable_endpoint(lite_session, endpoint_id=endpoint_id)
+        outgoing_webhooks.enable_endpoint(lite_session, endpoint_id=endpoint_id, actor="test")
         lite_session.commit()
         report = deliver_due(sqlite_engine, settings=lite, now=later + timedelta(minutes=3))
         with pytest.raises(StateError, match="not disabled"):
-            outgoing_webhooks.enable_endpoint(lite_session, endpoint_id=endpoint_id)
+            outgoing_webhooks.enable_endpoint(lite_session, endpoint_id=endpoint_id, actor="test")
     assert disabled.disabled == [endpoint_id]
     assert report.delivered == 1 and len(receiver.received) == 3

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from campaigns import outgoing_webhooks
 from web.api.common import MAX_ID, error
-from web.deps import SessionDep, SettingsDep
+from web.deps import ActorDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -37,10 +37,14 @@ class EndpointCreated(outgoing_webhooks.EndpointView):
     summary="Add an endpoint; the answer carries its signing secret",
 )
 def add_endpoint(
-    body: EndpointCreate, session: SessionDep, settings: SettingsDep
+    body: EndpointCreate, session: SessionDep, settings: SettingsDep, actor: ActorDep
 ) -> EndpointCreated:
     endpoint, secret = outgoing_webhooks.add_endpoint(
-        session, settings=settings, url=body.url, events=[str(e) for e in body.events]
+        session,
+        settings=settings,
+        url=body.url,
+        events=[str(e) for e in body.events],
+        actor=actor,
     )
     return EndpointCreated(**endpoint.model_dump(), secret=secret)
 
@@ -56,8 +60,10 @@ def list_endpoints(session: SessionDep) -> list[outgoing_webhooks.EndpointView]:
     responses=NO_ENDPOINT,
     summary="Remove an endpoint, its undelivered messages and its log",
 )
-def remove_endpoint(endpoint_id: EndpointId, session: SessionDep) -> outgoing_webhooks.EndpointView:
-    return outgoing_webhooks.remove_endpoint(session, endpoint_id=endpoint_id)
+def remove_endpoint(
+    endpoint_id: EndpointId, session: SessionDep, actor: ActorDep
+) -> outgoing_webhooks.EndpointView:
+    return outgoing_webhooks.remove_endpoint(session, endpoint_id=endpoint_id, actor=actor)
 
 
 @router.post(
@@ -66,8 +72,10 @@ def remove_endpoint(endpoint_id: EndpointId, session: SessionDep) -> outgoing_we
     responses={**NO_ENDPOINT, 409: error("the endpoint is not disabled")},
     summary="Enable a disabled endpoint again; what it missed is delivered next",
 )
-def enable_endpoint(endpoint_id: EndpointId, session: SessionDep) -> outgoing_webhooks.EndpointView:
-    return outgoing_webhooks.enable_endpoint(session, endpoint_id=endpoint_id)
+def enable_endpoint(
+    endpoint_id: EndpointId, session: SessionDep, actor: ActorDep
+) -> outgoing_webhooks.EndpointView:
+    return outgoing_webhooks.enable_endpoint(session, endpoint_id=endpoint_id, actor=actor)
 
 
 @router.get(

@@ -11,7 +11,18 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from web.console import audit, auth, campaigns, dashboard, progress, reports, snippets, subscribers
+from web.console import (
+    audit,
+    auth,
+    campaigns,
+    dashboard,
+    progress,
+    reports,
+    sending_options,
+    snippets,
+    subscribers,
+    webhooks,
+)
 from web.console.deps import PREFIX
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, default_response_class=HTMLResponse)
@@ -19,10 +30,12 @@ router.include_router(auth.router)
 router.include_router(dashboard.router)
 router.include_router(snippets.router)
 router.include_router(progress.router)
+router.include_router(sending_options.router)  # issue 16
 router.include_router(campaigns.router)
 router.include_router(subscribers.router)
 router.include_router(reports.router)
 router.include_router(audit.router)
+router.include_router(webhooks.router)  # issue 16
 
 
 @router.get("")

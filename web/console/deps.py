@@ -61,6 +61,7 @@ NAV = (
     NavItem("Subscribers", f"{PREFIX}/subscribers"),
     NavItem("Reports", f"{PREFIX}/reports"),
     NavItem("Audit log", f"{PREFIX}/audit", Role.owner),
+    NavItem("Webhooks", f"{PREFIX}/webhooks", Role.owner),  # issue 16
 )
 
 

@@ -161,6 +161,7 @@ def person(
         title=found.record.email,
         person=found,
         added=request.query_params.get("added", "")[:20],
+        list_timezone=request.app.state.settings.timezone,  # issue 16
     )
 
 

@@ -13,10 +13,12 @@ from playwright.sync_api import Page, sync_playwright
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from campaigns.models import CampaignStatus
 from newsletter.accounts import Role
 from newsletter.settings import Settings
 from tests.conftest import CHROMIUM
 from tests.support.console import OWNER, PASSWORD, add_user, console_client
+from tests.support.delivery import make_campaign
 from tests.support.subscribers import AppSlot, make_subscriber
 from tests.support.tracking import add_campaign, add_delivery, add_subscriber
 
@@ -61,7 +63,8 @@ def test_every_console_page_passes_axe_and_asks_only_our_host(
         jane = make_subscriber(session, "jane@example.com", name="Jane")
         campaign = add_campaign(session, subject="Five stretches for sciatica")
         add_delivery(session, campaign, add_subscriber(session, "ann@example.com"))
-        jane_id, campaign_id = jane.id, campaign.id
+        draft = make_campaign(session, status=CampaignStatus.DRAFT)  # issue 16's forms
+        jane_id, campaign_id, draft_id = jane.id, campaign.id, draft.id
 
     tab.goto(f"{base}/admin/")  # redirected to sign in
     assert tab.url == f"{base}/admin/login"
@@ -79,8 +82,19 @@ def test_every_console_page_passes_axe_and_asks_only_our_host(
     tab.wait_for_selector("text=Done:")
     problems[urlsplit(tab.url).path.rsplit("/", 1)[0] + "/<job>"] = serious_violations(tab)
 
+    tab.goto(f"{base}/admin/webhooks")  # issue 16: the secret's page, then the list with it
+    tab.get_by_label("URL").fill("https://hooks.example.com/a11y")
+    tab.get_by_label("campaign.sent").check()
+    tab.get_by_role("button", name="Add endpoint").click()
+    tab.wait_for_selector("text=Signing secret")
+    problems["/admin/webhooks (added)"] = serious_violations(tab)
+
     for path in (
         "/admin/",
+        f"/admin/campaigns/{draft_id}/sending",
+        f"/admin/campaigns/{campaign_id}/sending",
+        "/admin/webhooks",
+        "/admin/webhooks/1/log",
         "/admin/subscribers",
         f"/admin/subscribers/{jane_id}",
         f"/admin/subscribers/{jane_id}/erase",

@@ -1,0 +1,245 @@
+"""The console's sending options of a campaign (web/console/sending_options.py, issue 16):
+local-time waves, a subject test and its winner, a resend to non-openers; the refusals
+(a viewer, a missing CSRF token, a room's error as one line); and the reader's time zone
+on the person page. SQLite only: the rooms are tested on both databases in tests/campaigns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from campaigns import subject_tests
+from campaigns.delivery.sending import send_campaign
+from campaigns.models import CampaignStatus
+from newsletter import audit, db
+from newsletter.accounts import Role
+from newsletter.settings import Settings
+from subscribers.models import Subscriber
+from tests.conftest import make_settings
+from tests.support.console import (
+    EDITOR,
+    VIEWER,
+    add_users_cheaply,
+    console_client,
+    csrf_of,
+    sign_in,
+)
+from tests.support.delivery import add_subscribers, make_campaign
+from tests.support.subscribers import AppSlot
+
+ZONES = {"user1@example.com": "Asia/Tokyo", "user2@example.com": "America/New_York"}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Settings]]:
+    """Ten active readers, two of them with a time zone (the list's is UTC)."""
+    root = tmp_path_factory.mktemp("console-sending")
+    settings = make_settings(f"sqlite:///{root / 'console.db'}", root)
+    engine = db.get_engine(settings.database_url)
+    db.upgrade(engine)
+    add_users_cheaply(engine, {EDITOR: Role.editor, VIEWER: Role.viewer})
+    add_subscribers(engine, 10)
+    with Session(engine) as session:
+        for reader in session.exec(select(Subscriber).where(Subscriber.email.in_(ZONES))):  # type: ignore[attr-defined]
+            reader.timezone = ZONES[reader.email]
+            session.add(reader)
+        session.commit()
+    yield engine, settings
+    db.dispose_engine(settings.database_url)
+
+
+@pytest.fixture(scope="module")
+def editor(
+    shared: tuple[Engine, Settings], console_server: tuple[AppSlot, str]
+) -> Iterator[httpx.Client]:
+    with console_client(console_server, shared[1]) as client:
+        sign_in(client, EDITOR)
+        yield client
+
+
+def _campaign(engine: Engine, status: CampaignStatus = CampaignStatus.DRAFT) -> int:
+    with Session(engine) as session:
+        return make_campaign(session, status=status).id or 0
+
+
+def _sent(engine: Engine, settings: Settings) -> int:
+    cid = _campaign(engine, CampaignStatus.SCHEDULED)
+    with Session(engine) as session:
+        send_campaign(session, settings=settings, campaign_id=cid, preflight=False)
+    return cid
+
+
+def _audited(engine: Engine, campaign_id: int) -> str:
+    """The action of the audit log's newest entry about the campaign, by the editor."""
+    with Session(engine) as session:
+        entries = audit.recent(session, limit=500).entries
+    return next(e.action for e in entries if e.target_id == str(campaign_id) and e.actor == EDITOR)
+
+
+def _post(client: httpx.Client, cid: int, path: str, **data: object) -> httpx.Response:
+    token = csrf_of(client, f"/admin/campaigns/{cid}/sending")
+    return client.post(f"/admin/campaigns/{cid}/sending/{path}", data={"csrf_token": token, **data})
+
+
+def test_the_editor_links_to_the_sending_options(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _campaign(shared[0])
+    page = editor.get(f"/admin/campaigns/{cid}")
+    assert f'href="/admin/campaigns/{cid}/sending"' in page.text
+
+
+def test_local_time_form_schedules_one_wave_per_zone_instant_shown_in_the_list_zone(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _campaign(shared[0])
+    done = _post(editor, cid, "local-time", local_time="07:00", late="next-day", on="2030-06-03")
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/admin/campaigns/{cid}/sending?done=local"
+    html = editor.get(done.headers["location"]).text
+    assert "Scheduled at each reader&#39;s local time" in html
+    # 07:00 on 3 June 2030 in Tokyo (+9), UTC (the list's, 8 readers), New York (EDT, -4).
+    for zone, instant, readers in (
+        ("Asia/Tokyo", "2030-06-02 22:00 UTC", 1),
+        ("UTC", "2030-06-03 07:00 UTC", 8),
+        ("America/New_York", "2030-06-03 11:00 UTC", 1),
+    ):
+        row = html.split(f"<td>{zone}</td>", 1)[1].split("</tr>", 1)[0]
+        assert instant in row
+        assert f"<td>{readers} " in row
+    assert html.count(">queued</span>") == 3
+
+
+def test_subject_test_form_creates_the_variants_shown_with_their_human_figures(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _campaign(shared[0])
+    done = _post(
+        editor,
+        cid,
+        "subject-test",
+        subject_a="Five stretches",
+        subject_b="Your back in five minutes",
+        subject_c="",
+        preheader_a="For sciatica",
+        sample="30",
+        wait_hours="2",
+        metric="opens",
+    )
+    assert done.status_code == 303
+    html = editor.get(done.headers["location"]).text
+    assert "30 % sample" in html and "winner by human\n    opens 2.0 h" in html
+    assert "Five stretches<br>" in html and "Your back in five minutes<br>" in html
+    assert html.count("For sciatica</span>") == 2  # one preheader goes with every subject
+    assert "Choose this winner" not in html  # the sample is not sent yet
+    assert _audited(shared[0], cid) == "campaign.subject_test"
+
+
+def test_a_winner_is_chosen_by_hand_once_the_sample_is_sent(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    cid = _campaign(engine)
+    with Session(engine) as session:
+        subject_tests.create_test(
+            session,
+            campaign_id=cid,
+            subjects=["Alpha", "Beta"],
+            sample_percent=40,
+            wait=timedelta(hours=4),
+            actor="test",
+        )
+        session.commit()
+        send_campaign(session, settings=settings, campaign_id=cid, preflight=False)
+    page = editor.get(f"/admin/campaigns/{cid}/sending").text
+    assert page.count("Choose this winner") == 2
+    assert "vs B: no difference to test" in page  # the z-test's wording: 0 % against 0 %
+    done = _post(editor, cid, "subject-test/winner", label="B")
+    assert done.status_code == 303
+    html = editor.get(done.headers["location"]).text
+    assert "Winner: <strong>B</strong> (chosen by editor@example.com" in html
+    assert "Choose this winner" not in html
+    assert _audited(engine, cid) == "campaign.subject_test_winner"
+
+
+def test_a_room_refusal_is_one_clear_line_on_a_console_page(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _campaign(shared[0])
+    refused = _post(editor, cid, "subject-test", subject_a="Same", subject_b="Same")
+    assert refused.status_code == 400
+    line = "field &#39;subject&#39;: the subjects must be different and not empty</p>"
+    assert f'<p class="alert alert-error" role="alert">{line}' in refused.text
+    assert "Traceback" not in refused.text
+
+
+def test_resend_form_on_a_sent_campaign_shows_the_resend(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _sent(*shared)
+    before = editor.get(f"/admin/campaigns/{cid}/sending").text
+    assert 'name="after_days"' in before
+    done = _post(editor, cid, "resend", subject="In case you missed it", after_days="3")
+    assert done.status_code == 303
+    html = editor.get(done.headers["location"]).text
+    assert "<dt>Subject</dt><dd>In case you missed it</dd>" in html
+    assert "counted when it is due" in html
+    assert 'name="after_days"' not in html  # once per campaign
+    assert _audited(shared[0], cid) == "campaign.resend"
+
+
+def test_a_viewer_reads_the_options_but_every_change_is_refused(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _campaign(shared[0])
+    with httpx.Client(base_url=str(editor.base_url), follow_redirects=False) as viewer:
+        sign_in(viewer, VIEWER)
+        page = viewer.get(f"/admin/campaigns/{cid}/sending")
+        assert page.status_code == 200
+        assert "Schedule by local time" not in page.text
+        token = csrf_of(viewer, f"/admin/campaigns/{cid}/sending")
+        for path, data in (
+            ("local-time", {"local_time": "07:00"}),
+            ("subject-test", {"subject_a": "A", "subject_b": "B"}),
+            ("subject-test/winner", {"label": "A"}),
+            ("resend", {"subject": "Again"}),
+        ):
+            response = viewer.post(
+                f"/admin/campaigns/{cid}/sending/{path}", data={"csrf_token": token, **data}
+            )
+            assert response.status_code == 403, path
+
+
+def test_a_post_without_the_csrf_token_is_refused(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _campaign(shared[0])
+    response = editor.post(
+        f"/admin/campaigns/{cid}/sending/local-time", data={"local_time": "07:00"}
+    )
+    assert response.status_code == 403
+    assert "security token" in response.text
+
+
+def test_the_person_page_shows_the_reader_time_zone_or_the_list_one(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    with Session(shared[0]) as session:
+        ids = {
+            s.email: s.id
+            for s in session.exec(
+                select(Subscriber).where(
+                    Subscriber.email.in_(["user1@example.com", "user3@example.com"])
+                )
+            )  # type: ignore[attr-defined]
+        }
+    zoned = editor.get(f"/admin/subscribers/{ids['user1@example.com']}").text
+    assert "<dt>Time zone</dt><dd>Asia/Tokyo</dd>" in zoned
+    unzoned = editor.get(f"/admin/subscribers/{ids['user3@example.com']}").text
+    assert "<dt>Time zone</dt><dd>not given: the list&#39;s (UTC)</dd>" in unzoned

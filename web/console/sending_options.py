@@ -1,0 +1,153 @@
+"""The console's sending options of a campaign (issue 16): local-time waves, a subject
+test and a resend to non-openers, on ``/admin/campaigns/{id}/sending`` (linked from the
+editor).
+
+The page shows the campaign as ``campaigns.actions.show`` gives it (its waves, its test
+with each variant's human figures, its resend); each form posts to its own route, checked
+for an editor's role and the session's CSRF token, calls one room function and redirects
+back (303). A room's refusal (InvalidInput, StateError...) is answered by the one error
+map (web/errors.py) as a console page with one line saying why.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from campaigns import actions, resends, subject_tests
+from web.console.deps import PREFIX, CsrfDep, CurrentUser, EditorUser, render
+from web.deps import SessionDep, SettingsDep
+
+router = APIRouter(prefix="/campaigns/{campaign_id}/sending")
+
+Line = Annotated[str, Form(max_length=300)]
+DONE = {
+    "local": "Scheduled at each reader's local time: the waves are below.",
+    "test": "Subject test set: the sample gets it when the campaign is sent.",
+    "winner": "Winner chosen: the rest of the audience gets its subject.",
+    "resend": "Resend to non-openers requested.",
+}
+
+
+def _back(campaign_id: int, done: str) -> RedirectResponse:
+    return RedirectResponse(f"{PREFIX}/campaigns/{campaign_id}/sending?done={done}", 303)
+
+
+@router.get("")
+def sending_page(
+    campaign_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    done: Annotated[str, Query(max_length=40)] = "",
+) -> HTMLResponse:
+    """Waves, subject test and resend of one campaign, with their forms for editors."""
+    detail = actions.show(session, settings=settings, campaign_id=campaign_id)
+    return render(
+        request,
+        "console/campaign_sending.html.j2",
+        title=f"Campaign {campaign_id}: sending options",
+        c=detail,
+        done=DONE.get(done, ""),
+        timezone=settings.timezone,
+    )
+
+
+@router.post("/local-time")
+def schedule_local(
+    campaign_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: EditorUser,
+    _: CsrfDep,
+    local_time: Annotated[str, Form(max_length=10)],
+    late: Annotated[Literal["now", "next-day"], Form()] = "next-day",
+    on: Annotated[date | None, Form()] = None,
+) -> Response:
+    """``local_time`` "HH:MM" from a time field; ``on`` an optional date in each zone."""
+    actions.schedule_local(
+        session,
+        settings=settings,
+        campaign_id=campaign_id,
+        local_time=local_time,
+        late=late,
+        on=on,
+        actor=user.email,
+    )
+    return _back(campaign_id, "local")
+
+
+@router.post("/subject-test")
+def create_subject_test(
+    campaign_id: int,
+    session: SessionDep,
+    user: EditorUser,
+    _: CsrfDep,
+    subject_a: Line,
+    subject_b: Line,
+    subject_c: Line = "",
+    preheader_a: Line = "",
+    preheader_b: Line = "",
+    preheader_c: Line = "",
+    sample: Annotated[int, Form(ge=1, le=99)] = 20,
+    wait_hours: Annotated[int, Form(ge=1, le=720)] = 4,
+    metric: Annotated[Literal["clicks", "opens"], Form()] = "clicks",
+) -> Response:
+    """Two or three subjects (an empty one is no variant) and the filled preheaders:
+    none keeps the campaign's, one goes with every subject, or one per subject (the
+    room's rule, which refuses any other count)."""
+    pairs = [
+        (subject, head)
+        for subject, head in (
+            (subject_a, preheader_a),
+            (subject_b, preheader_b),
+            (subject_c, preheader_c),
+        )
+        if subject.strip()
+    ]
+    subject_tests.create_test(
+        session,
+        campaign_id=campaign_id,
+        subjects=[subject for subject, _head in pairs],
+        preheaders=[head for _subject, head in pairs if head.strip()],
+        sample_percent=sample,
+        wait=timedelta(hours=wait_hours),
+        metric=metric,
+        actor=user.email,
+    )
+    return _back(campaign_id, "test")
+
+
+@router.post("/subject-test/winner")
+def choose_winner(
+    campaign_id: int,
+    session: SessionDep,
+    user: EditorUser,
+    _: CsrfDep,
+    label: Annotated[Literal["A", "B", "C"], Form()],
+) -> Response:
+    subject_tests.choose_winner(session, campaign_id=campaign_id, label=label, actor=user.email)
+    return _back(campaign_id, "winner")
+
+
+@router.post("/resend")
+def request_resend(
+    campaign_id: int,
+    session: SessionDep,
+    user: EditorUser,
+    _: CsrfDep,
+    subject: Line,
+    after_days: Annotated[int, Form(ge=1, le=60)] = 3,
+) -> Response:
+    resends.request_resend(
+        session,
+        campaign_id=campaign_id,
+        subject=subject,
+        after=timedelta(days=after_days),
+        actor=user.email,
+    )
+    return _back(campaign_id, "resend")
