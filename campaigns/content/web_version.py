@@ -38,7 +38,9 @@ def slug(campaign: Campaign) -> str:
     """
     ascii_text = unicodedata.normalize("NFKD", campaign.subject).encode("ascii", "ignore").decode()
     words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    words = words[:SLUG_WORDS_MAX].rstrip("-")
+    if len(words) > SLUG_WORDS_MAX:  # cut at a word's end, never inside one
+        cut = words[: SLUG_WORDS_MAX + 1].rfind("-")
+        words = words[: cut if cut > 0 else SLUG_WORDS_MAX].rstrip("-")
     return f"{campaign.id}-{words}" if words else str(campaign.id)
 
 

@@ -16,6 +16,14 @@ def test_a_slug_is_the_id_and_the_subject_in_ascii_words() -> None:
     assert slug(Campaign(id=3, subject="¡¿!")) == "3"
 
 
+def test_a_long_subject_is_cut_at_a_word_end_in_the_slug() -> None:
+    subject = "Pain Relief Weekly: Four gentle stretches for sciatic leg pain"
+    assert slug(Campaign(id=1, subject=subject)) == (
+        "1-pain-relief-weekly-four-gentle-stretches-for-sciatic-leg"
+    )
+    assert slug(Campaign(id=2, subject="x" * 80)) == "2-" + "x" * 60
+
+
 def test_the_id_is_read_back_from_a_slug_and_nothing_else() -> None:
     assert campaign_id_of("12-sciatica-5-stretches") == 12
     assert campaign_id_of("12") == 12
