@@ -65,7 +65,7 @@ def compare(
                 for i in issues
             ),
             title=f"The last {output.plural(len(issues), 'issue')}, oldest first "
-            "(rates of delivered; opens by people, not machines)",
+            "(rates of delivered; opens and clicks by people, not machines)",
         )
     if result.chart is not None:
         output.say(f"wrote {result.chart}")

@@ -41,7 +41,7 @@ LABELS = {
     "sent": "Sent (no delivery events from this provider)",
     "delivered": "Delivered",
     "opens": "Opens (people)",
-    "clicks": "Clicks",
+    "clicks": "Clicks (people)",
     "bounces": "Bounces and rejections",
     "complaints": "Spam complaints",
     "unsubscribes": "Unsubscribes",
@@ -181,7 +181,10 @@ def comparison_chart(
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1))
     issues = comparison.issues
     positions = list(range(len(issues)))
-    for name, label in (("human_open_rate", "Open rate (people)"), ("click_rate", "Click rate")):
+    for name, label in (
+        ("human_open_rate", "Open rate (people)"),
+        ("click_rate", "Click rate (people)"),
+    ):
         values = [getattr(i, name) for i in issues]
         top.plot(
             positions,

@@ -9,7 +9,8 @@ through each issue's own link from the consent history.
 Rates are fractions of delivered (sent less bounced and rejected,
 :func:`campaigns.reports.sources.delivered_count`): ``human_open_rate`` counts people
 who opened at least once as a person (machine opens, such as Apple Mail Privacy
-Protection's prefetch, are apart), ``click_rate`` people who clicked,
+Protection's prefetch, are apart), ``click_rate`` people who clicked as a person (a
+link scanner's clicks, ``delivery.machine_click_count``, never count: issue 15 point 2),
 ``unsubscribe_rate`` people who left through the issue. ``bounce_rate`` alone is of
 sent, since a bounced message was never delivered (the report's warning uses the same
 base). Opens and clicks are None (n/a) for an issue nothing could count them for.

@@ -2,9 +2,10 @@
 
 Campaign figures come from the delivery ledger (one row per recipient, updated by
 tracking), so they are counts of people, not of events: a reader who opens five times is
-one unique open. Machine opens (Apple Mail Privacy Protection) are shown apart and never
-count as opens. List growth is rebuilt from the consent history, the only record of when
-someone joined or left.
+one unique open. Machine opens (Apple Mail Privacy Protection) and machine clicks (link
+scanners, issue 15 point 2) are shown apart and never count as opens or clicks. List
+growth is rebuilt from the consent history, the only record of when someone joined or
+left.
 
 Unsubscribes through a newsletter's own link (its token carries the campaign id, see
 subscribers.tokens) are recorded in the consent history with ``detail.campaign_id``; a
@@ -113,11 +114,21 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
             positive(col(d.open_count) > 0),
             positive(col(d.machine_open_count) > 0),
             positive(col(d.click_count) > 0),
+            positive(col(d.machine_click_count) > 0),
         ).where(col(d.campaign_id) == campaign_id)
     ).one()
-    recipients, sent, hard, soft, complaints, unsubs, opens, machine, clicks = (
-        int(v or 0) for v in row
-    )
+    (
+        recipients,
+        sent,
+        hard,
+        soft,
+        complaints,
+        unsubs,
+        opens,
+        machine_opens,
+        clicks,
+        machine_clicks,
+    ) = (int(v or 0) for v in row)
     # Messages the provider refused to send; the figure keeps its published name, "dropped".
     rejected = int(
         session.exec(
@@ -148,11 +159,20 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
         Figure(
             "machine_opens",
             "Machine opens (privacy proxies)",
-            machine,
-            _rate(machine, delivered),
+            machine_opens,
+            _rate(machine_opens, delivered),
             "delivered",
         ),
-        Figure("unique_clicks", "Unique clicks", clicks, _rate(clicks, delivered), "delivered"),
+        Figure(
+            "unique_clicks", "Unique clicks (people)", clicks, _rate(clicks, delivered), "delivered"
+        ),
+        Figure(
+            "machine_clicks",
+            "Machine clicks (link scanners)",
+            machine_clicks,
+            _rate(machine_clicks, delivered),
+            "delivered",
+        ),
     ]
     if not has_engagement_data(session, campaign_id):
         figures = [_unknown(f) if f.name in EVENT_FIGURES else f for f in figures]
@@ -171,7 +191,7 @@ def campaign_report(session: Session, *, campaign_id: int) -> CampaignReport:
 
 
 # Figures only events can give (a provider's, or our own open and click tracking).
-EVENT_FIGURES = frozenset({"unique_opens", "machine_opens", "unique_clicks"})
+EVENT_FIGURES = frozenset({"unique_opens", "machine_opens", "unique_clicks", "machine_clicks"})
 
 
 def _unknown(figure: Figure) -> Figure:

@@ -5,7 +5,7 @@
   a draft whose preflight failed, a paused or failed campaign, no active scheduler (or
   a scheduler job whose last run failed), and the rate warnings of the last issue.
 - :func:`campaign_page`: a campaign's figures (``figures.campaign_report``) and its
-  most clicked links.
+  most clicked links, by people (a link scanner's clicks are counted beside them).
 - :func:`campaign_chart_png` and :func:`growth_chart_png`: the reports' PNG charts
   (``charts``) as bytes, for the pages' ``<img>``.
 """
@@ -57,8 +57,9 @@ class Dashboard:
 @dataclass(frozen=True)
 class LinkClicks:
     url: str
-    clicks: int  # every click event
-    people: int  # distinct subscribers who clicked
+    clicks: int  # every human click event
+    people: int  # distinct subscribers who clicked (human clicks only)
+    machine_clicks: int = 0  # clicks by link scanners (``machine``), never in ``clicks``
 
 
 @dataclass(frozen=True)
@@ -156,10 +157,12 @@ def reportable(
 
 
 def top_links(session: Session, *, campaign_id: int, limit: int = 10) -> list[LinkClicks]:
-    """The most clicked links of a campaign, from the provider's click events (their
-    ``url``, SendGrid Event Webhook); ties in the order first clicked."""
+    """The links people clicked most in a campaign, from the click events (their ``url``:
+    SendGrid Event Webhook, our own redirects); ties in the order first clicked. A link
+    scanner's clicks (``machine``, campaigns.tracking.classify) are counted apart and
+    never rank a link: a link only scanners clicked is not listed (issue 15, point 2)."""
     rows = session.exec(
-        select(TrackingEvent.payload, TrackingEvent.subscriber_id)
+        select(TrackingEvent.payload, TrackingEvent.subscriber_id, TrackingEvent.machine)
         .where(
             TrackingEvent.campaign_id == campaign_id,
             TrackingEvent.kind == EventKind.CLICKED.value,
@@ -168,16 +171,25 @@ def top_links(session: Session, *, campaign_id: int, limit: int = 10) -> list[Li
         .limit(CLICKS_READ_AT_MOST)
     ).all()
     clicks: Counter[str] = Counter()
+    machine_clicks: Counter[str] = Counter()
     people: dict[str, set[int]] = {}
-    for payload, subscriber_id in rows:
+    for payload, subscriber_id, machine in rows:
         url = (payload or {}).get("url")
         if not isinstance(url, str) or not url:
+            continue
+        if machine:
+            machine_clicks[url] += 1
             continue
         clicks[url] += 1
         if subscriber_id is not None:
             people.setdefault(url, set()).add(subscriber_id)
     return [
-        LinkClicks(url=url, clicks=count, people=len(people.get(url, ())))
+        LinkClicks(
+            url=url,
+            clicks=count,
+            people=len(people.get(url, ())),
+            machine_clicks=machine_clicks[url],
+        )
         for url, count in clicks.most_common(limit)
     ]
 

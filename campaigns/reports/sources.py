@@ -72,6 +72,7 @@ def has_engagement_data(session: Session, campaign_id: int) -> bool:
         col(Delivery.open_count) > 0,
         col(Delivery.machine_open_count) > 0,
         col(Delivery.click_count) > 0,
+        col(Delivery.machine_click_count) > 0,
     )
     found = session.exec(
         select(Delivery.id).where(col(Delivery.campaign_id) == campaign_id, engaged).limit(1)

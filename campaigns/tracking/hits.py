@@ -346,6 +346,8 @@ def _event(hit: Hit, machine: str | None) -> NormalisedEvent:
         machine=machine is not None,
         url=hit.url,
         payload={
+            # The link's destination, for the report's top links (issue 15, point 2).
+            **({"url": hit.url} if click else {}),
             "link": hit.position,
             "method": hit.method,
             "user_agent": (hit.user_agent or "")[:300],

@@ -62,7 +62,7 @@ def test_compare_table_and_chart(issues: list[int], tmp_path: Path) -> None:
     result = runner.invoke(app, ["campaigns", "compare", "--chart", str(chart)])
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
-    assert "The last 3 issues, oldest first (rates of delivered; opens by people" in text
+    assert "oldest first (rates of delivered; opens and clicks by people, not machines)" in text
     assert "2026-W48" in text and "50.0%" in text and "n/a" in text
     assert f"wrote {chart}" in text
     assert png_size(chart) == (1000, 500)

@@ -16,7 +16,15 @@ from cli import app, output
 from newsletter.errors import NotFound
 from newsletter.settings import Settings
 from tests.campaigns.reports.test_charts import png_size
-from tests.support.tracking import add_campaign, add_delivery, add_subscriber, apply, sg_event
+from tests.support.tracking import (
+    add_campaign,
+    add_delivery,
+    add_subscriber,
+    apply,
+    engagement,
+    later,
+    sg_event,
+)
 
 runner = CliRunner()
 
@@ -32,10 +40,16 @@ def campaign_id(
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", sqlite_settings.database_url)
     with Session(sqlite_engine, expire_on_commit=False) as session:
         campaign = add_campaign(session, subject="Sciatica")
+        deliveries = []
         for name in ("ann", "bob"):
             delivery = add_delivery(session, campaign, add_subscriber(session, f"{name}@x.com"))
             apply(session, sqlite_settings, sg_event("delivered", delivery, f"{name}@x.com"))
+            deliveries.append(delivery)
+        first = deliveries[0]
         apply(session, sqlite_settings, sg_event("spamreport", delivery, "bob@x.com"))
+        engagement(session, sqlite_settings, delivery, "clicked", machine=True)  # a scanner
+        engagement(session, sqlite_settings, delivery, "clicked", at=later(3))  # then Bob
+        engagement(session, sqlite_settings, first, "clicked", machine=True)  # Ann: scanner only
     return campaign.id
 
 
@@ -45,6 +59,18 @@ def test_report_json_prints_the_figures(campaign_id: int) -> None:
     data = json.loads(result.stdout)
     assert data["figures"]["complaints"] == {"count": 1, "rate": 0.5}
     assert data["warnings"][0].startswith("complaint rate 50.00%")
+
+
+def test_report_shows_human_and_machine_clicks_side_by_side(campaign_id: int) -> None:
+    """Issue 15.2: one person clicked, a scanner followed the links of both messages."""
+    data = json.loads(
+        runner.invoke(app, ["campaigns", "report", str(campaign_id), "--json"]).stdout
+    )
+    assert data["figures"]["unique_clicks"] == {"count": 1, "rate": 0.5}
+    assert data["figures"]["machine_clicks"] == {"count": 2, "rate": 1.0}
+    text = " ".join(runner.invoke(app, ["campaigns", "report", str(campaign_id)]).stdout.split())
+    assert "Unique clicks (people) │ 1 │ 50.00% │ delivered" in text
+    assert "Machine clicks (link scanners) │ 2 │ 100.00% │ delivered" in text
 
 
 def test_report_table_shows_the_warning(campaign_id: int) -> None:

@@ -168,6 +168,7 @@ def test_a_signed_batch_stops_three_addresses_and_next_week_skips_them(
                 "unique_opens": {"count": 1, "rate": 0.25},
                 "machine_opens": {"count": 1, "rate": 0.25},
                 "unique_clicks": {"count": 1, "rate": 0.25},
+                "machine_clicks": {"count": 0, "rate": 0.0},
             },
             "warnings": [
                 "complaint rate 25.00% is at or above 0.1%: mailbox providers start "

@@ -170,9 +170,11 @@ def engagement(
     *,
     machine: bool = False,
     at: datetime = T0,
+    url: str | None = None,
 ) -> None:
     """One opened or clicked event for ``delivery``, machine or human, applied as the
-    webhook applies it (issue 16: subject tests and resends count only people)."""
+    webhook applies it (issue 16: subject tests and resends count only people); a click's
+    ``url`` is kept in the payload as both SendGrid and our redirects keep it."""
     from campaigns.tracking.events import EventKind, NormalisedEvent
 
     event = NormalisedEvent(
@@ -185,6 +187,8 @@ def engagement(
         subscriber_id=delivery.subscriber_id,
         delivery_id=delivery.id,
         machine=machine,
+        url=url,
+        payload={"url": url} if url else {},
     )
     apply_events(session, settings=settings, events=[event])
     session.commit()

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from campaigns.models import Campaign, TrackingEvent
+from campaigns.reports.overview import top_links
 from campaigns.tracking.hits import Recorder
 from newsletter.settings import Settings
 from tests.support.links import pixel, redirects, sent_issue
@@ -194,3 +195,17 @@ def test_a_click_on_every_link_within_seconds_is_a_machine(sent: Sent, engine: E
     sent.recorder.flush(everything=True)
     assert counts(engine, "reader0@example.com") == (0, 0, 0, 3)
     assert counts(engine, "reader1@example.com") == (0, 0, 1, 0)
+
+
+@sqlite_only
+def test_top_links_count_our_redirects_by_people_with_scanners_apart(sent: Sent, engine: Engine):
+    """Issue 15.2: our own click events keep the link's URL, so the report's top links
+    rank them; a scanner's burst over every link is counted apart and ranks nothing."""
+    for url in sent.links(reader=0):
+        sent.get(url)  # a scanner
+    sent.get(sent.links(reader=1)[2])  # a reader
+    sent.recorder.flush(everything=True)
+    with Session(engine) as session:
+        (link,) = top_links(session, campaign_id=sent.campaign.id)
+    assert link.url.startswith("https://other.example.org/c")
+    assert (link.clicks, link.people, link.machine_clicks) == (1, 1, 1)

@@ -18,7 +18,14 @@ from newsletter.errors import InvalidInput
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
 from tests.campaigns.reports.test_charts import png_size
-from tests.support.tracking import T0, add_delivery, add_subscriber, apply, sg_event
+from tests.support.tracking import (
+    T0,
+    add_delivery,
+    add_subscriber,
+    apply,
+    engagement,
+    sg_event,
+)
 
 
 def issue(session: Session, week: int, *, status: CampaignStatus = CampaignStatus.SENT) -> Campaign:
@@ -97,6 +104,19 @@ def test_the_ledger_alone_gives_the_same_figures_as_provider_events(
     assert (
         [first[f] for f in figures] == [second[f] for f in figures] == [3, 0.333333, 0.333333, 0, 1]
     )
+
+
+def test_the_click_rate_counts_people_never_link_scanners(
+    session: Session, settings: Settings, people: list[Subscriber]
+) -> None:
+    """Issue 15.2: a scanner followed the links of four messages; one person clicked."""
+    campaign = issue(session, 1)
+    d = [add_delivery(session, campaign, p) for p in people[:4]]
+    for delivery in d:
+        engagement(session, settings, delivery, "clicked", machine=True)
+    engagement(session, settings, d[0], "clicked", at=T0 + timedelta(minutes=5))
+    (figures,) = compare_issues(session).issues
+    assert (figures.delivered, figures.clicks, figures.click_rate) == (4, 1, 0.25)
 
 
 def test_opens_nobody_could_count_are_not_available(

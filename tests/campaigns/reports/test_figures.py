@@ -26,6 +26,7 @@ from tests.support.tracking import (
     add_delivery,
     add_subscriber,
     apply,
+    engagement,
     later,
     sg_event,
 )
@@ -81,6 +82,7 @@ def test_the_report_has_every_figure_with_its_rate(session: Session, campaign: C
             "unique_opens": {"count": 2, "rate": 0.666667},
             "machine_opens": {"count": 1, "rate": 0.333333},
             "unique_clicks": {"count": 1, "rate": 0.333333},
+            "machine_clicks": {"count": 0, "rate": 0.0},
         },
         "warnings": [
             "complaint rate 33.33% is at or above 0.1%: mailbox providers start filtering "
@@ -197,7 +199,9 @@ def test_the_csv_holds_the_same_figures(session: Session, campaign: Campaign) ->
     assert lines[2] == f"{cid},sent,Sent,6,0.857143,recipients"
     assert lines[8] == f"{cid},complaints,Spam complaints,1,0.333333,delivered"
     assert lines[10] == f"{cid},unique_opens,Unique opens (people),2,0.666667,delivered"
-    assert len(lines) == 13
+    assert lines[12] == f"{cid},unique_clicks,Unique clicks (people),1,0.333333,delivered"
+    assert lines[13] == f"{cid},machine_clicks,Machine clicks (link scanners),0,0.000000,delivered"
+    assert len(lines) == 14
 
 
 def test_the_timeline_counts_events_per_hour_without_machine_opens(
@@ -283,3 +287,63 @@ def test_people_loaded_without_history_count_as_active_all_along(session: Sessio
         add_subscriber(session, f"{n}@example.com", status=S.ACTIVE)
     growth = list_growth(session, weeks=2, now=datetime(2026, 11, 25, tzinfo=UTC))
     assert [g.active for g in growth] == [3, 3]
+
+
+# ---------------------------------------------------------------- human and machine clicks
+
+LINKS = ("https://example.com/stretches", "https://example.com/cramps")
+
+
+@pytest.fixture
+def scanned(session: Session, settings: Settings) -> Campaign:
+    """Four delivered: a scanner follows every link of Ann's and Bob's mail, then Ann
+    clicks one link twice herself; Cat only opens; Dan does nothing (issue 15, point 2)."""
+    campaign = add_campaign(session, subject="Sciatica at the desk")
+    ann, bob, cat, _dan = (
+        add_delivery(session, campaign, add_subscriber(session, f"{n}@example.com"))
+        for n in ("ann", "bob", "cat", "dan")
+    )
+    for delivery in (ann, bob):
+        for url in LINKS:
+            engagement(session, settings, delivery, "clicked", machine=True, url=url)
+    for minutes in (5, 9):
+        engagement(session, settings, ann, "clicked", at=later(minutes), url=LINKS[0])
+    engagement(session, settings, cat, "opened", at=later(3))
+    return campaign
+
+
+def test_human_and_machine_clicks_are_figures_side_by_side(
+    session: Session, scanned: Campaign
+) -> None:
+    figures = campaign_report(session, campaign_id=scanned.id).to_dict()["figures"]
+    assert figures["delivered"] == {"count": 4, "rate": 1.0}
+    assert figures["unique_clicks"] == {"count": 1, "rate": 0.25}
+    assert figures["machine_clicks"] == {"count": 2, "rate": 0.5}
+    assert figures["unique_opens"] == {"count": 1, "rate": 0.25}
+    assert figures["machine_opens"] == {"count": 0, "rate": 0.0}
+
+
+def test_the_timeline_counts_only_human_clicks(session: Session, scanned: Campaign) -> None:
+    assert sum(campaign_timeline(session, campaign_id=scanned.id).series["clicks"]) == 2
+
+
+def test_a_campaign_only_scanners_clicked_counts_them_from_the_ledger(session: Session) -> None:
+    """No event, but the ledger counts a scanner's click: the figures are known, not n/a."""
+    campaign = add_campaign(session)
+    delivery = add_delivery(session, campaign, add_subscriber(session, "a@example.com"))
+    delivery.machine_click_count = 3
+    session.add(delivery)
+    session.commit()
+    figures = campaign_report(session, campaign_id=campaign.id).to_dict()["figures"]
+    assert figures["machine_clicks"] == {"count": 1, "rate": 1.0}
+    assert figures["unique_clicks"] == {"count": 0, "rate": 0.0}
+
+
+def test_without_engagement_data_machine_clicks_are_not_available(session: Session) -> None:
+    campaign = add_campaign(session)
+    add_delivery(session, campaign, add_subscriber(session, "a@example.com"))
+    report = campaign_report(session, campaign_id=campaign.id)
+    assert (report.figure("machine_clicks").count, report.figure("machine_clicks").rate) == (
+        NA,
+        None,
+    )

@@ -17,6 +17,7 @@ from tests.support.tracking import (
     add_delivery,
     add_subscriber,
     apply,
+    engagement,
     sg_event,
 )
 from web.app import create_app
@@ -43,6 +44,7 @@ def campaign_id(session: Session, settings: Settings) -> int:
         delivery = add_delivery(session, campaign, add_subscriber(session, f"{name}@x.com"))
         apply(session, settings, sg_event("delivered", delivery, f"{name}@x.com"))
     apply(session, settings, sg_event("open", delivery, "bob@x.com"))
+    engagement(session, settings, delivery, "clicked", machine=True)  # a link scanner
     return campaign.id
 
 
@@ -70,6 +72,7 @@ def test_the_report_answers_exact_json(server: str, token: str, campaign_id: int
             "unique_opens": {"count": 1, "rate": 0.5},
             "machine_opens": {"count": 0, "rate": 0.0},
             "unique_clicks": {"count": 0, "rate": 0.0},
+            "machine_clicks": {"count": 1, "rate": 0.5},
         },
         "warnings": [],
         "provider_events": True,

@@ -22,6 +22,7 @@ from tests.support.tracking import (
     add_delivery,
     add_subscriber,
     apply,
+    engagement,
     later,
     sg_event,
 )
@@ -42,7 +43,8 @@ def site(
 @pytest.fixture
 def sent(sqlite_settings: Settings, sqlite_engine: Engine) -> int:
     """A sent campaign to two people through SendGrid: both delivered, Ann opened it by
-    hand and clicked one link twice, Bob's mail was opened by a privacy proxy."""
+    hand and clicked one link twice, Bob's mail was opened by a privacy proxy and its
+    link followed by a scanner (issue 15, point 2: counted apart)."""
     with Session(sqlite_engine, expire_on_commit=False) as session:
         campaign = add_campaign(session, subject="Five stretches for sciatica")
         ann, bob = (
@@ -62,11 +64,12 @@ def sent(sqlite_settings: Settings, sqlite_engine: Engine) -> int:
             sg_event("click", d1, "ann@example.com", at=later(6), url=url),
             sg_event("click", d1, "ann@example.com", at=later(7), url=url),
         )
+        engagement(session, sqlite_settings, d2, "clicked", machine=True, at=later(1), url=url)
         assert campaign.id is not None
         return campaign.id
 
 
-def test_a_report_shows_delivery_human_and_machine_opens_and_top_links(
+def test_a_report_shows_delivery_human_and_machine_opens_and_clicks_and_top_links(
     site: httpx.Client, sent: int
 ) -> None:
     assert f'href="/admin/reports/{sent}"' in site.get("/admin/reports").text
@@ -76,15 +79,19 @@ def test_a_report_shows_delivery_human_and_machine_opens_and_top_links(
     assert "<dt>Delivered</dt><dd>2 <small>100.0% of sent</small>" in text
     assert "<dt>Unique opens (people)</dt><dd>1 <small>50.0% of delivered</small>" in text
     assert "<dt>Machine opens (privacy proxies)</dt><dd>1 <small>50.0% of delivered</small>" in text
+    assert "<dt>Unique clicks (people)</dt><dd>1 <small>50.0% of delivered</small>" in text
+    assert "<dt>Machine clicks (link scanners)</dt><dd>1 <small>50.0% of delivered</small>" in text
     assert (
-        '<td>https://example.com/stretches</td><td class="num">2</td><td class="num">1</td>' in text
+        '<td>https://example.com/stretches</td><td class="num">2</td><td class="num">1</td>'
+        '<td class="num">1</td>' in text
     )
 
 
 def test_a_report_downloads_as_csv_and_draws_its_chart(site: httpx.Client, sent: int) -> None:
     csv = site.get(f"/admin/reports/{sent}/report.csv")
     assert csv.headers["content-disposition"].startswith("attachment;")
-    assert f"{sent},unique_clicks,Unique clicks,1," in csv.text
+    assert f"{sent},unique_clicks,Unique clicks (people),1,0.500000,delivered" in csv.text
+    assert f"{sent},machine_clicks,Machine clicks (link scanners),1,0.500000,delivered" in csv.text
     chart = site.get(f"/admin/reports/{sent}/chart.png")
     assert chart.headers["content-type"] == "image/png" and chart.content.startswith(PNG)
     assert site.get("/admin/reports/999999").status_code == 404
