@@ -182,7 +182,7 @@ def edit_form(
     s = entry.snippet
     values = {
         "title": s.title,
-        "summary": s.summary,
+        "summary": library.summary_source(session, snippet_id=snippet_id),
         "url": s.url,
         "image_url": s.image_url or "",
         "image_alt": s.image_alt or "",
