@@ -378,7 +378,9 @@ def _save(
         raise
     except InvalidInput as err:
         field_name = f"{err.field}: " if err.field else ""
-        raise ImportProblem(f"{field_name}{err.reason}", where=where) from err
+        problem = ImportProblem(f"{field_name}{err.reason}", where=where)
+        problem.field, problem.reason = err.field, err.reason  # for the console's table
+        raise problem from err
     assert snippet.id is not None
     if markdown is not None or outcome is UpsertOutcome.UPDATED:  # a feed's summary is HTML
         keep_markdown(session, snippet_id=snippet.id, markdown=markdown)

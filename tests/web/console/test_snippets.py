@@ -3,6 +3,8 @@ its Markdown preview, retire, and the Markdown upload with its bad-entries repor
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -110,16 +112,55 @@ def test_the_list_filters_and_retire_hides_a_snippet(
     assert "Leg cramps at night" in editor.get("/admin/snippets", params={"retired": "yes"}).text
 
 
-def test_uploaded_markdown_is_imported_and_the_bad_file_reported(editor: httpx.Client) -> None:
+def _finished(client: httpx.Client, progress_url: str) -> str:
+    """The progress page once the import is done (it stops refreshing itself)."""
+    deadline = time.monotonic() + 10
+    while 'http-equiv="refresh"' in (page := client.get(progress_url).text):
+        assert "entries read:" in page and time.monotonic() < deadline
+        time.sleep(0.02)
+    return page
+
+
+def test_edit_shows_the_markdown_typed_not_the_plain_text(editor: httpx.Client) -> None:
+    typed = "Walk **daily**, then [rest](https://example.com/rest)."
+    token = csrf_of(editor, "/admin/snippets/new")
+    saved = editor.post(
+        "/admin/snippets/new",
+        data={
+            **FORM,
+            "url": "https://blog.example.com/walk-md",
+            "summary": typed,
+            "csrf_token": token,
+        },
+    )
+    assert saved.status_code == 303
+    page = editor.get(saved.headers["location"]).text
+    assert ">Walk **daily**, then [rest](https://example.com/rest).</textarea>" in page
+
+
+def test_upload_of_several_files_shows_progress_then_the_report(editor: httpx.Client) -> None:
     token = csrf_of(editor, "/admin/snippets/import")
-    page = editor.post(
+    started = editor.post(
         "/admin/snippets/import/files",
         data={"csrf_token": token},
         files=[
             ("files", ("sitting.md", GOOD_MD, "text/markdown")),
             ("files", ("broken.md", b"no front matter", "text/markdown")),
+            ("files", ("notes.txt", b"x", "text/plain")),
+            (
+                "files",
+                ("bad-url.md", GOOD_MD.replace(b"https://blog", b"ftp://blog"), "text/markdown"),
+            ),
         ],
     )
-    assert page.status_code == 200, page.text
-    assert "1 created, 0 updated, 0 unchanged, 1 skipped." in page.text
-    assert "broken.md:1: front matter missing" in page.text
+    assert started.status_code == 303
+    assert started.headers["location"].startswith("/admin/snippets/import/")
+    page = _finished(editor, started.headers["location"])
+    assert "Done: 4 entries read, 1 imported, 3 rejected" in page
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>", page)
+    assert rows == [
+        ("notes.txt", "", ""),
+        ("broken.md", "line 1", ""),
+        ("bad-url.md", "line 1", "url"),
+    ]
+    assert "front matter missing" in page
