@@ -3,7 +3,9 @@ its Markdown preview, retire, and the Markdown upload with its bad-entries repor
 
 from __future__ import annotations
 
+import http.server
 import re
+import threading
 import time
 from collections.abc import Iterator
 
@@ -31,7 +33,8 @@ GOOD_MD = (
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Settings]]:
     root = tmp_path_factory.mktemp("console-snippets")
-    settings = make_settings(f"sqlite:///{root / 'console.db'}", root)
+    # fetch_allow_private: the feed test's server is on 127.0.0.1 (refused by default).
+    settings = make_settings(f"sqlite:///{root / 'console.db'}", root, fetch_allow_private=True)
     engine = db.get_engine(settings.database_url)
     db.upgrade(engine)
     add_users_cheaply(engine, {EDITOR: Role.editor})
@@ -164,3 +167,40 @@ def test_upload_of_several_files_shows_progress_then_the_report(editor: httpx.Cl
         ("bad-url.md", "line 1", "url"),
     ]
     assert "front matter missing" in page
+
+
+FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title>
+<link>https://blog.example.com/</link>
+<item><title>Stand up</title><link>https://blog.example.com/stand</link>
+<description>Stand every hour.</description><pubDate>Fri, 20 Nov 2026 08:00:00 GMT</pubDate></item>
+<item><title>No link</title><description>Lost.</description></item>
+</channel></rss>"""
+
+
+def test_a_feed_url_import_ends_with_its_report_naming_the_bad_entry(
+    editor: httpx.Client,
+) -> None:
+    class Feed(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(FEED)))
+            self.end_headers()
+            self.wfile.write(FEED)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
+    try:
+        token = csrf_of(editor, "/admin/snippets/import")
+        started = editor.post("/admin/snippets/import/feed", data={"csrf_token": token, "url": url})
+        assert started.status_code == 303
+        page = _finished(editor, started.headers["location"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Done: 2 entries read, 1 imported, 1 rejected" in page
+    assert f"<tr><td>{url}</td><td>entry 2</td>" in page
