@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,12 +33,14 @@ from campaigns.content.feeds import (
     needs_base,
     parse_whole,
 )
+from campaigns.content.import_report import ImportReport
 from campaigns.content.snippets import (
     UpsertOutcome,
     canonical_url,
     collapse_whitespace,
     upsert_snippet,
 )
+from campaigns.content.sources import keep_markdown
 from newsletter.clock import as_utc
 from newsletter.db import savepoint
 from newsletter.errors import (
@@ -57,33 +58,17 @@ MARKDOWN_SUFFIXES = (".md", ".markdown")
 USER_AGENT = "newsletter-pipeline/0.1 (+snippet import)"
 FEED_TYPES = "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.8"
 READ_CHUNK = 64 * 1024
+Progress = Callable[[ImportReport], None]
+__all__ = ["ImportReport", "fetch_feed", "import_snippets"]
 
 
-@dataclass
-class ImportReport:
-    """Counts per outcome; ``problems`` are the skipped entries, each with where it was."""
-
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    problems: list[str] = field(default_factory=list)
-    snippet_ids: list[int] = field(default_factory=list)
-
-    def count(self, outcome: UpsertOutcome) -> None:
-        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "problems": list(self.problems),
-            "snippet_ids": list(self.snippet_ids),
-        }
-
-
-def import_snippets(session: Session, *, settings: Settings, source: str) -> ImportReport:
+def import_snippets(
+    session: Session, *, settings: Settings, source: str, on_progress: Progress | None = None
+) -> ImportReport:
     """Import from a Markdown file or folder, or a feed file or http(s) URL.
+
+    ``on_progress`` is called with the report so far after every entry (a feed that
+    is not well-formed XML is read twice: its counts start again at the second read).
 
     One bad entry is a line in ``report.problems`` and the rest are kept; a source that
     cannot be read at all (no such file, not a feed, HTTP error, over a fetch limit)
@@ -98,8 +83,9 @@ def import_snippets(session: Session, *, settings: Settings, source: str) -> Imp
             open_source=lambda: io.BytesIO(data),
             name=source,
             base=final_url,
+            on_progress=on_progress,
         )
-    report = ImportReport()
+    report = ImportReport(on_change=on_progress)
     path = Path(source)
     if path.is_dir():
         files = sorted(
@@ -122,7 +108,12 @@ def import_snippets(session: Session, *, settings: Settings, source: str) -> Imp
         _import_markdown(session, settings=settings, path=path, name=path.name, report=report)
         return report
     return _import_feed(
-        session, settings=settings, open_source=lambda: path.open("rb"), name=path.name, base=None
+        session,
+        settings=settings,
+        open_source=lambda: path.open("rb"),
+        name=path.name,
+        base=None,
+        on_progress=on_progress,
     )
 
 
@@ -166,7 +157,7 @@ def _import_markdown(
         values = _markdown_snippet(path, name)
         _save(session, settings=settings, values=values, where=f"{name}:1", report=report)
     except ImportProblem as problem:
-        report.problems.append(str(problem))
+        report.reject(problem)
 
 
 def _markdown_snippet(path: Path, name: str) -> dict[str, Any]:
@@ -196,8 +187,9 @@ def _markdown_snippet(path: Path, name: str) -> dict[str, Any]:
     url = meta.get("url") or meta.get("canonical_url") or meta.get("link")
     if not url:
         raise ImportProblem("front matter: missing 'url'", where=where)
-    summary = meta.get("summary")
+    summary, markdown = meta.get("summary"), None
     if summary is None or not str(summary).strip():
+        markdown = post.content.strip() or None  # the body, kept as typed (issue 14)
         summary = html_to_text(_markdown.render(post.content))
     if not str(summary).strip():
         raise ImportProblem("no summary: add 'summary' to the front matter or a body", where=where)
@@ -210,6 +202,7 @@ def _markdown_snippet(path: Path, name: str) -> dict[str, Any]:
     return {
         "title": title,
         "summary": html_to_text(str(summary)),
+        "summary_markdown": markdown,
         "url": str(url),
         # A site-relative image ("/images/x.jpg") belongs to the article's site.
         "image_url": absolute_url(image, str(url)) if image else None,
@@ -261,13 +254,17 @@ def _import_feed(
     open_source: Callable[[], BinaryIO],
     name: str,
     base: str | None,
+    on_progress: Progress | None,
 ) -> ImportReport:
     """Stream the feed into snippets; a feed that is not well-formed XML is read again,
     whole, by feedparser's forgiving parser, after what the stream saved is rolled back
     (a savepoint), so no entry is counted twice and a fault leaves nothing behind."""
     try:
         with savepoint(session), open_source() as source:
-            return _stream_feed(session, settings=settings, source=source, name=name, base=base)
+            entries = _FeedEntries(
+                session, settings, name, base, ImportReport(on_change=on_progress)
+            )
+            return _stream_feed(source, name=name, entries=entries)
     except FeedNotWellFormed:
         pass
     with open_source() as source:
@@ -277,17 +274,14 @@ def _import_feed(
         raise InvalidInput(
             "not an RSS or Atom feed" + (f" ({reason})" if reason else ""), where=name
         )
-    entries = _FeedEntries(session, settings=settings, name=name, base=base)
+    entries = _FeedEntries(session, settings, name, base, ImportReport(on_change=on_progress))
     for entry in parsed.entries:
         entries.add(entry, site=parsed.feed.get("link"))
     return entries.finish(site=parsed.feed.get("link"))
 
 
-def _stream_feed(
-    session: Session, *, settings: Settings, source: BinaryIO, name: str, base: str | None
-) -> ImportReport:
+def _stream_feed(source: BinaryIO, *, name: str, entries: _FeedEntries) -> ImportReport:
     stream = FeedStream(name=name)
-    entries = _FeedEntries(session, settings=settings, name=name, base=base)
     while chunk := source.read(READ_CHUNK):
         for entry in stream.write(chunk):
             entries.add(entry, site=stream.link)
@@ -309,10 +303,15 @@ class _FeedEntries:
     """
 
     def __init__(
-        self, session: Session, *, settings: Settings, name: str, base: str | None
+        self,
+        session: Session,
+        settings: Settings,
+        name: str,
+        base: str | None,
+        report: ImportReport,
     ) -> None:
         self.session, self.settings, self.name, self.base = session, settings, name, base
-        self.report = ImportReport()
+        self.report = report
         self.count = 0
         self._seen: dict[str, int] = {}  # canonical link -> position, for duplicates
         self._waiting: list[tuple[int, Any]] = []
@@ -350,7 +349,7 @@ class _FeedEntries:
                 self.session, settings=self.settings, values=values, where=where, report=self.report
             )
         except ImportProblem as problem:
-            self.report.problems.append(str(problem))
+            self.report.reject(problem)
 
 
 def _dedupe_key(url: str) -> str:
@@ -369,6 +368,8 @@ def _save(
     report: ImportReport,
 ) -> None:
     # Validation runs before anything is written, so a refused entry leaves no trace.
+    values = dict(values)
+    markdown = values.pop("summary_markdown", None)
     try:
         snippet, outcome = upsert_snippet(
             session, settings=settings, data=values, keep_pinned="pinned" not in values
@@ -377,7 +378,11 @@ def _save(
         raise
     except InvalidInput as err:
         field_name = f"{err.field}: " if err.field else ""
-        raise ImportProblem(f"{field_name}{err.reason}", where=where) from err
-    report.count(outcome)
+        problem = ImportProblem(f"{field_name}{err.reason}", where=where)
+        problem.field, problem.reason = err.field, err.reason  # for the console's table
+        raise problem from err
     assert snippet.id is not None
+    if markdown is not None or outcome is UpsertOutcome.UPDATED:  # a feed's summary is HTML
+        keep_markdown(session, snippet_id=snippet.id, markdown=markdown)
     report.snippet_ids.append(snippet.id)
+    report.count(outcome)

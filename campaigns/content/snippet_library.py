@@ -3,7 +3,8 @@
 The console, the API and the CLI call these; :mod:`campaigns.content.snippets` keeps the
 rules of one snippet (canonical URL, trimming). Summaries are typed as Markdown and kept
 as the plain text a card shows (emails carry text, so ``**bold**`` never reaches a reader
-as asterisks); :func:`markdown_preview` shows the marketer how the Markdown reads. Every
+as asterisks), and the Markdown itself is kept beside it (:mod:`campaigns.content.sources`)
+so the edit form shows what was typed; :func:`markdown_preview` shows how it reads. Every
 change is written to the audit log with the actor the door passes in.
 """
 
@@ -19,12 +20,18 @@ import nh3
 from markdown_it import MarkdownIt
 from sqlmodel import Session, col, delete, select
 
-from campaigns.content import snippets
+from campaigns.content import snippets, sources
 from campaigns.content.feeds import html_to_text
-from campaigns.content.snippet_import import MARKDOWN_SUFFIXES, ImportReport, import_snippets
+from campaigns.content.import_report import EntryProblem
+from campaigns.content.snippet_import import (
+    MARKDOWN_SUFFIXES,
+    ImportReport,
+    Progress,
+    import_snippets,
+)
 from campaigns.models import Campaign, CampaignSnippet, Snippet, SnippetPublic, SnippetRetirement
 from newsletter import audit
-from newsletter.errors import InvalidInput, StateError
+from newsletter.errors import ImportProblem, InvalidInput, StateError
 from newsletter.settings import Settings
 
 _MARKDOWN = MarkdownIt("commonmark", {"html": False})
@@ -66,6 +73,19 @@ def _public(snippet: Snippet) -> dict[str, Any]:
     )
 
 
+def _markdown_of(data: Mapping[str, Any]) -> str | None:
+    markdown = str(data.get("summary") or "")
+    return markdown if markdown.strip() else None
+
+
+def summary_source(session: Session, *, snippet_id: int) -> str:
+    """What the edit form shows in the summary box: the Markdown typed (or imported from
+    a Markdown file), else the plain-text summary (feed entries, older snippets); NotFound."""
+    snippet = snippets.get_snippet(session, snippet_id=snippet_id)
+    markdown = sources.summary_markdown(session, snippet_id=snippet_id)
+    return markdown if markdown is not None else snippet.summary
+
+
 def _as_values(data: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(data) - set(EDITABLE_FIELDS)
     if unknown:
@@ -96,6 +116,8 @@ def create_snippet(
     snippet = snippets.add_snippet(
         session, settings=settings, data={**values, "source": source[:500]}
     )
+    assert snippet.id is not None
+    sources.keep_markdown(session, snippet_id=snippet.id, markdown=_markdown_of(data))
     audit.record(session, actor, "snippet.create", "snippet", snippet.id, after=_public(snippet))
     return entry(session, snippet_id=snippet.id or 0)
 
@@ -114,6 +136,8 @@ def edit_snippet(
     snippet = snippets.update_snippet(
         session, settings=settings, snippet_id=snippet_id, changes=_as_values(changes)
     )
+    if "summary" in changes:
+        sources.keep_markdown(session, snippet_id=snippet_id, markdown=_markdown_of(changes))
     after = _public(snippet)
     if after != before:
         audit.record(
@@ -259,44 +283,92 @@ def _audit_import(session: Session, actor: str, source: str, report: ImportRepor
     )
 
 
-def import_feed(session: Session, *, settings: Settings, url: str, actor: str) -> ImportReport:
+def import_feed(
+    session: Session,
+    *,
+    settings: Settings,
+    url: str,
+    actor: str,
+    on_progress: Progress | None = None,
+) -> ImportReport:
     """Import an RSS/Atom feed URL (campaigns.content.snippet_import): good entries kept,
     bad ones listed in ``report.problems``; FetchFailed or InvalidInput when the feed
-    cannot be read at all. Only http(s) URLs: a door never names a server path."""
-    if not url.strip().lower().startswith(("http://", "https://")):
-        raise InvalidInput("give the feed's http(s) URL", field="url")
-    report = import_snippets(session, settings=settings, source=url.strip())
+    cannot be read at all. Only http(s) URLs: a door never names a server path.
+    ``on_progress`` gets the report so far after each entry."""
+    check_feed_url(url)
+    report = import_snippets(
+        session, settings=settings, source=url.strip(), on_progress=on_progress
+    )
     _audit_import(session, actor, url.strip(), report)
     return report
 
 
-def import_markdown_files(
-    session: Session, *, settings: Settings, files: list[tuple[str, bytes]], actor: str
-) -> ImportReport:
-    """Import uploaded Markdown files (name, bytes) like ``snippets import FOLDER``: each
-    bad file is a line in ``report.problems`` naming it; a file not ending .md is one too."""
+def check_feed_url(url: str) -> None:
+    """InvalidInput unless ``url`` is http(s): checked before a door starts an import."""
+    if not url.strip().lower().startswith(("http://", "https://")):
+        raise InvalidInput("give the feed's http(s) URL", field="url")
+
+
+def check_upload(files: list[tuple[str, bytes]]) -> None:
+    """InvalidInput for no file or more than :data:`MAX_UPLOAD_FILES` at once."""
     if not files:
         raise InvalidInput("choose at least one Markdown (.md) file", field="files")
     if len(files) > MAX_UPLOAD_FILES:
         raise InvalidInput(f"at most {MAX_UPLOAD_FILES} files at once", field="files")
-    skipped: list[str] = []
+
+
+def import_markdown_files(
+    session: Session,
+    *,
+    settings: Settings,
+    files: list[tuple[str, bytes]],
+    actor: str,
+    on_progress: Progress | None = None,
+) -> ImportReport:
+    """Import uploaded Markdown files (name, bytes) like ``snippets import FOLDER``: each
+    bad file is a line in ``report.problems`` naming it; a file not ending .md is one too.
+    ``on_progress`` gets the report so far after each file (files not .md come first)."""
+    check_upload(files)
+    skipped = ImportReport(on_change=on_progress)
     with tempfile.TemporaryDirectory(prefix="snippet-upload-") as folder:
         written = 0
         for number, (raw_name, data) in enumerate(files, start=1):
             name = PurePath(raw_name.replace("\\", "/")).name or f"file-{number}"
             if not name.lower().endswith(MARKDOWN_SUFFIXES):
-                skipped.append(f"{name}: not a Markdown file (.md)")
+                skipped.reject(ImportProblem("not a Markdown file (.md)", where=name))
                 continue
             (Path(folder) / f"{number:03d}-{name}").write_bytes(data)
             written += 1
         report = (
-            import_snippets(session, settings=settings, source=folder)
+            import_snippets(session, settings=settings, source=folder, on_progress=_after(skipped))
             if written
             else ImportReport()
         )
-    report.problems = skipped + [_strip_number(p) for p in report.problems]
+    report.problems = skipped.problems + [_strip_number(p) for p in report.problems]
+    report.rejected = skipped.rejected + [
+        EntryProblem(_strip_number(r.source), r.at, r.field, r.reason) for r in report.rejected
+    ]
     _audit_import(session, actor, f"{len(files)} uploaded file(s)", report)
     return report
+
+
+def _after(skipped: ImportReport) -> Progress | None:
+    """Progress of the files imported, counted after the ``skipped`` ones (not .md)."""
+    follow = skipped.on_change
+    if follow is None:
+        return None
+
+    def progress(report: ImportReport) -> None:
+        follow(
+            ImportReport(
+                report.created,
+                report.updated,
+                report.unchanged,
+                skipped.problems + report.problems,
+            )
+        )
+
+    return progress
 
 
 def _strip_number(problem: str) -> str:

@@ -12,7 +12,8 @@ from sqlmodel import SQLModel
 import campaigns.models  # noqa: F401 - registers tables
 import newsletter.models  # noqa: F401
 import subscribers.models  # noqa: F401
-from newsletter import accounts, audit, db  # noqa: F401 - console_user, audit_log
+from campaigns.content import sources  # noqa: F401 - snippet_source (issue 14)
+from newsletter import accounts, audit, db, webhook_outbox  # noqa: F401 - console_user, audit_log, webhooks
 from subscribers import challenge, ratelimit  # noqa: F401 - registers their tables
 
 

@@ -1,11 +1,15 @@
-"""CSV imports started from the console, run in a thread so the page can show progress.
+"""Imports started from the console, run in a thread so the page can show progress.
 
-The upload is answered at once with a redirect to the job's page, which reloads itself
-each second (``<meta http-equiv="refresh">``: no script needed) while rows are counted,
-then shows the report with every bad row. Jobs live in this process's memory for an
-hour after they finish: with several workers, a reload can land on a worker that does
-not know the job, which then says so (a job shared through the database is issue 14's
-follow-up). Only the user who started a job sees it.
+One mechanism for every console import (subscribers' CSV, snippets' feed and Markdown
+files): the upload is answered at once with a redirect to the job's page, which reloads
+itself each second (``<meta http-equiv="refresh">``: no script needed) while the room
+reports how far it got, then shows the report with every bad row or entry. What to run
+is the caller's ``work``: it gets the job to report progress on and returns the report.
+
+Jobs live in this process's memory for an hour after they finish: with several workers,
+a reload can land on a worker that does not know the job, which then says so (a job
+shared through the database is issue 14's follow-up). Only the user who started a job
+sees it.
 """
 
 from __future__ import annotations
@@ -14,17 +18,13 @@ import logging
 import secrets
 import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy.engine import Engine
+from fastapi import Request
 
-from campaigns import readers
-from campaigns.delivery.providers.factory import make_provider
-from newsletter import db
 from newsletter.errors import NewsletterError, NotFound
-from newsletter.settings import Settings
-from subscribers.csv_io import ImportReport
 
 KEEP_SECONDS = 3600
 log = logging.getLogger(__name__)
@@ -32,12 +32,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ImportJob:
+    """How far one import got: ``done`` rows or entries read of ``total`` (0: not known
+    yet, as for a feed), of which ``kept`` were imported and ``rejected`` were bad."""
+
     id: str
     owner_id: int
     filename: str
     done: int = 0
     total: int = 0
-    report: ImportReport | None = None
+    kept: int = 0
+    rejected: int = 0
+    report: Any = None
     error: str | None = None
     finished_at: float | None = None
     started_at: float = field(default_factory=time.monotonic)
@@ -50,6 +55,17 @@ class ImportJob:
     def percent(self) -> int:
         return 100 if self.finished else int(100 * self.done / self.total) if self.total else 0
 
+    def progress(self, done: int, total: int) -> None:
+        """The rows read so far and in all (a CSV import's ``on_row``)."""
+        self.done, self.total = done, total
+
+    def counted(self, *, read: int, kept: int, rejected: int) -> None:
+        """Entries read so far, and how many of them were imported and rejected."""
+        self.done, self.kept, self.rejected = read, kept, rejected
+
+
+Work = Callable[[ImportJob], Any]
+
 
 class ImportJobs:
     """The console's running and recent imports (one registry per app)."""
@@ -58,53 +74,24 @@ class ImportJobs:
         self._jobs: dict[str, ImportJob] = {}
         self._lock = threading.Lock()
 
-    def start(
-        self,
-        *,
-        engine: Engine,
-        settings: Settings,
-        data: bytes,
-        filename: str,
-        actor: str,
-        owner_id: int,
-        send_confirmations: bool,
-    ) -> ImportJob:
-        """Start importing ``data`` in a thread; the job to follow."""
-        job = ImportJob(id=secrets.token_urlsafe(16), owner_id=owner_id, filename=filename)
+    def start(self, *, owner_id: int, filename: str, work: Work, total: int = 0) -> ImportJob:
+        """Run ``work(job)`` in a thread; the job to follow (its ``report`` is what ``work``
+        returns; a NewsletterError it raises becomes ``error``, one line)."""
+        job = ImportJob(
+            id=secrets.token_urlsafe(16), owner_id=owner_id, filename=filename, total=total
+        )
         with self._lock:
             self._forget_old()
             self._jobs[job.id] = job
-        args = (job, engine, settings, data, actor, send_confirmations)
-        threading.Thread(target=self._run, args=args, daemon=True, name="console-import").start()
+        threading.Thread(
+            target=self._run, args=(job, work), daemon=True, name="console-import"
+        ).start()
         return job
 
     @staticmethod
-    def _run(
-        job: ImportJob,
-        engine: Engine,
-        settings: Settings,
-        data: bytes,
-        actor: str,
-        send_confirmations: bool,
-    ) -> None:
-        def progress(done: int, total: int) -> None:
-            job.done, job.total = done, total
-
+    def _run(job: ImportJob, work: Work) -> None:
         try:
-            with ExitStack() as stack:
-                session = stack.enter_context(db.session_scope(engine))
-                mailer = (
-                    stack.enter_context(make_provider(settings)) if send_confirmations else None
-                )
-                job.report = readers.import_rows(
-                    session,
-                    settings=settings,
-                    mailer=mailer,
-                    data=data,
-                    where=job.filename,
-                    actor=actor,
-                    on_row=progress,
-                )
+            job.report = work(job)
         except NewsletterError as err:
             job.error = str(err)
         except Exception:  # a bug: logged with its traceback, told in one line
@@ -116,7 +103,7 @@ class ImportJobs:
     def get(self, job_id: str, *, owner_id: int) -> ImportJob:
         """The job, when this user started it; NotFound otherwise."""
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self._jobs.get(job_id[:64])
         if job is None or job.owner_id != owner_id:
             raise NotFound("no such import here (it may have finished more than an hour ago)")
         return job
@@ -126,3 +113,11 @@ class ImportJobs:
         for key, job in list(self._jobs.items()):
             if job.finished_at is not None and now - job.finished_at > KEEP_SECONDS:
                 del self._jobs[key]
+
+
+def import_jobs(request: Request) -> ImportJobs:
+    """The app's registry, made on first use."""
+    jobs = getattr(request.app.state, "console_imports", None)
+    if jobs is None:
+        jobs = request.app.state.console_imports = ImportJobs()
+    return jobs

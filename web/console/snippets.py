@@ -4,19 +4,26 @@ form with a rendered preview of the Markdown summary, retire and unretire, and i
 
 Forms post to their own routes, checked for an editor's role and the CSRF token. The
 form's "Preview" button shows the rendered Markdown without saving (no JavaScript needed).
+Imports run in the console's job registry (web/console/import_jobs.py, shared with the
+subscribers' CSV import): a page with entries read, imported and rejected, then the report.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from campaigns.content import snippet_library as library
+from campaigns.content.import_report import ImportReport
+from newsletter import db
 from newsletter.accounts import ConsoleUser, Role
 from newsletter.errors import InvalidInput
 from web.console.deps import PREFIX, CsrfDep, CurrentUser, render, require_role
+from web.console.import_jobs import ImportJob, import_jobs
 from web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/snippets")
@@ -24,6 +31,8 @@ router = APIRouter(prefix="/snippets")
 Editor = Annotated[ConsoleUser, Depends(require_role(Role.editor))]
 Choice = Literal["", "yes", "no"]
 MAX_UPLOAD_BYTES = 1_000_000  # per Markdown file
+# An import to run in a thread: (its own session, the progress hook) -> the report.
+Run = Callable[[Session, Callable[[ImportReport], None]], ImportReport]
 
 
 def _tristate(value: Choice) -> bool | None:
@@ -124,50 +133,76 @@ def import_form(request: Request, user: Editor) -> HTMLResponse:
     return render(request, "console/snippet_import.html.j2", title="Import snippets", report=None)
 
 
+def _start(request: Request, user: ConsoleUser, *, name: str, run: Run, total: int) -> Response:
+    """Run an import in the console's job registry, following its report as it grows."""
+    engine = request.app.state.engine
+
+    def work(job: ImportJob) -> ImportReport:
+        def progress(report: ImportReport) -> None:
+            job.counted(read=report.read, kept=report.imported, rejected=len(report.problems))
+
+        with db.session_scope(engine) as session:
+            report = run(session, progress)
+        progress(report)
+        return report
+
+    assert user.id is not None
+    job = import_jobs(request).start(owner_id=user.id, filename=name, work=work, total=total)
+    return RedirectResponse(f"{PREFIX}/snippets/import/{job.id}", status_code=303)
+
+
 @router.post("/import/feed")
 def import_feed(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     user: Editor,
     _: CsrfDep,
     url: Annotated[str, Form(max_length=2000)] = "",
-) -> HTMLResponse:
-    report = library.import_feed(session, settings=settings, url=url, actor=user.email)
-    return render(
+) -> Response:
+    library.check_feed_url(url)
+    return _start(
         request,
-        "console/snippet_import.html.j2",
-        title="Import snippets",
-        report=report,
-        source=url,
+        user,
+        name=url.strip(),
+        total=0,
+        run=lambda session, progress: library.import_feed(
+            session, settings=settings, url=url, actor=user.email, on_progress=progress
+        ),
     )
 
 
 @router.post("/import/files")
 async def import_files(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     user: Editor,
     _: CsrfDep,
     files: Annotated[list[UploadFile], File()],
-) -> HTMLResponse:
+) -> Response:
     uploads = []
     for upload in files:
         data = await upload.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             raise InvalidInput(f"{upload.filename}: over {MAX_UPLOAD_BYTES:,} bytes", field="files")
         uploads.append((upload.filename or "upload.md", data))
-    report = library.import_markdown_files(
-        session, settings=settings, files=uploads, actor=user.email
-    )
-    return render(
+    library.check_upload(uploads)
+    return _start(
         request,
-        "console/snippet_import.html.j2",
-        title="Import snippets",
-        report=report,
-        source=f"{len(uploads)} file(s)",
+        user,
+        name=f"{len(uploads)} Markdown file(s)",
+        total=len(uploads),
+        run=lambda session, progress: library.import_markdown_files(
+            session, settings=settings, files=uploads, actor=user.email, on_progress=progress
+        ),
     )
+
+
+@router.get("/import/{job_id}")
+def import_progress(request: Request, user: Editor, job_id: str) -> HTMLResponse:
+    """The import's progress, reloading itself until the report of bad entries shows."""
+    assert user.id is not None
+    job = import_jobs(request).get(job_id, owner_id=user.id)
+    return render(request, "console/snippet_import_progress.html.j2", title="Import", job=job)
 
 
 @router.get("/{snippet_id}")
@@ -182,7 +217,7 @@ def edit_form(
     s = entry.snippet
     values = {
         "title": s.title,
-        "summary": s.summary,
+        "summary": library.summary_source(session, snippet_id=snippet_id),
         "url": s.url,
         "image_url": s.image_url or "",
         "image_alt": s.image_alt or "",

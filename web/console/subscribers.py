@@ -7,32 +7,29 @@ every POST checks the role (403) as well as the form's CSRF token.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
 from campaigns import readers
+from campaigns.delivery.providers.factory import make_provider
+from newsletter import db
 from newsletter.errors import InvalidInput, PayloadTooLarge
+from subscribers.csv_io import ImportReport
 from subscribers.directory import search_subscribers
 from subscribers.export import export_subscribers
 from subscribers.models import SubscriberStatus
 from web.api.common import MAX_ID
 from web.console.deps import PREFIX, CsrfDep, CurrentUser, EditorUser, OwnerUser, render
-from web.console.import_jobs import ImportJobs
+from web.console.import_jobs import ImportJob, import_jobs
 from web.deps import MailerDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/subscribers")
 
 PAGE_SIZE = 50
 HERE = f"{PREFIX}/subscribers"
-
-
-def _jobs(request: Request) -> ImportJobs:
-    jobs = getattr(request.app.state, "console_imports", None)
-    if jobs is None:
-        jobs = request.app.state.console_imports = ImportJobs()
-    return jobs
 
 
 def _status(text: str) -> SubscriberStatus | None:
@@ -113,14 +110,24 @@ async def import_subscribers(
     if len(data) > settings.import_max_bytes:
         raise PayloadTooLarge(f"the file is over {settings.import_max_bytes:,} bytes")
     assert user.id is not None
-    job = _jobs(request).start(
-        engine=request.app.state.engine,
-        settings=settings,
-        data=data,
-        filename=(file.filename or "upload.csv")[:200],
-        actor=user.email,
-        owner_id=user.id,
-        send_confirmations=send_confirmations,
+    engine = request.app.state.engine
+
+    def work(job: ImportJob) -> ImportReport:
+        with ExitStack() as stack:
+            session = stack.enter_context(db.session_scope(engine))
+            mailer = stack.enter_context(make_provider(settings)) if send_confirmations else None
+            return readers.import_rows(
+                session,
+                settings=settings,
+                mailer=mailer,
+                data=data,
+                where=job.filename,
+                actor=user.email,
+                on_row=job.progress,
+            )
+
+    job = import_jobs(request).start(
+        owner_id=user.id, filename=(file.filename or "upload.csv")[:200], work=work
     )
     return RedirectResponse(f"{HERE}/import/{job.id}", 303)
 
@@ -128,7 +135,7 @@ async def import_subscribers(
 @router.get("/import/{job_id}")
 def import_progress(request: Request, user: EditorUser, job_id: str) -> Response:
     assert user.id is not None
-    job = _jobs(request).get(job_id[:64], owner_id=user.id)
+    job = import_jobs(request).get(job_id, owner_id=user.id)
     return render(request, "console/import.html.j2", title="CSV import", job=job)
 
 

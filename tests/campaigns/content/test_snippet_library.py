@@ -154,3 +154,56 @@ def test_a_feed_import_takes_only_an_http_url(shared: tuple[Engine, Settings]) -
     engine, settings = shared
     with Session(engine) as session, pytest.raises(InvalidInput, match="http"):
         library.import_feed(session, settings=settings, url="/etc/passwd", actor="a")
+
+
+def test_the_markdown_typed_for_a_summary_is_kept_for_the_edit_form(
+    shared: tuple[Engine, Settings],
+) -> None:
+    engine, settings = shared
+    typed = "Walk **daily**, [gently](https://example.com)."
+    with Session(engine) as session:
+        entry = library.create_snippet(
+            session,
+            settings=settings,
+            data={
+                "title": "Walk",
+                "summary": "plain first",
+                "url": "https://blog.example.com/walk-source",
+                "published_at": "2026-11-20",
+            },
+            actor="jane@example.com",
+        )
+        sid = entry.snippet.id or 0
+        library.edit_snippet(
+            session, settings=settings, snippet_id=sid, changes={"summary": typed}, actor="j"
+        )
+        session.commit()
+    with Session(engine) as session:
+        assert library.summary_source(session, snippet_id=sid) == typed
+        assert library.entry(session, snippet_id=sid).snippet.summary == "Walk daily, gently."
+
+
+def test_a_markdown_file_keeps_its_body_and_progress_counts_each_file(
+    shared: tuple[Engine, Settings],
+) -> None:
+    engine, settings = shared
+    seen: list[tuple[int, int, int]] = []
+    body = GOOD_MD.replace(b"sitting-well", b"sitting-progress").replace(
+        b"Feet flat", b"**Feet** flat"
+    )
+    with Session(engine) as session:
+        report = library.import_markdown_files(
+            session,
+            settings=settings,
+            files=[("notes.txt", b"x"), ("a.md", body), ("b.md", NO_URL_MD)],
+            actor="jane@example.com",
+            on_progress=lambda r: seen.append((r.read, r.imported, len(r.problems))),
+        )
+        assert library.summary_source(session, snippet_id=report.snippet_ids[0]).startswith(
+            "**Feet** flat"
+        )
+    assert seen == [(1, 0, 1), (2, 1, 1), (3, 1, 2)]
+    assert [(r.source, r.at, r.reason) for r in report.rejected] == [
+        ("notes.txt", "", "not a Markdown file (.md)"),
+        ("b.md", "line 1", "front matter: missing 'url'"),
+    ]

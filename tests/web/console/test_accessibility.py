@@ -82,6 +82,14 @@ def test_every_console_page_passes_axe_and_asks_only_our_host(
     tab.wait_for_selector("text=Done:")
     problems[urlsplit(tab.url).path.rsplit("/", 1)[0] + "/<job>"] = serious_violations(tab)
 
+    tab.goto(f"{base}/admin/snippets/import")  # issue 14: the upload's progress, then report
+    tab.get_by_label("Markdown files").set_input_files(
+        files=[{"name": "bad.md", "mimeType": "text/markdown", "buffer": b"no front matter"}]
+    )
+    tab.get_by_role("button", name="Upload and import").click()
+    tab.wait_for_selector("text=Done:")
+    problems[urlsplit(tab.url).path.rsplit("/", 1)[0] + "/<job>"] = serious_violations(tab)
+
     tab.goto(f"{base}/admin/webhooks")  # issue 16: the secret's page, then the list with it
     tab.get_by_label("URL").fill("https://hooks.example.com/a11y")
     tab.get_by_label("campaign.sent").check()

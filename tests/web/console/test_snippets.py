@@ -3,6 +3,10 @@ its Markdown preview, retire, and the Markdown upload with its bad-entries repor
 
 from __future__ import annotations
 
+import http.server
+import re
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -29,7 +33,8 @@ GOOD_MD = (
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Settings]]:
     root = tmp_path_factory.mktemp("console-snippets")
-    settings = make_settings(f"sqlite:///{root / 'console.db'}", root)
+    # fetch_allow_private: the feed test's server is on 127.0.0.1 (refused by default).
+    settings = make_settings(f"sqlite:///{root / 'console.db'}", root, fetch_allow_private=True)
     engine = db.get_engine(settings.database_url)
     db.upgrade(engine)
     add_users_cheaply(engine, {EDITOR: Role.editor})
@@ -110,16 +115,92 @@ def test_the_list_filters_and_retire_hides_a_snippet(
     assert "Leg cramps at night" in editor.get("/admin/snippets", params={"retired": "yes"}).text
 
 
-def test_uploaded_markdown_is_imported_and_the_bad_file_reported(editor: httpx.Client) -> None:
+def _finished(client: httpx.Client, progress_url: str) -> str:
+    """The progress page once the import is done (it stops refreshing itself)."""
+    deadline = time.monotonic() + 10
+    while 'http-equiv="refresh"' in (page := client.get(progress_url).text):
+        assert "entries read:" in page and time.monotonic() < deadline
+        time.sleep(0.02)
+    return page
+
+
+def test_edit_shows_the_markdown_typed_not_the_plain_text(editor: httpx.Client) -> None:
+    typed = "Walk **daily**, then [rest](https://example.com/rest)."
+    token = csrf_of(editor, "/admin/snippets/new")
+    saved = editor.post(
+        "/admin/snippets/new",
+        data={
+            **FORM,
+            "url": "https://blog.example.com/walk-md",
+            "summary": typed,
+            "csrf_token": token,
+        },
+    )
+    assert saved.status_code == 303
+    page = editor.get(saved.headers["location"]).text
+    assert ">Walk **daily**, then [rest](https://example.com/rest).</textarea>" in page
+
+
+def test_upload_of_several_files_shows_progress_then_the_report(editor: httpx.Client) -> None:
     token = csrf_of(editor, "/admin/snippets/import")
-    page = editor.post(
+    started = editor.post(
         "/admin/snippets/import/files",
         data={"csrf_token": token},
         files=[
             ("files", ("sitting.md", GOOD_MD, "text/markdown")),
             ("files", ("broken.md", b"no front matter", "text/markdown")),
+            ("files", ("notes.txt", b"x", "text/plain")),
+            (
+                "files",
+                ("bad-url.md", GOOD_MD.replace(b"https://blog", b"ftp://blog"), "text/markdown"),
+            ),
         ],
     )
-    assert page.status_code == 200, page.text
-    assert "1 created, 0 updated, 0 unchanged, 1 skipped." in page.text
-    assert "broken.md:1: front matter missing" in page.text
+    assert started.status_code == 303
+    assert started.headers["location"].startswith("/admin/snippets/import/")
+    page = _finished(editor, started.headers["location"])
+    assert "Done: 4 entries read, 1 imported, 3 rejected" in page
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>", page)
+    assert rows == [
+        ("notes.txt", "", ""),
+        ("broken.md", "line 1", ""),
+        ("bad-url.md", "line 1", "url"),
+    ]
+    assert "front matter missing" in page
+
+
+FEED = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>Blog</title>
+<link>https://blog.example.com/</link>
+<item><title>Stand up</title><link>https://blog.example.com/stand</link>
+<description>Stand every hour.</description><pubDate>Fri, 20 Nov 2026 08:00:00 GMT</pubDate></item>
+<item><title>No link</title><description>Lost.</description></item>
+</channel></rss>"""
+
+
+def test_a_feed_url_import_ends_with_its_report_naming_the_bad_entry(
+    editor: httpx.Client,
+) -> None:
+    class Feed(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(FEED)))
+            self.end_headers()
+            self.wfile.write(FEED)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
+    try:
+        token = csrf_of(editor, "/admin/snippets/import")
+        started = editor.post("/admin/snippets/import/feed", data={"csrf_token": token, "url": url})
+        assert started.status_code == 303
+        page = _finished(editor, started.headers["location"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "Done: 2 entries read, 1 imported, 1 rejected" in page
+    assert f"<tr><td>{url}</td><td>entry 2</td>" in page
