@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, col, delete, select
 
-from campaigns import actions, weekly_plan
+from campaigns import actions, views, weekly_plan
 from campaigns.content.assembly import (
     AssembledIssue,
     assemble_week,
@@ -179,7 +179,7 @@ def edit_campaign(
     subject: str | None = None,
     preheader: str | None = None,
     snippet_ids_in_order: list[int] | None = None,
-) -> actions.CampaignView:
+) -> views.CampaignView:
     """Change any of subject, preheader and the snippets (the whole list, in order).
 
     Raises CampaignLocked (its content is fixed), InvalidInput (empty subject, a control
@@ -201,7 +201,7 @@ def edit_campaign(
     after = _state(campaign, ids)
     if after != before:
         _changed(session, campaign, actor, "campaign.edit", before, after)
-    return actions.view(campaign, settings=settings)
+    return views.view(campaign, settings=settings)
 
 
 def _changed(
@@ -222,7 +222,7 @@ def _changed(
 
 def add_snippet(
     session: Session, *, settings: Settings, campaign_id: int, snippet_id: int, actor: str
-) -> actions.CampaignView:
+) -> views.CampaignView:
     """Append a snippet to the end of the issue."""
     ids = snippet_ids(session, campaign_id=campaign_id)
     if snippet_id in ids:
@@ -238,7 +238,7 @@ def add_snippet(
 
 def remove_snippet(
     session: Session, *, settings: Settings, campaign_id: int, snippet_id: int, actor: str
-) -> actions.CampaignView:
+) -> views.CampaignView:
     """Take a snippet out of the issue; the last one cannot go (InvalidInput)."""
     ids = snippet_ids(session, campaign_id=campaign_id)
     if snippet_id not in ids:
@@ -260,7 +260,7 @@ def move_snippet(
     snippet_id: int,
     offset: int,
     actor: str,
-) -> actions.CampaignView:
+) -> views.CampaignView:
     """Move a snippet ``offset`` places (-1 up, +1 down), stopping at either end."""
     ids = snippet_ids(session, campaign_id=campaign_id)
     if snippet_id not in ids:
@@ -275,7 +275,7 @@ def move_snippet(
 
 def reassemble(
     session: Session, *, settings: Settings, campaign_id: int, actor: str
-) -> actions.CampaignView:
+) -> views.CampaignView:
     """Pick the issue's snippets again by the weekly rules (campaigns.content.assembly),
     as if this campaign had not used any; a subject and preheader the marketer has not
     changed follow the new lead snippet, edited ones stay. Raises ContentError when too
@@ -299,12 +299,12 @@ def reassemble(
         link.resent = any(i.resent for i in picked if i.snippet.id == link.snippet_id)
         session.add(link)
     _changed(session, campaign, actor, "campaign.reassemble", before, _state(campaign, ids))
-    return actions.view(campaign, settings=settings)
+    return views.view(campaign, settings=settings)
 
 
 def duplicate(
     session: Session, *, settings: Settings, campaign_id: int, actor: str
-) -> actions.CampaignView:
+) -> views.CampaignView:
     """A new ad-hoc draft with the same subject, preheader and snippets, in order; any
     campaign can be duplicated, a sent one too (that is how a sent issue is reworked)."""
     original = actions.get_campaign(session, campaign_id=campaign_id)
@@ -332,7 +332,7 @@ def duplicate(
         before={"from_campaign": campaign_id},
         after=_state(copy, ids),
     )
-    return actions.view(copy, settings=settings)
+    return views.view(copy, settings=settings)
 
 
 def assemble_this_week(session: Session, *, settings: Settings, actor: str) -> AssembledIssue:

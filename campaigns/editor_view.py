@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
-from campaigns import actions, editing
+from campaigns import actions, editing, views
 from campaigns.content.assembly import IssueItem, issue_items, snippet_view
 from campaigns.content.preflight import Finding, preflight
 from campaigns.content.preview import SAMPLE_NAME, sample_values
@@ -52,7 +52,7 @@ DEFAULT_FIX = "See the message; fix the snippet or template it names."
 
 @dataclass(frozen=True)
 class CampaignRow:
-    view: actions.CampaignView
+    view: views.CampaignView
     snippets: int
     queued: int
     sent: int
@@ -69,14 +69,14 @@ class FindingView:
 
 @dataclass
 class EditorState:
-    view: actions.CampaignView
+    view: views.CampaignView
     items: list[dict[str, object]]
     candidates: list[dict[str, object]]
     hints: list[editing.LengthHint]
     locked: str | None
     findings: list[FindingView] = field(default_factory=list)
     preflight_ok: bool = True
-    progress: actions.Progress = field(default_factory=actions.Progress)
+    progress: views.Progress = field(default_factory=views.Progress)
     links_checked: bool = False
 
     @property
@@ -122,12 +122,12 @@ def editor_state(
             if e.snippet.id not in chosen
         ]
     state = EditorState(
-        view=actions.view(campaign, settings=settings),
+        view=views.view(campaign, settings=settings),
         items=[snippet_view(i, settings=settings) for i in items],
         candidates=candidates,
         hints=editing.length_hints(campaign.subject, campaign.preheader),
         locked=locked,
-        progress=actions.progress(session, campaign_id=campaign_id),
+        progress=views.progress(session, campaign_id=campaign_id),
         links_checked=check_links,
     )
     if CampaignStatus(campaign.status) in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):

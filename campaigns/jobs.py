@@ -19,12 +19,13 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns import actions, resends, subject_tests, weekly_plan, workflow
+from campaigns import actions, weekly_plan, workflow
 from campaigns.content.assembly import AssembledIssue, assemble_week
 from campaigns.content.preflight import require_preflight
 from campaigns.delivery import waves
 from campaigns.delivery.deferred_sends import retry_due
 from campaigns.delivery.sending import send_campaign
+from campaigns.follow_up_jobs import due_resends, release_waves, subject_test_winners
 from campaigns.models import CampaignStatus
 from campaigns.outgoing_webhooks import deliver as deliver_webhooks
 from campaigns.tracking.bounces import fetch_bounces
@@ -229,59 +230,6 @@ def housekeeping(settings: Settings, now: datetime, *, instance: str = ACTOR) ->
         note.detail = f"expired {expired} pending sign-ups, pruned {pruned} job runs" + (
             f" and {hooks} old webhook messages" if hooks else ""
         )
-    return note
-
-
-# ---------------------------------------------------------------- issue 16
-
-
-def subject_test_winners(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
-    """Choose the winner of every subject test whose wait is over; the campaign goes back
-    to 'sending' and the next dispatch sends the winner to the rest."""
-    engine = _engine(settings)
-    with job_runs.recording(engine, job=job_runs.SUBJECT_TESTS, instance=instance, now=now) as note:
-        with db.session_scope(engine) as session:
-            chosen = subject_tests.decide_due(session, now=as_utc(now), actor=ACTOR)
-        if not chosen:
-            note.outcome = job_runs.IDLE
-        note.detail = "; ".join(f"campaign {cid}: variant {label} won" for cid, label in chosen)
-    return note
-
-
-def due_resends(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
-    """Turn due resends into campaigns scheduled now (the next dispatch sends them)."""
-    engine = _engine(settings)
-    with job_runs.recording(engine, job=job_runs.RESENDS, instance=instance, now=now) as note:
-        with db.session_scope(engine) as session:
-            made = resends.trigger_due(session, now=as_utc(now), actor=ACTOR)
-        if not made:
-            note.outcome = job_runs.IDLE
-        note.detail = "; ".join(
-            f"campaign {cid}: resend is campaign {new} to {n} who did not open"
-            for cid, new, n in made
-        )
-    return note
-
-
-# ---------------------------------------------------------------- issue 16: local time
-
-
-def release_waves(settings: Settings, now: datetime, *, instance: str = ACTOR) -> RunNote:
-    """Queue the readers of every local-time wave whose instant has come, for campaigns
-    that are sending (campaigns.delivery.waves); the next dispatch sends them."""
-    engine = _engine(settings)
-    with job_runs.recording(engine, job=job_runs.RELEASE_WAVES, instance=instance, now=now) as note:
-        with db.session_scope(engine) as session:
-            due = waves.campaigns_with_due_waves(session, now=as_utc(now))
-            lines = []
-            for campaign_id in due:
-                released = waves.release_due(
-                    session, settings=settings, campaign_id=campaign_id, now=as_utc(now)
-                )
-                lines.append(f"campaign {campaign_id}: released {released} wave(s)")
-        if not due:
-            note.outcome = job_runs.IDLE
-        note.detail = "; ".join(lines)
     return note
 
 

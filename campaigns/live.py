@@ -2,7 +2,7 @@
 
 The console's Server-Sent Events stream and its refreshable page read
 :func:`live_progress` about once a second, whoever started the send (the console, the
-API, the CLI or the scheduler): the ledger's counts (``actions.progress``) are the truth,
+API, the CLI or the scheduler): the ledger's counts (``views.progress``) are the truth,
 and the campaign log says who moved the campaign to ``sending``.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from campaigns import actions, weekly_plan
+from campaigns import actions, views, weekly_plan
 from campaigns.models import CampaignLog, CampaignStatus
 from newsletter.clock import as_utc, utcnow
 from newsletter.settings import Settings
@@ -78,7 +78,7 @@ def live_progress(
 ) -> LiveProgress:
     """The progress of one campaign now; NotFound when there is none."""
     campaign = actions.get_campaign(session, campaign_id=campaign_id)
-    counts = actions.progress(session, campaign_id=campaign_id)
+    counts = views.progress(session, campaign_id=campaign_id)
     done = counts.sent + counts.failed + counts.skipped
     percent = round(100.0 * done / counts.total, 1) if counts.total else 0.0
     rate = finish = None

@@ -27,7 +27,6 @@ from campaigns import workflow
 from campaigns.actions import get_campaign
 from campaigns.models import (
     Campaign,
-    CampaignResend,
     CampaignSnippet,
     CampaignStatus,
     Delivery,
@@ -35,6 +34,7 @@ from campaigns.models import (
     TrackingEvent,
 )
 from campaigns.reports.variants import HUMAN_OPEN_KINDS
+from campaigns.variant_models import CampaignResend
 from newsletter import audit
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import HeaderInjection, InvalidInput, StateError

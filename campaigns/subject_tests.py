@@ -32,8 +32,9 @@ from campaigns.delivery.variant_sends import (
     variant_rows,
 )
 from campaigns.delivery.waves import has_waves
-from campaigns.models import Campaign, CampaignStatus, CampaignVariant, SubjectTest
+from campaigns.models import Campaign, CampaignStatus
 from campaigns.reports.variants import leader, variant_figures
+from campaigns.variant_models import CampaignVariant, SubjectTest
 from campaigns.workflow import transition
 from newsletter import audit
 from newsletter.clock import as_utc, utcnow

@@ -12,7 +12,7 @@ from cli.campaigns import app
 from cli.context import actor, session_for, settings
 
 if TYPE_CHECKING:
-    from campaigns.actions import CampaignView
+    from campaigns.views import CampaignView
 
 
 def _snippet_list(value: str) -> list[int]:

@@ -15,7 +15,7 @@ from cli import output, params
 from cli.context import actor, session_for, settings
 
 if TYPE_CHECKING:
-    from campaigns.actions import CampaignDetail
+    from campaigns.views import CampaignDetail
 
 LATE_CHOICES = ("now", "next-day")
 

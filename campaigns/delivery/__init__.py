@@ -8,6 +8,7 @@ at most the batches in flight.
   provider, then the loop) and ``test_send`` (one marked copy, nothing recorded).
 - ``send_loop``: :class:`SendLoop`, the loop in named steps, with its progress and
   report types.
+- ``send_jobs``: the loop's jobs, their outcomes, one attempt, and a batch split into jobs.
 - ``ledger``: queueing the audience (one ``INSERT ... SELECT``) and ``delivery_counts``.
 - ``ledger_batches``: reading queued rows in keyset batches (re-checking who may still
   be mailed) and writing each batch's outcome back, set-based.

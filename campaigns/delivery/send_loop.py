@@ -23,7 +23,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
@@ -35,62 +34,21 @@ from campaigns.delivery.ledger_batches import LedgerReader, record_failed
 from campaigns.delivery.outcomes import record_outcome
 from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
 from campaigns.delivery.recipient_links import RecipientLinks
+from campaigns.delivery.send_jobs import Job, Outcome, attempt, split_batch
 from campaigns.delivery.send_report import ProgressCallback, SendProgress, SendReport
 from campaigns.delivery.throttle import Pacer, backoff_seconds
-from campaigns.delivery.variant_sends import finish_run, labels_of
+from campaigns.delivery.variant_sends import finish_run
 from campaigns.models import Campaign, CampaignStatus
 from campaigns.tracking.links import TrackingValues
 from campaigns.workflow import transition
 from newsletter import db, metrics
-from newsletter.errors import ProviderAuthError, ProviderError, ProviderUnavailable
+from newsletter.errors import ProviderAuthError, ProviderUnavailable
 from newsletter.settings import Settings
 
 __all__ = ["ProgressCallback", "SendLoop", "SendProgress", "SendReport"]
 
 S = CampaignStatus
 T = TypeVar("T")
-
-
-@dataclass
-class Job:
-    """Recipients handed to the provider together, in delivery id order."""
-
-    recipients: list[Recipient]
-    attempt: int = 0
-    not_before: float = 0.0  # time.monotonic() before which it must not be tried
-    # None: the run's content; else a subject test's variant (issue 16) or the plain
-    # variant for readers not to be tracked (issue 15).
-    content: BulkContent | None = None
-    # Its rows are all of the campaign's queued rows between its first and last id (a whole
-    # batch, a variant's run): one range update may mark them sent. Not so for a batch
-    # split into tracked and plain readers, whose ids interleave.
-    ranged: bool = True
-
-
-@dataclass
-class Outcome:
-    """A job's answer: the provider's result, or the error that refused the whole job."""
-
-    job: Job
-    result: BatchResult | None = None
-    error: ProviderError | None = None
-    abandoned: bool = False  # the loop stopped before this job was tried
-    seconds: float = 0.0  # the provider's time on it (metrics: batch latency)
-
-
-def attempt(provider: Provider, content: BulkContent, job: Job, stop: threading.Event) -> Outcome:
-    """In a worker thread: wait until the job may go, then hand it to the provider."""
-    while (delay := job.not_before - time.monotonic()) > 0:
-        if stop.wait(min(delay, 0.5)):
-            return Outcome(job, abandoned=True)
-    if stop.is_set():
-        return Outcome(job, abandoned=True)
-    began = time.monotonic()
-    try:
-        result = provider.send_batch(job.content or content, job.recipients)
-    except ProviderError as err:
-        return Outcome(job, error=err, seconds=time.monotonic() - began)
-    return Outcome(job, result=result, seconds=time.monotonic() - began)
 
 
 class SendLoop:
@@ -199,47 +157,12 @@ class SendLoop:
             self.ready.extend(jobs)
 
     def _jobs(self, batch: list[Recipient] | None) -> list[Job] | None:
-        """A batch as jobs: per variant of a subject test, then readers not to be tracked
-        apart with the plain content (None at the end of the ledger)."""
+        """A batch as jobs (None at the end of the ledger): see send_jobs.split_batch."""
         if batch is None:
             return None
-        jobs = self._variant_jobs(batch)
-        if self.plain_content is None or not any(r.plain for r in batch):
-            return jobs
-        return [part for job in jobs for part in self._plain_apart(job)]
-
-    def _variant_jobs(self, batch: list[Recipient]) -> list[Job]:
-        """One job per run of the same variant (the sample is queued grouped by variant, so
-        a batch has few runs and a run's id range holds only its own queued rows, as
-        ``record_sent_range`` needs); the whole batch when there is no test."""
-        if not self.variants:
-            return [Job(batch)]
-        label = labels_of(self.session, [r.delivery_id for r in batch])
-        jobs: list[Job] = []
-        for recipient in batch:
-            content = self.variants.get(label.get(recipient.delivery_id, ""))
-            if jobs and jobs[-1].content is content:
-                jobs[-1].recipients.append(recipient)
-            else:
-                jobs.append(Job([recipient], content=content))
-        return jobs
-
-    def _plain_apart(self, job: Job) -> list[Job]:
-        """Readers who asked not to be tracked get the plain content (with a variant's
-        subject, when the job is a variant's); their ids interleave, so no range update."""
-        assert self.plain_content is not None
-        plain = [r for r in job.recipients if r.plain]
-        if not plain:
-            return [job]
-        tracked = [r for r in job.recipients if not r.plain]
-        plain_content = self.plain_content
-        if job.content is not None:
-            plain_content = dataclasses.replace(plain_content, subject=job.content.subject)
-        parts = (
-            Job(tracked, content=job.content, ranged=False),
-            Job(plain, content=plain_content, ranged=False),
+        return split_batch(
+            self.session, batch, variants=self.variants, plain_content=self.plain_content
         )
-        return [part for part in parts if part.recipients]
 
     def _next_job(self) -> Job | None:
         """A retry first, else the batch read ahead; None when there is nothing to send."""

@@ -25,15 +25,8 @@ from campaigns.content.assembly import issue_items
 from campaigns.content.rendering import render_issue
 from campaigns.delivery.ledger import campaign_categories, queue_deliveries
 from campaigns.delivery.providers.base import BulkContent
-from campaigns.models import (
-    Campaign,
-    CampaignStatus,
-    CampaignVariant,
-    Delivery,
-    DeliveryStatus,
-    SubjectTest,
-    VariantDelivery,
-)
+from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from campaigns.variant_models import CampaignVariant, SubjectTest, VariantDelivery
 from campaigns.workflow import transition
 from newsletter.clock import as_utc, utcnow
 from newsletter.settings import Settings

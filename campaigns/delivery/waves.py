@@ -39,9 +39,9 @@ from campaigns.models import (
     CampaignWave,
     Delivery,
     DeliveryStatus,
-    SubjectTest,
     WaveStatus,
 )
+from campaigns.variant_models import SubjectTest
 from newsletter import db
 from newsletter.clock import as_utc
 from newsletter.errors import InvalidInput, StateError

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
-from campaigns import actions
+from campaigns import views
 from campaigns.models import Campaign, CampaignStatus, TrackingEvent
 from campaigns.reports.charts import campaign_chart, growth_chart
 from campaigns.reports.figures import (
@@ -48,7 +48,7 @@ class Attention:
 
 @dataclass(frozen=True)
 class Dashboard:
-    next_issue: actions.CampaignView | None
+    next_issue: views.CampaignView | None
     last_issue: CampaignReport | None
     growth: list[GrowthWeek]
     warnings: list[Attention] = field(default_factory=list)
@@ -68,14 +68,14 @@ class ReportPage:
     top_links: list[LinkClicks]
 
 
-def _next_issue(session: Session, settings: Settings) -> actions.CampaignView | None:
+def _next_issue(session: Session, settings: Settings) -> views.CampaignView | None:
     campaign = session.exec(
         select(Campaign)
         .where(Campaign.status == S.SCHEDULED)
         .order_by(col(Campaign.scheduled_at), col(Campaign.id))
         .limit(1)
     ).first()
-    return actions.view(campaign, settings=settings) if campaign else None
+    return views.view(campaign, settings=settings) if campaign else None
 
 
 def _last_issue(session: Session) -> Campaign | None:
@@ -145,7 +145,7 @@ def dashboard(session: Session, *, settings: Settings) -> Dashboard:
 
 def reportable(
     session: Session, *, settings: Settings, limit: int = 100
-) -> list[actions.CampaignView]:
+) -> list[views.CampaignView]:
     """Campaigns that have started sending, newest first: the ones with a report."""
     rows = session.exec(
         select(Campaign)
@@ -153,7 +153,7 @@ def reportable(
         .order_by(col(Campaign.started_at).desc(), col(Campaign.id).desc())
         .limit(limit)
     ).all()
-    return [actions.view(c, settings=settings) for c in rows]
+    return [views.view(c, settings=settings) for c in rows]
 
 
 def top_links(session: Session, *, campaign_id: int, limit: int = 10) -> list[LinkClicks]:

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, replace
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from campaigns.models import Delivery, DeliveryStatus, TrackingEvent, VariantDelivery
+from campaigns.models import Delivery, DeliveryStatus, TrackingEvent
 from campaigns.tracking.events import EventKind
+from campaigns.variant_models import VariantDelivery
 
 SIGNIFICANCE = 0.05  # the usual 5 % level: below it, the difference is unlikely to be chance
 MIN_EXPECTED = 5  # the normal approximation wants at least 5 successes and failures per side

@@ -22,7 +22,8 @@ from sqlmodel import Session, select
 
 from campaigns import actions, outgoing_webhooks, subject_tests
 from campaigns.delivery.sending import send_campaign
-from campaigns.models import CampaignStatus, Delivery, VariantDelivery
+from campaigns.models import CampaignStatus, Delivery
+from campaigns.variant_models import VariantDelivery
 from newsletter import accounts, db
 from newsletter.clock import utcnow
 from newsletter.webhook_outbox import WebhookEndpoint

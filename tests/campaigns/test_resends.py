@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from campaigns import actions, jobs, resends
+from campaigns import actions, follow_up_jobs, jobs, resends
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import Campaign, CampaignStatus, Delivery
 from newsletter.errors import InvalidInput, StateError
@@ -61,8 +61,8 @@ def test_a_resend_reaches_only_the_non_openers(
     )
     session.commit()
     due = datetime.fromisoformat(str(resends.describe(session, campaign_id=campaign.id)["due_at"]))
-    assert jobs.due_resends(settings, due - timedelta(minutes=1)).outcome == "idle"
-    assert "to 4 who did not open" in jobs.due_resends(settings, due).detail
+    assert follow_up_jobs.due_resends(settings, due - timedelta(minutes=1)).outcome == "idle"
+    assert "to 4 who did not open" in follow_up_jobs.due_resends(settings, due).detail
     # Queued, then gone before the send: the send-time guard keeps the mail back.
     leaver = session.exec(select(Subscriber).where(Subscriber.email == "user6@example.com")).one()
     lifecycle.unsubscribe(session, subscriber_id=leaver.id, source="cli")

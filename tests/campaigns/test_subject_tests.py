@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from campaigns import jobs, subject_tests
+from campaigns import follow_up_jobs, jobs, subject_tests
 from campaigns.delivery.sending import send_campaign
-from campaigns.models import Campaign, CampaignStatus, Delivery, VariantDelivery
+from campaigns.models import Campaign, CampaignStatus, Delivery
+from campaigns.variant_models import VariantDelivery
 from newsletter.errors import InvalidInput, StateError
 from newsletter.settings import Settings
 from tests.support.delivery import add_subscribers, make_campaign
@@ -79,9 +80,12 @@ def test_human_clicks_choose_the_winner_while_machine_opens_favour_the_other(
     for delivery in sample_of(session, campaign.id, "A")[:3]:
         engagement(session, settings, delivery, "clicked")
     due = decide_at(session, campaign.id)
-    assert jobs.subject_test_winners(settings, due - timedelta(seconds=1)).outcome == "idle"
     assert (
-        jobs.subject_test_winners(settings, due).detail == f"campaign {campaign.id}: variant A won"
+        follow_up_jobs.subject_test_winners(settings, due - timedelta(seconds=1)).outcome == "idle"
+    )
+    assert (
+        follow_up_jobs.subject_test_winners(settings, due).detail
+        == f"campaign {campaign.id}: variant A won"
     )
     jobs.dispatch(settings, due)
     assert subjects_sent(settings) == {A: 10 + 30, B: 10}  # the rest got the winner
@@ -121,7 +125,8 @@ def test_a_winner_chosen_by_hand_goes_to_the_rest(sqlite_settings: Settings, sql
         subject_tests.choose_winner(session, campaign_id=campaign.id, label="b", actor="marketer")
         session.commit()
         due = decide_at(session, campaign.id)
-        assert jobs.subject_test_winners(settings, due).outcome == "idle"  # decided already
+        # decided already
+        assert follow_up_jobs.subject_test_winners(settings, due).outcome == "idle"
         jobs.dispatch(settings, due)
     assert subjects_sent(settings) == {A: 10, B: 10 + 30}
 

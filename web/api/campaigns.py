@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from campaigns import actions, archive, editing, weekly_plan
+from campaigns import actions, archive, editing, views, weekly_plan
 from campaigns.delivery import proofs
 from campaigns.models import CampaignStatus
 from web.api.common import CHANGE, NOT_FOUND, CampaignId, RowId
@@ -66,7 +66,7 @@ class ArchiveState(BaseModel):
 
 @router.get(
     "",
-    response_model=list[actions.CampaignView],
+    response_model=list[views.CampaignView],
     responses=NOT_FOUND,
     summary="List campaigns, newest first (optionally of one status)",
 )
@@ -75,7 +75,7 @@ def list_campaigns(
     settings: SettingsDep,
     status: CampaignStatus | None = None,
     limit: int = 100,
-) -> list[actions.CampaignView]:
+) -> list[views.CampaignView]:
     """At most ``limit`` campaigns, clamped to 1..1000."""
     return actions.list_campaigns(
         session, settings=settings, status=status, limit=max(1, min(limit, 1000))
@@ -84,14 +84,14 @@ def list_campaigns(
 
 @router.post(
     "",
-    response_model=actions.CampaignView,
+    response_model=views.CampaignView,
     status_code=201,
     responses=NOT_FOUND,
     summary="Create a draft campaign from snippets, in the order given",
 )
 def create_campaign(
     body: CampaignCreate, session: SessionDep, settings: SettingsDep, actor: ActorDep
-) -> actions.CampaignView:
+) -> views.CampaignView:
     return actions.create_from_snippets(
         session,
         settings=settings,
@@ -104,19 +104,19 @@ def create_campaign(
 
 @router.get(
     "/{campaign_id}",
-    response_model=actions.CampaignDetail,
+    response_model=views.CampaignDetail,
     responses=NOT_FOUND,
     summary="A campaign with its delivery progress (queued/sent/skipped/failed) and log",
 )
 def show_campaign(
     campaign_id: CampaignId, session: SessionDep, settings: SettingsDep
-) -> actions.CampaignDetail:
+) -> views.CampaignDetail:
     return actions.show(session, settings=settings, campaign_id=campaign_id)
 
 
 @router.post(
     "/{campaign_id}/schedule",
-    response_model=actions.CampaignView,
+    response_model=views.CampaignView,
     responses=CHANGE,
     summary="Schedule a draft or paused campaign, or move a scheduled one",
 )
@@ -126,7 +126,7 @@ def schedule_campaign(
     session: SessionDep,
     settings: SettingsDep,
     actor: ActorDep,
-) -> actions.CampaignView:
+) -> views.CampaignView:
     return actions.schedule(
         session,
         settings=settings,
@@ -138,7 +138,7 @@ def schedule_campaign(
 
 @router.post(
     "/{campaign_id}/schedule-local",
-    response_model=actions.CampaignDetail,
+    response_model=views.CampaignDetail,
     responses=CHANGE,
     summary="Schedule a campaign at a local time in each reader's zone (waves)",
 )
@@ -148,7 +148,7 @@ def schedule_campaign_local(
     session: SessionDep,
     settings: SettingsDep,
     actor: ActorDep,
-) -> actions.CampaignDetail:
+) -> views.CampaignDetail:
     return actions.schedule_local(
         session,
         settings=settings,
@@ -162,7 +162,7 @@ def schedule_campaign_local(
 
 @router.post(
     "/{campaign_id}/pause",
-    response_model=actions.CampaignView,
+    response_model=views.CampaignView,
     responses=CHANGE,
     summary="Pause a scheduled or sending campaign",
 )
@@ -172,7 +172,7 @@ def pause_campaign(
     settings: SettingsDep,
     actor: ActorDep,
     body: ChangeRequest | None = None,
-) -> actions.CampaignView:
+) -> views.CampaignView:
     return actions.pause(
         session,
         settings=settings,
@@ -184,7 +184,7 @@ def pause_campaign(
 
 @router.post(
     "/{campaign_id}/resume",
-    response_model=actions.CampaignView,
+    response_model=views.CampaignView,
     responses=CHANGE,
     summary="Resume a paused campaign",
 )
@@ -194,7 +194,7 @@ def resume_campaign(
     settings: SettingsDep,
     actor: ActorDep,
     body: ChangeRequest | None = None,
-) -> actions.CampaignView:
+) -> views.CampaignView:
     return actions.resume(
         session,
         settings=settings,
@@ -206,7 +206,7 @@ def resume_campaign(
 
 @router.post(
     "/{campaign_id}/cancel",
-    response_model=actions.CampaignView,
+    response_model=views.CampaignView,
     responses=CHANGE,
     summary="Cancel a campaign for good",
 )
@@ -216,7 +216,7 @@ def cancel_campaign(
     settings: SettingsDep,
     actor: ActorDep,
     body: ChangeRequest | None = None,
-) -> actions.CampaignView:
+) -> views.CampaignView:
     return actions.cancel(
         session,
         settings=settings,
@@ -250,7 +250,7 @@ class TestSendResult(BaseModel):
 
 @router.patch(
     "/{campaign_id}",
-    response_model=actions.CampaignView,
+    response_model=views.CampaignView,
     responses=CHANGE,
     summary="Edit the subject, preheader or snippets (in order) of a campaign not yet sending",
 )
@@ -260,7 +260,7 @@ def edit_campaign(
     session: SessionDep,
     settings: SettingsDep,
     actor: ActorDep,
-) -> actions.CampaignView:
+) -> views.CampaignView:
     """409 with the reason when the campaign is sending, sent or otherwise fixed."""
     return editing.edit_campaign(
         session,
@@ -275,14 +275,14 @@ def edit_campaign(
 
 @router.post(
     "/{campaign_id}/send",
-    response_model=actions.CampaignView,
+    response_model=views.CampaignView,
     status_code=202,
     responses=CHANGE,
     summary="Send now: the scheduler's next dispatch runs preflight and sends it",
 )
 def send_campaign(
     campaign_id: CampaignId, session: SessionDep, settings: SettingsDep, actor: ActorDep
-) -> actions.CampaignView:
+) -> views.CampaignView:
     """Accepted, not done: follow it with ``GET /api/campaigns/{id}`` (progress)."""
     return actions.send_now(session, settings=settings, campaign_id=campaign_id, actor=actor)
 
@@ -308,26 +308,26 @@ def test_send_campaign(
 
 @router.post(
     "/{campaign_id}/duplicate",
-    response_model=actions.CampaignView,
+    response_model=views.CampaignView,
     status_code=201,
     responses=NOT_FOUND,
     summary="A new draft with the same subject, preheader and snippets",
 )
 def duplicate_campaign(
     campaign_id: CampaignId, session: SessionDep, settings: SettingsDep, actor: ActorDep
-) -> actions.CampaignView:
+) -> views.CampaignView:
     return editing.duplicate(session, settings=settings, campaign_id=campaign_id, actor=actor)
 
 
 @router.post(
     "/{campaign_id}/reassemble",
-    response_model=actions.CampaignView,
+    response_model=views.CampaignView,
     responses=CHANGE,
     summary="Pick the snippets again by the weekly rules",
 )
 def reassemble_campaign(
     campaign_id: CampaignId, session: SessionDep, settings: SettingsDep, actor: ActorDep
-) -> actions.CampaignView:
+) -> views.CampaignView:
     return editing.reassemble(session, settings=settings, campaign_id=campaign_id, actor=actor)
 
 
@@ -337,7 +337,7 @@ class TrackingRequest(BaseModel):
 
 @router.post(
     "/{campaign_id}/tracking",
-    response_model=actions.CampaignView,
+    response_model=views.CampaignView,
     responses=CHANGE,
     summary="Switch click and open tracking for a campaign not yet sent",
 )
@@ -347,7 +347,7 @@ def track_campaign(
     session: SessionDep,
     settings: SettingsDep,
     actor: ActorDep,
-) -> actions.CampaignView:
+) -> views.CampaignView:
     return actions.track(
         session, settings=settings, campaign_id=campaign_id, on=body.tracking, actor=actor
     )

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from campaigns import actions, jobs
+from campaigns import actions, follow_up_jobs, jobs, views
 from campaigns.delivery import waves
 from campaigns.delivery.waves import Late
 from campaigns.models import Campaign, CampaignStatus, CampaignWave, Delivery, WaveStatus
@@ -72,7 +72,7 @@ def draft(engine: Engine, cfg: Settings) -> int:
 
 def schedule_at_seven(
     engine: Engine, cfg: Settings, campaign_id: int, *, late: str, now: datetime, on: date | None
-) -> actions.CampaignDetail:
+) -> views.CampaignDetail:
     with Session(engine) as session:
         detail = actions.schedule_local(
             session,
@@ -90,7 +90,7 @@ def schedule_at_seven(
 
 def tick(cfg: Settings, now: datetime) -> None:
     """One scheduler round at ``now``: release due waves, then dispatch."""
-    jobs.release_waves(cfg, now)
+    follow_up_jobs.release_waves(cfg, now)
     jobs.dispatch(cfg, now)
 
 
@@ -223,7 +223,7 @@ def test_a_reader_who_unsubscribes_before_their_wave_gets_nothing(
         assert london.id is not None
         lifecycle.unsubscribe(session, subscriber_id=london.id, source="form")
         session.commit()
-    note = jobs.release_waves(cfg, SEVEN_LOCAL["Europe/London"])
+    note = follow_up_jobs.release_waves(cfg, SEVEN_LOCAL["Europe/London"])
     assert note.detail == f"campaign {campaign_id}: released 1 wave(s)"  # of nobody
     jobs.dispatch(cfg, SEVEN_LOCAL["Europe/London"])
     tick(cfg, SEVEN_LOCAL["America/New_York"])
@@ -245,7 +245,7 @@ def test_a_wave_released_twice_queues_nobody_twice(cfg: Settings, engine: Engine
     tokyo = SEVEN_LOCAL["Asia/Tokyo"]
     jobs.dispatch(cfg, tokyo)  # starts the campaign and releases Tokyo's wave
     assert ledger_rows(engine, campaign_id) == 2
-    note = jobs.release_waves(cfg, tokyo)  # again: the compare-and-set finds it released
+    note = follow_up_jobs.release_waves(cfg, tokyo)  # again: the compare-and-set finds it released
     assert note.outcome == "idle"
     with Session(engine) as session:
         campaign = session.get(Campaign, campaign_id)
