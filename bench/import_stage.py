@@ -10,13 +10,14 @@ call (``newsletter subscribers import``, ``newsletter snippets import``): the su
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, func, select
 
 from newsletter import db
 from newsletter.settings import Settings
@@ -77,6 +78,25 @@ def import_feed(session: Session, settings: Settings, path: Path) -> dict[str, A
     }
 
 
+def add_webhook_endpoints(session: Session) -> int:
+    """``BENCH_WEBHOOK_ENDPOINTS`` endpoints wanting every event (issue 16.4: the import
+    then writes a subscriber.created, and .confirmed for active rows, per endpoint);
+    added before the clock starts. How many."""
+    from newsletter.webhook_outbox import WebhookEndpoint
+
+    count = int(os.environ.get("BENCH_WEBHOOK_ENDPOINTS") or 0)
+    for n in range(count):
+        session.add(WebhookEndpoint(url=f"https://hooks{n}.example.com/", secret="whsec_x"))
+    session.commit()
+    return count
+
+
+def webhook_messages(session: Session) -> int:
+    from newsletter.webhook_outbox import WebhookMessage
+
+    return session.exec(select(func.count()).select_from(WebhookMessage)).one()
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     path = Path(spec["path"])
     settings = settings_for(spec["database_url"], path)
@@ -84,11 +104,15 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     engine = db.get_engine(settings.database_url)
     with Session(engine, expire_on_commit=False) as session:
         session.connection()  # connect (and import the driver) before the clock starts
+        endpoints = add_webhook_endpoints(session) if spec["kind"] == "csv" else 0
         rss_start, cpu_start = rss_mb(), cpu_seconds()
         started = time.perf_counter()
         report = work(session, settings, path)
         session.commit()
         seconds = time.perf_counter() - started
+        if endpoints:
+            report["webhook_endpoints"] = endpoints
+            report["webhook_messages"] = webhook_messages(session)
     db.dispose_engine(settings.database_url)
     return {
         "seconds": round(seconds, 3),

@@ -32,6 +32,7 @@ from newsletter.clock import utcnow
 from newsletter.errors import ImportProblem, InvalidInput, ProviderError
 from newsletter.mail import Mailer
 from newsletter.settings import Settings
+from subscribers import lifecycle
 from subscribers.addresses import email_hash
 from subscribers.atomic import insert_or_ignore
 from subscribers.csv_reading import (
@@ -113,6 +114,7 @@ class _Run:
     mailer: Mailer | None
     now: datetime
     report: ImportReport
+    listening: lifecycle.Listening  # issue 16.4: asked once per import
 
 
 def _earlier_lines(run: _Run, known: Sequence[sa.Row[Any]]) -> dict[str, int]:
@@ -278,6 +280,9 @@ def _import_chunk(run: _Run, chunk: list[Row], send: bool) -> None:
             problems.append(RowProblem(row.line, row.values.get("email", ""), err.reason))
     stored = _store(run, _sort_out(run, entries, problems)) if entries else []
     pending = [(e, sid) for e, sid in stored if e.consented_at is None]
+    if run.listening and stored:
+        made = [(sid, e.address, S.ACTIVE if e.consented_at else S.PENDING) for e, sid in stored]
+        lifecycle.announce_created(run.session, run.listening, made, at=run.now)
     run.report.active += len(stored) - len(pending)
     run.report.pending += len(pending)
     if send and run.mailer is not None and pending:
@@ -307,7 +312,8 @@ def _import(
 ) -> ImportReport:
     # Read through once: a file-level fault anywhere raises before any row is imported.
     total = sum(1 for _ in rows(opener, where=where))
-    run = _Run(session, settings, mailer, now or utcnow(), ImportReport(rows=total))
+    listening = lifecycle.listening_for_created(session)
+    run = _Run(session, settings, mailer, now or utcnow(), ImportReport(rows=total), listening)
     done = 0
     for chunk in _chunks(rows(opener, where=where)):
         _import_chunk(run, chunk, send_confirmations)

@@ -14,7 +14,7 @@ read>``), which refuses a move from a state the row has already left.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from newsletter import metrics
 from newsletter.clock import utcnow
 from newsletter.errors import NotFound, StateError, StatusChanged
 from newsletter.settings import Settings
-from newsletter.webhook_outbox import WebhookEvent, emit
+from newsletter.webhook_outbox import WebhookEvent, emit, emit_each, listeners
 from subscribers.addresses import normalise_for_hash
 from subscribers.atomic import lock_subscriber, set_status_if
 from subscribers.models import (
@@ -61,6 +61,8 @@ ANNOUNCED = {
     S.BOUNCED: WebhookEvent.SUBSCRIBER_BOUNCED,
     S.COMPLAINED: WebhookEvent.SUBSCRIBER_COMPLAINED,
 }
+# The endpoints listening for each event (an event no one wants is absent).
+Listening = dict[WebhookEvent, list[int]]
 
 
 def can_transition(from_status: SubscriberStatus, to_status: SubscriberStatus) -> bool:
@@ -145,6 +147,34 @@ def _announce(
         at=at,
     )
     metrics.subscriber_event(webhook_event.value.removeprefix("subscriber."))
+
+
+def listening_for_created(session: Session) -> Listening:
+    """The endpoints that want subscriber.created or .confirmed, asked once by a bulk
+    creator (the CSV import) so that it writes nothing when no one listens."""
+    return listeners(session, (WebhookEvent.SUBSCRIBER_CREATED, WebhookEvent.SUBSCRIBER_CONFIRMED))
+
+
+def announce_created(
+    session: Session,
+    listening: Listening,
+    created: Iterable[tuple[int, str, SubscriberStatus]],
+    *,
+    at: datetime,
+) -> None:
+    """What :func:`record_event` (``initial``) and :func:`transition` announce, for many
+    readers created at once as ``(subscriber_id, email, status)``: subscriber.created for
+    each, and subscriber.confirmed for those created active (with consent proof), as a
+    reader who signed up and confirmed is announced. One executemany per event, in the
+    caller's transaction; ``listening`` from :func:`listening_for_created`."""
+    people = list(created)
+    for event, endpoint_ids in listening.items():
+        subjects = [
+            {"subscriber_id": sid, "email": email}
+            for sid, email, status in people
+            if event is WebhookEvent.SUBSCRIBER_CREATED or ANNOUNCED.get(status) is event
+        ]
+        emit_each(session, event, endpoint_ids, subjects, at=at)
 
 
 def transition(
