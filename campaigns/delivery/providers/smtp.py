@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import smtplib
 import socket
 import ssl
 import threading
-import uuid
 from collections.abc import Sequence
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
@@ -369,9 +369,11 @@ class SmtpProvider(Provider):
             self._template = (content, content.mime_template())
         template = self._template[1]
         date = format_datetime(utcnow())
-        nonce = uuid.uuid4().hex[:16]
         items = []
         for recipient in recipients:
+            # 64 random bits of its own in each Message-ID: a bounce that quotes it proves
+            # it saw this message (campaigns.tracking.bounces), not just one of the batch.
+            nonce = secrets.token_hex(8)
             message_id = f"{content.campaign_id}.{recipient.delivery_id}.{nonce}@{template.domain}"
             to = (recipient.email, recipient.name, recipient.values)
             if self.dkim is None:

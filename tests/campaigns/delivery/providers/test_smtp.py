@@ -94,6 +94,17 @@ def test_connection_is_reused_across_batches(sink):
     assert handler.sessions == 1 and len(handler.messages) == 3
 
 
+def test_two_recipients_of_one_batch_get_unrelated_message_ids(sink):
+    """Each Message-ID has its own random part: a reader's copy tells nothing of another's."""
+    _handler, port = sink
+    with provider_for(port) as provider:
+        result = provider.send_batch(content(), [recipient(1), recipient(2)])
+    first, second = (result.accepted[i] for i in (1001, 1002))
+    nonce = [m.split("@")[0].rsplit(".", 1)[1] for m in (first, second)]
+    assert first.startswith("7.1001.") and second.startswith("7.1002.")
+    assert nonce[0] != nonce[1] and all(len(n) == 16 for n in nonce)
+
+
 def test_permanent_refusal_fails_that_recipient_only(sink):
     handler, port = sink
     handler.refuse["r2@example.com"] = "550 5.1.1 no such user"
