@@ -16,7 +16,8 @@ mailbox of ``NEWSLETTER_BOUNCE_IMAP_URL``. :func:`fetch_bounces` reads it:
    ``X-Original-To``, ``Envelope-To``, ``To``), checked against the subscriber's link key:
    the signed token names the delivery whatever address the report gives. Without one,
    the Message-ID of our message quoted in the report (``<campaign>.<delivery>.<nonce>@``,
-   ``providers.smtp``) and the failed address, which must be that delivery's. Neither:
+   ``providers.smtp``, 64 random bits a message), which must equal that delivery's stored
+   one exactly, and the failed address, which must be that delivery's. Neither:
    the bounce is about nobody we can prove, and changes nothing (anyone can mail a fake
    DSN to the bounce address).
 4. **The effects**: ``bounced`` events through ``effects.apply_events``, the rules of
@@ -36,6 +37,7 @@ import email
 import email.message
 import email.policy
 import hashlib
+import hmac
 import logging
 import re
 from dataclasses import asdict, dataclass, field
@@ -47,6 +49,7 @@ from flufl.bounce import all_failures
 from sqlmodel import Session
 
 from campaigns.delivery.verp import Verp
+from campaigns.models import Delivery
 from campaigns.tracking.bounce_mailbox import Mailbox
 from campaigns.tracking.effects import apply_events
 from campaigns.tracking.events import EventKind, NormalisedEvent, RejectReason
@@ -62,6 +65,7 @@ _ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope
 _OUR_MESSAGE_ID = re.compile(r"<?(\d{1,18})\.(\d{1,18})\.[0-9a-f]{16}@[^>\s]+>?")
 _QUOTED_MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
 _subscriber = Subscriber.__table__  # type: ignore[attr-defined]
+_delivery = Delivery.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -195,15 +199,35 @@ class Owners:
                     "email": None,
                 }
             log.warning("bounces: a VERP token that does not verify: %s", bounce.verp)
-        ours = _OUR_MESSAGE_ID.fullmatch(bounce.message_id or "")
-        if ours is not None:
-            # The matcher checks that the failed address is that delivery's.
-            return {
-                "campaign_id": int(ours.group(1)),
-                "delivery_id": int(ours.group(2)),
-                "email": bounce.address,
-            }
-        return None
+        return self._by_message_id(bounce)
+
+    def _by_message_id(self, bounce: Bounce) -> dict[str, int | str | None] | None:
+        """The delivery whose stored Message-ID the bounce quotes exactly, or None.
+
+        The campaign and delivery ids in it are guessable; the 64 random bits each message
+        gets (providers.smtp) are not, so only the whole id, compared in constant time,
+        proves the sender saw that message. SendGrid's and the outbox's ids never have
+        our shape, so they never match here.
+        """
+        quoted = bounce.message_id or ""
+        ours = _OUR_MESSAGE_ID.fullmatch(quoted)
+        if ours is None:
+            return None
+        row = self.session.execute(
+            sa.select(_delivery.c.campaign_id, _delivery.c.provider_message_id).where(
+                _delivery.c.id == int(ours.group(2))
+            )
+        ).one_or_none()
+        stored = (row.provider_message_id if row is not None else None) or ""
+        if row is None or not hmac.compare_digest(stored.encode(), quoted.encode()):
+            log.warning("bounces: a quoted Message-ID no delivery of ours has: %s", quoted)
+            return None
+        # The matcher checks that the failed address is that delivery's.
+        return {
+            "campaign_id": row.campaign_id,
+            "delivery_id": int(ours.group(2)),
+            "email": bounce.address,
+        }
 
 
 @dataclass

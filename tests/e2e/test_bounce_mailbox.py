@@ -138,3 +138,35 @@ def test_a_bounce_read_twice_counts_once(sent, mailbox: Dovecot):
     assert (first.bounces, again.bounces, again.duplicates) == (1, 0, 1)
     states, _suppressed = people(engine)
     assert states["user2@example.com"] == ("active", 1)
+
+
+def test_a_forged_message_id_without_verp_changes_nothing(sent, mailbox: Dovecot):
+    """A reader forges a hard bounce for another: the victim's delivery id, their own nonce."""
+    cfg, engine, copies = sent
+    attacker, victim = "user1@example.com", "user2@example.com"
+    local, domain = copies[attacker][1].split("@")
+    campaign, _own_delivery, nonce = local.split(".")
+    victim_delivery = copies[victim][1].split(".")[1]
+    no_verp = f"bounces@{BOUNCE_DOMAIN}"
+    for guess in (nonce, "0" * 16):
+        forged = f"{campaign}.{victim_delivery}.{guess}@{domain}"
+        mailbox.append(
+            sample("rfc3464_hard_5.1.1.eml", copies, victim, verp=no_verp, message_id=forged)
+        )
+    with Session(engine) as session:
+        report = fetch_bounces(session, settings=cfg)
+    assert (report.bounces, report.unmatched) == (0, 2)
+    states, suppressed = people(engine)
+    assert states[victim] == ("active", 0) and suppressed == set()
+
+
+def test_a_bounce_quoting_the_exact_message_id_without_verp_suppresses(sent, mailbox: Dovecot):
+    cfg, engine, copies = sent
+    victim = "user2@example.com"
+    no_verp = f"bounces@{BOUNCE_DOMAIN}"
+    mailbox.append(sample("rfc3464_hard_5.1.1.eml", copies, victim, verp=no_verp))
+    with Session(engine) as session:
+        report = fetch_bounces(session, settings=cfg)
+    assert (report.bounces, report.hard, report.unmatched) == (1, 1, 0)
+    states, suppressed = people(engine)
+    assert states[victim] == ("bounced", 0) and suppressed == {victim}
