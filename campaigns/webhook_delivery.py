@@ -163,8 +163,10 @@ def _claim(engine: Engine, now: datetime, limit: int) -> list[_Claimed]:
 
 
 def _allow_private(settings: Settings, url: str) -> bool:
+    """Webhooks' own decision, not ``fetch_allow_private`` (for intranet feeds): a private
+    address only for a local receiver with ``webhook_allow_local``; link-local never."""
     host = (urlsplit(url).hostname or "").lower()
-    return settings.fetch_allow_private or (settings.webhook_allow_local and host in LOCAL_HOSTS)
+    return settings.webhook_allow_local and host in LOCAL_HOSTS
 
 
 def sign(secret: str, msg_id: str, at: datetime, payload: str) -> dict[str, str]:
@@ -191,6 +193,7 @@ def _post(settings: Settings, claimed: _Claimed) -> _Answer:
             headers=headers,
             deadline_seconds=settings.webhook_timeout_seconds,
             allow_private=_allow_private(settings, claimed.url),
+            allow_link_local=False,  # 169.254.169.254 is a cloud's metadata service
             user_agent=USER_AGENT,
             max_redirects=0,  # a redirect is a failure: the receiver's URL is what we signed for
         ) as response:

@@ -9,7 +9,10 @@ request forgery; OWASP's SSRF Prevention Cheat Sheet). Every fetch here therefor
   up again (a second lookup is what DNS rebinding answers differently);
 - refuses loopback, private, link-local, reserved and other non-public addresses unless
   ``allow_private`` (NEWSLETTER_FETCH_ALLOW_PRIVATE) is on, and unspecified (0.0.0.0
-  reaches this host) or multicast addresses always;
+  reaches this host), multicast, 6to4 (2002::/16, which tunnels to any IPv4 address) and
+  site-local (fec0::/10) addresses always; a caller may refuse link-local addresses even
+  with ``allow_private`` (``allow_link_local=False``: outgoing webhooks, since
+  169.254.169.254 is a cloud's metadata service);
 - follows redirects itself, at most MAX_REDIRECTS, to http(s) only, each hop resolved and
   checked like the first;
 - runs on one deadline for the whole fetch: connect, TLS, redirects, headers and every
@@ -33,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 from newsletter.errors import FetchFailed, FetchRefused, FetchTimedOut, FetchTooLarge
@@ -55,15 +58,24 @@ _NOT_PUBLIC = (
     ("is_reserved", "a reserved address"),
     ("is_private", "a private address"),
 )
+# Refused even with allow_private: deprecated ranges no server should be on, which
+# Python 3.11's ipaddress counts as global. 6to4 (RFC 3056, deprecated by RFC 7526)
+# carries an IPv4 address, e.g. 2002:a9fe:a9fe:: is 169.254.169.254; site-local (RFC 3879).
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
+_ALWAYS_REFUSED = ("an unspecified", "a multicast", "a 6to4", "a site-local", "a link-local")
 
 
-def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
+def address_refusal(
+    address: IPAddress, *, allow_private: bool, allow_link_local: bool = True
+) -> str | None:
     """Why a fetch may not connect to ``address`` ("a loopback address", ...), or None.
 
     IPv4-mapped IPv6 (``::ffff:10.0.0.1``) is judged as the IPv4 address it carries.
-    Unspecified and multicast addresses are refused even with ``allow_private``: neither
-    is a server (on Linux, 0.0.0.0 connects to this host). Ranges: RFC 6890's registry,
-    as Python's ``ipaddress`` has it.
+    Unspecified, multicast, 6to4 and site-local addresses are refused even with
+    ``allow_private``: none is a server (on Linux, 0.0.0.0 connects to this host); so are
+    link-local ones (169.254.0.0/16, fe80::/10) when ``allow_link_local`` is False.
+    Ranges: RFC 6890's registry, as Python's ``ipaddress`` has it, plus the two above.
     """
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
@@ -71,6 +83,12 @@ def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
         return "an unspecified address"
     if address.is_multicast:
         return "a multicast address"
+    if address in _SIX_TO_FOUR:
+        return "a 6to4 address"
+    if address in _SITE_LOCAL:
+        return "a site-local address"
+    if address.is_link_local and not allow_link_local:
+        return "a link-local address"
     if allow_private:
         return None
     for test, words in _NOT_PUBLIC:
@@ -86,6 +104,7 @@ def allowed_addresses(
     allow_private: bool,
     resolve: Resolver = socket.getaddrinfo,
     where: str | None = None,
+    allow_link_local: bool = True,
 ) -> list[AddressInfo]:
     """The addresses of ``host`` a fetch may connect to: the one policy of every fetch.
 
@@ -102,7 +121,9 @@ def allowed_addresses(
     refused: tuple[IPAddress, str] | None = None
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])  # drop a scope id
-        why = address_refusal(address, allow_private=allow_private)
+        why = address_refusal(
+            address, allow_private=allow_private, allow_link_local=allow_link_local
+        )
         if why is None:
             allowed.append(info)
         elif refused is None:
@@ -115,7 +136,7 @@ def allowed_addresses(
     named = (
         f"{address} is {why}" if str(address) == host else f"{host} resolves to {address}, {why}"
     )
-    hint = "" if why.startswith(("an unspecified", "a multicast")) else f" ({ALLOW_PRIVATE})"
+    hint = "" if why.startswith(_ALWAYS_REFUSED) else f" ({ALLOW_PRIVATE})"
     raise FetchRefused(f"refused: {named}{hint}", where=where)
 
 
@@ -253,6 +274,7 @@ def open_url(
     max_redirects: int = MAX_REDIRECTS,
     resolve: Resolver = socket.getaddrinfo,
     body: bytes | None = None,
+    allow_link_local: bool = True,
 ) -> Iterator[Response]:
     """GET or HEAD ``url`` (or POST ``body``: outgoing webhooks) under the policy above;
     yields the final answer, any status.
@@ -261,9 +283,11 @@ def open_url(
     from reads inside it) FetchRefused (address or scheme), FetchTimedOut
     (``deadline_seconds`` for the whole fetch), FetchFailed (no such host, refused
     connection, TLS, too many redirects; ``broken=True`` for an answer that is not
-    HTTP), all with ``where`` = URL.
+    HTTP), all with ``where`` = URL. ``allow_link_local=False`` refuses link-local
+    addresses even with ``allow_private`` (see :func:`address_refusal`).
     """
     clock = _Deadline(deadline_seconds)
+    policy = _Policy(allow_private, allow_link_local)
     request_headers = {"User-Agent": user_agent, "Accept-Encoding": "identity"}
     request_headers.update(headers or {})
     connection: _Connection | None = None
@@ -271,7 +295,7 @@ def open_url(
     answered = False
     try:
         for hop in range(max_redirects + 1):
-            connection = _connect(url, clock, allow_private, resolve, redirected=hop > 0)
+            connection = _connect(url, clock, policy, resolve, redirected=hop > 0)
             parts = urlsplit(url)
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             raw = _exchange(connection, method, target, request_headers, clock, url, body)
@@ -294,8 +318,13 @@ def open_url(
             connection.close()
 
 
+class _Policy(NamedTuple):
+    allow_private: bool
+    allow_link_local: bool
+
+
 def _connect(
-    url: str, clock: _Deadline, allow_private: bool, resolve: Resolver, *, redirected: bool
+    url: str, clock: _Deadline, policy: _Policy, resolve: Resolver, *, redirected: bool
 ) -> _Connection:
     """A connection for ``url`` (not yet open): http(s) only, to a checked address."""
     parts = urlsplit(url)
@@ -313,7 +342,12 @@ def _connect(
 
     def open_socket() -> socket.socket:
         candidates = allowed_addresses(
-            host, port, allow_private=allow_private, resolve=resolve, where=url
+            host,
+            port,
+            allow_private=policy.allow_private,
+            allow_link_local=policy.allow_link_local,
+            resolve=resolve,
+            where=url,
         )
         error: OSError = OSError("no address to connect to")
         for family, kind, proto, _name, address in candidates:

@@ -55,6 +55,14 @@ def test_the_scheduler_unit_runs_the_service_and_lets_sigterm_finish_a_batch() -
     assert service["StateDirectory"] == "newsletter"  # /var/lib/newsletter: the outbox
 
 
+def test_the_web_unit_leaves_forwarded_headers_to_the_app() -> None:
+    """uvicorn's proxy headers are on by default; web/clients.py decides whom to believe."""
+    args = unit("newsletter-web.service")["ExecStart"].split()
+    assert "--no-proxy-headers" in args
+    assert "--proxy-headers" not in args
+    assert not [a for a in args if a.startswith("--forwarded-allow-ips")]
+
+
 def test_the_units_pass_systemd_analyze(tmp_path: Path) -> None:
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed")

@@ -28,6 +28,7 @@ from campaigns.models import (
 )
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import InvalidInput, NotFound, StateError
+from newsletter.hostnames import ascii_hostname, has_unsafe_characters
 from newsletter.settings import Settings
 
 TITLE_MAX = 300
@@ -107,13 +108,26 @@ def canonical_url(url: str, *, field_name: str = "url") -> str:
 
 
 def optional_http_url(url: str | None, *, field_name: str) -> str | None:
-    """An optional link (e.g. an image): absolute http(s) or nothing; never kept otherwise."""
+    """An optional link (e.g. an image): absolute http(s) or nothing; never kept otherwise.
+
+    Its host must be a valid host name or IP address (:mod:`newsletter.hostnames`) and
+    the URL holds no whitespace or control character: an image's origin goes into the
+    archive page's Content-Security-Policy. Raises InvalidInput naming ``field_name``.
+    """
     if url is None or not url.strip():
         return None
     text = url.strip()
+    if has_unsafe_characters(text):
+        raise InvalidInput("a URL may not hold spaces or control characters", field=field_name)
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise InvalidInput(f"{text!r} is not an absolute http(s) URL", field=field_name)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if ascii_hostname(parts.hostname) is None or not port_ok:
+        raise InvalidInput(f"{text!r} has no valid host name or port", field=field_name)
     if len(text) > URL_MAX:
         raise InvalidInput(f"longer than {URL_MAX} characters", field=field_name)
     return text

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 PROVIDER = "newsletter"  # tracking_event.provider of our own events
 PERSONAL_FIELDS = ("user_agent",)  # what erasure scrubs from their payload (no IP is kept)
+USER_AGENT_MAX = 300  # characters of a User-Agent kept, cut as a hit is made: the buffer is bounded
 KEY_SECONDS = 300.0  # how long a reader's link key is trusted from the cache
 MAX_KEYS = 100_000
 MAX_BUFFER = 200_000  # hits kept while the database is away; the oldest go first
@@ -196,7 +197,7 @@ class Recorder:
         machine = classify.request_machine(method, user_agent)
         hit = Hit(
             kind, parts.campaign_id, parts.subscriber_id, position, url, self.now(), method,
-            user_agent, ip, machine,
+            user_agent[:USER_AGENT_MAX] if user_agent else user_agent, ip, machine,
         )  # fmt: skip
         with self._lock:
             self._buffer.append(hit)
@@ -350,7 +351,7 @@ def _event(hit: Hit, machine: str | None) -> NormalisedEvent:
             **({"url": hit.url} if click else {}),
             "link": hit.position,
             "method": hit.method,
-            "user_agent": (hit.user_agent or "")[:300],
+            "user_agent": (hit.user_agent or "")[:USER_AGENT_MAX],
             "machine": machine,
         },
     )

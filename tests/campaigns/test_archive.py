@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from campaigns.archive import archived_issues, set_archived
+from campaigns.archive import _image_origins, archived_issues, set_archived
 from campaigns.models import Campaign, CampaignLog, CampaignStatus
 from newsletter.settings import Settings
 from tests.support.tracking import T0
@@ -48,4 +48,29 @@ def test_leaving_out_is_logged_once_and_can_be_undone(session: Session) -> None:
     assert logged == [
         ("cli:ann", "left out of the archive"),
         ("cli:bob", "included in the archive"),
+    ]
+
+
+def test_image_origins_are_rebuilt_from_scheme_host_and_port_dropping_bad_hosts() -> None:
+    html = "".join(
+        f'<img alt="" src="{src}">'
+        for src in (
+            "https://IMG.example.org/a.jpg?x=1",
+            "https://img.example.org/b.jpg",
+            "http://cdn.example.net:8080/c.png",
+            "https://[2001:db8::1]/d.png",
+            "https://xn--bcher-kva.example/e.png",
+            "https://img.example *; frame-src *;/x.png",
+            "https://img.example&#10;;script-src */x.png",
+            "https://img_example;/x.png",
+            "https://img.example:port/x.png",
+            "javascript:alert(1)",
+            "/content/local.png",
+        )
+    )
+    assert _image_origins(html) == [
+        "http://cdn.example.net:8080",
+        "https://[2001:db8::1]",
+        "https://img.example.org",
+        "https://xn--bcher-kva.example",
     ]

@@ -235,6 +235,28 @@ def test_an_address_the_fetch_policy_refuses_is_a_failed_try_without_a_connectio
 @pytest.mark.parametrize(
     ("url", "words"),
     [
+        ("https://10.1.2.3/hooks", "private address"),
+        ("https://169.254.169.254/latest/meta-data/", "link-local address"),
+        ("https://[fe80::1]/hooks", "link-local address"),
+    ],
+)
+def test_fetch_allow_private_for_feeds_does_not_open_private_addresses_to_webhooks(
+    sqlite_engine: Engine, lite_session: Session, sqlite_settings: Settings, url: str, words: str
+) -> None:
+    settings = sqlite_settings.model_copy(
+        update={"fetch_allow_private": True, "webhook_allow_local": True}
+    )
+    endpoint_id, _ = add(lite_session, settings, url)
+    signed_up(lite_session, settings, "ann@example.com")
+    deliver_due(sqlite_engine, settings=settings)
+    (attempt,) = outgoing_webhooks.delivery_log(lite_session, endpoint_id=endpoint_id)
+    assert attempt.status_code is None
+    assert words in attempt.error
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
         ("http://example.com/hooks", "must be https://"),
         ("http://127.0.0.1:8000/hooks", "must be https://"),  # not allowed by default
         ("https://user:pw@example.com/", "no user name or password"),

@@ -172,6 +172,9 @@ def resolver(names: dict[str, str], calls: list[str]) -> Any:
         ("0.0.0.0", "an unspecified address", "an unspecified address"),
         ("::", "an unspecified address", "an unspecified address"),
         ("224.0.0.1", "a multicast address", "a multicast address"),
+        ("2002:a9fe:a9fe::1", "a 6to4 address", "a 6to4 address"),  # 169.254.169.254
+        ("2002:808:808::1", "a 6to4 address", "a 6to4 address"),
+        ("fec0::1", "a site-local address", "a site-local address"),
         ("8.8.8.8", None, None),
         ("2001:4860:4860::8888", None, None),
         ("::ffff:8.8.8.8", None, None),
@@ -183,6 +186,21 @@ def test_address_policy(
     ip = ipaddress.ip_address(address)
     assert address_refusal(ip, allow_private=False) == refused
     assert address_refusal(ip, allow_private=True) == refused_when_private_allowed
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"])
+def test_link_local_is_refused_with_private_allowed_when_the_caller_says_so(
+    address: str,
+) -> None:
+    ip = ipaddress.ip_address(address)
+    words = address_refusal(ip, allow_private=True, allow_link_local=False)
+    assert words == "a link-local address"
+
+
+def test_a_6to4_address_is_refused_without_the_private_hint() -> None:
+    names = {"tunnel.test": "2002:a9fe:a9fe::1"}
+    with pytest.raises(FetchRefused, match=r"a 6to4 address$"):
+        allowed_addresses("tunnel.test", 80, allow_private=True, resolve=resolver(names, []))
 
 
 def test_a_name_is_resolved_once_and_judged_by_every_address() -> None:

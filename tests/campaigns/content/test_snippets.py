@@ -11,6 +11,7 @@ from campaigns.content.snippets import (
     delete_snippet,
     get_snippet,
     list_snippets,
+    optional_http_url,
     trim_text,
     update_snippet,
     upsert_snippet,
@@ -73,6 +74,35 @@ def test_add_snippet_refuses_a_url_already_in_the_library(
 def test_add_snippet_refuses_a_javascript_image_url(session: Session, settings: Settings) -> None:
     with pytest.raises(InvalidInput, match="field 'image_url'"):
         make_snippet(session, settings, image_url="javascript:alert(1)")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://img.example *; frame-src *;/x.png",  # would add a CSP directive
+        "https://img.example\n;script-src */x.png",
+        "https://img.example\x00/x.png",
+        "https://img_example;/x.png",
+        "https://-img.example/x.png",
+        "https://img.example:99999/x.png",
+    ],
+)
+def test_an_image_url_with_a_bad_host_is_refused_in_one_line_naming_the_field(url: str) -> None:
+    with pytest.raises(InvalidInput, match=r"^field 'image_url': ") as refused:
+        optional_http_url(url, field_name="image_url")
+    assert "\n" not in str(refused.value)
+
+
+def test_an_image_url_on_an_idna_host_or_ip_address_is_kept() -> None:
+    for url in ("https://bücher.example/a.png", "http://192.0.2.7:8080/a.png", "https://[::1]/a"):
+        assert optional_http_url(url, field_name="image_url") == url
+
+
+def test_add_snippet_refuses_an_image_url_that_would_rewrite_a_csp(
+    session: Session, settings: Settings
+) -> None:
+    with pytest.raises(InvalidInput, match="field 'image_url'"):
+        make_snippet(session, settings, image_url="https://img.example *; frame-src *;/x.png")
 
 
 def test_upsert_reports_created_then_unchanged_then_updated(
