@@ -265,6 +265,14 @@ def authenticate(session: Session, email: str, password: str) -> ConsoleUser:
     return user
 
 
+def sign_in(session: Session, email: str, password: str) -> tuple[ConsoleUser, str]:
+    """:func:`authenticate`, and the session epoch the new session cookie must carry;
+    LoginFailed as there."""
+    user = authenticate(session, email, password)
+    assert user.id is not None
+    return user, session_epoch(session, user.id)
+
+
 def disable_user(session: Session, email: str, *, actor: str | None = None) -> ConsoleUser:
     """Stop ``email`` from signing in (their open sessions end at their next request),
     audit-logged as ``actor`` when given; NotFound for no such user, StateError when

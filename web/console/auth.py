@@ -107,12 +107,11 @@ def login(
     limiter: RateLimiter = request.app.state.console_login_limiter
     _count_try(limiter, [client_key(client.ip), f"email:{accounts.login_key(email)}"])
     try:
-        user = accounts.authenticate(session, email, password)
+        user, epoch = accounts.sign_in(session, email, password)
     except LoginFailed as err:
         return _login_page(request, settings, email=email, error=str(err), status=401)
-    assert user.id is not None
     response = RedirectResponse(HOME, status_code=303)
-    start_session(response, settings, user, accounts.session_epoch(session, user.id))
+    start_session(response, settings, user, epoch)
     return response
 
 
