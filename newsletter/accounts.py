@@ -10,6 +10,8 @@ them) but can no longer sign in.
 
 from __future__ import annotations
 
+import secrets
+import threading
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -29,6 +31,10 @@ from newsletter.errors import InvalidEmail, InvalidInput, LoginFailed, NotFound,
 
 MIN_PASSWORD_CHARS = 12  # NIST SP 800-63B 3.1.1.2 asks for 8 at least; we ask a little more
 MAX_PASSWORD_CHARS = 1024  # argon2 takes any length; this only bounds the work per try
+# At most this many argon2 verifications at once in a process (64 MiB each with the
+# production parameters): a flood of sign-ins waits here instead of exhausting memory.
+VERIFY_SLOTS = 4
+_verify_slots = threading.BoundedSemaphore(VERIFY_SLOTS)
 
 
 class Role(StrEnum):
@@ -78,6 +84,17 @@ class ConsoleUser(SQLModel, table=True):
     def can(self, role: Role) -> bool:
         """True when this user's role is ``role`` or stronger."""
         return Role(self.role) >= role
+
+
+class ConsoleSessionEpoch(SQLModel, table=True):
+    """The value every session cookie of a user must carry (security fixes of the console's
+    sign-in): replaced at sign-out and when the user is disabled, so every cookie signed
+    before is refused. No row: the user has never signed out (epoch ``""``)."""
+
+    __tablename__ = "console_session_epoch"
+
+    user_id: int = Field(foreign_key="console_user.id", primary_key=True, ondelete="CASCADE")
+    epoch: str = Field(max_length=64)
 
 
 class ConsoleUserPublic(BaseModel):
@@ -156,6 +173,38 @@ def normalize_login(email: str) -> str:
     return checked.normalized.lower()
 
 
+def login_key(email: str) -> str:
+    """The address the sign-in limits count under: :func:`normalize_login`'s form, so
+    every spelling that signs in as one user (full-width letters, ``。`` for a dot) is one
+    key; the trimmed, lower-cased text when it is not an address."""
+    try:
+        return normalize_login(email)
+    except InvalidInput:
+        return email.strip().lower()
+
+
+def session_epoch(session: Session, user_id: int) -> str:
+    """The epoch the session cookies of ``user_id`` must carry now (``""`` at first)."""
+    row = session.get(ConsoleSessionEpoch, user_id)
+    return row.epoch if row is not None else ""
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    """Refuse every session cookie ``user_id`` holds: a new random epoch (OWASP Session
+    Management Cheat Sheet, "Session Expiration": logout invalidates on the server)."""
+    epoch = secrets.token_urlsafe(16)
+    table = ConsoleSessionEpoch.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(table).values(user_id=user_id, epoch=epoch)
+    session.execute(
+        statement.on_conflict_do_update(index_elements=["user_id"], set_={"epoch": epoch})
+    )
+
+
 def find_user(session: Session, email: str) -> ConsoleUser | None:
     return session.exec(
         select(ConsoleUser).where(ConsoleUser.email == normalize_login(email))
@@ -201,10 +250,11 @@ def authenticate(session: Session, email: str, password: str) -> ConsoleUser:
         user = find_user(session, email)
     except InvalidInput:
         user = None
-    if user is None or len(password) > MAX_PASSWORD_CHARS:
-        hasher().verify(password[:MAX_PASSWORD_CHARS], _decoy_hash())
-        raise LoginFailed("wrong email or password")
-    valid, new_hash = hasher().verify_and_update(password, user.password_hash)
+    with _verify_slots:
+        if user is None or len(password) > MAX_PASSWORD_CHARS:
+            hasher().verify(password[:MAX_PASSWORD_CHARS], _decoy_hash())
+            raise LoginFailed("wrong email or password")
+        valid, new_hash = hasher().verify_and_update(password, user.password_hash)
     if not valid or not user.active:
         raise LoginFailed("wrong email or password")
     if new_hash is not None:
@@ -213,6 +263,14 @@ def authenticate(session: Session, email: str, password: str) -> ConsoleUser:
     session.add(user)
     session.flush()
     return user
+
+
+def sign_in(session: Session, email: str, password: str) -> tuple[ConsoleUser, str]:
+    """:func:`authenticate`, and the session epoch the new session cookie must carry;
+    LoginFailed as there."""
+    user = authenticate(session, email, password)
+    assert user.id is not None
+    return user, session_epoch(session, user.id)
 
 
 def disable_user(session: Session, email: str, *, actor: str | None = None) -> ConsoleUser:
@@ -229,6 +287,8 @@ def disable_user(session: Session, email: str, *, actor: str | None = None) -> C
     user.disabled_at = utcnow()
     session.add(user)
     session.flush()
+    assert user.id is not None
+    end_sessions(session, user.id)
     if actor is not None:
         audit.record(
             session,

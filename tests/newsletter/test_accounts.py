@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -112,3 +116,57 @@ def test_users_are_listed_in_creation_order(lite: Session) -> None:
     for address in ("b@example.com", "a@example.com"):
         accounts.create_user(lite, address, Role.viewer, PASSWORD)
     assert [u.email for u in accounts.list_users(lite)] == ["b@example.com", "a@example.com"]
+
+
+# Security fixes of the console's sign-in.
+
+
+def test_the_sign_in_limit_key_is_the_address_authenticate_finds() -> None:
+    # A full-width "e" and an ideographic full stop in the domain: IDNA maps both to ASCII.
+    for spelling in ("Ann@\uff45xample.com", " ann@example\u3002com ", "ANN@EXAMPLE.COM"):
+        assert accounts.login_key(spelling) == "ann@example.com"
+    assert accounts.login_key("  Not An Address ") == "not an address"
+
+
+def test_ending_sessions_replaces_the_epoch_each_time(session: Session) -> None:
+    user = accounts.create_user(session, "ann@example.com", Role.viewer, PASSWORD)
+    assert user.id is not None
+    seen = {accounts.session_epoch(session, user.id)}
+    for _ in range(2):  # the first inserts the row, the second replaces it
+        accounts.end_sessions(session, user.id)
+        seen.add(accounts.session_epoch(session, user.id))
+    assert len(seen) == 3
+
+
+def test_at_most_four_passwords_are_verified_at_once(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Session(sqlite_engine) as session:
+        accounts.create_user(session, "ann@example.com", Role.viewer, PASSWORD)
+        session.commit()
+    cheap = accounts.hasher()
+    lock = threading.Lock()
+    running = [0, 0]  # now, most
+
+    class Counting:
+        def verify_and_update(self, password: str, hash: str) -> tuple[bool, str | None]:
+            with lock:
+                running[0] += 1
+                running[1] = max(running)
+            time.sleep(0.05)  # long enough for every thread to arrive
+            with lock:
+                running[0] -= 1
+            return cheap.verify_and_update(password, hash)
+
+    monkeypatch.setattr(accounts, "hasher", lambda: Counting())
+    start = threading.Barrier(10)
+
+    def sign_in() -> None:
+        with Session(sqlite_engine) as own:
+            start.wait()
+            with contextlib.suppress(LoginFailed):
+                accounts.authenticate(own, "ann@example.com", "wrong password!")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda _: sign_in(), range(10)))
+    assert running[1] == accounts.VERIFY_SLOTS == 4

@@ -1,13 +1,20 @@
 """Sign-in and sign-out of the console: ``GET/POST /admin/login``, ``POST /admin/logout``.
 
-Failed sign-ins are counted per client IP and per email (``console_login_limit`` per
-``console_login_window_seconds``, in the database like every limit); once either is
-over, tries are refused with 429 before the password is even checked, so guessing
-gains nothing from going on. A successful sign-in counts nothing.
+Sign-in tries are counted per client (an IPv4 address, an IPv6 /64: one customer's
+allocation, RFC 6177) and per email as authenticate reads it (accounts.login_key, so
+look-alike spellings of one address share a count): ``console_login_limit`` per
+``console_login_window_seconds``, in the database like every limit. A try is counted
+BEFORE its password is checked, so tries sent at once cannot all pass a count that only
+sees finished ones; over the limit, it is refused with 429 and no password is checked.
+A successful sign-in counts too (the limiter cannot take a hit back): a user who signs
+in more than the limit within the window waits like a guesser.
+
+Sign-out replaces the user's session epoch, so the old cookie is refused everywhere.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -59,9 +66,27 @@ def login_form(request: Request, settings: SettingsDep) -> Response:
     return _login_page(request, settings)
 
 
-def _limited(limiter: RateLimiter, keys: list[str]) -> None:
-    """RateLimited when any key is over its failed sign-ins."""
-    waits = [w for w in (limiter.wait(key) for key in keys) if w is not None]
+IPV6_CLIENT_PREFIX = 64  # RFC 6177: an end site gets a /64 at least; its hosts pick the rest
+
+
+def client_key(ip: str | None) -> str:
+    """The per-client limit key: the IPv4 address, or the /64 holding an IPv6 one."""
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return f"ip:{ip or 'unknown'}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"ip:{address.ipv4_mapped}"
+        return f"ip:{ipaddress.ip_network(f'{address}/{IPV6_CLIENT_PREFIX}', strict=False)}"
+    return f"ip:{address}"
+
+
+def _count_try(limiter: RateLimiter, keys: list[str]) -> None:
+    """Count one sign-in try under every key; RateLimited when any key is over. A try
+    refused by one key keeps its count under the keys before it: with tries arriving at
+    once, fewer than the limit may pass, never more."""
+    waits = [w for w in (limiter.hit(key) for key in keys) if w is not None]
     if waits:
         raise RateLimited("too many failed sign-ins; try again later", retry_after=max(waits))
 
@@ -80,21 +105,22 @@ def login(
     if not same_token(csrf_token, cookie_token) or getattr(request.state, "new_login_csrf", None):
         raise PermissionDenied("the sign-in form is out of date; reload the page and try again")
     limiter: RateLimiter = request.app.state.console_login_limiter
-    keys = [f"ip:{client.ip or 'unknown'}", f"email:{email.strip().lower()}"]
-    _limited(limiter, keys)
+    _count_try(limiter, [client_key(client.ip), f"email:{accounts.login_key(email)}"])
     try:
-        user = accounts.authenticate(session, email, password)
+        user, epoch = accounts.sign_in(session, email, password)
     except LoginFailed as err:
-        for key in keys:
-            limiter.hit(key)
         return _login_page(request, settings, email=email, error=str(err), status=401)
     response = RedirectResponse(HOME, status_code=303)
-    start_session(response, settings, user)
+    start_session(response, settings, user, epoch)
     return response
 
 
 @router.post("/logout")
-def logout(_user: CurrentUser, _csrf: CsrfDep, settings: SettingsDep) -> Response:
+def logout(
+    user: CurrentUser, _csrf: CsrfDep, session: SessionDep, settings: SettingsDep
+) -> Response:
+    assert user.id is not None
+    accounts.end_sessions(session, user.id)
     response = RedirectResponse(f"{PREFIX}/login", status_code=303)
     end_session(response, settings)
     return response

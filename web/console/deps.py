@@ -2,10 +2,12 @@
 
 Sessions are a signed cookie (itsdangerous, the app's secret key with a purpose-bound
 salt, so no other signed value of the service passes for one): ``{"u": user id, "c":
-CSRF token}`` with its signing time. HttpOnly (no script reads it), SameSite=Lax (no
-other site's form posts with it), Secure when the base URL is https, path ``/admin``,
-and it expires after ``console_session_hours``. The user is read again on each request,
-so a disabled user is out at their next click.
+CSRF token, "e": session epoch}`` with its signing time. The epoch must be the user's
+current one (newsletter.accounts.session_epoch): sign-out and disabling replace it, so a
+copied cookie is refused from then on, not only dropped by this browser. HttpOnly (no
+script reads it), SameSite=Lax (no other site's form posts with it), Secure when the base
+URL is https, path ``/admin``, and it expires after ``console_session_hours``. The user
+is read again on each request, so a disabled user is out at their next click.
 
 CSRF: each session has its own random token, put in every form as the hidden input
 ``csrf_token`` and compared in constant time on every POST (OWASP CSRF Prevention Cheat
@@ -29,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from campaigns import weekly_plan
-from newsletter import db
+from newsletter import accounts, db
 from newsletter.accounts import ConsoleUser, Role
 from newsletter.errors import NotSignedIn, PermissionDenied
 from newsletter.settings import Settings
@@ -69,6 +71,7 @@ NAV = (
 class ConsoleSession:
     user_id: int
     csrf_token: str
+    epoch: str
 
 
 def _serializer(settings: Settings, salt: str) -> URLSafeTimedSerializer:
@@ -84,11 +87,12 @@ def _secure(settings: Settings) -> bool:
     return settings.base_url.lower().startswith("https://")
 
 
-def start_session(response: Response, settings: Settings, user: ConsoleUser) -> None:
-    """Set the session cookie of ``user`` (a new CSRF token with it) on ``response``."""
+def start_session(response: Response, settings: Settings, user: ConsoleUser, epoch: str) -> None:
+    """Set the session cookie of ``user`` (a new CSRF token with it, and the user's
+    current session ``epoch``) on ``response``."""
     assert user.id is not None
     value = _serializer(settings, SESSION_SALT).dumps(
-        {"u": user.id, "c": secrets.token_urlsafe(32)}
+        {"u": user.id, "c": secrets.token_urlsafe(32), "e": epoch}
     )
     response.set_cookie(
         SESSION_COOKIE,
@@ -119,9 +123,9 @@ def read_session(request: Request, settings: Settings) -> ConsoleSession | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("u"), int):
         return None
-    if not isinstance(data.get("c"), str):
+    if not isinstance(data.get("c"), str) or not isinstance(data.get("e"), str):
         return None
-    return ConsoleSession(user_id=data["u"], csrf_token=data["c"])
+    return ConsoleSession(user_id=data["u"], csrf_token=data["c"], epoch=data["e"])
 
 
 def current_user(request: Request, settings: SettingsDep) -> ConsoleUser:
@@ -133,7 +137,8 @@ def current_user(request: Request, settings: SettingsDep) -> ConsoleUser:
         raise NotSignedIn("please sign in")
     with db.session_scope(request.app.state.engine) as session:
         user = session.get(ConsoleUser, console.user_id)
-    if user is None or not user.active:
+        epoch = accounts.session_epoch(session, console.user_id)
+    if user is None or not user.active or not hmac.compare_digest(epoch, console.epoch):
         raise NotSignedIn("please sign in")
     request.state.console_user = user
     request.state.console_session = console

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -25,6 +27,7 @@ from tests.support.console import (
     sign_in,
 )
 from tests.support.subscribers import AppSlot
+from web.console.auth import client_key
 from web.console.deps import SESSION_COOKIE, SESSION_SALT
 
 
@@ -168,3 +171,118 @@ def test_an_oversized_form_is_refused_before_it_is_read(
     )
     assert response.status_code == 413
     assert response.text == f"form larger than {sqlite_settings.form_max_bytes} bytes"
+
+
+# Security fixes of the console's sign-in: one limit per address, tries counted before the
+# password is checked, sign-out and disabling that hold on the server.
+
+
+def _wrong_login(client: httpx.Client, token: str, email: str, forwarded_for: str = "") -> int:
+    response = client.post(
+        "/admin/login",
+        data={"email": email, "password": "wrong password!", "csrf_token": token},
+        headers={"X-Forwarded-For": forwarded_for} if forwarded_for else {},
+    )
+    return response.status_code
+
+
+def test_look_alike_spellings_of_one_address_share_one_limit(
+    sqlite_settings: Settings, sqlite_engine: Engine, console_server: tuple[AppSlot, str]
+) -> None:
+    add_user(sqlite_engine, OWNER, Role.owner)
+    # Each try from another client address, so only the per-email limit can refuse.
+    cfg = sqlite_settings.model_copy(
+        update={"console_login_limit": 3, "trusted_proxies": ["127.0.0.1/32"]}
+    )
+    # A full-width "e", an ideographic full stop, a full-width full stop: IDNA maps each
+    # to ASCII, so each signs in as OWNER.
+    spellings = [
+        "owner@\uff45xample.com",
+        "owner@example\u3002com",
+        "Owner@EXAMPLE\uff0eCOM",
+        OWNER,
+    ]
+    with console_client(console_server, cfg) as client:
+        token = csrf_of(client, "/admin/login")
+        codes = [
+            _wrong_login(client, token, email, f"192.0.2.{n}") for n, email in enumerate(spellings)
+        ]
+    assert codes == [401, 401, 401, 429]
+
+
+def test_tries_sent_at_once_are_counted_before_their_passwords_are_checked(
+    client: httpx.Client,
+) -> None:
+    token = csrf_of(client, "/admin/login")
+    start = threading.Barrier(8)
+
+    def attempt() -> int:
+        with httpx.Client(
+            base_url=client.base_url, cookies=client.cookies, follow_redirects=False, timeout=20
+        ) as own:
+            start.wait()
+            return _wrong_login(own, token, OWNER)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = sorted(pool.map(lambda _: attempt(), range(8)))
+    # console_login_limit is 3. Fewer may pass: the client and the email counts are taken
+    # one after the other, so a try refused by one may have used up the other's.
+    assert 1 <= codes.count(401) <= 3
+    assert codes.count(429) == 8 - codes.count(401)
+
+
+def test_ipv6_clients_share_a_limit_per_64_and_ipv4_clients_per_address() -> None:
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff:1:2:3")
+    assert client_key("2001:db8:1:2::1") == "ip:2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("192.0.2.1") == "ip:192.0.2.1" == client_key("::ffff:192.0.2.1")
+    assert client_key("192.0.2.2") != client_key("192.0.2.1")
+
+
+def test_the_cookie_of_a_session_that_logged_out_is_refused(client: httpx.Client) -> None:
+    sign_in(client, OWNER)
+    stolen = client.cookies[SESSION_COOKIE]
+    token = csrf_of(client, "/admin/")
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 303
+    client.cookies.set(SESSION_COOKIE, stolen, path="/admin")
+    response = client.get("/admin/")
+    assert response.status_code == 303 and response.headers["location"] == "/admin/login"
+
+
+def test_logging_out_ends_the_users_sessions_in_other_browsers_too(
+    client: httpx.Client,
+) -> None:
+    sign_in(client, OWNER)
+    with httpx.Client(base_url=client.base_url, follow_redirects=False, timeout=20) as other:
+        sign_in(other, OWNER)
+        token = csrf_of(client, "/admin/")
+        client.post("/admin/logout", data={"csrf_token": token})
+        assert other.get("/admin/").status_code == 303
+
+
+def test_disabling_a_user_replaces_their_session_epoch(
+    client: httpx.Client, sqlite_engine: Engine
+) -> None:
+    add_user(sqlite_engine, EDITOR, Role.editor)
+    sign_in(client, EDITOR)
+    with Session(sqlite_engine) as session:
+        user = accounts.find_user(session, EDITOR)
+        assert user is not None and user.id is not None
+        before = accounts.session_epoch(session, user.id)
+        accounts.disable_user(session, EDITOR)
+        session.commit()
+        assert accounts.session_epoch(session, user.id) != before
+    assert client.get("/admin/").status_code == 303
+
+
+def test_a_session_cookie_without_an_epoch_is_refused(
+    client: httpx.Client, sqlite_settings: Settings, sqlite_engine: Engine
+) -> None:
+    with Session(sqlite_engine) as session:
+        user = accounts.find_user(session, OWNER)
+    assert user is not None
+    old_style = URLSafeTimedSerializer(
+        list(reversed(sqlite_settings.secret_keys)), salt=SESSION_SALT
+    ).dumps({"u": user.id, "c": "x"})
+    client.cookies.set(SESSION_COOKIE, old_style, path="/admin")
+    assert client.get("/admin/").status_code == 303
