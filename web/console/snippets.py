@@ -83,9 +83,17 @@ EMPTY_FORM: dict[str, Any] = {
 
 
 def _form_values(
-    title: str, summary: str, url: str, image_url: str, image_alt: str, category: str,
-    published: str, pinned: str,
-) -> dict[str, Any]:  # fmt: skip
+    title: FormText = "",
+    summary: FormText = "",
+    url: FormText = "",
+    image_url: FormText = "",
+    image_alt: FormText = "",
+    category: FormText = "",
+    published: FormText = "",
+    pinned: FormText = "",
+) -> dict[str, Any]:
+    """The snippet form's fields as the library takes them (a dependency of both routes
+    that read the form, so its fields are declared once)."""
     return {
         "title": title,
         "summary": summary,
@@ -96,6 +104,9 @@ def _form_values(
         "published_at": published or None,
         "pinned": pinned == "on",
     }
+
+
+SnippetForm = Annotated[dict[str, Any], Depends(_form_values)]
 
 
 def _form_page(
@@ -238,17 +249,9 @@ def create(
     settings: SettingsDep,
     user: Editor,
     _: CsrfDep,
-    title: FormText = "",
-    summary: FormText = "",
-    url: FormText = "",
-    image_url: FormText = "",
-    image_alt: FormText = "",
-    category: FormText = "",
-    published: FormText = "",
-    pinned: FormText = "",
+    values: SnippetForm,
     action: Annotated[Literal["save", "preview"], Form()] = "save",
 ) -> Response:
-    values = _form_values(title, summary, url, image_url, image_alt, category, published, pinned)
     if action == "preview":
         return _form_page(request, values=values)
     try:
@@ -268,17 +271,9 @@ def save(
     settings: SettingsDep,
     user: Editor,
     _: CsrfDep,
-    title: FormText = "",
-    summary: FormText = "",
-    url: FormText = "",
-    image_url: FormText = "",
-    image_alt: FormText = "",
-    category: FormText = "",
-    published: FormText = "",
-    pinned: FormText = "",
+    values: SnippetForm,
     action: Annotated[Literal["save", "preview"], Form()] = "save",
 ) -> Response:
-    values = _form_values(title, summary, url, image_url, image_alt, category, published, pinned)
     if action == "preview":
         return _form_page(request, values=values, snippet_id=snippet_id)
     try:
