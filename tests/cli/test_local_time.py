@@ -6,13 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
@@ -26,24 +24,6 @@ runner = CliRunner()
 # Sunday 31 March 2030: Europe changes to summer time at 01:00 UTC that day.
 SUNDAY = "2030-03-31"
 ZONES = {"ber@example.com": "Europe/Berlin", "tok@example.com": "Asia/Tokyo", "x@example.com": None}
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    values = {
-        "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "NEWSLETTER_POSTAL_ADDRESS": "Pain Relief Weekly, 1 Main Street, Springfield",
-        "NEWSLETTER_SECRET_KEY": "cli-test-secret-0123456789",
-        "NEWSLETTER_TIMEZONE": "America/New_York",
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    engine = db.get_engine(values["NEWSLETTER_DATABASE_URL"])
-    db.upgrade(engine)
-    yield values
-    db.dispose_engine(values["NEWSLETTER_DATABASE_URL"])
 
 
 def run(*args: str) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +19,6 @@ from tests.support.delivery import add_subscribers
 
 runner = CliRunner()
 NEWSLETTER = str(Path(sys.executable).parent / "newsletter")
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    values = {
-        "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "NEWSLETTER_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "NEWSLETTER_POSTAL_ADDRESS": "Pain Relief Weekly, 1 Main Street, Springfield",
-        "NEWSLETTER_SECRET_KEY": "cli-test-secret-0123456789",
-        "NEWSLETTER_TIMEZONE": "America/New_York",
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    engine = db.get_engine(values["NEWSLETTER_DATABASE_URL"])
-    db.upgrade(engine)
-    yield values
-    db.dispose_engine(values["NEWSLETTER_DATABASE_URL"])
 
 
 def run(*args: str) -> Any:
