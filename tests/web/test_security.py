@@ -279,6 +279,12 @@ def test_known_and_unknown_addresses_are_answered_before_any_mail_is_sent(
     timings: dict[str, list[float]] = {"known": [], "unknown": []}
     answers = set()
     with serving(cfg) as (client, _):
+        # A first sign-up warms the server (imports, templates, the provider's client), so
+        # the timings below compare the two paths rather than a cold start with a warm one.
+        assert sign_up(client, "warm-up@example.com").status_code == 200
+        deadline = time.monotonic() + 30
+        while fake.recipients < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         for n in range(3):
             for kind in ("unknown", "known"):
                 fake.hold_after(fake.accepted + 1, HOLD)  # the next mail takes HOLD seconds
@@ -288,11 +294,12 @@ def test_known_and_unknown_addresses_are_answered_before_any_mail_is_sent(
                 assert response.status_code == 200
                 answers.add(response.text)
         deadline = time.monotonic() + 30
-        while fake.recipients < 3 and time.monotonic() < deadline:
+        while fake.recipients < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
     assert len(answers) == 1  # one page for everyone
     # Each answer came long before the provider answered; had the confirmation been sent
     # in-request, an unknown address would have taken HOLD seconds more than a known one.
     assert max(timings["unknown"] + timings["known"]) < HOLD / 2, timings
     assert abs(statistics.median(timings["unknown"]) - statistics.median(timings["known"])) < 0.3
-    assert dict(fake.deliveries) == {f"unknown{n}@example.com": 1 for n in range(3)}
+    expected = {f"unknown{n}@example.com": 1 for n in range(3)} | {"warm-up@example.com": 1}
+    assert dict(fake.deliveries) == expected
