@@ -167,6 +167,7 @@ def run_one(spec: RunSpec, workdir: Path) -> dict[str, Any]:
         "peer_cpu_seconds": stats["cpu_seconds"],
         "sender_cpu_seconds": child["cpu_seconds"],
         "sender_cpu_seconds_per_stage": child["cpu_seconds_per_stage"],
+        "server_cpu_seconds_per_stage": child.get("server_cpu_seconds_per_stage", {}),
         "sender_cpu_microseconds_per_recipient": round(
             (child["cpu_seconds_per_stage"]["queue"] + child["cpu_seconds_per_stage"]["send"])
             / spec.size
