@@ -296,27 +296,6 @@ class MimeTemplate:
 
         Values made without the greeting keys get them from ``to_name`` (personal_values).
         """
-        parts = self.render_parts(
-            to_email, to_name, values, date=date, message_id=message_id, wire=wire
-        )
-        return b"".join(parts)
-
-    def render_parts(
-        self,
-        to_email: str,
-        to_name: str | None,
-        values: Mapping[str, str],
-        *,
-        date: str,
-        message_id: str,
-        wire: bool = False,
-    ) -> list[bytes]:
-        """:meth:`render` as the pieces whose concatenation is the message.
-
-        For a sender that writes them with one scatter-gather call (``socket.sendmsg``):
-        joining 40 KB per recipient, and again to append the next command, were copies
-        made only to be copied into the socket.
-        """
         if GREETING not in values:
             values = {**personal_values(to_name), **values}
         encoded = {key: qp(values.get(key, "")) for key in self.keys}
@@ -338,6 +317,5 @@ class MimeTemplate:
                 self.subject,
             )
             head.append(header_value("Subject", subject) + "\r\n")
-        parts = ["".join(head).encode("utf-8"), self.head]
-        parts.extend([p if isinstance(p, bytes) else encoded[p] for p in pieces])
-        return parts
+        body = b"".join(p if isinstance(p, bytes) else encoded[p] for p in pieces)
+        return "".join(head).encode("utf-8") + self.head + body

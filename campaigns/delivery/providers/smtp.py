@@ -19,6 +19,7 @@ relay). ``verify=0`` skips certificate checks (a local test relay only);
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import smtplib
 import socket
@@ -36,14 +37,6 @@ from campaigns.delivery.providers.base import (
     SendStatus,
 )
 from campaigns.delivery.providers.smtp_config import SmtpConfig
-from campaigns.delivery.providers.smtp_wire import (
-    LOCAL,
-    MESSAGE,
-    Item,
-    Refusal,
-    envelope,
-    send_parts,
-)
 from newsletter.clock import utcnow
 from newsletter.errors import (
     ConfigError,
@@ -57,11 +50,28 @@ from newsletter.settings import Settings
 
 __all__ = ["DKIM_HEADERS", "SmtpConfig", "SmtpProvider"]
 
+_UNSAFE_ADDRESS = re.compile(r"[\x00-\x20<>]")  # would break out of the SMTP command
 _STAGES = (("MAIL FROM", (250,)), ("RCPT TO", (250, 251)), ("DATA", (354,)))
+LOCAL, MESSAGE = "not sent", "message"  # stages beside the three commands: ours, the end of DATA
 DKIM_HEADERS = [  # what DKIM signs: the headers a receiver shows or acts on
     *b"From To Subject Date Message-ID MIME-Version Content-Type".split(),
     *b"List-Id List-Unsubscribe List-Unsubscribe-Post".split(),
 ]
+
+
+Refusal = tuple[str, int, str]  # (stage, SMTP code, the reply's text)
+Item = tuple[int, str, bytes, str, str]  # delivery id, address, wire bytes, message id, sender
+
+
+def _envelope(conn: smtplib.SMTP, sender: str, to: str) -> bytes | Refusal:
+    """MAIL FROM, RCPT TO and DATA lines, or why they cannot be sent to this server."""
+    utf8 = not (sender.isascii() and to.isascii())
+    if utf8 and not conn.has_extn("smtputf8"):
+        return LOCAL, 553, f"{to} needs SMTPUTF8, which the server lacks"
+    if _UNSAFE_ADDRESS.search(sender) or _UNSAFE_ADDRESS.search(to):
+        return LOCAL, 553, f"{sender!r} to {to!r} would break the SMTP command"
+    option = " SMTPUTF8" if utf8 else ""  # RFC 6531
+    return f"MAIL FROM:<{sender}>{option}\r\nRCPT TO:<{to}>\r\nDATA\r\n".encode()
 
 
 class SmtpProvider(Provider):
@@ -310,7 +320,7 @@ class SmtpProvider(Provider):
             pipelined = conn.has_extn("pipelining")
             body_sent = False
             try:
-                commands = envelope(conn, sender, address)
+                commands = _envelope(conn, sender, address)
                 if isinstance(commands, tuple):  # never reaches the wire
                     refusal: Refusal | None = commands
                 else:
@@ -322,13 +332,16 @@ class SmtpProvider(Provider):
                     self._record(result, items[index], refusal)
                     index += 1
                     continue
+                message = data
                 following = (
-                    envelope(conn, items[index + 1][4], items[index + 1][1])
+                    _envelope(conn, items[index + 1][4], items[index + 1][1])
                     if pipelined and index + 1 < len(items)
                     else None
                 )
+                if isinstance(following, bytes):
+                    message += following
                 body_sent = True
-                send_parts(conn, [*data, following] if isinstance(following, bytes) else data)
+                conn.send(message)
                 code, reply = conn.getreply()
                 self._record(result, items[index], (MESSAGE, code, reply.decode(errors="replace")))
                 index += 1
@@ -366,9 +379,9 @@ class SmtpProvider(Provider):
             message_id = f"{content.campaign_id}.{recipient.delivery_id}.{nonce}@{template.domain}"
             to = (recipient.email, recipient.name, recipient.values)
             if self.dkim is None:
-                data = template.render_parts(*to, date=date, message_id=message_id, wire=True)
+                data = template.render(*to, date=date, message_id=message_id, wire=True)
             else:
-                data = [wire(self._sign(template.render(*to, date=date, message_id=message_id)))]
+                data = wire(self._sign(template.render(*to, date=date, message_id=message_id)))
             sender = recipient.return_path or content.from_email
             items.append((recipient.delivery_id, recipient.email, data, message_id, sender))
         return self._deliver(items)
@@ -377,7 +390,7 @@ class SmtpProvider(Provider):
         domain = message.from_email.rpartition("@")[2] or "localhost"
         message_id = make_msgid(domain=domain).strip("<>")
         data = self._sign(build_mime(message, message_id=message_id))
-        item = (0, message.to_email, [wire(data)], message_id, message.from_email)
+        item = (0, message.to_email, wire(data), message_id, message.from_email)
         status = self._deliver([item]).statuses[0]
         if status.status is SendStatus.REJECTED:
             raise ProviderRejected(f"the SMTP server refused {message.to_email}: {status.reason}")
