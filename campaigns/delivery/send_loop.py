@@ -5,7 +5,8 @@ retry, the report) and each step is a method. Providers work in a thread pool
 (``send_concurrency`` workers); everything that touches the database happens on the
 caller's thread, between batches: reading the next batch while the provider works on the
 last, recording each outcome from the provider's typed result
-(``providers.base.BatchResult``) in the transaction that renews the send lease.
+(``providers.base.BatchResult``) in the transaction that renews the send lease (when a
+third of it has passed).
 ``campaigns.delivery.sending`` says how exactly-once holds and which faults do what.
 
 A lost database connection (PostgreSQL restarted, the backend terminated) does not lose
