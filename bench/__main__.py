@@ -105,6 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also plot recipients/s and peak RSS against N into this PNG",
     )
     parser.add_argument(
+        "--no-events",
+        action="store_false",
+        dest="events",
+        help="skip SendGrid's events through the webhook (A/B runs of the send path)",
+    )
+    parser.add_argument(
         "--set",
         type=_setting,
         action="append",
@@ -121,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == "imports":
         return imports_main(args)
     args.json_path = args.json_path or DEFAULT_JSON
-    results = run_all(args.sizes, args.providers, args.database_url, dict(args.overrides))
+    results = run_all(
+        args.sizes, args.providers, args.database_url, dict(args.overrides), events=args.events
+    )
     write_json(results, args.json_path)
     print(f"figures written to {args.json_path}")
     if args.chart is not None:

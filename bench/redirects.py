@@ -46,6 +46,7 @@ from newsletter import db
 from newsletter.settings import load_settings
 
 LINKS = 8
+SLOW = 0.020  # seconds: an answer this slow misses the issue's 5 ms p99 by far
 SECRET = "bench-secret-" + "0" * 24
 
 
@@ -119,12 +120,14 @@ def _wait_for(port: int, server: subprocess.Popen[bytes]) -> None:
 
 async def _client(
     port: int, tokens: list[str], rate: float, until: float, latencies: list[float],
-    cold: bool = False,
+    cold: bool = False, late: list[float] | None = None,
+    slow: list[float] | None = None,
 ) -> int:  # fmt: skip
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     interval = 1 / rate if rate else 0.0
     due = time.perf_counter() + random.random() * interval
     errors = 0
+    answered = 0.0  # when the previous answer on this connection was read
     while time.perf_counter() < until and (tokens or not cold):
         n = random.randrange(LINKS)
         token = tokens.pop() if cold else random.choice(tokens)  # cold: each reader once
@@ -137,6 +140,7 @@ async def _client(
             started, due = due, due + interval
         else:
             started = time.perf_counter()
+        written = time.perf_counter()
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         length = 0
@@ -145,7 +149,14 @@ async def _client(
                 length = int(line.split(b":")[1])
         if length:
             await reader.readexactly(length)
-        latencies.append(time.perf_counter() - started)
+        previous, answered = answered, time.perf_counter()
+        latencies.append(answered - started)
+        if late is not None:
+            # How late our own loop wrote it once it could (due, and the connection free
+            # of the previous answer): the load generator's share of the wait.
+            late.append(written - max(started, previous))
+        if slow is not None and answered - started > SLOW:
+            slow.append(started)
         if not head.startswith(b"HTTP/1.1 302") or f"/articles/{n}?".encode() not in head:
             errors += 1
     writer.close()
@@ -156,17 +167,23 @@ async def _load(
     port: int, tokens: list[str], clients: int, rate: float, seconds: float, cold: bool = False
 ) -> dict:
     latencies: list[float] = []
+    late: list[float] = []
+    slow: list[float] = []
     until = time.perf_counter() + seconds
     started = time.perf_counter()
     todo = random.sample(tokens, len(tokens)) if cold else tokens
     errors = await asyncio.gather(
-        *(_client(port, todo, rate / clients, until, latencies, cold) for _ in range(clients))
+        *(
+            _client(port, todo, rate / clients, until, latencies, cold, late, slow)
+            for _ in range(clients)
+        )
     )
     wall = time.perf_counter() - started
+    late.sort()
     latencies.sort()
 
-    def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
+    def pct(p: float, values: list[float] = latencies) -> float:
+        return round(values[min(len(values) - 1, int(p * len(values)))] * 1000, 2)
 
     return {
         "phase": "first click of each reader (cache cold)" if cold else "clicks (cache warm)",
@@ -177,6 +194,19 @@ async def _load(
         "p90_ms": pct(0.90),
         "p99_ms": pct(0.99),
         "max_ms": round(latencies[-1] * 1000, 2),
+        # The client's own lateness (its loop wrote the request after it could): when this
+        # tail is as long as the latency's, the wait is in the load generator.
+        "client_late_p99_ms": pct(0.99, late),
+        "client_late_max_ms": pct(1.0, late),
+        # Requests slower than SLOW, by when they were due within each second (ten bins):
+        # a periodic stall (the bulk writer's second, say) piles them into one bin.
+        "slow": len(slow),
+        "slow_by_tenth_of_second": [
+            sum(1 for t in slow if int((t - started) % 1 * 10) == b) for b in range(10)
+        ],
+        "slow_by_second": [
+            sum(1 for t in slow if int(t - started) == b) for b in range(int(seconds) + 1)
+        ],
         "errors": sum(errors),
     }
 
@@ -186,6 +216,22 @@ def _cpu_seconds(pid: int) -> float:
     loaded machine's latency figures hide."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of a process's main thread (uvicorn's event loop) and of its other
+    threads together (the click writer, the thread pool): whose work a request's CPU is.
+    Linux /proc/PID/task; Python does not name its threads there."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = {"event loop": 0.0, "other threads": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = "event loop" if task.name == str(pid) else "other threads"
+        used[name] += (int(fields[11]) + int(fields[12])) / ticks
+    return used
 
 
 def _clicks(url: str) -> tuple[int, int]:
@@ -229,6 +275,7 @@ def main() -> None:
             phases += [(float(r), False) for r in args.rates.split(",")]
             for rate, cold in phases:
                 cpu = _cpu_seconds(server.pid)
+                threads = _thread_cpu(server.pid)
                 result = asyncio.run(
                     _load(
                         port, tokens, args.clients, rate, args.seconds * (10 if cold else 1), cold
@@ -236,6 +283,10 @@ def main() -> None:
                 )
                 used = _cpu_seconds(server.pid) - cpu
                 result["server_cpu_us_per_request"] = round(used / result["requests"] * 1e6)
+                result["server_cpu_s_by_thread"] = {
+                    name: round(seconds - threads.get(name, 0.0), 2)
+                    for name, seconds in _thread_cpu(server.pid).items()
+                }
                 results.append(result)
                 print(json.dumps(result))
             sent = sum(r["requests"] for r in results)

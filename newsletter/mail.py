@@ -75,13 +75,18 @@ def greeting(name: str | None) -> str:
 def personal_values(name: str | None) -> dict[str, str]:
     """The values of ``PERSONAL_KEYS`` for a reader's name (None or blank: no name)."""
     name = one_line(name or "")  # a stored name never adds a line to the body either
-    text = greeting(name)
+    text = f"Hello {name}," if name else "Hello,"  # greeting(name); one_line did its part
+    if _HTML_SPECIAL.search(name) is None:  # nearly every name: escaping changes nothing
+        return {NAME: name, NAME_HTML: name, GREETING: text, GREETING_HTML: text}
     return {
         NAME: name,
         NAME_HTML: escape(name),
         GREETING: text,
         GREETING_HTML: escape(text),
     }
+
+
+_HTML_SPECIAL = re.compile("[&<>\"']")  # what html.escape(quote=True) replaces
 
 
 def personalise(content: str, values: Mapping[str, str]) -> str:

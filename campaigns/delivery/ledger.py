@@ -94,6 +94,10 @@ def queue_deliveries(
         sa.false().label("complained"),
         sa.false().label("unsubscribed"),
     ).where(sa.true())  # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
+    if dialect == "postgresql":
+        # The audience is sorted by subscriber id; with the default 4 MB that sort spills
+        # to disk from about 60,000 readers (an external merge: 15% of the queue at 100k).
+        session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         insert_fn(_delivery)

@@ -5,7 +5,8 @@ retry, the report) and each step is a method. Providers work in a thread pool
 (``send_concurrency`` workers); everything that touches the database happens on the
 caller's thread, between batches: reading the next batch while the provider works on the
 last, recording each outcome from the provider's typed result
-(``providers.base.BatchResult``) in the transaction that renews the send lease.
+(``providers.base.BatchResult``) in the transaction that renews the send lease (when a
+third of it has passed).
 ``campaigns.delivery.sending`` says how exactly-once holds and which faults do what.
 
 A lost database connection (PostgreSQL restarted, the backend terminated) does not lose
@@ -195,7 +196,7 @@ class SendLoop:
         """Record the outcomes, keep the lease and commit: one transaction."""
         for outcome in outcomes:
             self._record(outcome)
-        self._keep_lease(renew=bool(outcomes))
+        self._keep_lease()
         self.session.commit()
 
     def _undo_point(self) -> Callable[[], None]:
@@ -297,9 +298,15 @@ class SendLoop:
 
     # ------------------------------------------------------------ between batches
 
-    def _keep_lease(self, *, renew: bool) -> None:
-        """Renew the send lease after a batch or when it is due; stop if it was lost."""
-        if not renew and time.monotonic() - self.last_renewal < self.renew_every:
+    def _keep_lease(self) -> None:
+        """Renew the send lease when a third of it has passed; stop if it was lost.
+
+        Not after every batch: the lease only has to outlive the time between renewals,
+        and a renewal per batch was a row update and a round trip on the critical path
+        of each batch (1,000 per 100,000 SMTP recipients). A sender that stalled past the
+        lease renews (and finds it lost) with the next outcome it records.
+        """
+        if time.monotonic() - self.last_renewal < self.renew_every:
             return
         if not send_lease.renew(
             self.session,

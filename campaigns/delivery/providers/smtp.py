@@ -370,10 +370,12 @@ class SmtpProvider(Provider):
         template = self._template[1]
         date = format_datetime(utcnow())
         items = []
-        for recipient in recipients:
-            # 64 random bits of its own in each Message-ID: a bounce that quotes it proves
-            # it saw this message (campaigns.tracking.bounces), not just one of the batch.
-            nonce = secrets.token_hex(8)
+        # 64 random bits of its own in each Message-ID: a bounce that quotes it proves it
+        # saw this message (campaigns.tracking.bounces), not just one of the batch. Drawn
+        # for the whole batch at once: one getrandom call per message was 10 µs each.
+        nonces = secrets.token_hex(8 * len(recipients))
+        for number, recipient in enumerate(recipients):
+            nonce = nonces[16 * number : 16 * number + 16]
             message_id = f"{content.campaign_id}.{recipient.delivery_id}.{nonce}@{template.domain}"
             to = (recipient.email, recipient.name, recipient.values)
             if self.dkim is None:
