@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=1.0, ge=0)
     retry_max_seconds: float = Field(default=60.0, ge=0)
+    # Issue 17: ``inline`` sends in the process that starts the send; ``queue`` (PostgreSQL
+    # only) hands ranges of the ledger to ``newsletter worker`` processes through
+    # procrastinate. There ``send_rate_per_second`` is ONE limit for all workers together: a
+    # token bucket row in PostgreSQL (campaigns.delivery.workers.shared_rate), not per process.
+    sender: Literal["inline", "queue"] = "inline"
+    # Queue mode: delivery ids per queued batch (one procrastinate job); a worker killed
+    # mid-batch costs only its provider request in flight (the rest is in the ledger).
+    worker_batch_size: int = Field(default=10_000, ge=1)
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    # A worker silent this long is dead: its batches go to another worker (stalled jobs).
+    worker_stalled_seconds: float = Field(default=30.0, gt=0)
 
     # Identity and compliance
     base_url: str = "http://127.0.0.1:8000"
@@ -275,6 +286,14 @@ class Settings(BaseSettings):
         if driver in SUPPORTED_DATABASES:
             return url
         raise ValueError(f"{driver}:// is not supported; {DATABASE_URL_HELP}")
+
+    @field_validator("sender")
+    @classmethod
+    def _queue_needs_postgresql(cls, value: str, info: ValidationInfo) -> str:
+        """Workers share PostgreSQL (procrastinate, the rate bucket); SQLite stays inline."""
+        if value == "queue" and str(info.data.get("database_url", "")).startswith("sqlite"):
+            raise ValueError("queue needs PostgreSQL (NEWSLETTER_DATABASE_URL is SQLite)")
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

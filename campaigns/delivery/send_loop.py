@@ -29,7 +29,7 @@ from typing import TypeVar
 from sqlmodel import Session
 
 from campaigns.delivery import send_lease, waves
-from campaigns.delivery.ledger import delivery_counts
+from campaigns.delivery.ledger import DeliveryCounts, delivery_counts
 from campaigns.delivery.ledger_batches import LedgerReader, record_failed
 from campaigns.delivery.outcomes import record_outcome
 from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
@@ -83,7 +83,7 @@ class SendLoop:
         self.started = started
         self.on_progress = on_progress
         self.should_stop = should_stop
-        self.before = self._db(lambda: delivery_counts(session, campaign_id=campaign_id))
+        self.before = self._db(self._counts_before)
         self.report = SendReport(campaign_id=campaign_id, status=S.SENDING)
         links = RecipientLinks(settings)
         links.tracking = tracking  # issue 15: our click and open links, per reader
@@ -100,6 +100,10 @@ class SendLoop:
         self.in_flight: dict[Future[Outcome], Job] = {}
         self.renew_every = max(1.0, settings.lease_seconds / 3)
         self.last_renewal = time.monotonic()
+
+    def _counts_before(self) -> DeliveryCounts:
+        """The ledger's counts at the start, for progress (a worker's block skips it)."""
+        return delivery_counts(self.session, campaign_id=self.campaign_id)
 
     def _batch_size(self) -> int:
         size = self.provider.batch_size

@@ -1,0 +1,199 @@
+"""What a worker does with one block of a campaign's ledger: the inline loop, bounded.
+
+:class:`BlockLoop` is :class:`campaigns.delivery.send_loop.SendLoop` (the same reading,
+jobs, retries, recording and stop checks; campaigns.delivery.sending explains
+exactly-once) with four differences: its reader stops at the block's last id, its pacer is
+the limit shared by every worker (``shared_rate``), the lease it renews is the block's
+(``send:<campaign>:b<block>``) rather than the campaign's, and its finish locks the
+campaign row so that of two workers ending their blocks at once only one marks the
+campaign sent, and only when no queued row is left anywhere in it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from campaigns.delivery import waves
+from campaigns.delivery.ledger import DeliveryCounts
+from campaigns.delivery.ledger_batches import LedgerReader
+from campaigns.delivery.providers.factory import make_sending_provider
+from campaigns.delivery.recipient_links import RecipientLinks
+from campaigns.delivery.send_loop import SendLoop
+from campaigns.delivery.send_report import SendReport
+from campaigns.delivery.sending import fewer_gc_passes
+from campaigns.delivery.tracked_content import tracked_content
+from campaigns.delivery.variant_sends import run_contents
+from campaigns.delivery.workers.shared_rate import SharedPacer
+from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from newsletter import db, leases
+from newsletter.errors import StateError
+from newsletter.settings import Settings
+
+S = CampaignStatus
+_delivery = Delivery.__table__
+
+
+@dataclass(frozen=True)
+class Block:
+    """Delivery ids ``first_id``..``last_id`` of one campaign: one queued job."""
+
+    campaign_id: int
+    first_id: int
+    last_id: int
+
+    @classmethod
+    def numbered(cls, campaign_id: int, number: int, size: int) -> Block:
+        """Block ``number`` of ``size`` ids: fixed by the ids alone, so a block queued
+        again (a resume, a repair) is the same block, with the same lock and lease."""
+        return cls(campaign_id, number * size, number * size + size - 1)
+
+    @property
+    def name(self) -> str:
+        return f"send:{self.campaign_id}:b{self.first_id}-{self.last_id}"
+
+
+class BlockReader(LedgerReader):
+    """The ledger reader, from the block's first id to its last."""
+
+    def __init__(self, session: Session, *, block: Block, links: RecipientLinks, size: int):
+        super().__init__(session, campaign_id=block.campaign_id, links=links, batch_size=size)
+        self.last_id = block.first_id - 1
+        self._query = self._query.where(_delivery.c.id <= block.last_id)
+
+
+class BlockLoop(SendLoop):
+    """The send loop over one block, its lease held by ``holder`` (see module docstring)."""
+
+    block: Block
+
+    def _counts_before(self) -> DeliveryCounts:
+        """No whole-campaign count per block: progress is followed from the ledger."""
+        return DeliveryCounts()
+
+    def bounded(self, block: Block, pacer: SharedPacer) -> BlockLoop:
+        self.block = block
+        self.reader = BlockReader(
+            self.session, block=block, links=self.reader.links, size=self.reader.batch_size
+        )
+        self.pacer = pacer  # type: ignore[assignment]
+        return self
+
+    def _keep_lease(self, *, renew: bool) -> None:
+        """Renew the block's lease after a batch or when due; stop if it was lost."""
+        if not renew and time.monotonic() - self.last_renewal < self.renew_every:
+            return
+        if not leases.renew(
+            self.session.connection(),
+            holder=self.holder,
+            ttl_seconds=self.settings.lease_seconds,
+            name=self.block.name,
+        ):
+            self._stop_run("lost the lease of its block to another worker")
+        self.last_renewal = time.monotonic()
+
+    def _lock_campaign(self) -> Campaign:
+        fresh = self.session.get(
+            Campaign, self.campaign_id, with_for_update=True, populate_existing=True
+        )
+        assert fresh is not None
+        return fresh
+
+    def _halt(self, reason: str) -> None:
+        """Fail the campaign as inline does, one worker at a time."""
+        self._lock_campaign()
+        super()._halt(reason)
+
+    def _close(self) -> tuple[int, str]:
+        """(rows still queued in the block, the campaign's status); the worker that finds
+        no queued row left in the whole campaign finishes it as the inline loop does."""
+        fresh = self._lock_campaign()
+        left = self.session.execute(
+            sa.select(sa.func.count()).where(
+                _delivery.c.campaign_id == self.campaign_id,
+                _delivery.c.status == DeliveryStatus.QUEUED.value,
+                _delivery.c.id.between(self.block.first_id, self.block.last_id),
+            )
+        ).scalar_one()
+        if left == 0 and self.report.stopped is None and fresh.status == S.SENDING:
+            anywhere = self.session.execute(
+                sa.select(_delivery.c.id)
+                .where(
+                    _delivery.c.campaign_id == self.campaign_id,
+                    _delivery.c.status == DeliveryStatus.QUEUED.value,
+                )
+                .limit(1)
+            ).first()
+            if anywhere is None and not waves.unreleased(
+                self.session, campaign_id=self.campaign_id
+            ):
+                return super()._close()  # the last block: sent (or a sample's pause)
+        self.session.commit()
+        return left, fresh.status
+
+    def _progress(self) -> None:
+        """Progress is read from the ledger by whoever follows the send (``--wait``)."""
+
+
+def send_block(
+    settings: Settings, block: Block, *, should_stop: Callable[[], bool] | None = None
+) -> SendReport | None:
+    """Send the queued rows of ``block``; None when the campaign is not sending (paused,
+    cancelled, failed or done: nothing to do, the job ends).
+
+    Raises StateError when another live worker holds the block's lease, or when the run
+    stopped (worker shutting down, lease lost) with rows of the block still queued while
+    the campaign is sending: the job is retried. A provider auth error or exhausted
+    retries fail the campaign as inline (the report says so; no retry).
+    """
+    engine = db.get_engine(settings.database_url)
+    holder = leases.instance_id()
+    started = time.monotonic()
+    with db.session_scope(engine) as session:
+        campaign = session.get(Campaign, block.campaign_id)
+        if campaign is None or campaign.status != S.SENDING:
+            return None
+        if not leases.take(
+            session.connection(),
+            holder=holder,
+            ttl_seconds=settings.lease_seconds,
+            name=block.name,
+        ):
+            raise StateError(f"{block.name} is being sent by another worker")
+        session.commit()
+        provider = make_sending_provider(settings)
+        try:
+            content, plain, tracking = tracked_content(
+                session, settings=settings, campaign=campaign
+            )
+            content, variants = run_contents(session, campaign=campaign, content=content)
+            session.commit()
+            loop = BlockLoop(
+                session,
+                settings=settings,
+                campaign_id=block.campaign_id,
+                content=content,
+                provider=provider,
+                holder=holder,
+                actor="worker",
+                started=started,
+                should_stop=should_stop,
+                variants=variants,
+                tracking=tracking,
+                plain_content=plain,
+            )
+            pacer = SharedPacer(engine, name=settings.provider, rate=settings.send_rate_per_second)
+            with fewer_gc_passes():
+                report = loop.bounded(block, pacer).run()
+        finally:
+            provider.close()
+            db.rollback_quietly(session)
+            leases.release(session.connection(), holder=holder, name=block.name)
+            session.commit()
+    if report.stopped and report.queued and report.status == S.SENDING:
+        raise StateError(f"{block.name} stopped ({report.stopped}); {report.queued} left")
+    return report
