@@ -108,8 +108,11 @@ async def _sweep(app: App, settings: Settings) -> None:
             log.warning("stalled-job sweep failed: %s", err)
 
 
-def run_worker(settings: Settings, *, concurrency: int = 1, name: str | None = None) -> None:
-    """Run a worker until SIGINT/SIGTERM (the blocks in hand are finished first)."""
+def run_worker(
+    settings: Settings, *, concurrency: int = 1, name: str | None = None, wait: bool = True
+) -> None:
+    """Run a worker until SIGINT/SIGTERM (the blocks in hand are finished first); with
+    ``wait=False``, until the queue is empty (tests, a one-off catch-up)."""
 
     async def main() -> None:
         app = make_app(settings)
@@ -125,6 +128,8 @@ def run_worker(settings: Settings, *, concurrency: int = 1, name: str | None = N
                     fetch_job_polling_interval=min(5.0, settings.worker_heartbeat_seconds),
                     stalled_worker_timeout=settings.worker_stalled_seconds,
                     delete_jobs="successful",
+                    wait=wait,
+                    install_signal_handlers=wait,
                 )
             finally:
                 sweep.cancel()
