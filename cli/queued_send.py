@@ -23,8 +23,8 @@ def send_queued(cfg: Settings, campaign_id: int, *, wait: bool, as_json: bool) -
         handed = hand_over(session, settings=cfg, campaign_id=campaign_id, actor="cli")
     line = (
         f"campaign {campaign_id}: {handed.status}; handed to the workers: "
-        f"{handed.deferred} blocks queued, {handed.pending} under way, "
-        f"{handed.queued} recipients queued"
+        f"{output.plural(handed.deferred, 'block')} queued, {handed.pending:,} under way, "
+        f"{output.plural(handed.queued, 'recipient')} queued"
     )
     if not wait:
         if as_json:

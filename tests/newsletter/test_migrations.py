@@ -19,7 +19,7 @@ from subscribers import challenge, ratelimit  # noqa: F401 - registers their tab
 
 
 def _ours(name: str | None, kind: str, _parent: object) -> bool:
-    """procrastinate's tables (0010a, PostgreSQL) are the library's schema, not our models."""
+    """procrastinate's tables (queue mode, PostgreSQL) are the library's, not our models."""
     return not (kind == "table" and (name or "").startswith("procrastinate_"))
 
 
@@ -28,18 +28,6 @@ def test_migrated_schema_matches_models(engine: Engine) -> None:
         context = MigrationContext.configure(connection, opts={"include_name": _ours})
         diff = compare_metadata(context, SQLModel.metadata)
     assert diff == []
-
-
-@pytest.mark.postgres
-def test_procrastinate_schema_lands_in_the_connection_s_own_schema(postgres_url: str) -> None:
-    engine = db.get_engine(postgres_url)
-    db.upgrade(engine)
-    with engine.connect() as connection:
-        where = connection.exec_driver_sql(
-            "SELECT table_schema = current_schema() FROM information_schema.tables "
-            "WHERE table_name = 'procrastinate_jobs' AND table_schema = current_schema()"
-        ).scalar()
-    assert where is True
 
 
 def test_sqlite_gets_no_procrastinate_schema(sqlite_engine: Engine) -> None:

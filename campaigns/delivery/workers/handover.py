@@ -77,7 +77,7 @@ def hand_over(
             raise StateError(f"campaign {campaign_id} is {campaign.status}; it cannot be sent")
         settings.check_for_sending()
         check_one_click_links(settings)
-        queue.conninfo(settings)  # ConfigError on SQLite before anything changes
+        queue.ensure_schema(settings)  # ConfigError on SQLite before anything changes
         holder = send_lease.new_holder()
         retrying = partial(_retrying, session, settings, campaign_id)
         retrying(partial(_claim, session, settings, campaign_id, holder))

@@ -10,8 +10,8 @@
   finish them. Every worker sweeps; retrying a job twice is harmless (its lease and the
   ledger decide).
 
-procrastinate's tables live in our schema (migration 0010a), on the same ``search_path``
-as the rest: its connection is made from ``NEWSLETTER_DATABASE_URL``.
+procrastinate's tables live in our schema, on the same ``search_path`` as the rest (its
+connection is made from ``NEWSLETTER_DATABASE_URL``), put there by :func:`ensure_schema`.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from procrastinate import App, PsycopgConnector, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.schema import SchemaManager
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from campaigns.delivery.workers.batch_send import Block, send_block
+from newsletter import db
 from newsletter.errors import ConfigError, DatabaseError, StateError
 from newsletter.settings import Settings
 
@@ -35,6 +37,10 @@ TASK = "newsletter.send_block"
 QUEUE = "sends"
 # A busy block (its lease held by a worker on another host) waits for that lease to
 # expire: retried every 2 s for up to two minutes, far beyond ``lease_seconds``' default.
+_SCHEMA_THERE = (
+    "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
+    "AND tablename = 'procrastinate_jobs')"
+)
 RETRY = RetryStrategy(max_attempts=60, wait=2, retry_exceptions={StateError, DatabaseError})
 
 
@@ -44,6 +50,22 @@ def conninfo(settings: Settings) -> str:
         raise ConfigError("NEWSLETTER_SENDER=queue and `newsletter worker` need PostgreSQL")
     url = make_url(settings.database_url).set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
+
+
+def ensure_schema(settings: Settings) -> bool:
+    """Apply procrastinate's schema (of the installed version) in the connection's own
+    schema, once; True when it was applied now. Idempotent and safe to race: workers
+    starting together take an advisory lock and look again under it."""
+    conninfo(settings)  # ConfigError on SQLite
+    engine = db.get_engine(settings.database_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('procrastinate'))")
+        if connection.exec_driver_sql(_SCHEMA_THERE).scalar():
+            return False
+        # Driver level: the schema's PL/pgSQL holds % and : that text() would read.
+        connection.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
+    log.info("procrastinate's schema applied")
+    return True
 
 
 def make_app(settings: Settings) -> App:
@@ -113,6 +135,8 @@ def run_worker(
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (the blocks in hand are finished first); with
     ``wait=False``, until the queue is empty (tests, a one-off catch-up)."""
+
+    ensure_schema(settings)
 
     async def main() -> None:
         app = make_app(settings)
