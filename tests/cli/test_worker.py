@@ -12,15 +12,15 @@ from typer.testing import CliRunner
 from cli import app, output
 from newsletter import db
 from newsletter.errors import ConfigError
-from tests.campaigns.delivery.workers.support import (
+from tests.support.content import make_campaign, make_snippet
+from tests.support.delivery import API_KEY, add_subscribers
+from tests.support.fake_sendgrid import FakeSendGrid
+from tests.support.workers import (
     environment,
     queue_settings,
     start_workers,
     stop_workers,
 )
-from tests.support.content import make_campaign, make_snippet
-from tests.support.delivery import API_KEY, add_subscribers
-from tests.support.fake_sendgrid import FakeSendGrid
 
 runner = CliRunner()
 

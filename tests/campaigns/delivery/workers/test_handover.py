@@ -21,11 +21,11 @@ from newsletter import db, leases
 from newsletter.clock import utcnow
 from newsletter.errors import StateError
 from newsletter.settings import Settings
-from tests.campaigns.delivery.workers.support import queue_settings, status_of
 from tests.support.content import make_campaign as content_campaign
 from tests.support.content import make_snippet
 from tests.support.delivery import API_KEY, add_subscribers, make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
+from tests.support.workers import queue_settings, status_of
 
 pytestmark = pytest.mark.postgres
 SUBSCRIBERS = 600

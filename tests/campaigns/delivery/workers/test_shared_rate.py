@@ -13,15 +13,15 @@ from sqlmodel import Session
 from campaigns.delivery.workers.handover import hand_over
 from campaigns.delivery.workers.shared_rate import SharedPacer
 from newsletter import db
-from tests.campaigns.delivery.workers.support import (
+from tests.support.delivery import API_KEY, add_subscribers, make_campaign
+from tests.support.fake_sendgrid import FakeSendGrid
+from tests.support.workers import (
     queue_settings,
     start_workers,
     status_of,
     stop_workers,
     wait_for,
 )
-from tests.support.delivery import API_KEY, add_subscribers, make_campaign
-from tests.support.fake_sendgrid import FakeSendGrid
 
 pytestmark = pytest.mark.postgres
 RATE = 200  # messages per second, for all workers together

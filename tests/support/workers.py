@@ -20,7 +20,7 @@ from tests.conftest import make_settings
 from tests.support.delivery import API_KEY
 from tests.support.fake_sendgrid import FakeSendGrid
 
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = Path(__file__).resolve().parents[2]
 CLI = "from cli import main; main()"
 
 

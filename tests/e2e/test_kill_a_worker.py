@@ -19,15 +19,15 @@ from campaigns.delivery.workers.batch_send import Block
 from campaigns.delivery.workers.handover import hand_over
 from newsletter import db, leases
 from newsletter.holders import Holder
-from tests.campaigns.delivery.workers.support import (
+from tests.support.delivery import API_KEY, add_subscribers, make_campaign
+from tests.support.fake_sendgrid import FakeSendGrid
+from tests.support.workers import (
     queue_settings,
     start_workers,
     status_of,
     stop_workers,
     wait_for,
 )
-from tests.support.delivery import API_KEY, add_subscribers, make_campaign
-from tests.support.fake_sendgrid import FakeSendGrid
 
 pytestmark = pytest.mark.postgres
 SUBSCRIBERS = 3000
