@@ -11,11 +11,13 @@ campaign sent, and only when no queued row is left anywhere in it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from campaigns.delivery import waves
@@ -35,6 +37,7 @@ from newsletter.errors import StateError
 from newsletter.settings import Settings
 
 S = CampaignStatus
+log = logging.getLogger(__name__)
 _delivery = Delivery.__table__
 
 
@@ -191,9 +194,21 @@ def send_block(
                 report = loop.bounded(block, pacer).run()
         finally:
             provider.close()
-            db.rollback_quietly(session)
-            leases.release(session.connection(), holder=holder, name=block.name)
-            session.commit()
+            _release(session, block, holder)
     if report.stopped and report.queued and report.status == S.SENDING:
         raise StateError(f"{block.name} stopped ({report.stopped}); {report.queued} left")
     return report
+
+
+def _release(session: Session, block: Block, holder: str) -> None:
+    """Give the block's lease up; with the database gone it expires (or, on this host,
+    is taken at once once this process has ended)."""
+    try:
+        session.rollback()
+        leases.release(session.connection(), holder=holder, name=block.name)
+        session.commit()
+    except (OperationalError, InterfaceError) as err:
+        if not db.connection_lost(err):
+            raise
+        db.rollback_quietly(session)
+        log.warning("the lease of %s was not released: %s", block.name, err.orig)
