@@ -34,9 +34,11 @@ from campaigns.delivery.workers.shared_rate import SharedPacer
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from newsletter import db, leases
 from newsletter.errors import StateError
+from newsletter.models import Lease
 from newsletter.settings import Settings
 
 S = CampaignStatus
+TASK = "newsletter.send_block"  # procrastinate's name of the task (workers.queue)
 log = logging.getLogger(__name__)
 _delivery = Delivery.__table__
 
@@ -57,7 +59,7 @@ class Block:
 
     @property
     def name(self) -> str:
-        return f"send:{self.campaign_id}:b{self.first_id}-{self.last_id}"
+        return f"{block_prefix(self.campaign_id)}{self.first_id}-{self.last_id}"
 
 
 class BlockReader(LedgerReader):
@@ -112,9 +114,14 @@ class BlockLoop(SendLoop):
         super()._halt(reason)
 
     def _close(self) -> tuple[int, str]:
-        """(rows still queued in the block, the campaign's status); the worker that finds
-        no queued row left in the whole campaign finishes it as the inline loop does."""
+        """(rows still queued in the block, the campaign's status). Under the campaign's
+        row lock, one worker at a time: give the block's lease up, and if no other block
+        is under way or waiting, look for a queued row anywhere in the campaign; none
+        left, it is finished here as the inline loop finishes it. The last worker through
+        this lock always looks, so a campaign never stays 'sending' with nothing queued;
+        the others skip a scan of the whole ledger (no index holds ``status``: HOT)."""
         fresh = self._lock_campaign()
+        leases.release(self.session.connection(), holder=self.holder, name=self.block.name)
         left = self.session.execute(
             sa.select(sa.func.count()).where(
                 _delivery.c.campaign_id == self.campaign_id,
@@ -122,19 +129,15 @@ class BlockLoop(SendLoop):
                 _delivery.c.id.between(self.block.first_id, self.block.last_id),
             )
         ).scalar_one()
-        if left == 0 and self.report.stopped is None and fresh.status == S.SENDING:
-            anywhere = self.session.execute(
-                sa.select(_delivery.c.id)
-                .where(
-                    _delivery.c.campaign_id == self.campaign_id,
-                    _delivery.c.status == DeliveryStatus.QUEUED.value,
-                )
-                .limit(1)
-            ).first()
-            if anywhere is None and not waves.unreleased(
-                self.session, campaign_id=self.campaign_id
-            ):
-                return super()._close()  # the last block: sent (or a sample's pause)
+        if (
+            left == 0
+            and self.report.stopped is None
+            and fresh.status == S.SENDING
+            and not _others_under_way(self.session, self.campaign_id)
+            and not _queued_anywhere(self.session, self.campaign_id)
+            and not waves.unreleased(self.session, campaign_id=self.campaign_id)
+        ):
+            return super()._close()  # the last block: sent (or a sample's pause)
         self.session.commit()
         return left, fresh.status
 
@@ -212,3 +215,45 @@ def _release(session: Session, block: Block, holder: str) -> None:
             raise
         db.rollback_quietly(session)
         log.warning("the lease of %s was not released: %s", block.name, err.orig)
+
+
+def block_prefix(campaign_id: int) -> str:
+    return f"send:{campaign_id}:b"
+
+
+def pending_blocks(session: Session, *, campaign_id: int, statuses: tuple[str, ...]) -> set[str]:
+    """Names of the campaign's blocks whose job is in one of ``statuses`` (procrastinate's
+    job table, read as a table: the block's name is the job's queueing lock)."""
+    rows = session.execute(
+        sa.text(
+            "SELECT queueing_lock FROM procrastinate_jobs WHERE task_name = :task "
+            "AND status = ANY(CAST(:statuses AS procrastinate_job_status[])) "
+            "AND queueing_lock LIKE :prefix"
+        ),
+        {"task": TASK, "statuses": list(statuses), "prefix": block_prefix(campaign_id) + "%"},
+    )
+    return {name for (name,) in rows}
+
+
+def _others_under_way(session: Session, campaign_id: int) -> bool:
+    """Another block of the campaign holds its lease (being sent, or its worker died and
+    its job will be retried) or waits in the queue."""
+    held = session.execute(
+        sa.select(Lease.name).where(Lease.name.startswith(block_prefix(campaign_id))).limit(1)  # type: ignore[attr-defined]
+    ).first()
+    return held is not None or bool(pending_blocks(session, campaign_id=campaign_id,
+                                                   statuses=("todo",)))  # fmt: skip
+
+
+def _queued_anywhere(session: Session, campaign_id: int) -> bool:
+    return (
+        session.execute(
+            sa.select(_delivery.c.id)
+            .where(
+                _delivery.c.campaign_id == campaign_id,
+                _delivery.c.status == DeliveryStatus.QUEUED.value,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )

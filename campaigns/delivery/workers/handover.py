@@ -33,7 +33,7 @@ from campaigns.delivery.send_report import ProgressCallback, SendProgress, SendR
 from campaigns.delivery.sending import STARTABLE, _claim, _compiled, _ready, _release, _retrying
 from campaigns.delivery.variant_sends import finish_run, run_contents
 from campaigns.delivery.workers import queue
-from campaigns.delivery.workers.batch_send import Block
+from campaigns.delivery.workers.batch_send import Block, pending_blocks
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from campaigns.workflow import transition
 from newsletter import db
@@ -43,6 +43,7 @@ from newsletter.settings import Settings
 
 S = CampaignStatus
 _delivery = Delivery.__table__
+BUSY = ("todo", "doing")  # a block with such a job is not queued again
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def hand_over(
             # A subject test's variants compiled once here, not raced for by the workers.
             retrying(partial(_variants, session, campaign, content))
             blocks = queued_blocks(session, settings=settings, campaign_id=campaign_id)
-            pending = queue.pending_blocks(session, campaign_id=campaign_id)
+            pending = pending_blocks(session, campaign_id=campaign_id, statuses=BUSY)
             session.commit()
             deferred = queue.defer_blocks(settings, [b for b in blocks if b.name not in pending])
             if not blocks and not pending:

@@ -3,7 +3,6 @@
 - :func:`defer_blocks` queues blocks of a campaign, one job each, with the block's name as
   procrastinate ``lock`` (two jobs of one block never run at once) and ``queueing_lock``
   (a block waits in the queue at most once; queueing it again is a no-op);
-- :func:`pending_blocks` names the blocks that have a job waiting or running;
 - :func:`run_worker` runs ``newsletter worker``: procrastinate's worker (heartbeats every
   ``worker_heartbeat_seconds``) and, beside it, a sweep that puts the jobs of workers silent
   for ``worker_stalled_seconds`` (SIGKILL, a lost machine) back in the queue, so the others
@@ -20,20 +19,17 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-import sqlalchemy as sa
 from procrastinate import App, PsycopgConnector, RetryStrategy
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.schema import SchemaManager
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
-from campaigns.delivery.workers.batch_send import Block, send_block
+from campaigns.delivery.workers.batch_send import TASK, Block, send_block
 from newsletter import db
 from newsletter.errors import ConfigError, DatabaseError, StateError
 from newsletter.settings import Settings
 
 log = logging.getLogger(__name__)
-TASK = "newsletter.send_block"
 QUEUE = "sends"
 # A busy block (its lease held by a worker on another host) waits for that lease to
 # expire: retried every 2 s for up to two minutes, far beyond ``lease_seconds``' default.
@@ -83,18 +79,6 @@ def make_app(settings: Settings) -> App:
             )  # fmt: skip
 
     return app
-
-
-def pending_blocks(session: Session, *, campaign_id: int) -> set[str]:
-    """Names of the campaign's blocks that have a job waiting or running."""
-    rows = session.execute(
-        sa.text(
-            "SELECT queueing_lock FROM procrastinate_jobs WHERE task_name = :task "
-            "AND status IN ('todo', 'doing') AND queueing_lock LIKE :prefix"
-        ),
-        {"task": TASK, "prefix": f"send:{campaign_id}:b%"},
-    )
-    return {name for (name,) in rows}
 
 
 def defer_blocks(settings: Settings, blocks: Iterable[Block]) -> int:
