@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from cli import app, output
 from newsletter import db
 from newsletter.errors import ConfigError
+from tests.conftest import make_settings
 from tests.support.content import make_campaign, make_snippet
 from tests.support.delivery import API_KEY, add_subscribers
 from tests.support.fake_sendgrid import FakeSendGrid
@@ -66,3 +67,18 @@ def test_send_wait_follows_the_workers_to_the_end(
     assert "handed to the workers" in result.output
     assert f"campaign {campaign_id}: sent; sent 200" in result.output
     assert fake.recipients == 200
+
+
+def test_send_on_sqlite_stays_inline(env: dict[str, str], tmp_path: Path) -> None:
+    engine = db.get_engine(env["NEWSLETTER_DATABASE_URL"])
+    add_subscribers(engine, 3)
+    settings = make_settings(env["NEWSLETTER_DATABASE_URL"], tmp_path)
+    with Session(engine, expire_on_commit=False) as session:
+        snippets = [make_snippet(session, settings, category="back-pain") for _ in range(3)]
+        campaign_id = make_campaign(session, snippets).id
+        session.commit()
+    result = runner.invoke(app, ["campaigns", "send", str(campaign_id)])
+    assert result.exit_code == 0, result.output
+    assert "handed to the workers" not in result.output
+    assert f"campaign {campaign_id}: sent; sent 3" in result.output  # in this process
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
