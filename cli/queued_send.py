@@ -26,6 +26,8 @@ def send_queued(cfg: Settings, campaign_id: int, *, wait: bool, as_json: bool) -
         f"{output.plural(handed.deferred, 'block')} queued, {handed.pending:,} under way, "
         f"{output.plural(handed.queued, 'recipient')} queued"
     )
+    if handed.workers == 0 and handed.status == "sending":
+        output.say_err("no worker is running: start `newsletter worker` to send it")
     if not wait:
         if as_json:
             output.print_json({"campaign_id": campaign_id, "status": handed.status,

@@ -257,3 +257,14 @@ def _queued_anywhere(session: Session, campaign_id: int) -> bool:
         ).first()
         is not None
     )
+
+
+def live_workers(session: Session, *, seconds: float) -> int:
+    """Workers whose heartbeat (procrastinate's table) is at most ``seconds`` old."""
+    return session.execute(
+        sa.text(
+            "SELECT count(*) FROM procrastinate_workers "
+            "WHERE last_heartbeat > now() - make_interval(secs => :seconds)"
+        ),
+        {"seconds": seconds},
+    ).scalar_one()

@@ -33,7 +33,7 @@ from campaigns.delivery.send_report import ProgressCallback, SendProgress, SendR
 from campaigns.delivery.sending import STARTABLE, _claim, _compiled, _ready, _release, _retrying
 from campaigns.delivery.variant_sends import finish_run, run_contents
 from campaigns.delivery.workers import queue
-from campaigns.delivery.workers.batch_send import Block, pending_blocks
+from campaigns.delivery.workers.batch_send import Block, live_workers, pending_blocks
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
 from campaigns.workflow import transition
 from newsletter import db
@@ -55,6 +55,7 @@ class HandOver:
     deferred: int
     pending: int
     queued: int
+    workers: int  # live workers (a recent heartbeat): 0 means nothing will send it yet
 
 
 def hand_over(
@@ -99,12 +100,13 @@ def hand_over(
             if not blocks and not pending:
                 _finish_if_done(session, campaign_id, actor)
             counts = delivery_counts(session, campaign_id=campaign_id)
+            workers = live_workers(session, seconds=settings.worker_stalled_seconds)
             fresh = session.get(Campaign, campaign_id, populate_existing=True)
             assert fresh is not None
             session.commit()
         finally:
             _release(session, campaign_id, holder)
-    return HandOver(campaign_id, fresh.status, deferred, len(pending), counts.queued)
+    return HandOver(campaign_id, fresh.status, deferred, len(pending), counts.queued, workers)
 
 
 def _variants(session: Session, campaign: Campaign, content: object) -> None:

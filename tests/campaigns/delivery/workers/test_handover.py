@@ -135,3 +135,11 @@ def test_the_dispatch_hands_a_due_campaign_to_the_workers(queued: Settings, fake
     assert fake.attempts == 0  # nothing sent in the scheduler's process
     run_worker(queued, wait=False)
     assert status_of(engine, campaign_id) == "sent" and fake.recipients == SUBSCRIBERS
+
+
+def test_a_hand_over_counts_the_live_workers(queued: Settings):
+    engine, campaign_id = _campaign(queued)
+    assert _hand_over(engine, queued, campaign_id).workers == 0  # none started here
+    with engine.begin() as connection:  # a worker's start, as procrastinate records it
+        connection.exec_driver_sql("SELECT procrastinate_register_worker_v1()")
+    assert _hand_over(engine, queued, campaign_id).workers == 1
