@@ -82,3 +82,19 @@ def test_send_on_sqlite_stays_inline(env: dict[str, str], tmp_path: Path) -> Non
     assert "handed to the workers" not in result.output
     assert f"campaign {campaign_id}: sent; sent 3" in result.output  # in this process
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 3
+
+
+@pytest.mark.postgres
+def test_db_upgrade_in_queue_mode_applies_the_queue_schema(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("NEWSLETTER_SENDER", "queue")
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    with db.get_engine(postgres_url).connect() as connection:
+        there = connection.exec_driver_sql(
+            "SELECT to_regclass(current_schema() || '.procrastinate_jobs') IS NOT NULL"
+        ).scalar()
+    assert there is True

@@ -25,7 +25,7 @@ from tests.support.workers import (
 
 pytestmark = pytest.mark.postgres
 RATE = 200  # messages per second, for all workers together
-SUBSCRIBERS = 800
+SUBSCRIBERS = 500
 BLOCK = 50
 
 
