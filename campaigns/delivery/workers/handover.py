@@ -117,7 +117,7 @@ def _variants(session: Session, campaign: Campaign, content: object) -> None:
 def queued_blocks(session: Session, *, settings: Settings, campaign_id: int) -> list[Block]:
     """The campaign's blocks that hold queued rows, in id order."""
     size = settings.worker_batch_size
-    number = sa.cast(_delivery.c.id / size, sa.BigInteger)
+    number = _delivery.c.id // size  # integer division (/ would be true division)
     numbers = session.execute(
         sa.select(number)
         .distinct()

@@ -143,3 +143,13 @@ def test_a_hand_over_counts_the_live_workers(queued: Settings):
     with engine.begin() as connection:  # a worker's start, as procrastinate records it
         connection.exec_driver_sql("SELECT procrastinate_register_worker_v1()")
     assert _hand_over(engine, queued, campaign_id).workers == 1
+
+
+def test_a_row_late_in_its_block_names_that_block(queued: Settings):
+    engine, campaign_id = _campaign(queued)
+    _hand_over(engine, queued, campaign_id)
+    with engine.begin() as connection:  # all sent but id 150: block 0 (ids 0..199) alone
+        connection.exec_driver_sql("UPDATE delivery SET status = 'sent' WHERE id <> 150")
+    with Session(engine) as session:
+        blocks = queued_blocks(session, settings=queued, campaign_id=campaign_id)
+    assert blocks == [Block.numbered(campaign_id, 0, BLOCK)]
