@@ -31,12 +31,12 @@ from newsletter.settings import Settings
 
 log = logging.getLogger(__name__)
 QUEUE = "sends"
-# A busy block (its lease held by a worker on another host) waits for that lease to
-# expire: retried every 2 s for up to two minutes, far beyond ``lease_seconds``' default.
 _SCHEMA_THERE = (
     "SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
     "AND tablename = 'procrastinate_jobs')"
 )
+# A busy block (its lease held by a worker on another host) waits for that lease to
+# expire: retried every 2 s for up to two minutes, far beyond ``lease_seconds``' default.
 RETRY = RetryStrategy(max_attempts=60, wait=2, retry_exceptions={StateError, DatabaseError})
 
 
@@ -83,6 +83,9 @@ def make_app(settings: Settings) -> App:
 
 def defer_blocks(settings: Settings, blocks: Iterable[Block]) -> int:
     """Queue one job per block (those already waiting are left as they are); how many."""
+    blocks = list(blocks)
+    if not blocks:
+        return 0
     app = make_app(settings)
     queued = 0
     with app.open():
