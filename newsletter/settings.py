@@ -62,18 +62,18 @@ class Settings(BaseSettings):
     dkim_domain: str | None = None
     dkim_selector: str | None = None
     dkim_key_file: Path | None = None
-    send_rate_per_second: float = Field(default=0.0, ge=0, description="0 means unthrottled")
+    send_rate_per_second: float = Field(
+        default=0.0, ge=0, description="0: unthrottled; queue mode: one limit for all workers"
+    )
     send_concurrency: int = Field(default=1, ge=1, le=32)
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=1.0, ge=0)
     retry_max_seconds: float = Field(default=60.0, ge=0)
-    # Issue 17: ``inline`` sends in the process that starts the send; ``queue`` (PostgreSQL
-    # only) hands ranges of the ledger to ``newsletter worker`` processes through
-    # procrastinate. There ``send_rate_per_second`` is ONE limit for all workers together: a
-    # token bucket row in PostgreSQL (campaigns.delivery.workers.shared_rate), not per process.
+    # Issue 17: ``queue`` (PostgreSQL only) hands blocks of the ledger to ``newsletter worker``
+    # processes (procrastinate); ``send_rate_per_second`` is then ONE limit for all workers
+    # (a row in PostgreSQL, campaigns.delivery.workers.shared_rate), not one per process.
     sender: Literal["inline", "queue"] = "inline"
-    # Queue mode: delivery ids per queued batch (one procrastinate job); a worker killed
-    # mid-batch costs only its provider request in flight (the rest is in the ledger).
+    # Delivery ids per queued block (one job); a killed worker costs its request in flight.
     worker_batch_size: int = Field(default=10_000, ge=1)
     worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
     # A worker silent this long is dead: its batches go to another worker (stalled jobs).
