@@ -49,4 +49,6 @@ def send_queued(cfg: Settings, campaign_id: int, *, wait: bool, as_json: bool) -
                 status=f"sent {p.sent}  skipped {p.skipped}  failed {p.failed}  {p.rate:,.0f}/s",
             )
 
-        return follow(session, campaign_id=campaign_id, on_progress=None if as_json else show)
+        return follow(
+            session, settings=cfg, campaign_id=campaign_id, on_progress=None if as_json else show
+        )

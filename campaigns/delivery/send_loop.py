@@ -175,13 +175,17 @@ class SendLoop:
         self._read_ahead()
         return self.ready.popleft() if self.ready else None
 
+    def _pace(self, job: Job) -> None:
+        """Wait until the rate limit lets ``job`` go (the shared limit overrides it)."""
+        self.pacer.wait(len(job.recipients))
+
     def _submit(self, pool: ThreadPoolExecutor, workers: int) -> bool:
         """Fill the free workers, paced; False when nothing is in flight (the run is over)."""
         while not self.stop.is_set() and len(self.in_flight) < workers:
             job = self._next_job()
             if job is None:
                 break
-            self.pacer.wait(len(job.recipients))
+            self._pace(job)
             future = pool.submit(attempt, self.provider, self.content, job, self.stop)
             self.in_flight[future] = job
         return bool(self.in_flight)

@@ -20,11 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
-from campaigns.delivery import waves
+from campaigns.delivery import send_lease, waves
 from campaigns.delivery.ledger import DeliveryCounts
 from campaigns.delivery.ledger_batches import LedgerReader
 from campaigns.delivery.providers.factory import make_sending_provider
 from campaigns.delivery.recipient_links import RecipientLinks
+from campaigns.delivery.send_jobs import Job
 from campaigns.delivery.send_loop import SendLoop
 from campaigns.delivery.send_report import SendReport
 from campaigns.delivery.sending import fewer_gc_passes
@@ -32,7 +33,9 @@ from campaigns.delivery.tracked_content import tracked_content
 from campaigns.delivery.variant_sends import run_contents
 from campaigns.delivery.workers.shared_rate import SharedPacer
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from campaigns.workflow import transition
 from newsletter import db, leases
+from newsletter.clock import utcnow
 from newsletter.errors import StateError
 from newsletter.models import Lease
 from newsletter.settings import Settings
@@ -88,6 +91,10 @@ class BlockLoop(SendLoop):
         self.pacer = pacer  # type: ignore[assignment]
         return self
 
+    def _pace(self, job: Job) -> None:
+        """The shared limit, in a slot no sooner than a retry's Retry-After."""
+        self.pacer.wait(len(job.recipients), not_before=job.not_before)  # type: ignore[call-arg]
+
     def _keep_lease(self, *, renew: bool) -> None:
         """Renew the block's lease after a batch or when due; stop if it was lost."""
         if not renew and time.monotonic() - self.last_renewal < self.renew_every:
@@ -133,7 +140,7 @@ class BlockLoop(SendLoop):
             left == 0
             and self.report.stopped is None
             and fresh.status == S.SENDING
-            and not _others_under_way(self.session, self.campaign_id)
+            and not _others_under_way(self.session, self.block)
             and not _queued_anywhere(self.session, self.campaign_id)
             and not waves.unreleased(self.session, campaign_id=self.campaign_id)
         ):
@@ -171,6 +178,10 @@ def send_block(
         ):
             raise StateError(f"{block.name} is being sent by another worker")
         session.commit()
+        inline = _inline_sender(session, block.campaign_id)
+        if inline is not None:
+            _release(session, block, holder)
+            raise StateError(f"campaign {block.campaign_id} is being sent inline by {inline}")
         provider = make_sending_provider(settings)
         try:
             content, plain, tracking = tracked_content(
@@ -217,6 +228,17 @@ def _release(session: Session, block: Block, holder: str) -> None:
         log.warning("the lease of %s was not released: %s", block.name, err.orig)
 
 
+def fail_campaign(settings: Settings, campaign_id: int, *, reason: str) -> None:
+    """A worker that cannot send at all (its settings, the content): the campaign fails
+    with the reason, once, rather than staying 'sending' while its jobs fail one by one."""
+    engine = db.get_engine(settings.database_url)
+    with db.session_scope(engine) as session:
+        campaign = session.get(Campaign, campaign_id, with_for_update=True)
+        if campaign is not None and campaign.status == S.SENDING:
+            transition(session, campaign=campaign, to=S.FAILED, actor="worker", reason=reason[:480])
+        session.commit()
+
+
 def block_prefix(campaign_id: int) -> str:
     return f"send:{campaign_id}:b"
 
@@ -235,14 +257,30 @@ def pending_blocks(session: Session, *, campaign_id: int, statuses: tuple[str, .
     return {name for (name,) in rows}
 
 
-def _others_under_way(session: Session, campaign_id: int) -> bool:
-    """Another block of the campaign holds its lease (being sent, or its worker died and
-    its job will be retried) or waits in the queue."""
+def _inline_sender(session: Session, campaign_id: int) -> str | None:
+    """Who holds the campaign's own lease ``send:<c>`` live (an inline sender, or a
+    hand-over in progress): the block waits for it rather than mail the same readers.
+    Taken after the block's lease, as the inline sender looks for block leases after
+    taking its own, so of two starting at once at least one sees the other."""
+    held = leases.current(session.connection(), name=send_lease.lease_name(campaign_id))
+    session.commit()
+    if held is None or not held.live(utcnow()) or leases.dead_on_this_host(held.holder):
+        return None
+    return held.holder
+
+
+def _others_under_way(session: Session, block: Block) -> bool:
+    """Another block of the campaign holds a live lease (being sent; an expired one is a
+    dead worker's, whose job the stalled-job sweep puts back) or waits in the queue. The
+    block's own job is not one: it may be back in todo while it runs (stalled)."""
+    prefix = block_prefix(block.campaign_id)
     held = session.execute(
-        sa.select(Lease.name).where(Lease.name.startswith(block_prefix(campaign_id))).limit(1)  # type: ignore[attr-defined]
+        sa.select(Lease.name)
+        .where(Lease.name.startswith(prefix), Lease.name != block.name, Lease.expires_at > utcnow())  # type: ignore[attr-defined,arg-type,operator]
+        .limit(1)
     ).first()
-    return held is not None or bool(pending_blocks(session, campaign_id=campaign_id,
-                                                   statuses=("todo",)))  # fmt: skip
+    waiting = pending_blocks(session, campaign_id=block.campaign_id, statuses=("todo",))
+    return held is not None or bool(waiting - {block.name})
 
 
 def _queued_anywhere(session: Session, campaign_id: int) -> bool:

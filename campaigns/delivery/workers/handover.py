@@ -96,16 +96,18 @@ def hand_over(
             blocks = queued_blocks(session, settings=settings, campaign_id=campaign_id)
             pending = pending_blocks(session, campaign_id=campaign_id, statuses=BUSY)
             session.commit()
-            deferred = queue.defer_blocks(settings, [b for b in blocks if b.name not in pending])
-            if not blocks and not pending:
-                _finish_if_done(session, campaign_id, actor)
-            counts = delivery_counts(session, campaign_id=campaign_id)
-            workers = live_workers(session, seconds=settings.worker_stalled_seconds)
-            fresh = session.get(Campaign, campaign_id, populate_existing=True)
-            assert fresh is not None
-            session.commit()
         finally:
+            # Before the blocks are queued: a worker refuses a block while ``send:<id>``
+            # is held live (an inline sender), so it would otherwise wait for a retry.
             _release(session, campaign_id, holder)
+        deferred = queue.defer_blocks(settings, [b for b in blocks if b.name not in pending])
+        if not blocks and not pending:
+            _finish_if_done(session, campaign_id, actor)
+        counts = delivery_counts(session, campaign_id=campaign_id)
+        workers = live_workers(session, seconds=settings.worker_stalled_seconds)
+        fresh = session.get(Campaign, campaign_id, populate_existing=True)
+        assert fresh is not None
+        session.commit()
     return HandOver(campaign_id, fresh.status, deferred, len(pending), counts.queued, workers)
 
 
@@ -154,18 +156,29 @@ def _finish_if_done(session: Session, campaign_id: int, actor: str) -> None:
 def follow(
     session: Session,
     *,
+    settings: Settings,
     campaign_id: int,
     on_progress: ProgressCallback | None = None,
     poll_seconds: float = 0.5,
+    give_up_seconds: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendReport:
-    """Read the ledger until the campaign leaves 'sending'; its counts as a report."""
+    """Read the ledger until the campaign leaves 'sending'; its counts as a report.
+
+    Raises StateError (one line) when nothing has sent it for ``give_up_seconds``
+    (default ``2 * worker_stalled_seconds``, at least 10 s): no live worker, or no job of
+    it left waiting or running (they failed), and no row recorded meanwhile. The campaign
+    stays 'sending' for the dispatch to queue again; waiting on would never end."""
     started = time.monotonic()
+    if give_up_seconds is None:
+        give_up_seconds = max(10.0, 2 * settings.worker_stalled_seconds)
+    idle = _Idle(give_up_seconds, started)
     while True:
         counts = delivery_counts(session, campaign_id=campaign_id)
         status = session.execute(
             sa.select(Campaign.status).where(Campaign.id == campaign_id)  # type: ignore[arg-type]
         ).scalar_one()
+        why = _nobody_sending(session, settings, campaign_id)
         session.commit()  # a fresh snapshot each time
         elapsed = time.monotonic() - started
         if on_progress is not None:
@@ -190,4 +203,33 @@ def follow(
                 seconds=elapsed,
                 deferred=counts.deferred,
             )
+        if idle.stalled(why, counts.queued):
+            raise StateError(
+                f"campaign {campaign_id} is still 'sending' with {counts.queued:,} queued, but "
+                f"nothing has sent it for {idle.seconds:.0f} s ({why}); stopped following it"
+            )
         sleep(poll_seconds)
+
+
+@dataclass
+class _Idle:
+    """How long a followed send has gone without a sender and without progress."""
+
+    seconds: float
+    since: float
+    queued: int = -1
+
+    def stalled(self, why: str | None, queued: int) -> bool:
+        now = time.monotonic()
+        if why is None or queued != self.queued:
+            self.since, self.queued = now, queued
+        return now - self.since >= self.seconds
+
+
+def _nobody_sending(session: Session, settings: Settings, campaign_id: int) -> str | None:
+    """Why no worker will send the campaign now, or None when one is or will."""
+    if not pending_blocks(session, campaign_id=campaign_id, statuses=BUSY):
+        return "no block of it is waiting or being sent: its jobs failed (see the workers' logs)"
+    if not live_workers(session, seconds=settings.worker_stalled_seconds):
+        return "no worker is running: start `newsletter worker`"
+    return None

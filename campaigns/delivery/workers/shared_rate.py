@@ -30,7 +30,7 @@ class SendRateBucket(SQLModel, table=True):
 
 _TAKE = sa.text(
     "UPDATE send_rate_bucket "
-    "SET next_free = GREATEST(next_free, EXTRACT(EPOCH FROM clock_timestamp())) + :cost "
+    "SET next_free = GREATEST(next_free, EXTRACT(EPOCH FROM clock_timestamp()) + :delay) + :cost "
     "WHERE name = :name "
     "RETURNING next_free - :cost - EXTRACT(EPOCH FROM clock_timestamp())"
 )
@@ -50,13 +50,18 @@ class SharedPacer:
             with engine.begin() as connection:
                 connection.execute(_ADD, {"name": name})
 
-    def reserve(self, count: int) -> float:
-        """Take ``count`` messages' worth of the limit; seconds to wait before sending."""
+    def reserve(self, count: int, *, delay: float = 0.0) -> float:
+        """Take ``count`` messages' worth of the limit, starting no sooner than ``delay``
+        seconds from now (a retry's Retry-After); seconds to wait before sending."""
+        params = {"name": self.name, "cost": count / self.rate, "delay": max(0.0, delay)}
         with self.engine.begin() as connection:
-            wait = connection.execute(_TAKE, {"name": self.name, "cost": count / self.rate})
+            wait = connection.execute(_TAKE, params)
             return max(0.0, float(wait.scalar_one()))
 
-    def wait(self, count: int) -> None:
-        """Sleep until ``count`` more messages fit the limit of all workers together."""
+    def wait(self, count: int, *, not_before: float = 0.0) -> None:
+        """Sleep until ``count`` more messages fit the limit of all workers together, in a
+        slot that starts no sooner than ``not_before`` (time.monotonic()): a retry held back
+        by a 429's Retry-After takes the slot it is sent in, not an earlier one, so it
+        never lands on top of another worker's slot."""
         if self.rate > 0:
-            time.sleep(self.reserve(count))
+            time.sleep(self.reserve(count, delay=not_before - time.monotonic()))

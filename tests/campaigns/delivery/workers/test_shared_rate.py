@@ -10,9 +10,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from campaigns.delivery.workers.batch_send import live_workers
 from campaigns.delivery.workers.handover import hand_over
+from campaigns.delivery.workers.queue import ensure_schema
 from campaigns.delivery.workers.shared_rate import SharedPacer
 from newsletter import db
+from newsletter.settings import Settings
 from tests.support.delivery import API_KEY, add_subscribers, make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.workers import (
@@ -59,8 +62,10 @@ def test_two_workers_share_one_rate_limit(
     with Session(pg_engine) as session:
         campaign_id = make_campaign(session).id
     assert campaign_id is not None
+    ensure_schema(settings)  # its tables there before we count the workers in them
     workers = start_workers(settings, 2, tmp_path)
-    try:
+    try:  # both registered before the hand-over, or one alone may send everything
+        wait_for(lambda: _live(pg_engine, settings) == 2, 30, "both workers registered")
         with Session(pg_engine) as session:
             hand_over(session, settings=settings, campaign_id=campaign_id, preflight=False)
         wait_for(lambda: status_of(pg_engine, campaign_id) == "sent", 60, "the campaign's end")
@@ -82,3 +87,14 @@ def test_a_second_taker_waits_for_what_the_first_took(pg_engine: Engine):
     second = SharedPacer(pg_engine, name="sendgrid", rate=100)
     assert first.reserve(100) == 0.0  # an idle limit: at once
     assert 0.0 < second.reserve(100) <= 1.0  # after the first's second of the limit
+
+
+def test_a_retry_held_back_takes_a_slot_no_sooner_than_its_retry_after(pg_engine: Engine):
+    pacer = SharedPacer(pg_engine, name="sendgrid", rate=100)
+    assert pacer.reserve(100, delay=3.0) > 2.0  # a 429 said "in 3 s": its slot is then
+    assert pacer.reserve(100) > 3.0  # the next batch after it, not inside its second
+
+
+def _live(engine: Engine, settings: Settings) -> int:
+    with Session(engine) as session:
+        return live_workers(session, seconds=settings.worker_stalled_seconds)
