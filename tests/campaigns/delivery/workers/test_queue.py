@@ -56,9 +56,12 @@ def test_a_worker_runs_as_many_blocks_at_once_as_its_concurrency(postgres_url: s
             campaign_id = make_campaign(session).id
             assert campaign_id is not None
             hand_over(session, settings=settings, campaign_id=campaign_id, preflight=False)
-        peak = Peak(engine, f"send:{campaign_id}:b")
+        watcher = sa.create_engine(postgres_url)  # its own: the worker sizes the shared pool
+        peak = Peak(watcher, f"send:{campaign_id}:b")
         with peak:
             run_worker(settings, concurrency=8, wait=False)
+        watcher.dispose()
+    engine = db.get_engine(postgres_url)  # the worker's engine, its pool sized for 8 blocks
     assert status_of(engine, campaign_id) == "sent" and fake.duplicates() == {}
     assert peak.most == 8
 
