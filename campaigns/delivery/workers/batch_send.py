@@ -138,12 +138,14 @@ class BlockLoop(SendLoop):
         ).scalar_one()
         if (
             left == 0
-            and self.report.stopped is None
             and fresh.status == S.SENDING
             and not _others_under_way(self.session, self.block)
             and not _queued_anywhere(self.session, self.campaign_id)
             and not waves.unreleased(self.session, campaign_id=self.campaign_id)
         ):
+            # A stop asked after the last batch changed nothing: the campaign is done
+            # (the ledger decides), not left 'sending' for want of a next block.
+            self.report.stopped = None
             return super()._close()  # the last block: sent (or a sample's pause)
         self.session.commit()
         return left, fresh.status

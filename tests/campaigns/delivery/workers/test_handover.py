@@ -153,3 +153,14 @@ def test_a_row_late_in_its_block_names_that_block(queued: Settings):
     with Session(engine) as session:
         blocks = queued_blocks(session, settings=queued, campaign_id=campaign_id)
     assert blocks == [Block.numbered(campaign_id, 0, BLOCK)]
+
+
+def test_a_stop_asked_after_the_last_batch_still_finishes_the_campaign(
+    queued: Settings, fake: FakeSendGrid
+):
+    one_batch = queued.model_copy(update={"worker_batch_size": 5000, "sendgrid_batch_size": 1000})
+    engine, campaign_id = _campaign(one_batch)
+    _hand_over(engine, one_batch, campaign_id)
+    report = send_block(one_batch, Block.numbered(campaign_id, 0, 5000), should_stop=lambda: True)
+    assert report is not None and report.queued == 0
+    assert status_of(engine, campaign_id) == "sent" and fake.recipients == SUBSCRIBERS
