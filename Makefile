@@ -7,7 +7,7 @@ SIZES ?= 10000,100000
 # `make bench BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test` for PostgreSQL
 BENCH_DATABASE_URL ?=
 
-.PHONY: demo test lint bench bench-redirects clean
+.PHONY: demo test lint bench bench-redirects bench-workers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ bench: $(VENV)/.installed-dev
 bench-redirects: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.redirects --json bench/redirects.json \
 		$(if $(BENCH_DATABASE_URL),--database-url $(BENCH_DATABASE_URL))
+
+# Issue 17: queue mode with 1 and 2 `newsletter worker`s, on PostgreSQL only.
+WORKERS ?= 1,2
+bench-workers: $(VENV)/.installed-dev
+	$(BIN)/python -m bench.workers --sizes $(SIZES) --workers $(WORKERS) --json bench/workers.json \
+		--database-url $(or $(BENCH_DATABASE_URL),postgresql://postgres@127.0.0.1:5432/test)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -141,6 +141,9 @@ def dispatch(
                 lines.append("stopped before the next campaign")
                 break
             try:
+                if settings.sender == "queue":  # issue 17: the workers send it
+                    lines.append(_hand_over(engine, settings, campaign_id, as_utc(now)))
+                    continue
                 with db.session_scope(engine) as session:
                     report = send_campaign(
                         session,
@@ -171,6 +174,20 @@ def dispatch(
             note.outcome = job_runs.FAILED
         note.detail = "; ".join(lines)
     return note
+
+
+def _hand_over(engine: Engine, settings: Settings, campaign_id: int, now: datetime) -> str:
+    """Queue mode: prepare the campaign and queue its blocks for ``newsletter worker``."""
+    from campaigns.delivery.workers.handover import hand_over  # procrastinate: queue only
+
+    with db.session_scope(engine) as session:
+        handed = hand_over(
+            session, settings=settings, campaign_id=campaign_id, actor=ACTOR, now=now
+        )
+    return (
+        f"campaign {campaign_id}: {handed.status}, handed to the workers: {handed.deferred} "
+        f"blocks queued, {handed.pending} under way, {handed.queued} recipients queued"
+    )
 
 
 def _unschedule(engine: Engine, campaign_id: int, err: ContentError) -> str:

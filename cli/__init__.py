@@ -22,6 +22,7 @@ from cli import (
     subscribers,
     toplevel,
     users,
+    worker,
 )
 from cli import webhooks as outgoing_webhooks  # issue 16 point 4
 
@@ -42,6 +43,7 @@ app.add_typer(outgoing_webhooks.app, name="webhooks")
 app.add_typer(bounces.app, name="bounces")
 app.command("serve")(toplevel.serve)
 app.command("demo")(toplevel.demo)
+app.command("worker")(worker.worker)  # issue 17: queue mode's senders
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Column
 
-from cli import campaign_content, output, params
+from cli import campaign_content, output, params, queued_send
 from cli import local_time as local_time_cli
 from cli.context import actor, session_for, settings
 from cli.subject_tests import resend_line, variant_lines
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from campaigns.delivery.throttle import SendReport
     from campaigns.models import CampaignStatus
     from campaigns.views import CampaignView
+    from newsletter.settings import Settings
 
 app = output.App(help="Weekly issues and other campaigns.")
 
@@ -51,11 +52,31 @@ def _send_summary(campaign_id: int, report: SendReport) -> None:
 def send(
     campaign_id: int = params.campaign_id("The campaign to send, or to go on sending."),
     as_json: bool = output.json_option("Print only the JSON report."),
+    wait: bool = typer.Option(
+        False, "--wait", help="NEWSLETTER_SENDER=queue: follow the workers to the end."
+    ),
 ) -> None:
-    """Send a campaign now: queue its audience once, then deliver every queued recipient."""
+    """Send a campaign now: queue its audience once, then deliver every queued recipient
+    (with NEWSLETTER_SENDER=queue, hand it to `newsletter worker` processes)."""
+    cfg = settings()
+    if cfg.sender == "queue":
+        followed = queued_send.send_queued(cfg, campaign_id, wait=wait, as_json=as_json)
+        if followed is None:
+            return
+        report = followed
+    else:
+        report = _send_inline(cfg, campaign_id, as_json=as_json)
+    if as_json:
+        output.print_json(report.as_dict())
+    else:
+        _send_summary(campaign_id, report)
+    if report.status == "failed":
+        output.fail()
+
+
+def _send_inline(cfg: Settings, campaign_id: int, *, as_json: bool) -> SendReport:
     from campaigns.delivery.sending import SendProgress, send_campaign
 
-    cfg = settings()
     with session_for(cfg) as session, output.progress() as bar:
         task = bar.add_task(f"campaign {campaign_id}", total=None, status="starting")
 
@@ -67,19 +88,13 @@ def send(
                 status=f"sent {p.sent}  skipped {p.skipped}  failed {p.failed}  {p.rate:,.0f}/s",
             )
 
-        report = send_campaign(
+        return send_campaign(
             session,
             settings=cfg,
             campaign_id=campaign_id,
             on_progress=None if as_json else show,
             actor="cli",
         )
-    if as_json:
-        output.print_json(report.as_dict())
-    else:
-        _send_summary(campaign_id, report)
-    if report.status == "failed":
-        output.fail()
 
 
 @app.command("test-send")

@@ -26,9 +26,15 @@ def upgrade(
     ),
     as_json: bool = output.json_option(),
 ) -> None:
-    """Apply migrations up to REVISION (default: the newest)."""
-    engine = engine_for(settings(), migrate=False)
+    """Apply migrations up to REVISION (default: the newest); with NEWSLETTER_SENDER=queue
+    also procrastinate's schema, once (the workers' queue)."""
+    cfg = settings()
+    engine = engine_for(cfg, migrate=False)
     db.upgrade(engine, revision)
+    if cfg.sender == "queue":
+        from campaigns.delivery.workers.queue import ensure_schema
+
+        ensure_schema(cfg)
     _print_revision(db.current_revision(engine), as_json, text="database at revision {}")
 
 

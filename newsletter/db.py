@@ -88,13 +88,18 @@ def _sqlite_engine(url: str, *, foreign_keys: bool = True) -> Engine:
     return engine
 
 
-def get_engine(url: str) -> Engine:
+def get_engine(url: str, *, pool_size: int = 5) -> Engine:
     """The one engine (connection pool) of ``url``; DatabaseError when it cannot be made.
 
     Which URLs are accepted is decided once, by the settings
     (:class:`newsletter.settings.Settings`: SQLite or PostgreSQL through psycopg 3).
+    ``pool_size`` above the engine's own (a worker running N blocks at once, each with a
+    session and its pacer's connection) makes the engine again with that pool.
     """
     engine = _engines.get(url)
+    if engine is not None and not url.startswith("sqlite") and engine.pool.size() < pool_size:  # type: ignore[attr-defined]
+        engine.dispose()
+        engine = None
     if engine is None:
         try:
             if url.startswith("sqlite"):
@@ -105,7 +110,7 @@ def get_engine(url: str) -> Engine:
                 engine = sa.create_engine(
                     url,
                     pool_pre_ping=True,
-                    pool_size=5,
+                    pool_size=pool_size,
                     max_overflow=5,
                     connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
                 )

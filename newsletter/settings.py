@@ -62,11 +62,22 @@ class Settings(BaseSettings):
     dkim_domain: str | None = None
     dkim_selector: str | None = None
     dkim_key_file: Path | None = None
-    send_rate_per_second: float = Field(default=0.0, ge=0, description="0 means unthrottled")
+    send_rate_per_second: float = Field(
+        default=0.0, ge=0, description="0: unthrottled; queue mode: one limit for all workers"
+    )
     send_concurrency: int = Field(default=1, ge=1, le=32)
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=1.0, ge=0)
     retry_max_seconds: float = Field(default=60.0, ge=0)
+    # Issue 17: ``queue`` (PostgreSQL only) hands blocks of the ledger to ``newsletter worker``
+    # processes (procrastinate); ``send_rate_per_second`` is then ONE limit for all workers
+    # (a row in PostgreSQL, campaigns.delivery.workers.shared_rate), not one per process.
+    sender: Literal["inline", "queue"] = "inline"
+    # Delivery ids per queued block (one job); a killed worker costs its request in flight.
+    worker_batch_size: int = Field(default=10_000, ge=1)
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    # A worker silent this long is dead: its batches go to another worker (stalled jobs).
+    worker_stalled_seconds: float = Field(default=30.0, gt=0)
 
     # Identity and compliance
     base_url: str = "http://127.0.0.1:8000"
@@ -275,6 +286,14 @@ class Settings(BaseSettings):
         if driver in SUPPORTED_DATABASES:
             return url
         raise ValueError(f"{driver}:// is not supported; {DATABASE_URL_HELP}")
+
+    @field_validator("sender")
+    @classmethod
+    def _queue_needs_postgresql(cls, value: str, info: ValidationInfo) -> str:
+        """Workers share PostgreSQL (procrastinate, the rate bucket); SQLite stays inline."""
+        if value == "queue" and str(info.data.get("database_url", "")).startswith("sqlite"):
+            raise ValueError("queue needs PostgreSQL (NEWSLETTER_DATABASE_URL is SQLite)")
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

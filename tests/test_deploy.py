@@ -82,3 +82,10 @@ def test_the_units_pass_systemd_analyze(tmp_path: Path) -> None:
         if line and "is not executable: No such file or directory" not in line  # not installed
     ]
     assert problems == []
+
+
+def test_the_worker_unit_runs_newsletter_worker_and_lets_sigterm_finish_a_block() -> None:
+    service = unit("newsletter-worker@.service")
+    assert "/.venv/bin/newsletter worker " in service["ExecStart"]
+    assert service["EnvironmentFile"] == "/etc/newsletter/newsletter.env"
+    assert service["KillSignal"] == "SIGTERM" and service["Restart"] == "on-failure"

@@ -16,4 +16,6 @@ at most the batches in flight.
 - ``send_lease``: one sender per campaign at a time, across machines.
 - ``recipient_links``: each reader's signed unsubscribe and preferences links, fast.
 - ``providers``: the email services behind one interface.
+- ``workers``: queue mode (``NEWSLETTER_SENDER=queue``, PostgreSQL, issue 17): a send
+  handed to ``newsletter worker`` processes in blocks of the ledger, through procrastinate.
 """

@@ -11,10 +11,13 @@ until its lease expires (``lease_seconds``), as we cannot see its processes.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from newsletter import leases
+from newsletter.clock import utcnow
 from newsletter.errors import StateError
+from newsletter.models import Lease
 
 new_holder = leases.instance_id
 
@@ -47,3 +50,40 @@ def renew(session: Session, *, campaign_id: int, holder: str, seconds: int) -> b
 
 def release(session: Session, *, campaign_id: int, holder: str) -> None:
     leases.release(session.connection(), holder=holder, name=lease_name(campaign_id))
+
+
+# Queue mode's traces of a campaign (campaigns.delivery.workers): a live block lease, or
+# a block's job waiting or running in procrastinate's table (when it exists).
+_BLOCK_JOBS = sa.text(
+    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'newsletter.send_block' "
+    "AND status IN ('todo', 'doing') AND queueing_lock LIKE :prefix"
+)
+
+
+def refuse_if_queued(session: Session, *, campaign_id: int) -> None:
+    """StateError when the campaign is in the workers' hands (queue mode): an inline
+    sender must not read the rows they read. Called with ``send:<id>`` already held, as
+    a worker looks for that lease after taking its block's, so of two starting at once at
+    least one sees the other."""
+    prefix = f"{lease_name(campaign_id)}:b"
+    live = session.execute(
+        sa.select(sa.func.count()).where(
+            Lease.name.startswith(prefix),  # type: ignore[attr-defined]
+            Lease.expires_at > utcnow(),  # type: ignore[arg-type,operator]
+        )
+    ).scalar_one()
+    jobs = 0
+    if (
+        session.get_bind().dialect.name == "postgresql"
+        and session.execute(
+            sa.text("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+        ).scalar_one()
+    ):
+        jobs = session.execute(_BLOCK_JOBS, {"prefix": prefix + "%"}).scalar_one()
+    session.commit()
+    if live or jobs:
+        raise StateError(
+            f"campaign {campaign_id} is handed to the workers (queue mode: {live} block(s) "
+            f"being sent, {jobs} job(s) queued or running); follow it with "
+            "NEWSLETTER_SENDER=queue, or pause it"
+        )

@@ -30,7 +30,7 @@ from typing import TypeVar
 from sqlmodel import Session
 
 from campaigns.delivery import send_lease, waves
-from campaigns.delivery.ledger import delivery_counts
+from campaigns.delivery.ledger import DeliveryCounts, delivery_counts
 from campaigns.delivery.ledger_batches import LedgerReader, record_failed
 from campaigns.delivery.outcomes import record_outcome
 from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
@@ -84,7 +84,7 @@ class SendLoop:
         self.started = started
         self.on_progress = on_progress
         self.should_stop = should_stop
-        self.before = self._db(lambda: delivery_counts(session, campaign_id=campaign_id))
+        self.before = self._db(self._counts_before)
         self.report = SendReport(campaign_id=campaign_id, status=S.SENDING)
         links = RecipientLinks(settings)
         links.tracking = tracking  # issue 15: our click and open links, per reader
@@ -101,6 +101,10 @@ class SendLoop:
         self.in_flight: dict[Future[Outcome], Job] = {}
         self.renew_every = max(1.0, settings.lease_seconds / 3)
         self.last_renewal = time.monotonic()
+
+    def _counts_before(self) -> DeliveryCounts:
+        """The ledger's counts at the start, for progress (a worker's block skips it)."""
+        return delivery_counts(self.session, campaign_id=self.campaign_id)
 
     def _batch_size(self) -> int:
         size = self.provider.batch_size
@@ -172,13 +176,17 @@ class SendLoop:
         self._read_ahead()
         return self.ready.popleft() if self.ready else None
 
+    def _pace(self, job: Job) -> None:
+        """Wait until the rate limit lets ``job`` go (the shared limit overrides it)."""
+        self.pacer.wait(len(job.recipients))
+
     def _submit(self, pool: ThreadPoolExecutor, workers: int) -> bool:
         """Fill the free workers, paced; False when nothing is in flight (the run is over)."""
         while not self.stop.is_set() and len(self.in_flight) < workers:
             job = self._next_job()
             if job is None:
                 break
-            self.pacer.wait(len(job.recipients))
+            self._pace(job)
             future = pool.submit(attempt, self.provider, self.content, job, self.stop)
             self.in_flight[future] = job
         return bool(self.in_flight)

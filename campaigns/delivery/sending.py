@@ -165,6 +165,8 @@ def send_campaign(
         )
         own_provider = provider is None
         try:
+            refuse = partial(send_lease.refuse_if_queued, session, campaign_id=campaign_id)
+            _retrying(session, settings, campaign_id, refuse)
             ready = partial(_ready, session, settings, campaign_id, actor=actor, check=preflight)
             campaign = _retrying(session, settings, campaign_id, ready)
             if waves.has_waves(session, campaign_id=campaign_id):

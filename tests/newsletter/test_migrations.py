@@ -13,14 +13,27 @@ import campaigns.models  # noqa: F401 - registers tables
 import newsletter.models  # noqa: F401
 import subscribers.models  # noqa: F401
 from campaigns.content import sources  # noqa: F401 - snippet_source (issue 14)
+from campaigns.delivery.workers import shared_rate  # noqa: F401 - send_rate_bucket (issue 17)
 from newsletter import accounts, audit, db, webhook_outbox  # noqa: F401 - console_user, audit_log, webhooks
 from subscribers import challenge, ratelimit  # noqa: F401 - registers their tables
 
 
+def _ours(name: str | None, kind: str, _parent: object) -> bool:
+    """procrastinate's tables (queue mode, PostgreSQL) are the library's, not our models."""
+    return not (kind == "table" and (name or "").startswith("procrastinate_"))
+
+
 def test_migrated_schema_matches_models(engine: Engine) -> None:
     with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": _ours})
+        diff = compare_metadata(context, SQLModel.metadata)
     assert diff == []
+
+
+def test_sqlite_gets_no_procrastinate_schema(sqlite_engine: Engine) -> None:
+    with sqlite_engine.connect() as connection:
+        names = sa.inspect(connection).get_table_names()
+    assert "send_rate_bucket" in names and not any(n.startswith("procrastinate") for n in names)
 
 
 def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:

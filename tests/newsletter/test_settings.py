@@ -170,3 +170,14 @@ def test_durations_up_to_100_years_still_load() -> None:
     )
     assert cfg.confirmation_resend_minutes == 52_560_000
     assert "confirmation_resend_minutes" in DURATIONS and len(DURATIONS) >= 10
+
+
+def test_sending_is_inline_unless_told_otherwise() -> None:
+    assert Settings(_env_file=None).sender == "inline"  # type: ignore[call-arg]
+
+
+def test_queue_mode_on_sqlite_is_one_line_naming_the_setting() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(_env_file=None, database_url="sqlite:///x.db", sender="queue")
+    assert "NEWSLETTER_SENDER" in str(err.value) and "PostgreSQL" in str(err.value)
+    assert "\n" not in str(err.value)

@@ -138,6 +138,8 @@ class FakeSendGrid:
         self.deliveries: Counter[str] = Counter()  # address -> accepted how often
         self.attempts = 0  # every POST, accepted or not
         self.accepted = 0
+        # (time.monotonic(), recipients) per accepted request: rates measured at the server.
+        self.accepted_at: list[tuple[float, int]] = []
         self.faults: deque[Fault] = deque()
         self.hold: tuple[int, float] | None = None
         self.held = threading.Event()
@@ -259,6 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.requests.append(body)
             fake.deliveries.update(addresses)
             fake.accepted += 1
+            fake.accepted_at.append((time.monotonic(), len(addresses)))
             number = fake.accepted
             hold = fake.hold
         if hold is not None and number == hold[0]:
