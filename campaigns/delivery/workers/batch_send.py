@@ -95,9 +95,10 @@ class BlockLoop(SendLoop):
         """The shared limit, in a slot no sooner than a retry's Retry-After."""
         self.pacer.wait(len(job.recipients), not_before=job.not_before)  # type: ignore[call-arg]
 
-    def _keep_lease(self, *, renew: bool) -> None:
-        """Renew the block's lease after a batch or when due; stop if it was lost."""
-        if not renew and time.monotonic() - self.last_renewal < self.renew_every:
+    def _keep_lease(self) -> None:
+        """Renew the block's lease when a third of it has passed (as SendLoop renews the
+        campaign's); stop if it was lost."""
+        if time.monotonic() - self.last_renewal < self.renew_every:
             return
         if not leases.renew(
             self.session.connection(),
