@@ -219,8 +219,9 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of a process's main thread (uvicorn's event loop) and of its other
-    threads together (the click writer, the thread pool): whose work a request's CPU is.
+    """CPU seconds of a process's main thread (uvicorn's event loop), of its other threads
+    together (the thread pool; the click writer with ``tracking_writer=thread``) and of its
+    child processes (the click writer by default): whose work a request's CPU is.
     Linux /proc/PID/task; Python does not name its threads there."""
     ticks = os.sysconf("SC_CLK_TCK")
     used = {"event loop": 0.0, "other threads": 0.0}
@@ -231,7 +232,19 @@ def _thread_cpu(pid: int) -> dict[str, float]:
             continue
         name = "event loop" if task.name == str(pid) else "other threads"
         used[name] += (int(fields[11]) + int(fields[12])) / ticks
+    used["writer process"] = sum(_cpu_seconds(child) for child in _children(pid))
     return used
+
+
+def _children(pid: int) -> list[int]:
+    """The server's child processes (the click writer, ``tracking_writer=process``)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return [c for c in found if Path(f"/proc/{c}").exists()]
 
 
 def _clicks(url: str) -> tuple[int, int]:

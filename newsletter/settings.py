@@ -237,10 +237,11 @@ class Settings(BaseSettings):
     webhook_retention_days: int = Field(default=30, ge=1)
     # /metrics needs "Authorization: Bearer <token>" when set; open otherwise.
     metrics_token: str | None = None
-    # Issue 15 (points 1-3): our own click and open tracking, machines apart, UTM tags.
-    # Click redirects (/r/...) and the open pixel (/o/...) in every newsletter; off: plain links.
+    # Issue 15: click redirects (/r/...) and the open pixel (/o/...); off: plain links.
     tracking: bool = True
-    # The in-process buffer of clicks and opens is written every so often or at so many.
+    # Who writes the hits: a process of its own (the web process only answers), or a thread.
+    tracking_writer: Literal["process", "thread"] = "process"
+    # Hits are handed to the writer every so often or at so many.
     tracking_flush_seconds: float = Field(default=1.0, gt=0, le=60)
     tracking_flush_events: int = Field(default=1000, ge=1)
     # Clicks on every link of a message within this window are a scanner's (machine).

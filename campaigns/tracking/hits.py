@@ -5,16 +5,15 @@ milliseconds while a whole list may click within minutes of a send, and a databa
 per click (a transaction, on SQLite a file lock) would both slow the answer and queue the
 clicks behind each other. So a request only checks its token against two small caches
 (the campaign's link table, which never changes once sent, and the reader's link key,
-kept for ``KEY_SECONDS``) and appends a :class:`Hit`; a background thread writes the
-buffer every ``tracking_flush_seconds`` (sooner at ``tracking_flush_events`` hits)
-through the same bulk path as provider events (``effects.apply_events``: stored once by
-event id, counters folded per delivery), and :meth:`Recorder.close` writes what is left
-when the app shuts down. The cost: a process killed outright (SIGKILL, power) loses at
-most the last second of clicks; the readers still got their redirects.
-
-Clicks wait in the buffer until ``tracking_burst_seconds`` old, so a scanner's burst
-over every link of a message is whole when it is judged (``classify.burst_clicks``);
-clicks already written stay in ``_recent`` a while longer for the same reason.
+kept for ``KEY_SECONDS``) and appends a :class:`Hit`; a background thread hands the
+buffer every ``tracking_flush_seconds`` (sooner at ``tracking_flush_events`` hits) to
+the writer (``hit_writer.HitWriter``: judged, then written through the same bulk path as
+provider events), which by default runs in a process of its own (``hit_process``,
+``NEWSLETTER_TRACKING_WRITER=process``) so its Python never holds this process's GIL
+while redirects wait; ``thread`` writes from the background thread itself.
+:meth:`Recorder.close` writes what is left when the app shuts down. The cost: a process
+killed outright (SIGKILL, power) loses at most the last seconds of clicks; the readers
+still got their redirects.
 """
 
 from __future__ import annotations
@@ -22,20 +21,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns.models import Delivery
 from campaigns.tracking import classify
-from campaigns.tracking.effects import apply_events
-from campaigns.tracking.events import EventKind, NormalisedEvent
+from campaigns.tracking.events import EventKind
+from campaigns.tracking.hit_process import MAX_FAILED_STARTS, WriterProcess
+from campaigns.tracking.hit_writer import MAX_HELD, PROVIDER, USER_AGENT_MAX, Hit, HitWriter
 from campaigns.tracking.links import (
     TokenParts,
     parse_token,
@@ -50,30 +47,12 @@ from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
 
-PROVIDER = "newsletter"  # tracking_event.provider of our own events
+__all__ = ["PERSONAL_FIELDS", "PROVIDER", "USER_AGENT_MAX", "Hit", "Recorder"]
+
 PERSONAL_FIELDS = ("user_agent",)  # what erasure scrubs from their payload (no IP is kept)
-USER_AGENT_MAX = 300  # characters of a User-Agent kept, cut as a hit is made: the buffer is bounded
 KEY_SECONDS = 300.0  # how long a reader's link key is trusted from the cache
 MAX_KEYS = 100_000
-MAX_BUFFER = 200_000  # hits kept while the database is away; the oldest go first
-_delivery = Delivery.__table__  # type: ignore[attr-defined]
 _subscriber = Subscriber.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(slots=True)
-class Hit:
-    """One request to /r/ or /o/ with a valid token."""
-
-    kind: EventKind
-    campaign_id: int
-    subscriber_id: int
-    position: int | None  # the link's number (clicks)
-    url: str | None
-    at: datetime
-    method: str
-    user_agent: str | None
-    ip: str | None
-    machine: str | None  # rules 1-2 (classify.request_machine), decided on arrival
 
 
 class Recorder:
@@ -90,7 +69,8 @@ class Recorder:
         self._link_keys: OrderedDict[int, tuple[str, float]] = OrderedDict()
         self._lock = threading.Lock()
         self._buffer: list[Hit] = []
-        self._recent: dict[tuple[int, int], list[tuple[datetime, int]]] = defaultdict(list)
+        self._writer: HitWriter | WriterProcess | None = None  # made on first use
+        self._writer_lock = threading.Lock()  # one hand-over or flush at a time
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -201,8 +181,8 @@ class Recorder:
         )  # fmt: skip
         with self._lock:
             self._buffer.append(hit)
-            if len(self._buffer) > MAX_BUFFER:
-                del self._buffer[: len(self._buffer) - MAX_BUFFER]
+            if len(self._buffer) > MAX_HELD:
+                del self._buffer[: len(self._buffer) - MAX_HELD]
             full = len(self._buffer) >= self.settings.tracking_flush_events
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(
@@ -219,39 +199,39 @@ class Recorder:
             self._wake.wait(self.settings.tracking_flush_seconds)
             self._wake.clear()
             try:
-                self.flush()
-            except Exception:  # the thread must live on; the hits were put back
+                self.flush(handover_only=True)
+            except Exception:  # the thread must live on; the hits were kept
                 log.exception("tracking: writing clicks and opens failed; retrying")
 
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._buffer)
+    def flush(self, *, everything: bool = False, handover_only: bool = False) -> int:
+        """Hand the buffer to the writer and write what is ready (``everything``: all of
+        it); returns how many were written. ``handover_only``: a writer process writes on
+        its own timer, so the background thread only hands over (returns 0).
 
-    def flush(self, *, everything: bool = False) -> int:
-        """Write the hits that are ready (``everything``: all of them); returns how many."""
-        now = self.now()
-        cutoff = now - timedelta(seconds=self.settings.tracking_burst_seconds)
-        with self._lock:
-            ready: list[Hit] = []
-            held: list[Hit] = []
-            for h in self._buffer:
-                go = everything or h.kind is EventKind.OPENED or h.at <= cutoff
-                (ready if go else held).append(h)
-            if not ready:
-                return 0
-            self._buffer = held
-            waiting = [h for h in held if h.kind is EventKind.CLICKED]
-        try:
-            with Session(self.engine) as session:
-                events = self._events(session, ready, waiting)
-                apply_events(session, settings=self.settings, events=events)
-                session.commit()
-        except Exception:
+        Raises DatabaseError (or what the database raised) when writing failed; the
+        hits are kept for the next flush.
+        """
+        with self._writer_lock:
+            writer = self._writer_in_use()
             with self._lock:
-                self._buffer[:0] = ready
-            raise
-        self._remember(ready, now)
-        return len(ready)
+                batch, self._buffer = self._buffer, []
+            if batch:
+                try:
+                    writer.add(batch)
+                except OSError:  # no writer process could take them: keep them
+                    with self._lock:
+                        self._buffer[:0] = batch
+                    self._give_up_on(writer)
+                    raise
+                self._give_up_on(writer)
+            if handover_only and isinstance(writer, WriterProcess):
+                return 0
+            return writer.flush(everything=everything)
+
+    def writer_pid(self) -> int | None:
+        """The writer process's pid (None: none running, or writing in this process)."""
+        with self._writer_lock:
+            return self._writer.pid if isinstance(self._writer, WriterProcess) else None
 
     def close(self) -> None:
         """Stop the writer and write every hit still in the buffer (app shutdown)."""
@@ -259,99 +239,32 @@ class Recorder:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        self.flush(everything=True)
-
-    # ------------------------------------------------------------ judging
-
-    def _events(
-        self, session: Session, hits: Sequence[Hit], waiting: Sequence[Hit]
-    ) -> list[NormalisedEvent]:
-        bursts = self._bursts(hits, waiting)
-        sent = self._sent_at(session, [h for h in hits if h.kind is EventKind.OPENED])
-        events = []
-        for i, hit in enumerate(hits):
-            reason = hit.machine
-            if hit.kind is EventKind.OPENED and reason is None:
-                reason = classify.open_machine(
-                    method=hit.method,
-                    user_agent=hit.user_agent,
-                    ip=hit.ip,
-                    at=hit.at,
-                    sent_at=sent.get((hit.campaign_id, hit.subscriber_id)),
-                    prefetch_seconds=self.settings.tracking_prefetch_seconds,
-                )
-            elif reason is None and i in bursts:
-                reason = "clicks on every link within seconds"
-            events.append(_event(hit, reason))
-        return events
-
-    def _bursts(self, hits: Sequence[Hit], waiting: Sequence[Hit]) -> set[int]:
-        """Indexes into ``hits`` of clicks that are part of a burst (classify rule 5)."""
-        groups: dict[tuple[int, int], list[tuple[datetime, int, int]]] = defaultdict(list)
-        for i, hit in enumerate(hits):
-            if hit.kind is EventKind.CLICKED and hit.position is not None:
-                groups[(hit.campaign_id, hit.subscriber_id)].append((hit.at, hit.position, i))
-        for hit in waiting:
-            pair = (hit.campaign_id, hit.subscriber_id)
-            if pair in groups and hit.position is not None:
-                groups[pair].append((hit.at, hit.position, -1))
-        machine: set[int] = set()
-        for pair, clicks in groups.items():
-            clicks += [(at, pos, -1) for at, pos in self._recent.get(pair, ())]
-            found = classify.burst_clicks(
-                [(at, pos) for at, pos, _ in clicks],
-                link_count=len(self._links.get(pair[0], ())),
-                window_seconds=self.settings.tracking_burst_seconds,
-            )
-            machine.update(clicks[j][2] for j in found if clicks[j][2] >= 0)
-        return machine
-
-    def _remember(self, hits: Sequence[Hit], now: datetime) -> None:
-        """Keep written clicks for two burst windows, so a burst is judged whole."""
-        keep = now - timedelta(seconds=2 * self.settings.tracking_burst_seconds)
-        for hit in hits:
-            if hit.kind is EventKind.CLICKED and hit.position is not None:
-                self._recent[(hit.campaign_id, hit.subscriber_id)].append((hit.at, hit.position))
-        for pair in list(self._recent):
-            fresh = [c for c in self._recent[pair] if c[0] >= keep]
-            if fresh:
-                self._recent[pair] = fresh
+        if self._writer is None and not self._buffer:
+            return
+        self.flush(everything=True, handover_only=True)
+        with self._writer_lock:
+            if isinstance(self._writer, WriterProcess):
+                self._writer.close()
             else:
-                del self._recent[pair]
+                self._writer_in_use().flush(everything=True)
 
-    def _sent_at(
-        self, session: Session, opens: Sequence[Hit]
-    ) -> dict[tuple[int, int], datetime | None]:
-        """When each opened message was sent (for the prefetch rule), by (campaign, reader)."""
-        if not opens:
-            return {}
-        pairs = {(h.campaign_id, h.subscriber_id) for h in opens}
-        rows = session.execute(
-            sa.select(_delivery.c.campaign_id, _delivery.c.subscriber_id, _delivery.c.sent_at)
-            .where(_delivery.c.campaign_id.in_({c for c, _ in pairs}))
-            .where(_delivery.c.subscriber_id.in_({s for _, s in pairs}))
-        ).all()
-        return {(c, s): at for c, s, at in rows}
+    def _writer_in_use(self) -> HitWriter | WriterProcess:
+        if self._writer is None:
+            in_memory = self.settings.database_url.startswith("sqlite") and (
+                ":memory:" in self.settings.database_url
+                or self.settings.database_url == "sqlite://"
+            )
+            if self.settings.tracking_writer == "process" and not in_memory:
+                self._writer = WriterProcess(self.settings)
+            else:
+                self._writer = HitWriter(self.engine, self.settings, now=self.now)
+        return self._writer
 
-
-def _event(hit: Hit, machine: str | None) -> NormalisedEvent:
-    click = hit.kind is EventKind.CLICKED
-    return NormalisedEvent(
-        provider=PROVIDER,
-        kind=hit.kind,
-        raw_event="click" if click else "open",
-        event_id=f"nl-{uuid.uuid4().hex}",
-        occurred_at=hit.at,
-        campaign_id=hit.campaign_id,
-        subscriber_id=hit.subscriber_id,
-        machine=machine is not None,
-        url=hit.url,
-        payload={
-            # The link's destination, for the report's top links (issue 15, point 2).
-            **({"url": hit.url} if click else {}),
-            "link": hit.position,
-            "method": hit.method,
-            "user_agent": (hit.user_agent or "")[:USER_AGENT_MAX],
-            "machine": machine,
-        },
-    )
+    def _give_up_on(self, writer: HitWriter | WriterProcess) -> None:
+        """After MAX_FAILED_STARTS writer processes died young, write from this process."""
+        if isinstance(writer, WriterProcess) and writer.failed_starts >= MAX_FAILED_STARTS:
+            log.error(
+                "tracking: the click writer process keeps dying at start; writing clicks "
+                "from the web process instead (redirects may slow under load)"
+            )
+            self._writer = HitWriter(self.engine, self.settings, now=self.now)

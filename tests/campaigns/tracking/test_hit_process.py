@@ -1,0 +1,185 @@
+"""campaigns/tracking/hit_process.py: the click writer in a process of its own.
+
+Real processes throughout (multiprocessing's spawn, real signals, a real SQLite file or
+PostgreSQL schema): what matters is who writes, and that no hit is lost when one of the
+two processes stops.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from campaigns.models import TrackingEvent
+from campaigns.tracking.hits import Recorder
+from newsletter.settings import Settings
+from tests.support.links import redirects, sent_issue
+from tests.support.subscribers import messages_to
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+@pytest.fixture
+def link(settings: Settings, engine: Engine) -> tuple[str, int]:
+    """Reader 0's first tracked link of a sent issue: (token, position)."""
+    with Session(engine, expire_on_commit=False) as session:
+        sent_issue(session, settings, readers=1, links=2)
+    url = redirects(messages_to(settings, "reader0@example.com")[0])[0]
+    token, position = url.rsplit("/", 2)[-2:]
+    return token, int(position)
+
+
+@pytest.fixture
+def recorder(engine: Engine, settings: Settings) -> Iterator[Recorder]:
+    room = Recorder(engine, settings.model_copy(update={"tracking_writer": "process"}))
+    yield room
+    room.close()
+
+
+def click(room: Recorder, link: tuple[str, int]) -> None:
+    room.click(link[0], link[1], method="GET", user_agent=BROWSER, ip="192.0.2.7")
+
+
+def clicks_stored(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.execute(
+            sa.select(sa.func.count())
+            .select_from(TrackingEvent)
+            .where(TrackingEvent.kind == "clicked")
+        ).scalar_one()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too: the test process may be its parent and not have reaped it yet.
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_until(check, seconds: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_clicks_are_written_by_a_process_other_than_the_web_process(
+    recorder: Recorder, link: tuple[str, int], engine: Engine
+) -> None:
+    click(recorder, link)
+    assert recorder.flush(everything=True) == 1
+    pid = recorder.writer_pid()
+    assert pid is not None and pid != os.getpid() and alive(pid)
+    assert clicks_stored(engine) == 1
+
+
+def test_the_thread_setting_writes_from_the_web_process_itself(
+    engine: Engine, settings: Settings, link: tuple[str, int]
+) -> None:
+    room = Recorder(engine, settings.model_copy(update={"tracking_writer": "thread"}))
+    click(room, link)
+    assert room.flush(everything=True) == 1
+    assert room.writer_pid() is None
+    assert clicks_stored(engine) == 1
+
+
+def test_closing_the_web_side_writes_what_the_writer_holds_and_ends_it(
+    engine: Engine, settings: Settings, link: tuple[str, int]
+) -> None:
+    # A long burst window: the click is held in the writer process, not yet written.
+    cfg = settings.model_copy(update={"tracking_writer": "process", "tracking_burst_seconds": 60})
+    room = Recorder(engine, cfg)
+    click(room, link)
+    assert room.flush() == 0
+    pid = room.writer_pid()
+    assert pid is not None and clicks_stored(engine) == 0
+    room.close()
+    assert clicks_stored(engine) == 1
+    assert wait_until(lambda: not alive(pid), 5)
+
+
+def test_a_killed_writer_process_is_replaced_and_later_clicks_are_written(
+    recorder: Recorder, link: tuple[str, int], engine: Engine
+) -> None:
+    click(recorder, link)
+    recorder.flush(everything=True)
+    first = recorder.writer_pid()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    assert wait_until(lambda: not alive(first), 5)
+    click(recorder, link)
+    assert recorder.flush(everything=True) == 1
+    second = recorder.writer_pid()
+    assert second is not None and second != first
+    assert clicks_stored(engine) == 2
+
+
+def test_the_writer_outlives_sigterm_and_sigint_sent_to_the_whole_group(
+    recorder: Recorder, link: tuple[str, int], engine: Engine
+) -> None:
+    click(recorder, link)
+    recorder.flush(handover_only=True)
+    pid = recorder.writer_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    time.sleep(0.3)
+    assert alive(pid)
+    assert recorder.flush(everything=True) == 1
+    assert recorder.writer_pid() == pid
+
+
+WEB_PROCESS = textwrap.dedent(
+    """
+    import sys, time
+    from newsletter import db
+    from newsletter.settings import Settings
+    from campaigns.tracking.hits import Recorder
+
+    settings = Settings.model_validate_json(sys.stdin.read())
+    room = Recorder(db.get_engine(settings.database_url), settings)
+    token, position = sys.argv[1], int(sys.argv[2])
+    room.click(token, position, method="GET", user_agent="Mozilla/5.0", ip="192.0.2.9")
+    room.flush(handover_only=True)
+    print(room.writer_pid(), flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_a_web_process_killed_outright_leaves_its_handed_over_clicks_written(
+    settings: Settings, link: tuple[str, int], engine: Engine
+) -> None:
+    cfg = settings.model_copy(update={"tracking_writer": "process", "tracking_burst_seconds": 60})
+    web = subprocess.Popen(
+        [sys.executable, "-c", WEB_PROCESS, link[0], str(link[1])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert web.stdin is not None and web.stdout is not None
+    web.stdin.write(cfg.model_dump_json())
+    web.stdin.close()
+    writer = int(web.stdout.readline())
+    web.kill()  # SIGKILL: no shutdown code runs in the web process
+    web.wait(timeout=10)
+    web.stdout.close()
+    assert wait_until(lambda: clicks_stored(engine) == 1)
+    assert wait_until(lambda: not alive(writer), 10)
