@@ -77,13 +77,10 @@ def send(
 def _send_inline(cfg: Settings, campaign_id: int, *, as_json: bool) -> SendReport:
     from campaigns.delivery.sending import send_campaign
 
-    with session_for(cfg) as session, output.send_progress(campaign_id, status="starting") as show:
+    bar = output.send_progress(campaign_id, status="starting", shown=not as_json)
+    with session_for(cfg) as session, bar as show:
         return send_campaign(
-            session,
-            settings=cfg,
-            campaign_id=campaign_id,
-            on_progress=None if as_json else show,
-            actor="cli",
+            session, settings=cfg, campaign_id=campaign_id, on_progress=show, actor="cli"
         )
 
 

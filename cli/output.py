@@ -142,12 +142,19 @@ def progress() -> Progress:
 
 
 @contextmanager
-def send_progress(campaign_id: int, *, status: str) -> Iterator[Callable[[SendProgress], None]]:
+def send_progress(
+    campaign_id: int, *, status: str, shown: bool = True
+) -> Iterator[Callable[[SendProgress], None] | None]:
     """The bar of ``campaigns send`` (inline, or following the workers), and its callback.
 
     One place for the line both send paths show, so they cannot drift apart: ``status``
     until the first batch, then ``sent N  skipped N  failed N  R/s`` of the whole campaign.
+    Not ``shown`` (``--json``): no bar at all, and no callback, so stdout holds only JSON
+    even on a terminal.
     """
+    if not shown:
+        yield None
+        return
     with progress() as bar:
         task = bar.add_task(f"campaign {campaign_id}", total=None, status=status)
 

@@ -38,7 +38,6 @@ def send_queued(cfg: Settings, campaign_id: int, *, wait: bool, as_json: bool) -
         return None
     if not as_json:
         output.say_err(line)
-    with session_for(cfg) as session, output.send_progress(campaign_id, status="workers") as show:
-        return follow(
-            session, settings=cfg, campaign_id=campaign_id, on_progress=None if as_json else show
-        )
+    bar = output.send_progress(campaign_id, status="workers", shown=not as_json)
+    with session_for(cfg) as session, bar as show:
+        return follow(session, settings=cfg, campaign_id=campaign_id, on_progress=show)

@@ -66,3 +66,12 @@ def test_the_bar_prints_nothing_when_stdout_is_not_a_terminal(
     with output.send_progress(7, status="starting") as show:
         show(_progress(sent=6))
     assert console.export_text() == ""
+
+
+def test_the_bar_of_a_json_send_prints_nothing_even_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    console = _terminal(monkeypatch)
+    with output.send_progress(7, status="starting", shown=False) as show:
+        assert show is None  # the send reports no progress to anyone
+    assert console.export_text() == ""
