@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -39,30 +41,94 @@ from newsletter.settings import PROJECT_ROOT, Settings
 CLI = "from cli import main; main()"
 
 
-def _start_workers(values: dict[str, Any], count: int, workdir: Path) -> list[subprocess.Popen]:
+STOP_GRACE_SECONDS = 60  # for the workers together: each ends its batch in flight
+
+
+@contextmanager
+def _workers(values: dict[str, Any], count: int, workdir: Path) -> Iterator[list[subprocess.Popen]]:
+    """``count`` ``newsletter worker`` processes, each leading its own session (process
+    group), stopped on every way out of the block: its end, an exception, Ctrl-C, SIGTERM.
+
+    Their own groups: a signal meant for the bench (Ctrl-C at a terminal) no longer reaches
+    them behind the bench's back, and :func:`_stop` can take a worker with anything it
+    started. A worker already started is stopped even when a later one fails to start.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update({f"NEWSLETTER_{k.upper()}": str(v) for k, v in values.items()})
     env["PYTHONPATH"] = str(PROJECT_ROOT)
-    workers = []
-    for i in range(count):
-        with (workdir / f"worker{i}.log").open("wb") as log:
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", CLI, "worker"],
-                    env=env,
-                    cwd=workdir,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
+    workers: list[subprocess.Popen] = []
+    try:
+        for i in range(count):
+            with (workdir / f"worker{i}.log").open("wb") as log, _signals_held():
+                workers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", CLI, "worker"],
+                        env=env,
+                        cwd=workdir,
+                        stdout=subprocess.DEVNULL,
+                        stderr=log,
+                        start_new_session=True,
+                    )
                 )
-            )
-    return workers
+        yield workers
+    finally:
+        _stop(workers)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT wait for the block's end, then act as they would have.
+
+    Around starting a worker: a signal between ``Popen`` and ``append`` would unwind
+    before the worker is on the list that :func:`_stop` stops, and orphan it. (Not
+    ``pthread_sigmask``: the worker would inherit the blocked mask and never see SIGTERM.)
+    """
+    pending: list[int] = []
+    held = (signal.SIGTERM, signal.SIGINT)
+    previous = {
+        signum: signal.signal(signum, lambda n, _f: pending.append(n))
+        for signum in held
+        if signal.getsignal(signum) != signal.SIG_IGN  # an ignored one stays ignored
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
 
 
 def _stop(workers: list[subprocess.Popen]) -> None:
-    for process in workers:
-        process.send_signal(signal.SIGTERM)
-    for process in workers:
-        process.wait(60)
+    """SIGTERM each worker's group (a graceful stop), then SIGKILL what is left of them.
+
+    The SIGKILL is in a ``finally``: a second signal or a timeout while waiting out the
+    grace still leaves no worker behind.
+    """
+    try:
+        for process in workers:
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in workers:
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.0, deadline - time.monotonic()))
+    finally:
+        for process in workers:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    with suppress(ProcessLookupError):  # the whole group has ended already
+        os.killpg(process.pid, signum)
+
+
+def _raise_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a test's timeout, a CI runner, ``kill``) unwinds the bench like Ctrl-C, so
+    every ``finally`` runs: the workers are stopped, the schema dropped, instead of the
+    workers being orphaned. Exit status 143, as if the signal had ended the process."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the clean-up is not cut short by another
+    raise SystemExit(128 + signum)
 
 
 def _wait_for_workers(engine: sa.Engine, count: int) -> None:
@@ -95,8 +161,7 @@ def run_one(size: int, workers: int, database_url: str, workdir: Path) -> dict[s
             values.update(sender="queue", preflight_fetch=False)  # no network to fetch from
             settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
             ensure_schema(settings)
-            processes = _start_workers(values, workers, workdir)
-            try:
+            with _workers(values, workers, workdir):
                 _wait_for_workers(engine, workers)
                 with db.session_scope(engine) as session:
                     campaign = assemble_week(session, settings=settings, actor="bench").campaign
@@ -114,8 +179,6 @@ def run_one(size: int, workers: int, database_url: str, workdir: Path) -> dict[s
                         break
                     time.sleep(0.2)
                 finished = time.perf_counter()
-            finally:
-                _stop(processes)
             stats = peer.stats()
         with Session(engine) as session:
             counts = delivery_counts(session, campaign_id=campaign_id)
@@ -148,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", required=True, help="PostgreSQL (queue mode)")
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "workers.json")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
     results = []
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
     print("| N | workers | blocks | hand-over s | send s | rcpt/s | speed-up | load avg | once |")

@@ -75,25 +75,12 @@ def send(
 
 
 def _send_inline(cfg: Settings, campaign_id: int, *, as_json: bool) -> SendReport:
-    from campaigns.delivery.sending import SendProgress, send_campaign
+    from campaigns.delivery.sending import send_campaign
 
-    with session_for(cfg) as session, output.progress() as bar:
-        task = bar.add_task(f"campaign {campaign_id}", total=None, status="starting")
-
-        def show(p: SendProgress) -> None:
-            bar.update(
-                task,
-                total=p.total,
-                completed=p.done,
-                status=f"sent {p.sent}  skipped {p.skipped}  failed {p.failed}  {p.rate:,.0f}/s",
-            )
-
+    bar = output.send_progress(campaign_id, status="starting", shown=not as_json)
+    with session_for(cfg) as session, bar as show:
         return send_campaign(
-            session,
-            settings=cfg,
-            campaign_id=campaign_id,
-            on_progress=None if as_json else show,
-            actor="cli",
+            session, settings=cfg, campaign_id=campaign_id, on_progress=show, actor="cli"
         )
 
 

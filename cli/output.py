@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 import typer.core
@@ -26,6 +27,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from newsletter.errors import NewsletterError
+
+if TYPE_CHECKING:
+    from campaigns.delivery.send_report import SendProgress
 
 out = Console()
 err = Console(stderr=True)
@@ -135,6 +139,34 @@ def progress() -> Progress:
         disable=not out.is_terminal,
         transient=False,
     )
+
+
+@contextmanager
+def send_progress(
+    campaign_id: int, *, status: str, shown: bool = True
+) -> Iterator[Callable[[SendProgress], None] | None]:
+    """The bar of ``campaigns send`` (inline, or following the workers), and its callback.
+
+    One place for the line both send paths show, so they cannot drift apart: ``status``
+    until the first batch, then ``sent N  skipped N  failed N  R/s`` of the whole campaign.
+    Not ``shown`` (``--json``): no bar at all, and no callback, so stdout holds only JSON
+    even on a terminal.
+    """
+    if not shown:
+        yield None
+        return
+    with progress() as bar:
+        task = bar.add_task(f"campaign {campaign_id}", total=None, status=status)
+
+        def show(p: SendProgress) -> None:
+            bar.update(
+                task,
+                total=p.total,
+                completed=p.done,
+                status=f"sent {p.sent}  skipped {p.skipped}  failed {p.failed}  {p.rate:,.0f}/s",
+            )
+
+        yield show
 
 
 def fail(message: str | None = None) -> NoReturn:

@@ -11,7 +11,7 @@ from cli import output
 from cli.context import session_for
 
 if TYPE_CHECKING:
-    from campaigns.delivery.send_report import SendProgress, SendReport
+    from campaigns.delivery.send_report import SendReport
     from newsletter.settings import Settings
 
 
@@ -38,17 +38,6 @@ def send_queued(cfg: Settings, campaign_id: int, *, wait: bool, as_json: bool) -
         return None
     if not as_json:
         output.say_err(line)
-    with session_for(cfg) as session, output.progress() as bar:
-        task = bar.add_task(f"campaign {campaign_id}", total=None, status="workers")
-
-        def show(p: SendProgress) -> None:
-            bar.update(
-                task,
-                total=p.total,
-                completed=p.done,
-                status=f"sent {p.sent}  skipped {p.skipped}  failed {p.failed}  {p.rate:,.0f}/s",
-            )
-
-        return follow(
-            session, settings=cfg, campaign_id=campaign_id, on_progress=None if as_json else show
-        )
+    bar = output.send_progress(campaign_id, status="workers", shown=not as_json)
+    with session_for(cfg) as session, bar as show:
+        return follow(session, settings=cfg, campaign_id=campaign_id, on_progress=show)
