@@ -4,8 +4,8 @@ Why: a flush is Python work (judging, building statements, the driver) of some 4
 500 clicks; in the serving process it holds the GIL while the event loop waits, and about
 one redirect in a hundred waited 50-150 ms behind it (bench/README.md, issue 15). Here the
 web process hands its hits over a pipe (one pickled list of plain tuples per flush
-interval, a millisecond or so for 500 hits) and a child process started with ``spawn``
-(never ``fork``: the web process has threads) judges and writes them with the same
+interval, a millisecond or so for 500 hits) and a child process (a fresh interpreter, never
+a ``fork`` of the web process, which has threads) judges and writes them with the same
 :class:`~campaigns.tracking.hit_writer.HitWriter`, on its own timer.
 
 Life cycle: the child is started on the first hand-over, which waits until it says it
@@ -25,12 +25,13 @@ Pipe messages, web process to child: ``("hits", [tuple, ...])``, ``("flush", eve
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any
 
 from campaigns.tracking.hit_writer import Hit, HitWriter
 from newsletter import db
@@ -54,7 +55,7 @@ class WriterProcess:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._process: Any = None  # multiprocessing's SpawnProcess
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._started_at = 0.0
         self.failed_starts = 0  # in a row; the Recorder gives up at MAX_FAILED_STARTS
@@ -111,44 +112,42 @@ class WriterProcess:
             log.warning("tracking: the click writer process died before it could close")
         finally:
             conn.close()
-            process.join(timeout=CLOSE_TIMEOUT_SECONDS)
-            if process.is_alive():
-                process.kill()
+            _end(process, CLOSE_TIMEOUT_SECONDS)
         return written
 
     def _connection(self) -> Connection:
-        if self._conn is not None and self._process is not None and self._process.is_alive():
+        if self._conn is not None and self._process is not None and self._process.poll() is None:
             return self._conn
         if self._conn is not None:
             self._lost()
         return self._start()
 
     def _start(self) -> Connection:
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        process = context.Process(
-            target=serve, args=(theirs, self.settings), name="newsletter-click-writer", daemon=True
-        )
+        ours, theirs = socket.socketpair()
         try:
-            process.start()
+            process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(theirs.fileno())], pass_fds=[theirs.fileno()]
+            )
         except OSError:
+            ours.close()
             self.failed_starts += 1
             raise
         finally:
             theirs.close()  # the child holds its own copy: EOF reaches it when ours closes
+        conn = Connection(ours.detach())
         try:  # ready: it ignores the group's signals now, so hits handed over are safe
-            if not ours.poll(START_TIMEOUT_SECONDS) or ours.recv()[0] != "ready":
+            conn.send(self.settings)
+            if not conn.poll(START_TIMEOUT_SECONDS) or conn.recv()[0] != "ready":
                 raise OSError("the click writer process did not start")
         except (OSError, EOFError) as err:
             self.failed_starts += 1
-            ours.close()
-            process.kill()
-            process.join(timeout=5)
-            code = process.exitcode
+            conn.close()
+            _end(process, 0)
+            code = process.returncode
             raise OSError(f"the click writer process did not start (exit {code})") from err
-        self._process, self._conn = process, ours
+        self._process, self._conn = process, conn
         self._started_at = time.monotonic()
-        return ours
+        return conn
 
     def _lost(self) -> None:
         """Forget a child that died (its held hits with it), counting an early death."""
@@ -157,18 +156,41 @@ class WriterProcess:
         if conn is not None:
             conn.close()
         if process is not None:
-            process.join(timeout=1)
-            code = process.exitcode
+            _end(process, 1)
+            code = process.returncode
             early = time.monotonic() - self._started_at < EARLY_DEATH_SECONDS
             self.failed_starts = self.failed_starts + 1 if early else 0
             log.warning("tracking: the click writer process ended (exit %s)", code)
 
 
+def _end(process: subprocess.Popen[bytes], seconds: float) -> None:
+    """Wait ``seconds`` for the child to end, then kill it; never leaves a zombie."""
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def main(argv: list[str]) -> None:
+    """``python -m campaigns.tracking.hit_process FD``: the child, on the socket ``FD``.
+
+    Its own interpreter (not multiprocessing's spawn, which would import the web
+    process's ``__main__`` again); the settings come as the first message.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the web process decides when we stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn = Connection(int(argv[0]))
+    try:
+        settings = conn.recv()
+    except EOFError:
+        return
+    serve(conn, settings)
+
+
 def serve(conn: Connection, settings: Settings) -> None:
     """The child's loop: take hits, flush what is ready every ``tracking_flush_seconds``
     (sooner at ``tracking_flush_events`` held), answer requests; end on close or EOF."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the web process decides when we stop
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     writer = HitWriter(db.get_engine(settings.database_url), settings)
     conn.send(("ready", None))
@@ -208,3 +230,7 @@ def _flush(writer: HitWriter, *, everything: bool = False) -> int:
     except Exception:  # held again; the next flush retries
         log.exception("tracking: writing clicks and opens failed; retrying")
         return 0
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

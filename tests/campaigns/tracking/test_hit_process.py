@@ -183,3 +183,25 @@ def test_a_web_process_killed_outright_leaves_its_handed_over_clicks_written(
     web.stdout.close()
     assert wait_until(lambda: clicks_stored(engine) == 1)
     assert wait_until(lambda: not alive(writer), 10)
+
+
+def test_a_web_process_started_from_an_unguarded_script_still_gets_its_writer(
+    settings: Settings, link: tuple[str, int], engine: Engine, tmp_path: Path
+) -> None:
+    # multiprocessing's spawn would run this script again in the child (no __main__ guard).
+    script = tmp_path / "serve_clicks.py"
+    script.write_text(
+        WEB_PROCESS.replace("time.sleep(600)", "room.flush(everything=True)\nroom.close()")
+    )
+    cfg = settings.model_copy(update={"tracking_writer": "process"})
+    done = subprocess.run(
+        [sys.executable, str(script), link[0], str(link[1])],
+        input=cfg.model_dump_json(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[3],
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert clicks_stored(engine) == 1
