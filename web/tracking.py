@@ -121,6 +121,8 @@ class FastClicks:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Write the clicks and opens still in the buffer when the app stops."""
+    """Start the click writer with the app; write the clicks and opens still in the
+    buffer when the app stops."""
+    await run_in_threadpool(app.state.tracking.start_writer)
     yield
     app.state.tracking.close()

@@ -64,6 +64,10 @@ class WriterProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    def start(self) -> None:
+        """Start the child now if none is running (raises OSError when it cannot)."""
+        self._connection()
+
     def add(self, hits: Sequence[Hit]) -> None:
         """Send ``hits`` to the child; a dead child is replaced and they go to the new one.
 

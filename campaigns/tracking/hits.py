@@ -228,6 +228,18 @@ class Recorder:
                 return 0
             return writer.flush(everything=everything)
 
+    def start_writer(self) -> None:
+        """Start the writer process now rather than on the first hand-over (app start-up):
+        its imports then do not compete with the first clicks after a send. A failure is
+        logged; the first hand-over tries again."""
+        with self._writer_lock:
+            writer = self._writer_in_use()
+            if isinstance(writer, WriterProcess):
+                try:
+                    writer.start()
+                except OSError as err:
+                    log.warning("tracking: %s; trying again with the first click", err)
+
     def writer_pid(self) -> int | None:
         """The writer process's pid (None: none running, or writing in this process)."""
         with self._writer_lock:
