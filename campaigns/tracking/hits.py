@@ -72,6 +72,8 @@ class Recorder:
         self._buffer: list[Hit] = []
         self._writer: HitWriter | WriterProcess | None = None  # made on first use
         self._writer_lock = threading.Lock()  # one hand-over or flush at a time
+        self._dropped = 0  # hits the full buffer pushed out since the last warning
+        self._warned_at = -30.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -183,6 +185,7 @@ class Recorder:
         with self._lock:
             self._buffer.append(hit)
             if len(self._buffer) > MAX_HELD:
+                self._dropped += len(self._buffer) - MAX_HELD
                 del self._buffer[: len(self._buffer) - MAX_HELD]
             full = len(self._buffer) >= self.settings.tracking_flush_events
             if self._thread is None and not self._stop.is_set():
@@ -205,8 +208,19 @@ class Recorder:
             self._wake.clear()
             try:
                 self.flush(handover_only=True)
-            except Exception:  # the thread must live on; the hits were kept
-                log.exception("tracking: writing clicks and opens failed; retrying")
+            except Exception as err:  # the thread must live on; the hits were kept
+                self._warn(f"handing clicks and opens to the writer failed: {err}")
+            if self._dropped:
+                with self._lock:
+                    dropped, self._dropped = self._dropped, 0
+                self._warn(f"{dropped} clicks and opens dropped: the buffer was full")
+
+    def _warn(self, message: str) -> None:
+        """One line, at most every 30 s: a writer that is away must not flood the log."""
+        now = time.monotonic()
+        if now - self._warned_at >= 30:
+            self._warned_at = now
+            log.warning("tracking: %s", message.splitlines()[0] if message else "")
 
     def flush(self, *, everything: bool = False, handover_only: bool = False) -> int:
         """Hand the buffer to the writer and write what is ready (``everything``: all of
@@ -258,12 +272,22 @@ class Recorder:
             self._thread.join(timeout=30)
         if self._writer is None and not self._buffer:
             return
-        self.flush(everything=True, handover_only=True)
+        try:
+            self.flush(everything=True, handover_only=True)
+        except OSError:  # no writer process: this process writes what is left
+            with self._writer_lock:
+                self._writer = HitWriter(self.engine, self.settings, now=self.now)
         with self._writer_lock:
             if isinstance(self._writer, WriterProcess):
                 self._writer.close()
             else:
+                self._writer_in_use().add(self._take_buffer())
                 self._writer_in_use().flush(everything=True)
+
+    def _take_buffer(self) -> list[Hit]:
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        return batch
 
     def _writer_in_use(self) -> HitWriter | WriterProcess:
         if self._writer is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from campaigns.models import TrackingEvent
+from campaigns.tracking import hit_process
 from campaigns.tracking.hits import Recorder
 from newsletter.settings import Settings
 from tests.support.links import redirects, sent_issue
@@ -61,13 +63,19 @@ def clicks_stored(engine: Engine) -> int:
 
 
 def alive(pid: int) -> bool:
+    """Whether any thread of ``pid`` still runs. A killed process's leader thread turns
+    zombie before its other threads have exited (Linux), so its own state is not enough."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
         return False
-    # A zombie is dead too: the test process may be its parent and not have reaped it yet.
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    states = []
+    for task in tasks:
+        try:
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return any(state not in ("Z", "X") for state in states)
 
 
 def wait_until(check, seconds: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
@@ -205,3 +213,49 @@ def test_a_web_process_started_from_an_unguarded_script_still_gets_its_writer(
     )
     assert done.returncode == 0, done.stderr
     assert clicks_stored(engine) == 1
+
+
+def test_a_stuck_writer_does_not_hold_the_web_process_at_shutdown(
+    engine: Engine, settings: Settings, link: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hit_process, "CLOSE_TIMEOUT_SECONDS", 1.0)
+    room = Recorder(engine, settings.model_copy(update={"tracking_writer": "process"}))
+    click(room, link)
+    room.flush(handover_only=True)
+    pid = room.writer_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # as a writer waiting on a lock or a lost connection
+    try:
+        started = time.monotonic()
+        room.close()
+        assert time.monotonic() - started < 10
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # Left alone, it still writes what it held, then ends.
+    assert wait_until(lambda: clicks_stored(engine) == 1)
+    assert wait_until(lambda: not alive(pid), 10)
+
+
+def test_a_database_locked_at_shutdown_loses_no_click(
+    sqlite_engine: Engine,
+    sqlite_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Session(sqlite_engine, expire_on_commit=False) as session:
+        sent_issue(session, sqlite_settings, readers=1, links=2)
+    url = redirects(messages_to(sqlite_settings, "reader0@example.com")[0])[0]
+    token, position = url.rsplit("/", 2)[-2:]
+    monkeypatch.setattr(hit_process, "CLOSE_TIMEOUT_SECONDS", 1.0)
+    cfg = sqlite_settings.model_copy(update={"tracking_writer": "process"})
+    room = Recorder(sqlite_engine, cfg)
+    click(room, (token, int(position)))
+    room.flush(handover_only=True)
+    locker = sqlite3.connect(sqlite_settings.database_url.removeprefix("sqlite:///"))
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        room.close()  # the writer cannot write now; the web side does not wait for it
+    finally:
+        time.sleep(1.5)
+        locker.rollback()
+        locker.close()
+    assert wait_until(lambda: clicks_stored(sqlite_engine) == 1, 60)
