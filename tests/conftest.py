@@ -19,6 +19,8 @@ from sqlmodel import Session
 
 from newsletter import db
 from newsletter.settings import Settings
+from tests.support.delivery import API_KEY
+from tests.support.fake_sendgrid import FakeSendGrid
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 # Preflight fetches every image and link it finds; tests reach 127.0.0.1 only, so it is off
@@ -114,6 +116,22 @@ def sqlite_engine(sqlite_settings: Settings) -> Iterator[Engine]:
     db.upgrade(engine)
     yield engine
     db.dispose_engine(sqlite_settings.database_url)
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str) -> Iterator[Engine]:
+    """A migrated PostgreSQL engine, for the queue-mode tests that run on PostgreSQL only
+    (``postgres_url`` disposes of it and drops the schema)."""
+    engine = db.get_engine(postgres_url)
+    db.upgrade(engine)
+    yield engine
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSendGrid]:
+    """The fake SendGrid API on 127.0.0.1, one server per test so its records start empty."""
+    with FakeSendGrid(API_KEY) as server:
+        yield server
 
 
 @pytest.fixture
