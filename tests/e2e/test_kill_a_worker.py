@@ -28,7 +28,9 @@ from tests.support.workers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.postgres
+# serial: the kill/stop timing and the shared rate are measured in wall time, so they
+# run alone (`make test`'s second pytest), never beside another xdist worker.
+pytestmark = [pytest.mark.postgres, pytest.mark.serial]
 SUBSCRIBERS = 3000
 BATCH = 250  # ids per block and recipients per request: a block is one request
 

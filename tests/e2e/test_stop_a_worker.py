@@ -18,7 +18,9 @@ from tests.support.delivery import add_subscribers, make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.workers import queue_settings, start_workers, status_of, stop_workers, wait_for
 
-pytestmark = pytest.mark.postgres
+# serial: the kill/stop timing and the shared rate are measured in wall time, so they
+# run alone (`make test`'s second pytest), never beside another xdist worker.
+pytestmark = [pytest.mark.postgres, pytest.mark.serial]
 SUBSCRIBERS = 1000
 
 

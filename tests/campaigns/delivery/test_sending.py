@@ -268,6 +268,7 @@ def test_a_stop_request_records_the_batches_in_flight_and_resumes_cleanly(
     assert fake.recipients == 6000 and not fake.duplicates()
 
 
+@pytest.mark.serial  # asserts wall time: runs alone, in make test's second pytest
 def test_concurrency_and_rate_limit_are_honoured(
     sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
 ):

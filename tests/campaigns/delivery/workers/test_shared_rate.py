@@ -24,7 +24,9 @@ from tests.support.workers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.postgres
+# serial: the kill/stop timing and the shared rate are measured in wall time, so they
+# run alone (`make test`'s second pytest), never beside another xdist worker.
+pytestmark = [pytest.mark.postgres, pytest.mark.serial]
 RATE = 200  # messages per second, for all workers together
 SUBSCRIBERS = 500
 BLOCK = 50
