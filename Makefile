@@ -29,8 +29,13 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
+# Both cores for the tests that share nothing (a schema per PostgreSQL test, tmp_path, free
+# ports), then the `serial` ones alone: they measure wall time or are the load themselves.
+# The second run goes on after a failure of the first, so one CI log shows both; either fails it.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope -m "not serial"; first=$$?; \
+	$(BIN)/python -m pytest -m serial; second=$$?; \
+	test $$first -eq 0 && test $$second -eq 0
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench --sizes $(SIZES) --chart bench/results.png \

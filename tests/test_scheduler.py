@@ -265,6 +265,7 @@ def test_shutting_a_scheduler_down_never_uses_up_a_due_run(base: Settings, engin
 # ---------------------------------------------------------------- status and the lease
 
 
+@pytest.mark.serial  # asserts wall time: runs alone, in make test's second pytest
 def test_while_a_service_runs_healthz_names_it_and_every_next_run(
     base: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from newsletter import db
+from tests.conftest import migrated_engine
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
     monkeypatch.chdir(tmp_path)  # no stray .env
     values = {
         "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
@@ -23,7 +26,6 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, s
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
-    engine = db.get_engine(values["NEWSLETTER_DATABASE_URL"])
-    db.upgrade(engine)
+    migrated_engine(values["NEWSLETTER_DATABASE_URL"], request)
     yield values
     db.dispose_engine(values["NEWSLETTER_DATABASE_URL"])

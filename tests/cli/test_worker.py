@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from newsletter import db
 from newsletter.errors import ConfigError
 from tests.conftest import make_settings
 from tests.support.content import make_campaign, make_snippet
-from tests.support.delivery import API_KEY, add_subscribers
+from tests.support.delivery import add_subscribers
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.workers import (
     environment,
@@ -24,12 +23,6 @@ from tests.support.workers import (
 )
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
 
 
 def test_a_worker_on_sqlite_is_refused_as_an_expected_error(env: dict[str, str]) -> None:

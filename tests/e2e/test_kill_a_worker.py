@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,9 @@ from sqlmodel import Session
 from campaigns.delivery.ledger import delivery_counts
 from campaigns.delivery.workers.batch_send import Block
 from campaigns.delivery.workers.handover import hand_over
-from newsletter import db, leases
+from newsletter import leases
 from newsletter.holders import Holder
-from tests.support.delivery import API_KEY, add_subscribers, make_campaign
+from tests.support.delivery import add_subscribers, make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.workers import (
     queue_settings,
@@ -29,22 +28,11 @@ from tests.support.workers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.postgres
+# serial: the kill/stop timing and the shared rate are measured in wall time, so they
+# run alone (`make test`'s second pytest), never beside another xdist worker.
+pytestmark = [pytest.mark.postgres, pytest.mark.serial]
 SUBSCRIBERS = 3000
 BATCH = 250  # ids per block and recipients per request: a block is one request
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def pg_engine(postgres_url: str) -> Iterator[Engine]:
-    engine = db.get_engine(postgres_url)
-    db.upgrade(engine)
-    yield engine
 
 
 def holder_of(engine: Engine, campaign_id: int, email: str) -> int:

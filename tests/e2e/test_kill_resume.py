@@ -34,6 +34,10 @@ from tests.conftest import make_settings
 from tests.support.delivery import API_KEY, add_subscribers, make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
 
+# serial: a sender is killed mid-send and the take-over is timed in wall time; it runs
+# alone (`make test`'s second pytest), never beside another xdist worker.
+pytestmark = pytest.mark.serial
+
 ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIBERS = 8000
 BATCH = 1000

@@ -6,7 +6,6 @@ the real sendgrid client, the fake SendGrid server."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,26 +14,14 @@ from sqlmodel import Session
 
 from campaigns.delivery.ledger import delivery_counts
 from campaigns.delivery.workers.handover import hand_over
-from newsletter import db
-from tests.support.delivery import API_KEY, add_subscribers, make_campaign
+from tests.support.delivery import add_subscribers, make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.workers import queue_settings, start_workers, status_of, stop_workers, wait_for
 
-pytestmark = pytest.mark.postgres
+# serial: the kill/stop timing and the shared rate are measured in wall time, so they
+# run alone (`make test`'s second pytest), never beside another xdist worker.
+pytestmark = [pytest.mark.postgres, pytest.mark.serial]
 SUBSCRIBERS = 1000
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def pg_engine(postgres_url: str) -> Iterator[Engine]:
-    engine = db.get_engine(postgres_url)
-    db.upgrade(engine)
-    yield engine
 
 
 def test_a_stopped_worker_hands_its_block_back_and_the_next_one_finishes(

@@ -30,12 +30,6 @@ PEOPLE = ["ann", "bob", "cat", "dan", "eve"]
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
-
-
-@pytest.fixture
 def keys() -> KeyPair:
     return KeyPair.generate()
 

@@ -291,6 +291,7 @@ def test_a_redirect_away_from_http_is_refused(
         )
 
 
+@pytest.mark.serial  # asserts wall time: runs alone, in make test's second pytest
 def test_a_declared_size_over_the_limit_is_refused_before_reading(
     session: Session, settings: Settings, site: Site
 ) -> None:
@@ -322,6 +323,7 @@ def test_an_endless_feed_is_cut_off_at_the_limit(
     ("path", "words"),
     [("/trickle-body", "the answer did not finish"), ("/trickle-head", "no answer")],
 )
+@pytest.mark.serial  # asserts wall time: runs alone, in make test's second pytest
 def test_a_trickling_feed_is_stopped_by_one_deadline(
     session: Session, settings: Settings, site: Site, path: str, words: str
 ) -> None:

@@ -3,7 +3,6 @@ fake SendGrid server: the counters moved by what happened, the ledger's queued g
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,12 +24,6 @@ from tests.support.subscribers import signed_up
 from web.app import create_app
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
 
 
 @pytest.fixture

@@ -269,6 +269,7 @@ def slow_provider(tmp_path: Path, database_url: str) -> Iterator[tuple[FakeSendG
             db.dispose_engine(cfg.database_url)
 
 
+@pytest.mark.serial  # asserts wall time: runs alone, in make test's second pytest
 def test_known_and_unknown_addresses_are_answered_before_any_mail_is_sent(
     slow_provider: tuple[FakeSendGrid, Settings],
 ) -> None:

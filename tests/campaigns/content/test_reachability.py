@@ -242,6 +242,7 @@ def test_a_server_that_refuses_connections_is_broken(
     assert "connection was refused" in findings[0].message
 
 
+@pytest.mark.serial  # asserts wall time: runs alone, in make test's second pytest
 def test_a_slow_image_times_out_by_its_own_timeout(
     session: Session, settings: Settings, site: Site
 ) -> None:
@@ -254,6 +255,7 @@ def test_a_slow_image_times_out_by_its_own_timeout(
     assert "no answer within 0.3 s" in findings[0].message
 
 
+@pytest.mark.serial  # asserts wall time: runs alone, in make test's second pytest
 def test_one_deadline_bounds_every_fetch_and_concurrency_is_limited(
     session: Session, settings: Settings, site: Site
 ) -> None:

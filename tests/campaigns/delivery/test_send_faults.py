@@ -61,12 +61,6 @@ def everyone(count: int) -> set[str]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
-
-
-@pytest.fixture
 def sender(postgres_url: str, tmp_path: Path, fake: FakeSendGrid) -> Iterator[Settings]:
     """Sender settings whose connections carry an application name of their own, so the
     test can find and terminate exactly them on the shared server."""

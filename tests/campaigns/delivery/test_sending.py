@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,6 @@ from tests.support.delivery import API_KEY, add_subscribers, make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
 
 FAST_RETRY = {"retry_base_seconds": 0.01, "retry_max_seconds": 0.05}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
 
 
 def sg_settings(settings: Settings, fake: FakeSendGrid, **overrides: object) -> Settings:
@@ -275,6 +268,7 @@ def test_a_stop_request_records_the_batches_in_flight_and_resumes_cleanly(
     assert fake.recipients == 6000 and not fake.duplicates()
 
 
+@pytest.mark.serial  # asserts wall time: runs alone, in make test's second pytest
 def test_concurrency_and_rate_limit_are_honoured(
     sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
 ):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,12 +36,6 @@ from tests.support.servers import free_port
 
 NEWSLETTER = str(Path(sys.executable).parent / "newsletter")
 REFUSAL = "NEWSLETTER_BASE_URL must be an https:// address to send through"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
 
 
 def real(settings: Settings, provider: str, fake: FakeSendGrid, base_url: str) -> Settings:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import socket
-from collections.abc import Iterator
 
 import pytest
 from python_http_client.exceptions import BadRequestsError
@@ -23,12 +22,6 @@ from newsletter.mail import OutgoingMessage
 from tests.conftest import make_settings
 from tests.support.delivery import API_KEY, HTML, TEXT, content, recipient
 from tests.support.fake_sendgrid import FakeSendGrid
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
 
 
 def provider_for(fake: FakeSendGrid, **kwargs: object) -> SendGridProvider:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlmodel import Session
 
 from campaigns.delivery.sending import send_campaign
@@ -20,12 +18,6 @@ OFF = {
     "click_tracking": {"enable": False, "enable_text": False},
     "open_tracking": {"enable": False},
 }
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
 
 
 def send(settings: Settings, session: Session, fake: FakeSendGrid, **overrides: object) -> dict:

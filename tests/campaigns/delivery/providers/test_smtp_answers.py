@@ -205,6 +205,7 @@ def test_a_refused_sender_stops_the_campaign(
     assert set(statuses(sqlite_engine).values()) == {"queued"}  # nobody bounced for it
 
 
+@pytest.mark.serial  # asserts wall time: runs alone, in make test's second pytest
 def test_credentials_for_a_server_without_auth_are_a_config_error():
     handler = Sink()  # aiosmtpd offers no AUTH without an authenticator
     with running(handler) as (_controller, port):

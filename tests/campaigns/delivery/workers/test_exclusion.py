@@ -26,7 +26,7 @@ from newsletter.clock import utcnow
 from newsletter.errors import ConfigError, StateError
 from newsletter.models import Lease
 from newsletter.settings import Settings
-from tests.support.delivery import API_KEY, add_subscribers, make_campaign
+from tests.support.delivery import add_subscribers, make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.workers import queue_settings, status_of
 
@@ -34,12 +34,6 @@ pytestmark = pytest.mark.postgres
 SUBSCRIBERS = 400
 BLOCK = 200
 OTHER_HOST = "elsewhere:4242:1:abcdef"  # a live holder on another host: never taken over
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
 
 
 @pytest.fixture

@@ -23,19 +23,13 @@ from newsletter.errors import StateError
 from newsletter.settings import Settings
 from tests.support.content import make_campaign as content_campaign
 from tests.support.content import make_snippet
-from tests.support.delivery import API_KEY, add_subscribers, make_campaign
+from tests.support.delivery import add_subscribers, make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.workers import queue_settings, status_of
 
 pytestmark = pytest.mark.postgres
 SUBSCRIBERS = 600
 BLOCK = 200
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ request times are the only clock that sees all workers together."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,8 @@ from campaigns.delivery.workers.batch_send import live_workers
 from campaigns.delivery.workers.handover import hand_over
 from campaigns.delivery.workers.queue import ensure_schema
 from campaigns.delivery.workers.shared_rate import SharedPacer
-from newsletter import db
 from newsletter.settings import Settings
-from tests.support.delivery import API_KEY, add_subscribers, make_campaign
+from tests.support.delivery import add_subscribers, make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.workers import (
     queue_settings,
@@ -26,23 +24,12 @@ from tests.support.workers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.postgres
+# serial: the kill/stop timing and the shared rate are measured in wall time, so they
+# run alone (`make test`'s second pytest), never beside another xdist worker.
+pytestmark = [pytest.mark.postgres, pytest.mark.serial]
 RATE = 200  # messages per second, for all workers together
 SUBSCRIBERS = 500
 BLOCK = 50
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeSendGrid]:
-    with FakeSendGrid(API_KEY) as server:
-        yield server
-
-
-@pytest.fixture
-def pg_engine(postgres_url: str) -> Iterator[Engine]:
-    engine = db.get_engine(postgres_url)
-    db.upgrade(engine)
-    yield engine
 
 
 def busiest_second(accepted_at: list[tuple[float, int]]) -> int:
