@@ -75,8 +75,9 @@ class FastClicks:
     A redirect must answer in a few milliseconds while hundreds of readers click at once;
     FastAPI's routing and dependency machinery cost more than the click itself, so this
     pure ASGI layer (inside web/security.py's, which still adds every header) answers the
-    302 when :meth:`Recorder.click_now` can. Anything else, a cache miss, a bad link, a
-    URL that is not plain ASCII, goes on to the route above, which answers it the usual way.
+    302 of every valid click: from the room's caches on the event loop, or, for a cache
+    miss, with the room's database read in a worker thread. A bad link goes on to the
+    route above, which answers the 404 page the usual way.
     """
 
     def __init__(self, app: ASGIApp, *, room: Recorder, trusted: Sequence[Network]) -> None:
@@ -85,7 +86,7 @@ class FastClicks:
         self.trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        url = self._answer(scope) if scope["type"] == "http" else None
+        url = await self._answer(scope) if scope["type"] == "http" else None
         if url is None:
             await self.app(scope, receive, send)
             return
@@ -93,7 +94,7 @@ class FastClicks:
         await send({"type": "http.response.start", "status": 302, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
-    def _answer(self, scope: Scope) -> bytes | None:
+    async def _answer(self, scope: Scope) -> bytes | None:
         path, method = scope["path"], scope["method"]
         if not path.startswith("/r/") or method not in ("GET", "HEAD"):
             return None
@@ -107,16 +108,22 @@ class FastClicks:
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
         peer = scope["client"][0] if scope.get("client") else None
-        if not self.room.can_answer_now(token):
-            return None
+        answer = partial(
+            self.room.click, token, int(number), method=method, user_agent=agent,
+            ip=client_ip(peer, forwarded, self.trusted),
+        )  # fmt: skip
         try:
+            # From the caches on the loop; a reader's first click reads the database in a
+            # worker thread, without FastAPI's routing (most clicks are first clicks).
             url = self.room.click_now(
                 token, int(number), method=method, user_agent=agent,
                 ip=client_ip(peer, forwarded, self.trusted),
             )  # fmt: skip
+            if url is None:
+                url = await run_in_threadpool(answer)
         except LinkNotFound:
             return None  # the route answers with the 404 page
-        return url.encode("ascii") if url is not None else None
+        return (url if url.isascii() else quote(url, safe=URL_SAFE)).encode("ascii")
 
 
 @asynccontextmanager

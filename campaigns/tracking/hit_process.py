@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import signal
 import socket
@@ -54,6 +55,7 @@ FINAL_WRITE_SECONDS = 120.0  # how long a closing child retries a database that 
 HANDOVER_CHUNK = 1000  # hits per message: a backlog is pickled in pieces, the GIL let go between
 MAX_FAILED_STARTS = 3
 EARLY_DEATH_SECONDS = 10.0  # a child that dies sooner than this after its start failed to start
+NICENESS = 10  # the writer's CPU priority below the web process's (os.nice)
 WARN_EVERY_SECONDS = 30.0  # one line per this long while writing fails, not one per flush
 
 
@@ -216,6 +218,8 @@ def main(argv: list[str]) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the web process decides when we stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Background work: when the cores are busy, redirects go first (bench/README.md).
+    os.nice(NICENESS)
     conn = Connection(int(argv[0]))
     try:
         settings = conn.recv()
