@@ -32,6 +32,7 @@ from campaigns.tracking import classify
 from campaigns.tracking.events import EventKind
 from campaigns.tracking.hit_process import MAX_FAILED_STARTS, WriterProcess
 from campaigns.tracking.hit_writer import MAX_HELD, PROVIDER, USER_AGENT_MAX, Hit, HitWriter
+from campaigns.tracking.link_keys import LinkKeyReader
 from campaigns.tracking.links import (
     TokenParts,
     parse_token,
@@ -42,7 +43,6 @@ from campaigns.tracking.links import (
 from newsletter.clock import utcnow
 from newsletter.errors import LinkNotFound
 from newsletter.settings import Settings
-from subscribers.models import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ PERSONAL_FIELDS = ("user_agent",)  # what erasure scrubs from their payload (no 
 KEY_SECONDS = 300.0  # how long a reader's link key is trusted from the cache
 MAX_KEYS = 100_000
 HANDOVER_SECONDS = 0.1  # how often hits go to a writer process (it writes on its own timer)
-_subscriber = Subscriber.__table__  # type: ignore[attr-defined]
 
 
 class Recorder:
@@ -67,6 +66,7 @@ class Recorder:
         self._keys: list[bytes] | None = None  # derived on first use: needs the secret key
         self._links: dict[int, tuple[str, ...]] = {}
         self._link_keys: OrderedDict[int, tuple[str, float]] = OrderedDict()
+        self._key_reader = LinkKeyReader(engine)  # a reader's first click reads its key
         self._lock = threading.Lock()
         self._buffer: list[Hit] = []
         self._writer: HitWriter | WriterProcess | None = None  # made on first use
@@ -136,7 +136,7 @@ class Recorder:
         cached = self._link_keys.get(subscriber_id)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        key = self._read_link_key(subscriber_id)
+        key = self._key_reader.read(subscriber_id)
         if key is None:
             with self._lock:
                 self._link_keys.pop(subscriber_id, None)
@@ -147,22 +147,6 @@ class Recorder:
             while len(self._link_keys) > MAX_KEYS:
                 self._link_keys.popitem(last=False)
         return key
-
-    def _read_link_key(self, subscriber_id: int) -> str | None:
-        """The reader's link key from the database: a reader's first click pays for it,
-        so it goes through the pooled DBAPI connection with one fixed statement (about a
-        fifth of what SQLAlchemy's execution path costs per call)."""
-        marker = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        sql = f"SELECT link_key FROM {_subscriber.name} WHERE id = {marker}"
-        raw = self.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute(sql, (subscriber_id,))
-            row = cursor.fetchone()
-            cursor.close()
-        finally:
-            raw.close()  # back to the pool, which rolls the read's transaction back
-        return row[0] if row else None
 
     def _add(
         self,
@@ -265,6 +249,7 @@ class Recorder:
         """Stop the writer and write every hit still in the buffer (app shutdown)."""
         self._stop.set()
         self._wake.set()
+        self._key_reader.close()
         if self._thread is not None:
             self._thread.join(timeout=30)
         if self._writer is None and not self._buffer:
