@@ -53,12 +53,10 @@ async def click(token: str, position: str, request: Request) -> Response:
         room.click, token, number, method=request.method, user_agent=client.user_agent,
         ip=client.ip,
     )  # fmt: skip
-    # On the loop when the caches know the link and the reader; else in a worker thread.
-    url = room.click_now(
-        token, number, method=request.method, user_agent=client.user_agent, ip=client.ip
-    )
-    if url is None:
-        url = await run_in_threadpool(answer)
+    # FastClicks (below) answers every valid click before routing; what reaches the route
+    # is a link it could not answer: checked again here, in a worker thread (it may read
+    # the database), to give the 404 page the usual way.
+    url = await run_in_threadpool(answer)
     location = url if url.isascii() else quote(url, safe=URL_SAFE)  # headers are bytes
     return Response(status_code=302, headers={"Location": location, **NO_STORE})
 

@@ -15,9 +15,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from campaigns.models import Campaign
+from newsletter import db
 from newsletter.settings import Settings
 from tests.conftest import make_settings
-from tests.support.delivery import API_KEY
+from tests.support.delivery import API_KEY, add_subscribers
 from tests.support.fake_sendgrid import FakeSendGrid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,19 @@ def queue_settings(database_url: str, root: Path, fake: FakeSendGrid, **extra: o
     }
     values.update(extra)
     return make_settings(database_url, root, **values)
+
+
+def queued_list(
+    database_url: str, root: Path, fake: FakeSendGrid, *, subscribers: int, block: int
+) -> Settings:
+    """A migrated database of ``subscribers`` readers and queue-mode settings that cut a
+    campaign into blocks of ``block`` ids (SendGrid requests of 100)."""
+    engine = db.get_engine(database_url)
+    db.upgrade(engine)
+    add_subscribers(engine, subscribers)
+    return queue_settings(
+        database_url, root, fake, worker_batch_size=block, sendgrid_batch_size=100
+    )
 
 
 def environment(settings: Settings) -> dict[str, str]:

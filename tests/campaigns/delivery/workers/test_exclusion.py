@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,9 +25,9 @@ from newsletter.clock import utcnow
 from newsletter.errors import ConfigError, StateError
 from newsletter.models import Lease
 from newsletter.settings import Settings
-from tests.support.delivery import add_subscribers, make_campaign
+from tests.support.delivery import make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
-from tests.support.workers import queue_settings, status_of
+from tests.support.workers import queued_list, status_of
 
 pytestmark = pytest.mark.postgres
 SUBSCRIBERS = 400
@@ -37,13 +36,8 @@ OTHER_HOST = "elsewhere:4242:1:abcdef"  # a live holder on another host: never t
 
 
 @pytest.fixture
-def queued(postgres_url: str, tmp_path: Path, fake: FakeSendGrid) -> Iterator[Settings]:
-    engine = db.get_engine(postgres_url)
-    db.upgrade(engine)
-    add_subscribers(engine, SUBSCRIBERS)
-    yield queue_settings(
-        postgres_url, tmp_path, fake, worker_batch_size=BLOCK, sendgrid_batch_size=100
-    )
+def queued(postgres_url: str, tmp_path: Path, fake: FakeSendGrid) -> Settings:
+    return queued_list(postgres_url, tmp_path, fake, subscribers=SUBSCRIBERS, block=BLOCK)
 
 
 def _handed(settings: Settings) -> tuple[Engine, int]:

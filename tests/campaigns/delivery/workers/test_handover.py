@@ -3,7 +3,6 @@ Real procrastinate on PostgreSQL, the real sendgrid client against the fake serv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,9 +22,9 @@ from newsletter.errors import StateError
 from newsletter.settings import Settings
 from tests.support.content import make_campaign as content_campaign
 from tests.support.content import make_snippet
-from tests.support.delivery import add_subscribers, make_campaign
+from tests.support.delivery import make_campaign
 from tests.support.fake_sendgrid import FakeSendGrid
-from tests.support.workers import queue_settings, status_of
+from tests.support.workers import queued_list, status_of
 
 pytestmark = pytest.mark.postgres
 SUBSCRIBERS = 600
@@ -33,13 +32,8 @@ BLOCK = 200
 
 
 @pytest.fixture
-def queued(postgres_url: str, tmp_path: Path, fake: FakeSendGrid) -> Iterator[Settings]:
-    engine = db.get_engine(postgres_url)
-    db.upgrade(engine)
-    add_subscribers(engine, SUBSCRIBERS)
-    yield queue_settings(
-        postgres_url, tmp_path, fake, worker_batch_size=BLOCK, sendgrid_batch_size=100
-    )
+def queued(postgres_url: str, tmp_path: Path, fake: FakeSendGrid) -> Settings:
+    return queued_list(postgres_url, tmp_path, fake, subscribers=SUBSCRIBERS, block=BLOCK)
 
 
 def _campaign(settings: Settings) -> tuple[Engine, int]:
