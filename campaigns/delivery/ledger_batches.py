@@ -114,7 +114,8 @@ class LedgerReader:
             self.last_id = rows[-1][0]
             today: date = utcnow().date()
             self.links.new_batch()
-            values, return_path = self.links.values, self.links.return_path
+            values = self.links.values
+            return_path = self.links.return_path if self.links.has_return_paths else None
             batch: list[Recipient] = []
             skipped: dict[str, list[int]] = defaultdict(list)
             categories = self._categories
@@ -142,14 +143,14 @@ class LedgerReader:
                     skipped["none of the subscriber's topics is in this issue"].append(delivery_id)
                 else:
                     batch.append(
-                        Recipient(
+                        Recipient(  # positional: this runs once per recipient
                             delivery_id,
                             subscriber_id,
                             email,
                             name,
                             values(subscriber_id, name, key, not not_tracked),
-                            plain=bool(not_tracked),
-                            return_path=return_path(subscriber_id, key),
+                            bool(not_tracked),  # plain
+                            return_path and return_path(subscriber_id, key),
                         )
                     )
             for reason, ids in skipped.items():

@@ -40,6 +40,7 @@ class _PurposeSigner:
         self.inner, self.outer = _hmac_sha1_pads(self._signer.derive_key())
         self.sep = bytes(self._signer.sep)
         self.prefix = f"{base_url}/{purpose.value}/"
+        self._prefix = self.prefix.encode()
 
     def timestamp(self) -> bytes:
         return base64_encode(int_to_bytes(self._signer.get_timestamp()))
@@ -52,6 +53,10 @@ class _PurposeSigner:
         outer.update(inner.digest())
         # 20 bytes of SHA-1 are 28 base64 characters, the last one padding.
         return b2a_base64(outer.digest(), newline=False)[:27].translate(_URLSAFE)
+
+    def url(self, value: bytes) -> str:
+        """The link: ``<base>/<purpose>/<value>.<signature>`` (value = payload.timestamp)."""
+        return (self._prefix + value + self.sep + self.sign(value)).decode()
 
 
 def _hmac_sha1_pads(key: bytes) -> tuple[Any, Any]:
@@ -94,6 +99,7 @@ class RecipientLinks:
             raise RuntimeError("the two purposes sign with different separators")
         self.tracking: TrackingValues | None = None  # issue 15: our click and open links
         self._verp = Verp(settings) if settings.bounce_domain else None
+        self._nameless = personal_values(None)  # most readers: copied, not made again
         self.for_campaign(campaign_id)
         self.new_batch()
 
@@ -107,6 +113,11 @@ class RecipientLinks:
         """Take a fresh timestamp (once per batch: tokens expire by it)."""
         self._stamp = self._unsubscribe.timestamp()
         self._tail = self._unsubscribe.sep + self._stamp
+
+    @property
+    def has_return_paths(self) -> bool:
+        """Whether :meth:`return_path` gives anything but None (a bounce domain, an issue)."""
+        return self._verp is not None and self._campaign_id is not None
 
     def return_path(self, subscriber_id: int, link_key: str) -> str | None:
         """The recipient's VERP envelope sender; None without a bounce domain or an issue."""
@@ -128,17 +139,11 @@ class RecipientLinks:
         # the value is built once, the keyed HMAC states are copied (the hot path of a
         # send). The payload is itsdangerous' compact JSON of [id, "key", campaign]; too
         # short and random to be zlib-compressed (the test pins equality with Tokens).
-        payload = b'[%d,"%s"' % (subscriber_id, link_key.encode("ascii")) + self._close
+        payload = b'[%d,"%s"%s' % (subscriber_id, link_key.encode("ascii"), self._close)
         value = _b64(payload) + self._tail
-        unsubscribe, preferences = self._unsubscribe, self._preferences
-        sep = unsubscribe.sep
-        values = personal_values(name)
-        values[UNSUBSCRIBE_URL] = (
-            unsubscribe.prefix + (value + sep + unsubscribe.sign(value)).decode()
-        )
-        values[PREFERENCES_URL] = (
-            preferences.prefix + (value + sep + preferences.sign(value)).decode()
-        )
+        values = personal_values(name) if name else self._nameless.copy()
+        values[UNSUBSCRIBE_URL] = self._unsubscribe.url(value)
+        values[PREFERENCES_URL] = self._preferences.url(value)
         if self.tracking is not None and tracked and link_key:
             values[TRACK] = self.tracking.token(subscriber_id, link_key)
         return values
