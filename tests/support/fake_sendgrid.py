@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import threading
 import time
 import uuid
@@ -30,6 +31,16 @@ class Invalid(Exception):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-request (a sender killed on purpose, a timeout a test
+    provokes) is what real servers see too: no traceback in the test log for it."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass
@@ -144,7 +155,7 @@ class FakeSendGrid:
         self.hold: tuple[int, float] | None = None
         self.held = threading.Event()
         self.keep_bodies = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.server.block_on_close = False
         self.thread = threading.Thread(
