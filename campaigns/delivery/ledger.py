@@ -99,24 +99,29 @@ def queue_deliveries(
         # to disk from about 60,000 readers (an external merge: 15% of the queue at 100k).
         session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert_fn(_delivery)
-        .from_select(
-            [
-                "campaign_id",
-                "subscriber_id",
-                "status",
-                "attempts",
-                "open_count",
-                "machine_open_count",
-                "click_count",
-                "complained",
-                "unsubscribed",
-            ],
-            source.order_by(audience.c.id),
-        )
-        .on_conflict_do_nothing(index_elements=["campaign_id", "subscriber_id"])
+    statement = insert_fn(_delivery).from_select(
+        [
+            "campaign_id",
+            "subscriber_id",
+            "status",
+            "attempts",
+            "open_count",
+            "machine_open_count",
+            "click_count",
+            "complained",
+            "unsubscribed",
+        ],
+        source.order_by(audience.c.id),
     )
+    if _has_rows(session, campaign.id):
+        # A later wave, the rest after a subject test's sample: leave who is in alone.
+        # The first queueing needs no conflict check: on PostgreSQL ON CONFLICT's
+        # speculative insertion was 1.5 s of 8 at a million rows. Two first queueings
+        # at once (the send lease excludes it) would fail on the unique index, not
+        # double anybody.
+        statement = statement.on_conflict_do_nothing(
+            index_elements=["campaign_id", "subscriber_id"]
+        )
     added = session.execute(statement, execution_options={"preserve_rowcount": True}).rowcount
     if dialect == "postgresql" and added > 0:
         # Fresh statistics for the send loop's keyset reads: with the table's old ones
@@ -127,6 +132,15 @@ def queue_deliveries(
         campaign.queued_at = utcnow()
         session.add(campaign)
     return max(added, 0)
+
+
+def _has_rows(session: Session, campaign_id: int) -> bool:
+    """Whether the campaign has any ledger row yet (one index probe)."""
+    return bool(
+        session.execute(
+            sa.select(sa.exists().where(_delivery.c.campaign_id == campaign_id))
+        ).scalar()
+    )
 
 
 def delivery_counts(session: Session, *, campaign_id: int) -> DeliveryCounts:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -89,3 +92,51 @@ def test_queueing_twice_adds_nobody_twice(session: Session, engine: Engine):
         "total": 55,
     }
     assert campaign.queued_at is not None
+
+
+@pytest.mark.postgres
+def test_two_first_queueings_at_once_fail_rather_than_double_anybody(pg_engine: Engine):
+    """The first queueing skips ON CONFLICT (a campaign with no rows yet); the send lease
+    keeps two from running at once, and if they did, the unique index would stop the second."""
+    add_subscribers(pg_engine, 20)
+    with Session(pg_engine, expire_on_commit=False) as first:
+        campaign = make_campaign(first)
+        assert queue_deliveries(first, campaign=campaign, on_date=TODAY) == 20  # not committed
+        failures: list[BaseException] = []
+
+        def second_queueing() -> None:
+            with Session(pg_engine) as second:
+                other = second.get(Campaign, campaign.id)
+                assert other is not None
+                try:
+                    queue_deliveries(second, campaign=other, on_date=TODAY)  # waits for first
+                    second.commit()
+                except sa.exc.IntegrityError as err:
+                    failures.append(err)
+
+        racer = threading.Thread(target=second_queueing)
+        racer.start()
+        _wait_for_a_blocked_insert(pg_engine)  # it saw no committed row; it waits on ours
+        first.commit()
+        racer.join(10)
+        assert not racer.is_alive()
+        assert len(failures) == 1
+        assert delivery_counts(first, campaign_id=campaign.id).queued == 20
+
+
+def _wait_for_a_blocked_insert(engine: Engine) -> None:
+    """Until another backend's INSERT INTO delivery waits for a lock (10 s at most)."""
+    deadline = time.monotonic() + 10
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'INSERT INTO delivery%'"
+                )
+            ).scalar_one()
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the second queueing never waited on the first")
