@@ -13,8 +13,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
 from campaigns.content.preview import CONTENT_IMAGES_DIR as CONTENT_IMAGES
+from newsletter import db
+from subscribers.lifecycle import unsubscribe
+from subscribers.models import ConsentSource, Subscriber
 from tests.conftest import requires_chromium
 
 NEWSLETTER = str(Path(sys.executable).with_name("newsletter"))
@@ -124,6 +128,22 @@ def test_second_run_sends_nothing_twice(demo_dir: Path) -> None:
     assert summary["already_sent"] is True
     assert summary["sent_now"] == 0
     assert len(list((demo_dir / "outbox").glob("*.eml"))) == before
+
+
+def test_a_run_after_a_sample_reader_unsubscribed_leaves_them_alone(tmp_path: Path) -> None:
+    assert run_cli("demo", "--dir", str(tmp_path), cwd=tmp_path).returncode == 0
+    engine = db.get_engine(f"sqlite:///{tmp_path / 'newsletter.db'}")
+    with Session(engine) as session:
+        ben = session.exec(
+            select(Subscriber).where(Subscriber.email == "ben.walker@example.org")
+        ).one()
+        assert ben.id is not None
+        unsubscribe(session, subscriber_id=ben.id, source=ConsentSource.FORM)
+        session.commit()
+    db.dispose_engine(f"sqlite:///{tmp_path / 'newsletter.db'}")
+    result = run_cli("demo", "--dir", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ben.walker@example.org: unsubscribed earlier; left alone" in result.stdout
 
 
 def test_unknown_provider_is_one_line_and_exit_1(tmp_path: Path) -> None:
