@@ -64,13 +64,14 @@ def _save(figure: Figure, path: Path | IO[bytes]) -> Path | IO[bytes]:
 
 DELIVERY_SERIES = ("delivered", "bounces")
 ENGAGEMENT_SERIES = ("opens", "clicks", "unsubscribes", "complaints")
-SENT_SERIES = ("sent",)
-LINK_SERIES = ("unsubscribes",)
+SENT_SERIES = ("sent", "bounces")
+OWN_ENGAGEMENT_SERIES = ("opens", "clicks", "unsubscribes")
 
 
 def campaign_chart(timeline: Timeline, path: Path | IO[bytes], *, title: str) -> Path | IO[bytes]:
     """Per hour: deliveries and bounces above, engagement below (their scales differ).
-    Without provider events (outbox, SMTP): messages sent above, unsubscribes below."""
+    Without provider events (outbox, SMTP): messages sent and bounces above; below, the
+    opens and clicks our own tracking counted (if it could) and unsubscribes."""
     figure = _figure()
     figure.suptitle(title, x=0.01, ha="left")
     if not timeline.buckets:
@@ -91,8 +92,11 @@ def campaign_chart(timeline: Timeline, path: Path | IO[bytes], *, title: str) ->
     above, below = (
         (DELIVERY_SERIES, ENGAGEMENT_SERIES)
         if timeline.provider_events
-        else (SENT_SERIES, LINK_SERIES)
+        else (SENT_SERIES, OWN_ENGAGEMENT_SERIES)
     )
+    # Only the series the timeline has: opens nobody could count are not drawn as 0.
+    above = tuple(n for n in above if n in timeline.series)
+    below = tuple(n for n in below if n in timeline.series)
     for axes, names, ylabel in (
         (top, above, "messages per hour"),
         (bottom, below, "people per hour"),
