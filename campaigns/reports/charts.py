@@ -123,7 +123,7 @@ def campaign_figure(timeline: Timeline, *, title: str, zone: tzinfo = UTC) -> Fi
         axes.set_ylabel(ylabel)
         # At least 0..1: an all-zero series otherwise gets ticks of 0.006 people.
         tallest = max([0, *(v for name in names for v in timeline.series.get(name, []))])
-        axes.set_ylim(0, max(1, tallest * 1.15))
+        axes.set_ylim(0, max(1, tallest) * 1.35)  # headroom for the legend
         axes.grid(True, alpha=0.3)
         axes.spines[["top", "right"]].set_visible(False)
         axes.legend(loc="upper right", frameon=False, ncols=len(names))

@@ -98,3 +98,16 @@ def test_a_growth_chart_of_an_empty_list_is_drawn(tmp_path: Path) -> None:
         GrowthWeek(week="2026-W48", start=date(2026, 11, 23), active=0, signups=0, unsubscribes=0)
     ]
     assert png_size(growth_chart(growth, tmp_path / "growth.png")) == CHART_SIZE_PX
+
+
+def test_the_campaign_chart_leaves_room_for_its_legend_above_the_tallest_point() -> None:
+    """A legend drawn over the line hid a single open (the reviewer's screenshot)."""
+    start = datetime(2026, 11, 24, 19, tzinfo=UTC)
+    timeline = Timeline(
+        campaign_id=1,
+        buckets=[start + timedelta(hours=h) for h in range(3)],
+        series={"sent": [3, 0, 0], "opens": [0, 1, 1], "unsubscribes": [0, 0, 0]},
+        provider_events=False,
+    )
+    top, bottom = campaign_figure(timeline, title="t").axes
+    assert top.get_ylim()[1] >= 3 * 1.3 and bottom.get_ylim()[1] >= 1.3
