@@ -7,7 +7,7 @@ registry, no GUI backend, safe in a web worker. The figure size and dpi are fixe
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
 from pathlib import Path
 from typing import IO
 
@@ -64,13 +64,22 @@ def _save(figure: Figure, path: Path | IO[bytes]) -> Path | IO[bytes]:
 
 DELIVERY_SERIES = ("delivered", "bounces")
 ENGAGEMENT_SERIES = ("opens", "clicks", "unsubscribes", "complaints")
-SENT_SERIES = ("sent",)
-LINK_SERIES = ("unsubscribes",)
+SENT_SERIES = ("sent", "bounces")
+OWN_ENGAGEMENT_SERIES = ("opens", "clicks", "unsubscribes")
 
 
-def campaign_chart(timeline: Timeline, path: Path | IO[bytes], *, title: str) -> Path | IO[bytes]:
+def campaign_chart(
+    timeline: Timeline, path: Path | IO[bytes], *, title: str, zone: tzinfo = UTC
+) -> Path | IO[bytes]:
     """Per hour: deliveries and bounces above, engagement below (their scales differ).
-    Without provider events (outbox, SMTP): messages sent above, unsubscribes below."""
+    Without provider events (outbox, SMTP): messages sent and bounces above; below, the
+    opens and clicks our own tracking counted (if it could) and unsubscribes. Hours are
+    labelled in ``zone``: the console shows every time in the list's time zone."""
+    return _save(campaign_figure(timeline, title=title, zone=zone), path)
+
+
+def campaign_figure(timeline: Timeline, *, title: str, zone: tzinfo = UTC) -> Figure:
+    """The figure :func:`campaign_chart` saves (apart, so its axes can be read)."""
     figure = _figure()
     figure.suptitle(title, x=0.01, ha="left")
     if not timeline.buckets:
@@ -86,13 +95,16 @@ def campaign_chart(timeline: Timeline, path: Path | IO[bytes], *, title: str) ->
             color="#555555",
         )
         axes.set_axis_off()
-        return _save(figure, path)
+        return figure
     top, bottom = figure.subplots(2, 1, sharex=True)
     above, below = (
         (DELIVERY_SERIES, ENGAGEMENT_SERIES)
         if timeline.provider_events
-        else (SENT_SERIES, LINK_SERIES)
+        else (SENT_SERIES, OWN_ENGAGEMENT_SERIES)
     )
+    # Only the series the timeline has: opens nobody could count are not drawn as 0.
+    above = tuple(n for n in above if n in timeline.series)
+    below = tuple(n for n in below if n in timeline.series)
     for axes, names, ylabel in (
         (top, above, "messages per hour"),
         (bottom, below, "people per hour"),
@@ -111,7 +123,7 @@ def campaign_chart(timeline: Timeline, path: Path | IO[bytes], *, title: str) ->
         axes.set_ylabel(ylabel)
         # At least 0..1: an all-zero series otherwise gets ticks of 0.006 people.
         tallest = max([0, *(v for name in names for v in timeline.series.get(name, []))])
-        axes.set_ylim(0, max(1, tallest * 1.15))
+        axes.set_ylim(0, max(1, tallest) * 1.35)  # headroom for the legend
         axes.grid(True, alpha=0.3)
         axes.spines[["top", "right"]].set_visible(False)
         axes.legend(loc="upper right", frameon=False, ncols=len(names))
@@ -119,10 +131,11 @@ def campaign_chart(timeline: Timeline, path: Path | IO[bytes], *, title: str) ->
     if len(timeline.buckets) == 1:  # one hour alone: autoscale would span years
         only = timeline.buckets[0]
         bottom.set_xlim(only - timedelta(hours=2), only + timedelta(hours=2))
-    locator = AutoDateLocator()
+    locator = AutoDateLocator(tz=zone)
     bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-    return _save(figure, path)
+    bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=zone))
+    bottom.set_xlabel(f"time ({zone})")
+    return figure
 
 
 def growth_chart(

@@ -238,12 +238,19 @@ TIMELINE_SERIES: dict[str, tuple[EventKind, ...]] = {
 }
 
 
+# Without a provider's delivery events: what our own records can tell, hour by hour.
+# Bounces come back for SMTP (its replies, the bounce mailbox); opens and clicks from our
+# own tracking, drawn only when something could count them (never a misleading 0).
+OWN_SERIES = ("bounces", "opens", "clicks")
+
+
 @dataclass(frozen=True)
 class Timeline:
     """Events per hour since the first one: ``series[name][i]`` belongs to ``buckets[i]``.
 
     Without provider events (``provider_events`` False) the series are "sent" (messages
-    handed to the outbox or SMTP server) and "unsubscribes" (through the issue's link)."""
+    handed to the outbox or SMTP server), "bounces", "opens" and "clicks" when our own
+    tracking could count them, and "unsubscribes" (through the issue's link)."""
 
     campaign_id: int
     buckets: list[datetime]
@@ -264,16 +271,21 @@ def campaign_timeline(
 ) -> Timeline:
     """Deliveries and engagement over time, for a chart; machine opens are left out.
     Link unsubscribes (consent history) count with the provider's; without provider
-    events, sent per bucket stands in for deliveries."""
+    events, sent per bucket stands in for deliveries (sent is what delivered is made
+    of, the report's rule) and our own bounces, opens and clicks are drawn."""
     get_campaign(session, campaign_id=campaign_id)  # NotFound, in the one wording
     events = has_provider_events(session, campaign_id)
-    names = list(TIMELINE_SERIES) if events else ["sent", "unsubscribes"]
     counted: list[tuple[datetime, str, int]] = [
         (at, "unsubscribes", 1) for at in link_unsubscribe_times(session, campaign_id)
     ]
     if events:
-        counted += _event_times(session, campaign_id)
+        names = list(TIMELINE_SERIES)
+        counted += _event_times(session, campaign_id, names)
     else:
+        engagement = has_engagement_data(session, campaign_id)
+        own = [n for n in OWN_SERIES if engagement or n == "bounces"]
+        names = ["sent", *own, "unsubscribes"]
+        counted += _event_times(session, campaign_id, own)
         counted += [
             (at, "sent", n) for at, n in sent_per_bucket(session, campaign_id, bucket).items()
         ]
@@ -288,9 +300,13 @@ def campaign_timeline(
     return Timeline(campaign_id, [start + i * bucket for i in range(size)], series, events)
 
 
-def _event_times(session: Session, campaign_id: int) -> list[tuple[datetime, str, int]]:
-    """(time, series, 1) of each provider event a timeline series counts."""
-    kinds = [k for group in TIMELINE_SERIES.values() for k in group]
+def _event_times(
+    session: Session, campaign_id: int, names: list[str]
+) -> list[tuple[datetime, str, int]]:
+    """(time, series, 1) of each human event the timeline series ``names`` count."""
+    kinds = [k for name in names for k in TIMELINE_SERIES[name]]
+    if not kinds:
+        return []
     rows = session.exec(
         select(TrackingEvent.occurred_at, TrackingEvent.kind).where(
             col(TrackingEvent.campaign_id) == campaign_id,

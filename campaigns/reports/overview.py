@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
-from campaigns import views
+from campaigns import views, weekly_plan
 from campaigns.models import Campaign, CampaignStatus, TrackingEvent
 from campaigns.reports.charts import campaign_chart, growth_chart
 from campaigns.reports.figures import (
@@ -200,12 +200,14 @@ def campaign_page(session: Session, *, campaign_id: int) -> ReportPage:
     return ReportPage(report=report, top_links=top_links(session, campaign_id=campaign_id))
 
 
-def campaign_chart_png(session: Session, *, campaign_id: int) -> bytes:
-    """The campaign's timeline chart (1000x500 px PNG); NotFound for an unknown one."""
+def campaign_chart_png(session: Session, *, settings: Settings, campaign_id: int) -> bytes:
+    """The campaign's timeline chart (1000x500 px PNG), its hours in the list's time zone
+    (NEWSLETTER_TIMEZONE) as every other time in the console; NotFound for an unknown one."""
     report = campaign_report(session, campaign_id=campaign_id)
     timeline = campaign_timeline(session, campaign_id=campaign_id)
     buffer = io.BytesIO()
-    campaign_chart(timeline, buffer, title=f"Campaign {campaign_id}: {report.subject}")
+    title = f"Campaign {campaign_id}: {report.subject}"
+    campaign_chart(timeline, buffer, title=title, zone=weekly_plan.zone(settings))
     return buffer.getvalue()
 
 

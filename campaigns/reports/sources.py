@@ -20,7 +20,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from campaigns.delivery.providers.sendgrid_events import PROVIDER as SENDGRID
 from campaigns.models import Delivery, DeliveryStatus, TrackingEvent
+from campaigns.tracking.events import EventKind
 from newsletter.clock import as_utc
 from subscribers.models import ConsentEvent, ConsentSource, SubscriberStatus
 
@@ -48,15 +50,23 @@ def json_count(count: int) -> int | None:
     return None if isinstance(count, NotAvailable) else count
 
 
+# Where events that report deliveries come from: SendGrid's webhook. Our own records
+# never do: bounces read back for SMTP ("smtp", "imap") and our own open pixel and click
+# redirects (campaigns.tracking.hit_writer.PROVIDER, "newsletter") say nothing about
+# whether the other messages arrived.
+DELIVERY_REPORTING_PROVIDERS = (SENDGRID,)
+
+
 def has_provider_events(session: Session, campaign_id: int) -> bool:
-    """Whether any event came back for the campaign (SendGrid's webhook does; the
-    outbox and SMTP never send any). Bounces we record ourselves with SMTP (issue 15:
-    the server's replies, the bounce mailbox) say nothing about deliveries or opens."""
+    """Whether a provider that reports deliveries sent events back for the campaign
+    (SendGrid's webhook does; the outbox and SMTP never do). Only then do its
+    "delivered" events draw the chart; our own opens and clicks are engagement data
+    (:func:`has_engagement_data`), not delivery reports."""
     found = session.exec(
         select(TrackingEvent.id)
         .where(
             col(TrackingEvent.campaign_id) == campaign_id,
-            col(TrackingEvent.provider).not_in(("smtp", "imap")),
+            col(TrackingEvent.provider).in_(DELIVERY_REPORTING_PROVIDERS),
         )
         .limit(1)
     ).first()
@@ -67,6 +77,16 @@ def has_engagement_data(session: Session, campaign_id: int) -> bool:
     """Whether opens and clicks of the campaign can be told: an event came back (any
     provider's, or our own tracking's) or the ledger counts an open or a click."""
     if has_provider_events(session, campaign_id):
+        return True
+    tracked = session.exec(
+        select(TrackingEvent.id)
+        .where(
+            col(TrackingEvent.campaign_id) == campaign_id,
+            col(TrackingEvent.kind).in_((EventKind.OPENED, EventKind.CLICKED)),
+        )
+        .limit(1)
+    ).first()
+    if tracked is not None:
         return True
     engaged = sa.or_(
         col(Delivery.open_count) > 0,

@@ -48,8 +48,10 @@ def report(
 
 
 @router.get("/{campaign_id}/chart.png")
-def chart_png(user: CurrentUser, session: SessionDep, campaign_id: CampaignId) -> Response:
-    png = overview.campaign_chart_png(session, campaign_id=campaign_id)
+def chart_png(
+    user: CurrentUser, session: SessionDep, settings: SettingsDep, campaign_id: CampaignId
+) -> Response:
+    png = overview.campaign_chart_png(session, settings=settings, campaign_id=campaign_id)
     return Response(png, media_type="image/png", headers=PNG_HEADERS)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import Session
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
-from campaigns.models import Campaign, DeliveryStatus
+from campaigns.models import Campaign, Delivery, DeliveryStatus
 from campaigns.reports.figures import (
     NA,
     campaign_report,
@@ -17,6 +18,8 @@ from campaigns.reports.figures import (
     rate_warnings,
     report_csv,
 )
+from campaigns.tracking.events import EventKind
+from campaigns.tracking.hit_writer import Hit, HitWriter
 from newsletter.errors import NotFound
 from newsletter.settings import Settings
 from subscribers.models import ConsentEvent, Subscriber, SubscriberStatus
@@ -222,6 +225,98 @@ def test_the_timeline_counts_events_per_hour_without_machine_opens(
 def test_the_timeline_of_a_campaign_without_events_is_empty(session: Session) -> None:
     campaign = add_campaign(session)
     assert campaign_timeline(session, campaign_id=campaign.id).buckets == []
+
+
+def own_hits(engine: Engine, settings: Settings, *hits: tuple[EventKind, Delivery, int]) -> None:
+    """Opens and clicks as our own /o/ pixel and /r/ redirects record them, written by
+    the real hit writer (tracking_event.provider "newsletter")."""
+    writer = HitWriter(engine, settings)
+    writer.add(
+        [
+            Hit(
+                kind=kind,
+                campaign_id=delivery.campaign_id,
+                subscriber_id=delivery.subscriber_id,
+                position=1 if kind is EventKind.CLICKED else None,
+                url="https://example.com/stretches" if kind is EventKind.CLICKED else None,
+                at=later(minutes),
+                method="GET",
+                user_agent="Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/133.0",
+                ip="203.0.113.7",
+                machine=None,
+            )
+            for kind, delivery, minutes in hits
+        ]
+    )
+    assert writer.flush(everything=True) == len(hits)
+
+
+@pytest.fixture
+def tracked(session: Session, settings: Settings, engine: Engine) -> Campaign:
+    """Three sent through the outbox or SMTP (no provider event comes back); our own
+    tracking saw Ann open and click an hour later and Bob open two hours later."""
+    campaign = add_campaign(session)
+    ann, bob, _cy = (
+        add_delivery(session, campaign, add_subscriber(session, f"{n}@example.com"))
+        for n in ("ann", "bob", "cy")
+    )
+    own_hits(
+        engine,
+        settings,
+        (EventKind.OPENED, ann, 65),
+        (EventKind.CLICKED, ann, 66),
+        (EventKind.OPENED, bob, 130),
+    )
+    session.expire_all()
+    return campaign
+
+
+def test_our_own_tracking_is_no_provider_reporting_deliveries(
+    session: Session, tracked: Campaign
+) -> None:
+    report = campaign_report(session, campaign_id=tracked.id)
+    assert report.provider_events is False
+    assert report.to_dict()["figures"]["delivered"] == {"count": 3, "rate": 1.0}
+    assert report.to_dict()["figures"]["unique_opens"] == {"count": 2, "rate": 0.666667}
+
+
+def test_with_our_own_tracking_the_timeline_draws_sent_and_our_opens_and_clicks(
+    session: Session, tracked: Campaign
+) -> None:
+    """The reviewer's case: opens tracked by our pixel made the chart's Delivered line
+    flat at 0 (no provider "delivered" event ever comes) while the cards said 3."""
+    timeline = campaign_timeline(session, campaign_id=tracked.id)
+    assert timeline.provider_events is False
+    assert timeline.buckets == [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+    assert timeline.series == {
+        "sent": [3, 0, 0],
+        "bounces": [0, 0, 0],
+        "opens": [0, 1, 1],
+        "clicks": [0, 1, 0],
+        "unsubscribes": [0, 0, 0],
+    }
+
+
+def test_a_sendgrid_campaign_with_our_own_tracking_draws_sendgrids_deliveries(
+    session: Session, settings: Settings, engine: Engine, tracked: Campaign
+) -> None:
+    ann = session.exec(
+        select(Delivery).where(Delivery.campaign_id == tracked.id).order_by(Delivery.id)
+    ).first()
+    assert ann is not None
+    apply(session, settings, sg_event("delivered", ann, "ann@example.com", at=later(1)))
+    timeline = campaign_timeline(session, campaign_id=tracked.id)
+    assert timeline.provider_events is True
+    assert timeline.series["delivered"] == [1, 0, 0]
+    assert timeline.series["opens"] == [0, 1, 1]
+
+
+def test_without_any_tracking_the_timeline_draws_no_opens_or_clicks(session: Session) -> None:
+    """Nothing could count them: no line at a misleading 0."""
+    campaign = add_campaign(session)
+    add_delivery(session, campaign, add_subscriber(session, "a@example.com"))
+    timeline = campaign_timeline(session, campaign_id=campaign.id)
+    assert timeline.series == {"sent": [1], "bounces": [0], "unsubscribes": [0]}
 
 
 # ---------------------------------------------------------------- list growth

@@ -99,7 +99,7 @@ def test_the_issues_own_link_counts_as_its_unsubscribe(
 
     timeline = campaign_timeline(session, campaign_id=campaign_id)
     assert timeline.provider_events is False
-    assert set(timeline.series) == {"sent", "unsubscribes"}
+    assert set(timeline.series) == {"sent", "bounces", "unsubscribes"}
     assert (sum(timeline.series["sent"]), sum(timeline.series["unsubscribes"])) == (3, 1)
     files = write_campaign_report(
         session, campaign_id=campaign_id, chart_file=tmp_path / "chart.png"

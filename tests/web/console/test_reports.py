@@ -12,6 +12,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from campaigns.models import Campaign, CampaignStatus
+from campaigns.tracking.events import EventKind
+from campaigns.tracking.hit_writer import Hit, HitWriter
 from newsletter.accounts import Role
 from newsletter.clock import utcnow
 from newsletter.settings import Settings
@@ -95,6 +97,30 @@ def test_a_report_downloads_as_csv_and_draws_its_chart(site: httpx.Client, sent:
     chart = site.get(f"/admin/reports/{sent}/chart.png")
     assert chart.headers["content-type"] == "image/png" and chart.content.startswith(PNG)
     assert site.get("/admin/reports/999999").status_code == 404
+
+
+def test_an_outbox_report_with_our_own_tracking_counts_opens_and_delivered_as_sent(
+    site: httpx.Client, sqlite_settings: Settings, sqlite_engine: Engine
+) -> None:
+    """No provider event comes back; our /o/ pixel saw Ann open (hit writer, provider
+    "newsletter"): delivered is still what was sent, and opens are counts, not n/a."""
+    with Session(sqlite_engine, expire_on_commit=False) as session:
+        campaign = add_campaign(session, subject="Leg cramps at night")
+        ann = add_delivery(session, campaign, add_subscriber(session, "ann@example.com"))
+        add_delivery(session, campaign, add_subscriber(session, "bob@example.com"))
+    writer = HitWriter(sqlite_engine, sqlite_settings)
+    writer.add(
+        [
+            Hit(EventKind.OPENED, ann.campaign_id, ann.subscriber_id, None, None, later(65),
+                "GET", "Mozilla/5.0 Firefox/133.0", "203.0.113.7", None)
+        ]
+    )  # fmt: skip
+    assert writer.flush(everything=True) == 1
+    text = " ".join(site.get(f"/admin/reports/{campaign.id}").text.split())
+    assert "<dt>Delivered</dt><dd>2 <small>100.0% of sent</small>" in text
+    assert "<dt>Unique opens (people)</dt><dd>1 <small>50.0% of delivered</small>" in text
+    assert "This provider reports no deliveries back (outbox or SMTP)" in text
+    assert "opens and clicks are our own tracking" in text and "are n/a" not in text
 
 
 def test_the_dashboard_shows_the_next_issue_in_the_lists_time_zone_and_the_last_results(
