@@ -137,9 +137,10 @@ def report(
     """How a campaign did: deliveries, bounces, complaints, opens and clicks, with rates."""
     from campaigns.reports.exports import write_campaign_report
 
-    with session_for(settings()) as session:
+    cfg = settings()
+    with session_for(cfg) as session:
         result = write_campaign_report(
-            session, campaign_id=campaign_id, csv_file=csv_file, chart_file=chart_file
+            session, campaign_id=campaign_id, csv_file=csv_file, chart_file=chart_file, settings=cfg
         )
     if as_json:
         output.print_json(result.to_dict())

@@ -10,10 +10,12 @@ writes the same files the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 from sqlmodel import Session
 
+from campaigns import weekly_plan
 from campaigns.reports.charts import campaign_chart, comparison_chart, growth_chart
 from campaigns.reports.comparison import Comparison, compare_issues
 from campaigns.reports.figures import (
@@ -25,6 +27,7 @@ from campaigns.reports.figures import (
     list_growth,
     report_csv,
 )
+from newsletter.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,13 @@ def write_campaign_report(
     campaign_id: int,
     csv_file: Path | None = None,
     chart_file: Path | None = None,
+    settings: Settings | None = None,
 ) -> ReportFiles:
     """The campaign's figures; also as CSV at ``csv_file`` and a PNG at ``chart_file``.
 
     Parent folders are created. The chart (1000x500 px) shows deliveries and engagement
-    per hour. Raises NotFound for an unknown campaign, before any file is written.
+    per hour, labelled in the list's time zone when ``settings`` are given (else UTC), as
+    the console's chart. Raises NotFound for an unknown campaign, before any file is written.
     """
     report = campaign_report(session, campaign_id=campaign_id)
     if csv_file is not None:
@@ -79,7 +84,8 @@ def write_campaign_report(
     if chart_file is not None:
         timeline = campaign_timeline(session, campaign_id=campaign_id)
         title = f"Campaign {campaign_id}: {report.subject}"
-        chart = campaign_chart(timeline, chart_file, title=title)
+        zone = weekly_plan.zone(settings) if settings is not None else UTC
+        chart = campaign_chart(timeline, chart_file, title=title, zone=zone)
     return ReportFiles(report=report, csv=csv_file, chart=chart)
 
 
