@@ -24,6 +24,7 @@ import logging
 import re
 from enum import StrEnum
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +37,7 @@ from newsletter import job_runs
 from newsletter.errors import (
     AccessError,
     ConfigError,
+    ContentError,
     DatabaseError,
     InvalidInput,
     LinkNotFound,
@@ -183,17 +185,70 @@ def _page(request: Request, err: Exception, status: int) -> Response:
     return page(pages.error(shown, purpose=purpose), status, _headers(err, status))
 
 
+# What a marketer can do about a refused field (the room's reason says what is wrong).
+CONSOLE_FIELD_ADVICE = {
+    "to": "Type addresses such as you@example.com or Editor <ed@example.com>, separated by commas.",
+    "at": "Pick a date and time in the future, then schedule again.",
+}
+# An operator's setting named in a room's message, said as a marketer can act on it.
+_FILL_SETTING = re.compile(r",? or set NEWSLETTER_FILL_WITH_RESENT=true to reuse older ones\.?")
+FILL_ADVICE = (
+    ". To fill the issue with snippets sent before, ask whoever runs the newsletter to "
+    "allow reusing older snippets."
+)
+NO_SUCH_PAGE = "There is no such page in the console. Check the address, or start again below."
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def console_message(err: Exception) -> str:
+    """The console's line for ``err``: the room's reason without the API's field prefix,
+    with what to do; the API keeps the message as it is."""
+    if isinstance(err, (DatabaseError, SQLAlchemyError)):
+        return _sentence(DATABASE_DOWN)
+    if isinstance(err, _HIDDEN):
+        return _sentence(SERVICE_DOWN)
+    if isinstance(err, InvalidInput):
+        advice = CONSOLE_FIELD_ADVICE.get(err.field or "", "")
+        return " ".join(p for p in (_sentence(err.reason), advice) if p)
+    if isinstance(err, ContentError):
+        return _sentence(_FILL_SETTING.sub(FILL_ADVICE, str(err)))
+    return _sentence(str(err))
+
+
+def back_path(request: Request) -> str:
+    """The console page the marketer came from (the Referer's path, same origin only, never
+    an open redirect), or the dashboard."""
+    referer = request.headers.get("referer", "")
+    try:
+        parts = urlsplit(referer)
+    except ValueError:
+        return f"{CONSOLE_PREFIX}/"
+    same_origin = (parts.scheme, parts.netloc) == (request.url.scheme, request.url.netloc)
+    path = parts.path
+    if (
+        not same_origin
+        or not path.startswith(CONSOLE_PREFIX + "/")
+        or path.startswith(LOGIN_PATH)
+        or "//" in path
+        or "\\" in path
+    ):
+        return f"{CONSOLE_PREFIX}/"
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
 def _console(request: Request, err: Exception, status: int) -> Response:
-    """A console page saying what went wrong; to the sign-in page when not signed in
-    (a relative Location: never built from the Host header)."""
+    """A console page saying what went wrong and what to do, with a link back to the page
+    the marketer came from; to the sign-in page when not signed in (a relative Location:
+    never built from the Host header)."""
     if status == 303:
         return RedirectResponse(LOGIN_PATH, status_code=303, headers={"Cache-Control": "no-store"})
-    if isinstance(err, (DatabaseError, SQLAlchemyError)):
-        message = DATABASE_DOWN
-    elif isinstance(err, _HIDDEN):
-        message = SERVICE_DOWN
-    else:
-        message = str(err)
+    message = console_message(err)
+    back = back_path(request)
     try:
         return console_page(
             request,
@@ -203,6 +258,8 @@ def _console(request: Request, err: Exception, status: int) -> Response:
             title="Something went wrong" if status >= 500 else "Not done",
             message=message,
             status_code=status,
+            back=back,
+            back_label="Back to the dashboard" if back == f"{CONSOLE_PREFIX}/" else "Go back",
         )
     except NewsletterError:  # a template or setting fault: no page can be rendered
         return PlainTextResponse(message, status)
@@ -237,6 +294,10 @@ async def invalid_request(request: Request, err: Exception) -> Response:
     """A request FastAPI could not validate: InvalidInput like any other, so the body has
     the API's one shape, ``{"detail": "<message>"}`` (documented as ErrorBody)."""
     assert isinstance(err, RequestValidationError)
+    if surface_of(request) is Surface.CONSOLE and any(
+        e["loc"][:1] == ("path",) for e in err.errors()
+    ):
+        return answer(request, NotFound(NO_SUCH_PAGE))  # /admin/campaigns/abc: no such page
     problems = "; ".join(f"{_where(tuple(e['loc']))}: {e['msg']}" for e in err.errors()[:5])
     return answer(request, InvalidInput(problems or "the request is malformed"))
 
@@ -260,6 +321,8 @@ async def http_error(request: Request, err: Exception) -> Response:
     """Starlette's own refusals (no such path, method not allowed) in the API's shape;
     a 405 names every method the path takes in ``Allow`` (RFC 9110 15.5.6)."""
     assert isinstance(err, StarletteHTTPException)
+    if err.status_code == 404 and surface_of(request) is Surface.CONSOLE:
+        return _console(request, NotFound(NO_SUCH_PAGE), 404)
     headers = dict(err.headers or {})
     if err.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request, err))

@@ -10,14 +10,20 @@ same-origin access runs inside), with the text part beside them.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from sqlmodel import Session
 
-from campaigns import actions, editing, editor_view, weekly_plan
-from campaigns.delivery import proofs
+from campaigns import actions, editing, editor_view, views, weekly_plan
+from campaigns.delivery import proofs, waves
+from campaigns.models import CampaignStatus
+from campaigns.views import CampaignView
 from newsletter.accounts import ConsoleUser, Role
+from newsletter.clock import utcnow
+from newsletter.settings import Settings
 from web.console.deps import PREFIX, CsrfDep, CurrentUser, render, require_role
 from web.deps import SessionDep, SettingsDep
 from web.security import BASE_POLICY, policy
@@ -52,6 +58,42 @@ def _editor_url(campaign_id: int, done: str = "") -> str:
 
 def _back(campaign_id: int, done: str) -> RedirectResponse:
     return RedirectResponse(_editor_url(campaign_id, done), status_code=303)
+
+
+def status_note(c: CampaignView, settings: Settings) -> str:
+    """What the time beside a campaign's status means, in words: "scheduled for", but
+    "was scheduled for" once paused or cancelled, "sending since", "sent on"."""
+    status, scheduled = c.status, c.scheduled_at_local
+    if status is CampaignStatus.SENT:
+        finished = weekly_plan.format_local(c.finished_at or c.started_at, settings)
+        return f"sent on {finished}" if finished else ""
+    if status is CampaignStatus.SENDING:
+        started = weekly_plan.format_local(c.started_at, settings)
+        return f"since {started}" if started else ""
+    if not scheduled:
+        return ""
+    if status is CampaignStatus.SCHEDULED:
+        return f"for {scheduled}"
+    return f"was scheduled for {scheduled}"
+
+
+# Names may hold spaces: "Name <address>" entries are split on commas, semicolons and
+# lines; an entry without angle brackets may still hold several bare addresses.
+_ENTRIES = re.compile(r"[,;\n]+")
+_NAMED = re.compile(r"^[^<>]*<([^<>]*)>$")
+
+
+def typed_addresses(text: str) -> list[str]:
+    """The addresses of a test-send field: ``a@example.com, Editor <ed@example.com>``;
+    each is then checked by proofs.clean_addresses (email-validator)."""
+    addresses: list[str] = []
+    for entry in _ENTRIES.split(text or ""):
+        named = _NAMED.match(entry.strip())
+        if named:
+            addresses.append(named.group(1).strip())
+        else:
+            addresses.extend(proofs.split_addresses(entry))
+    return addresses
 
 
 @router.get("")
@@ -91,6 +133,7 @@ def editor_page(
         state=state,
         c=state.view,
         done=DONE.get(done, ""),
+        when=status_note(state.view, settings),
         default_when=weekly_plan.format_local(state.view.scheduled_at, settings) or "",
         timezone=settings.timezone,
     )
@@ -207,7 +250,7 @@ def test_send(
         session,
         settings=settings,
         campaign_id=campaign_id,
-        addresses=proofs.split_addresses(to),
+        addresses=typed_addresses(to),
         actor=user.email,
     )
     return _back(campaign_id, "test")
@@ -233,6 +276,73 @@ def schedule(
     return _back(campaign_id, "scheduled")
 
 
+def _same_content(
+    session: Session, settings: Settings, campaign: CampaignView
+) -> list[tuple[CampaignView, str]]:
+    """Other campaigns that went out (sent or sending) with this one's subject or its
+    snippets in the same order: what a duplicate sent again would repeat."""
+    snippets = editing.snippet_ids(session, campaign_id=campaign.id)
+    subject = " ".join(campaign.subject.split()).casefold()
+    found: list[tuple[CampaignView, str]] = []
+    for status in (CampaignStatus.SENDING, CampaignStatus.SENT):
+        for other in actions.list_campaigns(
+            session, settings=settings, status=status, limit=SAME_CONTENT_LOOKBACK
+        ):
+            if other.id == campaign.id:
+                continue
+            same_subject = " ".join(other.subject.split()).casefold() == subject
+            same_snippets = bool(snippets) and (
+                editing.snippet_ids(session, campaign_id=other.id) == snippets
+            )
+            if same_subject or same_snippets:
+                what = " and ".join(
+                    w
+                    for w, same in (("subject", same_subject), ("snippets", same_snippets))
+                    if same
+                )
+                found.append((other, f"the same {what}"))
+    return found
+
+
+SAME_CONTENT_LOOKBACK = 200  # sent campaigns compared, newest first: about four years
+
+
+def _confirm_send(
+    request: Request, session: Session, settings: Settings, campaign_id: int
+) -> HTMLResponse:
+    """The step before Send now: how many readers it goes to (the queueing's own
+    audience rule, campaigns.delivery.waves.audience_zones) and any earlier campaign
+    with the same content; only its form (``confirm=yes``) sends."""
+    campaign = actions.get_campaign(session, campaign_id=campaign_id)
+    view = views.view(campaign, settings=settings)
+    zones = waves.audience_zones(
+        session, campaign=campaign, list_zone=settings.timezone, on_date=utcnow().date()
+    )
+    return render(
+        request,
+        "console/campaign_send_confirm.html.j2",
+        title=f"Send campaign {campaign_id} now?",
+        c=view,
+        audience=sum(zones.values()),
+        earlier=[
+            (other, what, status_note(other, settings))
+            for other, what in _same_content(session, settings, view)
+        ],
+    )
+
+
+@router.get("/{campaign_id}/send")
+def send_page(
+    campaign_id: int,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Editor,
+) -> HTMLResponse:
+    """Send now's confirmation, for a link or a reload."""
+    return _confirm_send(request, session, settings, campaign_id)
+
+
 ACTIONS = {
     "send": (actions.send_now, "send"),
     "pause": (actions.pause, "paused"),
@@ -249,8 +359,13 @@ def change_state(
     settings: SettingsDep,
     user: Editor,
     _: CsrfDep,
+    request: Request,
+    confirm: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
-    """Send now, pause, resume, cancel or duplicate: one button each."""
+    """Send now, pause, resume, cancel or duplicate: one button each. Send now without
+    ``confirm=yes`` only shows its confirmation: one click never mails the list."""
+    if verb == "send" and confirm != "yes":
+        return _confirm_send(request, session, settings, campaign_id)
     if verb == "duplicate":
         copy = editing.duplicate(
             session, settings=settings, campaign_id=campaign_id, actor=user.email

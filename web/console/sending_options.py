@@ -18,6 +18,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from campaigns import actions, resends, subject_tests
+from web.console.campaigns import status_note
 from web.console.deps import PREFIX, CsrfDep, CurrentUser, EditorUser, render
 from web.deps import SessionDep, SettingsDep
 
@@ -52,6 +53,7 @@ def sending_page(
         "console/campaign_sending.html.j2",
         title=f"Campaign {campaign_id}: sending options",
         c=detail,
+        when=status_note(detail, settings),
         done=DONE.get(done, ""),
         timezone=settings.timezone,
     )

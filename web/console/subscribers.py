@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from campaigns import readers
 from campaigns.delivery.providers.factory import make_provider
 from newsletter import db
+from newsletter.clock import utcnow
 from newsletter.errors import InvalidInput, PayloadTooLarge
 from subscribers.csv_io import ImportReport
 from subscribers.directory import search_subscribers
@@ -75,6 +76,7 @@ def subscriber_list(
         topics=settings.topics,
         max_upload=settings.import_max_bytes,
         erased=request.query_params.get("erased") == "1",
+        today=utcnow().date(),  # a pause ends on paused_until (subscribers.audience)
     )
 
 

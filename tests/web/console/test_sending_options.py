@@ -174,7 +174,7 @@ def test_a_room_refusal_is_one_clear_line_on_a_console_page(
     cid = _campaign(shared[0])
     refused = _post(editor, cid, "subject-test", subject_a="Same", subject_b="Same")
     assert refused.status_code == 400
-    line = "field &#39;subject&#39;: the subjects must be different and not empty</p>"
+    line = "The subjects must be different and not empty.</p>"  # no API field prefix
     assert f'<p class="alert alert-error" role="alert">{line}' in refused.text
     assert "Traceback" not in refused.text
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import httpx
 import pytest
@@ -55,6 +56,24 @@ def test_search_by_address_status_and_topic(site: httpx.Client) -> None:
     sciatica = site.get("/admin/subscribers", params={"topic": "sciatica"}).text
     assert "1 person" in sciatica and "jane@example.com" in sciatica
     assert site.get("/admin/subscribers", params={"status": "gone"}).status_code == 400
+
+
+def test_a_paused_reader_is_listed_as_active_and_paused_until_the_date(
+    site: httpx.Client, sqlite_engine: Engine
+) -> None:
+    until = date.today() + timedelta(days=20)
+    with Session(sqlite_engine) as session:
+        resting = make_subscriber(session, "resting@example.com")
+        resting.paused_until = until
+        session.add(resting)
+        ended = make_subscriber(session, "back@example.com")
+        ended.paused_until = date.today() - timedelta(days=1)
+        session.add(ended)
+        session.commit()
+    sign_in(site, VIEWER)
+    page = site.get("/admin/subscribers", params={"status": "active"}).text
+    assert f'active</span><span class="small">, paused until {until.isoformat()}</span>' in page
+    assert page.count("paused until") == 1  # a pause that has ended is not shown
 
 
 def test_a_persons_page_shows_consent_history(site: httpx.Client, sqlite_engine: Engine) -> None:

@@ -1,0 +1,130 @@
+"""Console refusals (web/errors.py, console surface): a console page that says what to do
+in a marketer's words and links back to the page they came from (same origin only); an
+unknown console path or a malformed id is the console's 404 page, not JSON. The API's
+JSON errors stay as they were."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from newsletter import db
+from newsletter.accounts import Role
+from newsletter.settings import Settings
+from tests.conftest import make_settings
+from tests.support.console import EDITOR, add_users_cheaply, console_client, csrf_of, sign_in
+from tests.support.content import make_campaign, make_snippet
+from tests.support.subscribers import AppSlot
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Settings]]:
+    root = tmp_path_factory.mktemp("console-errors")
+    settings = make_settings(f"sqlite:///{root / 'console.db'}", root)
+    engine = db.get_engine(settings.database_url)
+    db.upgrade(engine)
+    add_users_cheaply(engine, {EDITOR: Role.editor})
+    yield engine, settings
+    db.dispose_engine(settings.database_url)
+
+
+@pytest.fixture(scope="module")
+def editor(
+    shared: tuple[Engine, Settings], console_server: tuple[AppSlot, str]
+) -> Iterator[httpx.Client]:
+    with console_client(console_server, shared[1]) as client:
+        sign_in(client, EDITOR)
+        yield client
+
+
+def _draft(shared: tuple[Engine, Settings]) -> int:
+    engine, settings = shared
+    with Session(engine) as session:
+        campaign = make_campaign(session, [make_snippet(session, settings)])
+        session.commit()
+        return campaign.id or 0
+
+
+def _schedule_in_the_past(editor: httpx.Client, cid: int, referer: str) -> httpx.Response:
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    return editor.post(
+        f"/admin/campaigns/{cid}/schedule",
+        data={"csrf_token": token, "at": "2020-01-01T09:00"},
+        headers={"Referer": referer},
+    )
+
+
+def test_a_refusal_links_back_to_the_page_the_marketer_came_from(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _draft(shared)
+    refused = _schedule_in_the_past(
+        editor, cid, str(editor.base_url).rstrip("/") + f"/admin/campaigns/{cid}"
+    )
+    assert refused.status_code == 400
+    assert f'<a href="/admin/campaigns/{cid}">Go back</a>' in refused.text
+
+
+def test_a_refusal_never_links_back_to_another_site(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _draft(shared)
+    for referer in ("https://evil.example/admin/campaigns/1", "//evil.example/admin/"):
+        refused = _schedule_in_the_past(editor, cid, referer)
+        assert '<a href="/admin/">Back to the dashboard</a>' in refused.text
+        assert "evil.example" not in refused.text
+
+
+def test_a_time_in_the_past_says_what_to_do_without_the_field_prefix(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    refused = _schedule_in_the_past(editor, _draft(shared), "")
+    assert "is in the past. Pick a date and time in the future, then schedule again." in (
+        refused.text
+    )
+    assert "field &#39;at&#39;" not in refused.text
+
+
+def test_a_bad_test_address_says_how_to_type_addresses(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _draft(shared)
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    refused = editor.post(
+        f"/admin/campaigns/{cid}/test-send", data={"csrf_token": token, "to": "not-an-address"}
+    )
+    assert refused.status_code == 400
+    assert "Type addresses such as you@example.com or Editor &lt;ed@example.com&gt;" in (
+        refused.text
+    )
+    assert "field &#39;to&#39;" not in refused.text
+
+
+def test_too_few_snippets_to_reassemble_names_no_setting(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _draft(shared)
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    refused = editor.post(f"/admin/campaigns/{cid}/reassemble", data={"csrf_token": token})
+    assert refused.status_code >= 400
+    assert "NEWSLETTER_FILL_WITH_RESENT" not in refused.text
+    assert "ask whoever runs the newsletter to allow reusing older snippets" in refused.text
+
+
+@pytest.mark.parametrize("path", ["/admin/nope", "/admin/campaigns/abc"])
+def test_an_unknown_console_path_is_the_console_404_page(editor: httpx.Client, path: str) -> None:
+    response = editor.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" in response.headers
+    assert "There is no such page in the console." in response.text
+    assert "Input should be a valid integer" not in response.text
+
+
+def test_an_unknown_api_path_still_answers_json(editor: httpx.Client) -> None:
+    response = editor.get("/api/nope")
+    assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})

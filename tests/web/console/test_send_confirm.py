@@ -1,0 +1,161 @@
+"""Send now in the console (web/console/campaigns.py): a confirmation step naming the
+audience and any earlier send of the same content; only the confirmed form sends. Also
+the test-send field's "Name <address>" entries and the status line's wording."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from campaigns import weekly_plan
+from campaigns.models import Campaign, CampaignStatus
+from newsletter import db
+from newsletter.accounts import Role
+from newsletter.clock import utcnow
+from newsletter.settings import Settings
+from tests.conftest import make_settings
+from tests.support.console import EDITOR, add_users_cheaply, console_client, csrf_of, sign_in
+from tests.support.content import make_campaign, make_snippet
+from tests.support.subscribers import AppSlot, make_subscriber, messages_to
+
+S = CampaignStatus
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, Settings]]:
+    root = tmp_path_factory.mktemp("console-send")
+    settings = make_settings(f"sqlite:///{root / 'console.db'}", root)
+    engine = db.get_engine(settings.database_url)
+    db.upgrade(engine)
+    add_users_cheaply(engine, {EDITOR: Role.editor})
+    with Session(engine) as session:
+        make_subscriber(session, "ann@example.com")
+        make_subscriber(session, "bob@example.com")
+        make_subscriber(session, "gone@example.com", status="unsubscribed")
+        paused = make_subscriber(session, "resting@example.com")
+        paused.paused_until = date.today() + timedelta(days=30)
+        session.add(paused)
+        session.commit()
+    yield engine, settings
+    db.dispose_engine(settings.database_url)
+
+
+@pytest.fixture(scope="module")
+def editor(
+    shared: tuple[Engine, Settings], console_server: tuple[AppSlot, str]
+) -> Iterator[httpx.Client]:
+    with console_client(console_server, shared[1]) as client:
+        sign_in(client, EDITOR)
+        yield client
+
+
+def _campaign(engine: Engine, settings: Settings, subject: str, **fields: object) -> int:
+    with Session(engine) as session:
+        campaign = make_campaign(session, [make_snippet(session, settings)], subject=subject)
+        for name, value in fields.items():
+            setattr(campaign, name, value)
+        session.commit()
+        return campaign.id or 0
+
+
+def _status(engine: Engine, campaign_id: int) -> str:
+    with Session(engine) as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        return campaign.status
+
+
+def test_send_now_without_confirmation_shows_the_audience_and_sends_nothing(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    cid = _campaign(engine, settings, "Fresh news")
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    page = editor.post(f"/admin/campaigns/{cid}/send", data={"csrf_token": token})
+    assert page.status_code == 200
+    assert f"Send campaign {cid} now?" in page.text
+    assert "<strong>2 readers</strong>" in page.text  # not the unsubscribed or paused one
+    assert 'name="confirm" value="yes"' in page.text and "already went out" not in page.text
+    assert _status(engine, cid) == "draft"
+
+
+def test_the_confirmed_send_hands_the_campaign_to_the_scheduler(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    cid = _campaign(engine, settings, "Confirmed news")
+    token = csrf_of(editor, f"/admin/campaigns/{cid}/send")
+    sent = editor.post(f"/admin/campaigns/{cid}/send", data={"csrf_token": token, "confirm": "yes"})
+    assert (sent.status_code, sent.headers["location"]) == (
+        303,
+        f"/admin/campaigns/{cid}/progress",
+    )
+    assert _status(engine, cid) == "scheduled"
+
+
+def test_the_confirmed_send_still_needs_the_csrf_token(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    cid = _campaign(engine, settings, "Forged news")
+    refused = editor.post(f"/admin/campaigns/{cid}/send", data={"confirm": "yes"})
+    assert refused.status_code == 403
+    assert _status(engine, cid) == "draft"
+
+
+def test_the_confirmation_warns_that_a_duplicate_repeats_a_sent_campaign(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    original = _campaign(
+        engine, settings, "Already out", status=S.SENT, started_at=utcnow(), finished_at=utcnow()
+    )
+    token = csrf_of(editor, f"/admin/campaigns/{original}")
+    copy = editor.post(f"/admin/campaigns/{original}/duplicate", data={"csrf_token": token})
+    copy_id = int(copy.headers["location"].split("/")[-1].split("?")[0])
+    page = editor.get(f"/admin/campaigns/{copy_id}/send").text
+    assert "This content already went out" in page
+    assert f"Campaign {original}</a> had the same subject and snippets (sent, sent on " in page
+    assert _status(engine, copy_id) == "draft"
+
+
+def test_a_test_send_takes_name_and_address_entries(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    cid = _campaign(engine, settings, "Proof me")
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    sent = editor.post(
+        f"/admin/campaigns/{cid}/test-send",
+        data={"csrf_token": token, "to": "me@example.com, Editor <ed@example.com>"},
+    )
+    assert sent.status_code == 303, sent.text
+    assert messages_to(settings, "me@example.com") and messages_to(settings, "ed@example.com")
+
+
+def test_the_status_line_says_was_scheduled_for_a_paused_and_sent_on_for_a_sent_campaign(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    at = utcnow() + timedelta(days=2)
+    paused = _campaign(engine, settings, "Held", status=S.PAUSED, scheduled_at=at)
+    done = _campaign(
+        engine,
+        settings,
+        "Gone",
+        status=S.SENT,
+        scheduled_at=at - timedelta(days=9),
+        started_at=at - timedelta(days=9),
+        finished_at=at - timedelta(days=8),
+    )
+    for path in (f"/admin/campaigns/{paused}", f"/admin/campaigns/{paused}/sending"):
+        page = editor.get(path).text
+        assert '<span class="muted">was scheduled for ' in page and 'muted">for ' not in page
+    finished = weekly_plan.format_local(at - timedelta(days=8), settings)
+    sent_page = editor.get(f"/admin/campaigns/{done}").text
+    assert f'<span class="muted">sent on {finished}</span>' in sent_page
