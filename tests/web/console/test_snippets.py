@@ -115,6 +115,18 @@ def test_the_list_filters_and_retire_hides_a_snippet(
     assert "Leg cramps at night" in editor.get("/admin/snippets", params={"retired": "yes"}).text
 
 
+def test_a_snippet_no_issue_used_is_listed_available_not_in_use(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    with Session(engine) as session:
+        make_snippet(session, settings, title="Calf stretch at the wall", category="stretch")
+        session.commit()
+    listed = editor.get("/admin/snippets", params={"q": "Calf stretch at the wall"}).text
+    row = listed[listed.index(">Calf stretch at the wall</a>") :].split("</tr>")[0]
+    assert "<td>available</td>" in row and "in use" not in row
+
+
 def _finished(client: httpx.Client, progress_url: str) -> str:
     """The progress page once the import is done (it stops refreshing itself)."""
     deadline = time.monotonic() + 10
