@@ -17,7 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from campaigns import weekly_plan
+from campaigns.content import summaries
 from campaigns.content.snippets import collapse_whitespace, trim_text
+from campaigns.content.sources import SnippetSource
 from campaigns.models import (
     Campaign,
     CampaignSnippet,
@@ -38,10 +40,13 @@ SUBJECT_MAX = 300
 
 @dataclass(frozen=True)
 class IssueItem:
-    """A snippet in an issue; ``resent`` when it fills a gap from an earlier issue."""
+    """A snippet in an issue; ``resent`` when it fills a gap from an earlier issue;
+    ``summary_markdown`` the Markdown its summary was typed in, if kept (the email shows
+    its paragraphs, lists and links)."""
 
     snippet: Snippet
     resent: bool = False
+    summary_markdown: str | None = None
 
 
 @dataclass
@@ -75,14 +80,15 @@ class AssembledIssue:
 
 
 def issue_items(session: Session, *, campaign: Campaign) -> list[IssueItem]:
-    """A campaign's snippets in issue order."""
+    """A campaign's snippets in issue order, with their summaries' Markdown."""
     rows = session.exec(
-        select(CampaignSnippet, Snippet)
+        select(CampaignSnippet, Snippet, SnippetSource.summary_markdown)
         .join(Snippet, col(Snippet.id) == col(CampaignSnippet.snippet_id))
+        .outerjoin(SnippetSource, col(SnippetSource.snippet_id) == col(Snippet.id))
         .where(CampaignSnippet.campaign_id == campaign.id)
         .order_by(col(CampaignSnippet.position))
     ).all()
-    return [IssueItem(snippet, link.resent) for link, snippet in rows]
+    return [IssueItem(snippet, link.resent, markdown) for link, snippet, markdown in rows]
 
 
 def _freshness(snippet: Snippet) -> tuple[float, str]:
@@ -160,13 +166,18 @@ def category_label(category: str, *, settings: Settings) -> str:
 
 
 def snippet_view(item: IssueItem, *, settings: Settings) -> dict[str, Any]:
-    """What templates see of a snippet: plain values, autoescaped by Jinja2 on output."""
+    """What templates see of a snippet: plain values, autoescaped by Jinja2 on output,
+    except ``summary_html`` (nh3-cleaned, :mod:`campaigns.content.summaries`);
+    ``summary_text`` is its plain-text twin, ``summary`` the one-line summary."""
     s = item.snippet
     published = s.published_at
+    summary_html, summary_text = summaries.for_email(s.summary, item.summary_markdown)
     return {
         "id": s.id,
         "title": s.title,
         "summary": s.summary,
+        "summary_html": summary_html,
+        "summary_text": summary_text,
         "url": s.url,
         "image_url": s.image_url,
         "image_alt": s.image_alt or s.title,
