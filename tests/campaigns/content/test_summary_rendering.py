@@ -102,3 +102,14 @@ def test_a_summary_link_cannot_smuggle_attributes_or_markup(
         assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
     assert html.count("[%unsubscribe_url%]") == 1  # the footer's own
     assert "&lt;b style" in html
+
+
+def test_the_archive_page_leaves_out_why_a_subscriber_gets_the_email(
+    session: Session, settings: Settings, issue: tuple[Campaign, Snippet]
+) -> None:
+    campaign = issue[0]
+    email = _rendered(session, settings, campaign).html
+    assert "You are receiving this email because" in email
+    page = web_html(settings, campaign)
+    assert "You are receiving this email" not in page
+    assert settings.postal_address in page  # the rest of the footer stays
