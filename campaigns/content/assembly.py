@@ -36,6 +36,11 @@ from newsletter.templating import Templates, brand_context
 SUBJECT_TEMPLATE = "email/subject.txt.j2"
 PREHEADER_TEMPLATE = "email/preheader.txt.j2"
 SUBJECT_MAX = 300
+# What inboxes show (campaigns.editing's length hints give the marketer the same advice):
+# the subject template drops the newsletter's name, then cuts the lead's title, to stay
+# within SUBJECT_FITS; an assembled preheader is cut at a word to PREHEADER_FITS.
+SUBJECT_FITS = 60
+PREHEADER_FITS = 130
 
 
 @dataclass(frozen=True)
@@ -203,17 +208,19 @@ def headline_context(
         "week": week,
         "lead": snippets[0] if snippets else None,
         "snippets": snippets,
+        "subject_max": SUBJECT_FITS,
     }
 
 
 def render_headlines(
     settings: Settings, *, week: str | None, items: list[IssueItem]
 ) -> tuple[str, str]:
-    """Subject and preheader from their (overridable) one-line templates."""
+    """Subject and preheader from their (overridable) one-line templates; the preheader
+    cut at a word to :data:`PREHEADER_FITS` (an inbox shows no more of it anyway)."""
     templates = Templates(settings)
     context = headline_context(settings, week=week, items=items)
     subject = trim_text(templates.render_text(SUBJECT_TEMPLATE, context), SUBJECT_MAX)
-    preheader = trim_text(templates.render_text(PREHEADER_TEMPLATE, context), SUBJECT_MAX)
+    preheader = trim_text(templates.render_text(PREHEADER_TEMPLATE, context), PREHEADER_FITS)
     if not subject:
         subject = collapse_whitespace(settings.newsletter_name)
     return subject, preheader

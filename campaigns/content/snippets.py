@@ -77,7 +77,7 @@ def trim_text(text: str, max_chars: int) -> str:
     space = cut.rfind(" ")
     # One giant word: cut inside it rather than return nothing.
     cut = cut[:space] if space > 0 else cut[: max_chars - len(ELLIPSIS)]
-    return cut.rstrip(" ,;:.-\u2013\u2014") + ELLIPSIS
+    return cut.rstrip(" ,;:.\u00b7-\u2013\u2014") + ELLIPSIS  # no dangling separator
 
 
 def trim_summary(text: str, *, settings: Settings) -> str:
