@@ -2,9 +2,10 @@
 
 The console, the API and the CLI call these; :mod:`campaigns.content.snippets` keeps the
 rules of one snippet (canonical URL, trimming). Summaries are typed as Markdown and kept
-as the plain text a card shows (emails carry text, so ``**bold**`` never reaches a reader
-as asterisks), and the Markdown itself is kept beside it (:mod:`campaigns.content.sources`)
-so the edit form shows what was typed; :func:`markdown_preview` shows how it reads. Every
+as the plain text a card shows (so ``**bold**`` never reaches a list as asterisks), and the
+Markdown itself is kept beside it (:mod:`campaigns.content.sources`) so the edit form shows
+what was typed and the email keeps its paragraphs, lists and links
+(:mod:`campaigns.content.summaries`); :func:`markdown_preview` shows how it reads. Every
 change is written to the audit log with the actor the door passes in.
 """
 
