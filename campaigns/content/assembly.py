@@ -17,7 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from campaigns import weekly_plan
-from campaigns.content.snippets import collapse_whitespace, trim_text
+from campaigns.content import summaries
+from campaigns.content.snippets import collapse_whitespace, site_url, trim_text
+from campaigns.content.sources import SnippetSource
 from campaigns.models import (
     Campaign,
     CampaignSnippet,
@@ -34,14 +36,22 @@ from newsletter.templating import Templates, brand_context
 SUBJECT_TEMPLATE = "email/subject.txt.j2"
 PREHEADER_TEMPLATE = "email/preheader.txt.j2"
 SUBJECT_MAX = 300
+# What inboxes show (campaigns.editing's length hints give the marketer the same advice):
+# the subject template drops the newsletter's name, then cuts the lead's title, to stay
+# within SUBJECT_FITS; an assembled preheader is cut at a word to PREHEADER_FITS.
+SUBJECT_FITS = 60
+PREHEADER_FITS = 130
 
 
 @dataclass(frozen=True)
 class IssueItem:
-    """A snippet in an issue; ``resent`` when it fills a gap from an earlier issue."""
+    """A snippet in an issue; ``resent`` when it fills a gap from an earlier issue;
+    ``summary_markdown`` the Markdown its summary was typed in, if kept (the email shows
+    its paragraphs, lists and links)."""
 
     snippet: Snippet
     resent: bool = False
+    summary_markdown: str | None = None
 
 
 @dataclass
@@ -75,14 +85,15 @@ class AssembledIssue:
 
 
 def issue_items(session: Session, *, campaign: Campaign) -> list[IssueItem]:
-    """A campaign's snippets in issue order."""
+    """A campaign's snippets in issue order, with their summaries' Markdown."""
     rows = session.exec(
-        select(CampaignSnippet, Snippet)
+        select(CampaignSnippet, Snippet, SnippetSource.summary_markdown)
         .join(Snippet, col(Snippet.id) == col(CampaignSnippet.snippet_id))
+        .outerjoin(SnippetSource, col(SnippetSource.snippet_id) == col(Snippet.id))
         .where(CampaignSnippet.campaign_id == campaign.id)
         .order_by(col(CampaignSnippet.position))
     ).all()
-    return [IssueItem(snippet, link.resent) for link, snippet in rows]
+    return [IssueItem(snippet, link.resent, markdown) for link, snippet, markdown in rows]
 
 
 def _freshness(snippet: Snippet) -> tuple[float, str]:
@@ -160,15 +171,20 @@ def category_label(category: str, *, settings: Settings) -> str:
 
 
 def snippet_view(item: IssueItem, *, settings: Settings) -> dict[str, Any]:
-    """What templates see of a snippet: plain values, autoescaped by Jinja2 on output."""
+    """What templates see of a snippet: plain values, autoescaped by Jinja2 on output,
+    except ``summary_html`` (nh3-cleaned, :mod:`campaigns.content.summaries`);
+    ``summary_text`` is its plain-text twin, ``summary`` the one-line summary."""
     s = item.snippet
     published = s.published_at
+    summary_html, summary_text = summaries.for_email(s.summary, item.summary_markdown)
     return {
         "id": s.id,
         "title": s.title,
         "summary": s.summary,
+        "summary_html": summary_html,
+        "summary_text": summary_text,
         "url": s.url,
-        "image_url": s.image_url,
+        "image_url": site_url(settings, s.image_url) if s.image_url else None,
         "image_alt": s.image_alt or s.title,
         "category": s.category,
         "category_label": category_label(s.category, settings=settings),
@@ -192,17 +208,19 @@ def headline_context(
         "week": week,
         "lead": snippets[0] if snippets else None,
         "snippets": snippets,
+        "subject_max": SUBJECT_FITS,
     }
 
 
 def render_headlines(
     settings: Settings, *, week: str | None, items: list[IssueItem]
 ) -> tuple[str, str]:
-    """Subject and preheader from their (overridable) one-line templates."""
+    """Subject and preheader from their (overridable) one-line templates; the preheader
+    cut at a word to :data:`PREHEADER_FITS` (an inbox shows no more of it anyway)."""
     templates = Templates(settings)
     context = headline_context(settings, week=week, items=items)
     subject = trim_text(templates.render_text(SUBJECT_TEMPLATE, context), SUBJECT_MAX)
-    preheader = trim_text(templates.render_text(PREHEADER_TEMPLATE, context), SUBJECT_MAX)
+    preheader = trim_text(templates.render_text(PREHEADER_TEMPLATE, context), PREHEADER_FITS)
     if not subject:
         subject = collapse_whitespace(settings.newsletter_name)
     return subject, preheader

@@ -45,7 +45,7 @@ from campaigns.content.html_checks import (
 )
 from campaigns.content.reachability import UrlCheck, check_urls
 from campaigns.content.rendering import HTML_TEMPLATE, TEXT_TEMPLATE, RenderedIssue, render_campaign
-from campaigns.content.snippets import collapse_whitespace
+from campaigns.content.snippets import collapse_whitespace, site_url
 from campaigns.content.web_version import is_web_version
 from campaigns.models import Campaign
 from newsletter.errors import ContentError, TemplateError
@@ -61,6 +61,7 @@ EMAIL_TEMPLATES = (
     "email/partials/footer.mjml.j2",
 )
 RENDERED_HTML = f"{HTML_TEMPLATE} (rendered HTML)"
+Sources = dict[str, list[str]]  # template name -> its lines
 
 
 @dataclass(frozen=True)
@@ -193,13 +194,9 @@ def _snippet_findings(item: IssueItem, *, settings: Settings) -> list[Finding]:
     if not is_http_url(s.url):
         finding("error", "link", f"link {s.url!r} is not an absolute http(s) URL", "url")
     if s.image_url:
-        if not is_http_url(s.image_url):
-            finding(
-                "error",
-                "image",
-                f"image {s.image_url!r} is not an absolute http(s) URL",
-                "image_url",
-            )
+        if not is_http_url(site_url(settings, s.image_url)):  # a path on our site is fine
+            bad = f"image {s.image_url!r} is not an absolute http(s) URL"
+            finding("error", "image", bad, "image_url")
         if not (s.image_alt or "").strip():
             finding(
                 "warning", "alt", "image has no alt text of its own; the title is used", "image_alt"
@@ -281,7 +278,7 @@ def _content_findings(
 
 
 def _fetch_findings(
-    audit: HtmlAudit, items: list[IssueItem], sources: dict[str, list[str]], *, settings: Settings
+    audit: HtmlAudit, items: list[IssueItem], sources: Sources, *, settings: Settings
 ) -> list[Finding]:
     """Images that do not load (errors) and links that do not open (warnings)."""
     urls: dict[str, bool] = {}  # URL -> an image
@@ -300,7 +297,8 @@ def _fetch_findings(
         deadline=deadline,
         allow_private=settings.fetch_allow_private,
     )
-    out = [f for c in checks if c.checked and not c.ok for f in _broken(c, items, sources, lines)]
+    failed = (c for c in checks if c.checked and not c.ok)
+    out = [f for c in failed for f in _broken(c, items, sources, lines, settings)]
     late = [c.url for c in checks if not c.checked]
     if late:
         message = (
@@ -312,7 +310,7 @@ def _fetch_findings(
 
 
 def _broken(
-    check: UrlCheck, items: list[IssueItem], sources: dict[str, list[str]], lines: dict[str, int]
+    check: UrlCheck, items: list[IssueItem], sources: Sources, lines: dict[str, int], at: Settings
 ) -> list[Finding]:
     """Findings for one URL that failed, on each snippet that has it, else its template."""
     if check.image:
@@ -322,7 +320,8 @@ def _broken(
     else:
         severity, code, attribute, field_name = "warning", "link-broken", "href", "url"
         message = f"link {check.url!r} does not open ({check.reason})"
-    owners = [i.snippet for i in items if getattr(i.snippet, field_name) == check.url]
+    owned = ((i.snippet, site_url(at, getattr(i.snippet, field_name) or "")) for i in items)
+    owners = [snippet for snippet, url in owned if url == check.url]
     if owners:
         return [
             Finding(
@@ -334,7 +333,7 @@ def _broken(
     return [Finding(severity, code, message, template=template, line=line)]
 
 
-def _link_findings(audit: HtmlAudit, sources: dict[str, list[str]]) -> list[Finding]:
+def _link_findings(audit: HtmlAudit, sources: Sources) -> list[Finding]:
     out = []
     for link in audit.links:
         if not is_live_http(link.href):

@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from campaigns.content.html_checks import audit_html
 from campaigns.content.rendering import ensure_rendered
+from campaigns.content.snippets import SITE_IMAGES_PATH
 from campaigns.delivery.providers.base import Recipient, bulk_content
 from campaigns.delivery.providers.outbox import personalised_message
 from campaigns.models import Campaign
@@ -48,7 +49,7 @@ SAMPLE_NAME = "Alex"
 READERS: tuple[tuple[str, str | None], ...] = (("", SAMPLE_NAME), ("-unnamed", None))
 # Our sample images and where the web app serves them (under NEWSLETTER_BASE_URL).
 CONTENT_IMAGES_DIR = PROJECT_ROOT / "content" / "images"
-CONTENT_IMAGES_PATH = "/static/content/images/"
+CONTENT_IMAGES_PATH = SITE_IMAGES_PATH
 
 
 @dataclass

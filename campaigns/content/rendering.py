@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel import Session
 
 from campaigns.content.assembly import IssueItem, issue_items, snippet_view
-from campaigns.content.web_version import issue_url
+from campaigns.content.web_version import FOOTER_REASON_START, issue_url
 from campaigns.models import Campaign, CampaignStatus
 from newsletter.errors import ContentError
 from newsletter.mail import (
@@ -45,9 +45,10 @@ class RenderedIssue:
 
 
 def footer_reason(settings: Settings) -> str:
-    """Why the reader gets this email, printed in the footer above the unsubscribe link."""
+    """Why the reader gets this email, printed in the footer above the unsubscribe link
+    (the archive page leaves it out: :func:`campaigns.content.web_version.web_html`)."""
     return (
-        f"You are receiving this email because you subscribed to {settings.newsletter_name} "
+        f"{FOOTER_REASON_START} you subscribed to {settings.newsletter_name} "
         "and confirmed your address."
     )
 

@@ -35,6 +35,7 @@ from campaigns.content.feeds import (
 )
 from campaigns.content.import_report import ImportReport
 from campaigns.content.snippets import (
+    SITE_IMAGES_PATH,
     UpsertOutcome,
     canonical_url,
     collapse_whitespace,
@@ -204,8 +205,7 @@ def _markdown_snippet(path: Path, name: str) -> dict[str, Any]:
         "summary": html_to_text(str(summary)),
         "summary_markdown": markdown,
         "url": str(url),
-        # A site-relative image ("/images/x.jpg") belongs to the article's site.
-        "image_url": absolute_url(image, str(url)) if image else None,
+        "image_url": _image_url(image, str(url)) if image else None,
         "image_alt": _opt_str(meta.get("image_alt")),
         "category": _opt_str(meta.get("category")) or "general",
         "tags": [str(t) for t in tags],
@@ -221,6 +221,15 @@ def _text_field(meta: dict[str, Any], key: str, where: str) -> str:
     if value is None or not str(value).strip():
         raise ImportProblem(f"front matter: missing {key!r}", where=where)
     return collapse_whitespace(str(value))
+
+
+def _image_url(image: str, article_url: str) -> str:
+    """A site-relative image ("/images/x.jpg") belongs to the article's site, except one
+    of our own sample images (under :data:`SITE_IMAGES_PATH`): that stays a path on our
+    site, resolved against NEWSLETTER_BASE_URL when rendered."""
+    if image.startswith(SITE_IMAGES_PATH):
+        return image
+    return absolute_url(image, article_url)
 
 
 def _opt_str(value: Any) -> str | None:

@@ -2,9 +2,10 @@
 
 The console, the API and the CLI call these; :mod:`campaigns.content.snippets` keeps the
 rules of one snippet (canonical URL, trimming). Summaries are typed as Markdown and kept
-as the plain text a card shows (emails carry text, so ``**bold**`` never reaches a reader
-as asterisks), and the Markdown itself is kept beside it (:mod:`campaigns.content.sources`)
-so the edit form shows what was typed; :func:`markdown_preview` shows how it reads. Every
+as the plain text a card shows (so ``**bold**`` never reaches a list as asterisks), and the
+Markdown itself is kept beside it (:mod:`campaigns.content.sources`) so the edit form shows
+what was typed and the email keeps its paragraphs, lists and links
+(:mod:`campaigns.content.summaries`); :func:`markdown_preview` shows how it reads. Every
 change is written to the audit log with the actor the door passes in.
 """
 
@@ -16,12 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
-import nh3
-from markdown_it import MarkdownIt
 from sqlmodel import Session, col, delete, select
 
-from campaigns.content import snippets, sources
-from campaigns.content.feeds import html_to_text
+from campaigns.content import snippets, sources, summaries
 from campaigns.content.import_report import EntryProblem
 from campaigns.content.snippet_import import (
     MARKDOWN_SUFFIXES,
@@ -34,9 +32,8 @@ from newsletter import audit
 from newsletter.errors import ImportProblem, InvalidInput, StateError
 from newsletter.settings import Settings
 
-_MARKDOWN = MarkdownIt("commonmark", {"html": False})
 # What a preview may show of rendered Markdown (nh3 drops everything else, scripts too).
-PREVIEW_TAGS = {"p", "br", "strong", "em", "a", "ul", "ol", "li", "code", "blockquote"}
+PREVIEW_TAGS = summaries.SUMMARY_TAGS
 EDITABLE_FIELDS = (
     "title",
     "summary",
@@ -52,19 +49,13 @@ MAX_UPLOAD_FILES = 200
 
 def summary_text(markdown: str) -> str:
     """The plain text a card shows for a Markdown summary."""
-    return html_to_text(_MARKDOWN.render(markdown or ""))
+    return summaries.flat_text(markdown)
 
 
 def markdown_preview(markdown: str) -> str:
-    """Safe HTML of a Markdown summary for a preview: no raw HTML, no script, no style;
-    links keep only ``href`` (http, https, mailto) and get ``rel="noopener noreferrer"``."""
-    return nh3.clean(
-        _MARKDOWN.render(markdown or ""),
-        tags=PREVIEW_TAGS,
-        attributes={"a": {"href"}},
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer",
-    )
+    """Safe HTML of a Markdown summary for a preview: the very HTML the email and the
+    archive page show (:func:`campaigns.content.summaries.clean_html`)."""
+    return summaries.clean_html(markdown)
 
 
 def _public(snippet: Snippet) -> dict[str, Any]:

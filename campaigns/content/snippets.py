@@ -34,6 +34,10 @@ from newsletter.settings import Settings
 TITLE_MAX = 300
 ALT_MAX = 500
 URL_MAX = 2000
+# Where the web app serves our own sample images (content/images); a snippet's image may
+# be a path on our site ("/static/content/images/x.jpg"), resolved against
+# NEWSLETTER_BASE_URL whenever it is rendered, so a new port or host never breaks it.
+SITE_IMAGES_PATH = "/static/content/images/"
 ELLIPSIS = "…"
 _SPACE = re.compile(r"\s+")
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
@@ -73,7 +77,7 @@ def trim_text(text: str, max_chars: int) -> str:
     space = cut.rfind(" ")
     # One giant word: cut inside it rather than return nothing.
     cut = cut[:space] if space > 0 else cut[: max_chars - len(ELLIPSIS)]
-    return cut.rstrip(" ,;:.-\u2013\u2014") + ELLIPSIS
+    return cut.rstrip(" ,;:.\u00b7-\u2013\u2014") + ELLIPSIS  # no dangling separator
 
 
 def trim_summary(text: str, *, settings: Settings) -> str:
@@ -133,6 +137,30 @@ def optional_http_url(url: str | None, *, field_name: str) -> str | None:
     return text
 
 
+def is_site_path(url: str) -> bool:
+    """``/x/y.jpg``: a path on our own site (``//host/...`` is another site, not a path)."""
+    return url.startswith("/") and not url.startswith("//")
+
+
+def optional_image_url(url: str | None, *, field_name: str) -> str | None:
+    """An optional image: an absolute http(s) URL (:func:`optional_http_url`) or a path on
+    our site (:func:`is_site_path`), kept as a path; raises InvalidInput naming the field."""
+    text = (url or "").strip()
+    if not is_site_path(text):
+        return optional_http_url(url, field_name=field_name)
+    if has_unsafe_characters(text):
+        raise InvalidInput("a URL may not hold spaces or control characters", field=field_name)
+    if len(text) > URL_MAX:
+        raise InvalidInput(f"longer than {URL_MAX} characters", field=field_name)
+    return text
+
+
+def site_url(settings: Settings, url: str) -> str:
+    """``url`` as a reader's client can load it: a path on our site gets
+    NEWSLETTER_BASE_URL in front; anything else is returned as is."""
+    return settings.base_url.rstrip("/") + url if is_site_path(url) else url
+
+
 SnippetInput = SnippetCreate | Mapping[str, Any]
 
 
@@ -163,7 +191,7 @@ def clean_snippet(raw: SnippetInput, *, settings: Settings) -> SnippetCreate:
     summary = trim_summary(data.summary, settings=settings)
     if not summary:
         raise InvalidInput("is empty", field="summary")
-    image_url = optional_http_url(data.image_url, field_name="image_url")
+    image_url = optional_image_url(data.image_url, field_name="image_url")
     image_alt = trim_text(data.image_alt, ALT_MAX) if data.image_alt else None
     category = category_slug(data.category)
     tags = sorted({collapse_whitespace(t).lower()[:100] for t in data.tags if t and t.strip()})

@@ -1,10 +1,12 @@
 """The Markdown a snippet's summary was typed in (issue 14: the console's snippet library).
 
-``snippet.summary`` keeps the plain text a card shows (emails carry text); this table
-keeps what the marketer typed, so reopening a snippet shows ``**bold**``, not ``bold``.
+``snippet.summary`` keeps the plain text a card shows; this table keeps what the marketer
+typed, so reopening a snippet shows ``**bold**``, not ``bold``, and the email shows the
+summary's paragraphs, lists and links (:mod:`campaigns.content.summaries`).
 A table of its own (migration 0009i) rather than a column: the snippet table is read by
 every assembly, and a snippet with no row here (a feed entry, or one saved before) simply
-shows its plain-text summary. Rendering never reads this table.
+shows its plain-text summary. Rendering reads it with the issue's snippets
+(:func:`campaigns.content.assembly.issue_items`).
 """
 
 from __future__ import annotations

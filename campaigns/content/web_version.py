@@ -28,6 +28,10 @@ ARCHIVE_PATH = "/archive/"
 FEED_PATH = "/archive/feed.atom"
 SIGNUP_PATH = "/subscribe"
 SLUG_WORDS_MAX = 60  # characters of the subject kept in the slug
+# How the email's footer says why the reader gets it (rendering.footer_reason): a web page
+# read by people who never subscribed drops that paragraph.
+FOOTER_REASON_START = "You are receiving this email because"
+_FOOTER_REASON = re.compile(r"<p\b[^>]*>\s*" + re.escape(FOOTER_REASON_START) + r"[^<]*</p>")
 
 
 def slug(campaign: Campaign) -> str:
@@ -78,6 +82,7 @@ def web_html(settings: Settings, campaign: Campaign) -> str:
 
     Per-reader links become: unsubscribe -> "Subscribe to <newsletter>" (the sign-up
     form), preferences -> "Past issues"; the "view in browser" link -> "All past issues".
+    The footer's "You are receiving this email because..." is left out: not on a web page.
     """
     html = campaign.html or ""
     signup = site_url(settings, SIGNUP_PATH)
@@ -94,6 +99,7 @@ def web_html(settings: Settings, campaign: Campaign) -> str:
         html = _anchor(href).sub(lambda _m, a=anchor: a, html)
     own = _anchor(ARCHIVE_PATH + slug(campaign), any_origin=True)
     html = own.sub(lambda _m: link.format(archive, "All past issues"), html)
+    html = _FOOTER_REASON.sub("", html)
     values = {key: signup for key in (UNSUBSCRIBE_URL, PREFERENCES_URL)}
     values.update(personal_values(None))
     html = personalise(html, values)
