@@ -20,6 +20,8 @@ from sqlmodel import Session, col, delete, select
 
 from campaigns import actions, views, weekly_plan
 from campaigns.content.assembly import (
+    PREHEADER_FITS,
+    SUBJECT_FITS,
     AssembledIssue,
     assemble_week,
     issue_items,
@@ -32,9 +34,10 @@ from newsletter.errors import CampaignLocked, InvalidInput, NotFound
 from newsletter.settings import Settings
 
 S = CampaignStatus
-SUBJECT_HINT_MAX = 60
+# The editor's hints; an assembled issue is made to fit them (campaigns.content.assembly).
+SUBJECT_HINT_MAX = SUBJECT_FITS
 PREHEADER_HINT_MIN = 40
-PREHEADER_HINT_MAX = 130
+PREHEADER_HINT_MAX = PREHEADER_FITS
 HEADLINE_MAX = 300
 
 
