@@ -23,12 +23,10 @@ from tests.support.console import (
     EDITOR,
     VIEWER,
     add_users_cheaply,
-    console_client,
     csrf_of,
     sign_in,
 )
 from tests.support.content import make_campaign, make_snippet
-from tests.support.subscribers import AppSlot
 
 S = CampaignStatus
 
@@ -42,15 +40,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, S
     add_users_cheaply(engine, {EDITOR: Role.editor, VIEWER: Role.viewer})
     yield engine, settings
     db.dispose_engine(settings.database_url)
-
-
-@pytest.fixture(scope="module")
-def editor(
-    shared: tuple[Engine, Settings], console_server: tuple[AppSlot, str]
-) -> Iterator[httpx.Client]:
-    with console_client(console_server, shared[1]) as client:
-        sign_in(client, EDITOR)
-        yield client
 
 
 def _draft(engine: Engine, settings: Settings, count: int = 2) -> tuple[int, list[int]]:

@@ -19,9 +19,9 @@ from newsletter.accounts import Role
 from newsletter.clock import utcnow
 from newsletter.settings import Settings
 from tests.conftest import make_settings
-from tests.support.console import EDITOR, add_users_cheaply, console_client, csrf_of, sign_in
+from tests.support.console import EDITOR, add_users_cheaply, csrf_of
 from tests.support.content import make_campaign, make_snippet
-from tests.support.subscribers import AppSlot, make_subscriber, messages_to
+from tests.support.subscribers import make_subscriber, messages_to
 
 S = CampaignStatus
 
@@ -43,15 +43,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, S
         session.commit()
     yield engine, settings
     db.dispose_engine(settings.database_url)
-
-
-@pytest.fixture(scope="module")
-def editor(
-    shared: tuple[Engine, Settings], console_server: tuple[AppSlot, str]
-) -> Iterator[httpx.Client]:
-    with console_client(console_server, shared[1]) as client:
-        sign_in(client, EDITOR)
-        yield client
 
 
 def _campaign(engine: Engine, settings: Settings, subject: str, **fields: object) -> int:

@@ -26,12 +26,10 @@ from tests.support.console import (
     EDITOR,
     VIEWER,
     add_users_cheaply,
-    console_client,
     csrf_of,
     sign_in,
 )
 from tests.support.delivery import add_subscribers, make_campaign
-from tests.support.subscribers import AppSlot
 
 ZONES = {"user1@example.com": "Asia/Tokyo", "user2@example.com": "America/New_York"}
 
@@ -52,15 +50,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, S
         session.commit()
     yield engine, settings
     db.dispose_engine(settings.database_url)
-
-
-@pytest.fixture(scope="module")
-def editor(
-    shared: tuple[Engine, Settings], console_server: tuple[AppSlot, str]
-) -> Iterator[httpx.Client]:
-    with console_client(console_server, shared[1]) as client:
-        sign_in(client, EDITOR)
-        yield client
 
 
 def _campaign(engine: Engine, status: CampaignStatus = CampaignStatus.DRAFT) -> int:

@@ -20,9 +20,8 @@ from newsletter import db
 from newsletter.accounts import Role
 from newsletter.settings import Settings
 from tests.conftest import make_settings
-from tests.support.console import EDITOR, add_users_cheaply, console_client, csrf_of, sign_in
+from tests.support.console import EDITOR, add_users_cheaply, csrf_of
 from tests.support.content import make_snippet
-from tests.support.subscribers import AppSlot
 
 GOOD_MD = (
     b"---\ntitle: Sitting well\nurl: https://blog.example.com/sitting\ndate: 2026-11-20\n"
@@ -40,15 +39,6 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, S
     add_users_cheaply(engine, {EDITOR: Role.editor})
     yield engine, settings
     db.dispose_engine(settings.database_url)
-
-
-@pytest.fixture(scope="module")
-def editor(
-    shared: tuple[Engine, Settings], console_server: tuple[AppSlot, str]
-) -> Iterator[httpx.Client]:
-    with console_client(console_server, shared[1]) as client:
-        sign_in(client, EDITOR)
-        yield client
 
 
 FORM = {
