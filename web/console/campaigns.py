@@ -17,12 +17,11 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from campaigns import actions, editing, editor_view, views, weekly_plan
-from campaigns.delivery import proofs, waves
+from campaigns import actions, editing, editor_view, send_check, weekly_plan
+from campaigns.delivery import proofs
 from campaigns.models import CampaignStatus
 from campaigns.views import CampaignView
 from newsletter.accounts import ConsoleUser, Role
-from newsletter.clock import utcnow
 from newsletter.settings import Settings
 from web.console.deps import PREFIX, CsrfDep, CurrentUser, render, require_role
 from web.deps import SessionDep, SettingsDep
@@ -276,57 +275,21 @@ def schedule(
     return _back(campaign_id, "scheduled")
 
 
-def _same_content(
-    session: Session, settings: Settings, campaign: CampaignView
-) -> list[tuple[CampaignView, str]]:
-    """Other campaigns that went out (sent or sending) with this one's subject or its
-    snippets in the same order: what a duplicate sent again would repeat."""
-    snippets = editing.snippet_ids(session, campaign_id=campaign.id)
-    subject = " ".join(campaign.subject.split()).casefold()
-    found: list[tuple[CampaignView, str]] = []
-    for status in (CampaignStatus.SENDING, CampaignStatus.SENT):
-        for other in actions.list_campaigns(
-            session, settings=settings, status=status, limit=SAME_CONTENT_LOOKBACK
-        ):
-            if other.id == campaign.id:
-                continue
-            same_subject = " ".join(other.subject.split()).casefold() == subject
-            same_snippets = bool(snippets) and (
-                editing.snippet_ids(session, campaign_id=other.id) == snippets
-            )
-            if same_subject or same_snippets:
-                what = " and ".join(
-                    w
-                    for w, same in (("subject", same_subject), ("snippets", same_snippets))
-                    if same
-                )
-                found.append((other, f"the same {what}"))
-    return found
-
-
-SAME_CONTENT_LOOKBACK = 200  # sent campaigns compared, newest first: about four years
-
-
 def _confirm_send(
     request: Request, session: Session, settings: Settings, campaign_id: int
 ) -> HTMLResponse:
-    """The step before Send now: how many readers it goes to (the queueing's own
-    audience rule, campaigns.delivery.waves.audience_zones) and any earlier campaign
-    with the same content; only its form (``confirm=yes``) sends."""
-    campaign = actions.get_campaign(session, campaign_id=campaign_id)
-    view = views.view(campaign, settings=settings)
-    zones = waves.audience_zones(
-        session, campaign=campaign, list_zone=settings.timezone, on_date=utcnow().date()
-    )
+    """The step before Send now (campaigns.send_check): how many readers it goes to and
+    any earlier campaign with the same content; only its form (``confirm=yes``) sends."""
+    check = send_check.send_check(session, settings=settings, campaign_id=campaign_id)
     return render(
         request,
         "console/campaign_send_confirm.html.j2",
         title=f"Send campaign {campaign_id} now?",
-        c=view,
-        audience=sum(zones.values()),
+        c=check.campaign,
+        audience=check.readers,
         earlier=[
-            (other, what, status_note(other, settings))
-            for other, what in _same_content(session, settings, view)
+            (e.campaign, f"the same {e.what}", status_note(e.campaign, settings))
+            for e in check.earlier
         ],
     )
 

@@ -1,0 +1,45 @@
+"""campaigns.send_check: what Send now's confirmation says, on both databases."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from campaigns.models import CampaignStatus
+from campaigns.send_check import send_check
+from newsletter.settings import Settings
+from tests.support.content import make_campaign, make_snippet
+from tests.support.subscribers import make_subscriber
+
+S = CampaignStatus
+
+
+def test_readers_are_the_active_unpaused_list(session: Session, settings: Settings) -> None:
+    make_subscriber(session, "ann@example.com")
+    make_subscriber(session, "gone@example.com", status="unsubscribed")
+    draft = make_campaign(session, [make_snippet(session, settings)], subject="News")
+    session.commit()
+    assert send_check(session, settings=settings, campaign_id=draft.id or 0).readers == 1
+
+
+def test_a_campaign_sent_with_the_same_snippets_is_named_with_what_is_the_same(
+    session: Session, settings: Settings
+) -> None:
+    first, second = make_snippet(session, settings), make_snippet(session, settings)
+    sent = make_campaign(session, [first, second], subject="Week 47", status=S.SENT)
+    draft = make_campaign(session, [first, second], subject="  week   47 ")
+    other_order = make_campaign(session, [second, first], subject="Another", status=S.SENT)
+    session.commit()
+    earlier = send_check(session, settings=settings, campaign_id=draft.id or 0).earlier
+    assert [(e.campaign.id, e.what) for e in earlier] == [(sent.id, "subject and snippets")]
+    assert other_order.id not in [e.campaign.id for e in earlier]
+
+
+def test_a_draft_or_a_different_campaign_is_not_an_earlier_send(
+    session: Session, settings: Settings
+) -> None:
+    snippet = make_snippet(session, settings)
+    make_campaign(session, [snippet], subject="Same", status=S.DRAFT)
+    make_campaign(session, [make_snippet(session, settings)], subject="Other", status=S.SENT)
+    draft = make_campaign(session, [snippet], subject="Same")
+    session.commit()
+    assert send_check(session, settings=settings, campaign_id=draft.id or 0).earlier == []
