@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from urllib.parse import unquote
 
 import jinja2
+from email_validator import EmailNotValidError, validate_email
 
 from newsletter.mail import PLACEHOLDER_KEYS, placeholder
 from newsletter.settings import Settings
@@ -100,6 +102,19 @@ def is_live_http(href: str) -> bool:
     """A link a reader can follow: absolute http(s), or a per-recipient placeholder
     (``[%unsubscribe_url%]``) that the send loop replaces with one."""
     return href in PLACEHOLDERS or is_http_url(href)
+
+
+def is_mail_link(href: str) -> bool:
+    """``mailto:`` one valid address (RFC 6068), optionally with ``?subject=``: a snippet
+    summary may link to one (campaigns.content.summaries keeps such links)."""
+    if href[:7].lower() != "mailto:":
+        return False
+    address = unquote(href[7:].split("?", 1)[0])
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
 
 
 def template_sources(settings: Settings, names: Iterable[str]) -> dict[str, list[str]]:

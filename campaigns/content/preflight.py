@@ -40,6 +40,7 @@ from campaigns.content.html_checks import (
     audit_html,
     is_http_url,
     is_live_http,
+    is_mail_link,
     locate,
     template_sources,
 )
@@ -336,13 +337,13 @@ def _broken(
 def _link_findings(audit: HtmlAudit, sources: Sources) -> list[Finding]:
     out = []
     for link in audit.links:
-        if not is_live_http(link.href):
+        if not (is_live_http(link.href) or is_mail_link(link.href)):
             template, line = locate(sources, "href", link.href, (RENDERED_HTML, link.line))
             out.append(
                 Finding(
                     "error",
                     "link",
-                    f"link {link.href!r} is not an absolute http(s) URL",
+                    f"link {link.href!r} is not an absolute http(s) URL or a mailto: address",
                     template=template,
                     line=line,
                 )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
+from campaigns.content import snippet_library as library
 from campaigns.content.html_checks import audit_html
 from campaigns.content.preflight import Finding, claims_in, preflight, require_preflight
 from campaigns.models import Campaign
@@ -167,3 +168,35 @@ def test_require_preflight_raises_with_every_reason(
     cfg = settings.model_copy(update={"postal_address": None, "disclaimer": ""})
     with pytest.raises(ContentError, match=r"NEWSLETTER_POSTAL_ADDRESS.*NEWSLETTER_DISCLAIMER"):
         require_preflight(session, settings=cfg, campaign=campaign)
+
+
+def test_a_mailto_link_in_a_markdown_summary_passes(session: Session, settings: Settings) -> None:
+    snippet = library.create_snippet(
+        session,
+        settings=settings,
+        data={
+            "title": "Ask the nurse",
+            "summary": "Questions? [Write to our nurse](mailto:nurse@example.com) any weekday.",
+            "url": "https://blog.example.com/ask",
+        },
+        actor="jane@example.com",
+    ).snippet
+    report = preflight(session, settings=settings, campaign=make_campaign(session, [snippet]))
+    assert [f for f in report.findings if f.code == "link"] == []
+
+
+def test_a_mailto_link_without_a_valid_address_is_an_error(
+    session: Session, settings: Settings
+) -> None:
+    snippet = library.create_snippet(
+        session,
+        settings=settings,
+        data={
+            "title": "Ask nobody",
+            "summary": "Questions? [Write](mailto:not-an-address) any weekday.",
+            "url": "https://blog.example.com/ask-nobody",
+        },
+        actor="jane@example.com",
+    ).snippet
+    report = preflight(session, settings=settings, campaign=make_campaign(session, [snippet]))
+    assert [f.code for f in report.errors] == ["link"]
