@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from campaigns.actions import get_campaign
+from campaigns.content.preflight import preflight
 from campaigns.delivery import waves
 from campaigns.models import Campaign, CampaignSnippet, CampaignStatus
 from campaigns.views import CampaignView, view
+from campaigns.workflow import can_transition
 from newsletter.clock import utcnow
 from newsletter.settings import Settings
 
@@ -48,6 +50,10 @@ class SendCheck:
     campaign: CampaignView
     readers: int  # eligible readers today, by the queueing's rule
     earlier: list[EarlierSend]  # newest first
+    can_send: bool  # Send now may start from the campaign's status (campaigns.workflow)
+    # Preflight's errors (offline: no link fetched), "where: message"; the scheduler would
+    # refuse the send for them, so the confirmation names them instead of offering it.
+    errors: list[str]
 
 
 def send_check(
@@ -55,6 +61,12 @@ def send_check(
 ) -> SendCheck:
     """The facts for Send now's confirmation. Raises NotFound for an unknown campaign."""
     campaign = get_campaign(session, campaign_id=campaign_id)
+    can_send = can_transition(campaign.status, CampaignStatus.SCHEDULED)
+    errors: list[str] = []
+    if can_send:
+        offline = settings.model_copy(update={"preflight_fetch": False})
+        report = preflight(session, settings=offline, campaign=campaign)
+        errors = [f"{f.where}: {f.message}" if f.where else f.message for f in report.errors]
     zones = waves.audience_zones(
         session, campaign=campaign, list_zone=settings.timezone, on_date=utcnow().date()
     )
@@ -62,6 +74,8 @@ def send_check(
         campaign=view(campaign, settings=settings),
         readers=sum(zones.values()),
         earlier=_earlier(session, settings, campaign, lookback),
+        can_send=can_send,
+        errors=errors,
     )
 
 

@@ -43,3 +43,18 @@ def test_a_draft_or_a_different_campaign_is_not_an_earlier_send(
     draft = make_campaign(session, [snippet], subject="Same")
     session.commit()
     assert send_check(session, settings=settings, campaign_id=draft.id or 0).earlier == []
+
+
+def test_a_sent_campaign_cannot_be_sent_now(session: Session, settings: Settings) -> None:
+    sent = make_campaign(session, [make_snippet(session, settings)], subject="Done", status=S.SENT)
+    draft = make_campaign(session, [make_snippet(session, settings)], subject="Next")
+    session.commit()
+    assert not send_check(session, settings=settings, campaign_id=sent.id or 0).can_send
+    assert send_check(session, settings=settings, campaign_id=draft.id or 0).can_send
+
+
+def test_preflight_errors_are_named_before_a_send(session: Session, settings: Settings) -> None:
+    empty = make_campaign(session, [], subject="Nothing in it")
+    session.commit()
+    check = send_check(session, settings=settings, campaign_id=empty.id or 0)
+    assert check.errors == ["campaign: the campaign has no snippets"]

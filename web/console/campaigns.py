@@ -287,6 +287,8 @@ def _confirm_send(
         title=f"Send campaign {campaign_id} now?",
         c=check.campaign,
         audience=check.readers,
+        can_send=check.can_send,
+        errors=check.errors,
         earlier=[
             (e.campaign, f"the same {e.what}", status_note(e.campaign, settings))
             for e in check.earlier

@@ -150,3 +150,26 @@ def test_the_status_line_says_was_scheduled_for_a_paused_and_sent_on_for_a_sent_
     finished = weekly_plan.format_local(at - timedelta(days=8), settings)
     sent_page = editor.get(f"/admin/campaigns/{done}").text
     assert f'<span class="muted">sent on {finished}</span>' in sent_page
+
+
+def test_the_confirmation_of_a_sent_campaign_offers_no_send(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    done = _campaign(engine, settings, "Gone out", status=S.SENT, finished_at=utcnow())
+    page = editor.get(f"/admin/campaigns/{done}/send").text
+    assert "is sent: Send now cannot start from there." in page
+    assert 'name="confirm" value="yes"' not in page
+
+
+def test_the_confirmation_names_preflight_errors_and_offers_no_send(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, _settings = shared
+    with Session(engine) as session:
+        empty = make_campaign(session, [], subject="Empty issue")
+        session.commit()
+        cid = empty.id or 0
+    page = editor.get(f"/admin/campaigns/{cid}/send").text
+    assert "campaign: the campaign has no snippets" in page
+    assert 'name="confirm" value="yes"' not in page
