@@ -221,24 +221,32 @@ def console_message(err: Exception) -> str:
 
 
 def back_path(request: Request) -> str:
-    """The console page the marketer came from (the Referer's path, same origin only, never
-    an open redirect), or the dashboard."""
+    """The console page the marketer came from: the Referer's path (same origin only,
+    never an open redirect) when the browser sent one, else the page above the one
+    refused (``/admin/campaigns/3/schedule`` -> ``/admin/campaigns/3``; our pages send
+    ``Referrer-Policy: no-referrer``), else the dashboard."""
     referer = request.headers.get("referer", "")
     try:
         parts = urlsplit(referer)
     except ValueError:
-        return f"{CONSOLE_PREFIX}/"
+        parts = urlsplit("")
     same_origin = (parts.scheme, parts.netloc) == (request.url.scheme, request.url.netloc)
-    path = parts.path
-    if (
-        not same_origin
-        or not path.startswith(CONSOLE_PREFIX + "/")
-        or path.startswith(LOGIN_PATH)
-        or "//" in path
-        or "\\" in path
-    ):
-        return f"{CONSOLE_PREFIX}/"
-    return path + (f"?{parts.query}" if parts.query else "")
+    if referer and same_origin and _console_path(parts.path):
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    parent = request.url.path.rstrip("/").rpartition("/")[0]
+    return (
+        parent if _console_path(parent + "/") and parent != CONSOLE_PREFIX else f"{CONSOLE_PREFIX}/"
+    )
+
+
+def _console_path(path: str) -> bool:
+    """A console page's path we may link to: under /admin/, not sign-in, no tricks."""
+    return (
+        path.startswith(CONSOLE_PREFIX + "/")
+        and not path.startswith(LOGIN_PATH)
+        and "//" not in path
+        and "\\" not in path
+    )
 
 
 def _console(request: Request, err: Exception, status: int) -> Response:

@@ -65,7 +65,9 @@ def _public(snippet: Snippet) -> dict[str, Any]:
 
 
 def _markdown_of(data: Mapping[str, Any]) -> str | None:
-    markdown = str(data.get("summary") or "")
+    """The summary's Markdown with LF line ends: a browser's textarea sends CRLF (HTML's
+    form encoding), which would make an unchanged summary look changed."""
+    markdown = str(data.get("summary") or "").replace("\r\n", "\n").replace("\r", "\n")
     return markdown if markdown.strip() else None
 
 

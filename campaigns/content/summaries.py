@@ -112,6 +112,8 @@ class _TextWriter(HTMLParser):
             self.lists.pop()
 
     def handle_data(self, data: str) -> None:
+        if self.line.endswith("\n") and data.startswith("\n"):
+            data = data[1:]  # markdown-it writes "<br />\n": one line break, not two
         self.line += data
         if self.href is not None:
             self.link_text += data

@@ -207,3 +207,23 @@ def test_a_markdown_file_keeps_its_body_and_progress_counts_each_file(
         ("notes.txt", "", "not a Markdown file (.md)"),
         ("b.md", "line 1", "front matter: missing 'url'"),
     ]
+
+
+def test_a_summary_typed_with_crlf_line_ends_is_kept_with_lf(
+    shared: tuple[Engine, Settings],
+) -> None:
+    engine, settings = shared
+    with Session(engine) as session:
+        entry = library.create_snippet(
+            session,
+            settings=settings,
+            data={
+                "title": "Typed in a browser",
+                "summary": "First.\r\n\r\n- one\r\n- two",
+                "url": "https://blog.example.com/typed-crlf",
+            },
+            actor="jane@example.com",
+            source="console",
+        )
+        snippet_id = entry.snippet.id or 0
+        assert library.summary_source(session, snippet_id=snippet_id) == "First.\n\n- one\n- two"

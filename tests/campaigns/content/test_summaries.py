@@ -58,3 +58,7 @@ def test_a_summary_with_its_markdown_is_shown_structured() -> None:
     html, _ = summaries.for_email(summaries.flat_text(MARKDOWN), MARKDOWN)
     assert "<ul>\n<li>cat-cow on hands and knees</li>" in html
     assert "<em>pelvic</em>" in html and "<strong>shoots</strong>" in html
+
+
+def test_a_hard_line_break_is_one_line_break_in_the_text() -> None:
+    assert summaries.reading_text("line  \nbreak") == "line\nbreak"

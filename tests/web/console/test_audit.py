@@ -67,3 +67,16 @@ def test_a_long_value_may_wrap_while_its_name_stays_on_one_line(
     assert f'<span class="nowrap">preheader:</span> {preheader}' in page
     spans = re.findall(r'<span class="nowrap">([^<]*)</span>', page)
     assert spans and all(len(text) < 40 for text in spans)  # names only, never free text
+
+
+def test_a_value_without_spaces_may_break_anywhere(
+    site: httpx.Client, sqlite_engine: Engine
+) -> None:
+    url = "https://blog.example.com/" + "a-very-long-article-path-" * 8
+    with Session(sqlite_engine) as session:
+        audit.record(session, OWNER, "snippet.create", "snippet", 9, after={"url": url})
+        session.commit()
+    sign_in(site, OWNER)
+    page = site.get("/admin/audit").text
+    assert f'<td class="small break"><span class="nowrap">url:</span> {url}</td>' in page
+    assert ".break { overflow-wrap: anywhere; }" in site.get("/static/console.css").text

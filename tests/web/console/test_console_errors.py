@@ -65,8 +65,21 @@ def test_a_refusal_never_links_back_to_another_site(
     cid = _draft(shared)
     for referer in ("https://evil.example/admin/campaigns/1", "//evil.example/admin/"):
         refused = _schedule_in_the_past(editor, cid, referer)
-        assert '<a href="/admin/">Back to the dashboard</a>' in refused.text
+        assert f'<a href="/admin/campaigns/{cid}">Go back</a>' in refused.text  # the path's
         assert "evil.example" not in refused.text
+
+
+def test_without_a_referer_a_refusal_links_to_the_page_above_the_one_refused(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """Our pages send Referrer-Policy: no-referrer, so browsers send no Referer."""
+    cid = _draft(shared)
+    refused = _schedule_in_the_past(editor, cid, "")
+    assert f'<a href="/admin/campaigns/{cid}">Go back</a>' in refused.text
+
+
+def test_an_unknown_console_page_links_to_the_dashboard(editor: httpx.Client) -> None:
+    assert '<a href="/admin/">Back to the dashboard</a>' in editor.get("/admin/nope").text
 
 
 def test_a_time_in_the_past_says_what_to_do_without_the_field_prefix(
