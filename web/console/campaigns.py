@@ -10,7 +10,7 @@ same-origin access runs inside), with the text part beside them.
 
 from __future__ import annotations
 
-import re
+from email.utils import getaddresses
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -76,23 +76,16 @@ def status_note(c: CampaignView, settings: Settings) -> str:
     return f"was scheduled for {scheduled}"
 
 
-# Names may hold spaces: "Name <address>" entries are split on commas, semicolons and
-# lines; an entry without angle brackets may still hold several bare addresses.
-_ENTRIES = re.compile(r"[,;\n]+")
-_NAMED = re.compile(r"^[^<>]*<([^<>]*)>$")
-
-
 def typed_addresses(text: str) -> list[str]:
-    """The addresses of a test-send field: ``a@example.com, Editor <ed@example.com>``;
-    each is then checked by proofs.clean_addresses (email-validator)."""
-    addresses: list[str] = []
-    for entry in _ENTRIES.split(text or ""):
-        named = _NAMED.match(entry.strip())
-        if named:
-            addresses.append(named.group(1).strip())
-        else:
-            addresses.extend(proofs.split_addresses(entry))
-    return addresses
+    """The addresses of a test-send field: ``a@example.com b@example.com`` (commas,
+    semicolons, spaces or lines between them) or, with a display name,
+    ``Editor <ed@example.com>, "Ed, Jr" <jr@example.com>`` (RFC 5322 address lists, read
+    by the standard library's parser: a quoted name may hold a comma). Each is then
+    checked by proofs.clean_addresses (email-validator)."""
+    if "<" not in (text or ""):
+        return proofs.split_addresses(text)
+    entries = getaddresses([text.replace(";", ",").replace("\n", ",")])
+    return [address for _name, address in entries if address]
 
 
 @router.get("")

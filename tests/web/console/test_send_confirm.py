@@ -173,3 +173,17 @@ def test_the_confirmation_names_preflight_errors_and_offers_no_send(
     page = editor.get(f"/admin/campaigns/{cid}/send").text
     assert "campaign: the campaign has no snippets" in page
     assert 'name="confirm" value="yes"' not in page
+
+
+def test_a_test_send_reads_a_quoted_name_with_a_comma(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    engine, settings = shared
+    cid = _campaign(engine, settings, "Proof for Ed")
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    sent = editor.post(
+        f"/admin/campaigns/{cid}/test-send",
+        data={"csrf_token": token, "to": '"Ed, Jr" <jr@example.com>; me2@example.com'},
+    )
+    assert sent.status_code == 303, sent.text
+    assert messages_to(settings, "jr@example.com") and messages_to(settings, "me2@example.com")
