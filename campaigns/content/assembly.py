@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from campaigns import weekly_plan
 from campaigns.content import summaries
-from campaigns.content.snippets import collapse_whitespace, site_url, trim_text
+from campaigns.content.snippets import collapse_whitespace, loadable_url, trim_text
 from campaigns.content.sources import SnippetSource
 from campaigns.models import (
     Campaign,
@@ -184,7 +184,7 @@ def snippet_view(item: IssueItem, *, settings: Settings) -> dict[str, Any]:
         "summary_html": summary_html,
         "summary_text": summary_text,
         "url": s.url,
-        "image_url": site_url(settings, s.image_url) if s.image_url else None,
+        "image_url": loadable_url(settings, s.image_url) if s.image_url else None,
         "image_alt": s.image_alt or s.title,
         "category": s.category,
         "category_label": category_label(s.category, settings=settings),

@@ -46,7 +46,7 @@ from campaigns.content.html_checks import (
 )
 from campaigns.content.reachability import UrlCheck, check_urls
 from campaigns.content.rendering import HTML_TEMPLATE, TEXT_TEMPLATE, RenderedIssue, render_campaign
-from campaigns.content.snippets import collapse_whitespace, site_url
+from campaigns.content.snippets import collapse_whitespace, loadable_url
 from campaigns.content.web_version import is_web_version
 from campaigns.models import Campaign
 from newsletter.errors import ContentError, TemplateError
@@ -195,7 +195,7 @@ def _snippet_findings(item: IssueItem, *, settings: Settings) -> list[Finding]:
     if not is_http_url(s.url):
         finding("error", "link", f"link {s.url!r} is not an absolute http(s) URL", "url")
     if s.image_url:
-        if not is_http_url(site_url(settings, s.image_url)):  # a path on our site is fine
+        if not is_http_url(loadable_url(settings, s.image_url)):  # a path on our site is fine
             bad = f"image {s.image_url!r} is not an absolute http(s) URL"
             finding("error", "image", bad, "image_url")
         if not (s.image_alt or "").strip():
@@ -321,7 +321,7 @@ def _broken(
     else:
         severity, code, attribute, field_name = "warning", "link-broken", "href", "url"
         message = f"link {check.url!r} does not open ({check.reason})"
-    owned = ((i.snippet, site_url(at, getattr(i.snippet, field_name) or "")) for i in items)
+    owned = ((i.snippet, loadable_url(at, getattr(i.snippet, field_name) or "")) for i in items)
     owners = [snippet for snippet, url in owned if url == check.url]
     if owners:
         return [

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
+from campaigns.content.web_version import site_url
 from campaigns.models import (
     Campaign,
     CampaignSnippet,
@@ -155,10 +156,10 @@ def optional_image_url(url: str | None, *, field_name: str) -> str | None:
     return text
 
 
-def site_url(settings: Settings, url: str) -> str:
-    """``url`` as a reader's client can load it: a path on our site gets
-    NEWSLETTER_BASE_URL in front; anything else is returned as is."""
-    return settings.base_url.rstrip("/") + url if is_site_path(url) else url
+def loadable_url(settings: Settings, url: str) -> str:
+    """``url`` as a reader's client can load it: a path on our site becomes an address on
+    NEWSLETTER_BASE_URL (web_version.site_url); anything else is returned as is."""
+    return site_url(settings, url) if is_site_path(url) else url
 
 
 SnippetInput = SnippetCreate | Mapping[str, Any]
