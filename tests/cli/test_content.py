@@ -20,6 +20,7 @@ from cli import app
 from newsletter import db
 from tests.conftest import CHROMIUM
 from tests.support.content import CONTENT_DIR
+from tests.support.servers import QuietHTTPServer
 
 runner = CliRunner()
 NEWSLETTER = Path(sys.executable).parent / "newsletter"
@@ -178,7 +179,7 @@ def test_import_from_the_blog_feed_url_makes_every_link_absolute_on_the_blog(
             pass
 
     handler = functools.partial(Quiet, directory=str(CONTENT_DIR))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -25,6 +25,7 @@ from campaigns.models import Snippet
 from newsletter.errors import FetchFailed, FetchRefused, FetchTimedOut, FetchTooLarge
 from newsletter.net import address_refusal, allowed_addresses, open_url
 from newsletter.settings import Settings, load_settings
+from tests.support.servers import QuietHTTPServer
 
 FEED = (
     b'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
@@ -117,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def site() -> Iterator[Site]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     port = server.server_address[1]
     info = Site(url=f"http://127.0.0.1:{port}", port=port)

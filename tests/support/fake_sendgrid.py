@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import threading
 import time
 import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.servers import QuietHTTPServer
 
 MAX_PERSONALIZATIONS = 1000
 MAX_CUSTOM_ARGS = 10_000
@@ -31,16 +32,6 @@ class Invalid(Exception):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """A client that goes away mid-request (a sender killed on purpose, a timeout a test
-    provokes) is what real servers see too: no traceback in the test log for it."""
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
 
 
 @dataclass
@@ -155,7 +146,7 @@ class FakeSendGrid:
         self.hold: tuple[int, float] | None = None
         self.held = threading.Event()
         self.keep_bodies = True
-        self.server = _QuietServer(("127.0.0.1", 0), self._handler())
+        self.server = QuietHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.server.block_on_close = False
         self.thread = threading.Thread(

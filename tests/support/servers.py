@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import uvicorn
+
+
+class QuietHTTPServer(ThreadingHTTPServer):
+    """The test servers' http.server: a client that goes away mid-request (a sender
+    killed on purpose, a fetch that hit its deadline) is what real servers see too, so
+    no traceback lands in the test log for it; any other error still prints."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from sqlmodel import Session
@@ -24,6 +24,7 @@ from campaigns.models import Campaign, Snippet
 from newsletter.errors import ContentError
 from newsletter.settings import Settings, load_settings
 from tests.support.content import make_campaign, make_snippet, shipped_template, with_templates
+from tests.support.servers import QuietHTTPServer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
@@ -112,7 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def site() -> Iterator[Site]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     info = Site(url=f"http://127.0.0.1:{server.server_address[1]}")
     server.RequestHandlerClass = type("Handler", (_Handler,), {"site": info})

@@ -17,6 +17,7 @@ from campaigns.models import Snippet
 from newsletter.errors import InvalidInput
 from newsletter.settings import Settings
 from tests.support.content import CONTENT_DIR
+from tests.support.servers import QuietHTTPServer
 
 
 def rss(*items: str, channel_link: str = "https://blog.example.com/") -> str:
@@ -308,7 +309,7 @@ def feed_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             pass
 
     handler = functools.partial(Quiet, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = QuietHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

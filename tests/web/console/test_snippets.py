@@ -22,6 +22,7 @@ from newsletter.settings import Settings
 from tests.conftest import make_settings
 from tests.support.console import EDITOR, add_users_cheaply, csrf_of
 from tests.support.content import make_snippet
+from tests.support.servers import QuietHTTPServer
 
 GOOD_MD = (
     b"---\ntitle: Sitting well\nurl: https://blog.example.com/sitting\ndate: 2026-11-20\n"
@@ -193,7 +194,7 @@ def test_a_feed_url_import_ends_with_its_report_naming_the_bad_entry(
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    server = QuietHTTPServer(("127.0.0.1", 0), Feed)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
     try:
