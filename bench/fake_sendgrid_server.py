@@ -11,8 +11,11 @@ not on the sender's critical path (SendGrid, too, accepts first and processes la
 whether the server or the sender was the limit.
 
 Run: ``python -m bench.fake_sendgrid_server --api-key KEY`` prints the bound port on
-its first line of stdout, then serves until SIGTERM. Only the standard library is
-imported, so it starts in a fraction of a second.
+its first line of stdout, then serves until SIGTERM. It imports only the standard library
+and orjson, so it starts in a fraction of a second. It parses with orjson, not ``json``:
+on the benchmark's two cores the peer takes CPU from the sender it measures (the real
+SendGrid parses on its own machines), and ``json.loads`` of a 850 KB body cost about
+5 ms of the peer's 7 per 1000 recipients.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 SEND_PATH = "/v3/mail/send"
 STATS_PATH = "/__stats"
@@ -172,8 +177,8 @@ class FakeSendGrid:
         """
         counts = self.counts
         try:
-            payload = json.loads(body)
-        except ValueError:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
             payload = None
         problem, addresses = _problem(payload)
         if problem is not None:
