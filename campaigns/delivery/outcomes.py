@@ -94,5 +94,10 @@ def record_outcome(
         tally.deferred += deferred
         tally.failed += failed
     statuses, deferred_now = result.statuses, result.deferred
-    tally.retry = [r for r in job if r.delivery_id in deferred_now or r.delivery_id not in statuses]
+    # A provider answers for the job's recipients only: as many statuses as recipients and
+    # none deferred means every one was answered (the common case: no pass over the job).
+    if deferred_now or len(statuses) != len(job):
+        tally.retry = [
+            r for r in job if r.delivery_id in deferred_now or r.delivery_id not in statuses
+        ]
     return tally

@@ -40,23 +40,10 @@ class _PurposeSigner:
         self.inner, self.outer = _hmac_sha1_pads(self._signer.derive_key())
         self.sep = bytes(self._signer.sep)
         self.prefix = f"{base_url}/{purpose.value}/"
-        self._prefix = self.prefix.encode()
+        self.link = self.prefix.encode()
 
     def timestamp(self) -> bytes:
         return base64_encode(int_to_bytes(self._signer.get_timestamp()))
-
-    def sign(self, value: bytes) -> bytes:
-        """The token's signature part: base64 of HMAC-SHA1(derived key, value)."""
-        inner = self.inner.copy()
-        inner.update(value)
-        outer = self.outer.copy()
-        outer.update(inner.digest())
-        # 20 bytes of SHA-1 are 28 base64 characters, the last one padding.
-        return b2a_base64(outer.digest(), newline=False)[:27].translate(_URLSAFE)
-
-    def url(self, value: bytes) -> str:
-        """The link: ``<base>/<purpose>/<value>.<signature>`` (value = payload.timestamp)."""
-        return (self._prefix + value + self.sep + self.sign(value)).decode()
 
 
 def _hmac_sha1_pads(key: bytes) -> tuple[Any, Any]:
@@ -80,12 +67,12 @@ _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
-def _b64(data: bytes) -> bytes:
-    """itsdangerous.encoding.base64_encode, minus its Python-level wrapping."""
-    return b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
-
-
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _sig64(digest: bytes) -> bytes:
+    """A SHA-1 digest's base64 without its padding: 20 bytes are 28 characters, one "="."""
+    return b2a_base64(digest, newline=False)[:27]
 
 
 class RecipientLinks:
@@ -93,6 +80,7 @@ class RecipientLinks:
 
     def __init__(self, settings: Settings, *, campaign_id: int | None = None) -> None:
         base = settings.base_url.rstrip("/")
+        self.base_url = base
         self._unsubscribe = _PurposeSigner(settings, Purpose.UNSUBSCRIBE, base)
         self._preferences = _PurposeSigner(settings, Purpose.PREFERENCES, base)
         if self._unsubscribe.sep != self._preferences.sep:  # pragma: no cover - drift guard
@@ -139,11 +127,37 @@ class RecipientLinks:
         # the value is built once, the keyed HMAC states are copied (the hot path of a
         # send). The payload is itsdangerous' compact JSON of [id, "key", campaign]; too
         # short and random to be zlib-compressed (the test pins equality with Tokens).
-        payload = b'[%d,"%s"%s' % (subscriber_id, link_key.encode("ascii"), self._close)
-        value = _b64(payload) + self._tail
+        unsubscribe, preferences, track = self.signed(subscriber_id, link_key, tracked)
         values = personal_values(name) if name else self._nameless.copy()
-        values[UNSUBSCRIBE_URL] = self._unsubscribe.url(value)
-        values[PREFERENCES_URL] = self._preferences.url(value)
-        if self.tracking is not None and tracked and link_key:
-            values[TRACK] = self.tracking.token(subscriber_id, link_key)
+        values[UNSUBSCRIBE_URL] = unsubscribe.decode()
+        values[PREFERENCES_URL] = preferences.decode()
+        if track is not None:
+            values[TRACK] = track.decode()
         return values
+
+    def signed(
+        self, subscriber_id: int, link_key: str, tracked: bool = True
+    ) -> tuple[bytes, bytes, bytes | None]:
+        """(unsubscribe URL, preferences URL, tracking token or None), ASCII bytes: the
+        signed part of :meth:`values`, for a provider that writes its request as bytes."""
+        # Both tokens sign the same "<payload>.<timestamp>" value, each with its own key:
+        # the value is built once, the keyed HMAC states are copied (the hot path of a
+        # send). The payload is itsdangerous' compact JSON of [id, "key", campaign]; too
+        # short and random to be zlib-compressed (the test pins equality with Tokens).
+        payload = b'[%d,"%s"%s' % (subscriber_id, link_key.encode("ascii"), self._close)
+        value = b2a_base64(payload, newline=False).translate(_URLSAFE).rstrip(b"=") + self._tail
+        # _PurposeSigner.url twice, written out: this runs once per reader of a send.
+        u, p = self._unsubscribe, self._preferences
+        inner = u.inner.copy()
+        inner.update(value)
+        outer = u.outer.copy()
+        outer.update(inner.digest())
+        unsubscribe = u.link + value + u.sep + _sig64(outer.digest()).translate(_URLSAFE)
+        inner = p.inner.copy()
+        inner.update(value)
+        outer = p.outer.copy()
+        outer.update(inner.digest())
+        preferences = p.link + value + p.sep + _sig64(outer.digest()).translate(_URLSAFE)
+        if self.tracking is None or not tracked or not link_key:
+            return unsubscribe, preferences, None
+        return unsubscribe, preferences, self.tracking.token_bytes(subscriber_id, link_key)

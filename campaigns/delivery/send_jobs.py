@@ -35,6 +35,8 @@ class Job:
     # batch, a variant's run): one range update may mark them sent. Not so for a batch
     # split into tracked and plain readers, whose ids interleave.
     ranged: bool = True
+    # What the provider made of it ahead (Provider.prepare), on the loop's thread.
+    prepared: object | None = None
 
 
 @dataclass
@@ -57,7 +59,7 @@ def attempt(provider: Provider, content: BulkContent, job: Job, stop: threading.
         return Outcome(job, abandoned=True)
     began = time.monotonic()
     try:
-        result = provider.send_batch(job.content or content, job.recipients)
+        result = provider.send_prepared(job.content or content, job.recipients, job.prepared)
     except ProviderError as err:
         return Outcome(job, error=err, seconds=time.monotonic() - began)
     return Outcome(job, result=result, seconds=time.monotonic() - began)

@@ -3,8 +3,9 @@
 :class:`SendLoop` holds the run's state (the reader, the jobs in flight and waiting for a
 retry, the report) and each step is a method. Providers work in a thread pool
 (``send_concurrency`` workers); everything that touches the database happens on the
-caller's thread, between batches: reading the next batch while the provider works on the
-last, recording each outcome from the provider's typed result
+caller's thread, between batches: reading the next batch, and having the provider
+prepare it (``Provider.prepare``: SendGrid's request bodies), while the provider works on
+the last, recording each outcome from the provider's typed result
 (``providers.base.BatchResult``) in the transaction that renews the send lease (when a
 third of it has passed).
 ``campaigns.delivery.sending`` says how exactly-once holds and which faults do what.
@@ -90,7 +91,11 @@ class SendLoop:
         links.tracking = tracking  # issue 15: our click and open links, per reader
         self.reader = self._db(
             lambda: LedgerReader(
-                session, campaign_id=campaign_id, links=links, batch_size=self._batch_size()
+                session,
+                campaign_id=campaign_id,
+                links=links,
+                batch_size=self._batch_size(),
+                sign_links=not provider.signs_links,
             )
         )
         self.pacer = Pacer(settings.send_rate_per_second)
@@ -165,9 +170,14 @@ class SendLoop:
         """A batch as jobs (None at the end of the ledger): see send_jobs.split_batch."""
         if batch is None:
             return None
-        return split_batch(
+        jobs = split_batch(
             self.session, batch, variants=self.variants, plain_content=self.plain_content
         )
+        # The provider's CPU work for these jobs, here while the batch before is in flight
+        # (a send is CPU-bound: this fills the wait for the provider's answer).
+        for job in jobs:
+            job.prepared = self.provider.prepare(job.content or self.content, job.recipients)
+        return jobs
 
     def _next_job(self) -> Job | None:
         """A retry first, else the batch read ahead; None when there is nothing to send."""

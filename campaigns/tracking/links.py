@@ -215,13 +215,17 @@ class TrackingValues:
         self._head = b"%d." % campaign_id
 
     def token(self, subscriber_id: int, link_key: str) -> str:
+        return self.token_bytes(subscriber_id, link_key).decode()
+
+    def token_bytes(self, subscriber_id: int, link_key: str) -> bytes:
+        """:meth:`token` as ASCII bytes."""
         ids = self._head + b"%d" % subscriber_id
         inner = self._inner.copy()
         inner.update(ids + b"." + link_key.encode())
         outer = self._outer.copy()
         outer.update(inner.digest())
         mac = b2a_base64(outer.digest()[:MAC_BYTES], newline=False).translate(_URLSAFE)
-        return (ids + b"." + mac).decode()
+        return ids + b"." + mac
 
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 
 from campaigns.models import Campaign
 from newsletter.errors import ContentError
@@ -20,6 +21,10 @@ from newsletter.mail import ONE_CLICK, MimeTemplate, OutgoingMessage, list_id
 from newsletter.settings import Settings
 
 TEST_PREFIX = "[TEST] "
+
+# A recipient's values not made yet: the provider signs the links itself
+# (``Provider.signs_links``; SendGrid with NEWSLETTER_SENDGRID_PROCESSES), from ``link_key``.
+UNSIGNED: Mapping[str, str] = MappingProxyType({})
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, 1 µs per
@@ -38,6 +43,9 @@ class Recipient:
     plain: bool = False
     # Issue 15: the VERP envelope sender (campaigns.delivery.verp) when a bounce domain is set.
     return_path: str | None = None
+    # The subscriber's link key, for a provider that signs the links itself (``values``
+    # is then ``UNSIGNED``); empty otherwise.
+    link_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,26 +152,42 @@ class BatchResult:
     request_ids: bool = False
     statuses: dict[int, RecipientStatus] = field(default_factory=dict)
     retry_after: float | None = None
+    # What was ever set, so the send loop's reading of a whole-batch answer (all accepted
+    # under one id: nearly every SendGrid batch) skips the passes over a thousand statuses.
+    _kinds: set[SendStatus] = field(default_factory=set, repr=False, compare=False)
+    _message_ids: set[str | None] = field(default_factory=set, repr=False, compare=False)
 
     def accept(self, delivery_ids: Iterable[int], message_id: str | None) -> None:
         self.statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(ACCEPTED, message_id)))
+        self._kinds.add(ACCEPTED)
+        self._message_ids.add(message_id)
 
     def reject(self, delivery_ids: Iterable[int], reason: str) -> None:
         self.statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(REJECTED, None, reason)))
+        self._kinds.add(REJECTED)
 
     def defer(self, delivery_ids: Iterable[int], reason: str) -> None:
         self.statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(DEFERRED, None, reason)))
+        self._kinds.add(DEFERRED)
 
     def bounce(self, delivery_id: int, reason: str, reply: str) -> None:
         """The receiving server refused this recipient for good (SMTP 5yz): a bounce."""
         self.statuses[delivery_id] = RecipientStatus(REJECTED, None, reason, reply)
+        self._kinds.add(REJECTED)
 
     def postpone(self, delivery_id: int, reason: str) -> None:
         """The receiving server refused this recipient for now (SMTP 4yz)."""
         self.statuses[delivery_id] = RecipientStatus(TRANSIENT, None, reason)
+        self._kinds.add(TRANSIENT)
+
+    def one_answer(self) -> tuple[bool, str | None]:
+        """(True, the message id) when every status is "accepted" under that one id."""
+        if self._kinds == {ACCEPTED} and len(self._message_ids) == 1:
+            return True, next(iter(self._message_ids))
+        return False, None
 
     def has(self, status: SendStatus) -> bool:
-        return any(s.status is status for s in self.statuses.values())
+        return status in self._kinds and any(s.status is status for s in self.statuses.values())
 
     @property
     def settled(self) -> bool:
@@ -172,6 +196,8 @@ class BatchResult:
         return self.has(ACCEPTED) or self.has(REJECTED) or self.has(TRANSIENT)
 
     def _with(self, status: SendStatus) -> dict[int, RecipientStatus]:
+        if status not in self._kinds:  # never set: no pass over the statuses
+            return {}
         return {i: s for i, s in self.statuses.items() if s.status is status}
 
     @property
@@ -203,6 +229,9 @@ class BatchResult:
 class Provider(ABC):
     name: str
     batch_size: int = 100  # recipients the send loop hands over at once
+    # True: give me recipients with ``values=UNSIGNED`` and their ``link_key``; I sign
+    # their links myself (elsewhere than the send loop's thread).
+    signs_links: bool = False
 
     @abstractmethod
     def send_batch(self, content: BulkContent, recipients: Sequence[Recipient]) -> BatchResult:
@@ -212,6 +241,19 @@ class Provider(ABC):
         ProviderUnavailable (try the whole batch again later), ProviderRejected (the
         whole batch refused for good).
         """
+
+    def prepare(self, content: BulkContent, recipients: Sequence[Recipient]) -> object | None:
+        """The CPU work of a batch, done ahead: the send loop calls it on its own thread
+        while the batch before is in flight, and hands the result to :meth:`send_prepared`
+        (the request bodies, for SendGrid). Never raises a ProviderError: a refusal is
+        kept for ``send_prepared`` to raise. None: nothing to do ahead (the default)."""
+        return None
+
+    def send_prepared(
+        self, content: BulkContent, recipients: Sequence[Recipient], prepared: object | None
+    ) -> BatchResult:
+        """:meth:`send_batch` with what :meth:`prepare` made (None: not prepared)."""
+        return self.send_batch(content, recipients)
 
     @abstractmethod
     def send_message(self, message: OutgoingMessage) -> str:

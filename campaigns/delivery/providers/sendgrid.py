@@ -2,9 +2,11 @@
 
 One request carries up to 1000 recipients as personalizations. The rendered HTML and
 text travel once per request; each personalization carries its recipient's placeholder
-values as ``substitutions``. We build the raw request body as a dict: the client's
-``Mail`` helper classes cost milliseconds per 1000 personalizations, the dict almost
-nothing.
+values as ``substitutions`` (``sendgrid_personalizations``). We build the raw request
+body ourselves: the client's ``Mail`` helper classes cost milliseconds per 1000
+personalizations. A send is CPU-bound: the send loop has :meth:`SendGridProvider.prepare`
+sign its readers' links and encode their personalizations on its own thread while the
+batch before is in flight, and the sending thread only posts (``send_prepared``).
 
 Vendor quirks handled here:
 - SendGrid does not apply substitutions to headers, so every personalization carries its
@@ -27,10 +29,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass
 from http.client import HTTPException
+from operator import attrgetter
 from typing import Any
 from urllib.error import URLError
 
@@ -38,48 +40,48 @@ import orjson
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from campaigns.delivery.providers.base import BatchResult, BulkContent, Provider, Recipient
+from campaigns.delivery.providers.base import (
+    UNSIGNED,
+    BatchResult,
+    BulkContent,
+    Provider,
+    Recipient,
+)
+from campaigns.delivery.providers.sendgrid_answers import rejection, retry_after
+from campaigns.delivery.providers.sendgrid_personalizations import (
+    ARG_CAMPAIGN,
+    ARG_DELIVERY,
+    ARG_SUBSCRIBER,
+    CUSTOM_ARG_PREFIX,
+    PersonalizationEncoder,
+    encode,
+    sender,
+    to,
+)
+from campaigns.delivery.recipient_links import RecipientLinks
+from campaigns.tracking.links import TrackingValues
 from newsletter.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
 )
-from newsletter.headers import check_header_text, safe_display_name
-from newsletter.mail import (
-    GREETING,
-    ONE_CLICK,
-    PLACEHOLDER_KEYS,
-    TRACK,
-    UNSUBSCRIBE_URL,
-    OutgoingMessage,
-    personal_values,
-    placeholder,
-)
+from newsletter.headers import check_header_text
+from newsletter.mail import ONE_CLICK, OutgoingMessage
 from newsletter.settings import SENDGRID_MAX_BATCH, Settings
 
-# SendGrid echoes custom_args beside its own event fields: our prefix keeps them apart.
-CUSTOM_ARG_PREFIX = "nl_"
-ARG_CAMPAIGN = f"{CUSTOM_ARG_PREFIX}campaign_id"
-ARG_SUBSCRIBER = f"{CUSTOM_ARG_PREFIX}subscriber_id"
-ARG_DELIVERY = f"{CUSTOM_ARG_PREFIX}delivery_id"
+__all__ = ["ARG_CAMPAIGN", "ARG_DELIVERY", "ARG_SUBSCRIBER", "SendGridProvider"]
 
 MAX_PERSONALIZATIONS = SENDGRID_MAX_BATCH
 MAX_CUSTOM_ARGS_BYTES = 10_000
 MAX_REQUEST_BYTES = 30 * 1024 * 1024
 _REQUEST_MARGIN = 64 * 1024  # JSON punctuation our size estimate does not count
 _PERSONALIZATION_OVERHEAD = 400  # keys, quotes and braces of one personalization
+_UNSIGNED_VALUES = 2048  # generous: the values of a recipient whose links we sign
 _GENEROUS_PERSONALIZATION = 8 * 1024  # more than any real recipient's values take
 
 
-class _Tags(dict[str, str]):
-    """Placeholder key -> SendGrid substitution tag; a key not listed gets its tag made."""
-
-    def __missing__(self, key: str) -> str:
-        return placeholder(key)
-
-
-_TAGS = _Tags({key: placeholder(key) for key in (*PLACEHOLDER_KEYS, TRACK)})
+_EMAIL = attrgetter("email")
 # Not exactly "application/json", so the client sends our bytes instead of json.dumps-ing
 # a dict (python_http_client/client.py compares the header with ==). SendGrid accepts it.
 CONTENT_TYPE = "application/json; charset=utf-8"
@@ -115,57 +117,16 @@ class _SerializedBody(str):
         return self.payload
 
 
-def _sender(email: str, name: str | None, field: str = "From") -> dict[str, str]:
-    """SendGrid's ``{"email", "name"}``; values pass newsletter.mail's header check
-    (HeaderInjection), as SendGrid writes them into the From/To headers."""
-    check_header_text(field, email)
-    return {"email": email, "name": check_header_text(field, name)} if name else {"email": email}
-
-
-def _to(email: str, name: str | None) -> dict[str, str]:
-    """A recipient: a stored name that may not go into a header is left out, not sent."""
-    return _sender(email, safe_display_name(name), "To")
-
-
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: check_header_text(name, value) for name, value in headers.items()}
 
 
-def _retry_after(headers: Any) -> float | None:
-    """Seconds to wait, from Retry-After (seconds or HTTP date) or X-RateLimit-Reset."""
-    if headers is None:
-        return None
-    value = headers.get("Retry-After")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-            except (TypeError, ValueError):
-                pass
-    reset = headers.get("X-RateLimit-Reset")
-    if reset:
-        try:
-            return max(0.0, float(reset) - time.time())
-        except ValueError:
-            return None
-    return None
+@dataclass
+class _Prepared:
+    """A batch's requests (recipients, their personalizations as JSON), or why none."""
 
-
-def _rejection(body: bytes | str | None) -> str:
-    """'field X: message' from SendGrid's error JSON, else the raw body."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    try:
-        errors = json.loads(text).get("errors") or []
-    except (ValueError, AttributeError):
-        return text.strip()[:500] or "no details"
-    parts = []
-    for item in errors:
-        field = item.get("field")
-        message = item.get("message", "")
-        parts.append(f"field {field!r}: {message}" if field else message)
-    return "; ".join(parts) or text.strip()[:500]
+    requests: list[tuple[list[Recipient], bytes]]
+    error: ProviderError | None = None
 
 
 class SendGridProvider(Provider):
@@ -179,13 +140,18 @@ class SendGridProvider(Provider):
         timeout: float = 30.0,
         sandbox: bool = False,
         batch_size: int = MAX_PERSONALIZATIONS,
+        settings: Settings | None = None,
     ) -> None:
+        """``settings``: sign the links of ledger recipients here, as bytes
+        (``signs_links``; sendgrid_personalizations.PersonalizationEncoder)."""
         self._api_key = api_key
         self._api_host = api_host.rstrip("/")
         self._timeout = timeout
         self.sandbox = sandbox
         self.batch_size = min(batch_size, MAX_PERSONALIZATIONS)
         self._local = threading.local()  # one client per sending thread
+        self._settings = settings
+        self.signs_links = settings is not None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SendGridProvider:
@@ -195,6 +161,7 @@ class SendGridProvider(Provider):
             timeout=settings.sendgrid_timeout_seconds,
             sandbox=settings.sendgrid_sandbox,
             batch_size=settings.sendgrid_batch_size,
+            settings=settings,
         )
 
     def _client(self) -> SendGridAPIClient:
@@ -208,14 +175,20 @@ class SendGridProvider(Provider):
 
     # ------------------------------------------------------------------ requests
 
-    def _post(self, body: dict[str, Any]) -> str:
-        """POST /v3/mail/send; return X-Message-Id or raise a ProviderError subclass."""
-        serialized = _SerializedBody(orjson.dumps(body))
+    def _post(self, body: dict[str, Any], personalizations: bytes | None = None) -> str:
+        """POST /v3/mail/send; return X-Message-Id or raise a ProviderError subclass.
+
+        ``personalizations``: the JSON array, already encoded, to go in ``body``.
+        """
+        payload = orjson.dumps(body)
+        if personalizations is not None:  # body is never empty: it has "from" at least
+            payload = b'{"personalizations":' + personalizations + b"," + payload[1:]
+        serialized = _SerializedBody(payload)
         try:
             response = self._client().client.mail.send.post(request_body=serialized)
         except HTTPError as err:
             status = err.status_code
-            detail = _rejection(err.body)
+            detail = rejection(err.body)
             if status in (401, 403):
                 raise ProviderAuthError(
                     f"SendGrid refused our API key: {detail}", status=status, response=detail
@@ -225,7 +198,7 @@ class SendGridProvider(Provider):
                     f"SendGrid is busy or failing: {detail}",
                     status=status,
                     response=detail,
-                    retry_after=_retry_after(err.headers),
+                    retry_after=retry_after(err.headers),
                 ) from err
             raise ProviderRejected(
                 f"SendGrid rejected the request: {detail}", status=status, response=detail
@@ -242,7 +215,7 @@ class SendGridProvider(Provider):
 
     def _content(self, content: BulkContent) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "from": _sender(content.from_email, content.from_name),
+            "from": sender(content.from_email, content.from_name),
             "subject": check_header_text("Subject", content.subject_line),
             "content": [
                 {"type": "text/plain", "value": content.text},
@@ -255,7 +228,7 @@ class SendGridProvider(Provider):
             "custom_args": {ARG_CAMPAIGN: str(content.campaign_id)},
         }
         if content.reply_to:
-            body["reply_to"] = _sender(content.reply_to, None, "Reply-To")
+            body["reply_to"] = sender(content.reply_to, None, "Reply-To")
         if content.categories:
             body["categories"] = list(content.categories)
         if self.sandbox:
@@ -268,50 +241,36 @@ class SendGridProvider(Provider):
         return body
 
     @staticmethod
-    def _personalization(campaign_id: str, recipient: Recipient, test: bool) -> dict[str, Any]:
-        values = recipient.values
-        if GREETING not in values:  # SendGrid would leave "[%greeting%]" in the email
-            values = {**personal_values(recipient.name), **values}
-        # custom_args are three short decimal ids under fixed keys: far below 10,000 bytes.
-        args = {ARG_CAMPAIGN: campaign_id}
-        if not test:  # a test send has no ledger row to point at
-            args[ARG_SUBSCRIBER] = str(recipient.subscriber_id)
-            args[ARG_DELIVERY] = str(recipient.delivery_id)
-        unsubscribe = f"<{values[UNSUBSCRIBE_URL]}>"
-        return {
-            "to": [_to(recipient.email, recipient.name)],
-            "substitutions": {_TAGS[key]: value for key, value in values.items()},
-            # Literal per recipient: SendGrid does not substitute inside headers. The
-            # one-click POST header, the same for all, is in the body's (see _content).
-            "headers": {"List-Unsubscribe": check_header_text("List-Unsubscribe", unsubscribe)},
-            # Opaque ids only: SendGrid keeps custom_args long-term and cannot redact them.
-            "custom_args": args,
-        }
-
-    @staticmethod
     def _estimate(recipient: Recipient) -> int:
         """Bytes one personalization adds to the request, generously rounded up."""
+        values = recipient.values
         return (
             _PERSONALIZATION_OVERHEAD
-            + 2 * sum(len(v) for v in recipient.values.values())
+            + (_UNSIGNED_VALUES if values is UNSIGNED else 2 * sum(map(len, values.values())))
             + 2 * len(recipient.email)
             + 2 * len(recipient.name or "")
         )
 
     def _requests(
-        self, fixed_size: int, recipients: Sequence[Recipient], campaign_id: str, test: bool
-    ) -> Iterable[tuple[list[Recipient], list[dict[str, Any]]]]:
+        self, fixed_size: int, recipients: Sequence[Recipient]
+    ) -> Iterable[list[Recipient]]:
         """Split into requests with no address twice, <= batch size and <= 30 MB each."""
         budget = MAX_REQUEST_BYTES - _REQUEST_MARGIN - fixed_size
         if budget <= 0:
             raise ProviderRejected("the rendered email alone exceeds SendGrid's 30 MB limit")
         # Sizes only need counting when a batch could come near the limit (huge content).
         careful = fixed_size + self.batch_size * _GENEROUS_PERSONALIZATION > budget
+        if (
+            not careful
+            and len(recipients) <= self.batch_size
+            and len(set(map(str.lower, map(_EMAIL, recipients)))) == len(recipients)
+        ):
+            yield list(recipients)  # the usual batch: one request as it is
+            return
         pending = list(recipients)
         while pending:
             seen: set[str] = set()
             chosen: list[Recipient] = []
-            items: list[dict[str, Any]] = []
             later: list[Recipient] = []
             size = 0
             for recipient in pending:
@@ -326,10 +285,43 @@ class SendGridProvider(Provider):
                     continue
                 seen.add(address)
                 chosen.append(recipient)
-                items.append(self._personalization(campaign_id, recipient, test))
                 size += estimate
-            yield chosen, items
+            yield chosen
             pending = later
+
+    def _personalizations(self, content: BulkContent, chosen: Sequence[Recipient]) -> bytes:
+        """The request's personalizations as JSON; unsigned recipients' links signed here."""
+        if chosen and chosen[0].values is UNSIGNED:
+            return self._encoder(content).encode(chosen)
+        return encode(content.campaign_id, chosen, content.test)
+
+    def _encoder(self, content: BulkContent) -> PersonalizationEncoder:
+        """This thread's encoder for the content's campaign (its links keyed once)."""
+        if self._settings is None or content.test:  # the send loop asks signs_links first
+            raise RuntimeError("unsigned recipients need the settings, and a ledger send")
+        encoders = self._local.__dict__.setdefault("encoders", {})
+        key = (content.campaign_id, content.tracking)
+        encoder = encoders.get(key)
+        if encoder is None:
+            links = RecipientLinks(self._settings, campaign_id=content.campaign_id)
+            if content.tracking:
+                links.tracking = TrackingValues(self._settings, campaign_id=content.campaign_id)
+            encoder = encoders[key] = PersonalizationEncoder(links, content.campaign_id)
+        return encoder
+
+    def prepare(self, content: BulkContent, recipients: Sequence[Recipient]) -> _Prepared:
+        """The batch's requests, their personalizations encoded (links signed): most of a
+        send's CPU, done on the send loop's thread while the batch before is in flight."""
+        try:
+            fixed = len(content.html.encode()) + len(content.text.encode()) + len(content.subject)
+            return _Prepared(
+                [
+                    (chosen, self._personalizations(content, chosen))
+                    for chosen in self._requests(fixed, recipients)
+                ]
+            )
+        except ProviderError as err:
+            return _Prepared([], err)
 
     def send_batch(self, content: BulkContent, recipients: Sequence[Recipient]) -> BatchResult:
         """Usually one request; more when an address repeats or the size calls for it.
@@ -339,16 +331,22 @@ class SendGridProvider(Provider):
         the batch went out defers the rest, with SendGrid's Retry-After. Raises as
         :meth:`Provider.send_batch` says when nothing of the batch went out.
         """
+        return self.send_prepared(content, recipients, self.prepare(content, recipients))
+
+    def send_prepared(
+        self, content: BulkContent, recipients: Sequence[Recipient], prepared: object | None
+    ) -> BatchResult:
+        """:meth:`send_batch` with the requests :meth:`prepare` made of ``recipients``."""
+        if not isinstance(prepared, _Prepared):
+            prepared = self.prepare(content, recipients)
+        if prepared.error is not None:
+            raise prepared.error
         result = BatchResult(request_ids=True)
         body = self._content(content)
-        fixed = len(content.html.encode()) + len(content.text.encode()) + len(content.subject)
         accepted = 0
-        for chosen, items in self._requests(
-            fixed, recipients, str(content.campaign_id), content.test
-        ):
-            body["personalizations"] = items
+        for chosen, personalizations in prepared.requests:
             try:
-                message_id = self._post(body)
+                message_id = self._post(body, personalizations)
             except ProviderUnavailable as err:
                 if not accepted:
                     raise
@@ -369,7 +367,7 @@ class SendGridProvider(Provider):
         return result
 
     def send_message(self, message: OutgoingMessage) -> str:
-        personalization: dict[str, Any] = {"to": [_to(message.to_email, message.to_name)]}
+        personalization: dict[str, Any] = {"to": [to(message.to_email, message.to_name)]}
         if message.headers:
             personalization["headers"] = _headers(message.headers)
         if message.metadata:
@@ -379,7 +377,7 @@ class SendGridProvider(Provider):
             personalization["custom_args"] = args
         body: dict[str, Any] = {
             "personalizations": [personalization],
-            "from": _sender(message.from_email, message.from_name),
+            "from": sender(message.from_email, message.from_name),
             "subject": check_header_text("Subject", message.subject),
             "content": [
                 {"type": "text/plain", "value": message.text},
@@ -387,7 +385,7 @@ class SendGridProvider(Provider):
             ],
         }
         if message.reply_to:
-            body["reply_to"] = _sender(message.reply_to, None, "Reply-To")
+            body["reply_to"] = sender(message.reply_to, None, "Reply-To")
         if message.categories:
             body["categories"] = list(message.categories)
         if self.sandbox:

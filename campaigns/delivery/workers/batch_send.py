@@ -68,8 +68,22 @@ class Block:
 class BlockReader(LedgerReader):
     """The ledger reader, from the block's first id to its last."""
 
-    def __init__(self, session: Session, *, block: Block, links: RecipientLinks, size: int):
-        super().__init__(session, campaign_id=block.campaign_id, links=links, batch_size=size)
+    def __init__(
+        self,
+        session: Session,
+        *,
+        block: Block,
+        links: RecipientLinks,
+        size: int,
+        sign_links: bool = True,
+    ):
+        super().__init__(
+            session,
+            campaign_id=block.campaign_id,
+            links=links,
+            batch_size=size,
+            sign_links=sign_links,
+        )
         self.last_id = block.first_id - 1
         self._query = self._query.where(_delivery.c.id <= block.last_id)
 
@@ -86,7 +100,11 @@ class BlockLoop(SendLoop):
     def bounded(self, block: Block, pacer: SharedPacer) -> BlockLoop:
         self.block = block
         self.reader = BlockReader(
-            self.session, block=block, links=self.reader.links, size=self.reader.batch_size
+            self.session,
+            block=block,
+            links=self.reader.links,
+            size=self.reader.batch_size,
+            sign_links=self.reader.sign_links,
         )
         self.pacer = pacer  # type: ignore[assignment]
         return self

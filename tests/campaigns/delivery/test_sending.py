@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -357,3 +358,58 @@ def test_test_send_to_a_suppressed_address_is_refused_and_nothing_goes(
                 provider=SendGridProvider.from_settings(cfg),
             )
     assert fake.attempts == 0
+
+
+class _WatchedSendGrid(SendGridProvider):
+    """The real provider, noting which thread prepares and what the sending thread gets."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.prepared_on: list[str] = []
+        self.sent_prepared: list[bool] = []
+
+    def prepare(self, content, recipients):  # type: ignore[no-untyped-def]
+        self.prepared_on.append(threading.current_thread().name)
+        return super().prepare(content, recipients)
+
+    def send_prepared(self, content, recipients, prepared):  # type: ignore[no-untyped-def]
+        self.sent_prepared.append(prepared is not None)
+        return super().send_prepared(content, recipients, prepared)
+
+
+def test_each_batch_is_prepared_on_the_loops_thread_and_posted_as_prepared(
+    settings: Settings, engine: Engine, session: Session, fake: FakeSendGrid
+):
+    add_subscribers(engine, 2_500)
+    campaign = make_campaign(session)
+    cfg = sg_settings(settings, fake)
+    provider = _WatchedSendGrid(api_key=API_KEY, api_host=fake.url, timeout=5.0, settings=cfg)
+    report = send_campaign(
+        session, settings=cfg, campaign_id=campaign.id, preflight=False, provider=provider
+    )
+    assert (report.sent, fake.recipients) == (2_500, 2_500) and not fake.duplicates()
+    assert provider.prepared_on == [threading.main_thread().name] * 3
+    assert provider.sent_prepared == [True] * 3
+
+
+def test_unsigned_readers_get_links_that_verify_when_their_names_need_care(
+    settings: Settings, engine: Engine, session: Session, fake: FakeSendGrid
+):
+    add_subscribers(engine, 3)
+    for subscriber_id, name in ((1, 'Jo "JJ" & <Co>'), (2, "Chloé García"), (3, "Tab\there")):
+        session.execute(
+            sa.update(Subscriber).where(Subscriber.id == subscriber_id).values(name=name)
+        )
+    session.commit()
+    campaign = make_campaign(session)
+    cfg = sg_settings(settings, fake)
+    send_campaign(session, settings=cfg, campaign_id=campaign.id, preflight=False)
+    items = fake.requests[0]["personalizations"]
+    by_id = {int(i["custom_args"]["nl_subscriber_id"]): i for i in items}
+    assert by_id[1]["substitutions"]["[%name_html%]"] == "Jo &quot;JJ&quot; &amp; &lt;Co&gt;"
+    assert by_id[2]["to"] == [{"email": "user2@example.com", "name": "Chloé García"}]
+    assert by_id[3]["substitutions"]["[%greeting%]"] == "Hello Tab here,"
+    tokens = Tokens(cfg)
+    for subscriber_id, item in by_id.items():
+        token = item["headers"]["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1]
+        assert tokens.verify(Purpose.UNSUBSCRIBE, token) == subscriber_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import socket
@@ -199,3 +200,32 @@ def test_request_body_goes_as_utf8_json_and_logs_as_a_summary(fake, caplog):
     payloads = [r.getMessage() for r in caplog.records if r.getMessage().startswith("PAYLOAD")]
     assert len(payloads) == 1
     assert re.fullmatch(r"PAYLOAD: <SendGrid mail/send JSON, \d+ bytes>", payloads[0])
+
+
+def test_content_over_30_mb_is_refused_before_anything_is_posted(fake):
+    huge = dataclasses.replace(content(), html="<p>" + "x" * (31 * 1024 * 1024) + "</p>")
+    with pytest.raises(ProviderRejected, match="30 MB"):
+        provider_for(fake).send_batch(huge, [recipient(1)])
+    assert fake.attempts == 0
+
+
+def test_a_refusal_found_while_preparing_waits_for_the_send_to_be_raised(fake):
+    """prepare runs on the send loop's thread and must not raise a provider's refusal."""
+    huge = dataclasses.replace(content(), html="<p>" + "x" * (31 * 1024 * 1024) + "</p>")
+    provider = provider_for(fake)
+    prepared = provider.prepare(huge, [recipient(1)])
+    with pytest.raises(ProviderRejected, match="30 MB"):
+        provider.send_prepared(huge, [recipient(1)], prepared)
+
+
+def test_send_prepared_without_a_preparation_prepares_itself(fake):
+    result = provider_for(fake).send_prepared(content(), [recipient(1), recipient(2)], None)
+    assert set(result.accepted) == {1001, 1002} and len(fake.requests) == 1
+
+
+def test_a_prepared_batch_is_posted_as_prepared(fake):
+    provider = provider_for(fake)
+    prepared = provider.prepare(content(), [recipient(1), recipient(2)])
+    provider.send_prepared(content(), [recipient(1), recipient(2)], prepared)
+    sent = [p["to"][0]["email"] for p in fake.requests[0]["personalizations"]]
+    assert sent == ["r1@example.com", "r2@example.com"]
