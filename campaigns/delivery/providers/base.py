@@ -245,8 +245,10 @@ class Provider(ABC):
     def prepare(self, content: BulkContent, recipients: Sequence[Recipient]) -> object | None:
         """The CPU work of a batch, done ahead: the send loop calls it on its own thread
         while the batch before is in flight, and hands the result to :meth:`send_prepared`
-        (the request bodies, for SendGrid). Never raises a ProviderError: a refusal is
-        kept for ``send_prepared`` to raise. None: nothing to do ahead (the default)."""
+        (the request bodies, for SendGrid). Never raises: an error is kept for
+        ``send_prepared`` to raise, where ``send_batch`` would have (raised on the loop's
+        thread, it would stop the loop before the batch in flight is recorded). None:
+        nothing to do ahead (the default)."""
         return None
 
     def send_prepared(

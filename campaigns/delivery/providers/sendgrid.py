@@ -126,7 +126,7 @@ class _Prepared:
     """A batch's requests (recipients, their personalizations as JSON), or why none."""
 
     requests: list[tuple[list[Recipient], bytes]]
-    error: ProviderError | None = None
+    error: Exception | None = None
 
 
 class SendGridProvider(Provider):
@@ -311,7 +311,13 @@ class SendGridProvider(Provider):
 
     def prepare(self, content: BulkContent, recipients: Sequence[Recipient]) -> _Prepared:
         """The batch's requests, their personalizations encoded (links signed): most of a
-        send's CPU, done on the send loop's thread while the batch before is in flight."""
+        send's CPU, done on the send loop's thread while the batch before is in flight.
+
+        Raises nothing: any error (a refusal over 30 MB, a stored address that may not go
+        into a header) is kept for :meth:`send_prepared` to raise on the sending thread.
+        Raised here, it would stop the loop before the batch in flight is recorded, and
+        every resume would send that batch again.
+        """
         try:
             fixed = len(content.html.encode()) + len(content.text.encode()) + len(content.subject)
             return _Prepared(
@@ -320,7 +326,7 @@ class SendGridProvider(Provider):
                     for chosen in self._requests(fixed, recipients)
                 ]
             )
-        except ProviderError as err:
+        except Exception as err:  # kept, and raised by send_prepared
             return _Prepared([], err)
 
     def send_batch(self, content: BulkContent, recipients: Sequence[Recipient]) -> BatchResult:

@@ -17,7 +17,7 @@ from campaigns.delivery.providers.sendgrid import SendGridProvider
 from campaigns.delivery.sending import SendProgress, send_campaign
 from campaigns.models import Campaign, CampaignStatus, Delivery
 from campaigns.workflow import transition
-from newsletter.errors import Suppressed
+from newsletter.errors import HeaderInjection, Suppressed
 from newsletter.settings import Settings
 from subscribers.models import Subscriber, Suppression, SuppressionReason
 from subscribers.suppression import suppress
@@ -413,3 +413,23 @@ def test_unsigned_readers_get_links_that_verify_when_their_names_need_care(
     for subscriber_id, item in by_id.items():
         token = item["headers"]["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1]
         assert tokens.verify(Purpose.UNSUBSCRIBE, token) == subscriber_id
+
+
+def test_a_stored_address_that_may_not_be_a_header_stops_the_send_with_nothing_unrecorded(
+    settings: Settings, engine: Engine, session: Session, fake: FakeSendGrid
+):
+    """Found by a review: the batch after the one in flight is prepared on the loop's
+    thread; its error must not stop the loop before the batch in flight is recorded."""
+    add_subscribers(engine, 2_500)
+    bad = "u1500@example.com\r\nBcc: x@evil.example"
+    session.execute(sa.update(Subscriber).where(Subscriber.id == 1500).values(email=bad))
+    session.commit()
+    campaign = make_campaign(session)
+    cfg = sg_settings(settings, fake)
+    with pytest.raises(HeaderInjection):
+        send_campaign(session, settings=cfg, campaign_id=campaign.id, preflight=False)
+    session.expire_all()
+    assert statuses(session, campaign.id)["sent"] == fake.recipients == 1_000
+    with pytest.raises(HeaderInjection):  # a resume stops at the same row, sending nothing again
+        send_campaign(session, settings=cfg, campaign_id=campaign.id, preflight=False)
+    assert fake.recipients == 1_000 and not fake.duplicates()
