@@ -297,14 +297,6 @@ def record_accepted(
     by_request: dict[str | None, list[int]] = defaultdict(list)
     for delivery_id, message_id in accepted.items():
         by_request[message_id].append(delivery_id)
-    if ranged and len(by_request) == 1 and len(accepted) == len(job):
-        return record_sent_range(
-            session,
-            campaign_id=campaign_id,
-            first_id=job[0].delivery_id,
-            last_id=job[-1].delivery_id,
-            message_id=next(iter(by_request)),
-        )
     now = utcnow()
     sent = 0
     for message_id, ids in by_request.items():

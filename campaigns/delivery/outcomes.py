@@ -94,8 +94,9 @@ def record_outcome(
         tally.deferred += deferred
         tally.failed += failed
     statuses, deferred_now = result.statuses, result.deferred
-    # A provider answers for the job's recipients only: as many statuses as recipients and
-    # none deferred means every one was answered (the common case: no pass over the job).
+    # Assumes a provider answers for the job's recipients only (every provider here
+    # does): then as many statuses as recipients, none deferred, means every one was
+    # answered (the common case: no pass over the job).
     if deferred_now or len(statuses) != len(job):
         tally.retry = [
             r for r in job if r.delivery_id in deferred_now or r.delivery_id not in statuses

@@ -214,11 +214,8 @@ class TrackingValues:
         self._outer = hashlib.sha256(key.translate(_OPAD))
         self._head = b"%d." % campaign_id
 
-    def token(self, subscriber_id: int, link_key: str) -> str:
-        return self.token_bytes(subscriber_id, link_key).decode()
-
     def token_bytes(self, subscriber_id: int, link_key: str) -> bytes:
-        """:meth:`token` as ASCII bytes."""
+        """The reader's token, as :func:`make_token` makes it, in ASCII bytes."""
         ids = self._head + b"%d" % subscriber_id
         inner = self._inner.copy()
         inner.update(ids + b"." + link_key.encode())

@@ -7,7 +7,10 @@
 - ``outbox``: ``.eml`` files in a folder, the same bytes SMTP carries (demo, tests).
 - ``smtp``: RFC 5321 over a reused connection per thread, pipelined (RFC 2920), DKIM.
 - ``sendgrid``: SendGrid's v3 Mail Send through the official client: the request body,
-  our custom_args names, SendGrid's limits and error answers.
+  SendGrid's limits, a batch's requests prepared ahead (``prepare``); with
+  ``sendgrid_personalizations`` (one per recipient, our custom_args names, written as
+  bytes from unsigned recipients) and ``sendgrid_http`` (the body we hand the client,
+  Retry-After, error bodies).
 - ``sendgrid_events``: SendGrid's Event Webhook: the signature check and the table
   from SendGrid's event names to our vocabulary (``campaigns.tracking.events``).
 - ``factory``: the provider ``NEWSLETTER_PROVIDER`` names.

@@ -22,8 +22,8 @@ from newsletter.settings import Settings
 
 TEST_PREFIX = "[TEST] "
 
-# A recipient's values not made yet: the provider signs the links itself
-# (``Provider.signs_links``; SendGrid with NEWSLETTER_SENDGRID_PROCESSES), from ``link_key``.
+# A recipient's values not made yet: the provider signs the links itself, from
+# ``Recipient.link_key`` (``Provider.signs_links``: SendGrid built from the settings).
 UNSIGNED: Mapping[str, str] = MappingProxyType({})
 
 
@@ -43,8 +43,9 @@ class Recipient:
     plain: bool = False
     # Issue 15: the VERP envelope sender (campaigns.delivery.verp) when a bounce domain is set.
     return_path: str | None = None
-    # The subscriber's link key, for a provider that signs the links itself (``values``
-    # is then ``UNSIGNED``); empty otherwise.
+    # The subscriber's link key (subscribers.models.new_link_key), for a provider that
+    # signs the links itself (``values`` is then ``UNSIGNED``); the ledger reader always
+    # sets it, a test copy has none.
     link_key: str = ""
 
 
@@ -147,47 +148,57 @@ class BatchResult:
     its recipients (SendGrid's X-Message-Id, up to 1000 of them), False when it names one
     message (SMTP, the outbox). ``retry_after``: seconds the provider asked us to wait
     before the deferred are tried again (Retry-After), if it did.
+
+    Statuses are written through the methods only (``statuses`` reads them): the result
+    knows which kinds and message ids it ever set, so the send loop reads a whole-batch
+    answer (all accepted under one id: nearly every SendGrid batch) without passes over
+    a thousand statuses.
     """
 
     request_ids: bool = False
-    statuses: dict[int, RecipientStatus] = field(default_factory=dict)
     retry_after: float | None = None
-    # What was ever set, so the send loop's reading of a whole-batch answer (all accepted
-    # under one id: nearly every SendGrid batch) skips the passes over a thousand statuses.
+    _statuses: dict[int, RecipientStatus] = field(default_factory=dict, repr=False)
     _kinds: set[SendStatus] = field(default_factory=set, repr=False, compare=False)
     _message_ids: set[str | None] = field(default_factory=set, repr=False, compare=False)
 
+    @property
+    def statuses(self) -> Mapping[int, RecipientStatus]:
+        """Delivery id -> what became of that recipient (read-only)."""
+        return MappingProxyType(self._statuses)
+
     def accept(self, delivery_ids: Iterable[int], message_id: str | None) -> None:
-        self.statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(ACCEPTED, message_id)))
+        self._statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(ACCEPTED, message_id)))
         self._kinds.add(ACCEPTED)
         self._message_ids.add(message_id)
 
     def reject(self, delivery_ids: Iterable[int], reason: str) -> None:
-        self.statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(REJECTED, None, reason)))
+        self._statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(REJECTED, None, reason)))
         self._kinds.add(REJECTED)
 
     def defer(self, delivery_ids: Iterable[int], reason: str) -> None:
-        self.statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(DEFERRED, None, reason)))
+        self._statuses.update(dict.fromkeys(delivery_ids, RecipientStatus(DEFERRED, None, reason)))
         self._kinds.add(DEFERRED)
 
     def bounce(self, delivery_id: int, reason: str, reply: str) -> None:
         """The receiving server refused this recipient for good (SMTP 5yz): a bounce."""
-        self.statuses[delivery_id] = RecipientStatus(REJECTED, None, reason, reply)
+        self._statuses[delivery_id] = RecipientStatus(REJECTED, None, reason, reply)
         self._kinds.add(REJECTED)
 
     def postpone(self, delivery_id: int, reason: str) -> None:
         """The receiving server refused this recipient for now (SMTP 4yz)."""
-        self.statuses[delivery_id] = RecipientStatus(TRANSIENT, None, reason)
+        self._statuses[delivery_id] = RecipientStatus(TRANSIENT, None, reason)
         self._kinds.add(TRANSIENT)
 
     def one_answer(self) -> tuple[bool, str | None]:
-        """(True, the message id) when every status is "accepted" under that one id."""
+        """(True, the message id) when every status is "accepted" under that one id (a
+        kind overwritten since still counts: the answer is then (False, None), which
+        only costs the passes)."""
         if self._kinds == {ACCEPTED} and len(self._message_ids) == 1:
             return True, next(iter(self._message_ids))
         return False, None
 
     def has(self, status: SendStatus) -> bool:
-        return status in self._kinds and any(s.status is status for s in self.statuses.values())
+        return status in self._kinds and any(s.status is status for s in self._statuses.values())
 
     @property
     def settled(self) -> bool:
@@ -198,7 +209,7 @@ class BatchResult:
     def _with(self, status: SendStatus) -> dict[int, RecipientStatus]:
         if status not in self._kinds:  # never set: no pass over the statuses
             return {}
-        return {i: s for i, s in self.statuses.items() if s.status is status}
+        return {i: s for i, s in self._statuses.items() if s.status is status}
 
     @property
     def accepted(self) -> dict[int, str | None]:

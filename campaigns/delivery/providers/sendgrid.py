@@ -22,7 +22,7 @@ Vendor quirks handled here:
   on every request, even with debug logging off, and serialises it with ``json.dumps``:
   about 10 ms per 500 KB request, 10 s per million recipients. We serialise the body
   ourselves with orjson and hand the client a body that logs as a one-line summary
-  (see ``_SerializedBody``).
+  (see ``sendgrid_http.SerializedBody``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,12 @@ from campaigns.delivery.providers.base import (
     Provider,
     Recipient,
 )
-from campaigns.delivery.providers.sendgrid_answers import rejection, retry_after
+from campaigns.delivery.providers.sendgrid_http import (
+    CONTENT_TYPE,
+    SerializedBody,
+    rejection,
+    retry_after,
+)
 from campaigns.delivery.providers.sendgrid_personalizations import (
     ARG_CAMPAIGN,
     ARG_DELIVERY,
@@ -82,39 +87,6 @@ _GENEROUS_PERSONALIZATION = 8 * 1024  # more than any real recipient's values ta
 
 
 _EMAIL = attrgetter("email")
-# Not exactly "application/json", so the client sends our bytes instead of json.dumps-ing
-# a dict (python_http_client/client.py compares the header with ==). SendGrid accepts it.
-CONTENT_TYPE = "application/json; charset=utf-8"
-
-
-class _BodyBytes(bytes):
-    """The encoded request body; formats as a summary, never as 500 KB of text.
-
-    python_http_client evaluates ``'PAYLOAD: {data}'.format(data=request.data)`` on every
-    request whatever the log level; for plain bytes that is a repr of the whole body.
-    """
-
-    def _summary(self) -> str:
-        return f"<SendGrid mail/send JSON, {len(self)} bytes>"
-
-    def __format__(self, spec: str) -> str:
-        return self._summary()
-
-    __repr__ = __str__ = _summary
-
-
-class _SerializedBody(str):
-    """A request body already serialised: the client calls ``.encode('utf-8')`` on it."""
-
-    def __new__(cls, payload: bytes) -> _SerializedBody:
-        body = super().__new__(cls, f"<SendGrid mail/send JSON, {len(payload)} bytes>")
-        body.payload = _BodyBytes(payload)
-        return body
-
-    payload: _BodyBytes
-
-    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return self.payload
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -123,8 +95,10 @@ def _headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass
 class _Prepared:
-    """A batch's requests (recipients, their personalizations as JSON), or why none."""
+    """A batch's requests (recipients, their personalizations as JSON), or why none;
+    ``source``: the recipients it was made of (send_prepared sends only those)."""
 
+    source: Sequence[Recipient]
     requests: list[tuple[list[Recipient], bytes]]
     error: Exception | None = None
 
@@ -169,7 +143,9 @@ class SendGridProvider(Provider):
         if client is None:
             client = SendGridAPIClient(api_key=self._api_key, host=self._api_host)
             client.client.timeout = self._timeout  # none by default: a hung socket hangs us
-            client.client.request_headers["Content-Type"] = CONTENT_TYPE  # see _SerializedBody
+            client.client.request_headers["Content-Type"] = (
+                CONTENT_TYPE  # see sendgrid_http.SerializedBody
+            )
             self._local.client = client
         return client
 
@@ -183,7 +159,7 @@ class SendGridProvider(Provider):
         payload = orjson.dumps(body)
         if personalizations is not None:  # body is never empty: it has "from" at least
             payload = b'{"personalizations":' + personalizations + b"," + payload[1:]
-        serialized = _SerializedBody(payload)
+        serialized = SerializedBody(payload)
         try:
             response = self._client().client.mail.send.post(request_body=serialized)
         except HTTPError as err:
@@ -262,7 +238,7 @@ class SendGridProvider(Provider):
         careful = fixed_size + self.batch_size * _GENEROUS_PERSONALIZATION > budget
         if (
             not careful
-            and len(recipients) <= self.batch_size
+            and 0 < len(recipients) <= self.batch_size
             and len(set(map(str.lower, map(_EMAIL, recipients)))) == len(recipients)
         ):
             yield list(recipients)  # the usual batch: one request as it is
@@ -290,10 +266,14 @@ class SendGridProvider(Provider):
             pending = later
 
     def _personalizations(self, content: BulkContent, chosen: Sequence[Recipient]) -> bytes:
-        """The request's personalizations as JSON; unsigned recipients' links signed here."""
-        if chosen and chosen[0].values is UNSIGNED:
-            return self._encoder(content).encode(chosen)
-        return encode(content.campaign_id, chosen, content.test)
+        """The request's personalizations as JSON; unsigned recipients' links signed here.
+        Raises RuntimeError for a request that mixes unsigned and signed recipients."""
+        unsigned = sum(r.values is UNSIGNED for r in chosen)
+        if not unsigned:
+            return encode(content.campaign_id, chosen, content.test)
+        if unsigned < len(chosen):
+            raise RuntimeError("a request mixes recipients with and without their links")
+        return self._encoder(content).encode(chosen)
 
     def _encoder(self, content: BulkContent) -> PersonalizationEncoder:
         """This thread's encoder for the content's campaign (its links keyed once)."""
@@ -321,13 +301,14 @@ class SendGridProvider(Provider):
         try:
             fixed = len(content.html.encode()) + len(content.text.encode()) + len(content.subject)
             return _Prepared(
+                recipients,
                 [
                     (chosen, self._personalizations(content, chosen))
                     for chosen in self._requests(fixed, recipients)
-                ]
+                ],
             )
         except Exception as err:  # kept, and raised by send_prepared
-            return _Prepared([], err)
+            return _Prepared(recipients, [], err)
 
     def send_batch(self, content: BulkContent, recipients: Sequence[Recipient]) -> BatchResult:
         """Usually one request; more when an address repeats or the size calls for it.
@@ -342,8 +323,9 @@ class SendGridProvider(Provider):
     def send_prepared(
         self, content: BulkContent, recipients: Sequence[Recipient], prepared: object | None
     ) -> BatchResult:
-        """:meth:`send_batch` with the requests :meth:`prepare` made of ``recipients``."""
-        if not isinstance(prepared, _Prepared):
+        """:meth:`send_batch` with the requests :meth:`prepare` made of ``recipients``
+        (prepared again here when ``prepared`` was made of other recipients, or is None)."""
+        if not isinstance(prepared, _Prepared) or prepared.source is not recipients:
             prepared = self.prepare(content, recipients)
         if prepared.error is not None:
             raise prepared.error

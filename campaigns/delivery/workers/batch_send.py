@@ -76,7 +76,7 @@ class BlockReader(LedgerReader):
         links: RecipientLinks,
         size: int,
         sign_links: bool = True,
-    ):
+    ) -> None:
         super().__init__(
             session,
             campaign_id=block.campaign_id,

@@ -114,3 +114,17 @@ def test_a_reader_that_signs_gives_each_recipient_their_links(
     batch = reader.next_batch() or []
     assert len(batch) == 6
     assert all("/unsubscribe/" in r.values[UNSUBSCRIBE_URL] for r in batch)
+
+
+def test_a_block_reader_passes_the_signing_choice_on(
+    session: Session, engine: Engine, settings: Settings
+) -> None:
+    from campaigns.delivery.workers.batch_send import Block, BlockReader
+
+    campaign_id, rows = _queued_rows(session, engine)
+    block = Block(campaign_id, rows[0].id or 0, rows[-1].id or 0)
+    reader = BlockReader(
+        session, block=block, links=RecipientLinks(settings), size=10, sign_links=False
+    )
+    batch = reader.next_batch() or []
+    assert len(batch) == 6 and all(r.values is UNSIGNED for r in batch)

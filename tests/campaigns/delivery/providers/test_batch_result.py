@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from campaigns.delivery.providers.base import BatchResult
+import pytest
+
+from campaigns.delivery.providers.base import DEFERRED, BatchResult
 
 
 def test_one_answer_names_the_id_when_all_were_accepted_under_it():
@@ -18,25 +20,45 @@ def test_one_answer_is_false_after_a_second_request_id():
     assert result.one_answer() == (False, None)
 
 
-def test_one_answer_is_false_when_anyone_was_rejected_deferred_or_put_off():
-    for mark in ("reject", "defer", "postpone", "bounce"):
-        result = BatchResult()
-        result.accept([1, 2], "id")
-        if mark == "reject":
-            result.reject([3], "no")
-        elif mark == "defer":
-            result.defer([3], "busy")
-        elif mark == "postpone":
-            result.postpone(3, "451 try later")
-        else:
-            result.bounce(3, "550 unknown", "550 5.1.1 unknown")
-        assert result.one_answer() == (False, None), mark
+@pytest.mark.parametrize(
+    "mark",
+    [
+        lambda r: r.reject([3], "no"),
+        lambda r: r.defer([3], "busy"),
+        lambda r: r.postpone(3, "451 try later"),
+        lambda r: r.bounce(3, "550 unknown", "550 5.1.1 unknown"),
+    ],
+    ids=["rejected", "deferred", "put off", "bounced"],
+)
+def test_one_answer_is_false_when_anyone_else_was_answered_otherwise(mark):
+    result = BatchResult()
+    result.accept([1, 2], "id")
+    mark(result)
+    assert result.one_answer() == (False, None)
 
 
-def test_statuses_never_set_read_as_empty_and_set_ones_as_given():
+def test_one_answer_is_false_when_an_acceptance_was_overwritten():
+    result = BatchResult()
+    result.accept([1, 2], "id")
+    result.reject([2], "refused after all")
+    assert result.one_answer() == (False, None) and result.accepted == {1: "id"}
+
+
+def test_kinds_never_set_read_as_empty():
+    result = BatchResult()
+    result.accept([1], "m1")
+    assert result.rejected == {} and result.transient == {} and result.bounced == {}
+
+
+def test_kinds_set_read_as_given():
     result = BatchResult()
     result.accept([1], "m1")
     result.defer([2], "busy")
-    assert result.rejected == {} and result.transient == {} and result.bounced == {}
     assert result.accepted == {1: "m1"} and result.deferred == {2: "busy"}
-    assert result.has(result.statuses[2].status) and result.settled
+    assert result.has(DEFERRED) and result.settled
+
+
+def test_statuses_cannot_be_written_around_the_methods():
+    result = BatchResult()
+    with pytest.raises(TypeError):
+        result.statuses[1] = result.statuses.get(1)  # type: ignore[index]

@@ -229,3 +229,16 @@ def test_a_prepared_batch_is_posted_as_prepared(fake):
     provider.send_prepared(content(), [recipient(1), recipient(2)], prepared)
     sent = [p["to"][0]["email"] for p in fake.requests[0]["personalizations"]]
     assert sent == ["r1@example.com", "r2@example.com"]
+
+
+def test_an_empty_batch_posts_nothing(fake):
+    result = provider_for(fake).send_batch(content(), [])
+    assert result.statuses == {} and fake.attempts == 0
+
+
+def test_a_preparation_of_other_recipients_is_not_what_is_sent(fake):
+    provider = provider_for(fake)
+    prepared = provider.prepare(content(), [recipient(1)])
+    result = provider.send_prepared(content(), [recipient(2)], prepared)
+    assert set(result.accepted) == {1002}
+    assert [p["to"][0]["email"] for p in fake.requests[0]["personalizations"]] == ["r2@example.com"]

@@ -12,6 +12,7 @@ from itsdangerous.timed import TimestampSigner
 
 from campaigns.delivery.providers.base import UNSIGNED, Recipient
 from campaigns.delivery.providers.sendgrid_personalizations import (
+    _JSON_CARE,
     _NAME_CARE,
     PersonalizationEncoder,
     encode,
@@ -148,3 +149,13 @@ def test_name_care_covers_every_whitespace_but_the_space():
 
 def test_name_care_lets_accents_and_scripts_through():
     assert not any(_NAME_CARE.search(name) for name in ("Chloé García", "Müller", "李小龍"))
+
+
+def test_every_character_a_header_refuses_sends_a_reader_down_the_checked_path():
+    """The fast path writes To and List-Unsubscribe without newsletter.headers' check:
+    whatever that check refuses or changes must never reach it."""
+    from newsletter.headers import _UNSAFE_TEXT
+
+    unsafe = [chr(c) for c in range(sys.maxunicode + 1) if _UNSAFE_TEXT.search(chr(c))]
+    assert unsafe and [hex(ord(c)) for c in unsafe if not _NAME_CARE.search(c)] == []
+    assert [hex(ord(c)) for c in unsafe if not _JSON_CARE.search(c)] == []
