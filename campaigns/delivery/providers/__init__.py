@@ -5,7 +5,9 @@
   recipient accepted, rejected or deferred, as django-anymail reports it). Also
   :class:`BulkContent`, a campaign rendered once, and ``bulk_content``.
 - ``outbox``: ``.eml`` files in a folder, the same bytes SMTP carries (demo, tests).
-- ``smtp``: RFC 5321 over a reused connection per thread, pipelined (RFC 2920), DKIM.
+- ``smtp``: RFC 5321 over a reused connection per thread, pipelined (RFC 2920), DKIM, a
+  batch's messages made ahead (``prepare``); ``smtp_replies``: the envelope's commands
+  and what each reply means for its recipient (RFC 5321 4.2.1).
 - ``sendgrid``: SendGrid's v3 Mail Send through the official client: the request body,
   SendGrid's limits, a batch's requests prepared ahead (``prepare``); with
   ``sendgrid_personalizations`` (one per recipient, our custom_args names, written as

@@ -7,8 +7,11 @@ command, four round trips per message. When the server advertises PIPELINING (RF
 one write carries a message's end (pre-stuffed bytes and ".") and the next message's
 MAIL, RCPT and DATA, and the four replies are read in order: one round trip per message,
 about half the CPU. Servers without PIPELINING get the commands one at a time. smtplib
-still does the connection, EHLO, STARTTLS and AUTH. DKIM (dkimpy) signs each message when
-configured; it costs milliseconds per message, far more than building it.
+still does the connection, EHLO, STARTTLS and AUTH (the envelope and its replies:
+``smtp_replies``). DKIM (dkimpy) signs each message when configured; it costs
+milliseconds per message, far more than building it. The send loop has a batch's messages
+made (``prepare``) on its own thread while the batch before is on the wire, so the
+sending thread's time is the server's round trips, not our rendering behind them.
 
 ``NEWSLETTER_SMTP_URL``: ``smtp://user:pass@host:587?starttls=1`` (STARTTLS),
 ``smtps://user:pass@host:465`` (implicit TLS), ``smtp://host:25`` (plain, for a local
@@ -19,13 +22,13 @@ relay). ``verify=0`` skips certificate checks (a local test relay only);
 from __future__ import annotations
 
 import contextlib
-import re
 import secrets
 import smtplib
 import socket
 import ssl
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
@@ -37,6 +40,14 @@ from campaigns.delivery.providers.base import (
     SendStatus,
 )
 from campaigns.delivery.providers.smtp_config import SmtpConfig
+from campaigns.delivery.providers.smtp_replies import (
+    MESSAGE,
+    Item,
+    Refusal,
+    envelope,
+    envelope_refusal,
+    record_reply,
+)
 from newsletter.clock import utcnow
 from newsletter.errors import (
     ConfigError,
@@ -50,28 +61,19 @@ from newsletter.settings import Settings
 
 __all__ = ["DKIM_HEADERS", "SmtpConfig", "SmtpProvider"]
 
-_UNSAFE_ADDRESS = re.compile(r"[\x00-\x20<>]")  # would break out of the SMTP command
-_STAGES = (("MAIL FROM", (250,)), ("RCPT TO", (250, 251)), ("DATA", (354,)))
-LOCAL, MESSAGE = "not sent", "message"  # stages beside the three commands: ours, the end of DATA
 DKIM_HEADERS = [  # what DKIM signs: the headers a receiver shows or acts on
     *b"From To Subject Date Message-ID MIME-Version Content-Type".split(),
     *b"List-Id List-Unsubscribe List-Unsubscribe-Post".split(),
 ]
 
 
-Refusal = tuple[str, int, str]  # (stage, SMTP code, the reply's text)
-Item = tuple[int, str, bytes, str, str]  # delivery id, address, wire bytes, message id, sender
+@dataclass
+class _Prepared:
+    """A batch's messages, or why none; ``source``: the recipients they were made for."""
 
-
-def _envelope(conn: smtplib.SMTP, sender: str, to: str) -> bytes | Refusal:
-    """MAIL FROM, RCPT TO and DATA lines, or why they cannot be sent to this server."""
-    utf8 = not (sender.isascii() and to.isascii())
-    if utf8 and not conn.has_extn("smtputf8"):
-        return LOCAL, 553, f"{to} needs SMTPUTF8, which the server lacks"
-    if _UNSAFE_ADDRESS.search(sender) or _UNSAFE_ADDRESS.search(to):
-        return LOCAL, 553, f"{sender!r} to {to!r} would break the SMTP command"
-    option = " SMTPUTF8" if utf8 else ""  # RFC 6531
-    return f"MAIL FROM:<{sender}>{option}\r\nRCPT TO:<{to}>\r\nDATA\r\n".encode()
+    source: Sequence[Recipient]
+    items: list[Item]
+    error: Exception | None = None
 
 
 class SmtpProvider(Provider):
@@ -233,77 +235,6 @@ class SmtpProvider(Provider):
         )
         return signature + data
 
-    @staticmethod
-    def _envelope_refusal(
-        conn: smtplib.SMTP, commands: bytes, *, pipelined: bool, sent: bool = False
-    ) -> Refusal | None:
-        """MAIL, RCPT, DATA; None when the server waits for the message, else the refusal.
-
-        Pipelined (RFC 2920): one write, three replies read in order; ``sent`` when the
-        commands already went out behind the previous message.
-        """
-        if pipelined:
-            if not sent:
-                conn.send(commands)
-            replies = [conn.getreply() for _ in _STAGES]
-        else:
-            replies = []
-            for command, (_stage, expected) in zip(
-                commands.splitlines(keepends=True), _STAGES, strict=True
-            ):
-                conn.send(command)
-                replies.append(conn.getreply())
-                if replies[-1][0] not in expected:
-                    break
-        refusal = None
-        for (stage, expected), (code, reply) in zip(_STAGES, replies, strict=False):
-            if code not in expected:
-                refusal = (stage, code, reply.decode(errors="replace"))
-                break
-        if refusal is None:
-            return None
-        if replies[-1][0] == 354:
-            # DATA accepted after a refused RCPT (RFC 2920 says it must not be): end it empty.
-            conn.send(b".\r\n")
-            conn.getreply()
-        else:
-            conn.rset()
-        return refusal
-
-    @staticmethod
-    def _record(result: BatchResult, item: Item, refusal: Refusal) -> None:
-        """One recipient's answer (RFC 5321 4.2.1), classified by who it is about.
-
-        250: accepted. A 5yz to RCPT, DATA or the message: that recipient bounced; a 4yz
-        there: that recipient is deferred alone. 421, or a refusal of MAIL FROM, is about
-        the server or our sender: raised (SMTPResponseException) as a connection fault,
-        or ProviderAuthError (stop the campaign) for a 5yz to MAIL FROM when nothing of
-        the batch was settled yet, else this one is deferred (the batch's retry meets it).
-        """
-        delivery_id, message_id = item[0], item[3]
-        stage, code, text = refusal
-        if code == 250:
-            result.accept((delivery_id,), message_id)
-            return
-        if stage == MESSAGE:
-            reason = f"{code} {text}"
-        elif stage == LOCAL:
-            reason = f"{code} not sent: {text}"
-        else:
-            reason = f"{code} {stage} refused: {text}"
-        if code == 421 or (stage == "MAIL FROM" and code < 500):
-            raise smtplib.SMTPResponseException(code, reason)
-        if (stage == "MAIL FROM" or code in (530, 535)) and not result.settled:
-            raise ProviderAuthError(f"the SMTP server refused to go on: {reason}", status=code)
-        if stage == "MAIL FROM" or code in (530, 535):
-            result.defer((delivery_id,), reason)
-        elif stage == LOCAL or not 400 <= code < 600:
-            result.reject((delivery_id,), reason)
-        elif code >= 500:
-            result.bounce(delivery_id, reason, f"{code} {text}")
-        else:
-            result.postpone(delivery_id, reason)
-
     def _deliver(self, items: Sequence[Item]) -> BatchResult:
         """Send (delivery id, address, wire bytes, message id, envelope sender) items over
         this thread's connection.
@@ -320,21 +251,19 @@ class SmtpProvider(Provider):
             pipelined = conn.has_extn("pipelining")
             body_sent = False
             try:
-                commands = _envelope(conn, sender, address)
+                commands = envelope(conn, sender, address)
                 if isinstance(commands, tuple):  # never reaches the wire
                     refusal: Refusal | None = commands
                 else:
-                    refusal = self._envelope_refusal(
-                        conn, commands, pipelined=pipelined, sent=sent_ahead
-                    )
+                    refusal = envelope_refusal(conn, commands, pipelined=pipelined, sent=sent_ahead)
                 sent_ahead = False
                 if refusal is not None:
-                    self._record(result, items[index], refusal)
+                    record_reply(result, items[index], refusal)
                     index += 1
                     continue
                 message = data
                 following = (
-                    _envelope(conn, items[index + 1][4], items[index + 1][1])
+                    envelope(conn, items[index + 1][4], items[index + 1][1])
                     if pipelined and index + 1 < len(items)
                     else None
                 )
@@ -343,7 +272,7 @@ class SmtpProvider(Provider):
                 body_sent = True
                 conn.send(message)
                 code, reply = conn.getreply()
-                self._record(result, items[index], (MESSAGE, code, reply.decode(errors="replace")))
+                record_reply(result, items[index], (MESSAGE, code, reply.decode(errors="replace")))
                 index += 1
                 sent_ahead = isinstance(following, bytes)
             except ProviderAuthError:
@@ -365,9 +294,35 @@ class SmtpProvider(Provider):
         return result
 
     def send_batch(self, content: BulkContent, recipients: Sequence[Recipient]) -> BatchResult:
-        if self._template is None or self._template[0] is not content:
-            self._template = (content, content.mime_template())
-        template = self._template[1]
+        return self._deliver(self._items(content, recipients))
+
+    def prepare(self, content: BulkContent, recipients: Sequence[Recipient]) -> _Prepared:
+        """The batch's messages as wire bytes (personalised, DKIM-signed), made on the send
+        loop's thread while the batch before is on the wire: the sending thread then only
+        writes and reads replies, and the making no longer waits behind the server's.
+        Raises nothing: an error is kept for :meth:`send_prepared` (see Provider.prepare).
+        """
+        try:
+            return _Prepared(recipients, self._items(content, recipients))
+        except Exception as err:  # kept, and raised by send_prepared
+            return _Prepared(recipients, [], err)
+
+    def send_prepared(
+        self, content: BulkContent, recipients: Sequence[Recipient], prepared: object | None
+    ) -> BatchResult:
+        """:meth:`send_batch` with the messages :meth:`prepare` made of ``recipients``."""
+        if not isinstance(prepared, _Prepared) or prepared.source is not recipients:
+            return self.send_batch(content, recipients)
+        if prepared.error is not None:
+            raise prepared.error
+        return self._deliver(prepared.items)
+
+    def _items(self, content: BulkContent, recipients: Sequence[Recipient]) -> list[Item]:
+        """Each recipient's message, rendered from the campaign's template (made once)."""
+        cached = self._template  # one read: prepare and a retry may run in two threads
+        if cached is None or cached[0] is not content:
+            cached = self._template = (content, content.mime_template())
+        template = cached[1]
         date = format_datetime(utcnow())
         items = []
         # 64 random bits of its own in each Message-ID: a bounce that quotes it proves it
@@ -384,7 +339,7 @@ class SmtpProvider(Provider):
                 data = wire(self._sign(template.render(*to, date=date, message_id=message_id)))
             sender = recipient.return_path or content.from_email
             items.append((recipient.delivery_id, recipient.email, data, message_id, sender))
-        return self._deliver(items)
+        return items
 
     def send_message(self, message: OutgoingMessage) -> str:
         domain = message.from_email.rpartition("@")[2] or "localhost"

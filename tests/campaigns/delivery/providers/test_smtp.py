@@ -23,7 +23,7 @@ from campaigns.delivery.providers.factory import make_provider
 from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import Delivery
-from newsletter.errors import ConfigError, ProviderUnavailable
+from newsletter.errors import ConfigError, HeaderInjection, ProviderUnavailable
 from newsletter.mail import OutgoingMessage, personalise
 from newsletter.settings import Settings
 from tests.conftest import make_settings
@@ -336,3 +336,34 @@ def test_a_campaign_records_each_recipient_as_the_server_answered(
     assert status == "failed" and error == "550 RCPT TO refused: 5.1.1 no such user"
     delivered = sorted(rcpts[0] for _s, rcpts, _d in handler.messages)
     assert delivered == ["user1@example.com", "user4@example.com"]
+
+
+def test_a_prepared_batch_is_sent_as_prepared(sink):
+    handler, port = sink
+    batch = [recipient(1), recipient(2)]
+    with provider_for(port) as provider:
+        prepared = provider.prepare(content(), batch)
+        result = provider.send_prepared(content(), batch, prepared)
+    assert set(result.accepted) == {1001, 1002}
+    sent_ids = [parse(data)["Message-ID"].strip("<>") for _s, _r, data in handler.messages]
+    assert sent_ids == [result.accepted[1001], result.accepted[1002]]
+
+
+def test_a_preparation_of_other_recipients_is_not_what_is_sent(sink):
+    handler, port = sink
+    with provider_for(port) as provider:
+        prepared = provider.prepare(content(), [recipient(1)])
+        result = provider.send_prepared(content(), [recipient(2)], prepared)
+    assert set(result.accepted) == {1002}
+    assert [rcpts for _s, rcpts, _d in handler.messages] == [["r2@example.com"]]
+
+
+def test_an_error_found_while_preparing_is_raised_by_the_send(sink):
+    """prepare runs on the send loop's thread while a batch is in flight: it must not raise."""
+    handler, port = sink
+    bad = replace(content(), subject="Weekly\r\nBcc: victim@example.com")
+    with provider_for(port) as provider:
+        prepared = provider.prepare(bad, [recipient(1)])
+        with pytest.raises(HeaderInjection):
+            provider.send_prepared(bad, [recipient(1)], prepared)
+    assert handler.messages == []
