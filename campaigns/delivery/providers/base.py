@@ -10,10 +10,11 @@ reports it. Vendor quirks live in the implementation that handles them, never he
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 from campaigns.models import Campaign
 from newsletter.errors import ContentError
@@ -237,6 +238,39 @@ class BatchResult:
         return {i: s.reply for i, s in self._with(REJECTED).items() if s.reply}
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Prepared(Generic[T]):
+    """What a provider's :meth:`Provider.prepare` made of a batch (``made``), or the error
+    making it raised (``error``, kept); ``source``: the recipients it was made of."""
+
+    source: Sequence[Recipient]
+    made: T | None = None
+    error: Exception | None = None
+
+    @classmethod
+    def making(cls, recipients: Sequence[Recipient], make: Callable[[], T]) -> Prepared[T]:
+        """``make()`` for ``recipients``, raising nothing: prepare runs on the send loop's
+        thread while the batch before is in flight, and an error raised there would stop
+        the loop before that batch is recorded (every resume would send it again)."""
+        try:
+            return cls(recipients, make())
+        except Exception as err:  # kept; made_for raises it on the sending thread
+            return cls(recipients, None, err)
+
+
+def made_for(prepared: object | None, recipients: Sequence[Recipient], make: Callable[[], T]) -> T:
+    """What ``prepared`` made of exactly ``recipients`` (its kept error raised here), or
+    ``make()`` when it was made of other recipients or is None."""
+    if not isinstance(prepared, Prepared) or prepared.source is not recipients:
+        return make()
+    if prepared.error is not None:
+        raise prepared.error
+    return prepared.made  # type: ignore[no-any-return]
+
+
 class Provider(ABC):
     name: str
     batch_size: int = 100  # recipients the send loop hands over at once
@@ -256,10 +290,9 @@ class Provider(ABC):
     def prepare(self, content: BulkContent, recipients: Sequence[Recipient]) -> object | None:
         """The CPU work of a batch, done ahead: the send loop calls it on its own thread
         while the batch before is in flight, and hands the result to :meth:`send_prepared`
-        (the request bodies, for SendGrid). Never raises: an error is kept for
-        ``send_prepared`` to raise, where ``send_batch`` would have (raised on the loop's
-        thread, it would stop the loop before the batch in flight is recorded). None:
-        nothing to do ahead (the default)."""
+        (SendGrid's request bodies, SMTP's messages). Never raises: a provider returns
+        :meth:`Prepared.making`, whose kept error :func:`made_for` raises where
+        ``send_batch`` would have. None: nothing to do ahead (the default)."""
         return None
 
     def send_prepared(

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from http.client import HTTPException
 from operator import attrgetter
 from typing import Any
@@ -44,8 +43,10 @@ from campaigns.delivery.providers.base import (
     UNSIGNED,
     BatchResult,
     BulkContent,
+    Prepared,
     Provider,
     Recipient,
+    made_for,
 )
 from campaigns.delivery.providers.sendgrid_http import (
     CONTENT_TYPE,
@@ -91,16 +92,6 @@ _EMAIL = attrgetter("email")
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: check_header_text(name, value) for name, value in headers.items()}
-
-
-@dataclass
-class _Prepared:
-    """A batch's requests (recipients, their personalizations as JSON), or why none;
-    ``source``: the recipients it was made of (send_prepared sends only those)."""
-
-    source: Sequence[Recipient]
-    requests: list[tuple[list[Recipient], bytes]]
-    error: Exception | None = None
 
 
 class SendGridProvider(Provider):
@@ -289,26 +280,24 @@ class SendGridProvider(Provider):
             encoder = encoders[key] = PersonalizationEncoder(links, content.campaign_id)
         return encoder
 
-    def prepare(self, content: BulkContent, recipients: Sequence[Recipient]) -> _Prepared:
+    def _encoded(
+        self, content: BulkContent, recipients: Sequence[Recipient]
+    ) -> list[tuple[list[Recipient], bytes]]:
+        """The batch's requests: each one's recipients and their personalizations as JSON."""
+        fixed = len(content.html.encode()) + len(content.text.encode()) + len(content.subject)
+        return [
+            (chosen, self._personalizations(content, chosen))
+            for chosen in self._requests(fixed, recipients)
+        ]
+
+    def prepare(
+        self, content: BulkContent, recipients: Sequence[Recipient]
+    ) -> Prepared[list[tuple[list[Recipient], bytes]]]:
         """The batch's requests, their personalizations encoded (links signed): most of a
         send's CPU, done on the send loop's thread while the batch before is in flight.
-
-        Raises nothing: any error (a refusal over 30 MB, a stored address that may not go
-        into a header) is kept for :meth:`send_prepared` to raise on the sending thread.
-        Raised here, it would stop the loop before the batch in flight is recorded, and
-        every resume would send that batch again.
-        """
-        try:
-            fixed = len(content.html.encode()) + len(content.text.encode()) + len(content.subject)
-            return _Prepared(
-                recipients,
-                [
-                    (chosen, self._personalizations(content, chosen))
-                    for chosen in self._requests(fixed, recipients)
-                ],
-            )
-        except Exception as err:  # kept, and raised by send_prepared
-            return _Prepared(recipients, [], err)
+        An error (a refusal over 30 MB, a stored address that may not go into a header)
+        is kept for the send to raise (Provider.prepare)."""
+        return Prepared.making(recipients, lambda: self._encoded(content, recipients))
 
     def send_batch(self, content: BulkContent, recipients: Sequence[Recipient]) -> BatchResult:
         """Usually one request; more when an address repeats or the size calls for it.
@@ -318,21 +307,25 @@ class SendGridProvider(Provider):
         the batch went out defers the rest, with SendGrid's Retry-After. Raises as
         :meth:`Provider.send_batch` says when nothing of the batch went out.
         """
-        return self.send_prepared(content, recipients, self.prepare(content, recipients))
+        return self._send(content, recipients, self._encoded(content, recipients))
 
     def send_prepared(
         self, content: BulkContent, recipients: Sequence[Recipient], prepared: object | None
     ) -> BatchResult:
-        """:meth:`send_batch` with the requests :meth:`prepare` made of ``recipients``
-        (prepared again here when ``prepared`` was made of other recipients, or is None)."""
-        if not isinstance(prepared, _Prepared) or prepared.source is not recipients:
-            prepared = self.prepare(content, recipients)
-        if prepared.error is not None:
-            raise prepared.error
+        """:meth:`send_batch` with the requests :meth:`prepare` made of ``recipients``."""
+        requests = made_for(prepared, recipients, lambda: self._encoded(content, recipients))
+        return self._send(content, recipients, requests)
+
+    def _send(
+        self,
+        content: BulkContent,
+        recipients: Sequence[Recipient],
+        requests: list[tuple[list[Recipient], bytes]],
+    ) -> BatchResult:
         result = BatchResult(request_ids=True)
         body = self._content(content)
         accepted = 0
-        for chosen, personalizations in prepared.requests:
+        for chosen, personalizations in requests:
             try:
                 message_id = self._post(body, personalizations)
             except ProviderUnavailable as err:

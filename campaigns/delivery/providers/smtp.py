@@ -28,16 +28,17 @@ import socket
 import ssl
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from campaigns.delivery.providers.base import (
     BatchResult,
     BulkContent,
+    Prepared,
     Provider,
     Recipient,
     SendStatus,
+    made_for,
 )
 from campaigns.delivery.providers.smtp_config import SmtpConfig
 from campaigns.delivery.providers.smtp_replies import (
@@ -65,15 +66,6 @@ DKIM_HEADERS = [  # what DKIM signs: the headers a receiver shows or acts on
     *b"From To Subject Date Message-ID MIME-Version Content-Type".split(),
     *b"List-Id List-Unsubscribe List-Unsubscribe-Post".split(),
 ]
-
-
-@dataclass
-class _Prepared:
-    """A batch's messages, or why none; ``source``: the recipients they were made for."""
-
-    source: Sequence[Recipient]
-    items: list[Item]
-    error: Exception | None = None
 
 
 class SmtpProvider(Provider):
@@ -296,26 +288,20 @@ class SmtpProvider(Provider):
     def send_batch(self, content: BulkContent, recipients: Sequence[Recipient]) -> BatchResult:
         return self._deliver(self._items(content, recipients))
 
-    def prepare(self, content: BulkContent, recipients: Sequence[Recipient]) -> _Prepared:
+    def prepare(
+        self, content: BulkContent, recipients: Sequence[Recipient]
+    ) -> Prepared[list[Item]]:
         """The batch's messages as wire bytes (personalised, DKIM-signed), made on the send
         loop's thread while the batch before is on the wire: the sending thread then only
-        writes and reads replies, and the making no longer waits behind the server's.
-        Raises nothing: an error is kept for :meth:`send_prepared` (see Provider.prepare).
-        """
-        try:
-            return _Prepared(recipients, self._items(content, recipients))
-        except Exception as err:  # kept, and raised by send_prepared
-            return _Prepared(recipients, [], err)
+        writes and reads replies, and the making no longer waits behind the server's."""
+        return Prepared.making(recipients, lambda: self._items(content, recipients))
 
     def send_prepared(
         self, content: BulkContent, recipients: Sequence[Recipient], prepared: object | None
     ) -> BatchResult:
         """:meth:`send_batch` with the messages :meth:`prepare` made of ``recipients``."""
-        if not isinstance(prepared, _Prepared) or prepared.source is not recipients:
-            return self.send_batch(content, recipients)
-        if prepared.error is not None:
-            raise prepared.error
-        return self._deliver(prepared.items)
+        items = made_for(prepared, recipients, lambda: self._items(content, recipients))
+        return self._deliver(items)
 
     def _items(self, content: BulkContent, recipients: Sequence[Recipient]) -> list[Item]:
         """Each recipient's message, rendered from the campaign's template (made once)."""
