@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from campaigns.delivery.ledger import queue_deliveries
 from campaigns.delivery.providers.base import BulkContent, Recipient
-from campaigns.models import Campaign, CampaignStatus
+from campaigns.models import Campaign, CampaignStatus, Delivery
 from newsletter.mail import NAME, NAME_HTML, PREFERENCES_URL, UNSUBSCRIBE_URL
 
 API_KEY = "SG.test-key"
@@ -45,6 +46,23 @@ def add_subscribers(
     )
     with engine.begin() as conn:
         conn.execute(statement, {"start": start, "stop": start + count - 1, "status": status})
+
+
+def queued_rows(session: Session, engine: Engine, count: int) -> tuple[int, list[Delivery]]:
+    """``count`` subscribers queued for a sending campaign: (its id, the rows in id order)."""
+    add_subscribers(engine, count)
+    campaign = make_campaign(session, status=CampaignStatus.SENDING)
+    queue_deliveries(session, campaign=campaign)
+    session.commit()
+    rows = session.exec(select(Delivery).order_by(Delivery.id)).all()  # type: ignore[arg-type]
+    return campaign.id or 0, list(rows)
+
+
+def as_job(rows: list[Delivery]) -> list[Recipient]:
+    """Ledger rows as the provider's recipients (values made elsewhere: none here)."""
+    return [
+        Recipient(r.id or 0, r.subscriber_id or 0, f"r{r.id}@example.com", None, {}) for r in rows
+    ]
 
 
 def make_campaign(

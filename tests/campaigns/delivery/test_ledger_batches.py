@@ -6,30 +6,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from campaigns.delivery.ledger import queue_deliveries
 from campaigns.delivery.ledger_batches import LedgerReader, record_accepted
-from campaigns.delivery.providers.base import UNSIGNED, BatchResult, Recipient
+from campaigns.delivery.providers.base import UNSIGNED, BatchResult
 from campaigns.delivery.recipient_links import RecipientLinks
-from campaigns.models import CampaignStatus, Delivery, DeliveryStatus
+from campaigns.models import Delivery, DeliveryStatus
 from newsletter.mail import UNSUBSCRIBE_URL
 from newsletter.settings import Settings
 from subscribers.models import Subscriber
-from tests.support.delivery import add_subscribers, make_campaign
-
-
-def _queued_rows(session: Session, engine: Engine) -> tuple[int, list[Delivery]]:
-    add_subscribers(engine, 6)
-    campaign = make_campaign(session, status=CampaignStatus.SENDING)
-    queue_deliveries(session, campaign=campaign)
-    session.commit()
-    rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
-    return campaign.id or 0, list(rows)
-
-
-def _job(rows: list[Delivery]) -> list[Recipient]:
-    return [
-        Recipient(r.id or 0, r.subscriber_id or 0, f"r{r.id}@example.com", None, {}) for r in rows
-    ]
+from tests.support.delivery import as_job, queued_rows
 
 
 def test_a_split_job_accepted_in_one_request_marks_only_its_own_rows(
@@ -37,12 +21,12 @@ def test_a_split_job_accepted_in_one_request_marks_only_its_own_rows(
 ) -> None:
     # Tracked and plain readers of one batch interleave: rows 1, 3, 5 in one job, 2, 4, 6
     # in the other. The first job's one request id must not mark the second's rows sent.
-    campaign_id, rows = _queued_rows(session, engine)
+    campaign_id, rows = queued_rows(session, engine, 6)
     tracked = rows[0::2]
     result = BatchResult(request_ids=True)
     result.accept([r.id or 0 for r in tracked], "request-1")
     sent = record_accepted(
-        session, campaign_id=campaign_id, job=_job(tracked), result=result, ranged=False
+        session, campaign_id=campaign_id, job=as_job(tracked), result=result, ranged=False
     )
     session.commit()
     session.expire_all()
@@ -54,20 +38,20 @@ def test_a_split_job_accepted_in_one_request_marks_only_its_own_rows(
 def test_a_whole_batch_accepted_in_one_request_is_one_range_update(
     session: Session, engine: Engine
 ) -> None:
-    campaign_id, rows = _queued_rows(session, engine)
+    campaign_id, rows = queued_rows(session, engine, 6)
     result = BatchResult(request_ids=True)
     result.accept([r.id or 0 for r in rows], "request-1")
-    assert record_accepted(session, campaign_id=campaign_id, job=_job(rows), result=result) == 6
+    assert record_accepted(session, campaign_id=campaign_id, job=as_job(rows), result=result) == 6
 
 
 def test_a_whole_batch_under_two_request_ids_marks_each_request_its_own_id(
     session: Session, engine: Engine
 ) -> None:
-    campaign_id, rows = _queued_rows(session, engine)
+    campaign_id, rows = queued_rows(session, engine, 6)
     result = BatchResult(request_ids=True)
     result.accept([r.id or 0 for r in rows[:4]], "request-1")
     result.accept([r.id or 0 for r in rows[4:]], "request-2")
-    assert record_accepted(session, campaign_id=campaign_id, job=_job(rows), result=result) == 6
+    assert record_accepted(session, campaign_id=campaign_id, job=as_job(rows), result=result) == 6
     session.commit()
     session.expire_all()
     ids = [r.provider_message_id for r in session.exec(select(Delivery).order_by(Delivery.id))]
@@ -77,11 +61,11 @@ def test_a_whole_batch_under_two_request_ids_marks_each_request_its_own_id(
 def test_a_batch_with_one_rejection_marks_only_the_accepted_rows_sent(
     session: Session, engine: Engine
 ) -> None:
-    campaign_id, rows = _queued_rows(session, engine)
+    campaign_id, rows = queued_rows(session, engine, 6)
     result = BatchResult(request_ids=True)
     result.accept([r.id or 0 for r in rows[:5]], "request-1")
     result.reject([rows[5].id or 0], "refused")
-    assert record_accepted(session, campaign_id=campaign_id, job=_job(rows), result=result) == 5
+    assert record_accepted(session, campaign_id=campaign_id, job=as_job(rows), result=result) == 5
     session.commit()
     session.expire_all()
     assert session.get(Delivery, rows[5].id).status == DeliveryStatus.QUEUED
@@ -90,7 +74,7 @@ def test_a_batch_with_one_rejection_marks_only_the_accepted_rows_sent(
 def test_a_reader_for_a_provider_that_signs_leaves_the_links_to_it(
     session: Session, engine: Engine, settings: Settings
 ) -> None:
-    campaign_id, _ = _queued_rows(session, engine)
+    campaign_id, _ = queued_rows(session, engine, 6)
     reader = LedgerReader(
         session,
         campaign_id=campaign_id,
@@ -107,7 +91,7 @@ def test_a_reader_for_a_provider_that_signs_leaves_the_links_to_it(
 def test_a_reader_that_signs_gives_each_recipient_their_links(
     session: Session, engine: Engine, settings: Settings
 ) -> None:
-    campaign_id, _ = _queued_rows(session, engine)
+    campaign_id, _ = queued_rows(session, engine, 6)
     reader = LedgerReader(
         session, campaign_id=campaign_id, links=RecipientLinks(settings), batch_size=10
     )
@@ -121,7 +105,7 @@ def test_a_block_reader_passes_the_signing_choice_on(
 ) -> None:
     from campaigns.delivery.workers.batch_send import Block, BlockReader
 
-    campaign_id, rows = _queued_rows(session, engine)
+    campaign_id, rows = queued_rows(session, engine, 6)
     block = Block(campaign_id, rows[0].id or 0, rows[-1].id or 0)
     reader = BlockReader(
         session, block=block, links=RecipientLinks(settings), size=10, sign_links=False

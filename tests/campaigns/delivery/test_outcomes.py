@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from campaigns.delivery.ledger import queue_deliveries
 from campaigns.delivery.outcomes import record_outcome
 from campaigns.delivery.providers.base import BatchResult, Recipient
-from campaigns.models import CampaignStatus, Delivery
 from newsletter.settings import Settings
-from tests.support.delivery import add_subscribers, make_campaign
+from tests.support.delivery import as_job, queued_rows
 
 
 def _job(session: Session, engine: Engine) -> tuple[int, list[Recipient]]:
-    add_subscribers(engine, 4)
-    campaign = make_campaign(session, status=CampaignStatus.SENDING)
-    queue_deliveries(session, campaign=campaign)
-    session.commit()
-    rows = session.exec(select(Delivery).order_by(Delivery.id)).all()
-    job = [
-        Recipient(r.id or 0, r.subscriber_id or 0, f"r{r.id}@example.com", None, {}) for r in rows
-    ]
-    return campaign.id or 0, job
+    campaign_id, rows = queued_rows(session, engine, 4)
+    return campaign_id, as_job(rows)
 
 
 def test_a_batch_answered_whole_leaves_nobody_to_retry(
