@@ -168,6 +168,8 @@ def run_one(spec: RunSpec, workdir: Path) -> dict[str, Any]:
         "sender_cpu_seconds": child["cpu_seconds"],
         "sender_cpu_seconds_per_stage": child["cpu_seconds_per_stage"],
         "server_cpu_seconds_per_stage": child.get("server_cpu_seconds_per_stage", {}),
+        "helper_cpu_seconds_per_stage": child.get("helper_cpu_seconds_per_stage", {}),
+        "helper_peak_rss_mb": child.get("helper_peak_rss_mb", 0.0),
         "sender_cpu_microseconds_per_recipient": round(
             (child["cpu_seconds_per_stage"]["queue"] + child["cpu_seconds_per_stage"]["send"])
             / spec.size

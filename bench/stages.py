@@ -29,9 +29,14 @@ def rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
     return round(usage.ru_utime + usage.ru_stime, 3)
+
+
+def helper_cpu_seconds() -> float:
+    """CPU seconds of the ended helper processes of a shared send (``send_processes``)."""
+    return cpu_seconds(resource.RUSAGE_CHILDREN)
 
 
 def server_cpu_seconds(session: Session) -> float | None:
@@ -62,14 +67,20 @@ def run_stages(settings: Settings) -> dict[str, Any]:
     engine = db.get_engine(settings.database_url)
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    helper_cpu: dict[str, float] = {}  # the helper processes of a shared send
     rss_after: dict[str, float] = {"start": rss_mb()}
 
     def timed(stage: str, work: Callable[[], Any]) -> Any:
         """Wall and CPU seconds of one stage (CPU too: the machine may be shared)."""
-        started, cpu_started = time.perf_counter(), cpu_seconds()
+        started, cpu_started, helpers_started = (
+            time.perf_counter(),
+            cpu_seconds(),
+            helper_cpu_seconds(),
+        )
         value = work()
         seconds[stage] = time.perf_counter() - started
         cpu[stage] = round(cpu_seconds() - cpu_started, 3)
+        helper_cpu[stage] = round(helper_cpu_seconds() - helpers_started, 3)
         rss_after[stage] = rss_mb()
         return value
 
@@ -128,6 +139,11 @@ def run_stages(settings: Settings) -> dict[str, Any]:
         "server_cpu_seconds_per_stage": server_cpu,
         "rss_mb_after": rss_after,
         "peak_rss_mb": rss_mb(),
+        "helper_cpu_seconds_per_stage": helper_cpu,
+        # The largest helper's peak (ru_maxrss of the ended children); 0 without helpers.
+        "helper_peak_rss_mb": round(
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+        ),
         "cpu_seconds": cpu_seconds(),
     }
 

@@ -62,16 +62,17 @@ class Settings(BaseSettings):
     dkim_domain: str | None = None
     dkim_selector: str | None = None
     dkim_key_file: Path | None = None
-    send_rate_per_second: float = Field(
-        default=0.0, ge=0, description="0: unthrottled; queue mode: one limit for all workers"
-    )
+    # 0: unthrottled; with workers or helper processes, one limit for all of them together.
+    send_rate_per_second: float = Field(default=0.0, ge=0)
     send_concurrency: int = Field(default=1, ge=1, le=32)
+    # Processes sharing a large inline send, each >= min recipients (delivery.processes).
+    send_processes: int = Field(default=1, ge=1, le=64)
+    send_process_min_recipients: int = Field(default=100_000, ge=1)
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_base_seconds: float = Field(default=1.0, ge=0)
     retry_max_seconds: float = Field(default=60.0, ge=0)
     # Issue 17: ``queue`` (PostgreSQL only) hands blocks of the ledger to ``newsletter worker``
-    # processes (procrastinate); ``send_rate_per_second`` is then ONE limit for all workers
-    # (a row in PostgreSQL, campaigns.delivery.workers.shared_rate), not one per process.
+    # processes (procrastinate), under one rate limit (campaigns.delivery.workers.shared_rate).
     sender: Literal["inline", "queue"] = "inline"
     # Delivery ids per queued block (one job); a killed worker costs its request in flight.
     worker_batch_size: int = Field(default=10_000, ge=1)
@@ -117,8 +118,7 @@ class Settings(BaseSettings):
     confirmation_resend_minutes: int = Field(default=15, ge=0)
     welcome_email: bool = True
     soft_bounce_limit: int = Field(default=3, ge=1)
-    # Topics a subscriber may choose: snippet category slug -> label shown on the
-    # preferences page. An empty choice means "everything".
+    # Topics a reader may choose: category slug -> label on the preferences page; none: all.
     topics: dict[str, str] = Field(
         default_factory=lambda: {
             "back-pain": "Back pain",

@@ -22,8 +22,8 @@ from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 
+from campaigns.delivery.gc_passes import fewer_gc_passes
 from campaigns.delivery.providers import sendgrid_events
-from campaigns.delivery.sending import fewer_gc_passes
 from campaigns.tracking import effects as tracking
 from newsletter.errors import ConfigError, TokenInvalid
 from newsletter.settings import Settings

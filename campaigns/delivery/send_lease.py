@@ -61,17 +61,21 @@ _BLOCK_JOBS = sa.text(
 
 
 def refuse_if_queued(session: Session, *, campaign_id: int) -> None:
-    """StateError when the campaign is in the workers' hands (queue mode): an inline
-    sender must not read the rows they read. Called with ``send:<id>`` already held, as
+    """StateError when the campaign is in other processes' hands (queue mode's workers,
+    or another send's helper processes: campaigns.delivery.processes): an inline sender
+    must not read the rows they read. Called with ``send:<id>`` already held, as
     a worker looks for that lease after taking its block's, so of two starting at once at
     least one sees the other."""
     prefix = f"{lease_name(campaign_id)}:b"
-    live = session.execute(
-        sa.select(sa.func.count()).where(
+    holders = session.execute(
+        sa.select(Lease.holder).where(
             Lease.name.startswith(prefix),  # type: ignore[attr-defined]
             Lease.expires_at > utcnow(),  # type: ignore[arg-type,operator]
         )
-    ).scalar_one()
+    ).scalars()
+    # A killed worker or helper process of this host holds nothing (its batch in flight
+    # is the one a kill may send again); one on another host is waited for until expiry.
+    live = sum(1 for holder in holders if not leases.dead_on_this_host(holder))
     jobs = 0
     if (
         session.get_bind().dialect.name == "postgresql"
@@ -81,7 +85,12 @@ def refuse_if_queued(session: Session, *, campaign_id: int) -> None:
     ):
         jobs = session.execute(_BLOCK_JOBS, {"prefix": prefix + "%"}).scalar_one()
     session.commit()
-    if live or jobs:
+    if live and not jobs:
+        raise StateError(
+            f"campaign {campaign_id} is being sent in {live} block(s) by other processes "
+            "(a send's helper processes, or workers); wait for them to end, or pause it"
+        )
+    if jobs:
         raise StateError(
             f"campaign {campaign_id} is handed to the workers (queue mode: {live} block(s) "
             f"being sent, {jobs} job(s) queued or running); follow it with "

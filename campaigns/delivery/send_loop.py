@@ -85,7 +85,8 @@ class SendLoop:
         self.started = started
         self.on_progress = on_progress
         self.should_stop = should_stop
-        self.before = self._db(self._counts_before)
+        # For progress only: a count of the campaign's rows, not made when nobody reads it.
+        self.before = self._db(self._counts_before) if on_progress else DeliveryCounts()
         self.report = SendReport(campaign_id=campaign_id, status=S.SENDING)
         links = RecipientLinks(settings)
         links.tracking = tracking  # issue 15: our click and open links, per reader
@@ -119,19 +120,16 @@ class SendLoop:
 
     def run(self) -> SendReport:
         """Send until the ledger has no queued row or something stops the run.
-
         Raises DatabaseError (one line) when the database connection was lost and did not
         come back within ``database_reconnect_seconds``: the campaign stays 'sending' and
-        the next run resumes it.
-        """
+        the next run resumes it."""
         workers = self.settings.send_concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
             while self._submit(pool, workers):
                 if not self.stop.is_set():
                     self._read_ahead()  # overlaps our database and token work with the request
                 outcomes = self._wait()
-                # Each batch's outcome, with its ledger rows and the lease, in one commit;
-                # on a lost connection the whole of it again, on a new one.
+                # Outcomes, their rows and the lease in one commit (again if the link is lost).
                 self._db(partial(self._record_all, outcomes), undo=self._undo_point())
                 self._progress()
                 self._db(self._check_stop)
@@ -237,14 +235,18 @@ class SendLoop:
         error = outcome.error
         sent, failed = self.report.sent, self.report.failed
         self._record_outcome(outcome)
-        metrics.batch_done(
-            self.settings.provider,
+        self._batch_done(
             seconds=outcome.seconds,
             sent=self.report.sent - sent,
             failed=self.report.failed - failed,
             # 429 and 5xx come as ProviderUnavailable (an SMTP 5xx reply is a rejection)
             status=error.status if isinstance(error, ProviderUnavailable) else None,
         )
+
+    def _batch_done(self, *, seconds: float, sent: int, failed: int, status: int | None) -> None:
+        """Count one recorded batch in the metrics (a helper process tells its parent)."""
+        provider = self.settings.provider
+        metrics.batch_done(provider, seconds=seconds, sent=sent, failed=failed, status=status)
 
     def _record_outcome(self, outcome: Outcome) -> None:
         job, error = outcome.job, outcome.error
@@ -318,11 +320,9 @@ class SendLoop:
 
     def _keep_lease(self) -> None:
         """Renew the send lease when a third of it has passed; stop if it was lost.
-
-        Not after every batch: the lease only has to outlive the time between renewals,
-        and a renewal per batch was a row update and a round trip on the critical path
-        of each batch (1,000 per 100,000 SMTP recipients). A sender that stalled past the
-        lease renews (and finds it lost) with the next outcome it records.
+        Not after every batch: a renewal per batch was a row update and a round trip on
+        the critical path of each (1,000 per 100,000 SMTP recipients). A sender that
+        stalled past the lease renews (and finds it lost) with the next outcome it records.
         """
         if time.monotonic() - self.last_renewal < self.renew_every:
             return

@@ -36,11 +36,9 @@ sends single test copies; the loop itself, step by step, is
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import TypeVar
@@ -51,7 +49,8 @@ from sqlmodel import Session
 from campaigns.actions import get_campaign
 from campaigns.content.preflight import preflight as run_preflight
 from campaigns.content.rendering import render_campaign
-from campaigns.delivery import send_lease, waves
+from campaigns.delivery import processes, send_lease, waves
+from campaigns.delivery.gc_passes import fewer_gc_passes
 from campaigns.delivery.providers.base import (
     BulkContent,
     Provider,
@@ -79,7 +78,14 @@ from newsletter.errors import (
 from newsletter.settings import Settings
 from subscribers.suppression import Mail, refusal
 
-__all__ = ["SendProgress", "SendReport", "bulk_content", "send_campaign", "test_send"]
+__all__ = [
+    "SendProgress",
+    "SendReport",
+    "bulk_content",
+    "fewer_gc_passes",
+    "send_campaign",
+    "test_send",
+]
 
 log = logging.getLogger(__name__)
 S = CampaignStatus
@@ -96,29 +102,6 @@ def _prepare(session: Session, *, settings: Settings, campaign: Campaign, check:
             raise ContentError(f"campaign {campaign.id} failed preflight: {findings}")
     if campaign.html is None:
         render_campaign(session, settings=settings, campaign=campaign)
-
-
-@contextmanager
-def fewer_gc_passes(threshold: int = 50_000) -> Iterator[None]:
-    """Run a send with rare cyclic-GC passes; restores the interpreter's settings after.
-
-    A batch allocates tens of thousands of small dicts and strings, all freed by
-    reference counting. With the default threshold (700) the collector ran every few
-    recipients and, through the older generations, kept re-walking every long-lived
-    object of the process: 3 µs of 16 per recipient. ``gc.freeze`` parks the objects
-    that exist at the start (modules, the ORM's mappers) outside the collector's walks.
-    """
-    old = gc.get_threshold()
-    if old[0] >= threshold:  # another send in this process has it set; it restores
-        yield
-        return
-    gc.freeze()
-    gc.set_threshold(threshold, old[1], old[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
 
 
 def send_campaign(
@@ -184,7 +167,13 @@ def send_campaign(
             # A subject test's variants (issue 16); (content, None) for every other campaign.
             contents = partial(run_contents, session, campaign=campaign, content=content)
             content, variants = _retrying(session, settings, campaign_id, contents)
-            if provider is None:
+            shared = None
+            if provider is None:  # a large send shared by processes of this machine
+                shared = _shared(
+                    session, settings, campaign_id, holder, started, on_progress, should_stop
+                )
+                if shared is not None and shared.report.stopped is not None:
+                    return shared.report
                 provider = make_sending_provider(settings)
             loop = SendLoop(
                 session,
@@ -201,12 +190,43 @@ def send_campaign(
                 tracking=tracking,
                 plain_content=plain,
             )
-            with fewer_gc_passes():
-                return loop.run()
+            if shared is None:
+                with fewer_gc_passes():
+                    return loop.run()
+            if shared.done_through is not None:  # the helpers went through their blocks
+                loop.reader.last_id = shared.done_through
+            return processes.merged(shared.report, loop.run())
         finally:
             if own_provider and provider is not None:
                 provider.close()
             _release(session, campaign_id, holder)
+
+
+def _shared(
+    session: Session,
+    settings: Settings,
+    campaign_id: int,
+    holder: str,
+    started: float,
+    on_progress: ProgressCallback | None,
+    should_stop: Callable[[], bool] | None,
+) -> processes.Shared | None:
+    """The helper processes' part of a large send (campaigns.delivery.processes); None
+    when this process sends it alone."""
+    plan = partial(processes.plan, session, settings, campaign_id=campaign_id)
+    blocks = _retrying(session, settings, campaign_id, plan)
+    if not blocks:
+        return None
+    return processes.send_shared(
+        session,
+        settings=settings,
+        campaign_id=campaign_id,
+        blocks=blocks,
+        holder=holder,
+        started=started,
+        on_progress=on_progress,
+        should_stop=should_stop,
+    )
 
 
 def _retrying(session: Session, settings: Settings, campaign_id: int, work: Callable[[], T]) -> T:

@@ -15,20 +15,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from campaigns.delivery import send_lease, waves
+from campaigns.delivery.gc_passes import fewer_gc_passes
 from campaigns.delivery.ledger import DeliveryCounts
 from campaigns.delivery.ledger_batches import LedgerReader
+from campaigns.delivery.providers.base import Provider
 from campaigns.delivery.providers.factory import make_sending_provider
 from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.delivery.send_jobs import Job
 from campaigns.delivery.send_loop import SendLoop
 from campaigns.delivery.send_report import SendReport
-from campaigns.delivery.sending import fewer_gc_passes
 from campaigns.delivery.tracked_content import tracked_content
 from campaigns.delivery.variant_sends import run_contents
 from campaigns.delivery.workers.shared_rate import SharedPacer
@@ -205,24 +207,16 @@ def send_block(
             raise StateError(f"campaign {block.campaign_id} is being sent inline by {inline}")
         provider = make_sending_provider(settings)
         try:
-            content, plain, tracking = tracked_content(
-                session, settings=settings, campaign=campaign
-            )
-            content, variants = run_contents(session, campaign=campaign, content=content)
-            session.commit()
-            loop = BlockLoop(
+            loop = block_loop(
+                BlockLoop,
                 session,
                 settings=settings,
-                campaign_id=block.campaign_id,
-                content=content,
+                campaign=campaign,
                 provider=provider,
                 holder=holder,
                 actor="worker",
                 started=started,
                 should_stop=should_stop,
-                variants=variants,
-                tracking=tracking,
-                plain_content=plain,
             )
             pacer = SharedPacer(engine, name=settings.provider, rate=settings.send_rate_per_second)
             with fewer_gc_passes():
@@ -233,6 +227,43 @@ def send_block(
     if report.stopped and report.queued and report.status == S.SENDING:
         raise StateError(f"{block.name} stopped ({report.stopped}); {report.queued} left")
     return report
+
+
+L = TypeVar("L", bound=BlockLoop)
+
+
+def block_loop(
+    cls: type[L],
+    session: Session,
+    *,
+    settings: Settings,
+    campaign: Campaign,
+    provider: Provider,
+    holder: str,
+    actor: str,
+    started: float,
+    should_stop: Callable[[], bool] | None,
+) -> L:
+    """A block's loop (``cls``) over the campaign's compiled content (tracked, and a
+    subject test's variants); commits. Call ``bounded`` on it before ``run``."""
+    content, plain, tracking = tracked_content(session, settings=settings, campaign=campaign)
+    content, variants = run_contents(session, campaign=campaign, content=content)
+    session.commit()
+    assert campaign.id is not None
+    return cls(
+        session,
+        settings=settings,
+        campaign_id=campaign.id,
+        content=content,
+        provider=provider,
+        holder=holder,
+        actor=actor,
+        started=started,
+        should_stop=should_stop,
+        variants=variants,
+        tracking=tracking,
+        plain_content=plain,
+    )
 
 
 def _release(session: Session, block: Block, holder: str) -> None:

@@ -1,0 +1,305 @@
+"""A large inline send shared by helper processes (campaigns.delivery.processes), against
+the fake SendGrid server through the real client, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from campaigns.delivery import processes
+from campaigns.delivery.ledger import delivery_counts, queue_deliveries
+from campaigns.delivery.sending import SendProgress, send_campaign
+from campaigns.delivery.workers.batch_send import Block
+from campaigns.models import CampaignStatus, Delivery
+from newsletter import leases, metrics
+from newsletter.settings import Settings
+from tests.conftest import make_settings
+from tests.support.delivery import API_KEY, add_subscribers, make_campaign
+from tests.support.fake_sendgrid import FakeSendGrid
+
+SHARED = {"send_processes": 2, "send_process_min_recipients": 1000}
+
+
+def sg_settings(settings: Settings, fake: FakeSendGrid, **overrides: object) -> Settings:
+    values = {
+        "provider": "sendgrid",
+        "base_url": "https://news.example.com",
+        "sendgrid_api_key": API_KEY,
+        "sendgrid_api_host": fake.url,
+        "sendgrid_timeout_seconds": 5.0,
+        "retry_base_seconds": 0.01,
+        "retry_max_seconds": 0.05,
+        **overrides,
+    }
+    return make_settings(settings.database_url, Path(settings.outbox_dir).parent, **values)
+
+
+def shared_settings(settings: Settings, fake: FakeSendGrid, **overrides: object) -> Settings:
+    """Two helpers for any send of 2,000 or more (the default minimum is 100,000)."""
+    return sg_settings(settings, fake, **SHARED, **overrides)
+
+
+def queued_campaign(session: Session, engine: Engine, count: int) -> int:
+    add_subscribers(engine, count)
+    campaign = make_campaign(session, status=CampaignStatus.SENDING)
+    queue_deliveries(session, campaign=campaign)
+    session.commit()
+    assert campaign.id is not None
+    return campaign.id
+
+
+def spy_on_helpers(monkeypatch: pytest.MonkeyPatch) -> list[processes.Shared]:
+    """The helpers' part of each send, as send_campaign got it."""
+    seen: list[processes.Shared] = []
+    real = processes.send_shared
+
+    def spy(*args: object, **kwargs: object) -> processes.Shared:
+        shared = real(*args, **kwargs)  # type: ignore[arg-type]
+        seen.append(shared)
+        return shared
+
+    monkeypatch.setattr(processes, "send_shared", spy)
+    return seen
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def plan_of(
+    settings: Settings, engine: Engine, readers: int, processes_: int = 1, least: int = 100_000
+) -> tuple[list[Block], int, int]:
+    """The plan for ``readers`` queued with those settings: (blocks, first id, last id)."""
+    cfg = settings.model_copy(
+        update={"send_processes": processes_, "send_process_min_recipients": least}
+    )
+    with Session(engine) as session:
+        campaign_id = queued_campaign(session, engine, readers)
+        first, last = session.execute(
+            sa.select(sa.func.min(Delivery.id), sa.func.max(Delivery.id))
+        ).one()
+        return processes.plan(session, cfg, campaign_id=campaign_id), first, last
+
+
+def test_one_process_is_the_default(sqlite_settings: Settings, sqlite_engine: Engine):
+    assert plan_of(sqlite_settings, sqlite_engine, 50)[0] == []
+
+
+def test_blocks_are_contiguous_and_cover_every_queued_id(
+    sqlite_settings: Settings, sqlite_engine: Engine
+):
+    blocks, first, last = plan_of(sqlite_settings, sqlite_engine, 100, 3, least=10)
+    assert len(blocks) == 3 and blocks[0].first_id == first and blocks[-1].last_id == last
+    assert all(a.last_id + 1 == b.first_id for a, b in itertools.pairwise(blocks))
+
+
+def test_fewer_blocks_than_processes_when_each_would_be_below_the_minimum(
+    sqlite_settings: Settings, sqlite_engine: Engine
+):
+    assert len(plan_of(sqlite_settings, sqlite_engine, 100, 8, least=40)[0]) == 2
+
+
+def test_a_send_below_twice_the_minimum_stays_in_this_process(
+    sqlite_settings: Settings, sqlite_engine: Engine
+):
+    assert plan_of(sqlite_settings, sqlite_engine, 100, 2, least=60)[0] == []
+
+
+def test_the_plan_starts_at_the_first_row_still_queued(
+    sqlite_settings: Settings, sqlite_engine: Engine
+):
+    cfg = sqlite_settings.model_copy(
+        update={"send_processes": 2, "send_process_min_recipients": 10}
+    )
+    with Session(sqlite_engine) as session:
+        campaign_id = queued_campaign(session, sqlite_engine, 100)
+        first = session.execute(sa.select(sa.func.min(Delivery.id))).scalar_one()
+        session.execute(sa.update(Delivery).where(Delivery.id < first + 60).values(status="sent"))
+        session.commit()
+        blocks = processes.plan(session, cfg, campaign_id=campaign_id)
+    assert [b.first_id for b in blocks] == [first + 60, first + 80]
+
+
+def test_an_in_memory_database_is_never_shared(tmp_path: Path):
+    cfg = make_settings("sqlite://", tmp_path, send_processes=4, send_process_min_recipients=1)
+    assert processes.plan(None, cfg, campaign_id=1) == []  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- the send
+
+
+def test_two_processes_send_every_reader_exactly_once(
+    settings: Settings,
+    engine: Engine,
+    session: Session,
+    fake: FakeSendGrid,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    helpers = spy_on_helpers(monkeypatch)
+    add_subscribers(engine, 3000)
+    campaign = make_campaign(session)
+    report = send_campaign(
+        session, settings=shared_settings(settings, fake), campaign_id=campaign.id, preflight=False
+    )
+    assert (report.status, report.sent, report.queued, report.batches) == ("sent", 3000, 0, 4)
+    assert fake.recipients == 3000 and not fake.duplicates()
+    assert len(helpers) == 1 and helpers[0].report.sent == 3000  # all of it by the helpers
+    assert delivery_counts(session, campaign_id=campaign.id).sent == 3000
+
+
+def test_progress_counts_the_helpers_batches(
+    sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
+):
+    add_subscribers(sqlite_engine, 3000)
+    seen: list[SendProgress] = []
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session)
+        send_campaign(
+            session,
+            settings=shared_settings(sqlite_settings, fake),
+            campaign_id=campaign.id,
+            preflight=False,
+            on_progress=seen.append,
+        )
+    sent = [p.sent for p in seen]
+    assert sent == sorted(sent) and sent[-1] == 3000 and {p.total for p in seen} == {3000}
+    assert len(set(sent)) >= 4  # a step per helper batch, not one jump at the end
+
+
+def test_the_metrics_count_what_the_helpers_sent(
+    sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
+):
+    sent = metrics.MESSAGES_SENT.labels("sendgrid")
+    before = sent._value.get()
+    add_subscribers(sqlite_engine, 3000)
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session)
+        send_campaign(
+            session,
+            settings=shared_settings(sqlite_settings, fake),
+            campaign_id=campaign.id,
+            preflight=False,
+        )
+    assert sent._value.get() - before == 3000
+
+
+def test_a_stop_stops_every_helper_and_a_resume_sends_the_rest_once(
+    sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
+):
+    add_subscribers(sqlite_engine, 6000)
+    cfg = shared_settings(sqlite_settings, fake)
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session)
+        stopped = send_campaign(
+            session,
+            settings=cfg,
+            campaign_id=campaign.id,
+            preflight=False,
+            should_stop=lambda: True,
+        )
+        assert stopped.status == "sending" and stopped.stopped == "stop requested"
+        assert 0 < stopped.queued < 6000 and stopped.sent + stopped.queued == 6000
+        rest = send_campaign(session, settings=cfg, campaign_id=campaign.id, preflight=False)
+    assert (rest.status, rest.sent) == ("sent", stopped.queued)
+    assert fake.recipients == 6000 and not fake.duplicates()
+
+
+def test_a_pause_by_someone_else_stops_the_helpers_and_the_rest_stays_queued(
+    sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
+):
+    add_subscribers(sqlite_engine, 6000)
+    fake.hold_after(1, 1.0)  # time to pause while the first batch is out
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session)
+        campaign_id = campaign.id
+
+        def pause_once(progress: SendProgress) -> None:
+            with sqlite_engine.begin() as connection:
+                connection.execute(
+                    sa.text("UPDATE campaign SET status = 'paused' WHERE id = :id"),
+                    {"id": campaign_id},
+                )
+
+        report = send_campaign(
+            session,
+            settings=shared_settings(sqlite_settings, fake),
+            campaign_id=campaign_id,
+            preflight=False,
+            on_progress=pause_once,
+        )
+        assert report.status == "paused" and report.stopped == "campaign is paused"
+        assert report.queued == 6000 - fake.recipients and report.queued > 0
+    assert not fake.duplicates()
+
+
+def test_a_helper_killed_mid_send_costs_at_most_its_batch_in_flight(
+    postgres_url: str, pg_engine: Engine, tmp_path: Path, fake: FakeSendGrid
+):
+    add_subscribers(pg_engine, 4000)
+    cfg = make_settings(postgres_url, tmp_path)
+    killed: list[int] = []
+
+    def kill_one(progress: SendProgress) -> None:
+        if not killed:
+            helper = multiprocessing.active_children()[0]
+            assert helper.pid is not None
+            os.kill(helper.pid, signal.SIGKILL)
+            killed.append(helper.pid)
+
+    fake.hold_after(2, 0.5)  # a batch in flight when the kill comes
+    with Session(pg_engine) as session:
+        campaign = make_campaign(session)
+        report = send_campaign(
+            session,
+            settings=shared_settings(cfg, fake),
+            campaign_id=campaign.id,
+            preflight=False,
+            on_progress=kill_one,
+        )
+        assert (report.status, report.queued) == ("sent", 0) and killed
+    assert set(fake.deliveries) == {f"user{i}@example.com" for i in range(1, 4001)}
+    assert sum(n - 1 for n in fake.duplicates().values()) <= 1000  # one SendGrid batch
+
+
+def test_a_block_lease_of_a_dead_process_does_not_hold_the_next_send_back(
+    sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
+):
+    add_subscribers(sqlite_engine, 10)
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session)
+        assert campaign.id is not None
+        dead = leases.instance_id().replace(f":{os.getpid()}:", ":999999999:")
+        block = Block(campaign.id, 1, 10)
+        assert leases.take(session.connection(), holder=dead, ttl_seconds=600, name=block.name)
+        session.commit()
+        report = send_campaign(
+            session, settings=sg_settings(sqlite_settings, fake), campaign_id=campaign.id,
+            preflight=False,
+        )  # fmt: skip
+    assert (report.status, report.sent) == ("sent", 10)
+
+
+def test_a_provider_refusal_in_a_helper_fails_the_campaign_with_its_reason(
+    sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
+):
+    add_subscribers(sqlite_engine, 3000)
+    fake.fail_next(
+        401, count=2, errors=[{"message": "The provided authorization grant is invalid"}]
+    )
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session)
+        report = send_campaign(
+            session,
+            settings=shared_settings(sqlite_settings, fake),
+            campaign_id=campaign.id,
+            preflight=False,
+        )
+        assert report.status == "failed" and "provider refused to go on" in (report.stopped or "")
+        assert report.queued == 3000 - fake.recipients
