@@ -1,13 +1,20 @@
 """A helper process of a send shared by processes (campaigns.delivery.processes).
 
 Started by ``processes.send_shared`` with multiprocessing's spawn (:func:`run`): it sends
-one block of the campaign's ledger with the workers' bounded loop, tells its parent each
-batch (:class:`Batch`: the metrics and the progress live in the parent) and leaves the
-campaign to the parent at the end.
+one block of the campaign's ledger with the workers' bounded loop and tells its parent,
+through a pipe of its own, what each commit recorded (:class:`Told`: the metrics and the
+progress live in the parent); the campaign is left to the parent at the end.
+
+Taking over is safe both ways: a helper takes its block's lease first, then checks that
+the campaign's lease ``send:<id>`` is still its parent's (live) and the campaign still
+'sending'; a sender taking the campaign over takes ``send:<id>`` first, then refuses while
+a block lease is live (``send_lease.refuse_if_queued``). Of the two, at least one sees
+the other, so an orphaned helper that starts late sends nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -18,55 +25,67 @@ from typing import Any
 
 from sqlmodel import Session
 
+from campaigns.delivery import send_lease
 from campaigns.delivery.gc_passes import fewer_gc_passes
 from campaigns.delivery.providers.factory import make_sending_provider
 from campaigns.delivery.send_report import SendReport
 from campaigns.delivery.workers.batch_send import Block, BlockLoop, block_loop
-from campaigns.models import Campaign
+from campaigns.models import Campaign, CampaignStatus
 from newsletter import db, leases
+from newsletter.clock import utcnow
 from newsletter.errors import StateError
 from newsletter.settings import Settings
+
+COUNTS = ("sent", "skipped", "failed", "batches", "bounced", "deferred")
+
+
+def counts_of(report: SendReport) -> tuple[int, ...]:
+    """A report's counts, in the order of COUNTS."""
+    return tuple(getattr(report, name) for name in COUNTS)
 
 
 @dataclass(frozen=True)
 class Batch:
-    """A helper's message after each batch it recorded: the metrics' figures for the
-    batch, and the helper's totals so far (its report's counts)."""
+    """One batch a helper recorded: the figures of ``metrics.batch_done``."""
 
-    first_id: int
     seconds: float
     sent: int
     failed: int
     status: int | None
-    total_sent: int
-    total_skipped: int
-    total_failed: int
+
+
+@dataclass(frozen=True)
+class Told:
+    """A helper's message after a commit: the batches it recorded in it, and its run's
+    counts so far (COUNTS), all committed (a helper killed before the commit said none
+    of it, so its rows are counted once: by whoever sends them again)."""
+
+    batches: tuple[Batch, ...]
+    counts: tuple[int, ...]
 
 
 class HelperLoop(BlockLoop):
-    """A block of a send shared by processes: a worker's block loop that tells its
-    parent each batch, paces itself at its share of the limit and, at the end, gives its
-    lease up and leaves the campaign to the parent."""
+    """A worker's block loop that tells its parent each commit, paces itself at its
+    share of the limit and, at the end, gives its lease up and leaves the campaign."""
 
-    messages: Any  # multiprocessing.Queue
+    told: Any  # multiprocessing.connection.Connection, the write end
+    pending: list[Batch]
 
     def _pace(self, job: Any) -> None:
         self.pacer.wait(len(job.recipients))
 
+    def _record_all(self, outcomes: Any) -> None:
+        self.pending = []  # a transaction run again on a new connection tells them once
+        super()._record_all(outcomes)
+
     def _batch_done(self, *, seconds: float, sent: int, failed: int, status: int | None) -> None:
-        report = self.report
-        self.messages.put(
-            Batch(
-                self.block.first_id,
-                seconds,
-                sent,
-                failed,
-                status,
-                report.sent,
-                report.skipped,
-                report.failed,
-            )
-        )
+        self.pending.append(Batch(seconds, sent, failed, status))
+
+    def _progress(self) -> None:
+        """After the commit (SendLoop.run): what it recorded, to the parent."""
+        if self.pending:
+            self.told.send(Told(tuple(self.pending), counts_of(self.report)))
+            self.pending = []
 
     def _close(self) -> tuple[int, str]:
         fresh = self.session.get(Campaign, self.campaign_id, populate_existing=True)
@@ -76,10 +95,13 @@ class HelperLoop(BlockLoop):
         return 0, fresh.status
 
 
-def run(settings: Settings, block: Block, parent: int, stop: Any, messages: Any) -> None:
-    """A helper process's whole life: send ``block``, then put ("done", first id, report)
-    or ("error", first id, line) on ``messages``. Ctrl-C is the parent's to handle; a
-    SIGTERM (systemd stops the whole service) stops it after its batch in flight."""
+def run(
+    settings: Settings, block: Block, parent: int, parent_holder: str, stop: Any, told: Any
+) -> None:
+    """A helper process's whole life: send ``block``, then send ("done", report) or
+    ("error", line) to the parent through ``told``. SIGINT is ignored from the start
+    (the parent starts helpers so): Ctrl-C is the parent's to handle; a SIGTERM (systemd
+    stops the whole service) or the parent's death stops it after its batch in flight."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     terminated = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: terminated.set())
@@ -88,17 +110,25 @@ def run(settings: Settings, block: Block, parent: int, stop: Any, messages: Any)
         return stop.is_set() or terminated.is_set() or os.getppid() != parent
 
     try:
-        report = _send_block(settings, block, should_stop, messages)
-        messages.put(("done", block.first_id, report))
+        report = _send_block(settings, block, parent_holder, should_stop, told)
+        told.send(("done", report))
     except BaseException as err:  # the parent sends the rest itself and logs this
-        messages.put(("error", block.first_id, f"{type(err).__name__}: {err}"))
+        with contextlib.suppress(OSError):
+            told.send(("error", f"{type(err).__name__}: {err}"))
+    finally:
+        told.close()
 
 
 def _send_block(
-    settings: Settings, block: Block, should_stop: Callable[[], bool], messages: Any
+    settings: Settings,
+    block: Block,
+    parent_holder: str,
+    should_stop: Callable[[], bool],
+    told: Any,
 ) -> SendReport:
-    """Send the queued rows of ``block`` under its lease (StateError when another live
-    process holds it)."""
+    """Send the queued rows of ``block`` under its lease; nothing when the send it was
+    started for has ended (module docstring). StateError when another live process
+    holds the block."""
     engine = db.get_engine(settings.database_url)
     holder = leases.instance_id()
     with Session(engine, expire_on_commit=False) as session:
@@ -107,27 +137,57 @@ def _send_block(
         ):
             raise StateError(f"{block.name} is being sent by another process")
         session.commit()
-        provider = make_sending_provider(settings)
         try:
-            campaign = session.get(Campaign, block.campaign_id)
-            assert campaign is not None
-            loop = block_loop(
-                HelperLoop,
-                session,
-                settings=settings,
-                campaign=campaign,
-                provider=provider,
-                holder=holder,
-                actor="sender",
-                started=time.monotonic(),
-                should_stop=should_stop,
-            )
-            loop.messages = messages
-            loop.bounded(block, loop.pacer)  # type: ignore[arg-type]  # its own share
-            with fewer_gc_passes():
-                return loop.run()
+            reason = _ended(session, block, parent_holder)
+            if reason is None and should_stop():
+                reason = "stop requested"
+            if reason is not None:
+                return SendReport(block.campaign_id, CampaignStatus.SENDING, stopped=reason)
+            return _send(session, settings, block, holder, should_stop, told)
         finally:
-            provider.close()
             db.rollback_quietly(session)
             leases.release(session.connection(), holder=holder, name=block.name)
             session.commit()
+
+
+def _ended(session: Session, block: Block, parent_holder: str) -> str | None:
+    """Why the send this helper was started for is over (None: it is not)."""
+    held = leases.current(session.connection(), name=send_lease.lease_name(block.campaign_id))
+    campaign = session.get(Campaign, block.campaign_id)
+    session.commit()
+    if held is None or held.holder != parent_holder or not held.live(utcnow()):
+        return "its sender no longer holds the campaign"
+    if campaign is None or campaign.status != CampaignStatus.SENDING:
+        return f"campaign is {campaign.status if campaign else 'gone'}"
+    return None
+
+
+def _send(
+    session: Session,
+    settings: Settings,
+    block: Block,
+    holder: str,
+    should_stop: Callable[[], bool],
+    told: Any,
+) -> SendReport:
+    provider = make_sending_provider(settings)
+    try:
+        campaign = session.get(Campaign, block.campaign_id)
+        assert campaign is not None
+        loop = block_loop(
+            HelperLoop,
+            session,
+            settings=settings,
+            campaign=campaign,
+            provider=provider,
+            holder=holder,
+            actor="sender",
+            started=time.monotonic(),
+            should_stop=should_stop,
+        )
+        loop.told, loop.pending = told, []
+        loop.bounded(block, loop.pacer)  # type: ignore[arg-type]  # its own share
+        with fewer_gc_passes():
+            return loop.run()
+    finally:
+        provider.close()

@@ -119,9 +119,17 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def spawn(procs: list, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = cwd / f"stderr-{len(procs)}.log"  # a file, read while it runs (_peek)
+    with log.open("wb") as err:
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=err)
+    proc.log = log  # type: ignore[attr-defined]
     procs.append(proc)
     return proc
+
+
+def _peek(proc: subprocess.Popen[bytes]) -> bytes:
+    """What ``proc`` has written to stderr so far."""
+    return proc.log.read_bytes()  # type: ignore[attr-defined]
 
 
 def test_the_standby_finishes_after_a_kill_and_only_one_batch_is_ever_sent_twice(
@@ -134,6 +142,10 @@ def test_the_standby_finishes_after_a_kill_and_only_one_batch_is_ever_sent_twice
     first = spawn(procs, [NEWSLETTER, "scheduler", "run"], env, tmp_path)
     wait_for("the first instance to hold the lease", lambda: holder_pid(engine) == first.pid)
     second = spawn(procs, [sys.executable, "-m", "scheduler"], env, tmp_path)  # the CLI's way
+    # The standby is up (it logs so) before the first is killed: on a slow machine its
+    # start could otherwise come after the kill, and it would find no one to stand by for.
+    standby = b'"event": "standby: another instance is active"'
+    wait_for("the standby", lambda: standby in _peek(second), 30)
     wait_for("the first batches", lambda: sent(engine, campaign_id) >= RATE)
     assert status(engine, campaign_id) == CampaignStatus.SENDING
     first.send_signal(signal.SIGKILL)
@@ -146,7 +158,7 @@ def test_the_standby_finishes_after_a_kill_and_only_one_batch_is_ever_sent_twice
     assert max(counts.values()) <= 2 and len(twice) <= RATE  # at most the batch in flight
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=20) == 0
-    assert b'"event": "standby: another instance is active"' in second.stderr.read()  # type: ignore[union-attr]
+    assert standby in _peek(second)
     assert leases.current(engine) is None  # released on a clean exit
     db.dispose_engine(postgres_url)
 

@@ -7,6 +7,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns.delivery import processes
+from campaigns.delivery import helper_process, processes, send_lease
 from campaigns.delivery.ledger import delivery_counts, queue_deliveries
 from campaigns.delivery.sending import SendProgress, send_campaign
 from campaigns.delivery.workers.batch_send import Block
-from campaigns.models import CampaignStatus, Delivery
+from campaigns.models import Campaign, CampaignStatus, Delivery
 from newsletter import leases, metrics
 from newsletter.settings import Settings
 from tests.conftest import make_settings
@@ -44,7 +45,7 @@ def sg_settings(settings: Settings, fake: FakeSendGrid, **overrides: object) -> 
 
 def shared_settings(settings: Settings, fake: FakeSendGrid, **overrides: object) -> Settings:
     """Two helpers for any send of 2,000 or more (the default minimum is 100,000)."""
-    return sg_settings(settings, fake, **SHARED, **overrides)
+    return sg_settings(settings, fake, **{**SHARED, **overrides})
 
 
 def queued_campaign(session: Session, engine: Engine, count: int) -> int:
@@ -190,19 +191,37 @@ def test_the_metrics_count_what_the_helpers_sent(
     assert sent._value.get() - before == 3000
 
 
+def test_the_plan_counts_queued_rows_not_ids(sqlite_settings: Settings, sqlite_engine: Engine):
+    cfg = sqlite_settings.model_copy(
+        update={"send_processes": 2, "send_process_min_recipients": 10}
+    )
+    with Session(sqlite_engine) as session:
+        campaign_id = queued_campaign(session, sqlite_engine, 100)
+        first = session.execute(sa.select(sa.func.min(Delivery.id))).scalar_one()
+        session.execute(  # a resume: only the first and the last rows still queued
+            sa.update(Delivery)
+            .where(Delivery.id.between(first + 5, first + 94))
+            .values(status="sent")  # type: ignore[union-attr]
+        )
+        session.commit()
+        assert processes.plan(session, cfg, campaign_id=campaign_id) == []
+
+
 def test_a_stop_stops_every_helper_and_a_resume_sends_the_rest_once(
     sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
 ):
     add_subscribers(sqlite_engine, 6000)
     cfg = shared_settings(sqlite_settings, fake)
+    seen: list[SendProgress] = []
     with Session(sqlite_engine) as session:
         campaign = make_campaign(session)
-        stopped = send_campaign(
+        stopped = send_campaign(  # asked to stop once the first batch is recorded
             session,
             settings=cfg,
             campaign_id=campaign.id,
             preflight=False,
-            should_stop=lambda: True,
+            on_progress=seen.append,
+            should_stop=lambda: bool(seen),
         )
         assert stopped.status == "sending" and stopped.stopped == "stop requested"
         assert 0 < stopped.queued < 6000 and stopped.sent + stopped.queued == 6000
@@ -264,6 +283,9 @@ def test_a_helper_killed_mid_send_costs_at_most_its_batch_in_flight(
             on_progress=kill_one,
         )
         assert (report.status, report.queued) == ("sent", 0) and killed
+        # What was committed, never twice; the killed helper's last commit may be left out
+        # of the report (killed before telling it), never out of the ledger.
+        assert 3000 <= report.sent <= 4000
     assert set(fake.deliveries) == {f"user{i}@example.com" for i in range(1, 4001)}
     assert sum(n - 1 for n in fake.duplicates().values()) <= 1000  # one SendGrid batch
 
@@ -303,3 +325,79 @@ def test_a_provider_refusal_in_a_helper_fails_the_campaign_with_its_reason(
         )
         assert report.status == "failed" and "provider refused to go on" in (report.stopped or "")
         assert report.queued == 3000 - fake.recipients
+
+
+def test_a_helper_killed_while_the_sender_lags_does_not_hold_the_others_up(
+    sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
+):
+    # One request per reader and a slow progress callback: the helpers' pipes fill up, and
+    # one is killed then, possibly mid-message (with one queue for all, its lock held by
+    # the dead writer hung the other helper and the send for good).
+    add_subscribers(sqlite_engine, 1200)
+    cfg = shared_settings(
+        sqlite_settings, fake, sendgrid_batch_size=1, send_process_min_recipients=500
+    )
+    calls: list[int] = []
+
+    def lagging(progress: SendProgress) -> None:
+        calls.append(progress.sent)
+        time.sleep(0.005)
+        if len(calls) == 400:
+            os.kill(multiprocessing.active_children()[0].pid or 0, signal.SIGKILL)
+
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session)
+        report = send_campaign(
+            session, settings=cfg, campaign_id=campaign.id, preflight=False, on_progress=lagging
+        )
+        assert (report.status, report.queued) == ("sent", 0) and 1199 <= report.sent <= 1200
+        assert delivery_counts(session, campaign_id=campaign.id).sent == 1200
+    assert set(fake.deliveries) == {f"user{i}@example.com" for i in range(1, 1201)}
+    assert sum(n - 1 for n in fake.duplicates().values()) <= 1
+
+
+def started_helper_says(
+    settings: Settings, engine: Engine, fake: FakeSendGrid, *, parent_holds: bool, status: str
+) -> str | None:
+    """What a helper starting now says for a campaign of 10 readers: its report's
+    ``stopped``; the fake SendGrid server must have had nothing from it."""
+    parent = leases.instance_id()
+    with Session(engine) as session:
+        campaign_id = queued_campaign(session, engine, 10)
+        if parent_holds:
+            send_lease.claim(session, campaign_id=campaign_id, holder=parent, seconds=60)
+        else:  # its sender died and another took the campaign over
+            send_lease.claim(session, campaign_id=campaign_id, holder="other:1:1:x", seconds=60)
+        session.execute(sa.update(Campaign).values(status=status))
+        session.commit()
+        first, last = session.execute(
+            sa.select(sa.func.min(Delivery.id), sa.func.max(Delivery.id))
+        ).one()
+    _, writer = multiprocessing.Pipe(duplex=False)
+    report = helper_process._send_block(
+        sg_settings(settings, fake), Block(campaign_id, first, last), parent, lambda: False, writer
+    )
+    with Session(engine) as session:
+        assert (
+            leases.current(session.connection(), name=Block(campaign_id, first, last).name) is None
+        )
+    assert fake.attempts == 0
+    return report.stopped
+
+
+def test_a_helper_starting_after_its_sender_lost_the_campaign_sends_nothing(
+    sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
+):
+    said = started_helper_says(
+        sqlite_settings, sqlite_engine, fake, parent_holds=False, status="sending"
+    )
+    assert said == "its sender no longer holds the campaign"
+
+
+def test_a_helper_starting_after_a_cancel_sends_nothing(
+    sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
+):
+    said = started_helper_says(
+        sqlite_settings, sqlite_engine, fake, parent_holds=True, status="cancelled"
+    )
+    assert said == "campaign is cancelled"
