@@ -133,19 +133,22 @@ def send_shared(
         for block in blocks
     }
     follow = _Following(session, settings, campaign_id, holder, started, on_progress)
-    with _sigint_ignored():  # in the helpers from their start: Ctrl-C is ours to handle
-        for helper in helpers.values():
-            helper.start()
-    for _, writer in pipes.values():
-        writer.close()  # ours: a helper's end of its pipe closes when it ends
     readers = {reader: first_id for first_id, (reader, _) in pipes.items()}
     try:
+        with _sigint_ignored():  # in the helpers from their start: Ctrl-C is ours to handle
+            for helper in helpers.values():
+                helper.start()
+        for _, writer in pipes.values():
+            writer.close()  # ours: a helper's end of its pipe closes when it ends
         follow.until_ended(readers, stop, should_stop)
-    finally:
+    finally:  # also when a start failed: the others stop, and nobody waits for a pipe
         stop.set()
+        for _, writer in pipes.values():
+            writer.close()
         _drain(readers)  # a helper blocked on a full pipe ends too
         for helper in helpers.values():
-            helper.join()
+            if helper.pid is not None:
+                helper.join()
     for block in blocks:
         if block.first_id not in follow.reports and block.first_id not in follow.errors:
             code = helpers[block.first_id].exitcode

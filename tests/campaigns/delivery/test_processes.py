@@ -21,6 +21,7 @@ from campaigns.delivery.sending import SendProgress, send_campaign
 from campaigns.delivery.workers.batch_send import Block
 from campaigns.models import Campaign, CampaignStatus, Delivery
 from newsletter import leases, metrics
+from newsletter.models import Lease
 from newsletter.settings import Settings
 from tests.conftest import make_settings
 from tests.support.delivery import API_KEY, add_subscribers, make_campaign
@@ -401,3 +402,36 @@ def test_a_helper_starting_after_a_cancel_sends_nothing(
         sqlite_settings, sqlite_engine, fake, parent_holds=True, status="cancelled"
     )
     assert said == "campaign is cancelled"
+
+
+def test_a_helper_that_cannot_start_ends_the_send_in_one_error_and_stops_the_others(
+    sqlite_settings: Settings,
+    sqlite_engine: Engine,
+    fake: FakeSendGrid,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    spawn = multiprocessing.get_context("spawn").Process
+    real_start = spawn.start
+    starts: list[int] = []
+
+    def start(self: multiprocessing.process.BaseProcess) -> None:
+        starts.append(1)
+        if len(starts) == 2:
+            raise OSError("Resource temporarily unavailable")
+        real_start(self)
+
+    monkeypatch.setattr(spawn, "start", start)
+    add_subscribers(sqlite_engine, 3000)
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session)
+        with pytest.raises(OSError, match="Resource temporarily unavailable"):
+            send_campaign(
+                session,
+                settings=shared_settings(sqlite_settings, fake),
+                campaign_id=campaign.id,
+                preflight=False,
+            )
+        session.rollback()
+        assert delivery_counts(session, campaign_id=campaign.id).queued + fake.recipients == 3000
+        assert fake.recipients <= 1000  # the helper that started stops after its first batch
+        assert session.execute(sa.select(sa.func.count()).select_from(Lease)).scalar_one() == 0
