@@ -71,6 +71,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, foreign_keys: bool =
     cursor.close()
 
 
+def in_memory(url: str | sa.URL) -> bool:
+    """A SQLite database that lives in one engine's memory (``sqlite://``, ``:memory:``)."""
+    parsed = sa.make_url(url)
+    return parsed.get_backend_name() == "sqlite" and (
+        parsed.database in (None, "", ":memory:") or "memory" in str(parsed.query)
+    )
+
+
 def _sqlite_engine(url: str, *, foreign_keys: bool = True) -> Engine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:" and "///" in url:
@@ -196,7 +204,7 @@ def _migrating(engine: Engine) -> Iterator[Engine]:
     before the change is committed. An in-memory database is a new one per engine, so
     it keeps the caller's.
     """
-    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+    if engine.dialect.name != "sqlite" or in_memory(engine.url):
         yield engine
         return
     migrating = _sqlite_engine(engine.url.render_as_string(hide_password=False), foreign_keys=False)

@@ -44,7 +44,7 @@ from campaigns.delivery.ledger import DeliveryCounts, delivery_counts
 from campaigns.delivery.send_report import ProgressCallback, SendProgress, SendReport
 from campaigns.delivery.workers.batch_send import Block
 from campaigns.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
-from newsletter import leases, metrics
+from newsletter import db, leases, metrics
 from newsletter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def plan(session: Session, settings: Settings, *, campaign_id: int) -> list[Bloc
     ``send_process_min_recipients`` queued rows each: the ids from the first queued row
     to the last, split evenly. An in-memory SQLite database is this process's alone."""
     wanted = settings.send_processes
-    if wanted < 2 or _in_memory(settings.database_url):
+    if wanted < 2 or db.in_memory(settings.database_url):
         return []
     first, last, queued = session.execute(
         sa.select(sa.func.min(_delivery.c.id), sa.func.max(_delivery.c.id), sa.func.count()).where(
@@ -76,14 +76,6 @@ def plan(session: Session, settings: Settings, *, campaign_id: int) -> list[Bloc
         Block(campaign_id, start, min(last, start + size - 1))
         for start in range(first, last + 1, size)
     ]
-
-
-def _in_memory(url: str) -> bool:
-    """A SQLite database in this process's memory (``sqlite://``, ``:memory:``)."""
-    parsed = sa.engine.make_url(url)
-    return parsed.get_backend_name() == "sqlite" and (
-        parsed.database in (None, "", ":memory:") or "memory" in str(parsed.query)
-    )
 
 
 @dataclass(frozen=True)

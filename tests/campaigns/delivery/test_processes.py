@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ from sqlmodel import Session
 
 from campaigns.delivery import helper_process, processes, send_lease
 from campaigns.delivery.ledger import delivery_counts, queue_deliveries
-from campaigns.delivery.sending import SendProgress, send_campaign
+from campaigns.delivery.sending import SendProgress, SendReport, send_campaign
 from campaigns.delivery.workers.batch_send import Block
 from campaigns.models import Campaign, CampaignStatus, Delivery
 from newsletter import leases, metrics
@@ -47,6 +48,14 @@ def sg_settings(settings: Settings, fake: FakeSendGrid, **overrides: object) -> 
 def shared_settings(settings: Settings, fake: FakeSendGrid, **overrides: object) -> Settings:
     """Two helpers for any send of 2,000 or more (the default minimum is 100,000)."""
     return sg_settings(settings, fake, **{**SHARED, **overrides})
+
+
+def send_shared(
+    session: Session, settings: Settings, fake: FakeSendGrid, campaign_id: int | None, **kwargs: Any
+) -> SendReport:
+    """send_campaign with two helpers for 2,000 readers or more (shared_settings)."""
+    cfg = shared_settings(settings, fake)
+    return send_campaign(session, settings=cfg, campaign_id=campaign_id, preflight=False, **kwargs)
 
 
 def queued_campaign(session: Session, engine: Engine, count: int) -> int:
@@ -147,9 +156,7 @@ def test_two_processes_send_every_reader_exactly_once(
     helpers = spy_on_helpers(monkeypatch)
     add_subscribers(engine, 3000)
     campaign = make_campaign(session)
-    report = send_campaign(
-        session, settings=shared_settings(settings, fake), campaign_id=campaign.id, preflight=False
-    )
+    report = send_shared(session, settings, fake, campaign.id)
     assert (report.status, report.sent, report.queued, report.batches) == ("sent", 3000, 0, 4)
     assert fake.recipients == 3000 and not fake.duplicates()
     assert len(helpers) == 1 and helpers[0].report.sent == 3000  # all of it by the helpers
@@ -163,13 +170,7 @@ def test_progress_counts_the_helpers_batches(
     seen: list[SendProgress] = []
     with Session(sqlite_engine) as session:
         campaign = make_campaign(session)
-        send_campaign(
-            session,
-            settings=shared_settings(sqlite_settings, fake),
-            campaign_id=campaign.id,
-            preflight=False,
-            on_progress=seen.append,
-        )
+        send_shared(session, sqlite_settings, fake, campaign.id, on_progress=seen.append)
     sent = [p.sent for p in seen]
     assert sent == sorted(sent) and sent[-1] == 3000 and {p.total for p in seen} == {3000}
     assert len(set(sent)) >= 4  # a step per helper batch, not one jump at the end
@@ -183,12 +184,7 @@ def test_the_metrics_count_what_the_helpers_sent(
     add_subscribers(sqlite_engine, 3000)
     with Session(sqlite_engine) as session:
         campaign = make_campaign(session)
-        send_campaign(
-            session,
-            settings=shared_settings(sqlite_settings, fake),
-            campaign_id=campaign.id,
-            preflight=False,
-        )
+        send_shared(session, sqlite_settings, fake, campaign.id)
     assert sent._value.get() - before == 3000
 
 
@@ -247,13 +243,7 @@ def test_a_pause_by_someone_else_stops_the_helpers_and_the_rest_stays_queued(
                     {"id": campaign_id},
                 )
 
-        report = send_campaign(
-            session,
-            settings=shared_settings(sqlite_settings, fake),
-            campaign_id=campaign_id,
-            preflight=False,
-            on_progress=pause_once,
-        )
+        report = send_shared(session, sqlite_settings, fake, campaign_id, on_progress=pause_once)
         assert report.status == "paused" and report.stopped == "campaign is paused"
         assert report.queued == 6000 - fake.recipients and report.queued > 0
     assert not fake.duplicates()
@@ -276,13 +266,7 @@ def test_a_helper_killed_mid_send_costs_at_most_its_batch_in_flight(
     fake.hold_after(2, 0.5)  # a batch in flight when the kill comes
     with Session(pg_engine) as session:
         campaign = make_campaign(session)
-        report = send_campaign(
-            session,
-            settings=shared_settings(cfg, fake),
-            campaign_id=campaign.id,
-            preflight=False,
-            on_progress=kill_one,
-        )
+        report = send_shared(session, cfg, fake, campaign.id, on_progress=kill_one)
         assert (report.status, report.queued) == ("sent", 0) and killed
         # What was committed, never twice; the killed helper's last commit may be left out
         # of the report (killed before telling it), never out of the ledger.
@@ -318,12 +302,7 @@ def test_a_provider_refusal_in_a_helper_fails_the_campaign_with_its_reason(
     )
     with Session(sqlite_engine) as session:
         campaign = make_campaign(session)
-        report = send_campaign(
-            session,
-            settings=shared_settings(sqlite_settings, fake),
-            campaign_id=campaign.id,
-            preflight=False,
-        )
+        report = send_shared(session, sqlite_settings, fake, campaign.id)
         assert report.status == "failed" and "provider refused to go on" in (report.stopped or "")
         assert report.queued == 3000 - fake.recipients
 
@@ -425,12 +404,7 @@ def test_a_helper_that_cannot_start_ends_the_send_in_one_error_and_stops_the_oth
     with Session(sqlite_engine) as session:
         campaign = make_campaign(session)
         with pytest.raises(OSError, match="Resource temporarily unavailable"):
-            send_campaign(
-                session,
-                settings=shared_settings(sqlite_settings, fake),
-                campaign_id=campaign.id,
-                preflight=False,
-            )
+            send_shared(session, sqlite_settings, fake, campaign.id)
         session.rollback()
         assert delivery_counts(session, campaign_id=campaign.id).queued + fake.recipients == 3000
         assert fake.recipients <= 1000  # the helper that started stops after its first batch
