@@ -15,13 +15,15 @@ its first line of stdout, then serves until SIGTERM. It imports only the standar
 and orjson, so it starts in a fraction of a second. It parses with orjson, not ``json``:
 on the benchmark's two cores the peer takes CPU from the sender it measures (the real
 SendGrid parses on its own machines), and ``json.loads`` of a 850 KB body cost about
-5 ms of the peer's 7 per 1000 recipients.
+5 ms of the peer's 7 per 1000 recipients; for the same reason the cyclic garbage
+collector is off (the parsed bodies hold no cycles).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
 import signal
@@ -278,6 +280,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
+    # Each parsed body is a tree of about 10,000 dicts and lists, freed by reference
+    # counting; the cyclic collector walking them was a quarter of the peer's CPU, taken
+    # from the sender it measures on the same cores (bench/README.md, "fifth pass").
+    gc.disable()
     asyncio.run(serve(args.api_key, args.host, args.port))
 
 

@@ -50,6 +50,7 @@ from campaigns.delivery.providers.base import (
 )
 from campaigns.delivery.providers.sendgrid_http import (
     CONTENT_TYPE,
+    BodyBytes,
     SerializedBody,
     rejection,
     retry_after,
@@ -148,9 +149,13 @@ class SendGridProvider(Provider):
         ``personalizations``: the JSON array, already encoded, to go in ``body``.
         """
         payload = orjson.dumps(body)
-        if personalizations is not None:  # body is never empty: it has "from" at least
-            payload = b'{"personalizations":' + personalizations + b"," + payload[1:]
-        serialized = SerializedBody(payload)
+        if personalizations is None:
+            serialized = SerializedBody(BodyBytes.of(payload))
+        else:  # body is never empty: it has "from" at least
+            tail = memoryview(payload)[1:]
+            serialized = SerializedBody(
+                BodyBytes.of(b'{"personalizations":', personalizations, b",", tail)
+            )
         try:
             response = self._client().client.mail.send.post(request_body=serialized)
         except HTTPError as err:

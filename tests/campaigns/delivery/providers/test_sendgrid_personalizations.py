@@ -101,6 +101,14 @@ def test_encoder_output_is_valid_json_with_one_personalization_each(cfg: Setting
     assert len(orjson.loads(encoded)) == len(people)
 
 
+@pytest.mark.parametrize("count", [0, 1, 2])
+def test_encoder_makes_a_json_array_for_no_one_or_few_readers(cfg: Settings, count: int):
+    links = links_for(cfg, tracked=False)
+    people = unsigned(count) if count else []
+    encoded = PersonalizationEncoder(links, 7).encode(people)
+    assert orjson.loads(encoded) == (reference(links, people) if people else [])
+
+
 def test_encoded_links_verify_for_their_reader_and_purpose(cfg: Settings):
     people = unsigned(8)
     tokens = Tokens(cfg)
