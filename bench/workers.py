@@ -16,6 +16,7 @@ distinct recipients and no duplicate, the ledger has N rows sent and none left q
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -68,11 +69,25 @@ def _workers(values: dict[str, Any], count: int, workdir: Path) -> Iterator[list
                         stdout=subprocess.DEVNULL,
                         stderr=log,
                         start_new_session=True,
+                        preexec_fn=_terminated_with_the_bench,
                     )
                 )
         yield workers
     finally:
         _stop(workers)
+
+
+def _terminated_with_the_bench() -> None:
+    """In the worker, before it runs: SIGTERM when the bench's process ends, however it
+    ends (``prctl(PR_SET_PDEATHSIG)``, Linux). A SIGKILLed bench runs no clean-up of its
+    own, and a worker in its own session would otherwise go on waiting for jobs. The bench
+    starts no thread, so running this between fork and exec is safe."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @contextmanager

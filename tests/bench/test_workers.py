@@ -120,6 +120,33 @@ def test_a_terminated_bench_stops_its_workers(tmp_path: Path) -> None:
                     os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.postgres
+def test_a_killed_bench_leaves_no_worker_behind(tmp_path: Path) -> None:
+    url = _database_url()
+    workers: list[int] = []
+    try:
+        with _bench(tmp_path, "--sizes", "20", "--workers", "1", "--database-url", url,
+                    "--json", str(tmp_path / "workers.json")) as bench:  # fmt: skip
+            deadline = time.monotonic() + 120
+            while not workers and bench.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+                workers = _workers_of(bench.pid)
+            assert workers, "the bench started no worker"
+            (worker,) = workers
+
+            bench.kill()  # no clean-up of its own: the kernel tells the worker
+            bench.wait(timeout=10)
+            deadline = time.monotonic() + 30
+            while _alive(worker) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not _alive(worker), "the worker outlived the SIGKILLed bench"
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
 def test_a_sigterm_while_a_worker_starts_waits_until_it_is_on_the_stop_list() -> None:
     seen: list[int] = []
     before = signal.signal(signal.SIGTERM, lambda signum, _frame: seen.append(signum))
