@@ -31,8 +31,6 @@ from newsletter.headers import check_header_text
 from newsletter.settings import Settings
 
 S = CampaignStatus
-# A time a little in the past is "now" typed slowly, not a mistake.
-PAST_TOLERANCE = timedelta(minutes=1)
 
 
 def get_campaign(session: Session, *, campaign_id: int, lock: bool = False) -> Campaign:
@@ -187,9 +185,7 @@ def schedule(
     now: datetime | None = None,
 ) -> CampaignView:
     """Queue a draft or paused campaign for ``at_utc``, or move a scheduled one."""
-    at = as_utc(at_utc)
-    if at < (now or utcnow()) - PAST_TOLERANCE:
-        raise InvalidInput(f"{weekly_plan.format_local(at, settings)} is in the past", field="at")
+    at = weekly_plan.schedulable(at_utc, settings, now=now or utcnow())
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
     before = _state(campaign)
     when = f"for {at.isoformat()} ({weekly_plan.format_local(at, settings)})"
@@ -224,6 +220,17 @@ def _to_scheduled(
         session.add(campaign)
 
 
+def _check_local_date(on: date | None, now: datetime) -> None:
+    """A date some calendar shows now or later (UTC-12 is 12 hours behind; a past date
+    would send every zone at once, as late), within the schedule horizon."""
+    if on is not None and on < (now - timedelta(hours=12)).date():
+        raise InvalidInput(
+            f"{on.isoformat()} is in the past; pick today or a later date", field="on"
+        )
+    if on is not None and on > (now + weekly_plan.SCHEDULE_HORIZON).date():
+        raise InvalidInput(f"{on.isoformat()} is too far ahead; {weekly_plan.TOO_FAR}", field="on")
+
+
 def schedule_local(
     session: Session,
     *,
@@ -241,8 +248,8 @@ def schedule_local(
     scheduled for the first, and the scheduler releases the others when they come.
     ``on`` is the date in each zone's calendar (default: each zone's date now); ``late``
     ("now" or "next-day") is for zones whose hour has already passed. Raises InvalidInput
-    (fields local_time, late), NotFound, StateError (it has started sending, or cannot
-    be scheduled from its state).
+    (fields local_time, late, on: past or over ten years ahead), NotFound, StateError (it
+    has started sending, or cannot be scheduled from its state).
     """
     at = waves.parse_local_time(local_time)
     try:
@@ -250,6 +257,7 @@ def schedule_local(
     except ValueError:
         raise InvalidInput(f"{late!r} is not one of: now, next-day", field="late") from None
     now = as_utc(now or utcnow())
+    _check_local_date(on, now)
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
     if campaign.started_at is not None:
         raise StateError(f"campaign {campaign_id} has started sending; it cannot be planned again")

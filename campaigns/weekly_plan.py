@@ -52,7 +52,31 @@ def parse_when(text: str, settings: Settings) -> datetime:
             f"(local, {settings.timezone}) or 2026-12-01T14:00Z",
             field="at",
         ) from err
-    return local_to_utc(parsed, settings)
+    try:
+        return local_to_utc(parsed, settings)
+    except OverflowError:  # 9999-12-31T20:00 in a zone behind UTC is in the year 10000
+        raise InvalidInput(f"{text!r} is too far ahead; {TOO_FAR}", field="at") from None
+
+
+# A schedule, a local-time date: at most this far ahead (and within what datetime holds).
+SCHEDULE_HORIZON = timedelta(days=3653)
+TOO_FAR = "pick a date within ten years"
+# A time a little in the past is "now" typed slowly, not a mistake.
+PAST_TOLERANCE = timedelta(minutes=1)
+
+
+def schedulable(at: datetime, settings: Settings, *, now: datetime) -> datetime:
+    """``at`` as aware UTC if a campaign may be scheduled for it: not in the past (one
+    minute's tolerance), not over ten years ahead; InvalidInput (field ``at``) otherwise."""
+    try:
+        at = as_utc(at)
+    except OverflowError:  # an aware 9999-12-31T20:00-05:00 is in the year 10000 in UTC
+        raise InvalidInput(f"{at.date()} is too far ahead; {TOO_FAR}", field="at") from None
+    if at < now - PAST_TOLERANCE:
+        raise InvalidInput(f"{format_local(at, settings)} is in the past", field="at")
+    if at > now + SCHEDULE_HORIZON:
+        raise InvalidInput(f"{format_local(at, settings)} is too far ahead; {TOO_FAR}", field="at")
+    return at
 
 
 def send_clock(settings: Settings) -> time:

@@ -103,6 +103,12 @@ def test_unparseable_time_names_the_field_and_the_format(tmp_path: Path) -> None
     )
 
 
+def test_a_time_beyond_the_calendar_is_too_far_ahead_not_a_crash(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="too far ahead; pick a date within ten years") as err:
+        weekly_plan.parse_when("9999-12-31T20:00", _settings(tmp_path))  # EST: year 10000 UTC
+    assert err.value.field == "at"
+
+
 def test_unknown_time_zone_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="NEWSLETTER_TIMEZONE: unknown time zone 'Mars/Base'"):
         weekly_plan.zone(_settings(tmp_path, timezone="Mars/Base"))

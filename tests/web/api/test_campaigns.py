@@ -189,6 +189,17 @@ def test_schedule_a_draft(api: tuple[httpx.Client, Engine]) -> None:
     }
 
 
+@pytest.mark.parametrize("at", ["9999-12-31T20:00-05:00", "2099-01-01T09:00Z"])
+def test_schedule_beyond_ten_years_is_422_not_a_crash(
+    api: tuple[httpx.Client, Engine], at: str
+) -> None:
+    client, engine = api
+    cid = campaign_in(engine, S.DRAFT)
+    response = client.post(f"/api/campaigns/{cid}/schedule", json={"at": at})
+    assert response.status_code == 422
+    assert "too far ahead; pick a date within ten years" in response.json()["detail"]
+
+
 def test_schedule_in_the_past_is_422(api: tuple[httpx.Client, Engine]) -> None:
     client, engine = api
     cid = campaign_in(engine, S.DRAFT)

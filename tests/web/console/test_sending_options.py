@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from campaigns import subject_tests
 from campaigns.delivery.sending import send_campaign
-from campaigns.models import CampaignStatus
+from campaigns.models import Campaign, CampaignStatus
 from newsletter import audit, db
 from newsletter.accounts import Role
 from newsletter.settings import Settings
@@ -166,6 +166,24 @@ def test_a_room_refusal_is_one_clear_line_on_a_console_page(
     line = "The subjects must be different and not empty.</p>"  # no API field prefix
     assert f'<p class="alert alert-error" role="alert">{line}' in refused.text
     assert "Traceback" not in refused.text
+
+
+@pytest.mark.parametrize(
+    ("on", "line"),
+    [
+        ("2020-01-01", "2020-01-01 is in the past; pick today or a later date."),
+        ("9999-12-31", "9999-12-31 is too far ahead; pick a date within ten years."),
+    ],
+)
+def test_a_local_time_date_in_the_past_or_too_far_ahead_is_refused_in_one_line(
+    editor: httpx.Client, shared: tuple[Engine, Settings], on: str, line: str
+) -> None:
+    cid = _campaign(shared[0])
+    refused = _post(editor, cid, "local-time", local_time="23:59", late="now", on=on)
+    assert refused.status_code == 400
+    assert f'role="alert">{line}</p>' in refused.text
+    with Session(shared[0]) as session:
+        assert session.get(Campaign, cid).status == CampaignStatus.DRAFT  # nothing planned
 
 
 def test_resend_form_on_a_sent_campaign_shows_the_resend(
