@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from campaigns.webhook_delivery import BATCH, LOCAL_HOSTS, DeliveryReport, deliver_due
 from newsletter import audit
 from newsletter.errors import InvalidInput, NotFound, StateError
+from newsletter.headers import check_url_text
 from newsletter.settings import Settings
 from newsletter.webhook_outbox import WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
 
@@ -67,7 +68,7 @@ def new_secret() -> str:
 def check_url(settings: Settings, url: str) -> str:
     """``url`` stripped, or InvalidInput: https with a host, http only for a local host
     when NEWSLETTER_WEBHOOK_ALLOW_LOCAL is on; no user:password (it would be logged)."""
-    url = url.strip()
+    url = check_url_text(url.strip())
     parts = urlsplit(url)
     try:
         host = parts.hostname

@@ -15,7 +15,7 @@ from __future__ import annotations
 import binascii
 import re
 
-from newsletter.errors import HeaderInjection
+from newsletter.errors import HeaderInjection, InvalidInput
 
 _FOLD_AT = 78
 _SPECIALS = re.compile(r'[][\\()<>@,:;".]')
@@ -159,3 +159,15 @@ def one_line(value: str) -> str:
     if _plain(value) and "  " not in value and value == value.strip(" "):
         return value  # already one line with single spaces: what the rest would return
     return " ".join(_UNSAFE_TEXT.sub(" ", value).split())
+
+
+_URL_BREAK = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
+def check_url_text(url: str, *, field: str = "url") -> str:
+    """``url`` unchanged, or InvalidInput (``field``) if it holds whitespace or a control
+    character: RFC 3986 has no place for them, and a CR LF inside the request line of a
+    fetch or a webhook's POST would start a header of the sender's choosing."""
+    if _URL_BREAK.search(url):
+        raise InvalidInput("take out the spaces, tabs or line breaks inside the URL", field=field)
+    return url

@@ -30,6 +30,7 @@ from campaigns.content.snippet_import import (
 from campaigns.models import Campaign, CampaignSnippet, Snippet, SnippetPublic, SnippetRetirement
 from newsletter import audit
 from newsletter.errors import ImportProblem, InvalidInput, StateError
+from newsletter.headers import check_url_text
 from newsletter.settings import Settings
 
 # What a preview may show of rendered Markdown (nh3 drops everything else, scripts too).
@@ -300,6 +301,7 @@ def check_feed_url(url: str) -> None:
     """InvalidInput unless ``url`` is http(s): checked before a door starts an import."""
     if not url.strip().lower().startswith(("http://", "https://")):
         raise InvalidInput("give the feed's http(s) URL", field="url")
+    check_url_text(url.strip())
 
 
 def check_upload(files: list[tuple[str, bytes]]) -> None:

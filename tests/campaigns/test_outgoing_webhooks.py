@@ -270,6 +270,28 @@ def test_an_endpoint_url_that_is_not_https_is_refused(
         outgoing_webhooks.check_url(sqlite_settings, url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://h.example.com/x\r\nX-Evil: 1",
+        "https://h.example.com/a b",
+        "https://h.example.com/\x7f",
+    ],
+)
+def test_an_endpoint_url_with_a_break_inside_is_refused(
+    sqlite_settings: Settings, url: str
+) -> None:
+    with pytest.raises(InvalidInput, match="spaces, tabs or line breaks inside the URL") as err:
+        outgoing_webhooks.check_url(sqlite_settings, url)
+    assert err.value.field == "url"
+
+
+def test_an_endpoint_url_keeps_only_outer_spaces_off(sqlite_settings: Settings) -> None:
+    assert outgoing_webhooks.check_url(sqlite_settings, "  https://h.example.com/x \n") == (
+        "https://h.example.com/x"
+    )
+
+
 def test_removing_an_endpoint_drops_its_messages_and_log(
     sqlite_engine: Engine, lite_session: Session, lite: Settings
 ) -> None:

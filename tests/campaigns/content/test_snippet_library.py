@@ -156,6 +156,11 @@ def test_a_feed_import_takes_only_an_http_url(shared: tuple[Engine, Settings]) -
         library.import_feed(session, settings=settings, url="/etc/passwd", actor="a")
 
 
+def test_a_feed_url_with_a_line_break_inside_is_refused_before_the_import() -> None:
+    with pytest.raises(InvalidInput, match="line breaks inside the URL"):
+        library.check_feed_url("https://feeds.example.com/a\r\nHost: evil")
+
+
 def test_the_markdown_typed_for_a_summary_is_kept_for_the_edit_form(
     shared: tuple[Engine, Settings],
 ) -> None:
