@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from newsletter import job_runs
 from newsletter.errors import (
@@ -197,6 +198,7 @@ FILL_ADVICE = (
     "allow reusing older snippets."
 )
 NO_SUCH_PAGE = "There is no such page in the console. Check the address, or start again below."
+NOT_A_PAGE = "This address is a button's, not a page. Go back and use the button on the page."
 
 
 def _sentence(text: str) -> str:
@@ -234,9 +236,17 @@ def back_path(request: Request) -> str:
     if referer and same_origin and _console_path(parts.path):
         return parts.path + (f"?{parts.query}" if parts.query else "")
     parent = request.url.path.rstrip("/").rpartition("/")[0]
-    return (
-        parent if _console_path(parent + "/") and parent != CONSOLE_PREFIX else f"{CONSOLE_PREFIX}/"
-    )
+    while _console_path(parent + "/") and parent != CONSOLE_PREFIX:
+        if _is_page(request, parent):  # not the address of a button (a POST-only route)
+            return parent
+        parent = parent.rpartition("/")[0]
+    return f"{CONSOLE_PREFIX}/"
+
+
+def _is_page(request: Request, path: str) -> bool:
+    """Whether a GET of ``path`` reaches a route of the app (Starlette's own matching)."""
+    scope = {"type": "http", "path": path, "method": "GET"}
+    return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
 
 
 def _console_path(path: str) -> bool:
@@ -329,11 +339,16 @@ async def http_error(request: Request, err: Exception) -> Response:
     """Starlette's own refusals (no such path, method not allowed) in the API's shape;
     a 405 names every method the path takes in ``Allow`` (RFC 9110 15.5.6)."""
     assert isinstance(err, StarletteHTTPException)
-    if err.status_code == 404 and surface_of(request) is Surface.CONSOLE:
+    console = surface_of(request) is Surface.CONSOLE
+    if err.status_code == 404 and console:
         return _console(request, NotFound(NO_SUCH_PAGE), 404)
     headers = dict(err.headers or {})
     if err.status_code == 405:
         headers["Allow"] = ", ".join(allowed_methods(request, err))
+        if console:  # a GET of a form's action: a page, not the API's JSON
+            response = _console(request, StateError(NOT_A_PAGE), 405)
+            response.headers["Allow"] = headers["Allow"]
+            return response
     return JSONResponse({"detail": str(err.detail)}, err.status_code, headers)
 
 

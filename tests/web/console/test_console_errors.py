@@ -78,6 +78,39 @@ def test_without_a_referer_a_refusal_links_to_the_page_above_the_one_refused(
     assert f'<a href="/admin/campaigns/{cid}">Go back</a>' in refused.text
 
 
+def test_a_refusal_links_past_a_button_address_to_the_page_above_it(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """/sending/subject-test takes only POSTs: the link skips it for /sending."""
+    cid = _draft(shared)
+    token = csrf_of(editor, f"/admin/campaigns/{cid}/sending")
+    refused = editor.post(
+        f"/admin/campaigns/{cid}/sending/subject-test/winner",
+        data={"csrf_token": token, "label": "A"},
+    )
+    assert refused.status_code in (404, 409)  # this campaign has no subject test
+    assert f'<a href="/admin/campaigns/{cid}/sending">Go back</a>' in refused.text
+
+
+def test_a_visit_to_a_button_address_is_a_console_page_naming_the_allowed_method(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _draft(shared)
+    visited = editor.get(f"/admin/campaigns/{cid}/schedule")
+    assert (visited.status_code, visited.headers["allow"]) == (405, "POST")
+    assert visited.headers["content-type"].startswith("text/html")
+    assert "a button&#39;s, not a page. Go back and use the button on the page." in visited.text
+    assert f'<a href="/admin/campaigns/{cid}">Go back</a>' in visited.text
+
+
+def test_the_api_still_answers_a_wrong_method_in_json(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    answer = editor.get("/api/campaigns/1/schedule")
+    assert answer.status_code == 405
+    assert answer.json() == {"detail": "Method Not Allowed"}
+
+
 def test_an_unknown_console_page_links_to_the_dashboard(editor: httpx.Client) -> None:
     assert '<a href="/admin/">Back to the dashboard</a>' in editor.get("/admin/nope").text
 
