@@ -172,6 +172,9 @@ def same_token(sent: object, expected: str) -> bool:
 
 
 FILE_FORM_SLACK = 64 * 1024  # a multipart body's fields and boundaries beside its file
+# The largest console form as a browser posts it: a snippet's summary of 20,000 characters
+# in a script other than Latin is 60,000 bytes of UTF-8, each byte "%XX" in the body.
+FORM_BYTES = 256 * 1024
 
 
 async def posted_token(request: Request) -> object:

@@ -3,8 +3,9 @@
 FastAPI reads a route's form fields before it runs the route's dependencies, so a limit
 checked there comes too late. This pure ASGI middleware answers a POST under ``/admin/``
 at once: 411 without a ``Content-Length`` (browsers always send one with a form), 413
-when it declares more than ``form_max_bytes`` (or, for a multipart form, a CSV upload,
-``import_max_bytes`` and a little for the other fields).
+when it declares more than ``form_max_bytes`` or what the largest console form needs
+(``deps.FORM_BYTES``, whichever is more), or, for a multipart form (an upload),
+``import_max_bytes`` and a little for the other fields.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.settings import Settings
-from web.console.deps import FILE_FORM_SLACK, PREFIX
+from web.console.deps import FILE_FORM_SLACK, FORM_BYTES, PREFIX
 
 
 class ConsoleBodyLimit:
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
-        self.form_limit = settings.form_max_bytes
+        self.form_limit = max(settings.form_max_bytes, FORM_BYTES)
         self.upload_limit = settings.import_max_bytes + FILE_FORM_SLACK
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -79,6 +79,26 @@ def test_save_creates_the_snippet_and_opens_its_page(
     assert "Saved." in editor.get(saved.headers["location"]).text
 
 
+def test_a_summary_of_the_longest_length_in_cyrillic_is_taken_not_refused_as_too_large(
+    editor: httpx.Client,
+) -> None:
+    """About 37,000 bytes of UTF-8, posted as about 110,000 (each byte "%XX")."""
+    token = csrf_of(editor, "/admin/snippets/new")
+    summary = "Боль в спине " * 1538  # 19,994 characters, the form's limit is 20,000
+    page = editor.post(
+        "/admin/snippets/new",
+        data={
+            **FORM,
+            "url": "https://blog.example.com/cyr",
+            "summary": summary,
+            "csrf_token": token,
+            "action": "preview",
+        },
+    )
+    assert page.status_code == 200
+    assert "Боль в спине" in page.text
+
+
 def test_a_bad_url_shows_the_form_again_with_one_line(editor: httpx.Client) -> None:
     token = csrf_of(editor, "/admin/snippets/new")
     page = editor.post("/admin/snippets/new", data={**FORM, "url": "ftp://x", "csrf_token": token})
