@@ -31,6 +31,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlmodel import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -58,6 +59,7 @@ from subscribers.tokens import Purpose
 from web.console.deps import LOGIN_PATH
 from web.console.deps import PREFIX as CONSOLE_PREFIX
 from web.console.deps import render as console_page
+from web.console.refusals import Refused
 from web.deps import pages_for
 from web.health import PATH as HEALTH_PATH
 from web.health import READY_PATH
@@ -220,6 +222,13 @@ def console_message(err: Exception) -> str:
     if isinstance(err, ContentError):
         return _sentence(_FILL_SETTING.sub(FILL_ADVICE, str(err)))
     return _sentence(str(err))
+
+
+def refused_form(session: Session, form: str, err: InvalidInput, values: dict[str, str]) -> Refused:
+    """``err`` for a console form drawn again with what was typed (web.console.refusals):
+    the request's session rolled back first, as the error map's page would have it."""
+    session.rollback()
+    return Refused(form, console_message(err), err.field or "", values)
 
 
 def back_path(request: Request) -> str:

@@ -22,9 +22,12 @@ from campaigns.delivery import proofs
 from campaigns.models import CampaignStatus
 from campaigns.views import CampaignView
 from newsletter.accounts import ConsoleUser, Role
+from newsletter.errors import InvalidInput
 from newsletter.settings import Settings
 from web.console.deps import PREFIX, CsrfDep, CurrentUser, render, require_role
+from web.console.refusals import NOTHING, Refused
 from web.deps import SessionDep, SettingsDep
+from web.errors import refused_form
 from web.security import BASE_POLICY, policy
 
 router = APIRouter(prefix="/campaigns")
@@ -114,12 +117,27 @@ def editor_page(
     done: Annotated[str, Query(max_length=40)] = "",
     check: Annotated[str, Query(max_length=10)] = "",
 ) -> HTMLResponse:
+    return _editor(request, session, settings, campaign_id, done=done, check=check)
+
+
+def _editor(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    campaign_id: int,
+    *,
+    done: str = "",
+    check: str = "",
+    refused: Refused = NOTHING,
+) -> HTMLResponse:
+    """The editor; with ``refused``, drawn again at 400 around a refused form's values."""
     state = editor_view.editor_state(
         session, settings=settings, campaign_id=campaign_id, check_links=check == "links"
     )
     return render(
         request,
         "console/campaign_editor.html.j2",
+        http_status=400 if refused.form else 200,
         http_headers={"Content-Security-Policy": EDITOR_POLICY},
         title=f"Campaign {campaign_id}",
         state=state,
@@ -128,6 +146,7 @@ def editor_page(
         when=status_note(state.view, settings),
         default_when=weekly_plan.format_local(state.view.scheduled_at, settings) or "",
         timezone=settings.timezone,
+        refused=refused,
     )
 
 
@@ -183,17 +202,23 @@ def headlines(
     settings: SettingsDep,
     user: Editor,
     _: CsrfDep,
+    request: Request,
     subject: Annotated[str, Form(max_length=1000)] = "",
     preheader: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    editing.edit_campaign(
-        session,
-        settings=settings,
-        campaign_id=campaign_id,
-        actor=user.email,
-        subject=subject,
-        preheader=preheader,
-    )
+    try:
+        editing.edit_campaign(
+            session,
+            settings=settings,
+            campaign_id=campaign_id,
+            actor=user.email,
+            subject=subject,
+            preheader=preheader,
+        )
+    except InvalidInput as err:
+        typed = {"subject": subject, "preheader": preheader}
+        refused = refused_form(session, "headlines", err, typed)
+        return _editor(request, session, settings, campaign_id, refused=refused)
     return _back(campaign_id, "headlines")
 
 
@@ -236,15 +261,20 @@ def test_send(
     settings: SettingsDep,
     user: Editor,
     _: CsrfDep,
+    request: Request,
     to: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    proofs.send_test_copies(
-        session,
-        settings=settings,
-        campaign_id=campaign_id,
-        addresses=typed_addresses(to),
-        actor=user.email,
-    )
+    try:
+        proofs.send_test_copies(
+            session,
+            settings=settings,
+            campaign_id=campaign_id,
+            addresses=typed_addresses(to),
+            actor=user.email,
+        )
+    except InvalidInput as err:
+        refused = refused_form(session, "test-send", err, {"to": to})
+        return _editor(request, session, settings, campaign_id, refused=refused)
     return _back(campaign_id, "test")
 
 
@@ -255,16 +285,21 @@ def schedule(
     settings: SettingsDep,
     user: Editor,
     _: CsrfDep,
+    request: Request,
     at: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     """``at`` from a datetime-local field: the newsletter's local time."""
-    actions.schedule(
-        session,
-        settings=settings,
-        campaign_id=campaign_id,
-        at_utc=weekly_plan.parse_when(at, settings),
-        actor=user.email,
-    )
+    try:
+        actions.schedule(
+            session,
+            settings=settings,
+            campaign_id=campaign_id,
+            at_utc=weekly_plan.parse_when(at, settings),
+            actor=user.email,
+        )
+    except InvalidInput as err:
+        refused = refused_form(session, "schedule", err, {"at": at})
+        return _editor(request, session, settings, campaign_id, refused=refused)
     return _back(campaign_id, "scheduled")
 
 

@@ -36,6 +36,7 @@ from newsletter.accounts import ConsoleUser, Role
 from newsletter.errors import NotSignedIn, PermissionDenied
 from newsletter.settings import Settings
 from newsletter.templating import Templates, brand_context
+from web.console.refusals import NOTHING
 from web.deps import SettingsDep
 from web.responses import NO_STORE
 
@@ -284,6 +285,7 @@ def render(
         "can_edit": bool(user and user.can(Role.editor)),
         "is_owner": bool(user and user.can(Role.owner)),
         "title": "",
+        "refused": NOTHING,
         **context,
     }
     html = templates_for(request).render_page(template, values)

@@ -5,8 +5,10 @@ editor).
 The page shows the campaign as ``campaigns.actions.show`` gives it (its waves, its test
 with each variant's human figures, its resend); each form posts to its own route, checked
 for an editor's role and the session's CSRF token, calls one room function and redirects
-back (303). A room's refusal (InvalidInput, StateError...) is answered by the one error
-map (web/errors.py) as a console page with one line saying why.
+back (303). A refusal of what was typed (InvalidInput) draws the page again with the
+values and one line next to the form (web.console.refusals); any other refusal
+(StateError, NotFound...) is answered by the one error map (web/errors.py) as a console
+page with one line saying why.
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from campaigns import actions, resends, subject_tests
+from newsletter.errors import InvalidInput
+from newsletter.settings import Settings
 from web.console.campaigns import status_note
 from web.console.deps import PREFIX, CsrfDep, CurrentUser, EditorUser, render
+from web.console.refusals import NOTHING, Refused
 from web.deps import SessionDep, SettingsDep
+from web.errors import refused_form
 
 router = APIRouter(prefix="/campaigns/{campaign_id}/sending")
 
@@ -47,15 +54,30 @@ def sending_page(
     done: Annotated[str, Query(max_length=40)] = "",
 ) -> HTMLResponse:
     """Waves, subject test and resend of one campaign, with their forms for editors."""
+    return _page(request, session, settings, campaign_id, done=done)
+
+
+def _page(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    campaign_id: int,
+    *,
+    done: str = "",
+    refused: Refused = NOTHING,
+) -> HTMLResponse:
+    """The page; with ``refused``, drawn again at 400 around a refused form's values."""
     detail = actions.show(session, settings=settings, campaign_id=campaign_id)
     return render(
         request,
         "console/campaign_sending.html.j2",
+        http_status=400 if refused.form else 200,
         title=f"Campaign {campaign_id}: sending options",
         c=detail,
         when=status_note(detail, settings),
         done=DONE.get(done, ""),
         timezone=settings.timezone,
+        refused=refused,
     )
 
 
@@ -66,27 +88,35 @@ def schedule_local(
     settings: SettingsDep,
     user: EditorUser,
     _: CsrfDep,
+    request: Request,
     local_time: Annotated[str, Form(max_length=10)],
     late: Annotated[Literal["now", "next-day"], Form()] = "next-day",
     on: Annotated[date | None, Form()] = None,
 ) -> Response:
     """``local_time`` "HH:MM" from a time field; ``on`` an optional date in each zone."""
-    actions.schedule_local(
-        session,
-        settings=settings,
-        campaign_id=campaign_id,
-        local_time=local_time,
-        late=late,
-        on=on,
-        actor=user.email,
-    )
+    try:
+        actions.schedule_local(
+            session,
+            settings=settings,
+            campaign_id=campaign_id,
+            local_time=local_time,
+            late=late,
+            on=on,
+            actor=user.email,
+        )
+    except InvalidInput as err:
+        typed = {"local_time": local_time, "late": late, "on": on.isoformat() if on else ""}
+        refused = refused_form(session, "local", err, typed)
+        return _page(request, session, settings, campaign_id, refused=refused)
     return _back(campaign_id, "local")
 
 
 @router.post("/subject-test")
 def create_subject_test(
     campaign_id: int,
+    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     user: EditorUser,
     _: CsrfDep,
     subject_a: Line,
@@ -102,25 +132,31 @@ def create_subject_test(
     """Two or three subjects (an empty one is no variant) and the filled preheaders:
     none keeps the campaign's, one goes with every subject, or one per subject (the
     room's rule, which refuses any other count)."""
+    subjects, heads = (subject_a, subject_b, subject_c), (preheader_a, preheader_b, preheader_c)
     pairs = [
-        (subject, head)
-        for subject, head in (
-            (subject_a, preheader_a),
-            (subject_b, preheader_b),
-            (subject_c, preheader_c),
-        )
-        if subject.strip()
+        (subject, head) for subject, head in zip(subjects, heads, strict=True) if subject.strip()
     ]
-    subject_tests.create_test(
-        session,
-        campaign_id=campaign_id,
-        subjects=[subject for subject, _head in pairs],
-        preheaders=[head for _subject, head in pairs if head.strip()],
-        sample_percent=sample,
-        wait=timedelta(hours=wait_hours),
-        metric=metric,
-        actor=user.email,
-    )
+    try:
+        subject_tests.create_test(
+            session,
+            campaign_id=campaign_id,
+            subjects=[subject for subject, _head in pairs],
+            preheaders=[head for _subject, head in pairs if head.strip()],
+            sample_percent=sample,
+            wait=timedelta(hours=wait_hours),
+            metric=metric,
+            actor=user.email,
+        )
+    except InvalidInput as err:
+        typed = {
+            **dict(zip(("subject_a", "subject_b", "subject_c"), subjects, strict=True)),
+            **dict(zip(("preheader_a", "preheader_b", "preheader_c"), heads, strict=True)),
+            "sample": str(sample),
+            "wait_hours": str(wait_hours),
+            "metric": metric,
+        }
+        refused = refused_form(session, "test", err, typed)
+        return _page(request, session, settings, campaign_id, refused=refused)
     return _back(campaign_id, "test")
 
 
@@ -139,17 +175,24 @@ def choose_winner(
 @router.post("/resend")
 def request_resend(
     campaign_id: int,
+    request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     user: EditorUser,
     _: CsrfDep,
     subject: Line,
     after_days: Annotated[int, Form(ge=1, le=60)] = 3,
 ) -> Response:
-    resends.request_resend(
-        session,
-        campaign_id=campaign_id,
-        subject=subject,
-        after=timedelta(days=after_days),
-        actor=user.email,
-    )
+    try:
+        resends.request_resend(
+            session,
+            campaign_id=campaign_id,
+            subject=subject,
+            after=timedelta(days=after_days),
+            actor=user.email,
+        )
+    except InvalidInput as err:
+        typed = {"subject": subject, "after_days": str(after_days)}
+        refused = refused_form(session, "resend", err, typed)
+        return _page(request, session, settings, campaign_id, refused=refused)
     return _back(campaign_id, "resend")

@@ -8,16 +8,18 @@ every POST checks the role (403) as well as the form's CSRF token.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import Session
 
 from campaigns import readers
 from campaigns.delivery.providers.factory import make_provider
 from newsletter import db
 from newsletter.clock import utcnow
 from newsletter.errors import InvalidInput, PayloadTooLarge
+from newsletter.settings import Settings
 from subscribers.csv_io import ImportReport
 from subscribers.directory import search_subscribers
 from subscribers.export import export_subscribers
@@ -25,7 +27,9 @@ from subscribers.models import SubscriberStatus
 from web.api.common import MAX_ID
 from web.console.deps import PREFIX, CsrfDep, CurrentUser, EditorUser, OwnerUser, render
 from web.console.import_jobs import ImportJob, import_jobs
+from web.console.refusals import NOTHING, Refused
 from web.deps import MailerDep, SessionDep, SettingsDep
+from web.errors import refused_form
 
 router = APIRouter(prefix="/subscribers")
 
@@ -48,40 +52,64 @@ def subscriber_list(
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
-    q: Annotated[str, Query(max_length=320, pattern=r"^[^\x00-\x1f\x7f]*$")] = "",
+    # Tabs and line breaks (an address pasted from a spreadsheet) are spaces; no other
+    # control character is taken.
+    q: Annotated[str, Query(max_length=320, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")] = "",
     status: Annotated[str, Query(max_length=20)] = "",
     topic: Annotated[str, Query(max_length=100)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
+    search = Search(" ".join(q.split()), status, topic, page)
+    return _list_page(request, session, settings, search)
+
+
+class Search(NamedTuple):
+    q: str = ""
+    status: str = ""
+    topic: str = ""
+    page: int = 1
+
+
+def _list_page(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    search: Search,
+    refused: Refused = NOTHING,
+) -> HTMLResponse:
+    """The list; with ``refused``, drawn again at 400 around the refused add form."""
     found = search_subscribers(
         session,
-        query=q,
-        status=_status(status),
-        topic=topic or None,
+        query=search.q,
+        status=_status(search.status),
+        topic=search.topic or None,
         topics=settings.topics,
         limit=PAGE_SIZE,
-        offset=(page - 1) * PAGE_SIZE,
+        offset=(search.page - 1) * PAGE_SIZE,
     )
     return render(
         request,
         "console/subscribers.html.j2",
+        http_status=400 if refused.form else 200,
         title="Subscribers",
         found=found,
-        q=q,
-        status=status,
-        topic=topic,
-        page=page,
+        q=search.q,
+        status=search.status,
+        topic=search.topic,
+        page=search.page,
         pages=max(1, -(-found.total // PAGE_SIZE)),
         statuses=[s.value for s in SubscriberStatus],
         topics=settings.topics,
         max_upload=settings.import_max_bytes,
         erased=request.query_params.get("erased") == "1",
         today=utcnow().date(),  # a pause ends on paused_until (subscribers.audience)
+        refused=refused,
     )
 
 
 @router.post("/add")
 def add_subscriber(
+    request: Request,
     user: EditorUser,
     _csrf: CsrfDep,
     session: SessionDep,
@@ -90,9 +118,18 @@ def add_subscriber(
     email: Annotated[str, Form(max_length=400)] = "",
     name: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    result = readers.add(
-        session, settings=settings, mailer=mailer, email=email, name=name or None, actor=user.email
-    )
+    try:
+        result = readers.add(
+            session,
+            settings=settings,
+            mailer=mailer,
+            email=email,
+            name=name or None,
+            actor=user.email,
+        )
+    except InvalidInput as err:
+        refused = refused_form(session, "add", err, {"email": email, "name": name})
+        return _list_page(request, session, settings, Search(), refused)
     assert result.subscriber is not None and result.subscriber.id is not None
     return RedirectResponse(f"{HERE}/{result.subscriber.id}?added={result.outcome}", 303)
 

@@ -17,8 +17,11 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from campaigns import outgoing_webhooks
+from newsletter.errors import InvalidInput
 from web.console.deps import PREFIX, CsrfDep, OwnerUser, render
+from web.console.refusals import NOTHING, Refused
 from web.deps import SessionDep, SettingsDep
+from web.errors import refused_form
 
 router = APIRouter(prefix="/webhooks")
 
@@ -33,15 +36,21 @@ def _back(done: str) -> RedirectResponse:
 
 
 def _page(
-    request: Request, endpoints: list[outgoing_webhooks.EndpointView], *, done: str = ""
+    request: Request,
+    endpoints: list[outgoing_webhooks.EndpointView],
+    *,
+    done: str = "",
+    refused: Refused = NOTHING,
 ) -> HTMLResponse:
     return render(
         request,
         "console/webhooks.html.j2",
+        http_status=400 if refused.form else 200,
         title="Webhooks",
         endpoints=endpoints,
         events=outgoing_webhooks.EVENTS,
         done=done,
+        refused=refused,
     )
 
 
@@ -70,9 +79,13 @@ def add_endpoint(
     """A new endpoint; the answer is a page of its own with the signing secret, shown
     this once (a redirect would have to carry it in a URL or a cookie). The session
     commits before the answer is sent (web/deps.py), so a shown secret is a stored one."""
-    created, secret = outgoing_webhooks.add_endpoint(
-        session, settings=settings, url=url, events=event, actor=user.email
-    )
+    try:
+        created, secret = outgoing_webhooks.add_endpoint(
+            session, settings=settings, url=url, events=event, actor=user.email
+        )
+    except InvalidInput as err:
+        refused = refused_form(session, "add", err, {"url": url, "events": ",".join(event)})
+        return _page(request, outgoing_webhooks.list_endpoints(session), refused=refused)
     return render(
         request,
         "console/webhooks_created.html.j2",

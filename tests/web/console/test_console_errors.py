@@ -48,15 +48,24 @@ def _schedule_in_the_past(editor: httpx.Client, cid: int, referer: str) -> httpx
     )
 
 
+def _resume_a_draft(editor: httpx.Client, cid: int, referer: str) -> httpx.Response:
+    """A refusal that is not about what was typed: the error map's page (409)."""
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    return editor.post(
+        f"/admin/campaigns/{cid}/resume",
+        data={"csrf_token": token},
+        headers={"Referer": referer},
+    )
+
+
 def test_a_refusal_links_back_to_the_page_the_marketer_came_from(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
     cid = _draft(shared)
-    refused = _schedule_in_the_past(
-        editor, cid, str(editor.base_url).rstrip("/") + f"/admin/campaigns/{cid}"
-    )
-    assert refused.status_code == 400
-    assert f'<a href="/admin/campaigns/{cid}">Go back</a>' in refused.text
+    came_from = str(editor.base_url).rstrip("/") + "/admin/campaigns?status=draft"
+    refused = _resume_a_draft(editor, cid, came_from)
+    assert refused.status_code == 409
+    assert '<a href="/admin/campaigns?status=draft">Go back</a>' in refused.text
 
 
 def test_a_refusal_never_links_back_to_another_site(
@@ -64,7 +73,7 @@ def test_a_refusal_never_links_back_to_another_site(
 ) -> None:
     cid = _draft(shared)
     for referer in ("https://evil.example/admin/campaigns/1", "//evil.example/admin/"):
-        refused = _schedule_in_the_past(editor, cid, referer)
+        refused = _resume_a_draft(editor, cid, referer)
         assert f'<a href="/admin/campaigns/{cid}">Go back</a>' in refused.text  # the path's
         assert "evil.example" not in refused.text
 
@@ -74,8 +83,46 @@ def test_without_a_referer_a_refusal_links_to_the_page_above_the_one_refused(
 ) -> None:
     """Our pages send Referrer-Policy: no-referrer, so browsers send no Referer."""
     cid = _draft(shared)
-    refused = _schedule_in_the_past(editor, cid, "")
+    refused = _resume_a_draft(editor, cid, "")
     assert f'<a href="/admin/campaigns/{cid}">Go back</a>' in refused.text
+
+
+def test_a_time_refused_draws_the_editor_again_with_the_time_typed(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _draft(shared)
+    refused = _schedule_in_the_past(editor, cid, "")
+    assert refused.status_code == 400
+    assert '<h2 id="h-headlines">' in refused.text  # the editor itself, not an error page
+    assert 'value="2020-01-01T09:00" aria-invalid="true"' in refused.text
+    assert 'id="schedule-error">' in refused.text
+
+
+def test_a_refused_subject_keeps_what_was_typed_in_both_fields(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _draft(shared)
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    typed = {"subject": "x" * 301, "preheader": "A preheader typed with care"}
+    refused = editor.post(f"/admin/campaigns/{cid}/headlines", data={"csrf_token": token, **typed})
+    assert refused.status_code == 400
+    assert 'id="headlines-error">Longer than 300 characters.' in refused.text
+    assert f'value="{"x" * 301}"' in refused.text
+    assert 'value="A preheader typed with care"' in refused.text
+
+
+def test_a_refused_test_address_is_kept_to_be_corrected(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _draft(shared)
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    refused = editor.post(
+        f"/admin/campaigns/{cid}/test-send",
+        data={"csrf_token": token, "to": "ed@example.com, nope"},
+    )
+    assert refused.status_code == 400
+    assert 'value="ed@example.com, nope"' in refused.text
+    assert 'id="test-send-error">' in refused.text
 
 
 def test_a_refusal_links_past_a_button_address_to_the_page_above_it(

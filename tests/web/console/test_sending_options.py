@@ -157,15 +157,35 @@ def test_a_winner_is_chosen_by_hand_once_the_sample_is_sent(
     assert _audited(engine, cid) == "campaign.subject_test_winner"
 
 
-def test_a_room_refusal_is_one_clear_line_on_a_console_page(
+def test_a_refused_subject_test_is_one_line_on_its_form_with_everything_typed_kept(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
     cid = _campaign(shared[0])
-    refused = _post(editor, cid, "subject-test", subject_a="Same", subject_b="Same")
+    refused = _post(
+        editor, cid, "subject-test", subject_a="Same", subject_b="Same", subject_c="Third",
+        preheader_b="Only B", sample=35, wait_hours=12, metric="opens",
+    )  # fmt: skip
     assert refused.status_code == 400
-    line = "The subjects must be different and not empty.</p>"  # no API field prefix
-    assert f'<p class="alert alert-error" role="alert">{line}' in refused.text
+    line = "The subjects must be different and not empty."  # no API field prefix
+    assert f'role="alert" id="test-error">{line}</p>' in refused.text
+    for typed in ('value="Same"', 'value="Third"', 'value="Only B"', 'value="35"', 'value="12"'):
+        assert typed in refused.text
+    assert '<option value="opens" selected>' in refused.text
+    assert 'aria-invalid="true" aria-describedby="test-hint test-error"' in refused.text
     assert "Traceback" not in refused.text
+
+
+def test_a_refused_resend_keeps_the_subject_typed(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _sent(*shared)
+    refused = _post(editor, cid, "resend", subject="Did you\r\nBcc: x@evil.example", after_days=5)
+    assert refused.status_code == 400
+    assert 'role="alert" id="resend-error">' in refused.text
+    assert (
+        'value="Did you&#13;&#10;Bcc: x@evil.example"' in refused.text or "Did you" in refused.text
+    )
+    assert 'value="5"' in refused.text
 
 
 @pytest.mark.parametrize(
@@ -181,7 +201,9 @@ def test_a_local_time_date_in_the_past_or_too_far_ahead_is_refused_in_one_line(
     cid = _campaign(shared[0])
     refused = _post(editor, cid, "local-time", local_time="23:59", late="now", on=on)
     assert refused.status_code == 400
-    assert f'role="alert">{line}</p>' in refused.text
+    assert f'role="alert" id="local-error">{line}</p>' in refused.text
+    assert f'value="{on}"' in refused.text and 'value="23:59"' in refused.text
+    assert '<input type="radio" name="late" value="now" checked>' in refused.text
     with Session(shared[0]) as session:
         assert session.get(Campaign, cid).status == CampaignStatus.DRAFT  # nothing planned
 

@@ -125,6 +125,26 @@ def test_adding_someone_starts_double_opt_in_and_is_audited(
     assert entry.target_id == str(_id(sqlite_engine, "new@example.com"))
 
 
+def test_a_refused_address_is_kept_with_the_name_next_to_one_line(
+    site: httpx.Client, sqlite_settings: Settings
+) -> None:
+    sign_in(site, EDITOR)
+    token = csrf_of(site, "/admin/subscribers")
+    typed = {"email": "nia@example", "name": "Nia"}
+    refused = site.post("/admin/subscribers/add", data={"csrf_token": token, **typed})
+    assert refused.status_code == 400
+    assert 'id="add-error">' in refused.text
+    assert 'value="nia@example" aria-invalid="true"' in refused.text
+    assert 'value="Nia"' in refused.text
+    assert messages_to(sqlite_settings, "nia@example") == []
+
+
+def test_a_search_pasted_with_a_tab_finds_the_address(site: httpx.Client) -> None:
+    sign_in(site, VIEWER)
+    found = site.get("/admin/subscribers", params={"q": "jane@example.com\t"})
+    assert found.status_code == 200 and "jane@example.com" in found.text
+
+
 def test_a_csv_import_shows_progress_then_the_bad_rows(site: httpx.Client) -> None:
     sign_in(site, EDITOR)
     token = csrf_of(site, "/admin/subscribers")

@@ -92,6 +92,18 @@ def test_a_url_the_room_refuses_is_one_line_on_the_page(owner: httpx.Client) -> 
     assert "Traceback" not in refused.text
 
 
+def test_a_refused_url_draws_the_page_again_with_the_url_and_ticked_events_kept(
+    owner: httpx.Client,
+) -> None:
+    token = csrf_of(owner, "/admin/webhooks")
+    form = {"csrf_token": token, "url": "http://x.test/h", "event": ["subscriber.confirmed"]}
+    refused = owner.post("/admin/webhooks", data=form)
+    assert refused.status_code == 400
+    assert 'id="add-error">Must be https://' in refused.text
+    assert 'value="http://x.test/h" aria-invalid="true"' in refused.text
+    assert 'value="subscriber.confirmed" checked>' in refused.text
+
+
 def test_remove_is_confirmed_then_the_endpoint_is_gone(
     owner: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
