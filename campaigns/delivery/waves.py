@@ -5,7 +5,9 @@ date in that zone (so a zone that changes to or from daylight saving that night 
 new offset, and one that does not keeps its own). Zones whose instants coincide share a
 wave: one ``campaign_wave`` row per distinct instant. Readers without a zone belong to
 the list's (``NEWSLETTER_TIMEZONE``); so do readers whose zone had no wave when the
-campaign was scheduled (they joined later), as long as the list's wave is still to come.
+campaign was scheduled (they joined later), as long as the list's wave is still to come;
+readers who join or move into a zone whose wave has gone go with the next wave released
+(``wave_audience``).
 
 When a zone's hour has already passed at scheduling time, ``late`` decides: ``now``
 sends to them at once (one wave at the scheduling instant), ``next-day`` at that hour on
@@ -32,7 +34,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, col, delete, select
 
-from campaigns.delivery.ledger import campaign_categories, delivery_counts, queue_deliveries
+from campaigns.delivery.ledger import delivery_counts, queue_deliveries
+from campaigns.delivery.wave_audience import audience_zones, wave_filter
 from campaigns.models import (
     Campaign,
     CampaignStatus,
@@ -46,7 +49,6 @@ from newsletter import db
 from newsletter.clock import as_utc
 from newsletter.errors import InvalidInput, StateError
 from newsletter.settings import Settings
-from subscribers.audience import eligible_subscribers
 from subscribers.models import Subscriber
 
 _subscriber = Subscriber.__table__
@@ -127,45 +129,6 @@ def plan(
         PlannedWave(release_at=instant, zones=tuple(zones_), late=when)
         for (instant, when), zones_ in sorted(grouped.items(), key=lambda kv: kv[0][0])
     ]
-
-
-# ---------------------------------------------------------------- the audience by zone
-
-
-def _zone_of(list_zone: str) -> sa.ColumnElement[str]:
-    return sa.func.coalesce(_subscriber.c.timezone, list_zone)
-
-
-def _audience(session: Session, campaign: Campaign, *, on_date: date) -> sa.Select:
-    assert campaign.id is not None
-    dialect = session.get_bind().dialect.name
-    topics = campaign_categories(session, campaign_id=campaign.id)
-    return eligible_subscribers(dialect=dialect, topics=topics, on_date=on_date)
-
-
-def audience_zones(
-    session: Session, *, campaign: Campaign, list_zone: str, on_date: date
-) -> dict[str, int]:
-    """Eligible readers of ``campaign`` by zone (theirs, or ``list_zone``): zone -> count."""
-    ids = _audience(session, campaign, on_date=on_date).subquery()
-    zone = _zone_of(list_zone)
-    rows = session.execute(
-        sa.select(zone, sa.func.count())
-        .select_from(_subscriber.join(ids, ids.c.id == _subscriber.c.id))
-        .group_by(zone)
-    )
-    return {name: count for name, count in rows}
-
-
-def wave_filter(
-    zones: Sequence[str], *, list_zone: str, all_zones: Sequence[str]
-) -> sa.ColumnElement[bool]:
-    """The readers of a wave: their zone (or the list's) is one of ``zones``; the list's
-    wave also takes readers whose zone has no wave of its own (``all_zones``)."""
-    condition = _zone_of(list_zone).in_(list(zones))
-    if list_zone in zones:
-        condition = sa.or_(condition, _subscriber.c.timezone.not_in(list(all_zones)))
-    return condition
 
 
 # ---------------------------------------------------------------- planning and release
@@ -263,9 +226,17 @@ def release_wave(
     )
     if won.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    every_zone = sorted({z for w in waves_of(session, campaign_id=campaign.id) for z in w.zones})
+    waves = waves_of(session, campaign_id=campaign.id)
+    every_zone = sorted({z for w in waves for z in w.zones})
+    gone = sorted({z for w in waves if w.id != wave.id and w.status == W.RELEASED for z in w.zones})
     added = queue_wave(
-        session, settings=settings, campaign=campaign, wave=wave, zones=every_zone, now=now
+        session,
+        settings=settings,
+        campaign=campaign,
+        wave=wave,
+        zones=every_zone,
+        now=now,
+        released=gone,
     )
     session.execute(
         sa.update(CampaignWave)
@@ -284,15 +255,21 @@ def queue_wave(
     wave: CampaignWave,
     zones: Sequence[str],
     now: datetime,
+    released: Sequence[str] = (),
 ) -> int:
-    """Queue the eligible readers of ``wave``'s zones; the ledger's unique (campaign,
-    subscriber) leaves anyone already queued alone. How many rows were added."""
-    return queue_deliveries(
-        session,
-        campaign=campaign,
-        on_date=as_utc(now).date(),
-        where=wave_filter(wave.zones, list_zone=settings.timezone, all_zones=zones),
+    """Queue the eligible readers of ``wave``'s zones, and those not yet in the ledger of
+    zones whose wave has gone (``released``: see ``wave_audience.wave_filter``); the
+    ledger's unique (campaign, subscriber) leaves anyone already queued alone. How many
+    rows were added."""
+    assert campaign.id is not None
+    where = wave_filter(
+        wave.zones,
+        list_zone=settings.timezone,
+        all_zones=zones,
+        released=released,
+        campaign_id=campaign.id,
     )
+    return queue_deliveries(session, campaign=campaign, on_date=as_utc(now).date(), where=where)
 
 
 def release_due(session: Session, *, settings: Settings, campaign_id: int, now: datetime) -> int:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from cli import app, output
 from newsletter import db
+from newsletter.errors import InvalidInput
 from newsletter.settings import load_settings
 from tests.support.content import make_campaign, make_snippet
 from tests.support.subscribers import make_subscriber
@@ -79,13 +80,19 @@ def test_schedule_at_a_local_time_prints_one_line_per_wave(env: dict[str, str]) 
     )
 
 
+def earliest_date() -> str:
+    """The date that UTC-12, the last calendar on Earth, shows: 00:00 of it has passed
+    in every zone, so every zone is late."""
+    return (datetime.now(UTC) - timedelta(hours=12)).date().isoformat()
+
+
 def test_late_now_sends_to_every_zone_whose_hour_has_passed_at_once(
     env: dict[str, str],
 ) -> None:
     cid = draft_with_readers(env)
     before = datetime.now(UTC)
     data = run(
-        "campaigns", "schedule", str(cid), "--local-time", "07:00", "--on", "2020-01-01",
+        "campaigns", "schedule", str(cid), "--local-time", "00:00", "--on", earliest_date(),
         "--late", "now", "--json",
     )  # fmt: skip
     (wave,) = data["waves"]
@@ -101,7 +108,7 @@ def test_late_now_sends_to_every_zone_whose_hour_has_passed_at_once(
 def test_late_next_day_sends_at_that_hour_on_each_zones_next_date(env: dict[str, str]) -> None:
     cid = draft_with_readers(env)
     data = run(
-        "campaigns", "schedule", str(cid), "--local-time", "07:00", "--on", "2020-01-01",
+        "campaigns", "schedule", str(cid), "--local-time", "00:00", "--on", earliest_date(),
         "--late", "next-day", "--json",
     )  # fmt: skip
     now = datetime.now(UTC)
@@ -111,9 +118,20 @@ def test_late_next_day_sends_at_that_hour_on_each_zones_next_date(env: dict[str,
         local = datetime.fromisoformat(wave["release_at"]).astimezone(ZoneInfo(zone))
         assert (local.date(), local.strftime("%H:%M"), wave["late"]) == (
             tomorrow,
-            "07:00",
+            "00:00",
             "next-day",
         )
+
+
+def test_a_date_no_calendar_shows_any_more_is_refused_in_one_line(env: dict[str, str]) -> None:
+    cid = draft_with_readers(env)
+    result = runner.invoke(
+        app, ["campaigns", "schedule", str(cid), "--local-time", "07:00", "--on", "2020-01-01"]
+    )
+    assert isinstance(result.exception, InvalidInput)  # main() prints it as one line
+    assert (
+        str(result.exception) == "field 'on': 2020-01-01 is in the past; pick today or a later date"
+    )
 
 
 def test_at_and_local_time_together_are_wrong_usage(env: dict[str, str]) -> None:

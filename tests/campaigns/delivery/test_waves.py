@@ -352,3 +352,60 @@ def test_a_reader_who_joins_later_with_a_zone_without_a_wave_goes_with_the_lists
     assert delivered(engine, campaign_id) == {"tok@example.com"}
     tick(cfg, SEVEN_LOCAL["America/New_York"])  # the list's zone
     assert delivered(engine, campaign_id) == {"tok@example.com", "ber@example.com"}
+
+
+def move(engine: Engine, address: str, zone: str | None) -> None:
+    """The reader changes their time zone (the preferences page's field)."""
+    with Session(engine) as session:
+        reader = session.exec(select(Subscriber).where(Subscriber.email == address)).one()
+        reader.timezone = zone
+        session.add(reader)
+        session.commit()
+
+
+def test_a_reader_who_moves_into_a_zone_whose_wave_has_gone_gets_it_with_the_next(
+    cfg: Settings, engine: Engine
+) -> None:
+    add_readers(engine, {"tok@example.com": "Asia/Tokyo", "ber@example.com": "Europe/Berlin"})
+    campaign_id = draft(engine, cfg)
+    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    tick(cfg, SEVEN_LOCAL["Asia/Tokyo"])
+    move(engine, "ber@example.com", "Asia/Tokyo")  # after Tokyo's wave went out
+    tick(cfg, SEVEN_LOCAL["Europe/Berlin"] - timedelta(minutes=1))
+    assert delivered(engine, campaign_id) == {"tok@example.com"}
+    tick(cfg, SEVEN_LOCAL["Europe/Berlin"])  # the next wave to go takes them
+    assert delivered(engine, campaign_id) == {"tok@example.com", "ber@example.com"}
+    tick(cfg, SEVEN_LOCAL["America/New_York"])
+    assert ledger_rows(engine, campaign_id) == 2  # once each
+    assert outbox_recipients(cfg, campaign_id) == 2
+
+
+def test_a_reader_who_joins_in_a_zone_whose_wave_has_gone_gets_it_with_the_next(
+    cfg: Settings, engine: Engine
+) -> None:
+    add_readers(engine, {"tok@example.com": "Asia/Tokyo", "ber@example.com": "Europe/Berlin"})
+    campaign_id = draft(engine, cfg)
+    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    tick(cfg, SEVEN_LOCAL["Asia/Tokyo"])
+    add_readers(engine, {"late@example.com": "Asia/Tokyo"})
+    tick(cfg, SEVEN_LOCAL["Europe/Berlin"])
+    assert delivered(engine, campaign_id) == {
+        "tok@example.com",
+        "ber@example.com",
+        "late@example.com",
+    }
+
+
+def test_after_the_lists_wave_a_move_to_a_zone_with_no_wave_goes_with_the_next(
+    cfg: Settings, engine: Engine
+) -> None:
+    """The list's zone (New York) goes before Los Angeles here; Kolkata has no wave."""
+    seven_in_los_angeles = datetime(2026, 3, 29, 14, 0, tzinfo=UTC)  # PDT, -7
+    add_readers(engine, {"nyc@example.com": None, "lax@example.com": "America/Los_Angeles"})
+    campaign_id = draft(engine, cfg)
+    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    tick(cfg, SEVEN_LOCAL["America/New_York"])
+    move(engine, "lax@example.com", "Asia/Kolkata")  # after the list's wave went out
+    tick(cfg, seven_in_los_angeles)
+    assert delivered(engine, campaign_id) == {"nyc@example.com", "lax@example.com"}
+    assert ledger_rows(engine, campaign_id) == 2
