@@ -117,8 +117,20 @@ def renew(
     name: str = SCHEDULER_LEASE,
     now: datetime | None = None,
 ) -> bool:
-    """Extend our lease; False means it was lost to another instance: stop acting."""
-    return acquire(bind, holder=holder, ttl_seconds=ttl_seconds, name=name, now=now)
+    """Extend our lease; False means it was lost: stop acting.
+
+    Only a lease still in our name is extended, even one past its expiry (nobody took
+    it meanwhile). One taken over, or taken and released by another since (the row is
+    gone), is not taken again: whoever held it may have done our work meanwhile (a
+    process stopped longer than the lease, then woken, must not go on)."""
+    now = as_utc(now or utcnow())
+    with _transaction(bind) as connection:
+        result = connection.execute(
+            _table.update()
+            .where(_table.c.name == name, _table.c.holder == holder)
+            .values(expires_at=now + timedelta(seconds=ttl_seconds))
+        )
+    return result.rowcount == 1
 
 
 def take_over(

@@ -14,8 +14,8 @@ the other, so an orphaned helper that starts late sends nothing.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import queue
 import signal
 import threading
 import time
@@ -68,7 +68,7 @@ class HelperLoop(BlockLoop):
     """A worker's block loop that tells its parent each commit, paces itself at its
     share of the limit and, at the end, gives its lease up and leaves the campaign."""
 
-    told: Any  # multiprocessing.connection.Connection, the write end
+    told: Teller  # to the parent, never blocking the loop
     pending: list[Batch]
 
     def _pace(self, job: Any) -> None:
@@ -95,8 +95,41 @@ class HelperLoop(BlockLoop):
         return 0, fresh.status
 
 
+class Teller:
+    """Tells the parent through the pipe from a thread of its own, in order.
+
+    A parent that stops reading (stalled, or stopped with SIGSTOP) fills the pipe: a
+    helper blocked writing to it stopped renewing its block's lease, which let another
+    send take the rows the helper was about to send (a review found two copies of one
+    batch per helper). Here the send loop only queues; :meth:`close` queues the last word
+    and waits until it is written, or until the parent is gone (a broken pipe)."""
+
+    _CLOSE = object()
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._write, name="tell-parent", daemon=True)
+        self._thread.start()
+
+    def send(self, message: Any) -> None:
+        self._queue.put(message)
+
+    def _write(self) -> None:
+        while (message := self._queue.get()) is not self._CLOSE:
+            try:
+                self._connection.send(message)
+            except OSError:  # the parent is gone: nobody left to tell
+                return
+
+    def close(self) -> None:
+        self._queue.put(self._CLOSE)
+        self._thread.join()
+        self._connection.close()
+
+
 def run(
-    settings: Settings, block: Block, parent: int, parent_holder: str, stop: Any, told: Any
+    settings: Settings, block: Block, parent: int, parent_holder: str, stop: Any, pipe: Any
 ) -> None:
     """A helper process's whole life: send ``block``, then send ("done", report) or
     ("error", line) to the parent through ``told``. SIGINT is ignored from the start
@@ -109,12 +142,12 @@ def run(
     def should_stop() -> bool:
         return stop.is_set() or terminated.is_set() or os.getppid() != parent
 
+    told = Teller(pipe)
     try:
         report = _send_block(settings, block, parent_holder, should_stop, told)
         told.send(("done", report))
     except BaseException as err:  # the parent sends the rest itself and logs this
-        with contextlib.suppress(OSError):
-            told.send(("error", f"{type(err).__name__}: {err}"))
+        told.send(("error", f"{type(err).__name__}: {err}"))
     finally:
         told.close()
 

@@ -2,19 +2,17 @@
 
 :class:`SendLoop` holds the run's state (the reader, the jobs in flight and waiting for a
 retry, the report) and each step is a method. Providers work in a thread pool
-(``send_concurrency`` workers); everything that touches the database happens on the
-caller's thread, between batches: reading the next batch, and having the provider
-prepare it (``Provider.prepare``: SendGrid's request bodies), while the provider works on
-the last, recording each outcome from the provider's typed result
-(``providers.base.BatchResult``) in the transaction that renews the send lease (when a
-third of it has passed).
+(``send_concurrency`` workers); the database is used on the caller's thread, between
+batches: reading the next batch and having the provider prepare it (SendGrid's bodies)
+while the provider works on the last, then recording each outcome (``BatchResult``) in
+the transaction that renews the send lease (when a third of it has passed; before any
+batch after a stall, so a process stopped past its lease sends nothing it read before).
 ``campaigns.delivery.sending`` says how exactly-once holds and which faults do what.
 
 A lost database connection (PostgreSQL restarted, the backend terminated) does not lose
 an outcome: every step is one transaction that runs again, on a new connection, after a
-rollback (``newsletter.db.retry_when_lost``), the outcomes of the batches in flight
-still in hand; only when the database stays away longer than
-``database_reconnect_seconds`` does the run stop, with one line (DatabaseError).
+rollback (``newsletter.db.retry_when_lost``), the outcomes in flight still in hand; only
+a database away longer than ``database_reconnect_seconds`` stops the run (DatabaseError).
 """
 
 from __future__ import annotations
@@ -191,6 +189,9 @@ class SendLoop:
     def _submit(self, pool: ThreadPoolExecutor, workers: int) -> bool:
         """Fill the free workers, paced; False when nothing is in flight (the run is over)."""
         while not self.stop.is_set() and len(self.in_flight) < workers:
+            if time.monotonic() - self.last_renewal > 2 * self.renew_every:  # a stall
+                self._db(self._renew_now)  # stops the run if the lease was lost meanwhile
+                continue
             job = self._next_job()
             if job is None:
                 break
@@ -319,21 +320,20 @@ class SendLoop:
     # ------------------------------------------------------------ between batches
 
     def _keep_lease(self) -> None:
-        """Renew the send lease when a third of it has passed; stop if it was lost.
-        Not after every batch: a renewal per batch was a row update and a round trip on
-        the critical path of each (1,000 per 100,000 SMTP recipients). A sender that
-        stalled past the lease renews (and finds it lost) with the next outcome it records.
-        """
+        """Renew the send lease when a third of it has passed; stop if it was lost. Not
+        after every batch: a renewal per batch was a row update and a round trip on the
+        critical path of each (1,000 per 100,000 SMTP recipients)."""
         if time.monotonic() - self.last_renewal < self.renew_every:
             return
-        if not send_lease.renew(
-            self.session,
-            campaign_id=self.campaign_id,
-            holder=self.holder,
-            seconds=self.settings.lease_seconds,
-        ):
+        seconds = self.settings.lease_seconds
+        holder, cid = self.holder, self.campaign_id
+        if not send_lease.renew(self.session, campaign_id=cid, holder=holder, seconds=seconds):
             self._stop_run("lost the send lease to another sender")
         self.last_renewal = time.monotonic()
+
+    def _renew_now(self) -> None:
+        self._keep_lease()
+        self.session.commit()
 
     def _check_stop(self) -> None:
         """A stop request (SIGTERM) or a pause/cancel by someone else ends the run."""

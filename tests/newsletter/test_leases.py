@@ -57,6 +57,29 @@ def test_a_standby_takes_over_once_the_lease_expired(engine: Engine) -> None:
     assert not leases.renew(engine, holder="a", ttl_seconds=30, now=later)
 
 
+def test_a_lease_taken_and_released_by_another_meanwhile_is_not_renewed(engine: Engine) -> None:
+    """A process stopped past its lease must not go on once another has held it."""
+    leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
+    later = T0 + timedelta(seconds=31)
+    assert leases.acquire(engine, holder="b", ttl_seconds=30, now=later)
+    assert leases.release(engine, holder="b")
+    assert not leases.renew(engine, holder="a", ttl_seconds=30, now=later + timedelta(seconds=5))
+    assert leases.current(engine) is None
+
+
+def test_our_expired_lease_nobody_took_is_renewed(engine: Engine) -> None:
+    leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
+    assert leases.renew(engine, holder="a", ttl_seconds=30, now=T0 + timedelta(seconds=45))
+    held = leases.current(engine)
+    assert held is not None and held.expires_at == T0 + timedelta(seconds=75)
+
+
+def test_a_released_lease_is_not_taken_again_by_renewing(engine: Engine) -> None:
+    leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
+    leases.release(engine, holder="a")
+    assert not leases.renew(engine, holder="a", ttl_seconds=30, now=T0)
+
+
 def test_release_frees_the_lease_for_others_at_once(engine: Engine) -> None:
     leases.acquire(engine, holder="a", ttl_seconds=30, now=T0)
     assert not leases.release(engine, holder="b")

@@ -409,3 +409,26 @@ def test_a_helper_that_cannot_start_ends_the_send_in_one_error_and_stops_the_oth
         assert delivery_counts(session, campaign_id=campaign.id).queued + fake.recipients == 3000
         assert fake.recipients <= 1000  # the helper that started stops after its first batch
         assert session.execute(sa.select(sa.func.count()).select_from(Lease)).scalar_one() == 0
+
+
+def test_a_helper_telling_a_parent_that_stopped_reading_never_blocks_its_loop():
+    """A full pipe held the helper's loop, so its block lease lapsed (a review's find)."""
+    reading, writing = multiprocessing.Pipe(duplex=False)
+    teller = helper_process.Teller(writing)
+    told = helper_process.Told((helper_process.Batch(0.1, 100, 0, 202),), (100,) * 6)
+    started = time.monotonic()
+    for _ in range(2000):  # about 350 KB: far more than a pipe holds unread
+        teller.send(told)
+    assert time.monotonic() - started < 1.0
+    received = [reading.recv() for _ in range(2000)]
+    teller.send(("done", "report"))
+    teller.close()  # waits until the last word is written
+    assert received == [told] * 2000 and reading.recv() == ("done", "report")
+
+
+def test_a_helper_whose_parent_is_gone_closes_its_teller_at_once():
+    reading, writing = multiprocessing.Pipe(duplex=False)
+    teller = helper_process.Teller(writing)
+    reading.close()
+    teller.send(("error", "whatever"))
+    teller.close()  # a broken pipe ends the writer: nothing waits for a reader
