@@ -211,22 +211,29 @@ def _shared(
     on_progress: ProgressCallback | None,
     should_stop: Callable[[], bool] | None,
 ) -> processes.Shared | None:
-    """The helper processes' part of a large send (campaigns.delivery.processes); None
-    when this process sends it alone."""
+    """The helper processes' part of a large send (campaigns.delivery.processes), again
+    for as long as enough is queued after their blocks (a local-time wave released while
+    they sent: a review found it sent by this process alone); None when this process
+    sends it alone."""
+    shared: processes.Shared | None = None
     plan = partial(processes.plan, session, settings, campaign_id=campaign_id)
-    blocks = _retrying(session, settings, campaign_id, plan)
-    if not blocks:
-        return None
-    return processes.send_shared(
-        session,
-        settings=settings,
-        campaign_id=campaign_id,
-        blocks=blocks,
-        holder=holder,
-        started=started,
-        on_progress=on_progress,
-        should_stop=should_stop,
-    )
+    while blocks := _retrying(session, settings, campaign_id, plan):
+        more = processes.send_shared(
+            session,
+            settings=settings,
+            campaign_id=campaign_id,
+            blocks=blocks,
+            holder=holder,
+            started=started,
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
+        if shared is not None:  # the rounds' counts together; the last one's outcome
+            more = processes.Shared(processes.merged(shared.report, more.report), more.done_through)
+        shared = more
+        if more.report.stopped is not None or more.done_through is None:
+            break
+    return shared
 
 
 def _retrying(session: Session, settings: Settings, campaign_id: int, work: Callable[[], T]) -> T:

@@ -163,6 +163,38 @@ def test_two_processes_send_every_reader_exactly_once(
     assert delivery_counts(session, campaign_id=campaign.id).sent == 3000
 
 
+def test_rows_queued_while_the_helpers_send_are_shared_by_helpers_again(
+    settings: Settings,
+    engine: Engine,
+    session: Session,
+    fake: FakeSendGrid,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A local-time wave released during a shared send: large, it gets helpers too."""
+    add_subscribers(engine, 3000)
+    campaign = make_campaign(session)
+    rounds: list[int] = []  # what each round's helpers sent
+    real = processes.send_shared
+
+    def then_a_wave(*args: object, **kwargs: object) -> processes.Shared:
+        shared = real(*args, **kwargs)  # type: ignore[arg-type]
+        if not rounds:  # readers queued while the first helpers sent
+            add_subscribers(engine, 3000, start=3001)
+            with Session(engine) as other:
+                fresh = other.get(Campaign, campaign.id)
+                assert fresh is not None
+                queue_deliveries(other, campaign=fresh)
+                other.commit()
+        rounds.append(shared.report.sent)
+        return shared
+
+    monkeypatch.setattr(processes, "send_shared", then_a_wave)
+    report = send_shared(session, settings, fake, campaign.id)
+    assert rounds == [3000, 3000]
+    assert (report.status, report.sent, report.queued) == ("sent", 6000, 0)
+    assert fake.recipients == 6000 and not fake.duplicates()
+
+
 def test_progress_counts_the_helpers_batches(
     sqlite_settings: Settings, sqlite_engine: Engine, fake: FakeSendGrid
 ):
