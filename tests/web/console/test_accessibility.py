@@ -97,6 +97,18 @@ def test_every_console_page_passes_axe_and_asks_only_our_host(
     tab.wait_for_selector("text=Signing secret")
     problems["/admin/webhooks (added)"] = serious_violations(tab)
 
+    tab.goto(f"{base}/admin/campaigns/{draft_id}/sending")  # refused forms, drawn again
+    tab.get_by_label("Subject B").fill(tab.get_by_label("Subject A").input_value())
+    tab.get_by_role("button", name="Set up the subject test").click()
+    tab.wait_for_selector("#test-error")
+    problems["/admin/campaigns/<draft>/sending (refused)"] = serious_violations(tab)
+    tab.goto(f"{base}/admin/subscribers")
+    tab.get_by_role("textbox", name="Email").fill("nia@example")
+    tab.get_by_label("First name (optional)").fill("Nia")
+    tab.get_by_role("button", name="Send the confirmation").click()
+    tab.wait_for_selector("#add-error")
+    problems["/admin/subscribers (refused)"] = serious_violations(tab)
+
     for path in (
         "/admin/",
         f"/admin/campaigns/{draft_id}/sending",
