@@ -60,6 +60,7 @@ from web.console.deps import LOGIN_PATH
 from web.console.deps import PREFIX as CONSOLE_PREFIX
 from web.console.deps import render as console_page
 from web.console.refusals import Refused
+from web.console.validation_lines import console_lines
 from web.deps import pages_for
 from web.health import PATH as HEALTH_PATH
 from web.health import READY_PATH
@@ -199,13 +200,23 @@ FILL_ADVICE = (
     ". To fill the issue with snippets sent before, ask whoever runs the newsletter to "
     "allow reusing older snippets."
 )
+# A campaign's state change refused (campaigns.workflow): what a marketer can do instead.
+_TRANSITION = re.compile(r"cannot go from (\w+) to \w+")
+TRANSITION_ADVICE = {
+    "sent": "It has been sent: duplicate it to send the issue again.",
+    "cancelled": "It was cancelled: duplicate it to send the issue again.",
+    "failed": "Its page says why it failed; duplicate it to try again.",
+}
 NO_SUCH_PAGE = "There is no such page in the console. Check the address, or start again below."
 NOT_A_PAGE = "This address is a button's, not a page. Go back and use the button on the page."
 
 
 def _sentence(text: str) -> str:
+    """``text`` as a sentence: a capital when it starts with a plain word ("longer than"),
+    never on a name it starts with ("big.md: over 1,000,000 bytes"), and a full stop."""
     text = text.strip()
-    text = text[:1].upper() + text[1:]
+    if text.split(" ", 1)[0].rstrip(",:;").isalpha():
+        text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
@@ -216,9 +227,12 @@ def console_message(err: Exception) -> str:
         return _sentence(DATABASE_DOWN)
     if isinstance(err, _HIDDEN):
         return _sentence(SERVICE_DOWN)
-    if isinstance(err, InvalidInput):
-        advice = CONSOLE_FIELD_ADVICE.get(err.field or "", "")
+    if isinstance(err, InvalidInput):  # the field's advice, unless the room gave its own
+        says_what = "pick " in err.reason.lower()
+        advice = "" if says_what else CONSOLE_FIELD_ADVICE.get(err.field or "", "")
         return " ".join(p for p in (_sentence(err.reason), advice) if p)
+    if isinstance(err, StateError) and (moved := _TRANSITION.search(str(err))):
+        return " ".join(p for p in (_sentence(str(err)), TRANSITION_ADVICE.get(moved[1], "")) if p)
     if isinstance(err, ContentError):
         return _sentence(_FILL_SETTING.sub(FILL_ADVICE, str(err)))
     return _sentence(str(err))
@@ -325,6 +339,8 @@ async def invalid_request(request: Request, err: Exception) -> Response:
         e["loc"][:1] == ("path",) for e in err.errors()
     ):
         return answer(request, NotFound(NO_SUCH_PAGE))  # /admin/campaigns/abc: no such page
+    if surface_of(request) is Surface.CONSOLE:  # the labels and what to type (the module)
+        return answer(request, InvalidInput(console_lines(err.errors())))
     problems = "; ".join(f"{_where(tuple(e['loc']))}: {e['msg']}" for e in err.errors()[:5])
     return answer(request, InvalidInput(problems or "the request is malformed"))
 

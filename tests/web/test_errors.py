@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from newsletter import api_tokens, db
+from newsletter.errors import InvalidInput, StateError
 from newsletter.settings import Settings
 from subscribers.tokens import Purpose, Tokens
 from tests.conftest import make_settings
@@ -26,6 +27,7 @@ from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.servers import free_port, live_server
 from tests.support.subscribers import Nobody
 from web.app import create_app
+from web.errors import console_message
 
 DOWN = {"detail": "the database is unavailable; please try again later"}
 
@@ -167,3 +169,32 @@ def test_a_provider_outage_on_sign_up_keeps_nothing_and_the_next_try_goes_throug
     assert (retry.status_code, h1(retry)) == (200, "Please check your inbox")
     assert _eventually(lambda: fake.deliveries["jane@example.com"] == 1)
     assert _count(cfg) == 1
+
+
+@pytest.mark.parametrize(
+    ("reason", "line"),
+    [
+        ("longer than 300 characters", "Longer than 300 characters."),
+        ("big.md: over 1,000,000 bytes", "big.md: over 1,000,000 bytes."),
+        (
+            "'nia@example' is not a valid email address",
+            "'nia@example' is not a valid email address.",
+        ),
+        ("the subjects must be different.", "The subjects must be different."),
+    ],
+)
+def test_a_console_line_is_a_sentence_that_never_capitalises_a_name(reason: str, line: str):
+    assert console_message(InvalidInput(reason, field="x")) == line
+
+
+def test_a_refused_state_change_says_what_to_do_instead():
+    line = console_message(StateError("campaign 1 cannot go from sent to scheduled"))
+    assert line == (
+        "Campaign 1 cannot go from sent to scheduled. "
+        "It has been sent: duplicate it to send the issue again."
+    )
+
+
+def test_a_time_refusal_that_says_what_to_pick_gets_no_second_advice():
+    err = InvalidInput("9999-12-31 is too far ahead; pick a date within ten years", field="at")
+    assert console_message(err) == "9999-12-31 is too far ahead; pick a date within ten years."

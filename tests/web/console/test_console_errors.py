@@ -211,3 +211,18 @@ def test_an_unknown_console_path_is_the_console_404_page(editor: httpx.Client, p
 def test_an_unknown_api_path_still_answers_json(editor: httpx.Client) -> None:
     response = editor.get("/api/nope")
     assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
+
+
+def test_a_number_field_refused_by_fastapi_is_said_with_its_label(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """A browser checks these first; one that did not still gets a line a marketer reads."""
+    cid = _draft(shared)
+    token = csrf_of(editor, f"/admin/campaigns/{cid}/sending")
+    refused = editor.post(
+        f"/admin/campaigns/{cid}/sending/subject-test",
+        data={"csrf_token": token, "subject_a": "A", "subject_b": "B", "wait_hours": "1.5"},
+    )
+    assert refused.status_code == 400
+    assert "Wait before choosing: type a whole number." in refused.text
+    assert "Input should be" not in refused.text and "wait_hours" not in refused.text
