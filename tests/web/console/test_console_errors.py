@@ -58,6 +58,11 @@ def _resume_a_draft(editor: httpx.Client, cid: int, referer: str) -> httpx.Respo
     )
 
 
+def _post_form(editor: httpx.Client, page: str, action: str, **data: str) -> httpx.Response:
+    """Post a form of ``page`` (its CSRF token read from it) to ``action``."""
+    return editor.post(action, data={"csrf_token": csrf_of(editor, page), **data})
+
+
 def test_a_refusal_links_back_to_the_page_the_marketer_came_from(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
@@ -102,9 +107,9 @@ def test_a_refused_subject_keeps_what_was_typed_in_both_fields(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
     cid = _draft(shared)
-    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    page = f"/admin/campaigns/{cid}"
     typed = {"subject": "x" * 301, "preheader": "A preheader typed with care"}
-    refused = editor.post(f"/admin/campaigns/{cid}/headlines", data={"csrf_token": token, **typed})
+    refused = _post_form(editor, page, f"{page}/headlines", **typed)
     assert refused.status_code == 400
     assert 'id="headlines-error">Longer than 300 characters.' in refused.text
     assert f'value="{"x" * 301}"' in refused.text
@@ -115,11 +120,8 @@ def test_a_refused_test_address_is_kept_to_be_corrected(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
     cid = _draft(shared)
-    token = csrf_of(editor, f"/admin/campaigns/{cid}")
-    refused = editor.post(
-        f"/admin/campaigns/{cid}/test-send",
-        data={"csrf_token": token, "to": "ed@example.com, nope"},
-    )
+    page = f"/admin/campaigns/{cid}"
+    refused = _post_form(editor, page, f"{page}/test-send", to="ed@example.com, nope")
     assert refused.status_code == 400
     assert 'value="ed@example.com, nope"' in refused.text
     assert 'id="test-send-error">' in refused.text
@@ -217,11 +219,9 @@ def test_a_number_field_refused_by_fastapi_is_said_with_its_label(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
     """A browser checks these first; one that did not still gets a line a marketer reads."""
-    cid = _draft(shared)
-    token = csrf_of(editor, f"/admin/campaigns/{cid}/sending")
-    refused = editor.post(
-        f"/admin/campaigns/{cid}/sending/subject-test",
-        data={"csrf_token": token, "subject_a": "A", "subject_b": "B", "wait_hours": "1.5"},
+    page = f"/admin/campaigns/{_draft(shared)}/sending"
+    refused = _post_form(
+        editor, page, f"{page}/subject-test", subject_a="A", subject_b="B", wait_hours="1.5"
     )
     assert refused.status_code == 400
     assert "Wait before choosing: type a whole number." in refused.text
