@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from campaigns.webhook_delivery import BATCH, LOCAL_HOSTS, DeliveryReport, deliver_due
-from newsletter import audit
+from newsletter import audit, db
 from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.headers import check_url_text
 from newsletter.settings import Settings
@@ -128,16 +128,28 @@ def add_endpoint(
     """A new endpoint for ``events`` (empty: all); returns it and its signing secret.
     ``actor`` is who the audit log names.
 
-    Raises InvalidInput for a URL :func:`check_url` refuses or an unknown event name.
+    Raises InvalidInput for a URL :func:`check_url` refuses, one that is already an
+    endpoint (a form sent twice made two, with two secrets), or an unknown event name.
     """
-    endpoint = WebhookEndpoint(
-        url=check_url(settings, url), events=check_events(events), secret=new_secret()
-    )
+    url, chosen = check_url(settings, url), check_events(events)
+    _one_add_at_a_time(session)
+    same = session.exec(select(WebhookEndpoint.id).where(WebhookEndpoint.url == url)).first()
+    if same is not None:
+        raise InvalidInput(f"{url} is already endpoint {same}", field="url")
+    endpoint = WebhookEndpoint(url=url, events=chosen, secret=new_secret())
     session.add(endpoint)
     session.flush()
     view = _view(endpoint)
     _audited(session, actor, "add", view)
     return view, endpoint.secret
+
+
+def _one_add_at_a_time(session: Session) -> None:
+    """Two adds at once (a double click) must not both find the URL new: SQLite's write
+    lock first; on PostgreSQL a table lock that conflicts with itself (adds are rare)."""
+    db.begin_write(session)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("LOCK TABLE webhook_endpoint IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def _endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -290,6 +291,40 @@ def test_an_endpoint_url_keeps_only_outer_spaces_off(sqlite_settings: Settings) 
     assert outgoing_webhooks.check_url(sqlite_settings, "  https://h.example.com/x \n") == (
         "https://h.example.com/x"
     )
+
+
+def test_a_url_already_an_endpoint_is_refused_naming_it(session: Session, local: Settings) -> None:
+    first, _ = add(session, local, "http://127.0.0.1:9/hooks")
+    with pytest.raises(InvalidInput, match=f"is already endpoint {first}") as err:
+        add(session, local, "http://127.0.0.1:9/hooks", "campaign.sent")
+    assert err.value.field == "url"
+    session.rollback()
+    assert len(outgoing_webhooks.list_endpoints(session)) == 1
+
+
+def test_two_adds_of_one_url_at_once_make_one_endpoint(engine: Engine, local: Settings) -> None:
+    """A double click: two requests, two sessions, at the same moment."""
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def submit() -> None:
+        with Session(engine) as own:
+            start.wait()
+            try:
+                add(own, local, "http://127.0.0.1:9/twice")
+                outcomes.append("added")
+            except InvalidInput:
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["added", "refused"]
+    with Session(engine) as check:
+        urls = [e.url for e in outgoing_webhooks.list_endpoints(check)]
+    assert urls.count("http://127.0.0.1:9/twice") == 1
 
 
 def test_removing_an_endpoint_drops_its_messages_and_log(
