@@ -222,7 +222,20 @@ def _sentence(text: str) -> str:
 
 def console_message(err: Exception) -> str:
     """The console's line for ``err``: the room's reason without the API's field prefix,
-    with what to do; the API keeps the message as it is."""
+    with what to do, and no setting's name; the API keeps the message as it is."""
+    return without_settings(_console_line(err))
+
+
+# A service setting named in a room's message (for ops, in the CLI and the API's answer).
+_SETTING = re.compile(r"\bNEWSLETTER_[A-Z0-9_]+")
+
+
+def without_settings(text: str) -> str:
+    """``text`` for a marketer: a setting's name said as who can change it."""
+    return _SETTING.sub("a setting only whoever runs the newsletter can change", text)
+
+
+def _console_line(err: Exception) -> str:
     if isinstance(err, (DatabaseError, SQLAlchemyError)):
         return _sentence(DATABASE_DOWN)
     if isinstance(err, _HIDDEN):

@@ -27,7 +27,7 @@ from tests.support.fake_sendgrid import FakeSendGrid
 from tests.support.servers import free_port, live_server
 from tests.support.subscribers import Nobody
 from web.app import create_app
-from web.errors import console_message
+from web.errors import console_message, without_settings
 
 DOWN = {"detail": "the database is unavailable; please try again later"}
 
@@ -198,3 +198,22 @@ def test_a_refused_state_change_says_what_to_do_instead():
 def test_a_time_refusal_that_says_what_to_pick_gets_no_second_advice():
     err = InvalidInput("9999-12-31 is too far ahead; pick a date within ten years", field="at")
     assert console_message(err) == "9999-12-31 is too far ahead; pick a date within ten years."
+
+
+def test_a_console_line_names_no_setting_a_marketer_cannot_change():
+    err = InvalidInput(
+        "must be https:// (http:// only for 127.0.0.1 or localhost, with "
+        "NEWSLETTER_WEBHOOK_ALLOW_LOCAL)",
+        field="url",
+    )
+    line = console_message(err)
+    assert "NEWSLETTER_" not in line
+    assert line.endswith("with a setting only whoever runs the newsletter can change).")
+
+
+def test_an_imports_refusal_names_no_setting_either():
+    text = "refused: 127.0.0.1 is a loopback address (NEWSLETTER_FETCH_ALLOW_PRIVATE)"
+    assert without_settings(text) == (
+        "refused: 127.0.0.1 is a loopback address (a setting only whoever runs the newsletter "
+        "can change)"
+    )

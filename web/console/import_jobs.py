@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import Request
 
 from newsletter.errors import NewsletterError, NotFound
+from web.errors import without_settings
 
 KEEP_SECONDS = 3600
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class ImportJobs:
         try:
             job.report = work(job)
         except NewsletterError as err:
-            job.error = str(err)
+            job.error = without_settings(str(err))
         except Exception:  # a bug: logged with its traceback, told in one line
             log.exception("console import %s failed", job.filename)
             job.error = "the import failed unexpectedly; the server log has the details"
