@@ -47,3 +47,21 @@
     box.setAttribute("data-finished", "true");
   });
 }());
+
+// A form is sent once: a second click (or Enter) while the first is on its way is
+// ignored, so "Duplicate" or "Add endpoint" clicked twice does it once. Coming back
+// to the page (the browser's Back) lets its forms be sent again.
+(function () {
+  "use strict";
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if ((form.getAttribute("method") || "").toLowerCase() !== "post") { return; }
+    if (form.getAttribute("data-sent") === "yes") { event.preventDefault(); return; }
+    form.setAttribute("data-sent", "yes");
+  });
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll("form[data-sent]").forEach(function (form) {
+      form.removeAttribute("data-sent");
+    });
+  });
+}());

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, sync_playwright
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns.models import CampaignStatus
+from campaigns.models import Campaign, CampaignStatus
 from newsletter.accounts import Role
 from newsletter.settings import Settings
 from tests.conftest import CHROMIUM
@@ -129,3 +130,29 @@ def test_every_console_page_passes_axe_and_asks_only_our_host(
     assert {path: found for path, found in problems.items() if found} == {}
     elsewhere = [url for url in requested if not url.startswith(base + "/")]
     assert elsewhere == []
+
+
+def test_a_form_clicked_twice_is_sent_once(
+    page: tuple[Page, str, list[str]], sqlite_engine: Engine
+) -> None:
+    """console.js: "Duplicate" double-clicked makes one copy (the form's second submit
+    is ignored while the first is on its way)."""
+    tab, base, _ = page
+    with Session(sqlite_engine) as session:
+        draft_id = make_campaign(session, status=CampaignStatus.DRAFT).id
+    tab.goto(f"{base}/admin/login")
+    tab.get_by_label("Email").fill(OWNER)
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Log in").click()
+    tab.wait_for_url(f"{base}/admin/")
+    tab.goto(f"{base}/admin/campaigns/{draft_id}")
+    button = tab.get_by_role("button", name="Duplicate")
+    # A second click 20 ms after the first, as a double click sends it.
+    button.evaluate(
+        "b => { b.form.requestSubmit(b); setTimeout(() => b.form.requestSubmit(b), 20); }"
+    )
+    tab.wait_for_timeout(1500)  # both requests, if two went, have been answered by now
+
+    with Session(sqlite_engine) as session:
+        count = session.execute(sa.select(sa.func.count()).select_from(Campaign)).scalar_one()
+    assert count == 2  # the draft and one copy
