@@ -73,10 +73,19 @@ def schedulable(at: datetime, settings: Settings, *, now: datetime) -> datetime:
     except OverflowError:  # an aware 9999-12-31T20:00-05:00 is in the year 10000 in UTC
         raise InvalidInput(f"{at.date()} is too far ahead; {TOO_FAR}", field="at") from None
     if at < now - PAST_TOLERANCE:
-        raise InvalidInput(f"{format_local(at, settings)} is in the past", field="at")
+        raise InvalidInput(f"{_said(at, settings)} is in the past", field="at")
     if at > now + SCHEDULE_HORIZON:
-        raise InvalidInput(f"{format_local(at, settings)} is too far ahead; {TOO_FAR}", field="at")
+        raise InvalidInput(f"{_said(at, settings)} is too far ahead; {TOO_FAR}", field="at")
     return at
+
+
+def _said(at: datetime, settings: Settings) -> str:
+    """``at`` in the list's zone, or in UTC where that zone's clock would leave the years
+    datetime holds (9999-12-31 23:30 UTC is in the year 10000 in Paris)."""
+    try:
+        return format_local(at, settings) or ""
+    except OverflowError:
+        return at.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def send_clock(settings: Settings) -> time:

@@ -109,6 +109,24 @@ def test_a_time_beyond_the_calendar_is_too_far_ahead_not_a_crash(tmp_path: Path)
     assert err.value.field == "at"
 
 
+@pytest.mark.parametrize(
+    ("zone", "at"),
+    [
+        ("Europe/Paris", "9999-12-31T23:30Z"),  # the year 10000 in Paris
+        ("Pacific/Kiritimati", "9999-12-31T23:00Z"),
+        ("America/New_York", "0001-01-01T01:00Z"),  # the year 0 in New York
+    ],
+)
+def test_a_time_at_the_calendars_edge_is_refused_in_utc_words(
+    tmp_path: Path, zone: str, at: str
+) -> None:
+    settings = _settings(tmp_path, timezone=zone)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    with pytest.raises(InvalidInput, match=r"UTC is (too far ahead|in the past)") as err:
+        weekly_plan.schedulable(weekly_plan.parse_when(at, settings), settings, now=now)
+    assert err.value.field == "at"
+
+
 def test_unknown_time_zone_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="NEWSLETTER_TIMEZONE: unknown time zone 'Mars/Base'"):
         weekly_plan.zone(_settings(tmp_path, timezone="Mars/Base"))
