@@ -70,6 +70,20 @@ class HelperLoop(BlockLoop):
 
     told: Teller  # to the parent, never blocking the loop
     pending: list[Batch]
+    parent_holder: str
+    campaign_lease: str
+
+    def _keep_lease(self) -> None:
+        """The block's lease, and the sender's hold on the campaign: a helper woken after
+        a pause of its host longer than the leases finds its block lease still in its
+        name (nobody takes block leases over), while another sender may have taken the
+        campaign and sent the block; it stops before the batch it read (a review's find)."""
+        due = time.monotonic() - self.last_renewal >= self.renew_every
+        super()._keep_lease()
+        if due and not self.stop.is_set():
+            held = leases.current(self.session.connection(), name=self.campaign_lease)
+            if held is None or held.holder != self.parent_holder or not held.live(utcnow()):
+                self._stop_run("its sender no longer holds the campaign")
 
     def _pace(self, job: Any) -> None:
         self.pacer.wait(len(job.recipients))
@@ -176,7 +190,7 @@ def _send_block(
                 reason = "stop requested"
             if reason is not None:
                 return SendReport(block.campaign_id, CampaignStatus.SENDING, stopped=reason)
-            return _send(session, settings, block, holder, should_stop, told)
+            return _send(session, settings, block, (holder, parent_holder), should_stop, told)
         finally:
             db.rollback_quietly(session)
             leases.release(session.connection(), holder=holder, name=block.name)
@@ -199,10 +213,12 @@ def _send(
     session: Session,
     settings: Settings,
     block: Block,
-    holder: str,
+    holders: tuple[str, str],
     should_stop: Callable[[], bool],
     told: Any,
 ) -> SendReport:
+    """``holders``: this helper's (of the block's lease) and its sender's (the campaign's)."""
+    holder, parent_holder = holders
     provider = make_sending_provider(settings)
     try:
         campaign = session.get(Campaign, block.campaign_id)
@@ -218,7 +234,8 @@ def _send(
             started=time.monotonic(),
             should_stop=should_stop,
         )
-        loop.told, loop.pending = told, []
+        loop.told, loop.pending, loop.parent_holder = told, [], parent_holder
+        loop.campaign_lease = send_lease.lease_name(block.campaign_id)
         loop.bounded(block, loop.pacer)  # type: ignore[arg-type]  # its own share
         with fewer_gc_passes():
             return loop.run()
