@@ -362,7 +362,9 @@ def test_a_helper_killed_while_the_sender_lags_does_not_hold_the_others_up(
         report = send_campaign(
             session, settings=cfg, campaign_id=campaign.id, preflight=False, on_progress=lagging
         )
-        assert (report.status, report.queued) == ("sent", 0) and 1199 <= report.sent <= 1200
+        # The report counts what the helpers told after their commits: never more than
+        # was sent (the killed helper's untold batches are missing from it, not the ledger).
+        assert (report.status, report.queued) == ("sent", 0) and report.sent <= 1200
         assert delivery_counts(session, campaign_id=campaign.id).sent == 1200
     assert set(fake.deliveries) == {f"user{i}@example.com" for i in range(1, 1201)}
     assert sum(n - 1 for n in fake.duplicates().values()) <= 1
