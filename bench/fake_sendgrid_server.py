@@ -36,6 +36,8 @@ from typing import Any
 
 import orjson
 
+from bench.orphans import stop_when_orphaned
+
 SEND_PATH = "/v3/mail/send"
 STATS_PATH = "/__stats"
 MAX_PERSONALIZATIONS = 1000
@@ -231,8 +233,10 @@ async def serve(api_key: str, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watch = loop.create_task(stop_when_orphaned(stop))  # a SIGKILLed harness
     async with server:
         await stop.wait()
+    watch.cancel()
 
 
 class FakeSendGridProcess:

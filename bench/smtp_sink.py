@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.orphans import stop_when_orphaned
+
 TERMINATOR = b"\r\n.\r\n"
 MAX_LINE = 4096
 EHLO_REPLY = b"\r\n".join(
@@ -190,8 +192,10 @@ async def serve(host: str, port: int) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watch = loop.create_task(stop_when_orphaned(stop))  # a SIGKILLed harness
     async with server:
         await stop.wait()
+    watch.cancel()
 
 
 def _read_reply(sock: socket.socket) -> str:

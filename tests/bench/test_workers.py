@@ -68,6 +68,23 @@ def _workers_of(bench: int) -> list[int]:
     return found
 
 
+def _children_of(parent: int, marker: bytes) -> list[int]:
+    """Processes whose parent is ``parent`` and whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (
+                int(_stat(int(entry.name))[1]) == parent
+                and marker in (entry / "cmdline").read_bytes()
+            ):
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+    return found
+
+
 def _alive(pid: int) -> bool:
     """Still running: neither gone nor a zombie left to be reaped."""
     try:
@@ -133,13 +150,17 @@ def test_a_killed_bench_leaves_no_worker_behind(tmp_path: Path) -> None:
                 workers = _workers_of(bench.pid)
             assert workers, "the bench started no worker"
             (worker,) = workers
+            peers = _children_of(bench.pid, b"bench.fake_sendgrid_server")
+            assert peers, "the bench started no fake SendGrid server"
+            workers += peers  # killed at the end if the test fails
 
             bench.kill()  # no clean-up of its own: the kernel tells the worker
             bench.wait(timeout=10)
             deadline = time.monotonic() + 30
-            while _alive(worker) and time.monotonic() < deadline:
+            while any(map(_alive, workers)) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert not _alive(worker), "the worker outlived the SIGKILLed bench"
+            assert not any(map(_alive, peers)), "the fake SendGrid server outlived the bench"
     finally:
         for pid in workers:
             if _alive(pid):
