@@ -54,18 +54,7 @@ def _stat(pid: int) -> list[str]:
 
 def _workers_of(bench: int) -> list[int]:
     """The ``newsletter worker`` processes whose parent is ``bench`` (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int(_stat(int(entry.name))[1])
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError):
-            continue  # ended meanwhile
-        if parent == bench and argv[-2:] == [b"worker", b""]:
-            found.append(int(entry.name))
-    return found
+    return _children_of(bench, b"\0worker\0")
 
 
 def _children_of(parent: int, marker: bytes) -> list[int]:
@@ -83,6 +72,17 @@ def _children_of(parent: int, marker: bytes) -> list[int]:
         except (OSError, IndexError):
             continue  # ended meanwhile
     return found
+
+
+def _started_workers(bench: subprocess.Popen[bytes]) -> list[int]:
+    """The bench's workers once it has started them (at most 120 s)."""
+    workers: list[int] = []
+    deadline = time.monotonic() + 120
+    while not workers and bench.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        workers = _workers_of(bench.pid)
+    assert workers, "the bench started no worker"
+    return workers
 
 
 def _alive(pid: int) -> bool:
@@ -113,11 +113,7 @@ def test_a_terminated_bench_stops_its_workers(tmp_path: Path) -> None:
     try:
         with _bench(tmp_path, "--sizes", "20", "--workers", "1", "--database-url", url,
                     "--json", str(tmp_path / "workers.json")) as bench:  # fmt: skip
-            deadline = time.monotonic() + 120
-            while not workers and bench.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-                workers = _workers_of(bench.pid)
-            assert workers, "the bench started no worker"
+            workers = _started_workers(bench)
             (worker,) = workers
             assert int(_stat(worker)[2]) == worker  # it leads its own process group
 
@@ -144,11 +140,7 @@ def test_a_killed_bench_leaves_no_worker_behind(tmp_path: Path) -> None:
     try:
         with _bench(tmp_path, "--sizes", "20", "--workers", "1", "--database-url", url,
                     "--json", str(tmp_path / "workers.json")) as bench:  # fmt: skip
-            deadline = time.monotonic() + 120
-            while not workers and bench.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-                workers = _workers_of(bench.pid)
-            assert workers, "the bench started no worker"
+            workers = _started_workers(bench)
             (worker,) = workers
             peers = _children_of(bench.pid, b"bench.fake_sendgrid_server")
             assert peers, "the bench started no fake SendGrid server"

@@ -354,6 +354,14 @@ def test_a_reader_who_joins_later_with_a_zone_without_a_wave_goes_with_the_lists
     assert delivered(engine, campaign_id) == {"tok@example.com", "ber@example.com"}
 
 
+def planned(engine: Engine, cfg: Settings, readers: dict[str, str | None]) -> int:
+    """A campaign for ``readers`` planned at 07:00 on Sunday (late zones now): its id."""
+    add_readers(engine, readers)
+    campaign_id = draft(engine, cfg)
+    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    return campaign_id
+
+
 def move(engine: Engine, address: str, zone: str | None) -> None:
     """The reader changes their time zone (the preferences page's field)."""
     with Session(engine) as session:
@@ -366,9 +374,9 @@ def move(engine: Engine, address: str, zone: str | None) -> None:
 def test_a_reader_who_moves_into_a_zone_whose_wave_has_gone_gets_it_with_the_next(
     cfg: Settings, engine: Engine
 ) -> None:
-    add_readers(engine, {"tok@example.com": "Asia/Tokyo", "ber@example.com": "Europe/Berlin"})
-    campaign_id = draft(engine, cfg)
-    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    campaign_id = planned(
+        engine, cfg, {"tok@example.com": "Asia/Tokyo", "ber@example.com": "Europe/Berlin"}
+    )
     tick(cfg, SEVEN_LOCAL["Asia/Tokyo"])
     move(engine, "ber@example.com", "Asia/Tokyo")  # after Tokyo's wave went out
     tick(cfg, SEVEN_LOCAL["Europe/Berlin"] - timedelta(minutes=1))
@@ -383,9 +391,9 @@ def test_a_reader_who_moves_into_a_zone_whose_wave_has_gone_gets_it_with_the_nex
 def test_a_reader_who_joins_in_a_zone_whose_wave_has_gone_gets_it_with_the_next(
     cfg: Settings, engine: Engine
 ) -> None:
-    add_readers(engine, {"tok@example.com": "Asia/Tokyo", "ber@example.com": "Europe/Berlin"})
-    campaign_id = draft(engine, cfg)
-    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    campaign_id = planned(
+        engine, cfg, {"tok@example.com": "Asia/Tokyo", "ber@example.com": "Europe/Berlin"}
+    )
     tick(cfg, SEVEN_LOCAL["Asia/Tokyo"])
     add_readers(engine, {"late@example.com": "Asia/Tokyo"})
     tick(cfg, SEVEN_LOCAL["Europe/Berlin"])
@@ -401,9 +409,9 @@ def test_after_the_lists_wave_a_move_to_a_zone_with_no_wave_goes_with_the_next(
 ) -> None:
     """The list's zone (New York) goes before Los Angeles here; Kolkata has no wave."""
     seven_in_los_angeles = datetime(2026, 3, 29, 14, 0, tzinfo=UTC)  # PDT, -7
-    add_readers(engine, {"nyc@example.com": None, "lax@example.com": "America/Los_Angeles"})
-    campaign_id = draft(engine, cfg)
-    schedule_at_seven(engine, cfg, campaign_id, late="now", now=SATURDAY_NOON, on=SUNDAY)
+    campaign_id = planned(
+        engine, cfg, {"nyc@example.com": None, "lax@example.com": "America/Los_Angeles"}
+    )
     tick(cfg, SEVEN_LOCAL["America/New_York"])
     move(engine, "lax@example.com", "Asia/Kolkata")  # after the list's wave went out
     tick(cfg, seven_in_los_angeles)
