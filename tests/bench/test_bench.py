@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.fake_sendgrid_server import FakeSendGridProcess
+from bench.fake_sendgrid_server import FakeSendGrid, FakeSendGridProcess
 from bench.smtp_sink import SmtpSinkProcess
 from newsletter.settings import PROJECT_ROOT
 
@@ -86,6 +86,42 @@ def test_fake_sendgrid_counts_a_repeated_address_as_a_duplicate() -> None:
             assert response.headers["X-Message-Id"]
         stats = server.stats()
     assert (stats["recipients"], stats["distinct_recipients"], stats["duplicates"]) == (2, 1, 1)
+
+
+def _mail_send(personalizations: list[dict]) -> bytes:
+    return json.dumps({
+        "from": {"email": "news@example.com"},
+        "subject": "Weekly",
+        "content": [{"type": "text/html", "value": "<p>hi</p>"}],
+        "personalizations": personalizations,
+    }).encode()  # fmt: skip
+
+
+def _counted(body: bytes) -> FakeSendGrid:
+    fake = FakeSendGrid("KEY")
+    fake._count(body)
+    return fake
+
+
+def test_fake_sendgrid_counts_an_accepted_body_that_is_not_json_as_invalid() -> None:
+    # Passes the outline check made before the 202 (braces, "personalizations"), not the parse.
+    counts = _counted(b'{"personalizations": [{"to": [{"email": "a@example.com"}]}],}').counts
+    assert (counts.invalid_after_accept, counts.recipients) == (1, 0)
+    assert counts.errors == ["body is not a JSON object"]
+
+
+def test_fake_sendgrid_counts_a_recipient_without_an_address_as_invalid() -> None:
+    body = _mail_send([{"to": [{"email": "a@example.com"}]}, {"to": [{"name": "B"}]}])
+    counts = _counted(body).counts
+    assert (counts.invalid_after_accept, counts.recipients) == (1, 0)
+    assert counts.errors == ["personalizations.1.to.email: required"]
+
+
+def test_fake_sendgrid_counts_every_body_it_parses_not_only_the_first() -> None:
+    fake = FakeSendGrid("KEY")
+    for address in ("A@example.com", "b@example.com", "a@example.com"):
+        fake._count(_mail_send([{"to": [{"email": address}]}]))
+    assert (fake.counts.recipients, len(fake.counts.seen), fake.counts.duplicates) == (3, 2, 1)
 
 
 def test_fake_sendgrid_refuses_a_wrong_key() -> None:
