@@ -26,7 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import format_datetime, make_msgid
 from html import escape
-from typing import Protocol
+from typing import Protocol, TypeVar
+from urllib.parse import quote
 
 from newsletter.clock import utcnow
 from newsletter.errors import ContentError
@@ -61,9 +62,35 @@ TRACK = "track"
 # Newsletter headers per RFC 8058 (one-click) and RFC 2919 (List-Id).
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
+T = TypeVar("T", bound=str)
+
 
 def placeholder(key: str) -> str:
     return f"[%{key}%]"
+
+
+_WORD_JOINER = "\u2060"  # invisible, and no line may break at it (Unicode UAX #14)
+
+
+def inert(text: T) -> T:
+    """``text`` with each placeholder (``[%name%]``...) made literal: a word joiner after
+    its "[", which no reader sees and neither our fill nor SendGrid's substitution
+    matches. For data shown in an issue (a snippet's title, summary, author): it is not a
+    template, and a placeholder in it would be filled with the reader's name or link.
+    Keeps the type: a ``Markup`` stays one (only an invisible character was added)."""
+    if "[%" not in text:
+        return text
+    made = HOLE.sub(lambda match: "[" + _WORD_JOINER + match.group(0)[1:], text)
+    return type(text)(made)  # type: ignore[return-value]
+
+
+def inert_url(url: T) -> T:
+    """A link with each placeholder percent-encoded (``%5B%25name%25%5D``, RFC 3986 2.1):
+    the characters as written, so the reader's tokens never go to the link's site."""
+    if "[%" not in url:
+        return url
+    made = HOLE.sub(lambda match: quote(match.group(0), safe=""), url)
+    return type(url)(made)  # type: ignore[return-value]
 
 
 def greeting(name: str | None) -> str:

@@ -30,6 +30,7 @@ from campaigns.models import (
 from newsletter import db
 from newsletter.clock import utcnow
 from newsletter.errors import ContentError
+from newsletter.mail import inert, inert_url
 from newsletter.settings import Settings
 from newsletter.templating import Templates, brand_context
 
@@ -177,19 +178,21 @@ def snippet_view(item: IssueItem, *, settings: Settings) -> dict[str, Any]:
     s = item.snippet
     published = s.published_at
     summary_html, summary_text = summaries.for_email(s.summary, item.summary_markdown)
+    # A snippet's text is data: a placeholder in it ("[%unsubscribe_url%]" in a feed's
+    # link) would be filled per reader, sending their tokens to the article's site.
     return {
         "id": s.id,
-        "title": s.title,
-        "summary": s.summary,
-        "summary_html": summary_html,
-        "summary_text": summary_text,
-        "url": s.url,
-        "image_url": loadable_url(settings, s.image_url) if s.image_url else None,
-        "image_alt": s.image_alt or s.title,
+        "title": inert(s.title),
+        "summary": inert(s.summary),
+        "summary_html": inert(summary_html),
+        "summary_text": inert(summary_text),
+        "url": inert_url(s.url),
+        "image_url": inert_url(loadable_url(settings, s.image_url)) if s.image_url else None,
+        "image_alt": inert(s.image_alt or s.title),
         "category": s.category,
-        "category_label": category_label(s.category, settings=settings),
-        "tags": list(s.tags or []),
-        "author": s.author,
+        "category_label": inert(category_label(s.category, settings=settings)),
+        "tags": [inert(tag) for tag in s.tags or []],
+        "author": inert(s.author) if s.author else s.author,
         "published": published.date().isoformat(),
         "published_label": f"{published.day} {published:%B %Y}",
         "pinned": s.pinned,

@@ -30,6 +30,7 @@ from campaigns.models import (
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.hostnames import ascii_hostname, has_unsafe_characters
+from newsletter.mail import HOLE
 from newsletter.settings import Settings
 
 TITLE_MAX = 300
@@ -99,6 +100,7 @@ def canonical_url(url: str, *, field_name: str = "url") -> str:
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise InvalidInput(f"{text!r} is not an absolute http(s) URL", field=field_name)
+    _refuse_placeholder(text, field_name)
     query = urlencode(
         [
             (k, v)
@@ -110,6 +112,19 @@ def canonical_url(url: str, *, field_name: str = "url") -> str:
     if len(result) > URL_MAX:
         raise InvalidInput(f"longer than {URL_MAX} characters", field=field_name)
     return result
+
+
+def _refuse_placeholder(url: str, field_name: str) -> None:
+    """A snippet's link is the article's: one naming a per-reader placeholder would be
+    filled with each reader's link or name on the way to that site (rendering also
+    makes any such text inert: ``newsletter.mail.inert_url``)."""
+    found = HOLE.search(url)
+    if found:
+        raise InvalidInput(
+            f"{url!r} holds {found.group()}, which is filled per reader; "
+            "write it percent-encoded if the site needs it",
+            field=field_name,
+        )
 
 
 def optional_http_url(url: str | None, *, field_name: str) -> str | None:
@@ -133,6 +148,7 @@ def optional_http_url(url: str | None, *, field_name: str) -> str | None:
         port_ok = False
     if ascii_hostname(parts.hostname) is None or not port_ok:
         raise InvalidInput(f"{text!r} has no valid host name or port", field=field_name)
+    _refuse_placeholder(text, field_name)
     if len(text) > URL_MAX:
         raise InvalidInput(f"longer than {URL_MAX} characters", field=field_name)
     return text

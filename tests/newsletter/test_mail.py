@@ -5,12 +5,15 @@ import email.policy
 import re
 from pathlib import Path
 
+from markupsafe import Markup
+
 from campaigns.delivery.providers.base import BulkContent, Recipient
 from campaigns.delivery.providers.outbox import OutboxProvider
 from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
 from newsletter.mail import (
     GREETING,
     GREETING_HTML,
+    HOLE,
     NAME,
     NAME_HTML,
     PREFERENCES_URL,
@@ -18,6 +21,8 @@ from newsletter.mail import (
     MimeTemplate,
     OutgoingMessage,
     build_mime,
+    inert,
+    inert_url,
     personalise,
     placeholder,
 )
@@ -147,3 +152,21 @@ def test_greeting_holes_are_filled_from_the_name_when_values_lack_them() -> None
         parsed = email.message_from_bytes(data, policy=email.policy.default)
         assert parsed.get_body(("plain",)).get_content().strip() == text
         assert parsed.get_body(("html",)).get_content().strip() == html
+
+
+def test_inert_text_keeps_what_a_reader_sees_and_holds_no_placeholder() -> None:
+    text = "Ask [%name%] about [%track%], [%draft%] and 5%"
+    made = inert(text)
+    assert HOLE.search(made) is None
+    assert made.replace("\u2060", "") == text
+
+
+def test_inert_keeps_markup_as_markup() -> None:
+    made = inert(Markup("<p>[%greeting_html%]</p>"))
+    assert isinstance(made, Markup) and HOLE.search(made) is None
+
+
+def test_inert_url_percent_encodes_a_placeholder_and_leaves_the_rest() -> None:
+    assert inert_url("https://x.example/a/[%unsubscribe_url%]?q=[%b%]") == (
+        "https://x.example/a/%5B%25unsubscribe_url%25%5D?q=[%b%]"
+    )

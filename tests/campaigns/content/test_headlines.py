@@ -11,6 +11,7 @@ from sqlmodel import Session
 from campaigns.content.assembly import assemble_week
 from campaigns.content.snippet_import import import_snippets
 from campaigns.editing import PREHEADER_HINT_MAX, SUBJECT_HINT_MAX, length_hints
+from newsletter.mail import HOLE
 from newsletter.settings import Settings
 from tests.support.content import CONTENT_DIR, make_snippet
 
@@ -67,3 +68,11 @@ def test_the_sample_issue_s_headlines_pass_the_editor_s_length_hints(
     import_snippets(session, settings=cfg, source=str(CONTENT_DIR / "snippets"))
     campaign = assemble_week(session, settings=cfg, day=MONDAY).campaign
     assert [h.field for h in length_hints(campaign.subject, campaign.preheader) if not h.ok] == []
+
+
+def test_a_placeholder_in_the_lead_title_stays_text_in_the_subject(
+    session: Session, cfg: Settings
+) -> None:
+    subject, _ = _assemble(session, cfg, ["Stretches [%name%] can do", "B", "C", "D"])
+    assert HOLE.search(subject) is None  # never filled with the reader's name
+    assert subject.replace("\u2060", "").endswith("Stretches [%name%] can do")

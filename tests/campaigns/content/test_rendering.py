@@ -281,3 +281,52 @@ def test_a_template_override_in_utf16_without_a_bom_names_the_encoding(
     assert caught.value.template == "email/weekly.txt.j2"
     assert "looks like UTF-16" in str(caught.value)
     assert "save it as UTF-8" in str(caught.value)
+
+
+READERS_VALUES = {
+    "unsubscribe_url": "https://news.example/unsubscribe/TOKEN-U",
+    "preferences_url": "https://news.example/preferences/TOKEN-P",
+    "name": "Sam",
+    "name_html": "Sam",
+    "greeting": "Hello Sam,",
+    "greeting_html": "Hello Sam,",
+}
+
+
+@pytest.fixture
+def placeholder_snippet(session: Session) -> Campaign:
+    """A snippet at rest whose every field names a per-reader placeholder (a feed's, say)."""
+    snippet = insert_raw_snippet(
+        session,
+        title="Tips for [%name%]",
+        summary="Read [%greeting%] and [%unsubscribe_url%]",
+        url="https://blog.example.com/a/[%unsubscribe_url%]",
+        image_url="https://img.example.com/p.png?who=[%name%]",
+        image_alt="[%preferences_url%]",
+        author="[%name_html%]",
+        category="back pain",
+    )
+    return make_campaign(session, [snippet])
+
+
+def test_a_snippets_placeholders_are_not_filled_with_the_readers_values(
+    session: Session, settings: Settings, placeholder_snippet: Campaign
+) -> None:
+    rendered = render_campaign(session, settings=settings, campaign=placeholder_snippet)
+    for part in (rendered.html, rendered.text):
+        copy = personalise(part, READERS_VALUES)
+        shown = html.unescape(copy).replace("\u2060", "")  # the joiner is invisible
+        assert "Tips for [%name%]" in shown and "Tips for Sam" not in shown
+        assert "Read [%greeting%] and [%unsubscribe_url%]" in shown
+
+
+def test_a_snippets_link_never_carries_the_readers_tokens_to_its_site(
+    session: Session, settings: Settings, placeholder_snippet: Campaign
+) -> None:
+    rendered = render_campaign(session, settings=settings, campaign=placeholder_snippet)
+    copy = personalise(rendered.html, READERS_VALUES)
+    links = [a.get("href") or a.get("src") or "" for _, a in elements(copy)]
+    article = [link for link in links if "blog.example.com" in link]
+    image = [link for link in links if "img.example.com" in link]
+    assert article == ["https://blog.example.com/a/%5B%25unsubscribe_url%25%5D"] * len(article)
+    assert article and image == ["https://img.example.com/p.png?who=%5B%25name%25%5D"]

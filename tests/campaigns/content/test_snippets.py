@@ -164,3 +164,19 @@ def test_list_is_freshest_first(session: Session, settings: Settings) -> None:
     older = make_snippet(session, settings, published_at="2026-10-01T00:00:00+00:00")
     newer = make_snippet(session, settings, published_at="2026-11-01T00:00:00+00:00")
     assert [i.snippet.id for i in list_snippets(session)] == [newer.id, older.id]
+
+
+def test_a_snippet_link_naming_a_readers_placeholder_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidInput, match=r"^field 'url': .*\[%unsubscribe_url%\]"):
+        canonical_url("https://blog.example.com/a/[%unsubscribe_url%]")
+
+
+def test_an_image_url_naming_a_readers_placeholder_is_refused_naming_the_field() -> None:
+    with pytest.raises(InvalidInput, match=r"^field 'image_url': .*\[%name%\]"):
+        optional_http_url("https://img.example.com/p.png?who=[%name%]", field_name="image_url")
+
+
+def test_a_link_with_brackets_or_percents_that_name_no_placeholder_is_kept() -> None:
+    assert canonical_url("https://blog.example.com/a/[%draft%]") == (
+        "https://blog.example.com/a/[%draft%]"
+    )
