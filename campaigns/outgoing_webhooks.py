@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import secrets
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -66,8 +66,9 @@ def new_secret() -> str:
 
 
 def check_url(settings: Settings, url: str) -> str:
-    """``url`` stripped, or InvalidInput: https with a host, http only for a local host
-    when NEWSLETTER_WEBHOOK_ALLOW_LOCAL is on; no user:password (it would be logged)."""
+    """``url`` in one spelling (:func:`_one_spelling`), or InvalidInput: https with a host,
+    http only for a local host when NEWSLETTER_WEBHOOK_ALLOW_LOCAL is on; no user:password
+    (it would be logged)."""
     url = check_url_text(url.strip())
     parts = urlsplit(url)
     try:
@@ -86,7 +87,22 @@ def check_url(settings: Settings, url: str) -> str:
             "NEWSLETTER_WEBHOOK_ALLOW_LOCAL)",
             field="url",
         )
-    return url
+    return _one_spelling(url)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _one_spelling(url: str) -> str:
+    """The URL as one endpoint is written whatever its spelling (RFC 3986 6.2.2-6.2.3):
+    scheme and host in lower case, no port that is the scheme's own, "/" for no path, no
+    fragment (never sent). Path and query are the receiver's and stay as given."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
+    port = parts.port
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
 def check_events(events: list[str]) -> list[str]:
@@ -133,7 +149,10 @@ def add_endpoint(
     """
     url, chosen = check_url(settings, url), check_events(events)
     _one_add_at_a_time(session)
-    same = session.exec(select(WebhookEndpoint.id).where(WebhookEndpoint.url == url)).first()
+    rows = session.exec(select(WebhookEndpoint.id, WebhookEndpoint.url)).all()
+    # Compared in one spelling: an endpoint stored before URLs were kept in one (adds are
+    # rare and endpoints few, so all of them are read).
+    same = next((id_ for id_, other in rows if _one_spelling(other) == url), None)
     if same is not None:
         raise InvalidInput(f"{url} is already endpoint {same}", field="url")
     endpoint = WebhookEndpoint(url=url, events=chosen, secret=new_secret())

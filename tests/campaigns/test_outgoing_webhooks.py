@@ -302,6 +302,40 @@ def test_a_url_already_an_endpoint_is_refused_naming_it(session: Session, local:
     assert len(outgoing_webhooks.list_endpoints(session)) == 1
 
 
+def test_an_endpoint_url_is_kept_in_one_spelling(sqlite_settings: Settings) -> None:
+    url = "HTTPS://Hooks.Example.COM:443/In?A=1#top"
+    assert outgoing_webhooks.check_url(sqlite_settings, url) == "https://hooks.example.com/In?A=1"
+    assert outgoing_webhooks.check_url(sqlite_settings, "https://h.example.com") == (
+        "https://h.example.com/"
+    )
+
+
+def test_an_endpoint_url_keeps_a_port_that_is_not_the_schemes_own(
+    sqlite_settings: Settings,
+) -> None:
+    url = "https://[2001:DB8::1]:8443/hooks"
+    assert outgoing_webhooks.check_url(sqlite_settings, url) == "https://[2001:db8::1]:8443/hooks"
+
+
+def test_the_same_endpoint_spelt_another_way_is_refused_naming_it(
+    session: Session, local: Settings
+) -> None:
+    first, _ = add(session, local, "http://127.0.0.1:9/hooks")
+    with pytest.raises(InvalidInput, match=f"is already endpoint {first}"):
+        add(session, local, "HTTP://127.0.0.1:9/hooks#x")
+
+
+def test_an_endpoint_stored_before_urls_were_kept_in_one_spelling_is_still_found(
+    session: Session, local: Settings
+) -> None:
+    first, _ = add(session, local, "http://127.0.0.1:9/hooks")
+    session.execute(
+        sa.update(outgoing_webhooks.WebhookEndpoint).values(url="HTTP://127.0.0.1:9/hooks")
+    )
+    with pytest.raises(InvalidInput, match=f"is already endpoint {first}"):
+        add(session, local, "http://127.0.0.1:9/hooks")
+
+
 def test_two_adds_of_one_url_at_once_make_one_endpoint(engine: Engine, local: Settings) -> None:
     """A double click: two requests, two sessions, at the same moment."""
     start = threading.Barrier(2)
