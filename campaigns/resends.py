@@ -73,7 +73,7 @@ def request_resend(
             field="subject",
         ) from None
     if not timedelta(hours=1) <= after <= MAX_AFTER:
-        raise InvalidInput("--after is 1 hour to 60 days", field="after")
+        raise InvalidInput("the resend waits 1 hour to 60 days after the send", field="after")
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
     existing = session.get(CampaignResend, campaign_id)
     if existing is not None:

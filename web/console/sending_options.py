@@ -125,25 +125,30 @@ def create_subject_test(
     preheader_a: Line = "",
     preheader_b: Line = "",
     preheader_c: Line = "",
-    sample: Annotated[int, Form(ge=1, le=99)] = 20,
-    wait_hours: Annotated[int, Form(ge=1, le=720)] = 4,
+    sample: Line = "",  # FastAPI gives an empty field its default: none here
+    wait_hours: Line = "",
     metric: Annotated[Literal["clicks", "opens"], Form()] = "clicks",
 ) -> Response:
     """Two or three subjects (an empty one is no variant) and the filled preheaders:
     none keeps the campaign's, one goes with every subject, or one per subject (the
-    room's rule, which refuses any other count)."""
+    room's rule, which refuses any other count). Sample and wait arrive as text: an
+    empty one is refused on the form, not taken as the default (FastAPI's int would)."""
     subjects, heads = (subject_a, subject_b, subject_c), (preheader_a, preheader_b, preheader_c)
     pairs = [
         (subject, head) for subject, head in zip(subjects, heads, strict=True) if subject.strip()
     ]
     try:
+        percent = _whole(
+            sample, "sample", "the sample is a whole number, 1 to 99 (% of the audience)"
+        )
+        hours = _whole(wait_hours, "wait", "the wait is a whole number of hours, 1 to 720")
         subject_tests.create_test(
             session,
             campaign_id=campaign_id,
             subjects=[subject for subject, _head in pairs],
             preheaders=[head for _subject, head in pairs if head.strip()],
-            sample_percent=sample,
-            wait=timedelta(hours=wait_hours),
+            sample_percent=percent,
+            wait=timedelta(hours=hours),
             metric=metric,
             actor=user.email,
         )
@@ -151,13 +156,21 @@ def create_subject_test(
         typed = {
             **dict(zip(("subject_a", "subject_b", "subject_c"), subjects, strict=True)),
             **dict(zip(("preheader_a", "preheader_b", "preheader_c"), heads, strict=True)),
-            "sample": str(sample),
-            "wait_hours": str(wait_hours),
+            "sample": sample,
+            "wait_hours": wait_hours,
             "metric": metric,
         }
         refused = refused_form(session, "test", err, typed)
         return _page(request, session, settings, campaign_id, refused=refused)
     return _back(campaign_id, "test")
+
+
+def _whole(text: str, field: str, line: str) -> int:
+    """A form's whole number, or InvalidInput(``line``) naming ``field``."""
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise InvalidInput(line, field=field) from None
 
 
 @router.post("/subject-test/winner")
@@ -181,18 +194,19 @@ def request_resend(
     user: EditorUser,
     _: CsrfDep,
     subject: Line,
-    after_days: Annotated[int, Form(ge=1, le=60)] = 3,
+    after_days: Line = "",  # as the subject test's numbers: empty is refused, not 3
 ) -> Response:
     try:
+        days = _whole(after_days, "after", "the resend waits a whole number of days, 1 to 60")
         resends.request_resend(
             session,
             campaign_id=campaign_id,
             subject=subject,
-            after=timedelta(days=after_days),
+            after=timedelta(days=days),
             actor=user.email,
         )
     except InvalidInput as err:
-        typed = {"subject": subject, "after_days": str(after_days)}
+        typed = {"subject": subject, "after_days": after_days}
         refused = refused_form(session, "resend", err, typed)
         return _page(request, session, settings, campaign_id, refused=refused)
     return _back(campaign_id, "resend")

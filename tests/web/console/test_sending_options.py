@@ -175,6 +175,53 @@ def test_a_refused_subject_test_is_one_line_on_its_form_with_everything_typed_ke
     assert "Traceback" not in refused.text
 
 
+@pytest.mark.parametrize(
+    ("sample", "wait_hours", "line"),
+    [
+        ("", "12", "The sample is a whole number, 1 to 99 (% of the audience)."),
+        ("abc", "12", "The sample is a whole number, 1 to 99 (% of the audience)."),
+        ("35", "", "The wait is a whole number of hours, 1 to 720."),
+        ("35", "2.5", "The wait is a whole number of hours, 1 to 720."),
+    ],
+)
+def test_an_empty_or_unreadable_sample_or_wait_is_refused_not_taken_as_the_default(
+    editor: httpx.Client, shared: tuple[Engine, Settings], sample: str, wait_hours: str, line: str
+) -> None:
+    cid = _campaign(shared[0])
+    refused = _post(
+        editor, cid, "subject-test", subject_a="One", subject_b="Two",
+        sample=sample, wait_hours=wait_hours, metric="opens",
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert f'role="alert" id="test-error">{line}</p>' in refused.text
+    assert 'value="One"' in refused.text and 'value="Two"' in refused.text
+    assert f'name="sample" type="number" min="1" max="99" value="{sample}"' in refused.text
+    assert f'name="wait_hours" type="number" min="1" max="720" value="{wait_hours}"' in (
+        refused.text
+    )
+
+
+@pytest.mark.parametrize(
+    ("after_days", "line"),
+    [
+        ("", "The resend waits a whole number of days, 1 to 60."),
+        ("1.5", "The resend waits a whole number of days, 1 to 60."),
+        ("61", "The resend waits 1 hour to 60 days after the send."),
+    ],
+)
+def test_an_empty_unreadable_or_too_long_resend_wait_is_refused_with_the_subject_kept(
+    editor: httpx.Client, shared: tuple[Engine, Settings], after_days: str, line: str
+) -> None:
+    cid = _sent(*shared)
+    refused = _post(editor, cid, "resend", subject="Did you miss it?", after_days=after_days)
+    assert refused.status_code == 400
+    assert f'role="alert" id="resend-error">{line}</p>' in refused.text
+    assert 'value="Did you miss it?"' in refused.text
+    assert f'name="after_days" type="number" min="1" max="60" value="{after_days}"' in (
+        refused.text
+    )
+
+
 def test_a_refused_resend_keeps_the_subject_typed(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
