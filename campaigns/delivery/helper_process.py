@@ -116,12 +116,16 @@ class Teller:
     helper blocked writing to it stopped renewing its block's lease, which let another
     send take the rows the helper was about to send (a review found two copies of one
     batch per helper). Here the send loop only queues; :meth:`close` queues the last word
-    and waits until it is written, or until the parent is gone (a broken pipe)."""
+    and waits until it is written, or until the parent is gone (a broken pipe), or at
+    most ``close_within`` seconds: a parent stopped longer than that (its lease, in
+    :func:`run`) has lost the campaign, and its helper ends rather than waiting for ever
+    (the words not written are what a killed helper leaves untold; the ledger has them)."""
 
     _CLOSE = object()
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, *, close_within: float = 60.0) -> None:
         self._connection = connection
+        self._close_within = close_within
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write, name="tell-parent", daemon=True)
         self._thread.start()
@@ -138,8 +142,9 @@ class Teller:
 
     def close(self) -> None:
         self._queue.put(self._CLOSE)
-        self._thread.join()
-        self._connection.close()
+        self._thread.join(self._close_within)
+        if not self._thread.is_alive():  # else it is blocked in send: the exit ends it
+            self._connection.close()
 
 
 def run(
@@ -156,7 +161,7 @@ def run(
     def should_stop() -> bool:
         return stop.is_set() or terminated.is_set() or os.getppid() != parent
 
-    told = Teller(pipe)
+    told = Teller(pipe, close_within=settings.lease_seconds)
     try:
         report = _send_block(settings, block, parent_holder, should_stop, told)
         told.send(("done", report))

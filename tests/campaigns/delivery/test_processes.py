@@ -460,6 +460,19 @@ def test_a_helper_telling_a_parent_that_stopped_reading_never_blocks_its_loop():
     assert received == [told] * 2000 and reading.recv() == ("done", "report")
 
 
+def test_a_helper_whose_parent_stopped_reading_ends_after_a_bounded_wait():
+    """A parent stopped (SIGSTOP) with the pipe full held its helper's exit forever."""
+    reading, writing = multiprocessing.Pipe(duplex=False)
+    teller = helper_process.Teller(writing, close_within=0.5)
+    told = helper_process.Told((helper_process.Batch(0.1, 100, 0, 202),), (100,) * 6)
+    for _ in range(2000):  # nobody reads: the writer blocks on the full pipe
+        teller.send(told)
+    started = time.monotonic()
+    teller.close()
+    assert 0.4 < time.monotonic() - started < 3.0
+    reading.close()
+
+
 def test_a_helper_whose_parent_is_gone_closes_its_teller_at_once():
     reading, writing = multiprocessing.Pipe(duplex=False)
     teller = helper_process.Teller(writing)
