@@ -215,14 +215,12 @@ def test_an_unknown_api_path_still_answers_json(editor: httpx.Client) -> None:
     assert (response.status_code, response.json()) == (404, {"detail": "Not Found"})
 
 
-def test_a_number_field_refused_by_fastapi_is_said_with_its_label(
+def test_a_date_field_refused_by_fastapi_is_said_with_its_label(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
     """A browser checks these first; one that did not still gets a line a marketer reads."""
     page = f"/admin/campaigns/{_draft(shared)}/sending"
-    refused = _post_form(
-        editor, page, f"{page}/subject-test", subject_a="A", subject_b="B", wait_hours="1.5"
-    )
+    refused = _post_form(editor, page, f"{page}/local-time", local_time="09:00", on="2026-13-40")
     assert refused.status_code == 400
-    assert "Wait before choosing: type a whole number." in refused.text
-    assert "Input should be" not in refused.text and "wait_hours" not in refused.text
+    assert "Date: type a date such as 2026-12-01." in refused.text
+    assert "Input should be" not in refused.text and "field 'on'" not in refused.text
