@@ -225,10 +225,14 @@ def _check_local_date(on: date | None, now: datetime) -> None:
     would send every zone at once, as late), within the schedule horizon."""
     if on is not None and on < (now - timedelta(hours=12)).date():
         raise InvalidInput(
-            f"{on.isoformat()} is in the past; pick today or a later date", field="on"
+            f"{on.isoformat()} is in the past; pick today or a later date",
+            field="on",
+            advised=True,
         )
     if on is not None and on > (now + weekly_plan.SCHEDULE_HORIZON).date():
-        raise InvalidInput(f"{on.isoformat()} is too far ahead; {weekly_plan.TOO_FAR}", field="on")
+        raise InvalidInput(
+            f"{on.isoformat()} is too far ahead; {weekly_plan.TOO_FAR}", field="on", advised=True
+        )
 
 
 def schedule_local(

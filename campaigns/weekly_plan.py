@@ -55,7 +55,9 @@ def parse_when(text: str, settings: Settings) -> datetime:
     try:
         return local_to_utc(parsed, settings)
     except OverflowError:  # 9999-12-31T20:00 in a zone behind UTC is in the year 10000
-        raise InvalidInput(f"{text!r} is too far ahead; {TOO_FAR}", field="at") from None
+        raise InvalidInput(
+            f"{text!r} is too far ahead; {TOO_FAR}", field="at", advised=True
+        ) from None
 
 
 # A schedule, a local-time date: at most this far ahead (and within what datetime holds).
@@ -71,11 +73,15 @@ def schedulable(at: datetime, settings: Settings, *, now: datetime) -> datetime:
     try:
         at = as_utc(at)
     except OverflowError:  # an aware 9999-12-31T20:00-05:00 is in the year 10000 in UTC
-        raise InvalidInput(f"{at.date()} is too far ahead; {TOO_FAR}", field="at") from None
+        raise InvalidInput(
+            f"{at.date()} is too far ahead; {TOO_FAR}", field="at", advised=True
+        ) from None
     if at < now - PAST_TOLERANCE:
         raise InvalidInput(f"{_said(at, settings)} is in the past", field="at")
     if at > now + SCHEDULE_HORIZON:
-        raise InvalidInput(f"{_said(at, settings)} is too far ahead; {TOO_FAR}", field="at")
+        raise InvalidInput(
+            f"{_said(at, settings)} is too far ahead; {TOO_FAR}", field="at", advised=True
+        )
     return at
 
 

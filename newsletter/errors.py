@@ -68,9 +68,20 @@ class PageNotFound(NotFound):
 
 
 class InvalidInput(NewsletterError):
-    def __init__(self, message: str, *, where: str | None = None, field: str | None = None) -> None:
+    """Bad input, one line: ``where`` (file and line), ``field``; ``advised`` when the
+    message already says what to do, so a door adds no advice of its own."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        field: str | None = None,
+        advised: bool = False,
+    ) -> None:
         self.where = where
         self.field = field
+        self.advised = advised
         prefix = ", ".join(p for p in (where, f"field {field!r}" if field else None) if p)
         super().__init__(f"{prefix}: {message}" if prefix else message)
         self.reason = message

@@ -241,8 +241,7 @@ def _console_line(err: Exception) -> str:
     if isinstance(err, _HIDDEN):
         return _sentence(SERVICE_DOWN)
     if isinstance(err, InvalidInput):  # the field's advice, unless the room gave its own
-        says_what = "pick " in err.reason.lower()
-        advice = "" if says_what else CONSOLE_FIELD_ADVICE.get(err.field or "", "")
+        advice = "" if err.advised else CONSOLE_FIELD_ADVICE.get(err.field or "", "")
         return " ".join(p for p in (_sentence(err.reason), advice) if p)
     if isinstance(err, StateError) and (moved := _TRANSITION.search(str(err))):
         return " ".join(p for p in (_sentence(str(err)), TRANSITION_ADVICE.get(moved[1], "")) if p)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from campaigns import weekly_plan
 from newsletter import api_tokens, db
 from newsletter.errors import InvalidInput, StateError
 from newsletter.settings import Settings
@@ -196,8 +197,17 @@ def test_a_refused_state_change_says_what_to_do_instead():
 
 
 def test_a_time_refusal_that_says_what_to_pick_gets_no_second_advice():
-    err = InvalidInput("9999-12-31 is too far ahead; pick a date within ten years", field="at")
-    assert console_message(err) == "9999-12-31 is too far ahead; pick a date within ten years."
+    with pytest.raises(InvalidInput) as refused:
+        weekly_plan.parse_when("9999-12-31T20:00-05:00", Settings(timezone="UTC"))
+    line = "'9999-12-31T20:00-05:00' is too far ahead; pick a date within ten years."
+    assert console_message(refused.value) == line
+
+
+def test_a_time_refusal_without_advice_gets_the_fields_own():
+    err = InvalidInput("2020-01-01 09:00 is in the past", field="at")
+    assert console_message(err) == (
+        "2020-01-01 09:00 is in the past. Pick a date and time in the future, then schedule again."
+    )
 
 
 def test_a_console_line_names_no_setting_a_marketer_cannot_change():
