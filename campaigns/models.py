@@ -210,13 +210,18 @@ class TrackingEvent(SQLModel, table=True):
     """A provider event, normalised, with the raw event kept; applied once by event id."""
 
     __tablename__ = "tracking_event"
+    # Migration 0010b: campaign and provider together (reports ask "did SendGrid report
+    # on this campaign?"); it serves questions by campaign alone as well.
+    __table_args__ = (
+        sa.Index("ix_tracking_event_campaign_id_provider", "campaign_id", "provider"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     provider: str = Field(max_length=20)
     event_id: str = Field(max_length=200, sa_column_kwargs={"unique": True})
     kind: str = Field(sa_type=sa.String(30))
     raw_event: str = Field(max_length=50)
-    campaign_id: int | None = Field(default=None, index=True)
+    campaign_id: int | None = None
     subscriber_id: int | None = Field(default=None, index=True)
     delivery_id: int | None = Field(default=None, index=True)
     machine: bool = False
