@@ -62,9 +62,21 @@ def html_to_text(markup: str) -> str:
 def absolute_url(url: str, base_url: str) -> str:
     """``url`` resolved against ``base_url`` when it is relative and there is a base."""
     url = url.strip()
-    if urlsplit(url).scheme:
+    if _scheme(url) or not base_url:
         return url
-    return urljoin(base_url, url) if base_url else url
+    try:
+        return urljoin(base_url, url)
+    except ValueError:  # an unclosed "[" in it: left as it is, and refused as a link
+        return url
+
+
+def _scheme(url: str) -> str | None:
+    """The URL's scheme ("" for none); None for what urlsplit cannot read (an unclosed
+    "[" in the host: a review found one such link ending a whole feed's import)."""
+    try:
+        return urlsplit(url).scheme
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------- reading
@@ -223,7 +235,7 @@ def needs_base(entry: Any) -> bool:
     """Whether the entry's link or picture is relative (so the site's URL matters)."""
     image, _alt = _feed_image(entry)
     urls = [entry.get("link") or "", image or ""]
-    return any(url.strip() and not urlsplit(url.strip()).scheme for url in urls)
+    return any(url.strip() and _scheme(url.strip()) == "" for url in urls)
 
 
 def entry_values(entry: Any, *, base_url: str, feed_name: str, where: str) -> dict[str, Any]:
@@ -235,7 +247,10 @@ def entry_values(entry: Any, *, base_url: str, feed_name: str, where: str) -> di
     if not link.strip():
         raise ImportProblem("missing link", where=where)
     link = absolute_url(link, base_url)
-    if urlsplit(link).scheme not in ("http", "https"):
+    scheme = _scheme(link)
+    if scheme is None:
+        raise ImportProblem(f"link {link!r} is not a valid URL", where=where)
+    if scheme not in ("http", "https"):
         raise ImportProblem(
             f"link {link!r} is not an http(s) URL and there is no base URL to resolve it against",
             where=where,

@@ -150,3 +150,16 @@ def test_a_well_formed_document_that_is_not_a_feed_is_an_error(
     path.write_text("<?xml version='1.0'?><html><body><p>Hello</p></body></html>")
     with pytest.raises(InvalidInput, match="not an RSS or Atom feed"):
         import_snippets(session, settings=settings, source=str(path))
+
+
+def test_an_entry_whose_link_cannot_be_read_is_one_problem_and_the_rest_imported(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    """urlsplit raises on an unclosed "[" in a host: it ended the whole import."""
+    path = tmp_path / "bracket.xml"
+    path.write_text(rss(item(1) + item(2, link="https://[%name%]@blog.example.com/b")))
+    report = import_snippets(session, settings=settings, source=str(path))
+    assert report.created == 1
+    assert report.problems == [
+        "bracket.xml: entry 2: link 'https://[%name%]@blog.example.com/b' is not a valid URL"
+    ]
