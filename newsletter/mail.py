@@ -75,12 +75,14 @@ _WORD_JOINER = "\u2060"  # invisible, and no line may break at it (Unicode UAX #
 def inert(text: T) -> T:
     """``text`` with each placeholder (``[%name%]``...) made literal: a word joiner after
     its "[", which no reader sees and neither our fill nor SendGrid's substitution
-    matches. For data shown in an issue (a snippet's title, summary, author): it is not a
-    template, and a placeholder in it would be filled with the reader's name or link.
+    matches. For data shown in an issue (a snippet's title, summary, author) and a
+    reader's name: it is not a template, and a placeholder in it would be filled with
+    the reader's name or link. In any case ("[%NAME%]"): a template's ``lower`` filter,
+    or a provider matching without case, would make a live one of it (a review's find).
     Keeps the type: a ``Markup`` stays one (only an invisible character was added)."""
     if "[%" not in text:
         return text
-    made = HOLE.sub(lambda match: "[" + _WORD_JOINER + match.group(0)[1:], text)
+    made = ANY_CASE_HOLE.sub(lambda match: "[" + _WORD_JOINER + match.group(0)[1:], text)
     return type(text)(made)  # type: ignore[return-value]
 
 
@@ -89,7 +91,7 @@ def inert_url(url: T) -> T:
     the characters as written, so the reader's tokens never go to the link's site."""
     if "[%" not in url:
         return url
-    made = HOLE.sub(lambda match: quote(match.group(0), safe=""), url)
+    made = ANY_CASE_HOLE.sub(lambda match: quote(match.group(0), safe=""), url)
     return type(url)(made)  # type: ignore[return-value]
 
 
@@ -100,8 +102,10 @@ def greeting(name: str | None) -> str:
 
 
 def personal_values(name: str | None) -> dict[str, str]:
-    """The values of ``PERSONAL_KEYS`` for a reader's name (None or blank: no name)."""
-    name = one_line(name or "")  # a stored name never adds a line to the body either
+    """The values of ``PERSONAL_KEYS`` for a reader's name (None or blank: no name).
+    A placeholder in the name stays text (:func:`inert`): SendGrid may substitute
+    within a substituted value, which would put the reader's link in their greeting."""
+    name = inert(one_line(name or ""))  # a stored name never adds a line to the body either
     text = f"Hello {name}," if name else "Hello,"  # greeting(name); one_line did its part
     if _HTML_SPECIAL.search(name) is None:  # nearly every name: escaping changes nothing
         return {NAME: name, NAME_HTML: name, GREETING: text, GREETING_HTML: text}
@@ -195,6 +199,7 @@ def build_mime(
 # ---------------------------------------------------------------- the encoder
 
 HOLE = re.compile(r"\[%(" + "|".join(re.escape(k) for k in (*PLACEHOLDER_KEYS, TRACK)) + r")%\]")
+ANY_CASE_HOLE = re.compile(HOLE.pattern, re.IGNORECASE)  # what inert() neutralises
 _SOFT_BREAK = b"=\r\n"
 MAX_LINE = 998
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
@@ -30,7 +30,7 @@ from campaigns.models import (
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.hostnames import ascii_hostname, has_unsafe_characters
-from newsletter.mail import HOLE
+from newsletter.mail import ANY_CASE_HOLE
 from newsletter.settings import Settings
 
 TITLE_MAX = 300
@@ -97,10 +97,9 @@ def canonical_url(url: str, *, field_name: str = "url") -> str:
     """An absolute http(s) URL, normalised so re-imports match: lower-case scheme and host,
     no fragment, no ``utm_*`` tracking parameters."""
     text = (url or "").strip()
-    parts = urlsplit(text)
+    parts = _split(text, field_name)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise InvalidInput(f"{text!r} is not an absolute http(s) URL", field=field_name)
-    _refuse_placeholder(text, field_name)
     query = urlencode(
         [
             (k, v)
@@ -109,16 +108,26 @@ def canonical_url(url: str, *, field_name: str = "url") -> str:
         ]
     )
     result = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", query, ""))
+    _refuse_placeholder(result, field_name)  # as stored: lower case made "[%NAME%]" live
     if len(result) > URL_MAX:
         raise InvalidInput(f"longer than {URL_MAX} characters", field=field_name)
     return result
+
+
+def _split(text: str, field_name: str) -> SplitResult:
+    """``urlsplit``, whose ValueError (an unclosed "[" in the host) is one line too: a
+    review found one such feed link ending the whole import."""
+    try:
+        return urlsplit(text)
+    except ValueError:
+        raise InvalidInput(f"{text!r} is not a valid URL", field=field_name) from None
 
 
 def _refuse_placeholder(url: str, field_name: str) -> None:
     """A snippet's link is the article's: one naming a per-reader placeholder would be
     filled with each reader's link or name on the way to that site (rendering also
     makes any such text inert: ``newsletter.mail.inert_url``)."""
-    found = HOLE.search(url)
+    found = ANY_CASE_HOLE.search(url)
     if found:
         raise InvalidInput(
             f"{url!r} holds {found.group()}, which is filled per reader; "
@@ -139,7 +148,7 @@ def optional_http_url(url: str | None, *, field_name: str) -> str | None:
     text = url.strip()
     if has_unsafe_characters(text):
         raise InvalidInput("a URL may not hold spaces or control characters", field=field_name)
-    parts = urlsplit(text)
+    parts = _split(text, field_name)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise InvalidInput(f"{text!r} is not an absolute http(s) URL", field=field_name)
     try:
@@ -167,6 +176,7 @@ def optional_image_url(url: str | None, *, field_name: str) -> str | None:
         return optional_http_url(url, field_name=field_name)
     if has_unsafe_characters(text):
         raise InvalidInput("a URL may not hold spaces or control characters", field=field_name)
+    _refuse_placeholder(text, field_name)
     if len(text) > URL_MAX:
         raise InvalidInput(f"longer than {URL_MAX} characters", field=field_name)
     return text

@@ -23,6 +23,7 @@ from newsletter.mail import (
     build_mime,
     inert,
     inert_url,
+    personal_values,
     personalise,
     placeholder,
 )
@@ -170,3 +171,17 @@ def test_inert_url_percent_encodes_a_placeholder_and_leaves_the_rest() -> None:
     assert inert_url("https://x.example/a/[%unsubscribe_url%]?q=[%b%]") == (
         "https://x.example/a/%5B%25unsubscribe_url%25%5D?q=[%b%]"
     )
+
+
+def test_inert_text_holds_no_placeholder_in_any_case() -> None:
+    made = inert("Tips for [%NAME%], [%Unsubscribe_Url%]")
+    assert made.lower() == inert(made.lower())  # a template's lower filter wakes none
+    assert HOLE.search(made.lower()) is None
+
+
+def test_a_readers_name_naming_a_placeholder_stays_text_in_every_value() -> None:
+    """SendGrid may substitute within a substituted value: the greeting would carry the
+    reader's preferences link (a review's find)."""
+    values = personal_values("Ann [%preferences_url%]")
+    assert all(HOLE.search(value) is None for value in values.values())
+    assert values[GREETING].replace("\u2060", "") == "Hello Ann [%preferences_url%],"

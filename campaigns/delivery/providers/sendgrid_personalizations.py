@@ -122,8 +122,8 @@ _JSON_CARE = re.compile(r"[^ !#-\[\]-~]")
 # controls (newsletter.headers._UNSAFE_TEXT), the HTML specials. Any other character,
 # accents included, goes into the JSON as UTF-8, as orjson writes it. Runs of spaces
 # and spaces at either end are checked apart (see _plain_name).
-_NAME_CARE = re.compile(
-    "[\x00-\x1f\x7f-\xa0\u1680\u2000-\u200a\u2028-\u202f\u205f\u2066-\u2069\u3000\"\\\\&<>']"
+_NAME_CARE = re.compile(  # "[": a placeholder in a name is made inert (personal_values)
+    "[\x00-\x1f\x7f-\xa0\u1680\u2000-\u200a\u2028-\u202f\u205f\u2066-\u2069\u3000\"\\\\&<>'\\[]"
 )
 
 

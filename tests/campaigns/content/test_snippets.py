@@ -12,6 +12,7 @@ from campaigns.content.snippets import (
     get_snippet,
     list_snippets,
     optional_http_url,
+    optional_image_url,
     trim_text,
     update_snippet,
     upsert_snippet,
@@ -180,3 +181,25 @@ def test_a_link_with_brackets_or_percents_that_name_no_placeholder_is_kept() -> 
     assert canonical_url("https://blog.example.com/a/[%draft%]") == (
         "https://blog.example.com/a/[%draft%]"
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://blog.example.com/a/[%UNSUBSCRIBE_URL%]",  # any case: a filter may lower it
+        "https://user[::1]:[%NAME%]@evil.example/a",  # live only once the host is lowered
+    ],
+)
+def test_a_placeholder_in_a_link_is_refused_in_any_case_and_as_stored(url: str) -> None:
+    with pytest.raises(InvalidInput, match=r"^field 'url': .* which is filled per reader"):
+        canonical_url(url)
+
+
+def test_an_image_on_our_site_naming_a_placeholder_is_refused() -> None:
+    with pytest.raises(InvalidInput, match=r"^field 'image_url': .*\[%unsubscribe_url%\]"):
+        optional_image_url("/static/content/a.jpg?u=[%unsubscribe_url%]", field_name="image_url")
+
+
+def test_a_link_urlsplit_cannot_read_is_one_line_naming_the_field() -> None:
+    with pytest.raises(InvalidInput, match=r"^field 'url': .* is not a valid URL$"):
+        canonical_url("https://[%name%]@blog.example.com/b")

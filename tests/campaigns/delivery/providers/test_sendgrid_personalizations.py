@@ -19,6 +19,7 @@ from campaigns.delivery.providers.sendgrid_personalizations import (
 )
 from campaigns.delivery.recipient_links import RecipientLinks
 from campaigns.tracking.links import TrackingValues, make_token, tracking_keys
+from newsletter.mail import ANY_CASE_HOLE
 from newsletter.settings import Settings
 from subscribers.models import new_link_key
 from subscribers.tokens import Purpose, Tokens
@@ -44,6 +45,8 @@ NAMES = (
     "Bidi\u202eevil",  # refused in a header: the To carries the address alone
     "Sep\u2028arator",
     "Del\x7f",
+    "Ann [%preferences_url%]",  # a placeholder in a name stays text (personal_values)
+    "[%NAME%] [x]",
 )
 EMAILS = ("r{i}@example.com", "zoë{i}@example.com", '"q{i}"@example.com', "R{i}@Example.COM")
 
@@ -93,6 +96,13 @@ def test_encoder_writes_what_the_values_make_for_every_kind_of_reader(cfg: Setti
     people = unsigned()
     fast = orjson.loads(PersonalizationEncoder(links, 7).encode(people))
     assert fast == reference(links, people)
+
+
+def test_no_substituted_value_holds_a_placeholder_sendgrid_could_fill_again(cfg: Settings):
+    people = unsigned()
+    encoded = orjson.loads(PersonalizationEncoder(links_for(cfg, tracked=True), 7).encode(people))
+    values = [v for p in encoded for v in p["substitutions"].values()]
+    assert values and not [v for v in values if ANY_CASE_HOLE.search(v)]
 
 
 def test_encoder_output_is_valid_json_with_one_personalization_each(cfg: Settings):
