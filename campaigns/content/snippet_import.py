@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-import frontmatter
-import yaml
-from markdown_it import MarkdownIt
 from sqlmodel import Session
 
 from campaigns.content.feeds import (
@@ -29,20 +25,17 @@ from campaigns.content.feeds import (
     FeedStream,
     absolute_url,
     entry_values,
-    html_to_text,
     needs_base,
     parse_whole,
 )
 from campaigns.content.import_report import ImportReport
+from campaigns.content.markdown_snippets import read_markdown
 from campaigns.content.snippets import (
-    SITE_IMAGES_PATH,
     UpsertOutcome,
     canonical_url,
-    collapse_whitespace,
     upsert_snippet,
 )
 from campaigns.content.sources import keep_markdown
-from newsletter.clock import as_utc
 from newsletter.db import savepoint
 from newsletter.errors import (
     FetchFailed,
@@ -53,7 +46,6 @@ from newsletter.errors import (
 )
 from newsletter.net import open_url
 from newsletter.settings import Settings
-from newsletter.text import decode_text
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 USER_AGENT = "newsletter-pipeline/0.1 (+snippet import)"
@@ -148,109 +140,15 @@ def fetch_feed(url: str, *, settings: Settings) -> tuple[bytes, str]:
 
 # ---------------------------------------------------------------- Markdown
 
-_markdown = MarkdownIt("commonmark")
-
 
 def _import_markdown(
     session: Session, *, settings: Settings, path: Path, name: str, report: ImportReport
 ) -> None:
     try:
-        values = _markdown_snippet(path, name)
-        _save(session, settings=settings, values=values, where=f"{name}:1", report=report)
+        found = read_markdown(path, name)
+        _save(session, settings=settings, values=found.values, where=found.where, report=report)
     except ImportProblem as problem:
         report.reject(problem)
-
-
-def _markdown_snippet(path: Path, name: str) -> dict[str, Any]:
-    try:
-        text = decode_text(path.read_bytes(), source=name)
-    except OSError as err:
-        raise ImportProblem(f"cannot read: {err.strerror or err}", where=name) from err
-    except InvalidInput as err:  # UTF-16, not text, not UTF-8: say which, not "no front matter"
-        raise ImportProblem(err.reason, where=name) from err
-    try:
-        post = frontmatter.loads(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        # The YAML starts on line 2, after the opening '---'.
-        line = mark.line + 2 if mark is not None else 1
-        reason = collapse_whitespace(getattr(err, "problem", None) or str(err))
-        raise ImportProblem(
-            f"front matter is not valid YAML: {reason}", where=f"{name}:{line}"
-        ) from err
-    meta = post.metadata
-    if not meta:
-        raise ImportProblem(
-            "front matter missing (start the file with a '---' block)", where=f"{name}:1"
-        )
-    where = f"{name}:1"
-    title = _text_field(meta, "title", where)
-    url = meta.get("url") or meta.get("canonical_url") or meta.get("link")
-    if not url:
-        raise ImportProblem("front matter: missing 'url'", where=where)
-    summary, markdown = meta.get("summary"), None
-    if summary is None or not str(summary).strip():
-        markdown = post.content.strip() or None  # the body, kept as typed (issue 14)
-        summary = html_to_text(_markdown.render(post.content))
-    if not str(summary).strip():
-        raise ImportProblem("no summary: add 'summary' to the front matter or a body", where=where)
-    image = _opt_str(meta.get("image") or meta.get("image_url"))
-    tags = meta.get("tags") or []
-    if isinstance(tags, str):
-        tags = [t for t in tags.split(",")]
-    if not isinstance(tags, list):
-        raise ImportProblem("front matter: 'tags' must be a list", where=where)
-    return {
-        "title": title,
-        "summary": html_to_text(str(summary)),
-        "summary_markdown": markdown,
-        "url": str(url),
-        "image_url": _image_url(image, str(url)) if image else None,
-        "image_alt": _opt_str(meta.get("image_alt")),
-        "category": _opt_str(meta.get("category")) or "general",
-        "tags": [str(t) for t in tags],
-        "author": _opt_str(meta.get("author")),
-        "published_at": _front_matter_date(meta, where),
-        "source": f"markdown:{name}",
-        "pinned": bool(meta.get("pinned", False)),
-    }
-
-
-def _text_field(meta: dict[str, Any], key: str, where: str) -> str:
-    value = meta.get(key)
-    if value is None or not str(value).strip():
-        raise ImportProblem(f"front matter: missing {key!r}", where=where)
-    return collapse_whitespace(str(value))
-
-
-def _image_url(image: str, article_url: str) -> str:
-    """A site-relative image ("/images/x.jpg") belongs to the article's site, except one
-    of our own sample images (under :data:`SITE_IMAGES_PATH`): that stays a path on our
-    site, resolved against NEWSLETTER_BASE_URL when rendered."""
-    if image.startswith(SITE_IMAGES_PATH):
-        return image
-    return absolute_url(image, article_url)
-
-
-def _opt_str(value: Any) -> str | None:
-    return str(value).strip() or None if value is not None else None
-
-
-def _front_matter_date(meta: dict[str, Any], where: str) -> datetime:
-    value = meta.get("published") or meta.get("date")
-    if value is None:
-        raise ImportProblem("front matter: missing 'published' (a date)", where=where)
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    try:
-        parsed = datetime.fromisoformat(str(value).strip())
-    except ValueError as err:
-        raise ImportProblem(
-            f"front matter: 'published' {value!r} is not an ISO date", where=where
-        ) from err
-    return as_utc(parsed)
 
 
 # ---------------------------------------------------------------- feeds
@@ -373,9 +271,11 @@ def _save(
     *,
     settings: Settings,
     values: dict[str, Any],
-    where: str,
+    where: str | Callable[[str | None], str],
     report: ImportReport,
 ) -> None:
+    """Upsert one entry's values; ImportProblem at ``where`` (or ``where(field)``: the
+    field's own line of a Markdown file) when they are refused."""
     # Validation runs before anything is written, so a refused entry leaves no trace.
     values = dict(values)
     markdown = values.pop("summary_markdown", None)
@@ -387,7 +287,8 @@ def _save(
         raise
     except InvalidInput as err:
         field_name = f"{err.field}: " if err.field else ""
-        problem = ImportProblem(f"{field_name}{err.reason}", where=where)
+        at = where(err.field) if callable(where) else where
+        problem = ImportProblem(f"{field_name}{err.reason}", where=at)
         problem.field, problem.reason = err.field, err.reason  # for the console's table
         raise problem from err
     assert snippet.id is not None

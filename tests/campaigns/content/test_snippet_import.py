@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from campaigns.content.snippet_import import html_to_text, import_snippets
+from campaigns.content.feeds import html_to_text
+from campaigns.content.snippet_import import import_snippets
 from campaigns.models import Snippet
 from newsletter.errors import InvalidInput
 from newsletter.settings import Settings
@@ -151,7 +152,7 @@ def test_relative_markdown_url_is_reported(
 ) -> None:
     write(tmp_path, "rel.md", "---\ntitle: T\nurl: /just/a/path\npublished: 2026-11-01\n---\nB\n")
     report = import_snippets(session, settings=settings, source=str(tmp_path))
-    assert report.problems == ["rel.md:1: url: '/just/a/path' is not an absolute http(s) URL"]
+    assert report.problems == ["rel.md:3: url: '/just/a/path' is not an absolute http(s) URL"]
 
 
 def test_a_folder_without_markdown_is_an_error(

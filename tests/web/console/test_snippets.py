@@ -187,7 +187,7 @@ def test_upload_of_several_files_shows_progress_then_the_report(editor: httpx.Cl
     assert rows == [
         ("notes.txt", "", ""),
         ("broken.md", "line 1", ""),
-        ("bad-url.md", "line 1", "url"),
+        ("bad-url.md", "line 3", "url"),
     ]
     assert "front matter missing" in page
 
