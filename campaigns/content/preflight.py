@@ -19,7 +19,8 @@ The rules and where they come from:
   header field (RFC 5322 2.2) and shows as garbage in an inbox;
 - an https ``NEWSLETTER_BASE_URL`` for a real send (SendGrid, SMTP): one-click unsubscribe
   needs an HTTPS List-Unsubscribe URL (RFC 8058 3.1) and Gmail ignores any other;
-- a warning where a template uses the bare name, empty for readers without one;
+- a warning where a template, the subject or the preheader uses the bare name, empty for
+  readers without one, and where a snippet's text holds a placeholder (shown as written);
 - every image loads and every link opens (``reachability``, ``NEWSLETTER_PREFLIGHT_FETCH``):
   an image that does not load blocks, since every reader sees a hole with alt text; a link
   that does not open warns, since the email reads fine and an article may go live with it.
@@ -43,6 +44,11 @@ from campaigns.content.html_checks import (
     is_mail_link,
     locate,
     template_sources,
+)
+from campaigns.content.placeholder_checks import (
+    bare_name_headlines,
+    outside_headlines,
+    snippet_placeholders,
 )
 from campaigns.content.reachability import UrlCheck, check_urls
 from campaigns.content.rendering import HTML_TEMPLATE, TEXT_TEMPLATE, RenderedIssue, render_campaign
@@ -140,15 +146,8 @@ def preflight(session: Session, *, settings: Settings, campaign: Campaign) -> Pr
         try:
             rendered = render_campaign(session, settings=settings, campaign=campaign)
         except TemplateError as err:
-            add(
-                Finding(
-                    "error",
-                    "template",
-                    str(err).split(": ", 1)[-1],
-                    template=err.template,
-                    line=err.line,
-                )
-            )
+            message = str(err).split(": ", 1)[-1]
+            add(Finding("error", "template", message, template=err.template, line=err.line))
     if rendered is not None:
         report.findings.extend(_content_findings(rendered, items, settings=settings))
     return report
@@ -202,6 +201,8 @@ def _snippet_findings(item: IssueItem, *, settings: Settings) -> list[Finding]:
             finding(
                 "warning", "alt", "image has no alt text of its own; the title is used", "image_alt"
             )
+    for field_name, message in snippet_placeholders(s):
+        finding("warning", "placeholder", message, field_name)
     for field_name in ("title", "summary"):
         for word in claims_in(getattr(s, field_name), settings.claims_words):
             finding(
@@ -230,6 +231,7 @@ def _header_findings(campaign: Campaign, settings: Settings) -> list[Finding]:
                     "a line break ends a header (RFC 5322 2.2); use plain text on one line",
                 )
             )
+    out.extend(Finding("warning", "name", message) for message in bare_name_headlines(campaign))
     if settings.provider != "outbox" and not settings.base_url.lower().startswith("https://"):
         out.append(
             Finding(
@@ -251,11 +253,8 @@ def _content_findings(
     out.extend(_link_findings(audit, sources))
     for image in audit.images_without_alt():
         template, line = locate(sources, "src", image.src, (RENDERED_HTML, image.line))
-        out.append(
-            Finding(
-                "error", "alt", f"image {image.src!r} has no alt text", template=template, line=line
-            )
-        )
+        message = f"image {image.src!r} has no alt text"
+        out.append(Finding("error", "alt", message, template=template, line=line))
     if not audit.html_lang:
         out.append(
             Finding(
@@ -270,6 +269,7 @@ def _content_findings(
         out.append(Finding("error", "size", size, template=HTML_TEMPLATE))
     out.extend(_compliance_findings(rendered, audit, settings=settings))
     for template, content in ((HTML_TEMPLATE, rendered.html), (TEXT_TEMPLATE, rendered.text)):
+        content = outside_headlines(content, rendered.subject, rendered.preheader)
         if placeholder(NAME) in content or placeholder(NAME_HTML) in content:
             message = "uses the bare name, empty for readers without one; greet with {{ greeting }}"
             out.append(Finding("warning", "name", message, template=template))

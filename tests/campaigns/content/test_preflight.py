@@ -200,3 +200,30 @@ def test_a_mailto_link_without_a_valid_address_is_an_error(
     ).snippet
     report = preflight(session, settings=settings, campaign=make_campaign(session, [snippet]))
     assert [f.code for f in report.errors] == ["link"]
+
+
+def test_a_placeholder_in_a_snippets_text_warns_that_it_is_shown_as_written(
+    session: Session, settings: Settings
+) -> None:
+    snippets = [make_snippet(session, settings, category=c) for c in ("a", "b")]
+    snippets.append(make_snippet(session, settings, category="c", title="Your plan, [%name%]"))
+    report = preflight(session, settings=settings, campaign=make_campaign(session, snippets))
+    [warning] = [f for f in report.warnings if f.code == "placeholder"]
+    assert (warning.snippet_id, warning.field) == (snippets[-1].id, "title")
+    assert warning.message.startswith("[%name%] is shown to readers as written")
+    assert report.ok  # a warning: the issue reads fine, the tag is not filled
+
+
+def test_a_bare_name_in_the_subject_is_the_subjects_finding_not_a_templates(
+    session: Session, settings: Settings, campaign: Campaign
+) -> None:
+    campaign.subject = "Hi [%name%], your week"
+    report = preflight(session, settings=settings, campaign=campaign)
+    named = [(f.message, f.template) for f in report.warnings if f.code == "name"]
+    assert named == [
+        (
+            'the subject uses [%name%], empty for readers without a name ("Hi [%name%]," '
+            'reads "Hi ," for them)',
+            None,
+        )
+    ]
