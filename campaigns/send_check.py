@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
+from campaigns import subject_tests
 from campaigns.actions import get_campaign
 from campaigns.content.preflight import preflight
 from campaigns.delivery import waves
+from campaigns.delivery.variant_sends import READY
 from campaigns.models import Campaign, CampaignSnippet, CampaignStatus
 from campaigns.views import CampaignView, view
 from campaigns.workflow import can_transition
@@ -54,6 +56,9 @@ class SendCheck:
     # Preflight's errors (offline: no link fetched), "where: message"; the scheduler would
     # refuse the send for them, so the confirmation names them instead of offering it.
     errors: list[str]
+    # A subject test still to start (subject_tests.describe): Send now sends its sample
+    # first, not the campaign's own subject to everyone (a marketer's review).
+    subject_test: dict[str, object] | None = None
 
 
 def send_check(
@@ -70,12 +75,14 @@ def send_check(
     zones = waves.audience_zones(
         session, campaign=campaign, list_zone=settings.timezone, on_date=utcnow().date()
     )
+    test = subject_tests.describe(session, campaign_id=campaign_id)
     return SendCheck(
         campaign=view(campaign, settings=settings),
         readers=sum(zones.values()),
         earlier=_earlier(session, settings, campaign, lookback),
         can_send=can_send,
         errors=errors,
+        subject_test=test if test is not None and test["phase"] == READY else None,
     )
 
 

@@ -317,6 +317,7 @@ def _confirm_send(
         audience=check.readers,
         can_send=check.can_send,
         errors=check.errors,
+        test=check.subject_test,
         earlier=[
             (e.campaign, f"the same {e.what}", status_note(e.campaign, settings))
             for e in check.earlier

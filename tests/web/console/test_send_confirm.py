@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from campaigns import weekly_plan
+from campaigns import subject_tests, weekly_plan
 from campaigns.models import Campaign, CampaignStatus
 from newsletter import db
 from newsletter.accounts import Role
@@ -187,3 +187,23 @@ def test_a_test_send_reads_a_quoted_name_with_a_comma(
     )
     assert sent.status_code == 303, sent.text
     assert messages_to(settings, "jr@example.com") and messages_to(settings, "me2@example.com")
+
+
+def test_the_confirmation_says_a_subject_test_goes_first_with_its_subjects(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """A marketer's review: the page named the campaign's own subject and everyone."""
+    engine, settings = shared
+    cid = _campaign(engine, settings, "Own subject")
+    with Session(engine) as session:
+        subject_tests.create_test(
+            session, campaign_id=cid, subjects=["Stretch A", "Stretch B"], preheaders=[],
+            sample_percent=50, wait=timedelta(hours=6), metric="opens", actor=EDITOR,
+        )  # fmt: skip
+        session.commit()
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    page = editor.post(f"/admin/campaigns/{cid}/send", data={"csrf_token": token}).text
+    assert "A subject test goes first: 50 % of these readers (about 1) get one of" in page
+    assert "A: <strong>Stretch A</strong>" in page and "B: <strong>Stretch B</strong>" in page
+    assert "After 6 hours, the subject with the most opens goes to everyone else" in page
+    assert "Subject: <strong>Own subject</strong>" not in page
