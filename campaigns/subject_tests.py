@@ -27,6 +27,7 @@ from campaigns.actions import get_campaign
 from campaigns.delivery.variant_sends import (
     DECIDED,
     LABELS,
+    READY,
     REST,
     WAITING,
     variant_rows,
@@ -65,7 +66,9 @@ def _variants(subjects: Sequence[str], preheaders: Sequence[str], default: str) 
     subjects = [s.strip() for s in subjects]
     if not 2 <= len(subjects) <= len(LABELS):
         raise InvalidInput("a subject test needs 2 or 3 subjects", field="subject")
-    if any(not s for s in subjects) or len(set(subjects)) != len(subjects):
+    # "Same" and "same " are one subject to a reader: compared as an inbox shows them.
+    shown = {" ".join(s.split()).casefold() for s in subjects}
+    if any(not s for s in subjects) or len(shown) != len(subjects):
         raise InvalidInput("the subjects must be different and not empty", field="subject")
     if len(preheaders) not in (0, 1, len(subjects)):
         raise InvalidInput("give one preheader, or one per subject", field="preheader")
@@ -99,7 +102,7 @@ def create_test(
     if not 1 <= sample_percent <= 99:
         raise InvalidInput("the sample is 1 to 99 % of the audience", field="sample")
     if not timedelta(0) < wait <= MAX_WAIT:
-        raise InvalidInput("the wait is more than 0 and at most 30 days", field="wait")
+        raise InvalidInput("the wait is more than 0 and at most 30 days (720 hours)", field="wait")
     if metric not in METRICS:
         raise InvalidInput("the metric is clicks or opens", field="metric")
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
@@ -116,7 +119,7 @@ def create_test(
         # zone: the two cannot both decide who is queued when.
         raise StateError(
             f"campaign {campaign_id} is sent at the readers' local time: a subject test needs "
-            "one send time (schedule it with --at first)"
+            "one send time (schedule it at one time first)"
         )
     session.add(
         SubjectTest(
@@ -145,6 +148,34 @@ def create_test(
         session, actor, "campaign.subject_test", "campaign", campaign_id, after=settings_after
     )
     return described
+
+
+def remove_test(session: Session, *, campaign_id: int, actor: str) -> None:
+    """Take a campaign's subject test away before its sample is sent: the campaign goes
+    out with its own subject, as if the test had never been set.
+
+    Raises NotFound (no campaign, no test), StateError (the sample has been queued: its
+    readers have their variants, and the rest must get the winner).
+    """
+    campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    test = session.get(SubjectTest, campaign_id)
+    if test is None:
+        raise NotFound(f"campaign {campaign_id} has no subject test")
+    if test.phase != READY or campaign.queued_at is not None:
+        raise StateError(
+            f"campaign {campaign_id}'s subject test has started (its sample is {test.phase}): "
+            "it is decided by its winner now"
+        )
+    before = {v.label: v.subject for v in variant_rows(session, campaign_id)}
+    session.execute(
+        sa.delete(CampaignVariant).where(col(CampaignVariant.campaign_id) == campaign_id)
+    )
+    session.delete(test)
+    session.flush()
+    audit.record(
+        session, actor, "campaign.subject_test_removed", "campaign", campaign_id,
+        before={"subjects": before},
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- the winner

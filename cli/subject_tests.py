@@ -34,14 +34,25 @@ def subject_test(
     winner: str | None = typer.Option(
         None, "--winner", metavar="A|B|C", help="Choose the winner by hand, now."
     ),
+    remove: bool = typer.Option(
+        False, "--remove", help="Take the test away before its sample is sent."
+    ),
     as_json: bool = output.json_option(),
 ) -> None:
     """Send 2-3 subjects to a sample; after --wait the best (by people, never machines)
-    goes to the rest. With --winner, crown one by hand; with neither, show the test."""
+    goes to the rest. With --winner, crown one by hand; with --remove, take the test
+    away (before its sample is sent); with none of them, show the test."""
     from campaigns import subject_tests
 
-    if winner is not None and subjects:
-        output.bad_usage("--winner chooses for an existing test; no --subject with it")
+    if sum((winner is not None, bool(subjects), remove)) > 1:
+        output.bad_usage("give one of --subject, --winner and --remove")
+    if remove:
+        with session_for(settings()) as session:
+            subject_tests.remove_test(session, campaign_id=campaign_id, actor=actor())
+        output.say(
+            f"campaign {campaign_id}: subject test removed; it goes out with its own subject"
+        )
+        return
     with session_for(settings()) as session:
         if winner is None and not subjects:
             data = subject_tests.show_test(session, campaign_id=campaign_id)

@@ -14,7 +14,7 @@ from campaigns import follow_up_jobs, jobs, subject_tests
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import Campaign, CampaignStatus, Delivery
 from campaigns.variant_models import VariantDelivery
-from newsletter.errors import InvalidInput, StateError
+from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.settings import Settings
 from tests.support.delivery import add_subscribers, make_campaign
 from tests.support.subscribers import messages
@@ -203,3 +203,54 @@ def test_a_campaign_with_a_subject_test_cannot_be_sent_at_local_time(
                 actor="test",
                 now=datetime(2030, 1, 7, 12, 0),
             )
+
+
+def test_subjects_an_inbox_shows_alike_are_not_different(sqlite_engine: Engine):
+    session = Session(sqlite_engine)
+    campaign = make_campaign(session, status=CampaignStatus.DRAFT)
+    with pytest.raises(InvalidInput, match="different"):
+        subject_tests.create_test(
+            session, campaign_id=campaign.id, subjects=[A, f" {A.upper()}  "], actor="t"
+        )
+
+
+def test_a_test_removed_before_its_sample_leaves_the_campaign_its_own_subject(
+    sqlite_settings: Settings, sqlite_engine: Engine
+):
+    with Session(sqlite_engine) as session:
+        campaign = started_test(session, sqlite_engine, audience=5)
+        subject_tests.remove_test(session, campaign_id=campaign.id, actor="editor")
+        session.commit()
+        assert subject_tests.describe(session, campaign_id=campaign.id) is None
+        assert send(session, sqlite_settings, campaign.id) == CampaignStatus.SENT
+    assert subjects_sent(sqlite_settings) == Counter({"Weekly": 5})
+
+
+def test_a_removed_test_is_in_the_audit_log_with_its_subjects(sqlite_engine: Engine):
+    from newsletter.audit import AuditEntry
+
+    with Session(sqlite_engine) as session:
+        campaign = started_test(session, sqlite_engine, audience=2)
+        subject_tests.remove_test(session, campaign_id=campaign.id, actor="editor")
+        session.commit()
+        entry = session.exec(
+            select(AuditEntry).where(AuditEntry.action == "campaign.subject_test_removed")
+        ).one()
+    assert (entry.actor, entry.before) == ("editor", {"subjects": {"A": A, "B": B}})
+
+
+def test_a_test_whose_sample_is_sent_cannot_be_removed(
+    sqlite_settings: Settings, sqlite_engine: Engine
+):
+    with Session(sqlite_engine) as session:
+        campaign = started_test(session, sqlite_engine)
+        send(session, sqlite_settings, campaign.id)
+        with pytest.raises(StateError, match=r"has started .* decided by its winner now"):
+            subject_tests.remove_test(session, campaign_id=campaign.id, actor="editor")
+
+
+def test_removing_a_test_a_campaign_does_not_have_is_not_found(sqlite_engine: Engine):
+    session = Session(sqlite_engine)
+    campaign = make_campaign(session, status=CampaignStatus.DRAFT)
+    with pytest.raises(NotFound, match="has no subject test"):
+        subject_tests.remove_test(session, campaign_id=campaign.id, actor="editor")

@@ -126,3 +126,16 @@ def test_a_resend_is_shown_and_refused_the_second_time(
     assert "at most one per campaign" in refused(
         capsys, "campaigns", "resend", cid, "--subject", "Again", "--after", "1d"
     )
+
+
+def test_a_subject_test_is_removed_from_the_command_line(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cid = draft(env, 3)
+    run("campaigns", "subject-test", cid, "--subject", "A", "--subject", "B")
+    said = run("campaigns", "subject-test", cid, "--remove")
+    assert said == f"campaign {cid}: subject test removed; it goes out with its own subject\n"
+    assert "has no subject test" in refused(capsys, "campaigns", "subject-test", cid)
+    assert "give one of --subject, --winner and --remove" in refused(
+        capsys, "campaigns", "subject-test", cid, "--remove", "--winner", "A", code=2
+    )

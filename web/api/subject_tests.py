@@ -67,6 +67,16 @@ def show_subject_test(campaign_id: CampaignId, session: SessionDep) -> dict[str,
     return subject_tests.show_test(session, campaign_id=campaign_id)
 
 
+@router.delete(
+    "/{campaign_id}/subject-test",
+    status_code=204,
+    responses=CHANGE,
+    summary="Remove the subject test before its sample is sent (409 once it has been)",
+)
+def remove_subject_test(campaign_id: CampaignId, session: SessionDep, actor: ActorDep) -> None:
+    subject_tests.remove_test(session, campaign_id=campaign_id, actor=actor)
+
+
 @router.post(
     "/{campaign_id}/subject-test/winner",
     responses=CHANGE,

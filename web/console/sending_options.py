@@ -35,6 +35,7 @@ Line = Annotated[str, Form(max_length=300)]
 DONE = {
     "local": "Scheduled at each reader's local time: the waves are below.",
     "test": "Subject test set: the sample gets it when the campaign is sent.",
+    "test-removed": "Subject test removed: the campaign goes out with its own subject.",
     "winner": "Winner chosen: the rest of the audience gets its subject.",
     "resend": "Resend to non-openers requested.",
 }
@@ -171,6 +172,14 @@ def _whole(text: str, field: str, line: str) -> int:
         return int(text.strip(), 10)
     except ValueError:
         raise InvalidInput(line, field=field) from None
+
+
+@router.post("/subject-test/remove")
+def remove_subject_test(
+    campaign_id: int, session: SessionDep, user: EditorUser, _: CsrfDep
+) -> Response:
+    subject_tests.remove_test(session, campaign_id=campaign_id, actor=user.email)
+    return _back(campaign_id, "test-removed")
 
 
 @router.post("/subject-test/winner")

@@ -50,3 +50,19 @@ def test_a_subject_test_and_a_resend_through_the_api(
         409,
         {"detail": f"campaign {cid} is draft: a resend follows a sent campaign"},
     )
+
+
+def test_a_subject_test_removed_through_the_api_is_gone(
+    client: httpx.Client, sqlite_engine: Engine
+) -> None:
+    with Session(sqlite_engine) as session:
+        cid = make_campaign(session, status=CampaignStatus.DRAFT).id
+    body = {"subjects": ["Stretch A", "Stretch B"]}
+    assert client.post(f"/api/campaigns/{cid}/subject-test", json=body).status_code == 201
+    assert client.delete(f"/api/campaigns/{cid}/subject-test").status_code == 204
+    assert client.get(f"/api/campaigns/{cid}/subject-test").status_code == 404
+    again = client.delete(f"/api/campaigns/{cid}/subject-test")
+    assert (again.status_code, again.json()) == (
+        404,
+        {"detail": f"campaign {cid} has no subject test"},
+    )

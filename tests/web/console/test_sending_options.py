@@ -130,6 +130,36 @@ def test_subject_test_form_creates_the_variants_shown_with_their_human_figures(
     assert _audited(shared[0], cid) == "campaign.subject_test"
 
 
+def _with_test(editor: httpx.Client, cid: int) -> httpx.Response:
+    return _post(
+        editor, cid, "subject-test", subject_a="One", subject_b="Two",
+        sample="30", wait_hours="2", metric="opens",
+    )  # fmt: skip
+
+
+def test_a_campaign_with_a_subject_test_offers_no_local_time_form_but_says_why(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """A marketer's review: the form was offered and its send was a dead-end 409 page."""
+    cid = _campaign(shared[0])
+    html = editor.get(_with_test(editor, cid).headers["location"]).text
+    assert "/sending/local-time" not in html
+    assert "Remove the test to send at each reader's local time." in html
+
+
+def test_a_subject_test_removed_before_its_sample_gives_the_forms_back(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _campaign(shared[0])
+    _with_test(editor, cid)
+    done = _post(editor, cid, "subject-test/remove")
+    assert done.status_code == 303
+    html = editor.get(done.headers["location"]).text
+    assert "Subject test removed: the campaign goes out with its own subject." in html
+    assert "/sending/local-time" in html and 'name="subject_a"' in html
+    assert _audited(shared[0], cid) == "campaign.subject_test_removed"
+
+
 def test_a_winner_is_chosen_by_hand_once_the_sample_is_sent(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
