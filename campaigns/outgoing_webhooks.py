@@ -14,6 +14,7 @@ so a URL that resolves to a private address is refused at delivery time too.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import secrets
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +28,7 @@ from campaigns.webhook_delivery import BATCH, LOCAL_HOSTS, DeliveryReport, deliv
 from newsletter import audit, db
 from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.headers import check_url_text
+from newsletter.net import address_refusal
 from newsletter.settings import Settings
 from newsletter.webhook_outbox import WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
 
@@ -80,14 +82,37 @@ def check_url(settings: Settings, url: str) -> str:
         raise InvalidInput("give an https:// URL with a host, at most 2000 characters", field="url")
     if parts.username or parts.password:
         raise InvalidInput("put no user name or password in the URL", field="url")
-    local = host.lower() in LOCAL_HOSTS
+    local = host.lower().rstrip(".") in LOCAL_HOSTS
     if parts.scheme.lower() == "http" and not (local and settings.webhook_allow_local):
         raise InvalidInput(
             "must be https:// (http:// only for 127.0.0.1 or localhost, with "
             "NEWSLETTER_WEBHOOK_ALLOW_LOCAL)",
             field="url",
         )
+    _refuse_unreachable(host, allow_local=local and settings.webhook_allow_local)
     return _one_spelling(url)
+
+
+def _refuse_unreachable(host: str, *, allow_local: bool) -> None:
+    """What delivery would refuse (newsletter.net's address policy), refused at once: a
+    marketer's review added https://127.0.0.1:9/in and saw only failures later. A name
+    is checked when delivered (it resolves then); an address and 'localhost' here."""
+    if allow_local:
+        return
+    if host.lower().rstrip(".") == "localhost":
+        refusal: str | None = "this machine"
+    else:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        refusal = address_refusal(address, allow_private=False, allow_link_local=False)
+    if refusal is not None:
+        raise InvalidInput(
+            f"{host} is {refusal}: webhooks go to public addresses (127.0.0.1 or localhost "
+            "only with NEWSLETTER_WEBHOOK_ALLOW_LOCAL)",
+            field="url",
+        )
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -96,9 +121,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def _one_spelling(url: str) -> str:
     """The URL as one endpoint is written whatever its spelling (RFC 3986 6.2.2-6.2.3):
     scheme and host in lower case, no port that is the scheme's own, "/" for no path, no
-    fragment (never sent). Path and query are the receiver's and stay as given."""
+    fragment (never sent), no final dot on the host name (the same host). Path and query
+    are the receiver's and stay as given."""
     parts = urlsplit(url)
-    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").rstrip(".")  # FQDN's dot
     host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
     port = parts.port
     netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from campaigns.webhook_delivery import RETRY_DELAYS, deliver_due
 from newsletter.clock import utcnow
 from newsletter.errors import InvalidInput, StateError
 from newsletter.settings import Settings
+from newsletter.webhook_outbox import WebhookEndpoint
 from newsletter.webhook_outbox import WebhookMessage
 from subscribers import lifecycle
 from subscribers.models import SubscriberStatus
@@ -58,6 +60,16 @@ def add(session: Session, settings: Settings, url: str, *events: str) -> tuple[i
     )
     session.commit()
     return endpoint.id, secret
+
+
+def stored(session: Session, url: str) -> int:
+    """An endpoint as a row, past check_url: one stored before addresses were checked
+    when added, or a host name that resolves there when delivered (net.py's policy)."""
+    endpoint = WebhookEndpoint(url=url, events=[], secret=outgoing_webhooks.new_secret())
+    session.add(endpoint)
+    session.commit()
+    assert endpoint.id is not None
+    return endpoint.id
 
 
 def verified(secret: str, request: Received) -> Any:
@@ -224,7 +236,7 @@ def test_an_endpoint_failing_for_days_is_disabled_with_a_notice(
 def test_an_address_the_fetch_policy_refuses_is_a_failed_try_without_a_connection(
     sqlite_engine: Engine, lite_session: Session, sqlite_settings: Settings
 ) -> None:
-    endpoint_id, _ = add(lite_session, sqlite_settings, "https://10.1.2.3/hooks")
+    endpoint_id = stored(lite_session, "https://10.1.2.3/hooks")
     signed_up(lite_session, sqlite_settings, "ann@example.com")
     report = deliver_due(sqlite_engine, settings=sqlite_settings)
     (attempt,) = outgoing_webhooks.delivery_log(lite_session, endpoint_id=endpoint_id)
@@ -247,7 +259,7 @@ def test_fetch_allow_private_for_feeds_does_not_open_private_addresses_to_webhoo
     settings = sqlite_settings.model_copy(
         update={"fetch_allow_private": True, "webhook_allow_local": True}
     )
-    endpoint_id, _ = add(lite_session, settings, url)
+    endpoint_id = stored(lite_session, url)
     signed_up(lite_session, settings, "ann@example.com")
     deliver_due(sqlite_engine, settings=settings)
     (attempt,) = outgoing_webhooks.delivery_log(lite_session, endpoint_id=endpoint_id)
@@ -313,8 +325,10 @@ def test_an_endpoint_url_is_kept_in_one_spelling(sqlite_settings: Settings) -> N
 def test_an_endpoint_url_keeps_a_port_that_is_not_the_schemes_own(
     sqlite_settings: Settings,
 ) -> None:
-    url = "https://[2001:DB8::1]:8443/hooks"
-    assert outgoing_webhooks.check_url(sqlite_settings, url) == "https://[2001:db8::1]:8443/hooks"
+    url = "https://[2606:4700:4700::ABCD]:8443/hooks"
+    assert outgoing_webhooks.check_url(sqlite_settings, url) == (
+        "https://[2606:4700:4700::abcd]:8443/hooks"
+    )
 
 
 def test_the_same_endpoint_spelt_another_way_is_refused_naming_it(
@@ -334,6 +348,33 @@ def test_an_endpoint_stored_before_urls_were_kept_in_one_spelling_is_still_found
     )
     with pytest.raises(InvalidInput, match=f"is already endpoint {first}"):
         add(session, local, "http://127.0.0.1:9/hooks")
+
+
+def test_a_host_name_with_its_final_dot_is_the_same_endpoint(sqlite_settings: Settings) -> None:
+    url = "https://hooks.example.com./in"
+    assert outgoing_webhooks.check_url(sqlite_settings, url) == "https://hooks.example.com/in"
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("https://127.0.0.1:9/in", "127.0.0.1 is a loopback address"),
+        ("https://localhost/in", "localhost is this machine"),
+        ("https://10.1.2.3/in", "10.1.2.3 is a private address"),
+        ("https://169.254.169.254/latest", "169.254.169.254 is a link-local address"),
+        ("https://[::1]/in", "::1 is a loopback address"),
+    ],
+)
+def test_an_address_delivery_would_refuse_is_refused_when_added(
+    sqlite_settings: Settings, url: str, said: str
+) -> None:
+    """A marketer's review: https://127.0.0.1:9/in was accepted and only failed later."""
+    with pytest.raises(InvalidInput, match=f"^field 'url': {re.escape(said)}: webhooks go to"):
+        outgoing_webhooks.check_url(sqlite_settings, url)
+
+
+def test_a_local_receiver_is_allowed_with_the_setting_for_it(local: Settings) -> None:
+    assert outgoing_webhooks.check_url(local, "https://127.0.0.1:9/in") == "https://127.0.0.1:9/in"
 
 
 def test_two_adds_of_one_url_at_once_make_one_endpoint(engine: Engine, local: Settings) -> None:
