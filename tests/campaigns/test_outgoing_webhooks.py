@@ -27,8 +27,7 @@ from campaigns.webhook_delivery import RETRY_DELAYS, deliver_due
 from newsletter.clock import utcnow
 from newsletter.errors import InvalidInput, StateError
 from newsletter.settings import Settings
-from newsletter.webhook_outbox import WebhookEndpoint
-from newsletter.webhook_outbox import WebhookMessage
+from newsletter.webhook_outbox import WebhookEndpoint, WebhookMessage
 from subscribers import lifecycle
 from subscribers.models import SubscriberStatus
 from tests.support.delivery import add_subscribers, make_campaign
