@@ -58,8 +58,9 @@ def request_resend(
 ) -> dict[str, object]:
     """Record the one resend of a sent campaign, due ``after`` it finished; as :func:`describe`.
 
-    Raises InvalidInput (an empty or multi-line subject, ``after`` not within 1 hour to
-    60 days), NotFound, StateError (the campaign is not sent, or already has a resend).
+    Raises InvalidInput (an empty or multi-line subject, the campaign's own subject,
+    ``after`` not within 1 hour to 60 days), NotFound, StateError (the campaign is not
+    sent, or already has a resend).
     """
     subject = subject.strip()
     if not subject or len(subject) > 300:
@@ -75,6 +76,11 @@ def request_resend(
     if not timedelta(hours=1) <= after <= MAX_AFTER:
         raise InvalidInput("the resend waits 1 hour to 60 days after the send", field="after")
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
+    if " ".join(subject.split()).casefold() == " ".join(campaign.subject.split()).casefold():
+        raise InvalidInput(
+            "a resend needs a new subject: it goes to readers who did not open this one",
+            field="subject",
+        )
     existing = session.get(CampaignResend, campaign_id)
     if existing is not None:
         raise StateError(_already(campaign_id, existing))

@@ -85,6 +85,10 @@ class WaveView(BaseModel):
 
 def parse_local_time(raw: str) -> time:
     """ "HH:MM" (24-hour) as a time of day; InvalidInput (field ``local_time``) otherwise."""
+    if not raw.strip():
+        raise InvalidInput(
+            "give a time of day as HH:MM (24-hour), such as 07:00", field="local_time"
+        )
     try:
         parsed = datetime.strptime(raw.strip(), "%H:%M")
     except ValueError:

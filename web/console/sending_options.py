@@ -90,7 +90,7 @@ def schedule_local(
     user: EditorUser,
     _: CsrfDep,
     request: Request,
-    local_time: Annotated[str, Form(max_length=10)],
+    local_time: Annotated[str, Form(max_length=10)] = "",  # empty: the room's line, inline
     late: Annotated[Literal["now", "next-day"], Form()] = "next-day",
     on: Annotated[date | None, Form()] = None,
 ) -> Response:
@@ -202,7 +202,7 @@ def request_resend(
     settings: SettingsDep,
     user: EditorUser,
     _: CsrfDep,
-    subject: Line,
+    subject: Line = "",  # empty: the room's line on the form, not FastAPI's page
     after_days: Line = "",  # as the subject test's numbers: empty is refused, not 3
 ) -> Response:
     try:

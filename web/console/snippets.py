@@ -24,7 +24,9 @@ from newsletter.accounts import ConsoleUser, Role
 from newsletter.errors import InvalidInput
 from web.console.deps import PREFIX, CsrfDep, CurrentUser, render, require_role
 from web.console.import_jobs import ImportJob, import_jobs
+from web.console.refusals import NOTHING, Refused
 from web.deps import SessionDep, SettingsDep
+from web.errors import console_message
 
 router = APIRouter(prefix="/snippets")
 
@@ -141,7 +143,20 @@ def new_form(request: Request, user: Editor) -> HTMLResponse:
 
 @router.get("/import")
 def import_form(request: Request, user: Editor) -> HTMLResponse:
-    return render(request, "console/snippet_import.html.j2", title="Import snippets", report=None)
+    return _import_page(request)
+
+
+def _import_page(request: Request, refused: Refused = NOTHING) -> HTMLResponse:
+    """The two import forms; with ``refused``, at 400 with the line on its form and what
+    was typed (a marketer's review found a feed URL refused on a page of its own)."""
+    return render(
+        request,
+        "console/snippet_import.html.j2",
+        http_status=400 if refused.form else 200,
+        title="Import snippets",
+        report=None,
+        refused=refused,
+    )
 
 
 def _start(request: Request, user: ConsoleUser, *, name: str, run: Run, total: int) -> Response:
@@ -170,7 +185,10 @@ def import_feed(
     _: CsrfDep,
     url: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    library.check_feed_url(url)
+    try:
+        library.check_feed_url(url)
+    except InvalidInput as err:
+        return _import_page(request, Refused("feed", console_message(err), "url", {"url": url}))
     return _start(
         request,
         user,
@@ -194,9 +212,13 @@ async def import_files(
     for upload in files:
         data = await upload.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
-            raise InvalidInput(f"{upload.filename}: over {MAX_UPLOAD_BYTES:,} bytes", field="files")
+            too_big = f"{upload.filename}: over {MAX_UPLOAD_BYTES:,} bytes"
+            return _import_page(request, Refused("files", console_message(InvalidInput(too_big))))
         uploads.append((upload.filename or "upload.md", data))
-    library.check_upload(uploads)
+    try:
+        library.check_upload(uploads)
+    except InvalidInput as err:
+        return _import_page(request, Refused("files", console_message(err), "files"))
     return _start(
         request,
         user,

@@ -252,6 +252,38 @@ def test_an_empty_unreadable_or_too_long_resend_wait_is_refused_with_the_subject
     )
 
 
+@pytest.mark.parametrize(
+    ("subject", "line"),
+    [
+        ("", "A resend needs a subject of 1 to 300 characters."),
+        (
+            " WEEKLY ",
+            "A resend needs a new subject: it goes to readers who did not open this one.",
+        ),
+    ],
+)
+def test_an_empty_or_unchanged_resend_subject_is_refused_on_its_form(
+    editor: httpx.Client, shared: tuple[Engine, Settings], subject: str, line: str
+) -> None:
+    """A marketer's review: empty was a page of its own; the own subject went through."""
+    cid = _sent(*shared)
+    refused = _post(editor, cid, "resend", subject=subject, after_days="3")
+    assert refused.status_code == 400
+    assert f'role="alert" id="resend-error">{line}</p>' in refused.text
+    assert 'name="after_days" type="number" min="1" max="60" value="3"' in refused.text
+
+
+def test_an_empty_local_time_is_refused_on_its_form(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    cid = _campaign(shared[0])
+    refused = _post(editor, cid, "local-time", local_time="", on="", late="now")
+    assert refused.status_code == 400
+    line = "Give a time of day as HH:MM (24-hour), such as 07:00."
+    assert f'role="alert" id="local-error">{line}</p>' in refused.text
+    assert '<input type="radio" name="late" value="now" checked>' in refused.text
+
+
 def test_a_refused_resend_keeps_the_subject_typed(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:

@@ -227,3 +227,15 @@ def test_a_feed_url_import_ends_with_its_report_naming_the_bad_entry(
         server.server_close()
     assert "Done: 2 entries read, 1 imported, 1 rejected" in page
     assert f"<tr><td>{url}</td><td>entry 2</td>" in page
+
+
+def test_a_feed_url_that_is_not_one_is_refused_on_its_form_with_what_was_typed(
+    editor: httpx.Client,
+) -> None:
+    """A marketer's review: the refusal was a page of its own, the URL typed lost."""
+    token = csrf_of(editor, "/admin/snippets/import")
+    page = editor.post("/admin/snippets/import/feed", data={"csrf_token": token, "url": "blog"})
+    assert page.status_code == 400
+    assert '<p class="alert alert-error" role="alert" id="feed-error">Give the feed' in page.text
+    assert 'value="blog" aria-invalid="true" aria-describedby="feed-error"' in page.text
+    assert 'id="files-error"' not in page.text
