@@ -111,27 +111,49 @@ def _form_values(
 SnippetForm = Annotated[dict[str, Any], Depends(_form_values)]
 
 
+# The form's labels, by the library's field names: a refusal names the field as the page does.
+LABELS = {
+    "title": "Title",
+    "summary": "Summary",
+    "url": "Article URL",
+    "image_url": "Image URL",
+    "image_alt": "Image alt text",
+    "category": "Category",
+    "published_at": "Publish date",
+}
+
+
+def _refused(err: InvalidInput) -> Refused:
+    """The library's refusal as a marketer reads it ("Article URL: ..."; "Title is empty."),
+    on the field it names (a marketer's review found "field 'url': ..." above the page)."""
+    line, label = console_message(err), LABELS.get(err.field or "")
+    if label and err.reason.startswith("is "):
+        line = f"{label} {line[0].lower()}{line[1:]}"
+    elif label:
+        line = f"{label}: {line}"
+    return Refused("snippet", line, err.field or "")
+
+
 def _form_page(
     request: Request,
     *,
     values: dict[str, Any],
     snippet_id: int | None = None,
     retired: bool = False,
-    error: str = "",
-    status: int = 200,
+    refused: Refused = NOTHING,
     saved: bool = False,
 ) -> HTMLResponse:
     values = {**EMPTY_FORM, **values}
     return render(
         request,
         "console/snippet_form.html.j2",
-        http_status=status,
+        http_status=400 if refused.form else 200,
         title=f"Snippet {snippet_id}" if snippet_id else "New snippet",
         v=values,
         snippet_id=snippet_id,
         retired=retired,
         preview=library.markdown_preview(str(values.get("summary") or "")),
-        error=error,
+        refused=refused,
         saved=saved,
     )
 
@@ -281,7 +303,7 @@ def create(
             session, settings=settings, data=values, actor=user.email, source="console"
         )
     except InvalidInput as err:
-        return _form_page(request, values=values, error=str(err), status=400)
+        return _form_page(request, values=values, refused=_refused(err))
     return RedirectResponse(f"{PREFIX}/snippets/{entry.snippet.id}?saved=1", status_code=303)
 
 
@@ -303,7 +325,7 @@ def save(
             session, settings=settings, snippet_id=snippet_id, changes=values, actor=user.email
         )
     except InvalidInput as err:
-        return _form_page(request, values=values, snippet_id=snippet_id, error=str(err), status=400)
+        return _form_page(request, values=values, snippet_id=snippet_id, refused=_refused(err))
     return RedirectResponse(f"{PREFIX}/snippets/{snippet_id}?saved=1", status_code=303)
 
 

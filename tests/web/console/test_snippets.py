@@ -103,7 +103,18 @@ def test_a_bad_url_shows_the_form_again_with_one_line(editor: httpx.Client) -> N
     token = csrf_of(editor, "/admin/snippets/new")
     page = editor.post("/admin/snippets/new", data={**FORM, "url": "ftp://x", "csrf_token": token})
     assert page.status_code == 400
-    assert "field &#39;url&#39;: &#39;ftp://x&#39; is not an absolute http(s) URL" in page.text
+    line = "Article URL: &#39;ftp://x&#39; is not an absolute http(s) URL."
+    assert f'role="alert" id="snippet-error">{line}</p>' in page.text
+    assert 'value="ftp://x" aria-invalid="true" aria-describedby="snippet-error"' in page.text
+    assert "field &#39;" not in page.text
+
+
+def test_an_empty_title_is_said_with_its_label_on_its_field(editor: httpx.Client) -> None:
+    token = csrf_of(editor, "/admin/snippets/new")
+    page = editor.post("/admin/snippets/new", data={**FORM, "title": " ", "csrf_token": token})
+    assert page.status_code == 400
+    assert 'role="alert" id="snippet-error">Title is empty.</p>' in page.text
+    assert 'name="title" required maxlength="300" value=" " aria-invalid="true"' in page.text
 
 
 def test_the_list_filters_and_retire_hides_a_snippet(
