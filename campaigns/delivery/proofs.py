@@ -35,8 +35,11 @@ def clean_addresses(addresses: list[str]) -> list[str]:
     for raw in addresses:
         try:
             email = normalise_email(raw.strip())
-        except InvalidInput as err:
-            raise InvalidInput(f"{raw.strip()!r}: {err.reason}", field="to") from None
+        except InvalidInput as err:  # named once: "'me@x' is not a valid...", not twice
+            said = (
+                err.reason if repr(raw.strip()) in err.reason else f"{raw.strip()!r}: {err.reason}"
+            )
+            raise InvalidInput(said, field="to") from None
         if email not in cleaned:
             cleaned.append(email)
     if not cleaned:

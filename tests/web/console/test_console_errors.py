@@ -224,3 +224,17 @@ def test_a_date_field_refused_by_fastapi_is_said_with_its_label(
     assert refused.status_code == 400
     assert "Date: type a date such as 2026-12-01." in refused.text
     assert "Input should be" not in refused.text and "field 'on'" not in refused.text
+
+
+def test_a_refused_test_send_opens_with_the_line_linked_to_its_form_naming_it_once(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """A marketer's review: the line sat under the two previews, out of sight, and said
+    "'me@example': 'me@example' is not a valid email address"."""
+    cid = _draft(shared)
+    page = f"/admin/campaigns/{cid}"
+    refused = _post_form(editor, page, f"{page}/test-send", to="me@example").text
+    summary = refused.split('id="problem-summary">', 1)[1].split("</p>", 1)[0]
+    assert summary.startswith('<strong>Not done:</strong> <a href="#test-send-error">')
+    assert refused.index('id="problem-summary"') < refused.index("<iframe")
+    assert summary.count("me@example") == 1
