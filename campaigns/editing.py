@@ -137,7 +137,9 @@ def _clean_headline(value: str, name: str) -> str:
     if name == "subject" and not text:
         raise InvalidInput("a campaign needs a subject", field="subject")
     if len(text) > HEADLINE_MAX:
-        raise InvalidInput(f"longer than {HEADLINE_MAX} characters", field=name)
+        raise InvalidInput(
+            f"the {name} has {len(text):,} characters; at most {HEADLINE_MAX}", field=name
+        )
     actions.refuse_controls(**{name: value})
     return text
 

@@ -108,6 +108,26 @@ def test_saving_the_subject_and_moving_a_snippet_redirect_back_to_the_editor(
     assert "Subject and preheader saved." in editor.get(saved.headers["location"]).text
 
 
+def test_a_subject_over_the_limit_is_kept_whole_and_refused_with_its_count(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """A marketer's review: the field's maxlength cut a pasted subject mid-word and saved it."""
+    cid, _ = _draft(*shared)
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    long = "Stretch " * 40  # 320 characters; 319 once stripped
+    refused = editor.post(
+        f"/admin/campaigns/{cid}/headlines",
+        data={"csrf_token": token, "subject": long, "preheader": "Read this"},
+    )
+    assert refused.status_code == 400
+    line = "The subject has 319 characters; at most 300."
+    assert f'role="alert" id="headlines-error">{line}</p>' in refused.text
+    assert (
+        f'value="{long}"' in refused.text
+        and 'maxlength="300"' not in refused.text.split('id="subject"', 1)[1].split(">", 1)[0]
+    )
+
+
 def test_editing_a_sending_campaign_is_refused_with_the_reason(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
