@@ -111,7 +111,7 @@ def test_a_refused_subject_keeps_what_was_typed_in_both_fields(
     typed = {"subject": "x" * 301, "preheader": "A preheader typed with care"}
     refused = _post_form(editor, page, f"{page}/headlines", **typed)
     assert refused.status_code == 400
-    assert 'id="headlines-error">Longer than 300 characters.' in refused.text
+    assert 'id="headlines-error">The subject has 301 characters; at most 300.' in refused.text
     assert f'value="{"x" * 301}"' in refused.text
     assert 'value="A preheader typed with care"' in refused.text
 
