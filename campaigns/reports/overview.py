@@ -52,6 +52,8 @@ class Dashboard:
     last_issue: CampaignReport | None
     growth: list[GrowthWeek]
     warnings: list[Attention] = field(default_factory=list)
+    # With nothing scheduled, the newest draft: where this week's issue is being made.
+    draft: views.CampaignView | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,16 @@ def _next_issue(session: Session, settings: Settings) -> views.CampaignView | No
         select(Campaign)
         .where(Campaign.status == S.SCHEDULED)
         .order_by(col(Campaign.scheduled_at), col(Campaign.id))
+        .limit(1)
+    ).first()
+    return views.view(campaign, settings=settings) if campaign else None
+
+
+def _newest_draft(session: Session, settings: Settings) -> views.CampaignView | None:
+    campaign = session.exec(
+        select(Campaign)
+        .where(Campaign.status == S.DRAFT)
+        .order_by(col(Campaign.id).desc())
         .limit(1)
     ).first()
     return views.view(campaign, settings=settings) if campaign else None
@@ -135,11 +147,13 @@ def dashboard(session: Session, *, settings: Settings) -> Dashboard:
     if last_report is not None:
         href = f"/admin/reports/{last_report.campaign_id}"
         warnings += [Attention(f"Last issue: {w}", href) for w in last_report.warnings]
+    next_issue = _next_issue(session, settings)
     return Dashboard(
-        next_issue=_next_issue(session, settings),
+        next_issue=next_issue,
         last_issue=last_report,
         growth=list_growth(session, weeks=GROWTH_WEEKS),
         warnings=warnings,
+        draft=None if next_issue else _newest_draft(session, settings),
     )
 
 

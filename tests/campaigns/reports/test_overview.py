@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from campaigns.reports.overview import LinkClicks, top_links
+from campaigns.models import CampaignStatus
+from campaigns.reports.overview import LinkClicks, dashboard, top_links
 from newsletter.settings import Settings
+from tests.support.delivery import make_campaign
 from tests.support.tracking import add_campaign, add_delivery, add_subscriber, engagement, later
 
 A, B, C = "https://example.com/a", "https://example.com/b", "https://example.com/c"
@@ -33,3 +35,24 @@ def test_top_links_rank_human_clicks_with_machine_clicks_apart(
         LinkClicks(url=B, clicks=3, people=2, machine_clicks=2),
         LinkClicks(url=A, clicks=1, people=1, machine_clicks=2),
     ]
+
+
+def test_with_nothing_scheduled_the_dashboard_names_the_newest_draft(
+    session: Session, settings: Settings
+) -> None:
+    """A marketer's review: 'No issue is scheduled' with no way to this week's draft."""
+    make_campaign(session, status=CampaignStatus.DRAFT, subject="Older draft")
+    newest = make_campaign(session, status=CampaignStatus.DRAFT, subject="This week")
+    board = dashboard(session, settings=settings)
+    assert board.next_issue is None
+    assert board.draft is not None and (board.draft.id, board.draft.subject) == (
+        newest.id,
+        "This week",
+    )
+
+
+def test_a_scheduled_issue_leaves_the_draft_unnamed(session: Session, settings: Settings) -> None:
+    make_campaign(session, status=CampaignStatus.DRAFT, subject="Draft")
+    make_campaign(session, status=CampaignStatus.SCHEDULED, subject="Next")
+    board = dashboard(session, settings=settings)
+    assert board.next_issue is not None and board.draft is None

@@ -184,3 +184,17 @@ def test_the_list_shows_status_and_counts_and_duplicate_opens_the_copy(
     copy = editor.post(f"/admin/campaigns/{cid}/duplicate", data={"csrf_token": token})
     copy_id = int(copy.headers["location"].split("/")[-1].split("?")[0])
     assert copy_id != cid and _order(shared[0], copy_id) == ids
+
+
+def test_the_first_snippet_cannot_move_up_nor_the_last_down(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """A marketer's review: those two buttons were shown and did nothing."""
+    cid, _ = _draft(*shared)
+    page = editor.get(f"/admin/campaigns/{cid}").text
+    titles = re.findall(r'aria-label="Remove: ([^"]+)"', page)
+    assert len(titles) == 2
+    assert f'aria-label="Move up: {titles[0]}"' not in page
+    assert f'aria-label="Move down: {titles[0]}"' in page
+    assert f'aria-label="Move up: {titles[1]}"' in page
+    assert f'aria-label="Move down: {titles[1]}"' not in page
