@@ -13,6 +13,7 @@ page with one line saying why.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
@@ -162,8 +163,26 @@ def create_subject_test(
             "metric": metric,
         }
         refused = refused_form(session, "test", err, typed)
+        if err.field == "subject":  # the input at fault, not all three (a review's find)
+            refused = dataclasses.replace(refused, field=_subject_at_fault(subjects))
         return _page(request, session, settings, campaign_id, refused=refused)
     return _back(campaign_id, "test")
+
+
+def _subject_at_fault(subjects: tuple[str, str, str]) -> str:
+    """The subject input a refusal of the subjects is about: the first required one left
+    empty, else the second of two an inbox shows alike, else the first filled one."""
+    names = ("subject_a", "subject_b", "subject_c")
+    for name, text in zip(names[:2], subjects[:2], strict=True):
+        if not text.strip():
+            return name
+    seen: set[str] = set()
+    for name, text in zip(names, subjects, strict=True):
+        shown = " ".join(text.split()).casefold()
+        if shown and shown in seen:
+            return name
+        seen.add(shown)
+    return names[0]
 
 
 def _whole(text: str, field: str, line: str) -> int:

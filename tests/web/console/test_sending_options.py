@@ -6,6 +6,7 @@ on the person page. SQLite only: the rooms are tested on both databases in tests
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -282,6 +283,19 @@ def test_an_empty_local_time_is_refused_on_its_form(
     line = "Give a time of day as HH:MM (24-hour), such as 07:00."
     assert f'role="alert" id="local-error">{line}</p>' in refused.text
     assert '<input type="radio" name="late" value="now" checked>' in refused.text
+
+
+def test_alike_subjects_mark_only_the_second_of_them(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """A marketer's review: the valid Subject A and the empty optional C were flagged too."""
+    cid = _campaign(shared[0])
+    refused = _post(
+        editor, cid, "subject-test", subject_a="Same", subject_b="same ", subject_c="",
+        sample="20", wait_hours="4", metric="clicks",
+    ).text  # fmt: skip
+    flagged = re.findall(r'name="(\w+)"[^>]*aria-invalid="true"', refused)
+    assert flagged == ["subject_b"]
 
 
 def test_a_refused_resend_keeps_the_subject_typed(
