@@ -109,8 +109,8 @@ def _refuse_unreachable(host: str, *, allow_local: bool) -> None:
         refusal = address_refusal(address, allow_private=False, allow_link_local=False)
     if refusal is not None:
         raise InvalidInput(
-            f"{host} is {refusal}: webhooks go to public addresses (127.0.0.1 or localhost "
-            "only with NEWSLETTER_WEBHOOK_ALLOW_LOCAL)",
+            f"{host} is {refusal}: webhooks go to public addresses; a receiver on 127.0.0.1 "
+            "or localhost needs NEWSLETTER_WEBHOOK_ALLOW_LOCAL",
             field="url",
         )
 

@@ -10,7 +10,7 @@ sending, so a duplicate sent again says so before it mails anybody twice.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
@@ -56,6 +56,8 @@ class SendCheck:
     # Preflight's errors (offline: no link fetched), "where: message"; the scheduler would
     # refuse the send for them, so the confirmation names them instead of offering it.
     errors: list[str]
+    # Preflight's warnings, the same way: the send goes ahead, but the marketer should see them.
+    warnings: list[str] = field(default_factory=list)
     # A subject test still to start (subject_tests.describe): Send now sends its sample
     # first, not the campaign's own subject to everyone (a marketer's review).
     subject_test: dict[str, object] | None = None
@@ -68,10 +70,12 @@ def send_check(
     campaign = get_campaign(session, campaign_id=campaign_id)
     can_send = can_transition(campaign.status, CampaignStatus.SCHEDULED)
     errors: list[str] = []
+    warnings: list[str] = []
     if can_send:
         offline = settings.model_copy(update={"preflight_fetch": False})
         report = preflight(session, settings=offline, campaign=campaign)
         errors = [f"{f.where}: {f.message}" if f.where else f.message for f in report.errors]
+        warnings = [f"{f.where}: {f.message}" if f.where else f.message for f in report.warnings]
     zones = waves.audience_zones(
         session, campaign=campaign, list_zone=settings.timezone, on_date=utcnow().date()
     )
@@ -82,6 +86,7 @@ def send_check(
         earlier=_earlier(session, settings, campaign, lookback),
         can_send=can_send,
         errors=errors,
+        warnings=warnings,
         subject_test=test if test is not None and test["phase"] == READY else None,
     )
 

@@ -100,6 +100,7 @@ def canonical_url(url: str, *, field_name: str = "url") -> str:
     parts = _split(text, field_name)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise InvalidInput(f"{text!r} is not an absolute http(s) URL", field=field_name)
+    _refuse_placeholder(text, field_name)  # as typed: the query's encoding would hide one
     query = urlencode(
         [
             (k, v)

@@ -134,6 +134,9 @@ def _editor(
     state = editor_view.editor_state(
         session, settings=settings, campaign_id=campaign_id, check_links=check == "links"
     )
+    if refused.form == "headlines":  # the hints count what was typed, not what is saved
+        typed = (str(refused.typed("headlines", name, "")) for name in ("subject", "preheader"))
+        state.hints = editing.length_hints(*typed)
     return render(
         request,
         "console/campaign_editor.html.j2",
@@ -317,6 +320,7 @@ def _confirm_send(
         audience=check.readers,
         can_send=check.can_send,
         errors=check.errors,
+        warnings=check.warnings,
         test=check.subject_test,
         earlier=[
             (e.campaign, f"the same {e.what}", status_note(e.campaign, settings))

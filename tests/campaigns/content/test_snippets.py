@@ -203,3 +203,9 @@ def test_an_image_on_our_site_naming_a_placeholder_is_refused() -> None:
 def test_a_link_urlsplit_cannot_read_is_one_line_naming_the_field() -> None:
     with pytest.raises(InvalidInput, match=r"^field 'url': .* is not a valid URL$"):
         canonical_url("https://[%name%]@blog.example.com/b")
+
+
+def test_a_placeholder_in_a_links_query_is_refused_not_stored_encoded() -> None:
+    """A review found it saved as %5B%25unsubscribe_url%25%5D: a broken link, no word."""
+    with pytest.raises(InvalidInput, match=r"^field 'url': .*\[%unsubscribe_url%\]"):
+        canonical_url("https://blog.example.com/a?u=[%unsubscribe_url%]")

@@ -126,6 +126,8 @@ def test_a_subject_over_the_limit_is_kept_whole_and_refused_with_its_count(
         f'value="{long}"' in refused.text
         and 'maxlength="300"' not in refused.text.split('id="subject"', 1)[1].split(">", 1)[0]
     )
+    hint = refused.text.split('id="subject-hint"', 1)[1].split("</p>", 1)[0]
+    assert hint.split(">", 1)[1].startswith("319 characters")  # what was typed, not saved
 
 
 def test_editing_a_sending_campaign_is_refused_with_the_reason(

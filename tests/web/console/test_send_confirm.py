@@ -207,3 +207,19 @@ def test_the_confirmation_says_a_subject_test_goes_first_with_its_subjects(
     assert "A: <strong>Stretch A</strong>" in page and "B: <strong>Stretch B</strong>" in page
     assert "After 6 hours, the subject with the most opens goes to everyone else" in page
     assert "Subject: <strong>Own subject</strong>" not in page
+
+
+def test_the_confirmation_shows_preflight_warnings_above_the_button(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """A marketer's review: the snippet's [%name%] warning was in the editor only."""
+    engine, settings = shared
+    with Session(engine) as session:
+        snippet = make_snippet(session, settings, title="Your plan, [%name%]")
+        cid = make_campaign(session, [snippet], subject="Plans").id
+        session.commit()
+    token = csrf_of(editor, f"/admin/campaigns/{cid}")
+    page = editor.post(f"/admin/campaigns/{cid}/send", data={"csrf_token": token}).text
+    warned = page.split('id="preflight-warnings">', 1)[1].split("</div>", 1)[0]
+    assert "[%name%] is shown to readers as written" in warned
+    assert page.index('id="preflight-warnings"') < page.index('name="confirm" value="yes"')
