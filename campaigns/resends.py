@@ -37,7 +37,7 @@ from campaigns.reports.variants import HUMAN_OPEN_KINDS
 from campaigns.variant_models import CampaignResend
 from newsletter import audit
 from newsletter.clock import as_utc, utcnow
-from newsletter.errors import HeaderInjection, InvalidInput, StateError
+from newsletter.errors import HeaderInjection, InvalidInput, NotFound, StateError
 from newsletter.headers import check_header_text
 from subscribers.audience import eligible_subscribers
 
@@ -113,6 +113,37 @@ def request_resend(
     # Issue 14's rule: every change from the console or the API is in the audit log.
     audit.record(session, actor, "campaign.resend", "campaign", campaign_id, after=described)
     return described
+
+
+def cancel_resend(session: Session, *, campaign_id: int, actor: str) -> None:
+    """Take a campaign's resend back before it is due and made into a campaign.
+
+    One conditional DELETE: the scheduler's ``trigger_due`` claims a resend the same way
+    (an UPDATE where it is not yet made), so of the two only one wins. Raises NotFound (no
+    campaign, no resend), StateError (already made: cancel the resend's own campaign).
+    """
+    get_campaign(session, campaign_id=campaign_id)
+    resend = session.get(CampaignResend, campaign_id)
+    if resend is None:
+        raise NotFound(f"campaign {campaign_id} has no resend")
+    before = describe(session, campaign_id=campaign_id)
+    gone = session.execute(
+        sa.delete(CampaignResend).where(
+            col(CampaignResend.campaign_id) == campaign_id,
+            col(CampaignResend.triggered_at).is_(None),
+        ),
+        execution_options={"preserve_rowcount": True},
+    ).rowcount
+    if gone != 1:
+        session.refresh(resend)
+        raise StateError(
+            f"campaign {campaign_id}'s resend was made (campaign {resend.resend_campaign_id}): "
+            "cancel that campaign instead"
+        )
+    session.expunge(resend)
+    audit.record(
+        session, actor, "campaign.resend_cancelled", "campaign", campaign_id, before=before
+    )
 
 
 def _already(campaign_id: int, resend: CampaignResend) -> str:

@@ -93,7 +93,9 @@ def _created(campaign_id: int, variants: int, sample: int, metric: str, wait: ti
 
 def resend(
     campaign_id: int = params.campaign_id("The sent campaign to follow up."),
-    subject: str = typer.Option(..., "--subject", metavar="TEXT", help="The resend's subject."),
+    subject: str | None = typer.Option(
+        None, "--subject", metavar="TEXT", help="The resend's subject (needed to request one)."
+    ),
     after: timedelta = typer.Option(
         "3d",
         "--after",
@@ -101,12 +103,22 @@ def resend(
         parser=params.parse_duration,
         help="After the campaign finished sending: 1d, 3d, 36h.",
     ),
+    cancel: bool = typer.Option(False, "--cancel", help="Take the resend back before it is due."),
     as_json: bool = output.json_option(),
 ) -> None:
     """Resend a sent campaign, with another subject, to those who did not open it (human
-    opens only); at most once per campaign."""
+    opens only); at most once per campaign. With --cancel, take it back before it is due."""
     from campaigns import resends
 
+    if cancel and subject is not None:
+        output.bad_usage("--cancel takes the resend back; no --subject with it")
+    if cancel:
+        with session_for(settings()) as session:
+            resends.cancel_resend(session, campaign_id=campaign_id, actor=actor())
+        output.say(f"campaign {campaign_id}: resend cancelled")
+        return
+    if subject is None:
+        output.bad_usage("give the resend's --subject (or --cancel)")
     with session_for(settings()) as session:
         data = resends.request_resend(
             session, campaign_id=campaign_id, subject=subject, after=after, actor=actor()

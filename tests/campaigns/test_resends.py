@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from campaigns import actions, follow_up_jobs, jobs, resends
 from campaigns.delivery.sending import send_campaign
 from campaigns.models import Campaign, CampaignStatus, Delivery
-from newsletter.errors import InvalidInput, StateError
+from newsletter.errors import InvalidInput, NotFound, StateError
 from newsletter.settings import Settings
 from subscribers import lifecycle
 from subscribers.models import Subscriber
@@ -108,3 +108,59 @@ def test_a_resend_follows_a_sent_campaign_only(sqlite_engine: Engine):
             after=timedelta(days=3),
             actor="t",
         )
+
+
+def _requested(session: Session, settings: Settings, engine: Engine) -> Campaign:
+    campaign = sent_campaign(session, settings, engine)
+    resends.request_resend(
+        session, campaign_id=campaign.id, subject=AGAIN, after=timedelta(days=3), actor="t"
+    )
+    session.commit()
+    return campaign
+
+
+def test_a_cancelled_resend_is_never_made_and_a_new_one_may_be_asked(
+    settings: Settings, engine: Engine, session: Session
+):
+    campaign = _requested(session, settings, engine)
+    due = datetime.fromisoformat(str(resends.describe(session, campaign_id=campaign.id)["due_at"]))
+    resends.cancel_resend(session, campaign_id=campaign.id, actor="editor")
+    session.commit()
+    assert resends.describe(session, campaign_id=campaign.id) is None
+    assert follow_up_jobs.due_resends(settings, due).outcome == "idle"
+    resends.request_resend(
+        session, campaign_id=campaign.id, subject="Later", after=timedelta(days=1), actor="t"
+    )
+    session.commit()
+    assert resends.describe(session, campaign_id=campaign.id)["subject"] == "Later"
+
+
+def test_a_cancelled_resend_is_in_the_audit_log(sqlite_settings: Settings, sqlite_engine: Engine):
+    from newsletter.audit import AuditEntry
+
+    with Session(sqlite_engine) as session:
+        campaign = _requested(session, sqlite_settings, sqlite_engine)
+        resends.cancel_resend(session, campaign_id=campaign.id, actor="editor")
+        session.commit()
+        entry = session.exec(
+            select(AuditEntry).where(AuditEntry.action == "campaign.resend_cancelled")
+        ).one()
+    assert entry.actor == "editor" and entry.before["subject"] == AGAIN
+
+
+def test_a_resend_already_made_cannot_be_cancelled(
+    settings: Settings, engine: Engine, session: Session
+):
+    campaign = _requested(session, settings, engine)
+    due = datetime.fromisoformat(str(resends.describe(session, campaign_id=campaign.id)["due_at"]))
+    follow_up_jobs.due_resends(settings, due)
+    session.expire_all()
+    with pytest.raises(StateError, match=r"resend was made \(campaign \d+\): cancel that"):
+        resends.cancel_resend(session, campaign_id=campaign.id, actor="editor")
+
+
+def test_cancelling_a_resend_a_campaign_does_not_have_is_not_found(sqlite_engine: Engine):
+    session = Session(sqlite_engine)
+    campaign = make_campaign(session, status=CampaignStatus.SENT)
+    with pytest.raises(NotFound, match="has no resend"):
+        resends.cancel_resend(session, campaign_id=campaign.id, actor="editor")

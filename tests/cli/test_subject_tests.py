@@ -139,3 +139,15 @@ def test_a_subject_test_is_removed_from_the_command_line(
     assert "give one of --subject, --winner and --remove" in refused(
         capsys, "campaigns", "subject-test", cid, "--remove", "--winner", "A", code=2
     )
+
+
+def test_a_resend_is_cancelled_from_the_command_line(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cid = draft(env, 2)
+    run("campaigns", "send", cid)
+    run("campaigns", "resend", cid, "--subject", "Did you miss it?")
+    assert run("campaigns", "resend", cid, "--cancel") == f"campaign {cid}: resend cancelled\n"
+    assert run("campaigns", "show", cid, "--json")["resend"] is None
+    assert "has no resend" in refused(capsys, "campaigns", "resend", cid, "--cancel")
+    assert "give the resend's --subject" in refused(capsys, "campaigns", "resend", cid, code=2)

@@ -90,6 +90,16 @@ def choose_subject_test_winner(
     )
 
 
+@router.delete(
+    "/{campaign_id}/resend",
+    status_code=204,
+    responses=CHANGE,
+    summary="Cancel the resend before it is due (409 once it has been made a campaign)",
+)
+def cancel_resend(campaign_id: CampaignId, session: SessionDep, actor: ActorDep) -> None:
+    resends.cancel_resend(session, campaign_id=campaign_id, actor=actor)
+
+
 @router.post(
     "/{campaign_id}/resend",
     status_code=201,

@@ -39,6 +39,7 @@ DONE = {
     "test-removed": "Subject test removed: the campaign goes out with its own subject.",
     "winner": "Winner chosen: the rest of the audience gets its subject.",
     "resend": "Resend to non-openers requested.",
+    "resend-cancelled": "Resend cancelled: nobody gets it.",
 }
 
 
@@ -211,6 +212,12 @@ def choose_winner(
 ) -> Response:
     subject_tests.choose_winner(session, campaign_id=campaign_id, label=label, actor=user.email)
     return _back(campaign_id, "winner")
+
+
+@router.post("/resend/cancel")
+def cancel_resend(campaign_id: int, session: SessionDep, user: EditorUser, _: CsrfDep) -> Response:
+    resends.cancel_resend(session, campaign_id=campaign_id, actor=user.email)
+    return _back(campaign_id, "resend-cancelled")
 
 
 @router.post("/resend")

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from campaigns.models import CampaignStatus
 from newsletter import api_tokens
+from newsletter.clock import utcnow
 from newsletter.settings import Settings
 from tests.support.delivery import make_campaign
 from tests.support.servers import live_server
@@ -66,3 +67,15 @@ def test_a_subject_test_removed_through_the_api_is_gone(
         404,
         {"detail": f"campaign {cid} has no subject test"},
     )
+
+
+def test_a_resend_is_cancelled_through_the_api(client: httpx.Client, sqlite_engine: Engine) -> None:
+    with Session(sqlite_engine) as session:
+        campaign = make_campaign(session, status=CampaignStatus.SENT)
+        campaign.finished_at = campaign.finished_at or utcnow()
+        session.commit()
+        cid = campaign.id
+    assert client.post(f"/api/campaigns/{cid}/resend", json={"subject": "Missed it?"}).is_success
+    assert client.delete(f"/api/campaigns/{cid}/resend").status_code == 204
+    again = client.delete(f"/api/campaigns/{cid}/resend")
+    assert (again.status_code, again.json()) == (404, {"detail": f"campaign {cid} has no resend"})

@@ -346,6 +346,19 @@ def test_resend_form_on_a_sent_campaign_shows_the_resend(
     assert _audited(shared[0], cid) == "campaign.resend"
 
 
+def test_a_resend_cancelled_before_it_is_due_gives_the_form_back(
+    editor: httpx.Client, shared: tuple[Engine, Settings]
+) -> None:
+    """A marketer's review: once requested, a resend could not be taken back."""
+    cid = _sent(*shared)
+    _post(editor, cid, "resend", subject="In case you missed it", after_days="3")
+    done = _post(editor, cid, "resend/cancel")
+    assert done.status_code == 303
+    html = editor.get(done.headers["location"]).text
+    assert "Resend cancelled: nobody gets it." in html and 'name="after_days"' in html
+    assert _audited(shared[0], cid) == "campaign.resend_cancelled"
+
+
 def test_a_viewer_reads_the_options_but_every_change_is_refused(
     editor: httpx.Client, shared: tuple[Engine, Settings]
 ) -> None:
