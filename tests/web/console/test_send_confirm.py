@@ -207,6 +207,7 @@ def test_the_confirmation_says_a_subject_test_goes_first_with_its_subjects(
     assert "A: <strong>Stretch A</strong>" in page and "B: <strong>Stretch B</strong>" in page
     assert "After 6 hours, the subject with the most opens goes to everyone else" in page
     assert "Subject: <strong>Own subject</strong>" not in page
+    assert "That is about 1 reader per subject: too few to tell" in page  # 2 readers, 50 %
 
 
 def test_the_confirmation_shows_preflight_warnings_above_the_button(
