@@ -117,7 +117,11 @@ REQUIRED = {
     "--subject": "Did you miss it?",
 }
 # Commands that need one option of several (issue 16: schedule --at or --local-time).
-ONE_OF = {("campaigns", "schedule"): ["--at", "2030-01-08T09:00"]}
+# Commands with an option that is needed but not required (another option may stand in).
+ONE_OF = {
+    ("campaigns", "schedule"): ["--at", "2030-01-08T09:00"],
+    ("campaigns", "resend"): ["--subject", "Did you miss it?"],  # or --cancel
+}
 # campaigns/delivery/sending.py (send_campaign, test_send) looks the campaign up itself,
 # with its own words; reported to the delivery room: it should call actions.get_campaign.
 OWN_WORDS: set[tuple[str, ...]] = set()  # every room now says it in one wording
