@@ -38,7 +38,7 @@ from campaigns.variant_models import CampaignResend
 from newsletter import audit
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import HeaderInjection, InvalidInput, NotFound, StateError
-from newsletter.headers import check_header_text
+from newsletter.headers import check_header_text, shown_alike
 from subscribers.audience import eligible_subscribers
 
 S = CampaignStatus
@@ -76,7 +76,7 @@ def request_resend(
     if not timedelta(hours=1) <= after <= MAX_AFTER:
         raise InvalidInput("the resend waits 1 hour to 60 days after the send", field="after")
     campaign = get_campaign(session, campaign_id=campaign_id, lock=True)
-    if " ".join(subject.split()).casefold() == " ".join(campaign.subject.split()).casefold():
+    if shown_alike(subject) == shown_alike(campaign.subject):
         raise InvalidInput(
             "a resend needs a new subject: it goes to readers who did not open this one",
             field="subject",

@@ -23,6 +23,7 @@ from campaigns.models import Campaign, CampaignSnippet, CampaignStatus
 from campaigns.views import CampaignView, view
 from campaigns.workflow import can_transition
 from newsletter.clock import utcnow
+from newsletter.headers import shown_alike
 from newsletter.settings import Settings
 
 # How many of the newest sent or sending campaigns are compared: about four years of a
@@ -91,10 +92,6 @@ def send_check(
     )
 
 
-def _subject_key(subject: str) -> str:
-    return " ".join(subject.split()).casefold()
-
-
 def _earlier(
     session: Session, settings: Settings, campaign: Campaign, lookback: int
 ) -> list[EarlierSend]:
@@ -114,10 +111,10 @@ def _earlier(
     ).all()
     for campaign_id, snippet_id in rows:
         snippets[campaign_id].append(snippet_id)
-    mine, subject = snippets.get(campaign.id or 0, []), _subject_key(campaign.subject)
+    mine, subject = snippets.get(campaign.id or 0, []), shown_alike(campaign.subject)
     found = []
     for other in others:
-        same_subject = _subject_key(other.subject) == subject
+        same_subject = shown_alike(other.subject) == subject
         same_snippets = bool(mine) and snippets.get(other.id or 0) == mine
         if same_subject or same_snippets:
             found.append(EarlierSend(view(other, settings=settings), same_subject, same_snippets))

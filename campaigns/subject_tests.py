@@ -40,7 +40,7 @@ from campaigns.workflow import transition
 from newsletter import audit
 from newsletter.clock import as_utc, utcnow
 from newsletter.errors import HeaderInjection, InvalidInput, NotFound, StateError
-from newsletter.headers import check_header_text
+from newsletter.headers import check_header_text, shown_alike
 
 S = CampaignStatus
 METRICS = ("clicks", "opens")
@@ -66,8 +66,7 @@ def _variants(subjects: Sequence[str], preheaders: Sequence[str], default: str) 
     subjects = [s.strip() for s in subjects]
     if not 2 <= len(subjects) <= len(LABELS):
         raise InvalidInput("a subject test needs 2 or 3 subjects", field="subject")
-    # "Same" and "same " are one subject to a reader: compared as an inbox shows them.
-    shown = {" ".join(s.split()).casefold() for s in subjects}
+    shown = {shown_alike(s) for s in subjects}  # "Same" and "same " are one to a reader
     if any(not s for s in subjects) or len(shown) != len(subjects):
         raise InvalidInput("the subjects must be different and not empty", field="subject")
     if len(preheaders) not in (0, 1, len(subjects)):

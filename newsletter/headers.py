@@ -161,6 +161,12 @@ def one_line(value: str) -> str:
     return " ".join(_UNSAFE_TEXT.sub(" ", value).split())
 
 
+def shown_alike(text: str) -> str:
+    """A subject as an inbox shows it, for comparing two: spaces collapsed, case folded
+    ("Same" and "same " are one subject to a reader)."""
+    return " ".join(text.split()).casefold()
+
+
 _URL_BREAK = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 

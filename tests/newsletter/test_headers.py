@@ -34,7 +34,7 @@ from campaigns.delivery.providers.smtp import SmtpConfig, SmtpProvider
 from campaigns.models import Campaign, CampaignStatus
 from newsletter import api_tokens, db
 from newsletter.errors import HeaderInjection, InvalidInput
-from newsletter.headers import address_header, check_header_text, header_value
+from newsletter.headers import address_header, check_header_text, header_value, shown_alike
 from newsletter.mail import MimeTemplate, OutgoingMessage, build_mime, personal_values
 from newsletter.settings import Settings, load_settings
 from subscribers.addresses import clean_name
@@ -349,3 +349,8 @@ def test_sendgrid_gets_no_hostile_name_and_no_hostile_subject(
         with pytest.raises(HeaderInjection):
             provider.send_message(hostile)
     assert len(fake_sendgrid.requests) == 2
+
+
+def test_subjects_an_inbox_shows_alike_compare_equal() -> None:
+    assert shown_alike(" Same\tSubject ") == shown_alike("same subject")
+    assert shown_alike("Same subject") != shown_alike("Same subjects")

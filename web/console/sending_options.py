@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from campaigns import actions, resends, subject_tests
 from newsletter.errors import InvalidInput
+from newsletter.headers import shown_alike
 from newsletter.settings import Settings
 from web.console.campaigns import status_note
 from web.console.deps import PREFIX, CsrfDep, CurrentUser, EditorUser, render
@@ -179,7 +180,7 @@ def _subject_at_fault(subjects: tuple[str, str, str]) -> str:
             return name
     seen: set[str] = set()
     for name, text in zip(names, subjects, strict=True):
-        shown = " ".join(text.split()).casefold()
+        shown = shown_alike(text)
         if shown and shown in seen:
             return name
         seen.add(shown)
